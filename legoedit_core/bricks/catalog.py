@@ -1,0 +1,13 @@
+"""The built-in bricks: every declaration, then every backend module, in catalogue order."""
+
+from legoedit_core.bricks import edit, functions, predict
+from legoedit_core.bricks.registry import BrickRegistry
+
+
+def register(registry: BrickRegistry) -> None:
+    predict.register(registry)
+    edit.register(registry)
+    functions.register(registry)
+    from legoedit_core.bricks import cpu
+
+    cpu.register(registry)

@@ -1,0 +1,148 @@
+"""Declarations: what a brick takes and gives (``BrickSpec``) and how it runs (``Backend``).
+
+A brick is declared once. The Builder's tool catalogue, the workflow JSON Schema, the CLI listing and the docs
+are all rendered from these declarations, so a declaration is the single source of truth about a tool.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from legoedit_core.types import PortType
+
+Family = Literal["predict", "edit", "function"]
+Resource = Literal["cpu", "gpu"]
+
+
+class Port(BaseModel):
+    """One typed input or output of a brick."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    type: PortType
+    description: str = ""
+    required: bool = True
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def summary(self) -> str:
+        """``name: Type`` plus its default, range and choices, as shown to the Builder."""
+        text = f"{self.name}: {self.type.value}"
+        if not self.required:
+            text += f" = {self.default!r}" if self.default is not None else " (optional)"
+        if self.minimum is not None or self.maximum is not None:
+            text += f" in [{_num(self.minimum)}, {_num(self.maximum)}]"
+        if self.choices:
+            text += " one of " + "|".join(self.choices)
+        return text
+
+
+def _num(value: float | None) -> str:
+    return "-inf" if value is None else f"{value:g}"
+
+
+def image(name: str = "image", description: str = "", required: bool = True) -> Port:
+    return Port(name=name, type=PortType.IMAGE, description=description, required=required)
+
+
+def mask(name: str = "mask", description: str = "", required: bool = True) -> Port:
+    return Port(name=name, type=PortType.MASK, description=description, required=required)
+
+
+def text(name: str = "prompt", description: str = "", required: bool = True, default: str | None = None,
+         choices: tuple[str, ...] | None = None) -> Port:
+    return Port(name=name, type=PortType.TEXT, description=description, required=required and default is None,
+                default=default, choices=choices)
+
+
+def number(name: str, description: str = "", default: float | None = None, minimum: float | None = None,
+           maximum: float | None = None) -> Port:
+    return Port(name=name, type=PortType.NUMBER, description=description, required=default is None, default=default,
+                minimum=minimum, maximum=maximum)
+
+
+def bbox(name: str = "bbox", description: str = "", required: bool = True) -> Port:
+    return Port(name=name, type=PortType.BBOX, description=description, required=required)
+
+
+class BrickSpec(BaseModel):
+    """The declaration of a tool: typed ports, what it does, and what it needs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(pattern=r"^[A-Z][A-Z0-9_-]*$")
+    family: Family
+    description: str
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    constraints: tuple[str, ...] = ()
+    resource: Resource = "cpu"
+    batchable: bool = False
+    version: str = "1"
+
+    def input(self, name: str) -> Port | None:
+        return next((p for p in self.inputs if p.name == name), None)
+
+    def output(self, name: str) -> Port | None:
+        return next((p for p in self.outputs if p.name == name), None)
+
+
+class BrickError(Exception):
+    """A brick could not produce a result for one item; the message says why in plain words."""
+
+
+class Backend(ABC):
+    """One way to run a brick. Subclasses declare ``brick``, ``name``, ``resource`` and implement ``run_batch``.
+
+    A backend is constructed with its settings (a dict from the config: model id, steps, ...). It must not load
+    anything heavy in ``__init__``; models load lazily on the first call, through ``legoedit_core.models``.
+    """
+
+    brick: ClassVar[str]
+    name: ClassVar[str]
+    resource: ClassVar[Resource] = "cpu"
+    version: ClassVar[str] = "1"
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        self.settings: dict[str, Any] = dict(settings or {})
+
+    @classmethod
+    def missing(cls, settings: dict[str, Any]) -> str | None:
+        """Why this backend cannot run with these settings (a missing package or model), or None if it can."""
+        return None
+
+    def describe_needs(self) -> str:
+        """What the backend needs to run, for the CLI listing (e.g. the model id it loads)."""
+        return ""
+
+    @abstractmethod
+    def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any] | BrickError]:
+        """Run the brick on many items at once: one output dict (or a BrickError) per input dict, in order.
+
+        ``inputs`` carry every declared input port, with defaults filled in and values already type-checked.
+        """
+
+
+class PerItemBackend(Backend):
+    """A backend that handles items one at a time: implement ``run_one``; errors stay with their item."""
+
+    def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any] | BrickError]:
+        results: list[dict[str, Any] | BrickError] = []
+        for item_inputs, seed in zip(inputs, seeds, strict=True):
+            try:
+                results.append(self.run_one(item_inputs, seed))
+            except BrickError as error:
+                results.append(error)
+            except Exception as error:  # a bug or a library error on this item must not sink the batch
+                results.append(BrickError(f"{type(error).__name__}: {error}"))
+        return results
+
+    @abstractmethod
+    def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+        """Run on one item; raise BrickError for a per-item failure the user should read."""

@@ -1,0 +1,348 @@
+"""The Executor: runs validated workflows over bricks.
+
+``Executor.run`` edits one item. ``Executor.run_many`` edits many in *waves*: every node that is ready across
+all items is grouped by (brick, backend), each group is one batched backend call, and then the next wave starts.
+The wave machinery is public (``Executor.start`` -> ``WaveRun``, ``Executor.run_group``) so that an orchestrator
+such as the Prefect flow can run each group as its own task, possibly on another worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from legoedit_core.bricks.spec import BrickError, BrickSpec
+from legoedit_core.cache import NodeCache, array_key, call_key
+from legoedit_core.config import Toolset
+from legoedit_core.types import PortType, ValueTypeError, check_value, size_of
+from legoedit_core.workflow import (
+    INPUT,
+    Constraint,
+    Node,
+    Workflow,
+    dependencies,
+    literal_value,
+    needed_nodes,
+    parse_ref,
+    validate,
+)
+
+Status = Literal["ok", "invalid_plan", "failed"]
+
+
+def node_seed(item_seed: int, node_id: str) -> int:
+    """The seed a node gets: a stable hash of the item seed and the node id (63 bits)."""
+    digest = hashlib.blake2b(f"{item_seed}/{node_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & (2**63 - 1)
+
+
+@dataclass
+class EditItem:
+    """One image to edit with one workflow. ``mask`` is the user's optional mask (``@input.mask``)."""
+
+    id: str
+    image: np.ndarray
+    workflow: Workflow
+    mask: np.ndarray | None = None
+    seed: int = 0
+
+
+@dataclass
+class NodeTrace:
+    node: str
+    tool: str
+    backend: str | None
+    seconds: float
+    cache_hit: bool = False
+    error: str | None = None
+    wave: int = 0
+    batch_size: int = 1
+
+
+@dataclass
+class EditResult:
+    """What happened to one item: ``image`` is set exactly when ``status`` is ``ok``."""
+
+    id: str
+    status: Status
+    image: np.ndarray | None = None
+    error: str | None = None
+    failed_node: str | None = None
+    trace: list[NodeTrace] = field(default_factory=list)
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def masks(self) -> list[np.ndarray]:
+        """Every mask a node of this run produced (for judging what the plan meant to change)."""
+        return [v for outputs in self.values.values() for v in outputs.values() if _is_mask(v)]
+
+
+def _is_mask(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.ndim == 2
+
+
+@dataclass
+class BrickCall:
+    """One node of one item, with its inputs resolved to values."""
+
+    item: int
+    node: str
+    inputs: dict[str, Any]
+    seed: int
+    key: str | None = None
+
+
+@dataclass
+class BrickGroup:
+    """All calls to one (brick, backend) in one wave: one batched backend call."""
+
+    tool: str
+    backend: str
+    wave: int
+    calls: list[BrickCall]
+
+
+@dataclass
+class GroupResult:
+    outputs: list[dict[str, Any] | BrickError]
+    seconds: float
+
+
+class Executor:
+    """Runs workflows with the backends a Toolset chose; optionally caches node results."""
+
+    def __init__(self, toolset: Toolset | None = None, cache: NodeCache | None = None,
+                 constraints: Sequence[Constraint] = ()) -> None:
+        self.toolset = toolset or Toolset()
+        self.cache = cache
+        self.constraints = list(constraints)
+
+    def run(self, workflow: Workflow, image: np.ndarray, mask: np.ndarray | None = None, seed: int = 0,
+            item_id: str = "item") -> EditResult:
+        """Edit one image."""
+        return self.run_many([EditItem(item_id, image, workflow, mask, seed)])[0]
+
+    def run_many(self, items: Sequence[EditItem]) -> list[EditResult]:
+        """Edit many images in waves; a failing item stops only itself."""
+        waves = self.start(items)
+        while groups := waves.next_groups():
+            for group in groups:
+                waves.record(group, self.run_group(group))
+        return waves.results()
+
+    def start(self, items: Sequence[EditItem]) -> WaveRun:
+        """Validate every item and prepare its waves (invalid items are finished at once)."""
+        return WaveRun(self, items)
+
+    def run_group(self, group: BrickGroup) -> GroupResult:
+        """Run one batched backend call. Safe to call from any thread; an exception fails the whole group."""
+        backend = self.toolset.backend(group.tool)
+        started = time.perf_counter()
+        try:
+            outputs = backend.run_batch([c.inputs for c in group.calls], [c.seed for c in group.calls])
+            if len(outputs) != len(group.calls):
+                raise BrickError(f"backend returned {len(outputs)} results for {len(group.calls)} inputs")
+        except Exception as error:  # the backend broke as a whole: every call in the group fails with the reason
+            failure = error if isinstance(error, BrickError) else BrickError(f"{type(error).__name__}: {error}")
+            outputs = [failure] * len(group.calls)
+        return GroupResult(outputs, time.perf_counter() - started)
+
+
+class _ItemState:
+    def __init__(self, item: EditItem, pending: list[str]) -> None:
+        self.item = item
+        self.pending = pending  # node ids still to run, in dependency order
+        self.values: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, dict[str, str]] = {}  # content keys of values, when caching
+        self.trace: list[NodeTrace] = []
+        self.result: EditResult | None = None
+
+
+class WaveRun:
+    """The state of a many-item run: which nodes are done, which are ready, and each item's outcome."""
+
+    def __init__(self, executor: Executor, items: Sequence[EditItem]) -> None:
+        self.executor = executor
+        self.wave = 0
+        self.states: list[_ItemState] = []
+        for item in items:
+            problems = validate(item.workflow, executor.toolset, executor.constraints)
+            state = _ItemState(item, [] if problems else needed_nodes(item.workflow))
+            if problems:
+                state.result = EditResult(item.id, "invalid_plan", error="; ".join(str(p) for p in problems))
+            elif executor.cache is not None:
+                state.keys[INPUT] = {"image": array_key(item.image)}
+                if item.mask is not None:
+                    state.keys[INPUT]["mask"] = array_key(item.mask)
+            self.states.append(state)
+
+    def next_groups(self) -> list[BrickGroup]:
+        """The next wave's groups; cache hits are applied here and never become calls. Empty when all done."""
+        while True:
+            self.wave += 1
+            groups: dict[tuple[str, str], BrickGroup] = {}
+            progressed = False
+            for index, state in enumerate(self.states):
+                if state.result is not None:
+                    continue
+                for node_id in self._ready(state):
+                    progressed = True
+                    call = self._prepare(index, state, node_id)
+                    if call is None:
+                        break  # the item failed while preparing this node
+                    if self._apply_cached(state, call):
+                        continue
+                    tool = state.item.workflow.node(node_id).tool
+                    backend = self.executor.toolset.backend_class(tool).name
+                    groups.setdefault((tool, backend), BrickGroup(tool, backend, self.wave, [])).calls.append(call)
+                self._finish_if_done(state)
+            if groups or not progressed:
+                return list(groups.values())
+
+    def record(self, group: BrickGroup, result: GroupResult) -> None:
+        """Store a group's outputs in each item; a per-item error fails that item alone."""
+        spec = self.executor.toolset.spec(group.tool)
+        assert spec is not None
+        seconds = result.seconds / max(1, len(group.calls))
+        for call, outputs in zip(group.calls, result.outputs, strict=True):
+            state = self.states[call.item]
+            if state.result is not None:
+                continue
+            trace = NodeTrace(call.node, group.tool, group.backend, seconds, wave=group.wave,
+                              batch_size=len(group.calls))
+            state.trace.append(trace)
+            try:
+                if isinstance(outputs, BrickError):
+                    raise outputs
+                outputs = _check_outputs(spec, outputs)
+            except (BrickError, ValueTypeError) as error:
+                trace.error = str(error)
+                self._fail(state, call.node, group.tool, str(error))
+                continue
+            self._store(state, call, outputs)
+            if call.key is not None and self.executor.cache is not None:
+                self.executor.cache.put(call.key, outputs)
+            self._finish_if_done(state)
+
+    def results(self) -> list[EditResult]:
+        """One result per item, in input order. Call after ``next_groups`` returned no groups."""
+        return [s.result or EditResult(s.item.id, "failed", error="run did not finish", trace=s.trace)
+                for s in self.states]
+
+    # ------------------------------------------------------------------------------------------------ internals
+
+    def _ready(self, state: _ItemState) -> list[str]:
+        workflow = state.item.workflow
+        ready = []
+        for node_id in state.pending:
+            deps = {r.source for r in dependencies(workflow.node(node_id)) if r.source != INPUT}
+            if all(d in state.values for d in deps):
+                ready.append(node_id)
+        for node_id in ready:
+            state.pending.remove(node_id)
+        return ready
+
+    def _prepare(self, index: int, state: _ItemState, node_id: str) -> BrickCall | None:
+        node = state.item.workflow.node(node_id)
+        spec = self.executor.toolset.spec(node.tool)
+        assert node is not None and spec is not None
+        try:
+            inputs = self._resolve_inputs(state, node, spec)
+        except BrickError as error:
+            state.trace.append(NodeTrace(node_id, node.tool, None, 0.0, error=str(error), wave=self.wave))
+            self._fail(state, node_id, node.tool, str(error))
+            return None
+        seed = node_seed(state.item.seed, node_id)
+        call = BrickCall(index, node_id, inputs, seed)
+        if self.executor.cache is not None:
+            backend = self.executor.toolset.backend_class(node.tool)
+            call.key = call_key({
+                "tool": node.tool, "spec": spec.version, "backend": backend.name, "version": backend.version,
+                "settings": self.executor.toolset.config.brick(node.tool).backend_settings(),
+                "inputs": {name: self._value_key(state, value) for name, value in node.inputs.items()},
+                "seed": seed,
+            })
+        return call
+
+    def _resolve_inputs(self, state: _ItemState, node: Node, spec: BrickSpec) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        for port in spec.inputs:
+            if port.name not in node.inputs:
+                inputs[port.name] = port.default
+                continue
+            raw = node.inputs[port.name]
+            ref = parse_ref(raw)
+            value = self._lookup(state, ref) if ref else literal_value(raw)
+            try:
+                inputs[port.name] = check_value(port.type, value)
+            except ValueTypeError as error:
+                raise BrickError(f"input {port.name!r}: {error}") from None
+        image = inputs.get("image")
+        if isinstance(image, np.ndarray):
+            for port in spec.inputs:
+                value = inputs.get(port.name)
+                if port.type is PortType.MASK and value is not None and size_of(value) != size_of(image):
+                    (mw, mh), (iw, ih) = size_of(value), size_of(image)
+                    raise BrickError(f"input {port.name!r} is {mw}x{mh} but the image is {iw}x{ih}")
+        return inputs
+
+    def _lookup(self, state: _ItemState, ref) -> Any:
+        if ref.source == INPUT:
+            value = state.item.image if ref.port == "image" else state.item.mask
+            if value is None:
+                raise BrickError(f"the workflow uses {ref} but this item has no {ref.port}")
+            return value
+        return state.values[ref.source][ref.port]
+
+    def _value_key(self, state: _ItemState, raw: Any) -> Any:
+        ref = parse_ref(raw)
+        return state.keys[ref.source][ref.port] if ref else literal_value(raw)
+
+    def _apply_cached(self, state: _ItemState, call: BrickCall) -> bool:
+        if call.key is None or self.executor.cache is None:
+            return False
+        outputs = self.executor.cache.get(call.key)
+        if outputs is None:
+            return False
+        tool = state.item.workflow.node(call.node).tool
+        backend = self.executor.toolset.backend_class(tool).name
+        state.trace.append(NodeTrace(call.node, tool, backend, 0.0, cache_hit=True, wave=self.wave))
+        self._store(state, call, outputs)
+        return True
+
+    def _store(self, state: _ItemState, call: BrickCall, outputs: dict[str, Any]) -> None:
+        state.values[call.node] = outputs
+        if call.key is not None:
+            state.keys[call.node] = {port: f"{call.key}:{port}" for port in outputs}
+
+    def _fail(self, state: _ItemState, node_id: str, tool: str, message: str) -> None:
+        state.result = EditResult(state.item.id, "failed", error=f"node {node_id!r} ({tool}): {message}",
+                                  failed_node=node_id, trace=state.trace, values=state.values)
+
+    def _finish_if_done(self, state: _ItemState) -> None:
+        if state.result is not None or state.pending:
+            return
+        if any(n not in state.values for n in needed_nodes(state.item.workflow)):
+            return  # nodes of this item are still in flight
+        ref = parse_ref(state.item.workflow.output)
+        image = state.values[ref.source][ref.port]
+        state.result = EditResult(state.item.id, "ok", image=image, trace=state.trace, values=state.values)
+
+
+def _check_outputs(spec: BrickSpec, outputs: Any) -> dict[str, Any]:
+    if not isinstance(outputs, dict):
+        raise BrickError(f"backend returned {type(outputs).__name__}, expected a dict of outputs")
+    checked = {}
+    for port in spec.outputs:
+        if port.name not in outputs:
+            raise BrickError(f"backend returned no {port.name!r} output")
+        try:
+            checked[port.name] = check_value(port.type, outputs[port.name])
+        except ValueTypeError as error:
+            raise BrickError(f"output {port.name!r}: {error}") from None
+    return checked
+

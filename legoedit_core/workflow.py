@@ -1,0 +1,381 @@
+"""Workflows: the typed graph of tool calls that the Builder writes and the Executor runs.
+
+Canonical form (see docs/architecture.md)::
+
+    {"instruction": "...",
+     "nodes": [{"id": "seg", "tool": "RES", "inputs": {"image": "@input.image", "prompt": "dog"}}, ...],
+     "output": "@erase.image"}
+
+A string starting with ``@`` is a reference (``@input.image``, ``@input.mask``, ``@<node>.<port>``); ``@@``
+escapes a literal leading ``@``. The Lego-Edit ``pipeline`` dialect is parsed into the same form.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from legoedit_core.bricks.spec import BrickSpec, Port
+from legoedit_core.types import PortType, ValueTypeError, check_value
+
+INPUT = "input"
+INPUT_PORTS: dict[str, PortType] = {"image": PortType.IMAGE, "mask": PortType.MASK}
+NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,47}$"
+_REF = re.compile(r"^@([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_-]*)$")
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    tool: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Workflow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instruction: str = ""
+    nodes: list[Node]
+    output: str
+
+    def node(self, node_id: str) -> Node | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+    def tools(self) -> list[str]:
+        return [n.tool for n in self.nodes]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to a value: ``source`` is ``input`` or a node id, ``port`` an output port name."""
+
+    source: str
+    port: str
+
+    def __str__(self) -> str:
+        return f"@{self.source}.{self.port}"
+
+
+def parse_ref(value: Any) -> Ref | None:
+    """The reference a literal stands for, or None when it is a plain literal (including ``@@`` escapes)."""
+    if not isinstance(value, str) or not value.startswith("@") or value.startswith("@@"):
+        return None
+    match = _REF.match(value)
+    if match is None:
+        raise ValueError(f"malformed reference {value!r}: expected @input.image, @input.mask or @<node>.<port>")
+    return Ref(match.group(1), match.group(2))
+
+
+def literal_value(value: Any) -> Any:
+    """A literal with its ``@@`` escape undone."""
+    return value[1:] if isinstance(value, str) and value.startswith("@@") else value
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a workflow: the node it is about (None for the whole graph) and what is wrong."""
+
+    node: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.message}" if self.node else self.message
+
+
+class WorkflowError(ValueError):
+    """A workflow that cannot be parsed or does not validate; ``problems`` lists every issue found."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid workflow:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class Constraint(Protocol):
+    """A user rule about plans (e.g. from feedback); validation reports its violations."""
+
+    def describe(self) -> str: ...
+
+    def violations(self, workflow: Workflow) -> list[Problem]: ...
+
+
+class ToolCatalog(Protocol):
+    """What validation needs to know about tools: their declarations and whether they can run here."""
+
+    def spec(self, name: str) -> BrickSpec | None: ...
+
+    def unavailable(self, name: str) -> str | None: ...
+
+    def names(self) -> list[str]: ...
+
+
+# ---------------------------------------------------------------------------------------------------- parsing
+
+
+def parse_workflow(data: str | bytes | dict[str, Any], instruction: str | None = None) -> Workflow:
+    """Parse a workflow in canonical form or the Lego-Edit ``pipeline`` dialect; raise WorkflowError if malformed."""
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as error:
+            raise WorkflowError([Problem(None, f"not valid JSON: {error}")]) from None
+    if not isinstance(data, dict):
+        raise WorkflowError([Problem(None, f"a workflow is a JSON object, got {type(data).__name__}")])
+    if "pipeline" in data:
+        data = _from_pipeline_dialect(data)
+    if instruction is not None:
+        data = {**data, "instruction": instruction}
+    try:
+        return Workflow.model_validate(data)
+    except ValidationError as error:
+        raise WorkflowError([_pydantic_problem(e) for e in error.errors()]) from None
+
+
+def _pydantic_problem(error: dict[str, Any]) -> Problem:
+    location = ".".join(str(part) for part in error["loc"])
+    return Problem(None, f"{location}: {error['msg']}")
+
+
+_DIALECT_REF = re.compile(r"^\s*(init|step(\d+))\[([^\]]+)\]\s*$")
+_DIALECT_PORT_ALIASES = {"img": "image", "text": "prompt", "caption": "prompt"}
+
+
+def _from_pipeline_dialect(data: dict[str, Any]) -> dict[str, Any]:
+    """Lego-Edit's ``{"process", "pipeline": [{"step", "model", "input", "output"}, ..., {"result"}]}`` -> canonical.
+
+    Each step's ``output`` maps a port to a storage name ``stepN[key]``; later references use those names.
+    """
+    pipeline = data["pipeline"]
+    if not isinstance(pipeline, list):
+        raise WorkflowError([Problem(None, "pipeline: expected a list of steps")])
+    stored: dict[str, str] = {}  # "stepN[key]" -> "@stepN.port"
+    nodes: list[dict[str, Any]] = []
+    output: str | None = None
+    problems: list[Problem] = []
+    for entry in pipeline:
+        if isinstance(entry, dict) and "result" in entry:
+            result = entry["result"]
+            if isinstance(result, list):
+                result = result[0] if len(result) == 1 else None
+            output = _dialect_ref(result, stored) if isinstance(result, str) else None
+            if output is None:
+                problems.append(Problem(None, f"result: expected one reference like step3[image], got {result!r}"))
+            continue
+        if not isinstance(entry, dict) or "step" not in entry or "model" not in entry:
+            problems.append(Problem(None, f"pipeline entry {entry!r} has no step/model"))
+            continue
+        node_id = f"step{entry['step']}"
+        inputs = {
+            _DIALECT_PORT_ALIASES.get(key, key): _dialect_value(value, stored)
+            for key, value in (entry.get("input") or {}).items()
+        }
+        nodes.append({"id": node_id, "tool": entry["model"], "inputs": inputs})
+        for port, name in (entry.get("output") or {}).items():
+            stored[str(name).strip()] = f"@{node_id}.{_DIALECT_PORT_ALIASES.get(port, port)}"
+    if problems:
+        raise WorkflowError(problems)
+    canonical: dict[str, Any] = {"nodes": nodes, "output": output or ""}
+    if "instruction" in data:
+        canonical["instruction"] = data["instruction"]
+    return canonical
+
+
+def _dialect_ref(value: str, stored: dict[str, str]) -> str | None:
+    if value.strip() in stored:
+        return stored[value.strip()]
+    match = _DIALECT_REF.match(value)
+    if match is None:
+        return None
+    source = INPUT if match.group(1) == "init" else match.group(1)
+    return f"@{source}.{_DIALECT_PORT_ALIASES.get(match.group(3), match.group(3))}"
+
+
+def _dialect_value(value: Any, stored: dict[str, str]) -> Any:
+    if not isinstance(value, str):
+        return value
+    ref = _dialect_ref(value, stored)
+    if ref is not None:
+        return ref
+    return "@" + value if value.startswith("@") else value
+
+
+# ------------------------------------------------------------------------------------------------- validation
+
+
+def validate(workflow: Workflow, tools: ToolCatalog, constraints: Iterable[Constraint] = ()) -> list[Problem]:
+    """Every problem with ``workflow`` at once; an empty list means it can run."""
+    problems: list[Problem] = []
+    ids = [n.id for n in workflow.nodes]
+    seen: set[str] = set()
+    for node_id in ids:
+        if node_id in seen:
+            problems.append(Problem(node_id, "duplicate node id"))
+        seen.add(node_id)
+        if node_id == INPUT or not re.match(NODE_ID_PATTERN, node_id):
+            problems.append(Problem(node_id, "node id must be a name like 'seg_dog' and not 'input'"))
+    specs = {n.id: tools.spec(n.tool) for n in workflow.nodes}
+
+    for node in workflow.nodes:
+        spec = specs[node.id]
+        if spec is None:
+            problems.append(Problem(node.id, f"unknown tool {node.tool!r} (known: {', '.join(tools.names())})"))
+            continue
+        reason = tools.unavailable(node.tool)
+        if reason:
+            problems.append(Problem(node.id, f"tool {node.tool} cannot run here: {reason}"))
+        problems += _check_inputs(node, spec, specs)
+
+    problems += _check_output(workflow, specs)
+    problems += [Problem(node, f"cycle: {' -> '.join(cycle)}") for node, cycle in _cycles(workflow)]
+    for constraint in constraints:
+        problems += constraint.violations(workflow)
+    return problems
+
+
+def _check_inputs(node: Node, spec: BrickSpec, specs: dict[str, BrickSpec | None]) -> list[Problem]:
+    problems = []
+    for name, value in node.inputs.items():
+        port = spec.input(name)
+        if port is None:
+            known = ", ".join(p.name for p in spec.inputs)
+            problems.append(Problem(node.id, f"{spec.name} has no input {name!r} (inputs: {known})"))
+            continue
+        message = _check_value(port, value, specs)
+        if message:
+            problems.append(Problem(node.id, f"input {name!r}: {message}"))
+    for port in spec.inputs:
+        if port.required and port.name not in node.inputs:
+            problems.append(Problem(node.id, f"missing required input {port.name!r} ({port.type.value})"))
+    return problems
+
+
+def _check_value(port: Port, value: Any, specs: dict[str, BrickSpec | None]) -> str | None:
+    try:
+        ref = parse_ref(value)
+    except ValueError as error:
+        return str(error)
+    if ref is not None:
+        source_type = _ref_type(ref, specs)
+        if isinstance(source_type, str):
+            return source_type
+        if source_type is not None and source_type is not port.type:
+            return f"type mismatch: {ref} is a {source_type.value}, but {port.name!r} takes a {port.type.value}"
+        return None
+    if not port.type.literal_allowed:
+        return f"needs a reference to a {port.type.value} (like @input.{'mask' if port.type is PortType.MASK else 'image'}), got the literal {value!r}"
+    try:
+        checked = check_value(port.type, literal_value(value))
+    except ValueTypeError as error:
+        return f"bad literal {value!r}: {error}"
+    if port.type is PortType.NUMBER:
+        if port.minimum is not None and checked < port.minimum or port.maximum is not None and checked > port.maximum:
+            return f"{checked:g} is out of range [{port.minimum:g}, {port.maximum:g}]"
+    if port.choices and checked not in port.choices:
+        return f"{checked!r} is not one of {', '.join(port.choices)}"
+    return None
+
+
+def _ref_type(ref: Ref, specs: dict[str, BrickSpec | None]) -> PortType | str | None:
+    """The type a reference yields, an error message, or None when the source tool is unknown."""
+    if ref.source == INPUT:
+        if ref.port not in INPUT_PORTS:
+            return f"unknown input {ref}: the inputs are @input.image and @input.mask"
+        return INPUT_PORTS[ref.port]
+    if ref.source not in specs:
+        return f"dangling reference {ref}: there is no node {ref.source!r}"
+    source = specs[ref.source]
+    if source is None:
+        return None
+    port = source.output(ref.port)
+    if port is None:
+        known = ", ".join(p.name for p in source.outputs)
+        return f"{ref}: {source.name} has no output {ref.port!r} (outputs: {known})"
+    return port.type
+
+
+def _check_output(workflow: Workflow, specs: dict[str, BrickSpec | None]) -> list[Problem]:
+    if not workflow.output:
+        return [Problem(None, "the workflow has no output: set 'output' to a reference like @node.image")]
+    try:
+        ref = parse_ref(workflow.output)
+    except ValueError as error:
+        return [Problem(None, f"output: {error}")]
+    if ref is None:
+        return [Problem(None, f"output must be a reference like @node.image, got {workflow.output!r}")]
+    source_type = _ref_type(ref, specs)
+    if isinstance(source_type, str):
+        return [Problem(None, f"output: {source_type}")]
+    if source_type is not None and source_type is not PortType.IMAGE:
+        return [Problem(None, f"output {ref} is a {source_type.value}; the output must be an Image")]
+    if ref.source == INPUT:
+        return [Problem(None, "output is the unedited input image: the workflow must edit something")]
+    return []
+
+
+def dependencies(node: Node) -> list[Ref]:
+    """The references a node's inputs make, skipping malformed ones (validation reports those)."""
+    refs = []
+    for value in node.inputs.values():
+        try:
+            ref = parse_ref(value)
+        except ValueError:
+            continue
+        if ref is not None:
+            refs.append(ref)
+    return refs
+
+
+def _cycles(workflow: Workflow) -> list[tuple[str, list[str]]]:
+    """Each cycle once, as (first node, path), found by depth-first search over references."""
+    edges = {n.id: [r.source for r in dependencies(n) if r.source != INPUT] for n in workflow.nodes}
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    found: list[tuple[str, list[str]]] = []
+
+    def visit(node_id: str, path: list[str]) -> None:
+        state[node_id] = 1
+        for dep in edges.get(node_id, []):
+            if dep not in edges:
+                continue
+            if state.get(dep) == 1:
+                cycle = path[path.index(dep):] + [dep]
+                found.append((dep, cycle))
+            elif dep not in state:
+                visit(dep, path + [dep])
+        state[node_id] = 2
+
+    for node_id in edges:
+        if node_id not in state:
+            visit(node_id, [node_id])
+    return found
+
+
+def needed_nodes(workflow: Workflow) -> list[str]:
+    """Ids of the nodes the output depends on, in an order where every node follows its dependencies.
+
+    Assumes a validated (acyclic) workflow. Unused branches are left out.
+    """
+    by_id = {n.id: n for n in workflow.nodes}
+    order: list[str] = []
+    done: set[str] = set()
+
+    def visit(node_id: str) -> None:
+        if node_id in done or node_id not in by_id:
+            return
+        done.add(node_id)
+        for ref in dependencies(by_id[node_id]):
+            if ref.source != INPUT:
+                visit(ref.source)
+        order.append(node_id)
+
+    output = parse_ref(workflow.output)
+    if output is not None and output.source != INPUT:
+        visit(output.source)
+    return order
