@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from legoedit_core.bricks.registry import BrickRegistry, default_registry
 from legoedit_core.bricks.spec import Backend, BrickSpec
+from legoedit_core.planners.settings import PlannerSettings
 
 Profile = Literal["cpu", "gpu"]
 RESOURCES_BY_PROFILE: dict[str, tuple[str, ...]] = {"cpu": ("cpu",), "gpu": ("gpu", "cpu")}
@@ -44,6 +45,7 @@ class Config(BaseModel):
     profile: Profile = "cpu"
     bricks: dict[str, BrickSettings] = Field(default_factory=dict)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    planner: PlannerSettings = Field(default_factory=PlannerSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

@@ -263,9 +263,9 @@ def _check_value(port: Port, value: Any, specs: dict[str, BrickSpec | None]) -> 
     except ValueError as error:
         return str(error)
     if ref is not None:
-        source_type = _ref_type(ref, specs)
-        if isinstance(source_type, str):
-            return source_type
+        source_type, error = _ref_type(ref, specs)
+        if error:
+            return error
         if source_type is not None and source_type is not port.type:
             return f"type mismatch: {ref} is a {source_type.value}, but {port.name!r} takes a {port.type.value}"
         return None
@@ -283,22 +283,22 @@ def _check_value(port: Port, value: Any, specs: dict[str, BrickSpec | None]) -> 
     return None
 
 
-def _ref_type(ref: Ref, specs: dict[str, BrickSpec | None]) -> PortType | str | None:
-    """The type a reference yields, an error message, or None when the source tool is unknown."""
+def _ref_type(ref: Ref, specs: dict[str, BrickSpec | None]) -> tuple[PortType | None, str | None]:
+    """(the type a reference yields, an error message); the type is None when the source tool is unknown."""
     if ref.source == INPUT:
         if ref.port not in INPUT_PORTS:
-            return f"unknown input {ref}: the inputs are @input.image and @input.mask"
-        return INPUT_PORTS[ref.port]
+            return None, f"unknown input {ref}: the inputs are @input.image and @input.mask"
+        return INPUT_PORTS[ref.port], None
     if ref.source not in specs:
-        return f"dangling reference {ref}: there is no node {ref.source!r}"
+        return None, f"dangling reference {ref}: there is no node {ref.source!r}"
     source = specs[ref.source]
     if source is None:
-        return None
+        return None, None
     port = source.output(ref.port)
     if port is None:
         known = ", ".join(p.name for p in source.outputs)
-        return f"{ref}: {source.name} has no output {ref.port!r} (outputs: {known})"
-    return port.type
+        return None, f"{ref}: {source.name} has no output {ref.port!r} (outputs: {known})"
+    return port.type, None
 
 
 def _check_output(workflow: Workflow, specs: dict[str, BrickSpec | None]) -> list[Problem]:
@@ -310,9 +310,9 @@ def _check_output(workflow: Workflow, specs: dict[str, BrickSpec | None]) -> lis
         return [Problem(None, f"output: {error}")]
     if ref is None:
         return [Problem(None, f"output must be a reference like @node.image, got {workflow.output!r}")]
-    source_type = _ref_type(ref, specs)
-    if isinstance(source_type, str):
-        return [Problem(None, f"output: {source_type}")]
+    source_type, error = _ref_type(ref, specs)
+    if error:
+        return [Problem(None, f"output: {error}")]
     if source_type is not None and source_type is not PortType.IMAGE:
         return [Problem(None, f"output {ref} is a {source_type.value}; the output must be an Image")]
     if ref.source == INPUT:

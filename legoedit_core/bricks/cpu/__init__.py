@@ -10,6 +10,6 @@ def register(registry: BrickRegistry) -> None:
 
 
 def _modules():
-    from legoedit_core.bricks.cpu import functions
+    from legoedit_core.bricks.cpu import background, functions, inpaint, recolor, style
 
-    return [functions]
+    return [functions, background, inpaint, recolor, style]

@@ -1,0 +1,123 @@
+"""The ``legoedit`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from legoedit_core.config import Config, Toolset
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML config file")
+    parser.add_argument("--profile", choices=["cpu", "gpu"], help="override the config's profile")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set bricks.INPAINT.steps=20 (repeatable)")
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    overrides = list(args.overrides)
+    if args.profile:
+        overrides.insert(0, f"profile={args.profile!r}".replace("'", '"'))
+    return Config.load(args.config, overrides)
+
+
+def cmd_bricks(args: argparse.Namespace) -> int:
+    from legoedit_core.bricks.render import catalog_table
+    from legoedit_core.workflow_schema import workflow_json_schema
+
+    toolset = Toolset(load_config(args))
+    if args.schema:
+        print(json.dumps(workflow_json_schema(toolset.available_specs()), indent=2))
+    else:
+        print(catalog_table(toolset))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from legoedit_core.workflow import WorkflowError, parse_workflow, validate
+
+    toolset = Toolset(load_config(args))
+    try:
+        problems = validate(parse_workflow(Path(args.workflow).read_text()), toolset)
+    except WorkflowError as error:
+        problems = error.problems
+    if not problems:
+        print(f"{args.workflow}: valid")
+        return 0
+    print(f"{args.workflow}: {len(problems)} problem(s)")
+    for problem in problems:
+        print(f"  - {problem}")
+    return 1
+
+
+def cmd_run_workflow(args: argparse.Namespace) -> int:
+    from legoedit_core.data.images import ImageDecodeError, read_image, read_mask, write_image
+
+    from legoedit_core.executor import Executor
+    from legoedit_core.workflow import WorkflowError, parse_workflow
+
+    try:
+        image = read_image(args.image)
+        mask = read_mask(args.mask, size=(image.shape[1], image.shape[0])) if args.mask else None
+        workflow = parse_workflow(Path(args.workflow).read_text())
+    except (ImageDecodeError, WorkflowError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    result = Executor(Toolset(load_config(args))).run(workflow, image, mask, seed=args.seed, item_id=args.image)
+    if args.trace:
+        Path(args.trace).write_text(json.dumps(_trace_json(result), indent=2))
+    if result.status != "ok":
+        print(f"{result.status}: {result.error}", file=sys.stderr)
+        return 1
+    write_image(result.image, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _trace_json(result) -> dict:
+    return {
+        "id": result.id,
+        "status": result.status,
+        "error": result.error,
+        "trace": [vars(t) for t in result.trace],
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="legoedit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    bricks = commands.add_parser("bricks", help="list every brick with its ports and backend")
+    bricks.add_argument("--schema", action="store_true", help="print the workflow JSON Schema instead")
+    _add_config_options(bricks)
+    bricks.set_defaults(handler=cmd_bricks)
+
+    check = commands.add_parser("validate", help="check a workflow; exit 1 listing every problem")
+    check.add_argument("workflow")
+    _add_config_options(check)
+    check.set_defaults(handler=cmd_validate)
+
+    run = commands.add_parser("run-workflow", help="run a workflow on one image")
+    run.add_argument("image")
+    run.add_argument("workflow")
+    run.add_argument("-o", "--output", required=True, help="where to write the edited image")
+    run.add_argument("--mask", help="the user's mask, available as @input.mask")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--trace", help="write the per-node trace as JSON here")
+    _add_config_options(run)
+    run.set_defaults(handler=cmd_run_workflow)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

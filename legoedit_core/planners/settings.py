@@ -1,0 +1,29 @@
+"""How the Builder is configured: strategy, engine, model and the re-ask / sampling settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PlannerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["rules", "workflow", "decompose"] = "rules"
+    engine: Literal["transformers", "vllm", "openai"] | None = Field(
+        None, description="the model engine for the workflow/decompose strategies; rules needs none")
+    model: str | None = Field(None, description="hub id or local path of the Builder model")
+    adapter: str | None = Field(None, description="local path of a LoRA adapter (the Builder fine-tune)")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the endpoint's key")
+    max_attempts: int = Field(3, ge=1, le=10, description="plans asked for per item before invalid_plan")
+    image_size: int = Field(448, ge=64, le=2048, description="longest side of the image shown to the Builder")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(1024, ge=16)
+    constrained: bool = Field(True, description="constrain decoding to the workflow JSON Schema")
+    multi_turn: bool = Field(False, description="decompose: one EDIT call per sub-request instead of one in all")
+    feedback: list[str] = Field(default_factory=list, description="user feedback lines, also enforced as rules")
+    device: str = "cpu"
+    dtype: str = "float32"

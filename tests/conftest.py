@@ -1,0 +1,41 @@
+"""Shared fixtures: real photos from scikit-image's bundled data (public domain / CC0), small for speed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from legoedit_core.config import Toolset
+
+
+def _small(array: np.ndarray, width: int = 256) -> np.ndarray:
+    picture = Image.fromarray(array).convert("RGB")
+    height = round(picture.height * width / picture.width)
+    return np.asarray(picture.resize((width, height), Image.Resampling.LANCZOS))
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return _small(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def coffee() -> np.ndarray:
+    from skimage import data
+
+    return _small(data.coffee())
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> np.ndarray:
+    from skimage import data
+
+    return _small(data.chelsea())
+
+
+@pytest.fixture(scope="session")
+def cpu_toolset() -> Toolset:
+    return Toolset()

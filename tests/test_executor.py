@@ -1,0 +1,130 @@
+"""The Executor: single items, waves across items, per-item failures, seeds and the node cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from legoedit_core.cache import DiskCache, MemoryCache
+from legoedit_core.config import Toolset
+from legoedit_core.executor import EditItem, Executor, node_seed
+from legoedit_core.workflow import parse_workflow
+
+WAVES = parse_workflow({
+    "nodes": [
+        {"id": "box", "tool": "BBOX", "inputs": {"mask": "@input.mask"}},
+        {"id": "sharp", "tool": "SHARPEN", "inputs": {"image": "@input.image", "amount": 2}},
+        {"id": "blur", "tool": "BLUR", "inputs": {"image": "@sharp.image", "mask": "@box.mask", "radius": 6}},
+        {"id": "grey", "tool": "GRAYSCALE", "inputs": {"image": "@blur.image", "mask": "@input.mask"}},
+        {"id": "unused", "tool": "FLIP", "inputs": {"image": "@input.image"}},
+    ],
+    "output": "@grey.image",
+})
+
+
+def _mask(shape, box) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    x0, y0, x1, y1 = box
+    mask[y0:y1, x0:x1] = 255
+    return mask
+
+
+class CallCounter:
+    """Wraps the chosen backends of a toolset and records every batched call."""
+
+    def __init__(self, toolset: Toolset, tools: list[str]) -> None:
+        self.calls: list[tuple[str, int, list[int]]] = []
+        for tool in tools:
+            backend = toolset.backend(tool)
+            original = backend.run_batch
+
+            def counted(inputs, seeds, tool=tool, original=original):
+                self.calls.append((tool, len(inputs), list(seeds)))
+                return original(inputs, seeds)
+
+            backend.run_batch = counted
+
+
+@pytest.fixture
+def toolset() -> Toolset:
+    return Toolset()
+
+
+def test_single_item_runs_only_what_the_output_needs_and_edits_inside_the_mask(coffee, toolset):
+    mask = _mask(coffee.shape, (40, 30, 120, 100))
+    result = Executor(toolset).run(WAVES, coffee, mask, seed=7)
+    assert result.status == "ok", result.error
+    assert [{t.node for t in result.trace if t.wave == w} for w in (1, 2, 3)] == [{"box", "sharp"}, {"blur"}, {"grey"}]
+    assert all(t.backend and t.seconds >= 0 and not t.cache_hit for t in result.trace)
+    inside = mask > 0
+    grey = result.image[inside]
+    assert np.all(grey[:, 0] == grey[:, 1]) and np.all(grey[:, 1] == grey[:, 2])
+    # outside the blurred box, only SHARPEN (which runs on the whole image) has touched the pixels
+    sharpened = result.values["sharp"]["image"]
+    box = result.values["box"]["mask"] > 0
+    np.testing.assert_array_equal(result.image[~box], sharpened[~box])
+
+
+def test_waves_make_one_batched_call_per_brick_group_and_a_corrupt_item_fails_alone(coffee, toolset):
+    counter = CallCounter(toolset, ["BBOX", "SHARPEN", "BLUR", "GRAYSCALE", "FLIP"])
+    items = [EditItem(f"item{i}", coffee, WAVES, _mask(coffee.shape, (10 + i, 10, 90, 80)), seed=i) for i in range(20)]
+    items[5].mask = np.zeros(coffee.shape[:2], np.uint8)  # empty mask: BBOX cannot box it
+    items[9].mask = np.full((10, 10), 255, np.uint8)  # wrong size: BLUR refuses its 10x10 box
+    results = Executor(toolset).run_many(items)
+
+    tools = [tool for tool, _, _ in counter.calls]
+    assert sorted(tools[:2]) == ["BBOX", "SHARPEN"] and tools[2:] == ["BLUR", "GRAYSCALE"]
+    sizes = {tool: size for tool, size, _ in counter.calls}
+    assert sizes == {"BBOX": 20, "SHARPEN": 20, "BLUR": 18, "GRAYSCALE": 18}
+    statuses = {r.id: r.status for r in results}
+    assert [k for k, v in statuses.items() if v != "ok"] == ["item5", "item9"]
+    assert results[5].failed_node == "box" and "node 'box' (BBOX)" in results[5].error and "empty" in results[5].error
+    assert results[9].failed_node == "blur" and "is 10x10 but the image is" in results[9].error
+    assert results[5].image is None and results[9].image is None
+    assert all(t.batch_size == 20 for t in results[0].trace if t.node in ("box", "sharp"))
+
+
+def test_nodes_get_seeds_derived_from_item_seed_and_node_id(coffee, toolset):
+    counter = CallCounter(toolset, ["SHARPEN"])
+    items = [EditItem("a", coffee, WAVES, _mask(coffee.shape, (0, 0, 50, 50)), seed=3),
+             EditItem("b", coffee, WAVES, _mask(coffee.shape, (0, 0, 50, 50)), seed=4)]
+    Executor(toolset).run_many(items)
+    [(_, _, seeds)] = counter.calls
+    assert seeds == [node_seed(3, "sharp"), node_seed(4, "sharp")]
+    assert node_seed(3, "sharp") != node_seed(3, "blur") and node_seed(3, "sharp") == node_seed(3, "sharp")
+
+
+def test_a_backend_that_breaks_fails_its_group_and_nothing_else(coffee, toolset):
+    def broken(inputs, seeds):
+        raise RuntimeError("device lost")
+
+    toolset.backend("GRAYSCALE").run_batch = broken
+    flip = parse_workflow({"nodes": [{"id": "f", "tool": "FLIP", "inputs": {"image": "@input.image"}}],
+                           "output": "@f.image"})
+    items = [EditItem("grey", coffee, WAVES, _mask(coffee.shape, (0, 0, 40, 40))), EditItem("flip", coffee, flip)]
+    grey, flipped = Executor(toolset).run_many(items)
+    assert grey.status == "failed" and "RuntimeError: device lost" in grey.error and grey.image is None
+    assert flipped.status == "ok"
+    np.testing.assert_array_equal(flipped.image, coffee[:, ::-1])
+
+
+def test_invalid_plans_and_missing_user_mask_are_reported_per_item(coffee, toolset):
+    unknown = parse_workflow({"nodes": [{"id": "s", "tool": "SPARKLE", "inputs": {}}], "output": "@s.image"})
+    results = Executor(toolset).run_many([EditItem("bad", coffee, unknown), EditItem("nomask", coffee, WAVES)])
+    assert results[0].status == "invalid_plan" and "unknown tool 'SPARKLE'" in results[0].error
+    assert results[1].status == "failed" and "uses @input.mask but this item has no mask" in results[1].error
+
+
+@pytest.mark.parametrize("make_cache", [lambda tmp: MemoryCache(), lambda tmp: DiskCache(tmp / "cache")])
+def test_node_cache_skips_recomputation_and_gives_identical_results(coffee, toolset, tmp_path, make_cache):
+    cache = make_cache(tmp_path)
+    mask = _mask(coffee.shape, (20, 20, 100, 90))
+    first = Executor(toolset, cache=cache).run(WAVES, coffee, mask, seed=1)
+    counter = CallCounter(toolset, ["BBOX", "SHARPEN", "BLUR", "GRAYSCALE"])
+    second = Executor(toolset, cache=cache).run(WAVES, coffee, mask, seed=1)
+    assert counter.calls == []
+    assert all(t.cache_hit for t in second.trace)
+    np.testing.assert_array_equal(first.image, second.image)
+    assert second.values["box"]["bbox"] == first.values["box"]["bbox"]
+    third = Executor(toolset, cache=cache).run(WAVES, coffee, mask, seed=2)  # another seed is another key
+    assert [t for t in third.trace if t.cache_hit] == []
