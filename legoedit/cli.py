@@ -11,6 +11,9 @@ from pathlib import Path
 from legoedit_core.config import Config, Toolset
 
 
+DEMO_CATALOGUE = Path(__file__).resolve().parents[1] / "examples" / "catalogue.jsonl"
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file")
     parser.add_argument("--profile", choices=["cpu", "gpu"], help="override the config's profile")
@@ -87,6 +90,31 @@ def _trace_json(result) -> dict:
     }
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.edit_catalogue import ShardsFailed, run_catalogue
+    from legoedit_core.data.datasets import DatasetError
+    from legoedit_core.data.output import OutputMismatch
+
+    try:
+        summary = run_catalogue(args.dataset, args.output, task_runner=args.task_runner, address=args.address,
+                                config=load_config(args), shard_size=args.shard_size, retry_failed=args.retry_failed,
+                                max_concurrent_shards=args.concurrent_shards, write_images=args.write_images)
+    except (ShardsFailed, DatasetError, OutputMismatch) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"rows by status: {summary['counts']}")
+    print(f"parquet: {summary['parts']}")
+    print(f"report:  {summary['report']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.config, args.profile, args.overrides = None, "cpu", []
+    args.retry_failed, args.write_images, args.task_runner, args.address = False, True, "threads", None
+    args.concurrent_shards = 2
+    return cmd_run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="legoedit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", help="write the per-node trace as JSON here")
     _add_config_options(run)
     run.set_defaults(handler=cmd_run_workflow)
+
+    batch = commands.add_parser("run", help="edit a whole dataset on Prefect into Parquet parts + an HTML report")
+    batch.add_argument("dataset", help="a .jsonl/.csv manifest, .parquet, or image folder (local, s3://, ...)")
+    batch.add_argument("output", help="output prefix (local folder, s3://bucket/prefix, ...)")
+    batch.add_argument("--shard-size", type=int, default=64, help="rows per shard (keep it for reruns)")
+    batch.add_argument("--retry-failed", action="store_true", help="re-run the rows whose status is not ok")
+    batch.add_argument("--concurrent-shards", type=int, default=2, help="shards in flight at once")
+    batch.add_argument("--write-images", action="store_true", help="also write edited images as files")
+    batch.add_argument("--task-runner", choices=["threads", "ray", "dask"], default="threads")
+    batch.add_argument("--address", help="Ray or Dask cluster address for --task-runner ray|dask")
+    _add_config_options(batch)
+    batch.set_defaults(handler=cmd_run)
+
+    demo = commands.add_parser("demo", help="edit the bundled example catalogue on CPU; prints the outputs")
+    demo.add_argument("--output", default="legoedit-demo", help="where to write (default: ./legoedit-demo)")
+    demo.add_argument("--dataset", default=str(DEMO_CATALOGUE), help=argparse.SUPPRESS)
+    demo.add_argument("--shard-size", type=int, default=4, help=argparse.SUPPRESS)
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,17 +50,35 @@ class Config(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-        """Read a TOML file (or nothing) and apply ``key.sub=value`` overrides, values parsed as TOML."""
+        """Read a TOML file (or nothing) and apply ``key.sub=value`` overrides, values parsed as TOML.
+
+        The chosen profile's defaults (``legoedit_core/profiles/<profile>.toml``) lie under both.
+        """
         data: dict[str, Any] = tomllib.loads(Path(path).read_text()) if path else {}
         for override in overrides or []:
             key, sep, raw = override.partition("=")
             if not sep:
                 raise ValueError(f"override {override!r} is not key=value")
             _set_dotted(data, key.strip(), _parse_toml_value(raw.strip()))
-        return cls.model_validate(data)
+        return cls.model_validate(_merged(profile_defaults(str(data.get("profile", "cpu"))), data))
 
     def brick(self, name: str) -> BrickSettings:
         return self.bricks.get(name, BrickSettings())
+
+
+def profile_defaults(profile: str) -> dict[str, Any]:
+    """The settings a profile starts from (empty for a profile without a defaults file)."""
+    defaults = resources.files("legoedit_core") / "profiles" / f"{profile}.toml"
+    return tomllib.loads(defaults.read_text()) if defaults.is_file() else {}
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, table by table."""
+    merged = dict(base)
+    for key, value in top.items():
+        below = merged.get(key)
+        merged[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
 
 
 def _parse_toml_value(raw: str) -> Any:
@@ -89,6 +108,7 @@ class Toolset:
     def __init__(self, config: Config | None = None, registry: BrickRegistry | None = None) -> None:
         self.config = config or Config()
         self.registry = registry or default_registry()
+        self._passed_over: dict[str, list[str]] = {}
         self._choice: dict[str, type[Backend] | Unavailable] = {
             brick.spec.name: self._choose(brick.spec.name) for brick in self.registry
         }
@@ -117,6 +137,7 @@ class Toolset:
                 continue
             missing = backend.missing(settings.backend_settings())
             if missing is None:
+                self._passed_over[name] = reasons
                 return backend
             reasons.append(f"{backend.name}: {missing}")
         return Unavailable(f"{name} is not available on the {self.config.profile} profile ({'; '.join(reasons)})")
@@ -136,6 +157,10 @@ class Toolset:
         """Why ``name`` cannot run, or None if it can (unknown bricks are the validator's business)."""
         choice = self._choice.get(name)
         return choice.reason if isinstance(choice, Unavailable) else None
+
+    def passed_over(self, name: str) -> list[str]:
+        """Why the backends preferred over the chosen one could not run (e.g. a GPU model's missing weights)."""
+        return list(self._passed_over.get(name, []))
 
     def backend_class(self, name: str) -> type[Backend]:
         choice = self._choice[name]

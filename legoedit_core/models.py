@@ -47,8 +47,7 @@ def from_pretrained(key: ModelKey) -> Any:
         return cls.from_pretrained(key.source)
     import torch
 
-    dtype_arg = "torch_dtype" if library == "diffusers" else "dtype"
-    model = cls.from_pretrained(key.source, **{dtype_arg: getattr(torch, key.dtype)})
+    model = cls.from_pretrained(key.source, dtype=getattr(torch, key.dtype))
     if key.adapters:
         for name, path, _ in key.adapters:
             model.load_lora_weights(path, adapter_name=name)

@@ -8,6 +8,7 @@ def register(registry: BrickRegistry) -> None:
     predict.register(registry)
     edit.register(registry)
     functions.register(registry)
-    from legoedit_core.bricks import cpu
+    from legoedit_core.bricks import cpu, models
 
     cpu.register(registry)
+    models.register(registry)

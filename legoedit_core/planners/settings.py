@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+Strategy = Literal["rules", "workflow", "decompose"]
+EngineName = Literal["transformers", "vllm", "openai"]
 
 
 class PlannerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Literal["rules", "workflow", "decompose"] = "rules"
-    engine: Literal["transformers", "vllm", "openai"] | None = Field(
+    strategy: Strategy = "rules"
+    engine: EngineName | None = Field(
         None, description="the model engine for the workflow/decompose strategies; rules needs none")
     model: str | None = Field(None, description="hub id or local path of the Builder model")
     adapter: str | None = Field(None, description="local path of a LoRA adapter (the Builder fine-tune)")
@@ -23,7 +26,18 @@ class PlannerSettings(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(1024, ge=16)
     constrained: bool = Field(True, description="constrain decoding to the workflow JSON Schema")
+    reasoning: bool = Field(True, description="ask for <think>...</think> reasoning before the plan")
+    max_think_chars: int = Field(1200, ge=16, description="longest reasoning the constrained grammar lets through")
     multi_turn: bool = Field(False, description="decompose: one EDIT call per sub-request instead of one in all")
     feedback: list[str] = Field(default_factory=list, description="user feedback lines, also enforced as rules")
+    examples: int = Field(3, ge=0, le=10, description="worked examples shown in the prompt")
     device: str = "cpu"
     dtype: str = "float32"
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict, description="extra keyword arguments for vllm.LLM or from_pretrained")
+    concurrency: int = Field(8, ge=1, description="openai: requests in flight at once")
+    http_retries: int = Field(4, ge=1, le=20, description="openai: tries per request on 429 / 5xx / connection errors")
+    retry_wait: float = Field(1.0, ge=0.0, description="openai: first back-off in seconds, doubling per retry")
+    timeout_s: float = Field(120.0, gt=0.0, description="openai: seconds per request")
+    verify_rounds: int = Field(0, ge=0, le=5, description="re-plan rounds after a judge's critique (0: off)")
+    accept_score: float = Field(7.0, description="verify: a judge score at or above this ends the loop")

@@ -18,7 +18,6 @@ from legoedit_core.bricks.spec import BrickError, PerItemBackend
 
 BLUR_WORDS = ("blur", "bokeh", "defocus", "out of focus", "depth of field")
 CUTOUT_WORDS = ("transparent", "remove", "no background", "cut out", "cutout", "delete")
-GRADIENT = re.compile(r"gradient\s+(?:from\s+)?(?P<top>.+?)\s+(?:to|into|and)\s+(?P<bottom>.+)")
 WHITE: RGB = (255, 255, 255)
 
 
@@ -40,19 +39,25 @@ def new_background(image: np.ndarray, foreground: np.ndarray, prompt: str) -> np
         return background_blur(image, foreground, sigma=max(3.0, 0.03 * max(height, width)))
     if any(word in text for word in CUTOUT_WORDS):
         return np.full_like(image, WHITE)
-    gradient = GRADIENT.search(text)
-    if gradient:
-        top, bottom = parse_color(gradient["top"]), parse_color(gradient["bottom"])
-        if top is None or bottom is None:
-            raise BrickError(f"could not read two colour names in the gradient {prompt!r}")
-        weights = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
-        column = (1 - weights) * np.float32(top) + weights * np.float32(bottom)
-        return np.broadcast_to(np.rint(column).astype(np.uint8), image.shape).copy()
+    if "gradient" in text:
+        return gradient(prompt, height, width)
     colour = parse_color(text)
     if colour is None:
         raise BrickError(f"the CPU backend can use a colour, a gradient or blur; {prompt!r} needs a generative CBG "
                          "backend")
     return np.full_like(image, colour)
+
+
+def gradient(prompt: str, height: int, width: int) -> np.ndarray:
+    """A vertical gradient, top to bottom, from "gradient from X to Y" or "an X to Y gradient"."""
+    text = re.sub(r"\b(?:gradient|from)\b", " ", prompt.lower())  # parse_color skips "a", "background", ...
+    ends = [parse_color(part) for part in re.split(r"\s(?:to|into)\s", text)]
+    if len(ends) != 2 or None in ends:
+        raise BrickError(f"could not read two colours in the gradient {prompt!r}: write 'gradient from X to Y'")
+    top, bottom = np.float32(ends[0]), np.float32(ends[1])
+    weights = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    column = np.rint((1 - weights) * top + weights * bottom).astype(np.uint8)
+    return np.broadcast_to(column, (height, width, 3)).copy()
 
 
 def background_blur(image: np.ndarray, foreground: np.ndarray, sigma: float) -> np.ndarray:

@@ -8,7 +8,9 @@ import numpy as np
 from legoedit_core.bricks.spec import BrickError
 
 
-def blend_in_mask(original: np.ndarray, edited: np.ndarray, mask: np.ndarray | None, feather: float = 0.0) -> np.ndarray:
+def blend_in_mask(
+    original: np.ndarray, edited: np.ndarray, mask: np.ndarray | None, feather: float = 0.0
+) -> np.ndarray:
     """``edited`` inside ``mask`` and ``original`` outside it (everywhere ``edited`` when there is no mask).
 
     ``feather`` > 0 softens the seam with a Gaussian of that sigma, *inside* the mask only, so pixels outside the

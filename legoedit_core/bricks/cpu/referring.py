@@ -9,11 +9,13 @@ Anything else is refused with a plain message rather than guessed at.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from legoedit_core.bricks.cpu.segment import (
     as_mask,
@@ -32,8 +34,8 @@ Finder = Callable[[np.ndarray, int], np.ndarray]  # (RGB image, seed) -> boolean
 
 _FILLER = {"a", "an", "the", "all", "any", "every", "each", "some", "this", "that", "these", "those", "of", "in",
            "on", "my", "his", "her", "its", "their", "our", "your", "image", "photo", "picture"}
-_IRREGULAR = {"people": "person", "men": "man", "women": "woman", "children": "child", "skies": "sky",
-              "persons": "person", "clothes": "clothes", "clothing": "clothes", "gray": "grey", "violet": "purple"}
+_IRREGULAR = {"people": "person", "men": "man", "women": "woman", "children": "child", "clothes": "clothes",
+              "clothing": "clothes", "gray": "grey", "violet": "purple"}
 
 
 def referent_words(prompt: str) -> list[str]:
@@ -57,6 +59,9 @@ def _singular(word: str) -> str:
 # ---------------------------------------------------------------------------------------------------- faces
 
 
+_cascade_lock = threading.Lock()
+
+
 def _cascade(name: str) -> cv2.CascadeClassifier:
     def load() -> cv2.CascadeClassifier:
         cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
@@ -71,7 +76,9 @@ def _detect(grey: np.ndarray, cascade: str, mirrored: bool = False) -> list[Box]
     width = grey.shape[1]
     source = cv2.flip(grey, 1) if mirrored else grey
     min_side = max(20, min(grey.shape) // 12)
-    found = _cascade(cascade).detectMultiScale(source, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+    with _cascade_lock:  # a cascade keeps per-image state while it scans, so one scan at a time
+        found = _cascade(cascade).detectMultiScale(source, scaleFactor=1.1, minNeighbors=5,
+                                                   minSize=(min_side, min_side))
     boxes = []
     for x, y, w, h in found:
         x0 = width - (x + w) if mirrored else x
@@ -133,20 +140,23 @@ def hog_people_boxes(image: np.ndarray) -> list[Box]:
     found, weights = load_once("hog-people", _hog).detectMultiScale(grey, winStride=(8, 8), padding=(8, 8),
                                                                     scale=1.05)
     return [tuple(int(round(v / scale)) for v in (x, y, x + w, y + h))
-            for (x, y, w, h), weight in zip(found, np.ravel(weights)) if weight > 0.5]
+            for (x, y, w, h), weight in zip(found, np.ravel(weights), strict=True) if weight > 1.0]
 
 
 def find_people(image: np.ndarray, seed: int) -> np.ndarray:
-    """Salient objects that contain a face; where no face is found, HOG people boxes refined by GrabCut."""
-    faces = face_boxes(image)
+    return people(image, face_boxes(image), seed)
+
+
+def people(image: np.ndarray, faces: list[Box], seed: int) -> np.ndarray:
+    """Salient objects that contain one of ``faces``; failing that, HOG people boxes refined by GrabCut."""
     if faces and saliency_missing() is None:
-        people = components_touching(salient_objects(image), _box_centres(image.shape, faces))
-        if people.any():
-            return people
+        found = components_touching(salient_objects(image), _box_centres(image.shape, faces))
+        if found.any():
+            return found
     boxes = hog_people_boxes(image)
     if not boxes:
         return np.zeros(image.shape[:2], bool)
-    return grabcut_in_region(image, boxes_mask(image.shape, boxes), None, seed)
+    return grabcut_in_region(image, boxes_mask(image.shape, boxes), seed)
 
 
 def _box_centres(shape: tuple[int, ...], boxes: list[Box]) -> np.ndarray:
@@ -179,7 +189,7 @@ def find_hair(image: np.ndarray, seed: int) -> np.ndarray:
     faces = face_boxes(image)
     if not faces:
         return np.zeros(image.shape[:2], bool)
-    person = find_people(image, seed)
+    person = people(image, faces, seed)
     zones, tops = [], []
     for x0, y0, x1, y1 in faces:
         w, h = x1 - x0, y1 - y0
@@ -198,9 +208,8 @@ def _face_cores(faces: list[Box]) -> list[Box]:
 
 def find_clothes(image: np.ndarray, seed: int) -> np.ndarray:
     """The person below the chin, less skin; the whole person less skin when no face is found."""
-    person = find_people(image, seed)
     faces = face_boxes(image)
-    clothes = person & ~skin(image, faces)
+    clothes = people(image, faces, seed) & ~skin(image, faces)
     if faces:
         chin = min(y1 for _, _, _, y1 in faces)
         clothes[:chin] = False
@@ -215,7 +224,7 @@ def find_sky(image: np.ndarray, seed: int) -> np.ndarray:
     """Bright, smooth pixels that are blue or neutral white/grey, in regions that touch the top border."""
     hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
     hue, sat, val = (hsv[:, :, i].astype(np.int16) for i in range(3))
-    blue = (hue >= 90) & (hue <= 135) & (sat >= 30) & (val >= 90)
+    blue = (hue >= 90) & (hue <= 135) & (sat >= 30) & (val >= 50)  # down to dusk blue
     # Clouds and overcast are white or cool grey; warm greys are walls and studio backdrops.
     cloud = (sat <= 50) & (val >= 150) & (image[:, :, 2].astype(np.int16) >= image[:, :, 0] - 4)
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -236,8 +245,6 @@ def _ocr_engine() -> Any:
 
 def find_text(image: np.ndarray, seed: int) -> np.ndarray:
     """Filled polygons of the text lines that RapidOCR detects and can read."""
-    from PIL import Image
-
     try:
         engine = load_once("rapidocr", _ocr_engine)
     except ImportError as error:
@@ -287,6 +294,7 @@ _CLOTHES = {"clothes", "shirt", "tshirt", "jacket", "coat", "dress", "suit", "sp
             "blouse", "outfit", "uniform", "jumper", "vest"}
 _TEXT = {"text", "word", "letter", "lettering", "writing", "caption", "headline", "title", "subtitle", "inscription"}
 _CATS = {"cat", "kitten", "kitty"}
+_OTHER_ANIMALS = {"dog", "puppy", "horse", "bird", "cow", "sheep", "goat", "monkey", "bear", "lion", "tiger", "animal"}
 
 
 def choose_finder(words: list[str]) -> Finder | None:
@@ -295,6 +303,8 @@ def choose_finder(words: list[str]) -> Finder | None:
     if vocabulary & _TEXT:
         return find_text
     if "face" in vocabulary:
+        if vocabulary & _OTHER_ANIMALS:
+            return None  # the cascades know human and cat faces only
         return find_cat_faces if vocabulary & _CATS else find_faces
     if "hair" in vocabulary:
         return find_hair

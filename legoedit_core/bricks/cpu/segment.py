@@ -83,7 +83,7 @@ def cleanup(selected: np.ndarray, radius: int = 2, min_fraction: float = 0.0005)
     if radius > 0:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, disk(radius))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, disk(radius))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     big = stats[:, cv2.CC_STAT_AREA] >= max(1.0, min_fraction * mask.size)
     big[0] = False  # label 0 is the background
     return big[labels]
@@ -107,24 +107,42 @@ def grabcut(image: np.ndarray, labels: np.ndarray, seed: int, iterations: int = 
     is_fg = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     if is_fg.all() or not is_fg.any():
         return is_fg
-    cv2.setRNGSeed(seed)
-    refined = labels.astype(np.uint8).copy()
+    cv2.setRNGSeed(seed % 2**31)  # node seeds have 63 bits; OpenCV takes a C int
+    refined = labels.astype(np.uint8)
     bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), refined, None, bgd_model, fgd_model, iterations,
                 cv2.GC_INIT_WITH_MASK)
     return (refined == cv2.GC_FGD) | (refined == cv2.GC_PR_FGD)
 
 
-def grabcut_in_region(image: np.ndarray, region: np.ndarray, likely: np.ndarray | None, seed: int) -> np.ndarray:
-    """The object inside ``region`` (boolean): outside is background; inside, ``likely`` pixels are probable
-    foreground and the rest probable background (all probable foreground when ``likely`` is None or empty there).
-    The result is cleaned up and never leaves the region.
+def grabcut_in_region(image: np.ndarray, region: np.ndarray, seed: int,
+                      saliency_map: np.ndarray | None = None) -> np.ndarray:
+    """The object inside ``region`` (boolean), by GrabCut; the result is cleaned up and never leaves the region.
+
+    Without a saliency map the region is probable foreground and the rest background (box-style GrabCut). With
+    one, saliency grades the labels: sure foreground above 0.9, probable foreground above 0.5, sure background
+    below 0.1 (inside the region too); a salient object cut by the region's edge is only probable background
+    outside it, so GrabCut does not learn the object's own colours as background.
     """
-    labels = np.full(region.shape, cv2.GC_BGD, np.uint8)
-    inside_likely = region if likely is None or not (likely & region).any() else likely & region
-    labels[region] = cv2.GC_PR_BGD
-    labels[inside_likely] = cv2.GC_PR_FGD
+    labels = np.where(region, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
+    if saliency_map is not None and (saliency_map[region] >= 0.5).any():
+        labels = np.select([saliency_map >= 0.9, saliency_map >= 0.5, saliency_map >= 0.1],
+                           [cv2.GC_FGD, cv2.GC_PR_FGD, cv2.GC_PR_BGD], cv2.GC_BGD).astype(np.uint8)
+        labels[~region] = np.where(saliency_map[~region] >= 0.5, cv2.GC_PR_BGD, cv2.GC_BGD)
     return cleanup(grabcut(image, labels, seed) & region)
+
+
+def saliency_around(image: np.ndarray, region: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """Saliency computed on the region's bounding box plus a margin, so the main object *of the region* stands
+    out rather than that of the whole image; zero outside that crop."""
+    ys, xs = np.nonzero(region)
+    height, width = region.shape
+    pad_x, pad_y = int(margin * (xs.max() - xs.min() + 1)), int(margin * (ys.max() - ys.min() + 1))
+    x0, x1 = max(0, xs.min() - pad_x), min(width, xs.max() + 1 + pad_x)
+    y0, y1 = max(0, ys.min() - pad_y), min(height, ys.max() + 1 + pad_y)
+    graded = np.zeros(region.shape, np.float32)
+    graded[y0:y1, x0:x1] = saliency(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    return graded
 
 
 def salient_objects(image: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -164,20 +182,7 @@ class ObjectInRegion(PerItemBackend):
         region = rough > 127
         if not region.any():
             raise BrickError("the rough region is empty: there is no object to look for")
-        return {"mask": as_mask(grabcut_in_region(image, region, _salient_in_crop(image, region), seed))}
-
-
-def _salient_in_crop(image: np.ndarray, region: np.ndarray, margin: float = 0.1) -> np.ndarray:
-    """Saliency computed on the region's bounding box (plus a margin), so the main object *of the region* stands
-    out rather than the main object of the whole image. Boolean, full image size."""
-    ys, xs = np.nonzero(region)
-    height, width = region.shape
-    pad_x, pad_y = int(margin * (xs.max() - xs.min() + 1)), int(margin * (ys.max() - ys.min() + 1))
-    x0, x1 = max(0, xs.min() - pad_x), min(width, xs.max() + 1 + pad_x)
-    y0, y1 = max(0, ys.min() - pad_y), min(height, ys.max() + 1 + pad_y)
-    likely = np.zeros(region.shape, bool)
-    likely[y0:y1, x0:x1] = saliency(np.ascontiguousarray(image[y0:y1, x0:x1])) >= 0.5
-    return likely
+        return {"mask": as_mask(grabcut_in_region(image, region, seed, saliency_around(image, region)))}
 
 
 BACKENDS = (SalientObject, ObjectInRegion)

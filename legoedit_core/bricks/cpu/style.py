@@ -82,7 +82,7 @@ def vintage(rgb: np.ndarray) -> np.ndarray:
     toned = 0.55 * sepia(rgb).astype(np.float32) + 0.45 * rgb.astype(np.float32)
     faded = 30 + toned * (200 / 255)
     height, width = rgb.shape[:2]
-    y, x = np.ogrid[-1:1:height * 1j, -1:1:width * 1j]
+    y, x = np.linspace(-1, 1, height)[:, None], np.linspace(-1, 1, width)[None, :]
     vignette = 1.0 - 0.35 * np.clip(x**2 + y**2 - 0.3, 0, None)
     return np.clip(np.rint(faded * vignette[:, :, None]), 0, 255).astype(np.uint8)
 
@@ -117,7 +117,7 @@ class NprStyle(PerItemBackend):
     brick, name = "STYLE", "opencv-npr"
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
-        image, region = inputs["image"], inputs.get("mask")
+        image, region = inputs["image"], inputs["mask"]
         style = choose_style(inputs["prompt"])
         if region is not None:
             require_nonempty(region)

@@ -7,12 +7,15 @@ list of per-item ``torch.Generator``s; an out-of-memory error halves the batch a
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 from PIL import Image
 
+from legoedit_core.bricks.models.base import ModelBackend
 from legoedit_core.bricks.spec import BrickError
 
 
@@ -30,6 +33,8 @@ class Job:
         return (self.size, self.shared)
 
 
+T = TypeVar("T")
+R = TypeVar("R")
 PipelineCall = Callable[[list[Job], list[Any]], list[Image.Image]]
 
 
@@ -49,42 +54,46 @@ def generators(seeds: Sequence[int], device: str) -> list[Any]:
 
 def run_grouped(jobs: Sequence[Job], call: PipelineCall, device: str,
                 max_batch: int | None = None) -> list[Image.Image | BrickError]:
-    """Run every job through ``call``, one call per size group (split into chunks of ``max_batch``)."""
+    """Run every job through ``call``, one call per size group, each item with a generator seeded by its seed."""
     results: list[Image.Image | BrickError | None] = [None] * len(jobs)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault(job.group, []).append(index)
     for indices in groups.values():
-        for index, output in zip(indices, _run_halving([jobs[i] for i in indices], call, device, max_batch),
-                                 strict=True):
+        group = [jobs[i] for i in indices]
+        outputs = run_halving(group, lambda chunk: call(chunk, generators([j.seed for j in chunk], device)),
+                              max_batch)
+        for index, output in zip(indices, outputs, strict=True):
             results[index] = output
     return results  # type: ignore[return-value]
 
 
-def _run_halving(jobs: list[Job], call: PipelineCall, device: str,
-                 max_batch: int | None) -> list[Image.Image | BrickError]:
+def run_halving(items: Sequence[T], call: Callable[[list[T]], list[R]],
+                max_batch: int | None = None) -> list[R | BrickError]:
+    """``call`` on chunks of ``items``; out of memory halves the chunk size and retries, down to one item.
+
+    Any other error fails the items of its chunk (with the reason), not the rest.
+    """
     import torch
 
-    outputs: list[Image.Image | BrickError] = []
-    batch = min(len(jobs), max_batch or len(jobs))
+    outputs: list[R | BrickError] = []
+    batch = max(1, min(len(items), max_batch or len(items)))
     start = 0
-    while start < len(jobs):
-        chunk = jobs[start : start + batch]
+    while start < len(items):
+        chunk = list(items[start : start + batch])
         try:
-            images = call(chunk, generators([j.seed for j in chunk], device))
+            results = call(chunk)
         except torch.OutOfMemoryError:
             _empty_cache(torch)
             if batch > 1:
-                batch = max(1, batch // 2)
+                batch //= 2
                 continue
             outputs.append(BrickError("out of accelerator memory even for a batch of one"))
             start += 1
             continue
         except Exception as error:  # a library error on this chunk fails its items, not the whole group
-            outputs.extend([BrickError(f"{type(error).__name__}: {error}")] * len(chunk))
-            start += len(chunk)
-            continue
-        outputs.extend(images)
+            results = [BrickError(f"{type(error).__name__}: {error}")] * len(chunk)
+        outputs.extend(results)
         start += len(chunk)
     return outputs
 
@@ -92,3 +101,49 @@ def _run_halving(jobs: list[Job], call: PipelineCall, device: str,
 def _empty_cache(torch: Any) -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@dataclass
+class Prepared:
+    """A job for the pipeline and how to turn its output back into the brick's image."""
+
+    job: Job
+    finish: Callable[[Image.Image], np.ndarray]
+
+
+class PipelineBackend(ModelBackend):
+    """A brick run on one diffusers pipeline ``kind``: prepare each item, run size groups batched, finish each."""
+
+    kind: ClassVar[str]
+
+    def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any] | BrickError]:
+        results: list[dict[str, Any] | BrickError | None] = [None] * len(inputs)
+        prepared: dict[int, Prepared] = {}
+        for index, (item, seed) in enumerate(zip(inputs, seeds, strict=True)):
+            try:
+                prepared[index] = self.prepare(item, seed)
+            except BrickError as error:
+                results[index] = error
+        if prepared:
+            pipe = self.load(self.kind)
+            generator_device = "cpu" if self.options["cpu_offload"] else str(self.options["device"])
+            outputs = run_grouped([p.job for p in prepared.values()], lambda jobs, gens: self.call(pipe, jobs, gens),
+                                  generator_device, self.options.get("max_batch"))
+            for index, output in zip(prepared, outputs, strict=True):
+                is_error = isinstance(output, BrickError)
+                results[index] = output if is_error else {"image": prepared[index].finish(output)}
+        return results  # type: ignore[return-value]
+
+    @abstractmethod
+    def prepare(self, item: dict[str, Any], seed: int) -> Prepared:
+        """The pipeline job for one item; raise BrickError for bad input."""
+
+    @abstractmethod
+    def call(self, pipe: Any, jobs: list[Job], generators: list[Any]) -> list[Image.Image]:
+        """One pipeline call for jobs of one size group, one output image per job."""
+
+
+def resized(array: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """An image or mask array as a PIL image of ``size`` (width, height)."""
+    picture = Image.fromarray(array)
+    return picture if picture.size == size else picture.resize(size, Image.Resampling.LANCZOS)

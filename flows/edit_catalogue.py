@@ -1,0 +1,197 @@
+"""The batch pipeline: edit a whole catalogue on Prefect, shard by shard.
+
+For each shard: one ``plan-shard`` task (the Builder plans the whole shard at once), then the executor's waves, in
+which each (brick, backend) group is one ``run-brick-group`` task tagged ``brick:<NAME>`` and ``cpu`` or ``gpu``,
+then one ``write-part`` task; the flow commits the part to the output's manifest. Up to ``max_concurrent_shards``
+shards are in flight at once, so the brick groups of one shard overlap with the planning of the next.
+
+The flow's own thread only moves shards from step to step as their tasks finish; it never touches pixels.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
+
+from flows.monitoring import Progress, gallery, summary_table
+from flows.runners import RunnerKind, brick_routing, make_task_runner
+from legoedit_core.config import Config
+from legoedit_core.data.batch import PreparedShard, versions
+from legoedit_core.data.datasets import Dataset, Shard, open_dataset
+from legoedit_core.data.output import PartInfo, RunOutput
+from legoedit_core.data.report import render_report
+from legoedit_core.executor import BrickGroup, GroupResult, WaveRun
+from tasks.edit import plan_shard, run_brick_group, write_part
+from tasks.runtime import executor_for, toolset_for
+
+REPORT = "report.html"
+
+
+class ShardsFailed(RuntimeError):
+    """Some shards failed; every other shard is committed and a rerun picks up the failed ones."""
+
+
+@dataclass
+class _ShardRun:
+    shard: Shard
+    only_ids: list[str] | None = None  # --retry-failed: just these rows, merged into the existing part
+    waves: WaveRun | None = None
+    prepared: PreparedShard | None = None
+    in_flight: int = 0
+    failed: bool = False
+
+
+@dataclass
+class _Scheduler:
+    """Moves shards through plan -> waves of brick groups -> write -> commit, as their tasks finish."""
+
+    dataset: Dataset
+    output: RunOutput
+    config: Config
+    storage_options: dict[str, Any] | None
+    runner: RunnerKind
+    ray_brick_resources: bool
+    write_images: bool
+    progress: Progress
+    finished: queue.Queue = field(default_factory=queue.Queue)
+    failures: list[str] = field(default_factory=list)
+
+    def run(self, runs: list[_ShardRun], limit: int) -> None:
+        waiting, open_runs = list(reversed(runs)), 0
+        while waiting or open_runs:
+            while waiting and open_runs < limit:
+                self._plan(waiting.pop())
+                open_runs += 1
+            future, shard_run, then = self.finished.get()
+            if shard_run.failed:
+                continue  # a late task of a shard that already failed
+            try:
+                then(shard_run, future.result())
+            except Exception as error:
+                shard_run.failed = True
+                self._fail(shard_run, error)
+            if shard_run.failed or then == self._committed:
+                open_runs -= 1
+
+    def _submit(self, shard_run: _ShardRun, future: PrefectFuture, then: Callable[[_ShardRun, Any], None]) -> None:
+        shard_run.in_flight += 1
+        future.add_done_callback(lambda done: self.finished.put((done, shard_run, then)))
+
+    def _plan(self, shard_run: _ShardRun) -> None:
+        future = plan_shard.with_options(task_run_name=f"plan shard {shard_run.shard.index}").submit(
+            self.dataset, shard_run.shard, self.config, self.storage_options, shard_run.only_ids)
+        self._submit(shard_run, future, self._planned)
+
+    def _planned(self, shard_run: _ShardRun, prepared: PreparedShard) -> None:
+        shard_run.in_flight -= 1
+        shard_run.prepared = prepared
+        shard_run.waves = executor_for(self.config).start(prepared.edit_items()[0])
+        self._next_wave(shard_run)
+
+    def _next_wave(self, shard_run: _ShardRun) -> None:
+        assert shard_run.waves is not None and shard_run.prepared is not None
+        groups = shard_run.waves.next_groups()
+        if not groups:
+            merge = shard_run.only_ids is not None
+            future = write_part.with_options(task_run_name=f"write shard {shard_run.shard.index}").submit(
+                self.output.uri, self.storage_options, shard_run.prepared, shard_run.waves.results(), self.config,
+                merge, self.write_images)
+            self._submit(shard_run, future, self._committed)
+            return
+        for group in groups:
+            resource = toolset_for(self.config).backend_class(group.tool).resource
+            task = run_brick_group.with_options(
+                tags={f"brick:{group.tool}", resource},
+                task_run_name=f"{group.tool} shard {shard_run.shard.index} wave {group.wave}")
+            with brick_routing(self.runner, group, resource, self.ray_brick_resources):
+                future = task.submit(group, self.config)
+            self._submit(shard_run, future, _recorder(group, self._group_done))
+
+    def _group_done(self, shard_run: _ShardRun, group: BrickGroup, result: GroupResult) -> None:
+        assert shard_run.waves is not None
+        shard_run.in_flight -= 1
+        shard_run.waves.record(group, result)
+        if shard_run.in_flight == 0:
+            self._next_wave(shard_run)
+
+    def _committed(self, shard_run: _ShardRun, info: PartInfo) -> None:
+        self.output.commit(info)
+        self.progress.advance()
+        get_run_logger().info("shard %d committed: %s", info.shard, info.counts)
+
+    def _fail(self, shard_run: _ShardRun, error: Exception) -> None:
+        shard = shard_run.shard
+        message = f"shard {shard.index} (rows {shard.start}-{shard.stop - 1}): {type(error).__name__}: {error}"
+        self.failures.append(message)
+        get_run_logger().error(message)
+
+
+def _recorder(group: BrickGroup, record: Callable[[_ShardRun, BrickGroup, GroupResult], None]):
+    return lambda shard_run, result: record(shard_run, group, result)
+
+
+def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict[str, Any]]) -> list[_ShardRun]:
+    """Finished shards that have rows which are not ok, with the ids of those rows."""
+    runs = []
+    for shard in shards:
+        entry = finished.get(shard.index)
+        if entry and set(entry["counts"]) - {"ok"}:
+            table = output.read_part(shard.index).select(["id", "status"]).to_pylist()
+            runs.append(_ShardRun(shard, [row["id"] for row in table if row["status"] != "ok"]))
+    return runs
+
+
+@flow(name="edit-catalogue")
+def edit_catalogue(dataset: str, output: str, config: Config | None = None, shard_size: int = 64,
+                   retry_failed: bool = False, max_concurrent_shards: int = 2, write_images: bool = False,
+                   storage_options: dict[str, Any] | None = None, task_runner: RunnerKind = "threads",
+                   ray_brick_resources: bool = False) -> dict[str, Any]:
+    """Edit every row of ``dataset`` into Parquet parts under ``output``; finished shards of an earlier run with
+    the same output are skipped, and with ``retry_failed`` their rows that are not ``ok`` are run again.
+
+    ``task_runner`` names the runner this flow was given (see ``run_catalogue``), for routing brick groups.
+    """
+    logger = get_run_logger()
+    config = config or Config()
+    source = open_dataset(dataset, storage_options)
+    run_output = RunOutput(output, storage_options)
+    run_output.begin({"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
+                      "rows": len(source), "config": config.model_dump(mode="json"),
+                      "versions": versions(toolset_for(config))})
+    shards = source.shards(shard_size)
+    finished = run_output.finished()
+    runs = [_ShardRun(shard) for shard in shards if shard.index not in finished]
+    if retry_failed:
+        runs += _retry_runs(run_output, shards, finished)
+    logger.info("%s: %d rows in %d shards; %d finished earlier, %d to run", dataset, len(source), len(shards),
+                len(finished), len(runs))
+    scheduler = _Scheduler(source, run_output, config, storage_options, task_runner, ray_brick_resources,
+                           write_images, Progress(len(shards), len(shards) - len(runs)))
+    scheduler.run(runs, max(1, max_concurrent_shards))
+
+    parts = [PartInfo(**{k: v for k, v in entry.items() if k != "committed"})
+             for entry in run_output.finished().values()]
+    summary = summary_table(parts)
+    table = run_output.read_table()
+    run_output.storage.write_bytes(render_report(table, title=f"legoedit: {dataset}").encode(), REPORT)
+    report_uri = run_output.storage.uri(REPORT)
+    gallery(table.to_pylist(), run_output.storage, write_images, report_uri, storage_options)
+    if scheduler.failures:
+        raise ShardsFailed(f"{len(scheduler.failures)} shard(s) failed; the others are committed in {output} and "
+                           "a rerun with the same output does only what is missing:\n"
+                           + "\n".join(scheduler.failures))
+    logger.info("done: %s; report at %s", summary["counts"], report_uri)
+    return summary | {"output": output, "parts": run_output.parts_uri(), "report": report_uri,
+                      "shards": len(shards), "rows": len(source)}
+
+
+def run_catalogue(dataset: str, output: str, task_runner: RunnerKind = "threads", address: str | None = None,
+                  **parameters: Any) -> dict[str, Any]:
+    """Run ``edit_catalogue`` on the chosen task runner (threads here, or a Ray / Dask cluster at ``address``)."""
+    runner = make_task_runner(task_runner, address)
+    return edit_catalogue.with_options(task_runner=runner)(dataset, output, task_runner=task_runner, **parameters)

@@ -1,0 +1,64 @@
+"""What a run shows in the Prefect UI: a progress artifact, a summary table and a before/after gallery."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.artifacts import update_progress_artifact
+
+from legoedit_core.data.output import PartInfo, image_key
+from legoedit_core.data.storage import Storage
+
+GALLERY_SIZE = 6
+
+
+class Progress:
+    """A progress artifact moved forward as shards finish."""
+
+    def __init__(self, total: int, already: int) -> None:
+        self.total, self.done = max(total, 1), already
+        self.artifact = create_progress_artifact(progress=self._percent(), key="edit-catalogue-progress",
+                                                 description=f"shards finished out of {total}")
+
+    def _percent(self) -> float:
+        return round(100.0 * self.done / self.total, 1)
+
+    def advance(self) -> None:
+        self.done += 1
+        update_progress_artifact(self.artifact, progress=self._percent())
+
+
+def summary_table(parts: list[PartInfo]) -> dict[str, Any]:
+    """Counts by status and seconds by brick over the finished shards; also published as a table artifact."""
+    counts: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
+    for part in parts:
+        counts.update(part.counts)
+        seconds.update(part.brick_seconds)
+    rows = [{"kind": "status", "name": status, "value": n} for status, n in sorted(counts.items())]
+    rows += [{"kind": "brick seconds", "name": brick, "value": round(s, 3)} for brick, s in sorted(seconds.items())]
+    create_table_artifact(table=rows, key="edit-catalogue-summary", description="rows by status, seconds by brick")
+    return {"counts": dict(counts), "brick_seconds": dict(seconds)}
+
+
+def _browser_url(uri: str | None, storage_options: dict[str, Any] | None) -> str | None:
+    """An http(s) URL for an object (presigned on S3), or None: a local path means nothing to the UI's browser."""
+    if not uri or "://" not in uri:
+        return None
+    url = Storage(uri, storage_options).url()
+    return url if url and url.startswith("http") else None
+
+
+def gallery(rows: list[dict[str, Any]], output: Storage, with_images: bool, report_uri: str,
+            storage_options: dict[str, Any] | None) -> None:
+    """A markdown artifact with a few before/after pairs, linked by URL where the storage gives one."""
+    lines = [f"Full report: `{report_uri}`", "", "| id | instruction | before | after |", "|---|---|---|---|"]
+    for row in [r for r in rows if r["status"] == "ok"][:GALLERY_SIZE]:
+        before = _browser_url((row["source_image"] or {}).get("path"), storage_options)
+        after = _browser_url(output.uri(image_key(row["id"])), storage_options) if with_images else None
+        cells = [f"![before]({before})" if before else "see report", f"![after]({after})" if after else "see report"]
+        lines.append(f"| {row['id']} | {row['instruction']} | {cells[0]} | {cells[1]} |")
+    create_markdown_artifact(markdown="\n".join(lines), key="edit-catalogue-gallery",
+                             description="before / after examples")

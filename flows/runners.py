@@ -1,0 +1,44 @@
+"""Which task runner executes the brick groups: threads on one machine, or a Ray or Dask cluster.
+
+On Ray, a brick group goes to a worker that advertises the custom resource ``brick:<NAME>`` (start the workers
+that hold a model with ``ray start --resources='{"brick:INPAINT": 4}'``), GPU groups ask for a GPU, and workers are
+kept alive between calls (``max_calls=0``) so a loaded model stays resident.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Literal
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from legoedit_core.executor import BrickGroup
+
+RunnerKind = Literal["threads", "ray", "dask"]
+
+
+def make_task_runner(kind: RunnerKind = "threads", address: str | None = None,
+                     max_workers: int | None = None) -> TaskRunner:
+    """A task runner of the given kind; ``address`` is the Ray or Dask cluster (a local one when None)."""
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=max_workers)
+    if kind == "ray":
+        from prefect_ray import RayTaskRunner  # the optional extra: pip install legoedit[ray]
+
+        return RayTaskRunner(address=address)
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner  # the optional extra: pip install legoedit[dask]
+
+        return DaskTaskRunner(address=address) if address else DaskTaskRunner()
+    raise ValueError(f"unknown task runner {kind!r}: use threads, ray or dask")
+
+
+def brick_routing(kind: RunnerKind, group: BrickGroup, resource: str,
+                  brick_resources: bool = False) -> AbstractContextManager:
+    """The context to submit a brick group in: Ray remote options on Ray, nothing elsewhere."""
+    if kind != "ray":
+        return nullcontext()
+    from prefect_ray.context import remote_options
+
+    resources = {f"brick:{group.tool}": 1} if brick_resources else {}
+    return remote_options(num_gpus=1 if resource == "gpu" else 0, resources=resources, max_calls=0)

@@ -1,0 +1,166 @@
+"""Perception bricks on transformers: RES (Grounding DINO + SAM, or CLIPSeg), MASK-SEG (SAM), SOS (a semantic
+segmenter whose non-background classes are the foreground).
+
+Each backend runs its items through the model in batches (halved on out-of-memory); they are deterministic, so
+the seeds are unused. Every model loads through the model manager, without remote code.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from legoedit_core.bricks.models.base import ModelBackend
+from legoedit_core.bricks.models.batching import run_halving
+from legoedit_core.bricks.spec import BrickError
+from legoedit_core.types import BBox, binarize, mask_to_bbox, size_of
+
+Result = dict[str, Any] | BrickError
+
+
+class TransformersBackend(ModelBackend):
+    """A perception backend: ``predict`` a chunk of items at once; chunks halve on out-of-memory."""
+
+    packages = ("torch", "transformers")
+    defaults = {"dtype": "float32"}
+
+    def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[Result]:
+        import torch
+
+        with torch.inference_mode():
+            return run_halving(inputs, self.predict, self.options.get("max_batch"))
+
+    @abstractmethod
+    def predict(self, items: list[dict[str, Any]]) -> list[Result]:
+        """One result per item of a chunk."""
+
+    def to_model(self, batch: Any, model: Any) -> dict[str, Any]:
+        """Processor outputs on the model's device, floating tensors in its dtype."""
+        return {k: v.to(model.device, model.dtype) if v.is_floating_point() else v.to(model.device)
+                for k, v in batch.items() if hasattr(v, "to")}
+
+
+def _pictures(items: list[dict[str, Any]]) -> list[Image.Image]:
+    return [Image.fromarray(item["image"]) for item in items]
+
+
+class ClipSeg(TransformersBackend):
+    """RES, the light way: CLIPSeg's text-conditioned heat map, thresholded."""
+
+    brick, name = "RES", "clipseg"
+    sources = {"model": "a CLIPSeg checkpoint"}
+    defaults = {"dtype": "float32", "threshold": 0.4}
+
+    def predict(self, items: list[dict[str, Any]]) -> list[Result]:
+        import torch
+
+        model = self.load("transformers.CLIPSegForImageSegmentation")
+        processor = self.load("transformers.AutoProcessor")
+        batch = processor(text=[item["prompt"] for item in items], images=_pictures(items), padding=True,
+                          return_tensors="pt")
+        logits = model(**self.to_model(batch, model)).logits
+        probabilities = torch.sigmoid(logits.float().reshape(len(items), *logits.shape[-2:])).cpu().numpy()
+        threshold = float(self.options["threshold"])
+        return [{"mask": _resize_mask(p > threshold, size_of(item["image"]))} for p, item in zip(probabilities, items,
+                                                                                                   strict=True)]
+
+
+class SamMasks(TransformersBackend):
+    """Shared SAM step: image embeddings in one batch, then each item's boxes decoded into one mask."""
+
+    def sam_masks(self, items: list[dict[str, Any]], boxes: list[list[BBox]]) -> list[np.ndarray]:
+        sam = self.load("transformers.SamModel", "segmenter")
+        processor = self.load("transformers.AutoProcessor", "segmenter")
+        pixels = processor(images=_pictures(items), return_tensors="pt")
+        embeddings = sam.get_image_embeddings(self.to_model(pixels, sam)["pixel_values"])
+        masks = []
+        for index, (item, item_boxes) in enumerate(zip(items, boxes, strict=True)):
+            width, height = size_of(item["image"])
+            if not item_boxes:
+                masks.append(np.zeros((height, width), np.uint8))
+                continue
+            prompt = processor(images=_pictures([item]), input_boxes=[[list(b) for b in item_boxes]],
+                               return_tensors="pt")
+            decoded = sam(image_embeddings=embeddings[index : index + 1], multimask_output=False,
+                          input_boxes=prompt["input_boxes"].to(sam.device, sam.dtype))
+            full = processor.post_process_masks(decoded.pred_masks.float().cpu(), prompt["original_sizes"],
+                                                prompt["reshaped_input_sizes"])[0]
+            masks.append(np.where(full.numpy().any(axis=(0, 1)), 255, 0).astype(np.uint8))
+        return masks
+
+
+class GroundedSam(SamMasks):
+    """RES: Grounding DINO finds boxes for the phrase, SAM turns them into one mask (empty when none match)."""
+
+    brick, name = "RES", "grounded-sam"
+    sources = {"detector": "a Grounding DINO checkpoint", "segmenter": "a SAM checkpoint"}
+    defaults = {"dtype": "float32", "box_threshold": 0.3, "text_threshold": 0.25}
+
+    def predict(self, items: list[dict[str, Any]]) -> list[Result]:
+        detector = self.load("transformers.GroundingDinoForObjectDetection", "detector")
+        processor = self.load("transformers.AutoProcessor", "detector")
+        # Grounding DINO expects lower-case phrases, each ended by a period.
+        texts = [item["prompt"].strip().lower().rstrip(".") + "." for item in items]
+        batch = processor(images=_pictures(items), text=texts, padding=True, return_tensors="pt")
+        outputs = detector(**self.to_model(batch, detector))
+        detections = processor.post_process_grounded_object_detection(
+            outputs, batch["input_ids"], threshold=float(self.options["box_threshold"]),
+            text_threshold=float(self.options["text_threshold"]),
+            target_sizes=[size_of(item["image"])[::-1] for item in items])
+        boxes = [[tuple(round(v) for v in box) for box in found["boxes"].tolist()] for found in detections]
+        return [{"mask": mask} for mask in self.sam_masks(items, boxes)]
+
+
+class SamInRegion(SamMasks):
+    """MASK-SEG: SAM prompted with the rough region's box, kept inside the rough region."""
+
+    brick, name = "MASK-SEG", "sam"
+    sources = {"segmenter": "a SAM checkpoint"}
+
+    def predict(self, items: list[dict[str, Any]]) -> list[Result]:
+        results: list[Result | None] = [None] * len(items)
+        usable = []
+        for index, item in enumerate(items):
+            box = mask_to_bbox(item["mask"] > 127)
+            if box is None:
+                results[index] = BrickError("the rough region mask is empty")
+            else:
+                usable.append((index, box))
+        masks = self.sam_masks([items[i] for i, _ in usable], [[box] for _, box in usable])
+        for (index, box), mask in zip(usable, masks, strict=True):
+            x0, y0, x1, y1 = box
+            inside = np.zeros_like(mask)
+            inside[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
+            results[index] = {"mask": inside}
+        return results  # type: ignore[return-value]
+
+
+class SemanticSalient(TransformersBackend):
+    """SOS: a semantic segmentation model; every pixel not of a ``background_labels`` class is foreground."""
+
+    brick, name = "SOS", "semantic"
+    sources = {"model": "a semantic segmentation checkpoint (e.g. SegFormer)"}
+    defaults = {"dtype": "float32", "background_labels": ["background"]}
+
+    def predict(self, items: list[dict[str, Any]]) -> list[Result]:
+        model = self.load("transformers.AutoModelForSemanticSegmentation")
+        processor = self.load("transformers.AutoImageProcessor")
+        batch = processor(images=_pictures(items), return_tensors="pt")
+        outputs = model(**self.to_model(batch, model))
+        outputs.logits = outputs.logits.float()
+        maps = processor.post_process_semantic_segmentation(
+            outputs, target_sizes=[size_of(item["image"])[::-1] for item in items])
+        background_names = {label.lower() for label in self.options["background_labels"]}
+        background = [int(i) for i, label in model.config.id2label.items() if label.lower() in background_names]
+        return [{"mask": np.where(np.isin(m.cpu().numpy(), background), 0, 255).astype(np.uint8)} for m in maps]
+
+
+def _resize_mask(selected: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    picture = Image.fromarray(np.where(selected, 255, 0).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR)
+    return binarize(np.asarray(picture))
+
+
+BACKENDS = [GroundedSam, ClipSeg, SamInRegion, SemanticSalient]

@@ -1,0 +1,155 @@
+"""One shard, start to finish, as plain functions: load inputs, plan them in one batch, edit, build output rows.
+
+The Prefect flow calls these pieces as separate tasks (and runs each brick group of the executor's waves as its
+own task); ``process_shard`` strings the same pieces together in a plain loop, for use without Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from legoedit_core.config import Toolset
+from legoedit_core.data.datasets import Dataset, InputRow, Shard
+from legoedit_core.data.images import ImageDecodeError, decode_image, decode_mask, encode_png
+from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
+from legoedit_core.data.storage import Storage
+from legoedit_core.executor import EditItem, EditResult, Executor
+from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
+
+
+@dataclass
+class LoadedRow:
+    """An input row with its pixels, or with the reason it is bad input. ``source`` keeps the bytes as read."""
+
+    row: InputRow
+    image: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    source: bytes | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.row.error is None
+
+
+def load_row(row: InputRow, storage_options: dict[str, Any] | None = None) -> LoadedRow:
+    """Read and decode one row's image and mask. A missing or corrupt file marks the row bad input; a failing
+    object store raises ``StorageError`` (the shard fails and is retried by a rerun)."""
+    loaded = LoadedRow(row)
+    if row.error is not None:
+        return loaded
+    try:
+        loaded.source = _read(row.image, storage_options)
+        loaded.image = decode_image(loaded.source)
+        if row.mask is not None:
+            loaded.mask = decode_mask(_read(row.mask, storage_options), size=(loaded.image.shape[1],
+                                                                               loaded.image.shape[0]))
+    except FileNotFoundError as error:
+        row.error = f"file not found: {error.filename or error}"
+    except (ImageDecodeError, IsADirectoryError) as error:
+        row.error = f"{_name(row.mask if loaded.image is not None else row.image)}: {error}"
+    return loaded
+
+
+def _read(value: str | bytes | None, storage_options: dict[str, Any] | None) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    assert value is not None
+    storage = Storage(value, storage_options)
+    try:
+        return storage.read_bytes()
+    except FileNotFoundError as error:
+        raise FileNotFoundError(2, "no such file", value) from error
+
+
+def _name(value: str | bytes | None) -> str:
+    return value if isinstance(value, str) else "embedded image"
+
+
+@dataclass
+class PreparedShard:
+    """A shard's rows with their pixels and plans: what the executor's waves start from."""
+
+    shard: Shard
+    rows: list[LoadedRow]
+    plans: list[PlanResult | None]  # None for bad input
+    planner: str
+
+    def edit_items(self) -> tuple[list[EditItem], list[int]]:
+        """The items to edit (rows with a valid plan) and their positions in ``rows``."""
+        items, positions = [], []
+        for position, (loaded, plan) in enumerate(zip(self.rows, self.plans, strict=True)):
+            if plan is not None and plan.ok:
+                assert plan.workflow is not None and loaded.image is not None
+                items.append(EditItem(loaded.row.id, loaded.image, plan.workflow, loaded.mask, loaded.row.seed))
+                positions.append(position)
+        return items, positions
+
+
+def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner,
+                  storage_options: dict[str, Any] | None = None) -> PreparedShard:
+    """Load every row of a shard, then plan all usable rows in one batched Builder call."""
+    loaded = [load_row(row, storage_options) for row in rows]
+    requests = [PlanRequest(r.row.id, r.image, r.row.instruction, has_mask=r.mask is not None, seed=r.row.seed)
+                for r in loaded if r.usable]
+    planned = iter(planner.plan_batch(requests) if requests else [])
+    plans = [next(planned) if r.usable else None for r in loaded]
+    return PreparedShard(shard, loaded, plans, planner.name)
+
+
+def versions(toolset: Toolset) -> dict[str, Any]:
+    """What produced a row: package versions and the backend chosen for each available brick."""
+    packages = {}
+    for package in ("legoedit", "numpy", "pillow", "opencv-python-headless", "torch", "diffusers", "transformers"):
+        try:
+            packages[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    bricks = {}
+    for spec in toolset.available_specs():
+        backend = toolset.backend_class(spec.name)
+        bricks[spec.name] = f"{backend.name}@{backend.version}"
+    return {"python": platform.python_version(), "packages": packages, "bricks": bricks}
+
+
+def build_rows(prepared: PreparedShard, results: Sequence[EditResult], toolset: Toolset) -> pa.Table:
+    """One output row per input row of the shard, in input order."""
+    _, positions = prepared.edit_items()
+    by_position = dict(zip(positions, results, strict=True))
+    shared = {"shard": prepared.shard.index, "planner": prepared.planner,
+              "versions": json.dumps(versions(toolset), sort_keys=True)}
+    rows = []
+    for position, (loaded, plan) in enumerate(zip(prepared.rows, prepared.plans, strict=True)):
+        row = loaded.row
+        common = dict(shared, instruction=row.instruction, seed=row.seed,
+                      source_image=image_struct(loaded.source, row.image if isinstance(row.image, str) else None),
+                      ground_truth=json.dumps(row.ground_truth, default=str) if row.ground_truth else None)
+        if plan is None:
+            rows.append(empty_row(row.id, "bad_input", error=row.error, **common))
+            continue
+        common.update(reasoning=plan.reasoning or None, plan_attempts=len(plan.attempts),
+                      workflow=plan.workflow.model_dump_json() if plan.workflow is not None else None)
+        result = by_position.get(position)
+        if result is None:
+            rows.append(empty_row(row.id, "invalid_plan", error=plan.error, **common))
+            continue
+        edited = image_struct(encode_png(result.image), f"{row.id}.png") if result.image is not None else None
+        rows.append(empty_row(row.id, result.status, error=result.error, edited_image=edited,
+                              trace=[vars(t) for t in result.trace],
+                              seconds=sum(t.seconds for t in result.trace), **common))
+    return rows_to_table(rows)
+
+
+def process_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor,
+                  storage_options: dict[str, Any] | None = None) -> pa.Table:
+    """Everything for one shard in a plain loop: the reference the Prefect flow is measured against."""
+    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, storage_options)
+    items, _ = prepared.edit_items()
+    return build_rows(prepared, executor.run_many(items), executor.toolset)

@@ -1,0 +1,106 @@
+"""A self-contained HTML report of a run: counts, then one card per row with before/after thumbnails.
+
+Thumbnails are inline JPEG data URIs, so the file can be mailed or opened from object storage with nothing else.
+A few lines of inline script count the thumbnails that loaded and write ``data-loaded="N/M"`` on ``<body>``
+(and ``data-broken`` with the ids of any that did not), which is what the browser test reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from html import escape
+from typing import Any
+
+import pyarrow as pa
+
+from legoedit_core.data.images import ImageDecodeError, decode_image, encode_jpeg, thumbnail
+
+THUMBNAIL = 192
+STYLE = """
+body{font:14px system-ui,sans-serif;margin:24px;background:#f6f6f4;color:#222}
+h1{font-size:20px}.counts span{margin-right:16px}.grid{display:flex;flex-wrap:wrap;gap:12px}
+.card{background:#fff;border-radius:8px;padding:10px;width:420px;box-shadow:0 1px 3px #0002}
+.pair{display:flex;gap:6px}.pair figure{margin:0;width:200px;text-align:center;font-size:11px;color:#666}
+.pair img{max-width:200px;max-height:200px}.missing{height:120px;display:flex;align-items:center;justify-content:center;
+background:#eee;color:#999}.status{font-weight:600;padding:1px 6px;border-radius:4px}
+.ok{background:#d7f5dd}.bad_input{background:#fde2c8}.invalid_plan{background:#f3d9fa}.failed{background:#fbd3d3}
+.error{color:#a00;white-space:pre-wrap}pre{font-size:11px;max-height:200px;overflow:auto;background:#f3f3f3;padding:6px}
+"""
+SCRIPT = """
+(function(){
+  var images = Array.prototype.slice.call(document.querySelectorAll('img.thumb'));
+  var settled = 0, loaded = 0, broken = [];
+  function done(){
+    document.body.setAttribute('data-loaded', loaded + '/' + images.length);
+    document.body.setAttribute('data-broken', broken.join(' '));
+  }
+  images.forEach(function(img){
+    function settle(ok){ settled++; if(ok && img.naturalWidth > 0){loaded++;} else {broken.push(img.dataset.id);}
+                         if(settled === images.length){done();} }
+    if(img.complete){ settle(img.naturalWidth > 0); }
+    else { img.addEventListener('load', function(){settle(true);}); img.addEventListener('error', function(){settle(false);}); }
+  });
+  if(images.length === 0){ done(); }
+})();
+"""
+
+
+def _thumbnail_uri(struct: dict[str, Any] | None) -> str | None:
+    if not struct or not struct.get("bytes"):
+        return None
+    try:
+        small = thumbnail(decode_image(struct["bytes"]), THUMBNAIL)
+    except ImageDecodeError:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(small, quality=85)).decode()
+
+
+def _figure(struct: dict[str, Any] | None, caption: str, row_id: str) -> str:
+    uri = _thumbnail_uri(struct)
+    if uri is None:
+        return f'<figure><div class="missing">no image</div>{caption}</figure>'
+    return f'<figure><img class="thumb" data-id="{escape(row_id)}" src="{uri}" alt="{caption}">{caption}</figure>'
+
+
+def _plan_summary(workflow: str | None) -> str:
+    if not workflow:
+        return ""
+    nodes = json.loads(workflow).get("nodes", [])
+    return " &rarr; ".join(escape(node["tool"]) for node in nodes)
+
+
+def _card(row: dict[str, Any]) -> str:
+    status = row["status"]
+    parts = [
+        f'<div class="card"><div><b>{escape(row["id"])}</b> <span class="status {status}">{status}</span></div>',
+        f'<p>{escape(row["instruction"] or "")}</p>',
+        '<div class="pair">', _figure(row["source_image"], "before", row["id"]),
+        _figure(row["edited_image"], "after", row["id"]), "</div>",
+    ]
+    if row["workflow"]:
+        parts.append(f"<p>plan: {_plan_summary(row['workflow'])}</p>")
+        parts.append(f"<details><summary>workflow</summary><pre>{escape(row['workflow'])}</pre></details>")
+    if row["reasoning"]:
+        parts.append(f"<details><summary>reasoning</summary><pre>{escape(row['reasoning'])}</pre></details>")
+    if row["judge_score"] is not None:
+        parts.append(f"<p>judge score: {row['judge_score']:.1f}</p>")
+    if row["error"]:
+        parts.append(f'<p class="error">{escape(row["error"])}</p>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_report(table: pa.Table, title: str = "legoedit run", max_rows: int = 500) -> str:
+    """The report as one HTML string. At most ``max_rows`` cards: the failed rows first, then the rest."""
+    rows = table.to_pylist()
+    counts = Counter(row["status"] for row in rows)
+    shown = sorted(rows, key=lambda row: row["status"] == "ok")[:max_rows]
+    count_line = "".join(f"<span>{escape(status)}: {n}</span>" for status, n in sorted(counts.items()))
+    note = f"<p>showing {len(shown)} of {len(rows)} rows</p>" if len(shown) < len(rows) else ""
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{STYLE}</style>"
+        f"</head><body><h1>{escape(title)}</h1><div class='counts'>{count_line}</div>{note}"
+        f"<div class='grid'>{''.join(_card(row) for row in shown)}</div><script>{SCRIPT}</script></body></html>"
+    )

@@ -1,0 +1,165 @@
+"""Object storage through fsspec (local paths, ``s3://``, ``memory://`` alike), with retries for transient failures.
+
+Every read and write of the pipeline goes through ``Storage`` so that one retry policy (tenacity, exponential
+backoff) covers them all. For ``s3://`` the client's own retry loops are turned off by default, so that a flaky
+endpoint is retried in one place, with one log line per retry, and a permanent failure surfaces as a
+``StorageError`` that names the operation and the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "this key or this request is wrong": retrying cannot help.
+_PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+# Libraries whose own errors (EndpointConnectionError, ClientConnectorError, ...) are network trouble.
+_NETWORK_LIBRARIES = {"botocore", "aiobotocore", "aiohttp", "urllib3", "requests"}
+
+
+class StorageError(OSError):
+    """The object store kept failing (or refused) an operation; the message names the operation and the key."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an object-store error is worth retrying: network trouble and server errors, not missing keys."""
+    if isinstance(error, _PERMANENT):
+        return False
+    if isinstance(error, OSError):  # s3fs maps 5xx / throttling to OSError(EIO); sockets raise ConnectionError
+        return True
+    return type(error).__module__.partition(".")[0] in _NETWORK_LIBRARIES
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a transient failure is retried (exponential backoff, capped).
+
+    The defaults come from ``LEGOEDIT_STORAGE_ATTEMPTS`` / ``LEGOEDIT_STORAGE_WAIT`` when set, so that every
+    worker of a cluster picks up the same policy from its environment.
+    """
+
+    attempts: int = field(default_factory=lambda: int(os.environ.get("LEGOEDIT_STORAGE_ATTEMPTS", "5")))
+    initial_wait: float = field(default_factory=lambda: float(os.environ.get("LEGOEDIT_STORAGE_WAIT", "0.5")))
+    max_wait: float = 10.0
+
+    def retrying(self) -> Retrying:
+        return Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.initial_wait, max=self.max_wait),
+            retry=retry_if_exception(is_transient),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
+
+
+def _client_options(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Turn off s3fs's and botocore's own retries (unless the caller set them): ours are the only ones."""
+    if protocol not in ("s3", "s3a"):
+        return options
+    options = dict(options)
+    options.setdefault("retries", 1)
+    config = dict(options.get("config_kwargs") or {})
+    config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
+    options["config_kwargs"] = config
+    return options
+
+
+class Storage:
+    """A root location (directory or prefix) in some fsspec filesystem, with retried operations.
+
+    Paths given to the methods are relative to the root unless they carry a protocol (``s3://b/k``) or are
+    absolute; ``uri`` turns a path back into a full URI.
+    """
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None,
+                 retry: RetryPolicy | None = None) -> None:
+        protocol = fsspec.utils.get_protocol(root)
+        self.storage_options = dict(storage_options or {})
+        self.fs, self.root = url_to_fs(root, **_client_options(protocol, self.storage_options))
+        self.root = self.root.rstrip("/") or "/"
+        self.retry = retry or RetryPolicy()
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        """The filesystem path of ``parts`` joined under the root (an absolute or full URI is kept as is)."""
+        if parts and ("://" in parts[0] or parts[0].startswith("/")):
+            return self.fs._strip_protocol(posixpath.join(*parts))
+        return posixpath.join(self.root, *parts)
+
+    def uri(self, *parts: str) -> str:
+        """The full URI of a path, with its protocol (plain paths stay plain for the local filesystem)."""
+        path = self.path(*parts)
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    def _call(self, operation: str, path: str, function, *args: Any) -> Any:
+        try:
+            for attempt in self.retry.retrying():
+                with attempt:
+                    return function(*args)
+        except _PERMANENT:
+            raise
+        except Exception as error:
+            tries = self.retry.attempts if is_transient(error) else 1
+            raise StorageError(f"object store: {operation} {path} failed after {tries} attempt(s): "
+                               f"{type(error).__name__}: {error}") from error
+        raise AssertionError("unreachable")
+
+    def read_bytes(self, *parts: str) -> bytes:
+        path = self.path(*parts)
+        return self._call("read", path, self.fs.cat_file, path)
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        """Write a whole object. On object stores a single PUT is atomic; locally it goes through a rename."""
+        path = self.path(*parts)
+        if self.is_local:
+            # A dot name: Parquet readers skip it if a crash leaves it behind.
+            temporary = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
+            self._call("write", path, self._write_local, temporary, path, data)
+        else:
+            self._call("write", path, self.fs.pipe_file, path, data)
+
+    def _write_local(self, temporary: str, path: str, data: bytes) -> None:
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        self.fs.pipe_file(temporary, data)
+        self.fs.mv(temporary, path)
+
+    def exists(self, *parts: str) -> bool:
+        path = self.path(*parts)
+        return self._call("check", path, self.fs.exists, path)
+
+    def delete(self, *parts: str) -> None:
+        path = self.path(*parts)
+        if self.exists(*parts):
+            self._call("delete", path, self.fs.rm, path, True)
+
+    def glob(self, pattern: str) -> list[str]:
+        """Full URIs of the matching objects, sorted (a stable order for sharding)."""
+        path = self.path(pattern)
+        self.fs.invalidate_cache()
+        found = self._call("list", path, self.fs.glob, path)
+        return sorted(p if self.is_local else self.fs.unstrip_protocol(p) for p in found)
+
+    def size(self, *parts: str) -> int:
+        path = self.path(*parts)
+        return int(self._call("stat", path, self.fs.size, path))
+
+    def url(self, *parts: str, expires: int = 7 * 24 * 3600) -> str | None:
+        """A URL a browser can open (presigned on S3), or None when the store has no such thing."""
+        path = self.path(*parts)
+        if self.is_local:
+            return f"file://{path}"
+        try:
+            return self.fs.url(path, expires=expires)
+        except (AttributeError, NotImplementedError, TypeError):
+            return None

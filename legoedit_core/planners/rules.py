@@ -1,0 +1,438 @@
+"""The ``rules`` planner: an offline Builder for the common instruction families, with no model at all.
+
+It reads an instruction clause by clause ("remove the dog and then make the sky orange"), matches each clause
+against a list of families (background, style, recolour, black and white, remove, swap, blur, crop, brightness /
+contrast / saturation, sharpen, flip, rotate, resize, add, weather / time of day) and chains the bricks each one
+needs. It only plans with bricks that the active toolset can run, and says plainly when an instruction is outside
+what it covers or needs a brick that is not available. It also writes the synthetic expert traces (instruction,
+reasoning, workflow) used for supervised fine-tuning of a model Builder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from legoedit_core.bricks.cpu.colors import parse_color
+from legoedit_core.config import Toolset
+from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
+from legoedit_core.planners.constraints import parse_feedback
+from legoedit_core.workflow import Workflow, parse_workflow, validate
+
+WHOLE = {"it", "this", "the image", "image", "the photo", "photo", "the picture", "picture", "everything",
+         "the whole image", "the whole photo", "the scene", "the shot", "the whole thing"}
+SUBJECT = {"subject", "the subject", "foreground", "the foreground", "main object", "the main object", "product",
+           "the product"}
+USER_REGION = {"this", "it", "selection", "the selection", "selected area", "the selected area", "selected region",
+               "the selected region", "marked area", "the marked area", "masked area", "the masked area", "region",
+               "the region"}
+TEXT_WORDS = {"text", "writing", "words", "watermark", "caption", "captions", "letters", "lettering", "subtitles"}
+_LEADING = re.compile(r"^(?:all (?:of )?|every |the |a |an |her |his |their |its |my |your |our |that |these |those "
+                      r"|possibly |also )+")
+_TRAILING = re.compile(r"\s+(?:from|in|on|of) (?:the |this )?(?:image|photo|picture|shot|scene)$")
+
+STYLES: dict[str, str] = {
+    "pencil": "pencil sketch", "sketch": "pencil sketch", "drawing": "pencil sketch", "cartoon": "cartoon",
+    "anime": "cartoon", "comic": "cartoon", "watercolor": "watercolor", "watercolour": "watercolor",
+    "oil painting": "oil painting", "oil-painting": "oil painting", "stylize": "stylize", "stylise": "stylize",
+    "painting": "oil painting",
+}
+ENVIRONMENTS = ("snowy", "snow", "winter", "rainy", "rain", "night", "nighttime", "sunset", "sunrise", "dawn", "dusk",
+                "autumn", "fall", "summer", "spring", "foggy", "fog", "golden hour", "daytime", "stormy")
+ADJUSTMENTS: list[tuple[str, str, float]] = [
+    (r"\b(?:brighten|brighter|lighten|lighter|more light|too dark|increase (?:the )?brightness)\b", "brightness", 1.3),
+    (r"\b(?:darken|darker|dimmer|too bright|reduce (?:the )?brightness|decrease (?:the )?brightness)\b",
+     "brightness", 0.75),
+    (r"\b(?:more contrast|increase (?:the )?contrast|higher contrast|boost (?:the )?contrast|punchier)\b",
+     "contrast", 1.3),
+    (r"\b(?:less contrast|reduce (?:the )?contrast|lower contrast|decrease (?:the )?contrast|softer)\b",
+     "contrast", 0.75),
+    (r"\b(?:more vivid|vivid|vibrant|more saturated|saturate|more colou?rful|boost (?:the )?colou?rs?)\b",
+     "saturation", 1.4),
+    (r"\b(?:less saturated|desaturate|muted|washed out|less colou?rful)\b", "saturation", 0.6),
+]
+
+
+class NotCovered(ValueError):
+    """The instruction (or a clause of it) is outside what the rules planner handles."""
+
+
+@dataclass
+class Graph:
+    """A workflow under construction: nodes with readable, unique ids."""
+
+    toolset: Toolset
+    has_mask: bool
+    size: tuple[int, int]
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, tool: str, name: str, **inputs: Any) -> str:
+        """Add a node and return its id (``name``, ``name_2``, ...)."""
+        taken = {n["id"] for n in self.nodes}
+        node_id = name if name not in taken else next(f"{name}_{i}" for i in range(2, 99) if f"{name}_{i}" not in taken)
+        self.nodes.append({"id": node_id, "tool": tool, "inputs": inputs})
+        return node_id
+
+    def pick(self, *tools: str) -> str:
+        """The first of ``tools`` that can run here (the first one when none can: validation then says why)."""
+        return next((t for t in tools if self.toolset.unavailable(t) is None), tools[0])
+
+    def region(self, target: str, image: str) -> tuple[str, str]:
+        """(mask reference, plain words) selecting ``target``: the user's mask, SOS, RES, or a UNION of RES."""
+        if self.has_mask and target in USER_REGION:
+            return "@input.mask", "the region the user marked"
+        if target in SUBJECT:
+            return f"@{self.add('SOS', 'subject', image=image)}.mask", "SOS finds the main subject"
+        parts = [p for p in re.split(r"\s*(?:,|\band\b|&)\s*", target) if p]
+        parts = [_clean(p) for p in parts] or [target]
+        masks = [f"@{self.add('RES', 'seg_' + _slug(p), image=image, prompt=_res_prompt(p))}.mask" for p in parts]
+        mask = masks[0]
+        for other in masks[1:]:
+            mask = f"@{self.add('UNION', 'both', mask=mask, other=other)}.mask"
+        return mask, f"RES finds {' and '.join(parts)}"
+
+    def erase(self, image: str, mask: str) -> str:
+        tool = self.pick("INPAINT", "FASTINPAINT")
+        return f"@{self.add(tool, 'erase', image=image, mask=mask)}.image"
+
+
+class Groups:
+    """A match whose alternative groups (``target2``, ``old2``, ``action2`` ...) stand in for the main ones."""
+
+    def __init__(self, match: re.Match[str]) -> None:
+        self._match = match
+        self.string = match.string
+
+    def group(self, name: str) -> str | None:
+        groups = self._match.groupdict()
+        value = groups.get(name)
+        return value if value is not None else groups.get(f"{name}2")
+
+
+Rule = Callable[[Groups, Graph, str], tuple[str, str]]  # (match, graph, image ref) -> (image ref, reasoning)
+
+
+def _clean(target: str) -> str:
+    target = _TRAILING.sub("", target.strip(" .!,"))
+    return _LEADING.sub("", target).strip() or target
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:16] or "x"
+
+
+def _res_prompt(target: str) -> str:
+    return "text" if target in TEXT_WORDS else target
+
+
+def _whole(target: str) -> bool:
+    return _clean(target) in WHOLE or target.strip() in WHOLE
+
+
+# ------------------------------------------------------------------------------------------------------ families
+
+
+def _background(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    action = match.group("action")
+    if action in ("blur", "blurry", "blurred", "out of focus", "defocus", "bokeh"):
+        prompt, goal = "blur", "blurred"
+    elif action in ("remove", "delete", "erase", "get rid of", "cut out"):
+        prompt, goal = "white", "removed (plain white)"
+    else:
+        prompt = _clean(match.group("what") or "")
+        if not prompt:
+            raise NotCovered("say what the new background should be, e.g. 'change the background to blue'")
+        goal = prompt
+    subject = graph.add("SOS", "subject", image=image)
+    node = graph.add("CBG", "background", image=image, mask=f"@{subject}.mask", prompt=prompt)
+    return f"@{node}.image", f"The background is to be {goal}. SOS keeps the subject; CBG replaces what is behind it."
+
+
+def _style(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    style = STYLES[match.group("style")]
+    target = match.group("target")
+    if target and not _whole(target):
+        mask, found = graph.region(_clean(target), image)
+        node = graph.add("STYLE", "style", image=image, prompt=style, mask=mask)
+        return f"@{node}.image", f"Only {_clean(target)} becomes a {style}: {found}, STYLE renders that region."
+    node = graph.add("STYLE", "style", image=image, prompt=style)
+    return f"@{node}.image", f"The whole image becomes a {style}: STYLE renders it."
+
+
+def _grayscale(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    target = match.group("target")
+    if target and not _whole(target):
+        mask, found = graph.region(_clean(target), image)
+        node = graph.add("GRAYSCALE", "gray", image=image, mask=mask)
+        return f"@{node}.image", f"Only {_clean(target)} loses its colour: {found}, GRAYSCALE greys that region."
+    node = graph.add("GRAYSCALE", "gray", image=image)
+    return f"@{node}.image", "The whole image becomes black and white: GRAYSCALE."
+
+
+def _recolour(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    words = match.group("rest").split()
+    for split in range(1, len(words)):
+        target = " ".join(words[:split])
+        colour = re.sub(r"^(?:to|into|in|a|an)\s+", "", " ".join(words[split:]))
+        colour = colour.split(" or ")[0].strip()
+        if parse_color(colour) is None or _whole(target):
+            continue
+        target = re.sub(r"^the colou?r of\s+", "", target)
+        target = re.sub(r"\s+(?:to|into|in)$", "", target)
+        mask, found = graph.region(_clean(target), image)
+        node = graph.add("RCM", "recolor", image=image, mask=mask, prompt=colour)
+        return f"@{node}.image", f"{_clean(target).capitalize()} should become {colour}: {found}, RCM recolours it."
+    raise NotCovered("no colour named")  # not a recolouring after all: let the next family try
+
+
+def _remove(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    target = _clean(match.group("target"))
+    if _whole(target) and not (graph.has_mask and target in USER_REGION):
+        raise NotCovered("say what to remove, e.g. 'remove the dog'")
+    mask, found = graph.region(target, image)
+    result = graph.erase(image, mask)
+    return result, f"{target.capitalize()} should disappear: {found}, {graph.nodes[-1]['tool']} fills it in."
+
+
+def _swap(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    old, new = _clean(match.group("old")), _clean(match.group("new"))
+    mask, found = graph.region(old, image)
+    erased = graph.erase(image, mask)
+    node = graph.add("FILL", "fill", image=erased, mask=mask, prompt=new)
+    return f"@{node}.image", f"{old.capitalize()} becomes {new}: {found}, the old one is removed, FILL paints {new}."
+
+
+def _blur(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    target = match.group("target")
+    if target is None or _whole(target):
+        node = graph.add("BLUR", "blur", image=image, radius=6)
+        return f"@{node}.image", "The whole image should be softer: BLUR."
+    mask, found = graph.region(_clean(target), image)
+    node = graph.add("BLUR", "blur", image=image, radius=12, mask=mask)
+    return f"@{node}.image", f"{_clean(target).capitalize()} should be blurred: {found}, BLUR hides that region."
+
+
+def _crop(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    target = _clean(match.group("target"))
+    mask, found = graph.region(target, image)
+    box = graph.add("BBOX", "box", mask=mask)
+    node = graph.add("CROP", "crop", image=image, bbox=f"@{box}.bbox")
+    return f"@{node}.image", f"Keep only {target}: {found}, BBOX boxes it, CROP cuts the image to the box."
+
+
+def _adjust(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    clause = match.string
+    factors = {name: value for pattern, name, value in ADJUSTMENTS if re.search(pattern, clause)}
+    if re.search(r"\b(?:a lot|much|very|significantly|way)\b", clause):
+        factors = {name: round(1 + (value - 1) * 1.8, 2) for name, value in factors.items()}
+    target = re.match(r"^(?:brighten|darken|lighten)\s+(?P<t>.+)$", clause)
+    inputs: dict[str, Any] = dict(factors)
+    where = "the whole image"
+    if target and not _whole(target.group("t")) and not re.search(r"\b(?:a lot|a bit|slightly)\b", target.group("t")):
+        inputs["mask"], found = graph.region(_clean(target.group("t")), image)
+        where = f"{_clean(target.group('t'))} ({found})"
+    node = graph.add("ADJUST", "adjust", image=image, **inputs)
+    changes = ", ".join(f"{name} x{value:g}" for name, value in factors.items())
+    return f"@{node}.image", f"A tonal change of {where}: ADJUST with {changes}."
+
+
+def _sharpen(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    node = graph.add("SHARPEN", "sharpen", image=image, amount=1.0)
+    return f"@{node}.image", "Crisper detail: SHARPEN."
+
+
+def _flip(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    direction = "vertical" if re.search(r"vertical|upside down|top to bottom", match.string) else "horizontal"
+    node = graph.add("FLIP", "flip", image=image, direction=direction)
+    return f"@{node}.image", f"A mirror image: FLIP {direction}ly."
+
+
+def _rotate(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    clause = match.string
+    number = re.search(r"(-?\d+(?:\.\d+)?)", clause)
+    angle = 180.0 if "upside down" in clause else float(number.group(1)) if number else 90.0
+    counter = re.search(r"counter[- ]?clockwise|anti[- ]?clockwise|\bleft\b", clause)
+    angle = angle if counter else -angle  # ROTATE turns counter-clockwise; people mostly mean clockwise
+    node = graph.add("ROTATE", "rotate", image=image, angle=angle)
+    return f"@{node}.image", f"Rotation by {abs(angle):g} degrees {'counter-' if counter else ''}clockwise: ROTATE."
+
+
+def _resize(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    clause, (width, height) = match.string, graph.size
+    inputs: dict[str, float]
+    if both := re.search(r"(\d+)\s*[x×*]\s*(\d+)", clause):
+        inputs = {"width": float(both.group(1)), "height": float(both.group(2))}
+    elif percent := re.search(r"(\d+(?:\.\d+)?)\s*%", clause):
+        inputs = {"width": round(width * float(percent.group(1)) / 100)}
+    elif re.search(r"\bhalf\b", clause):
+        inputs = {"width": round(width / 2)}
+    elif re.search(r"\b(?:double|twice)\b", clause):
+        inputs = {"width": width * 2}
+    elif side := re.search(r"(\d+)\s*(?:px|pixels)?\s*(?P<side>wide|width|tall|high|height)", clause):
+        inputs = {"width" if side.group("side") in ("wide", "width") else "height": float(side.group(1))}
+    elif number := re.search(r"(\d+)", clause):
+        inputs = {"width": float(number.group(1))} if width >= height else {"height": float(number.group(1))}
+    else:
+        raise NotCovered("say the new size, e.g. 'resize to 512x512' or 'resize to 50%'")
+    node = graph.add("RESIZE", "resize", image=image, **inputs)
+    return f"@{node}.image", f"A new size ({', '.join(f'{k} {v:g}' for k, v in inputs.items())}): RESIZE."
+
+
+def _add(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    what = _clean(match.group("what"))
+    where = graph.add("ADD-PRED", "where", image=image, prompt=match.group("what").strip())
+    node = graph.add("FILL", "fill", image=image, mask=f"@{where}.mask", prompt=what)
+    return f"@{node}.image", f"Something new, {what}: ADD-PRED finds a place for it, FILL paints it there."
+
+
+def _environment(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    condition = match.group("condition")
+    node = graph.add("ENV", "env", image=image, prompt=condition)
+    return f"@{node}.image", f"The whole scene changes to {condition}: ENV."
+
+
+_STYLE_WORDS = "|".join(sorted(map(re.escape, STYLES), key=len, reverse=True))
+_COLOUR_VERBS = r"make|turn|paint|colou?r|change|recolou?r|dye|set"
+FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
+    ("background", re.compile(
+        r"^(?:(?P<action>remove|delete|erase|get rid of|cut out|blur|defocus)\s+(?:the\s+)?(?:background|backdrop)"
+        r"|(?:make|turn)\s+(?:the\s+)?(?:background|backdrop)\s+(?P<action2>blurry|blurred|out of focus)"
+        r"|(?:change|replace|make|turn|set|swap|switch)\s+(?:the\s+)?(?:background|backdrop)"
+        r"\s*(?:to|with|into|for|as)?\s*(?P<what>.*))$"), _background),
+    ("style", re.compile(rf"^(?:(?:turn|make|convert|render|transform|change|redraw|draw|paint)\s+(?P<target>.+?)\s+"
+                         rf"(?:into|to|as|look like|like|in)\s+)?(?:an?\s+|the\s+)?(?:(?:\w+\s+)?style\s+of\s+)?"
+                         rf".*?(?P<style>{_STYLE_WORDS})\b.*$"), _style),
+    ("black and white", re.compile(
+        r"^(?:(?:make|turn|convert|render|change)\s+(?P<target>.+?)\s+(?:in|into|to)?\s*)?"
+        r"(?:black[- ]and[- ]white|b&w|gr[ae]y\s*scale|monochrome|colou?rless)$"
+        r"|^(?:remove|drop)\s+(?:the\s+|all\s+)?colou?rs?(?:\s+from\s+(?P<target2>.+))?$"), _grayscale),
+    ("recolour", re.compile(rf"^(?:{_COLOUR_VERBS})\s+(?P<rest>.+)$"), _recolour),
+    ("swap", re.compile(r"^(?:replace|swap|exchange|substitute)\s+(?P<old>.+?)\s+(?:with|for|by)\s+(?P<new>.+)$"
+                        r"|^(?:turn|change|transform)\s+(?P<old2>.+?)\s+into\s+(?P<new2>.+)$"), _swap),
+    ("remove", re.compile(r"^(?:remove|erase|delete|get rid of|take out|take away|eliminate|clean up|clear)\s+"
+                          r"(?P<target>.+)$"), _remove),
+    ("blur", re.compile(r"^(?:blur|pixelate|obscure|anonymi[sz]e|soften)(?:\s+(?P<target>.+))?$"
+                        r"|^make\s+(?P<target2>.+?)\s+(?:blurry|blurred|soft)$"), _blur),
+    ("crop", re.compile(r"^(?:crop|cut)\s+(?:it\s+|the image\s+|the photo\s+|the picture\s+)?(?:down\s+)?"
+                        r"(?:to|around|on|at)\s+(?P<target>.+)$"), _crop),
+    ("brightness / contrast / saturation", re.compile(
+        "|".join(f"(?:{pattern})" for pattern, _, _ in ADJUSTMENTS)), _adjust),
+    ("sharpen", re.compile(r"\b(?:sharpen|sharper|crisper|deblur|unblur|more detail)\b"), _sharpen),
+    ("flip", re.compile(r"\b(?:flip|mirror)\b"), _flip),
+    ("rotate", re.compile(r"\b(?:rotate|turn)\b.*\b(?:\d+|degrees|clockwise|counter-?clockwise|left|right"
+                          r"|upside down)"), _rotate),
+    ("resize", re.compile(r"\b(?:resize|rescale|scale|downscale|upscale|shrink|enlarge)\b"), _resize),
+    ("add", re.compile(r"^(?:add|insert|put|place|include)\s+(?P<what>.+)$"), _add),
+    ("weather / time of day", re.compile(
+        rf"\b(?:make|turn|change|set)\b.*?\b(?P<condition>{'|'.join(ENVIRONMENTS)})\b"), _environment),
+]
+
+
+_VERBS = ("make|turn|remove|erase|delete|change|replace|swap|add|insert|put|blur|crop|brighten|darken|lighten|"
+          "sharpen|flip|mirror|rotate|resize|scale|convert|paint|colou?r|recolou?r|increase|reduce|get rid of")
+
+
+def split_clauses(instruction: str) -> list[str]:
+    """Lower-cased clauses of an instruction: split on ';', ', then', ' and then', ' then ', and sentence ends."""
+    text = instruction.strip().lower().rstrip(".!")
+    text = re.sub(r"^(?:please|can you|could you|i want you to|i'd like you to)\s+", "", text)
+    parts = re.split(r"\s*(?:;|\. |, and then |,? and then |, then | then |, also | and also )\s*", text)
+    parts = [piece for part in parts for piece in re.split(rf",?\s+and\s+(?=(?:{_VERBS})\b)", part)]
+    return [re.sub(r"^(?:please|also|and)\s+", "", p).strip(" ,") for p in parts if p.strip(" ,")]
+
+
+class RulesPlanner:
+    """Plans by rules; needs no model. ``name`` is ``rules``."""
+
+    name = "rules"
+
+    def __init__(self, toolset: Toolset, feedback: Sequence[str] = ()) -> None:
+        self.toolset = toolset
+        self.feedback = list(feedback)
+
+    def plan_batch(self, requests: list[PlanRequest]) -> list[PlanResult]:
+        return [self.plan(request) for request in requests]
+
+    def plan(self, request: PlanRequest) -> PlanResult:
+        """Plan one request; an uncovered instruction or a missing brick becomes ``error``."""
+        size = (int(request.image.shape[1]), int(request.image.shape[0]))
+        try:
+            workflow, reasoning = self.compile(request.instruction, request.has_mask, size)
+        except NotCovered as error:
+            attempt = PlanAttempt(raw="", problems=[str(error)])
+            return PlanResult(request.id, self.name, attempts=[attempt], error=str(error))
+        constraints = parse_feedback([*self.feedback, *request.feedback], self.toolset.names())
+        problems = [str(p) for p in validate(workflow, self.toolset, constraints)]
+        attempt = PlanAttempt(raw=trace_text(reasoning, workflow), reasoning=reasoning, workflow=workflow,
+                              problems=problems)
+        if problems:
+            return PlanResult(request.id, self.name, reasoning=reasoning, attempts=[attempt],
+                              error="the rules plan cannot run here: " + "; ".join(problems))
+        return PlanResult(request.id, self.name, workflow=workflow, reasoning=reasoning, attempts=[attempt])
+
+    def compile(self, instruction: str, has_mask: bool = False, size: tuple[int, int] = (512, 512)
+                ) -> tuple[Workflow, str]:
+        """The workflow and reasoning for an instruction; raise NotCovered when a clause matches no family."""
+        graph = Graph(self.toolset, has_mask, size)
+        image, sentences = "@input.image", []
+        for clause in split_clauses(instruction):
+            image, sentence = self._clause(clause, graph, image)
+            sentences.append(sentence)
+        if not graph.nodes:
+            raise NotCovered(f"the rules planner found nothing to do in {instruction!r}")
+        unavailable = [(n["tool"], self.toolset.unavailable(n["tool"])) for n in graph.nodes]
+        missing = [f"{tool} ({reason})" for tool, reason in dict(unavailable).items() if reason]
+        if missing:
+            raise NotCovered(f"{instruction!r} needs bricks that cannot run here: {'; '.join(missing)}")
+        workflow = parse_workflow({"nodes": graph.nodes, "output": image}, instruction=instruction)
+        return workflow, " ".join(sentences)
+
+    def _clause(self, clause: str, graph: Graph, image: str) -> tuple[str, str]:
+        reasons = []
+        for name, pattern, rule in FAMILIES:
+            match = pattern.search(clause)
+            if match is None:
+                continue
+            before = len(graph.nodes)
+            try:
+                return rule(Groups(match), graph, image)
+            except NotCovered as error:
+                del graph.nodes[before:]
+                reasons.append(f"{name}: {error}")
+        if self.toolset.unavailable("EDIT") is None:
+            node = graph.add("EDIT", "edit", image=image, prompt=clause)
+            return f"@{node}.image", f"No specific brick fits {clause!r}: EDIT applies it to the whole image."
+        families = ", ".join(name for name, _, _ in FAMILIES)
+        detail = f" ({'; '.join(reasons)})" if reasons else ""
+        raise NotCovered(f"the rules planner does not cover {clause!r}{detail}. It handles: {families}; "
+                         "anything else needs a model Builder (planner.strategy=workflow) or the EDIT brick")
+
+
+def trace_text(reasoning: str, workflow: Workflow) -> str:
+    """The answer a model Builder should write: ``<think>`` reasoning, then the compact workflow JSON."""
+    body = workflow.model_dump(exclude={"instruction"})
+    return f"<think>{reasoning}</think>\n{json.dumps(body, separators=(',', ':'))}"
+
+
+def expert_traces(instructions: Iterable[str], toolset: Toolset | None = None) -> list[dict[str, Any]]:
+    """Synthetic SFT examples for the instructions the rules planner covers with ``toolset``'s bricks.
+
+    Each is ``{"instruction", "reasoning", "workflow" (canonical dict), "text"}``, where ``text`` is the target
+    answer. Instructions it does not cover are left out.
+    """
+    planner = RulesPlanner(toolset or Toolset())
+    traces = []
+    for instruction in instructions:
+        try:
+            workflow, reasoning = planner.compile(instruction)
+        except NotCovered:
+            continue
+        if validate(workflow, planner.toolset):
+            continue
+        traces.append({"instruction": instruction, "reasoning": reasoning,
+                       "workflow": workflow.model_dump(exclude={"instruction"}),
+                       "text": trace_text(reasoning, workflow)})
+    return traces

