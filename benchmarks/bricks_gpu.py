@@ -163,7 +163,8 @@ def main() -> int:
     options = {"model": "random-weights", "device": device, "dtype": dtype, "steps": args.steps,
                "max_area": side * side, "max_sequence_length": preset["sequence"], "download": True}
     print(f"device={device} dtype={dtype} size={side}px steps={args.steps}")
-    for label, backend_class in (("Flux-Fill", fill.BACKENDS[1]), ("Kontext", editor.FluxKontext)):
+    flux_fill = next(b for b in fill.BACKENDS if (b.brick, b.name) == ("FILL", "flux-fill"))
+    for label, backend_class in (("Flux-Fill", flux_fill), ("Kontext", editor.FluxKontext)):
         backend = backend_class({backend_class.name: options})
         backend.manager = manager
         throughput(backend, 1, side, per_image=True)  # warm-up: loads the model, compiles kernels

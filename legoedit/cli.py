@@ -115,6 +115,95 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
+def _planner_config(args: argparse.Namespace) -> Config:
+    """The config with the plan/edit command's planner options applied on top."""
+    config = load_config(args)
+    given = {"strategy": args.strategy, "engine": args.engine, "model": args.model, "base_url": args.base_url,
+             "adapter": args.adapter}
+    update = {key: value for key, value in given.items() if value is not None}
+    update["feedback"] = [*config.planner.feedback, *args.feedback]
+    if args.multi_turn:
+        update["multi_turn"] = True
+    config.planner = config.planner.model_validate({**config.planner.model_dump(), **update})
+    return config
+
+
+def _plan_one(args: argparse.Namespace):
+    """(toolset, image, mask, plan result) for the command's image and instruction; raises on unreadable input."""
+    from legoedit_core.data.images import read_image, read_mask
+    from legoedit_core.planners import PlanRequest, make_planner
+
+    config = _planner_config(args)
+    toolset = Toolset(config)
+    image = read_image(args.image)
+    mask = read_mask(args.mask, size=(image.shape[1], image.shape[0])) if args.mask else None
+    request = PlanRequest(args.image, image, args.instruction, has_mask=mask is not None, seed=args.seed)
+    return toolset, image, mask, make_planner(config.planner, toolset).plan_batch([request])[0]
+
+
+def _print_plan(result) -> None:
+    if result.reasoning:
+        print(f"<think>{result.reasoning}</think>")
+    if result.workflow is not None:
+        print(result.workflow.to_json())
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from legoedit_core.data.images import ImageDecodeError
+
+    try:
+        _, _, _, result = _plan_one(args)
+    except (ImageDecodeError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _print_plan(result)
+    if not result.ok:
+        print(f"invalid_plan ({result.planner}): {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from legoedit_core.data.images import ImageDecodeError, write_image
+    from legoedit_core.executor import Executor
+
+    try:
+        toolset, image, mask, plan = _plan_one(args)
+    except (ImageDecodeError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.show_plan:
+        _print_plan(plan)
+    if not plan.ok:
+        print(f"invalid_plan ({plan.planner}): {plan.error}", file=sys.stderr)
+        return 1
+    result = Executor(toolset).run(plan.workflow, image, mask, seed=args.seed, item_id=args.image)
+    if args.trace:
+        Path(args.trace).write_text(json.dumps(_trace_json(result), indent=2))
+    if result.status != "ok":
+        print(f"{result.status}: {result.error}", file=sys.stderr)
+        return 1
+    write_image(result.image, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _add_planner_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image")
+    parser.add_argument("instruction")
+    parser.add_argument("--strategy", choices=["rules", "workflow", "decompose"], help="default: the config's (rules)")
+    parser.add_argument("--engine", choices=["transformers", "vllm", "openai"], help="the model engine")
+    parser.add_argument("--model", help="hub id or local path of the Builder model")
+    parser.add_argument("--base-url", help="OpenAI-compatible endpoint for --engine openai")
+    parser.add_argument("--adapter", help="LoRA adapter of the Builder")
+    parser.add_argument("--feedback", action="append", default=[],
+                        help="a feedback line, e.g. \"don't use RES before INPAINT\" (repeatable)")
+    parser.add_argument("--multi-turn", action="store_true", help="decompose: one EDIT call per sub-request")
+    parser.add_argument("--mask", help="the user's mask, available as @input.mask")
+    parser.add_argument("--seed", type=int, default=0)
+    _add_config_options(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="legoedit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default=str(DEMO_CATALOGUE), help=argparse.SUPPRESS)
     demo.add_argument("--shard-size", type=int, default=4, help=argparse.SUPPRESS)
     demo.set_defaults(handler=cmd_demo)
+    plan = commands.add_parser("plan", help="plan an edit: print the reasoning and the workflow")
+    _add_planner_options(plan)
+    plan.set_defaults(handler=cmd_plan)
+
+    edit = commands.add_parser("edit", help="plan and execute an edit of one image")
+    _add_planner_options(edit)
+    edit.add_argument("-o", "--output", required=True, help="where to write the edited image")
+    edit.add_argument("--show-plan", action="store_true", help="print the reasoning and the workflow too")
+    edit.add_argument("--trace", help="write the per-node trace as JSON here")
+    edit.set_defaults(handler=cmd_edit)
     return parser
 
 

@@ -129,7 +129,8 @@ class Toolset:
                 return Unavailable(f"{name} has no backend {settings.backend!r} (known: {known})")
             missing = backend.missing(settings.backend_settings())
             return Unavailable(f"{name} backend {backend.name!r}: {missing}") if missing else backend
-        candidates = sorted(brick.backends.values(), key=lambda b: allowed.index(b.resource) if b.resource in allowed else 99)
+        candidates = sorted(brick.backends.values(),
+                            key=lambda b: allowed.index(b.resource) if b.resource in allowed else 99)
         reasons = []
         for backend in candidates:
             if backend.resource not in allowed:

@@ -9,21 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_models
+import torch
 
-pytest.importorskip("diffusers")
-pytest.importorskip("transformers")
-
-import torch  # noqa: E402
-
-import tiny_models  # noqa: E402
-from legoedit_core.bricks.models import editor, fill, segment  # noqa: E402
-from legoedit_core.bricks.models.base import ModelBackend  # noqa: E402
-from legoedit_core.bricks.models.batching import Job, run_grouped  # noqa: E402
-from legoedit_core.bricks.spec import BrickError  # noqa: E402
-from legoedit_core.config import Config, Toolset  # noqa: E402
-from legoedit_core.executor import EditItem, Executor  # noqa: E402
-from legoedit_core.models import ModelKey, ModelManager, from_pretrained  # noqa: E402
-from legoedit_core.workflow import parse_workflow  # noqa: E402
+from legoedit_core.bricks.models import editor, fill, segment
+from legoedit_core.bricks.models.base import ModelBackend
+from legoedit_core.bricks.models.batching import Job, run_grouped
+from legoedit_core.bricks.spec import BrickError
+from legoedit_core.config import Config, Toolset
+from legoedit_core.executor import EditItem, Executor
+from legoedit_core.models import ModelKey, ModelManager, from_pretrained
+from legoedit_core.workflow import parse_workflow
 
 SIZES = [(64, 48), (60, 44), (40, 64)]  # the first two share a 16-px size bucket, the third does not
 FAST = {"device": "cpu", "dtype": "float32", "steps": 2, "max_area": 64 * 64, "max_sequence_length": 16}
@@ -70,7 +66,7 @@ def settings_for(backend: type[ModelBackend], tiny: dict[str, Path]) -> dict:
 
 def brick_inputs(backend: type[ModelBackend]) -> list[dict]:
     items = make_items()
-    if backend.brick in ("INPAINT",):
+    if backend.brick == "INPAINT":
         items = [{**item, "strength": 1.0} for item in items]
     return items
 

@@ -19,6 +19,8 @@ from legoedit_core.workflow import parse_workflow
 
 PLUGIN = '''
 """A third-party brick: sepia toning."""
+import numpy as np
+
 
 from legoedit_core.bricks.spec import BrickSpec, PerItemBackend, image, number
 

@@ -37,6 +37,7 @@ def catalog_table(toolset: Toolset) -> str:
             chosen = toolset.backend(spec.name)
             needs = chosen.describe_needs()
             backend = f"{chosen.name} [{chosen.resource}]" + (f" {needs}" if needs else "")
+            backend += "".join(f"; instead of {reason}" for reason in toolset.passed_over(spec.name))
         rows.append((
             spec.name,
             spec.family,

@@ -1,9 +1,9 @@
 """Object storage through fsspec (local paths, ``s3://``, ``memory://`` alike), with retries for transient failures.
 
 Every read and write of the pipeline goes through ``Storage`` so that one retry policy (tenacity, exponential
-backoff) covers them all. For ``s3://`` the client's own retry loops are turned off by default, so that a flaky
-endpoint is retried in one place, with one log line per retry, and a permanent failure surfaces as a
-``StorageError`` that names the operation and the key.
+backoff) covers them all. For ``s3://`` the client's own retry loops are turned off, so that a flaky endpoint is
+retried in one place, with one log line per retry, and a permanent failure surfaces as a ``StorageError`` that
+names the operation and the key.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 _PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 # Libraries whose own errors (EndpointConnectionError, ClientConnectorError, ...) are network trouble.
 _NETWORK_LIBRARIES = {"botocore", "aiobotocore", "aiohttp", "urllib3", "requests"}
+_S3 = ("s3", "s3a")
 
 
 class StorageError(OSError):
@@ -36,7 +37,7 @@ def is_transient(error: BaseException) -> bool:
     """Whether an object-store error is worth retrying: network trouble and server errors, not missing keys."""
     if isinstance(error, _PERMANENT):
         return False
-    if isinstance(error, OSError):  # s3fs maps 5xx / throttling to OSError(EIO); sockets raise ConnectionError
+    if isinstance(error, OSError):  # s3fs maps 5xx / throttling to OSError(EIO, EBUSY); sockets raise ConnectionError
         return True
     return type(error).__module__.partition(".")[0] in _NETWORK_LIBRARIES
 
@@ -64,15 +65,12 @@ class RetryPolicy:
 
 
 def _client_options(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Turn off s3fs's and botocore's own retries (unless the caller set them): ours are the only ones."""
-    if protocol not in ("s3", "s3a"):
+    """Turn off botocore's own retries (unless the caller set them): ours are the only ones."""
+    if protocol not in _S3:
         return options
-    options = dict(options)
-    options.setdefault("retries", 1)
     config = dict(options.get("config_kwargs") or {})
     config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
-    options["config_kwargs"] = config
-    return options
+    return dict(options, config_kwargs=config)
 
 
 class Storage:
@@ -90,15 +88,17 @@ class Storage:
         self.root = self.root.rstrip("/") or "/"
         self.retry = retry or RetryPolicy()
         self.is_local = isinstance(self.fs, LocalFileSystem)
+        if protocol in _S3:
+            self.fs.retries = 1  # s3fs's own retry loop (a class setting, not a constructor option): ours instead
 
     def path(self, *parts: str) -> str:
-        """The filesystem path of ``parts`` joined under the root (an absolute or full URI is kept as is)."""
+        """The filesystem path of ``parts`` joined under the root (an absolute path or full URI is kept as is)."""
         if parts and ("://" in parts[0] or parts[0].startswith("/")):
             return self.fs._strip_protocol(posixpath.join(*parts))
         return posixpath.join(self.root, *parts)
 
     def uri(self, *parts: str) -> str:
-        """The full URI of a path, with its protocol (plain paths stay plain for the local filesystem)."""
+        """The full URI of a path, with its protocol (local paths stay plain paths)."""
         path = self.path(*parts)
         return path if self.is_local else self.fs.unstrip_protocol(path)
 
@@ -138,21 +138,12 @@ class Storage:
         path = self.path(*parts)
         return self._call("check", path, self.fs.exists, path)
 
-    def delete(self, *parts: str) -> None:
-        path = self.path(*parts)
-        if self.exists(*parts):
-            self._call("delete", path, self.fs.rm, path, True)
-
     def glob(self, pattern: str) -> list[str]:
         """Full URIs of the matching objects, sorted (a stable order for sharding)."""
         path = self.path(pattern)
         self.fs.invalidate_cache()
         found = self._call("list", path, self.fs.glob, path)
         return sorted(p if self.is_local else self.fs.unstrip_protocol(p) for p in found)
-
-    def size(self, *parts: str) -> int:
-        path = self.path(*parts)
-        return int(self._call("stat", path, self.fs.size, path))
 
     def url(self, *parts: str, expires: int = 7 * 24 * 3600) -> str | None:
         """A URL a browser can open (presigned on S3), or None when the store has no such thing."""

@@ -2,8 +2,8 @@
 
 Reasoning and JSON coexist in one grammar: ``<think>`` free text ``</think>`` followed by the JSON Schema's grammar
 (or a regex's), composed with ``xgrammar.Grammar.concat``. The reasoning is bounded in length and may not contain
-``<`` or control characters, so a weak model is always led to close it and write the plan. JSON whitespace is not flexible: a model
-cannot stall in an endless run of spaces.
+``<`` or control characters, so a weak model is always led to close it and write the plan. JSON whitespace is not
+flexible: a model cannot stall in an endless run of spaces.
 """
 
 from __future__ import annotations

@@ -26,9 +26,8 @@ WHOLE = {"it", "this", "the image", "image", "the photo", "photo", "the picture"
          "the whole image", "the whole photo", "the scene", "the shot", "the whole thing"}
 SUBJECT = {"subject", "the subject", "foreground", "the foreground", "main object", "the main object", "product",
            "the product"}
-USER_REGION = {"this", "it", "selection", "the selection", "selected area", "the selected area", "selected region",
-               "the selected region", "marked area", "the marked area", "masked area", "the masked area", "region",
-               "the region"}
+USER_REGION = {"this", "it", "marked object", "selected object", "selection", "selected area", "selected region",
+               "marked area", "marked region", "masked area", "masked region", "region"}  # after _clean
 TEXT_WORDS = {"text", "writing", "words", "watermark", "caption", "captions", "letters", "lettering", "subtitles"}
 _LEADING = re.compile(r"^(?:all (?:of )?|every |the |a |an |her |his |their |its |my |your |our |that |these |those "
                       r"|possibly |also )+")
@@ -78,7 +77,18 @@ class Graph:
 
     def pick(self, *tools: str) -> str:
         """The first of ``tools`` that can run here (the first one when none can: validation then says why)."""
-        return next((t for t in tools if self.toolset.unavailable(t) is None), tools[0])
+        return next((t for t in tools if self.can_run(t)), tools[0])
+
+    def can_run(self, tool: str) -> bool:
+        return why_not(self.toolset, tool) is None
+
+    def res_understands(self, prompt: str) -> bool:
+        """Whether the RES backend chosen here can find ``prompt``: a backend may declare a limited vocabulary
+        with a classmethod ``understands(prompt) -> bool`` (e.g. a classical CPU segmenter)."""
+        if not self.can_run("RES"):
+            return True  # validation reports the missing brick
+        understands = getattr(self.toolset.backend_class("RES"), "understands", None)
+        return understands is None or bool(understands(prompt))
 
     def region(self, target: str, image: str) -> tuple[str, str]:
         """(mask reference, plain words) selecting ``target``: the user's mask, SOS, RES, or a UNION of RES."""
@@ -88,6 +98,9 @@ class Graph:
             return f"@{self.add('SOS', 'subject', image=image)}.mask", "SOS finds the main subject"
         parts = [p for p in re.split(r"\s*(?:,|\band\b|&)\s*", target) if p]
         parts = [_clean(p) for p in parts] or [target]
+        if len(parts) == 1 and not self.res_understands(_res_prompt(parts[0])) and self.can_run("SOS"):
+            return (f"@{self.add('SOS', 'subject', image=image)}.mask",
+                    f"RES cannot find {parts[0]} here, so SOS takes the main subject")
         masks = [f"@{self.add('RES', 'seg_' + _slug(p), image=image, prompt=_res_prompt(p))}.mask" for p in parts]
         mask = masks[0]
         for other in masks[1:]:
@@ -110,6 +123,13 @@ class Groups:
         groups = self._match.groupdict()
         value = groups.get(name)
         return value if value is not None else groups.get(f"{name}2")
+
+
+def why_not(toolset: Toolset, tool: str) -> str | None:
+    """Why ``tool`` cannot run with ``toolset`` (not registered, or no usable backend), or None if it can."""
+    if toolset.spec(tool) is None:
+        return f"{tool} is not a registered brick"
+    return toolset.unavailable(tool)
 
 
 Rule = Callable[[Groups, Graph, str], tuple[str, str]]  # (match, graph, image ref) -> (image ref, reasoning)
@@ -341,7 +361,7 @@ def split_clauses(instruction: str) -> list[str]:
     text = re.sub(r"^(?:please|can you|could you|i want you to|i'd like you to)\s+", "", text)
     parts = re.split(r"\s*(?:;|\. |, and then |,? and then |, then | then |, also | and also )\s*", text)
     parts = [piece for part in parts for piece in re.split(rf",?\s+and\s+(?=(?:{_VERBS})\b)", part)]
-    return [re.sub(r"^(?:please|also|and)\s+", "", p).strip(" ,") for p in parts if p.strip(" ,")]
+    return [re.sub(r"^(?:please|also|and|then)\s+", "", p).strip(" ,") for p in parts if p.strip(" ,")]
 
 
 class RulesPlanner:
@@ -383,8 +403,8 @@ class RulesPlanner:
             sentences.append(sentence)
         if not graph.nodes:
             raise NotCovered(f"the rules planner found nothing to do in {instruction!r}")
-        unavailable = [(n["tool"], self.toolset.unavailable(n["tool"])) for n in graph.nodes]
-        missing = [f"{tool} ({reason})" for tool, reason in dict(unavailable).items() if reason]
+        reasons = {n["tool"]: why_not(self.toolset, n["tool"]) for n in graph.nodes}
+        missing = [f"{tool} ({reason})" for tool, reason in reasons.items() if reason]
         if missing:
             raise NotCovered(f"{instruction!r} needs bricks that cannot run here: {'; '.join(missing)}")
         workflow = parse_workflow({"nodes": graph.nodes, "output": image}, instruction=instruction)
@@ -402,7 +422,7 @@ class RulesPlanner:
             except NotCovered as error:
                 del graph.nodes[before:]
                 reasons.append(f"{name}: {error}")
-        if self.toolset.unavailable("EDIT") is None:
+        if why_not(self.toolset, "EDIT") is None:
             node = graph.add("EDIT", "edit", image=image, prompt=clause)
             return f"@{node}.image", f"No specific brick fits {clause!r}: EDIT applies it to the whole image."
         families = ", ".join(name for name, _, _ in FAMILIES)

@@ -1,0 +1,78 @@
+"""Judging finished edits: the model-free metrics of every edit and, when a VLM judge is set, its scores."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from legoedit_core.executor import EditResult
+from legoedit_core.judge.metrics import EditMetrics, edit_metrics
+from legoedit_core.judge.scores import JudgeScores
+from legoedit_core.judge.settings import JudgeSettings
+from legoedit_core.judge.vlm import JudgeRequest, VLMJudge
+
+
+@dataclass
+class Judgement:
+    """What is known about one finished edit. ``scores`` is None without a VLM judge."""
+
+    judge: str
+    metrics: EditMetrics
+    scores: JudgeScores | None = None
+
+    @property
+    def score(self) -> float | None:
+        """The headline score, 0-10: the ImageEdit-R1 total (None without a judge or when its reply was unreadable)."""
+        return self.scores.total if self.scores is not None else None
+
+    @property
+    def error(self) -> str | None:
+        return self.scores.error if self.scores is not None else None
+
+    def feedback(self) -> str:
+        """The ``judge_feedback`` column: every score, the reasoning, the metrics and any judge error, as JSON."""
+        scores = self.scores.as_dict() if self.scores is not None else {}
+        return json.dumps({"judge": self.judge, **scores, "metrics": self.metrics.as_dict()}, sort_keys=True)
+
+    def record(self) -> dict[str, Any]:
+        """A flat record for score tables."""
+        scores = self.scores.as_dict() if self.scores is not None else {}
+        scores.pop("reasoning", None)
+        metrics = self.metrics.as_dict()
+        metrics.pop("notes")
+        return {"judge": self.judge, "judge_error": scores.pop("error", None), **scores, **metrics}
+
+
+@dataclass
+class Edit:
+    """A finished edit to judge: the source pixels, the executor's result, the instruction and the item seed."""
+
+    source: np.ndarray
+    result: EditResult
+    instruction: str
+    seed: int = 0
+
+
+def make_judge(settings: JudgeSettings) -> VLMJudge | None:
+    """The VLM judge the settings name, or None when only the model-free metrics are wanted."""
+    return VLMJudge(settings) if settings.engine is not None else None
+
+
+def judge_edits(edits: Sequence[Edit], judge: VLMJudge | None) -> list[Judgement | None]:
+    """One judgement per edit that produced an image (None for the others); the VLM judge runs as one batch."""
+    done = [i for i, edit in enumerate(edits) if edit.result.status == "ok" and edit.result.image is not None]
+    name = judge.name if judge is not None else "metrics"
+    judgements: list[Judgement | None] = [None] * len(edits)
+    for i in done:
+        edit = edits[i]
+        judgements[i] = Judgement(name, edit_metrics(edit.source, edit.result.image, edit.result.masks()))
+    if judge is not None and done:
+        requests = [JudgeRequest(edits[i].source, edits[i].result.image, edits[i].instruction, edits[i].seed)
+                    for i in done]
+        for i, scores in zip(done, judge.judge_batch(requests), strict=True):
+            judgements[i].scores = scores
+    return judgements

@@ -1,0 +1,144 @@
+"""The rules planner: instruction families, plain refusals, expert traces, and `legoedit edit` end to end on CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legoedit.cli import main
+from legoedit_core.bricks.cpu.referring import ClassicalReferring, choose_finder, referent_words
+from legoedit_core.bricks.registry import default_registry
+from legoedit_core.config import Config, Toolset
+from legoedit_core.data.images import read_image
+from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
+from legoedit_core.planners.rules import RulesPlanner, expert_traces, split_clauses
+from legoedit_core.workflow import validate
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _plan(toolset: Toolset, instruction: str, has_mask: bool = False):
+    image = np.zeros((120, 160, 3), np.uint8)
+    return RulesPlanner(toolset).plan(PlanRequest("x", image, instruction, has_mask=has_mask))
+
+
+@pytest.mark.parametrize(("instruction", "tools", "literals"), [
+    ("remove the text", ["RES", "INPAINT"], {"prompt": "text"}),
+    ("make the background blurry", ["SOS", "CBG"], {"prompt": "blur"}),
+    ("change the background to navy blue", ["SOS", "CBG"], {"prompt": "navy blue"}),
+    ("make it black and white", ["GRAYSCALE"], {}),
+    ("make her hair red", ["RES", "RCM"], {"prompt": "red"}),
+    ("brighten the photo", ["ADJUST"], {"brightness": 1.3}),
+    ("crop to the face", ["RES", "BBOX", "CROP"], {"prompt": "face"}),
+    ("turn it into a watercolour painting", ["STYLE"], {"prompt": "watercolor"}),
+    ("rotate 90 degrees counterclockwise", ["ROTATE"], {"angle": 90.0}),
+    ("flip it upside down", ["FLIP"], {"direction": "vertical"}),
+    ("resize to 50%", ["RESIZE"], {"width": 80}),
+    ("blur the faces", ["RES", "BLUR"], {"prompt": "faces"}),
+])
+def test_families_plan_with_cpu_bricks(cpu_toolset, instruction, tools, literals):
+    result = _plan(cpu_toolset, instruction)
+    assert result.ok, result.error
+    assert result.workflow.tools() == tools
+    given = {k: v for n in result.workflow.nodes for k, v in n.inputs.items() if not str(v).startswith("@")}
+    assert literals.items() <= given.items()
+    assert validate(result.workflow, cpu_toolset) == []
+    assert result.reasoning and result.planner == "rules"
+
+
+def test_clauses_chain_and_masks_union(cpu_toolset):
+    assert split_clauses("Please remove the dog and make the sky orange; then flip it") == [
+        "remove the dog", "make the sky orange", "flip it"]
+    chained = _plan(cpu_toolset, "remove the text and then make it black and white").workflow
+    assert chained.tools() == ["RES", "INPAINT", "GRAYSCALE"]
+    assert chained.node("gray").inputs["image"] == "@erase.image"
+    both = _plan(cpu_toolset, "Change the color of her coat and possibly hair to scarlet or copper red").workflow
+    assert both.tools() == ["RES", "RES", "UNION", "RCM"]
+    assert [n.inputs.get("prompt") for n in both.nodes] == ["coat", "hair", None, "scarlet"]
+
+
+def test_user_mask_is_used_for_the_marked_object(cpu_toolset):
+    result = _plan(cpu_toolset, "remove the marked object", has_mask=True)
+    assert result.workflow.tools() == ["INPAINT"]
+    assert result.workflow.nodes[0].inputs["mask"] == "@input.mask"
+
+
+def test_outside_coverage_and_missing_bricks_are_said_plainly(cpu_toolset):
+    poem = _plan(cpu_toolset, "write a poem about the sea")
+    assert not poem.ok and "does not cover 'write a poem about the sea'" in poem.error
+    swap = _plan(cpu_toolset, "replace the dog with a cat")  # remove-then-fill needs FILL, a model brick
+    assert not swap.ok and "FILL" in swap.error and "cannot run here" in swap.error
+
+
+def test_feedback_rejects_a_rules_plan(cpu_toolset):
+    planner = make_planner(PlannerSettings(feedback=["avoid SOS"]), cpu_toolset)
+    result = planner.plan_batch([PlanRequest("x", np.zeros((64, 64, 3), np.uint8), "blur the background")])[0]
+    assert not result.ok and 'breaks the feedback "avoid SOS"' in result.error
+
+
+def test_expert_traces_are_valid_sft_examples(cpu_toolset):
+    traces = expert_traces(["make her hair red", "write a poem", "crop to the face"], cpu_toolset)
+    assert [t["instruction"] for t in traces] == ["make her hair red", "crop to the face"]
+    for trace in traces:
+        assert trace["text"].startswith(f"<think>{trace['reasoning']}</think>\n")
+        assert json.loads(trace["text"].split("\n", 1)[1]) == trace["workflow"]
+
+
+class VocabularyReferring(ClassicalReferring):
+    """The classical RES declaring its vocabulary through the planner's ``understands`` hook."""
+
+    name = "classical-vocab"
+
+    @classmethod
+    def understands(cls, prompt: str) -> bool:
+        return choose_finder(referent_words(prompt)) is not None
+
+
+def test_res_vocabulary_hook_falls_back_to_the_salient_subject():
+    registry = default_registry(plugins=False)
+    registry.add_backend(VocabularyReferring)
+    toolset = Toolset(Config.load(overrides=['bricks.RES.backend="classical-vocab"']), registry)
+    cat = _plan(toolset, "turn the cat into a pencil sketch")
+    assert cat.workflow.tools() == ["SOS", "STYLE"] and "SOS takes the main subject" in cat.reasoning
+    assert _plan(toolset, "make her hair red").workflow.tools() == ["RES", "RCM"]
+
+
+BUNDLED = [json.loads(line) for line in (EXAMPLES / "catalogue.jsonl").read_text().splitlines() if line.strip()]
+NEEDS_VOCABULARY_HOOK = {"chelsea-pencil", "coffee-blue-cup"}  # RES on CPU cannot find a whole cat or cup
+
+
+@pytest.mark.parametrize("row", [r for r in BUNDLED if r["id"] not in NEEDS_VOCABULARY_HOOK], ids=lambda r: r["id"])
+def test_legoedit_edit_runs_each_bundled_example_on_cpu(row, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    argv = ["edit", str(EXAMPLES / row["image"]), row["instruction"], "-o", str(out), "--show-plan",
+            "--seed", str(row["seed"])]
+    if "mask" in row:
+        argv += ["--mask", str(EXAMPLES / row["mask"])]
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "<think>" in printed and '"nodes"' in printed
+    source, edited = read_image(EXAMPLES / row["image"]), read_image(out)
+    if edited.shape == source.shape:
+        assert np.abs(edited.astype(int) - source.astype(int)).mean() > 0.5  # the edit changed the picture
+
+
+def test_legoedit_edit_on_text_and_crop(tmp_path, capsys):
+    from PIL import Image, ImageDraw, ImageFont
+
+    picture = Image.new("RGB", (256, 128), (200, 220, 240))
+    ImageDraw.Draw(picture).text((20, 40), "SALE 50% OFF", fill=(10, 10, 10), font=ImageFont.load_default(size=32))
+    picture.save(tmp_path / "sign.png")
+    assert main(["edit", str(tmp_path / "sign.png"), "remove the text", "-o", str(tmp_path / "clean.png")]) == 0
+    clean = read_image(tmp_path / "clean.png")
+    assert clean[40:80, 20:230].min() > 60  # the dark letters are gone
+    astronaut = EXAMPLES / "images/astronaut.jpg"
+    assert main(["edit", str(astronaut), "crop to the face", "-o", str(tmp_path / "face.png")]) == 0
+    assert read_image(tmp_path / "face.png").shape[0] < read_image(astronaut).shape[0] / 2
+
+
+def test_legoedit_plan_refuses_plainly(capsys):
+    assert main(["plan", str(EXAMPLES / "images/rocket.jpg"), "write a poem"]) == 1
+    assert "invalid_plan (rules): the rules planner does not cover" in capsys.readouterr().err
