@@ -10,7 +10,6 @@ from pathlib import Path
 
 from legoedit_core.config import Config, Toolset
 
-
 DEMO_CATALOGUE = Path(__file__).resolve().parents[1] / "examples" / "catalogue.jsonl"
 
 
@@ -59,7 +58,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run_workflow(args: argparse.Namespace) -> int:
     from legoedit_core.data.images import ImageDecodeError, read_image, read_mask, write_image
-
     from legoedit_core.executor import Executor
     from legoedit_core.workflow import WorkflowError, parse_workflow
 

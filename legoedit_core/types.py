@@ -11,13 +11,13 @@ Values travel between bricks as plain Python / numpy objects:
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 
-class PortType(str, Enum):
+class PortType(StrEnum):
     IMAGE = "Image"
     MASK = "Mask"
     TEXT = "Text"

@@ -270,14 +270,16 @@ def _check_value(port: Port, value: Any, specs: dict[str, BrickSpec | None]) -> 
             return f"type mismatch: {ref} is a {source_type.value}, but {port.name!r} takes a {port.type.value}"
         return None
     if not port.type.literal_allowed:
-        return f"needs a reference to a {port.type.value} (like @input.{'mask' if port.type is PortType.MASK else 'image'}), got the literal {value!r}"
+        example = "@input.mask" if port.type is PortType.MASK else "@input.image"
+        return f"needs a reference to a {port.type.value} (like {example}), got the literal {value!r}"
     try:
         checked = check_value(port.type, literal_value(value))
     except ValueTypeError as error:
         return f"bad literal {value!r}: {error}"
-    if port.type is PortType.NUMBER:
-        if port.minimum is not None and checked < port.minimum or port.maximum is not None and checked > port.maximum:
-            return f"{checked:g} is out of range [{port.minimum:g}, {port.maximum:g}]"
+    too_low = port.minimum is not None and checked < port.minimum
+    too_high = port.maximum is not None and checked > port.maximum
+    if port.type is PortType.NUMBER and (too_low or too_high):
+        return f"{checked:g} is out of range {port.range_text()}"
     if port.choices and checked not in port.choices:
         return f"{checked!r} is not one of {', '.join(port.choices)}"
     return None

@@ -349,7 +349,7 @@ def test_flow_against_a_real_seaweedfs_server(seaweedfs, config):
     manifest = write_catalogue("s3://legoedit/catalogue", 10, INSTRUCTIONS, storage_options=seaweedfs)
     summary, _ = run_flow(dataset=manifest, output="s3://legoedit/run", config=config, shard_size=4,
                           storage_options=seaweedfs)
-    assert summary["counts"] == {"ok": 5, "failed": 3, "invalid_plan": 2}
+    assert summary["counts"] == {"ok": 6, "failed": 2, "invalid_plan": 2}
     fs = s3fs.S3FileSystem(**seaweedfs, skip_instance_cache=True)
     with fs.open("legoedit/run/parts/part-00001.parquet", "rb") as handle:
         part = pq.read_table(handle)

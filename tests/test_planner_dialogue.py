@@ -10,14 +10,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+import xgrammar as xgr
 
-from legoedit_core.bricks import predict
 from legoedit_core.bricks.registry import default_registry
 from legoedit_core.bricks.spec import BrickSpec, PerItemBackend, image
 from legoedit_core.config import Config, Toolset
 from legoedit_core.executor import Executor
 from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
-from legoedit_core.planners.decompose import compile_workflow, parse_decomposition, parse_sequence
+from legoedit_core.planners.chat import OutputFormat
+from legoedit_core.planners.constraints import parse_feedback
+from legoedit_core.planners.decompose import (
+    DECOMPOSITION_REGEX,
+    SEQUENCE_REGEX,
+    compile_workflow,
+    parse_decomposition,
+    parse_sequence,
+)
+from legoedit_core.planners.grammar import build_grammar
+from legoedit_core.planners.parsing import parse_answer
 from legoedit_core.planners.prompt import system_prompt
 from legoedit_core.planners.replan import plan_and_verify
 from legoedit_core.workflow_schema import workflow_json_schema
@@ -53,7 +63,7 @@ class ChatServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
 
 @pytest.fixture
@@ -168,6 +178,11 @@ SEQUENCE = ("<think>Coat first, hair second.</think>\n<requests>\n1. make her co
 
 
 def test_decompose_parsers_accept_the_format_and_reject_broken_ones():
+    info = xgr.TokenizerInfo([chr(c) for c in range(9, 127)])
+    for regex, answer in [(DECOMPOSITION_REGEX, DECOMPOSITION), (SEQUENCE_REGEX, SEQUENCE)]:
+        grammar = build_grammar(OutputFormat(regex=regex, think=True))
+        matcher = xgr.GrammarMatcher(xgr.GrammarCompiler(info).compile_grammar(grammar))
+        assert matcher.accept_string(answer)  # the constrained format admits the canonical answers
     reasoning, decomposition = parse_decomposition(DECOMPOSITION)
     assert reasoning.startswith("The coat") and decomposition.actions == ["Recoloring"]
     assert decomposition.subjects == ["coat", "hair"] and decomposition.goals == ["scarlet or copper red"]
@@ -194,7 +209,8 @@ def test_decompose_strategy_compiles_single_and_multi_turn(server, multi_turn):
     toolset = Toolset(Config(), registry)
     server.replies = [(200, "<action>Recoloring</action>"), (200, DECOMPOSITION), (200, SEQUENCE)]
     planner = make_planner(_settings(server, strategy="decompose", multi_turn=multi_turn), toolset)
-    (result,) = planner.plan_batch([_request("Change the color of her coat and possibly hair to scarlet or copper red")])
+    instruction = "Change the color of her coat and possibly hair to scarlet or copper red"
+    (result,) = planner.plan_batch([_request(instruction)])
     assert result.ok and result.planner == "decompose/openai:builder"
     assert "no <subjects>" in result.attempts[0].problems[0] and len(result.attempts) == 4  # 2 + 1 + compiled
     assert "Coat first" in result.reasoning and "red shade" in result.reasoning
@@ -228,5 +244,13 @@ def test_verify_and_replan_keeps_every_round(server, cpu_toolset):
     assert "scored 2/10: the image still has colour" in server.requests[1]["messages"][0]["content"]
 
 
-def test_add_pred_brick_is_in_the_catalogue_module():
-    assert predict.ADD_PRED.name == "ADD-PRED"
+def test_answers_in_the_lego_edit_dialect_parse_and_feedback_lines_become_constraints(cpu_toolset):
+    answer = "<think>grey it</think>\n" + json.dumps({"process": "grey", "pipeline": [
+        {"step": 1, "model": "GRAYSCALE", "input": {"img": "init[image]"}, "output": {"img": "step1[image]"}},
+        {"result": "step1[image]"}]})
+    reasoning, workflow, problems = parse_answer(answer, "make it grey")
+    assert reasoning == "grey it" and problems == [] and workflow.output == "@step1.image"
+    constraints = parse_feedback(["Avoid SOS.", "never use INPAINT after RES", "make it nicer", "avoid NOPE"],
+                                 cpu_toolset.names())
+    assert [type(c).__name__ for c in constraints] == ["Avoid", "NotBefore"]
+    assert constraints[1].first == "RES" and constraints[1].then == "INPAINT"

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from legoedit.cli import main
-from legoedit_core.bricks.cpu.referring import ClassicalReferring, choose_finder, referent_words
-from legoedit_core.bricks.registry import default_registry
-from legoedit_core.config import Config, Toolset
+from legoedit_core.config import Toolset
 from legoedit_core.data.images import read_image
 from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
 from legoedit_core.planners.rules import RulesPlanner, expert_traces, split_clauses
@@ -87,30 +85,17 @@ def test_expert_traces_are_valid_sft_examples(cpu_toolset):
         assert json.loads(trace["text"].split("\n", 1)[1]) == trace["workflow"]
 
 
-class VocabularyReferring(ClassicalReferring):
-    """The classical RES declaring its vocabulary through the planner's ``understands`` hook."""
-
-    name = "classical-vocab"
-
-    @classmethod
-    def understands(cls, prompt: str) -> bool:
-        return choose_finder(referent_words(prompt)) is not None
-
-
-def test_res_vocabulary_hook_falls_back_to_the_salient_subject():
-    registry = default_registry(plugins=False)
-    registry.add_backend(VocabularyReferring)
-    toolset = Toolset(Config.load(overrides=['bricks.RES.backend="classical-vocab"']), registry)
+def test_res_vocabulary_falls_back_to_the_salient_subject(cpu_toolset):
+    toolset = cpu_toolset
     cat = _plan(toolset, "turn the cat into a pencil sketch")
     assert cat.workflow.tools() == ["SOS", "STYLE"] and "SOS takes the main subject" in cat.reasoning
     assert _plan(toolset, "make her hair red").workflow.tools() == ["RES", "RCM"]
 
 
 BUNDLED = [json.loads(line) for line in (EXAMPLES / "catalogue.jsonl").read_text().splitlines() if line.strip()]
-NEEDS_VOCABULARY_HOOK = {"chelsea-pencil", "coffee-blue-cup"}  # RES on CPU cannot find a whole cat or cup
 
 
-@pytest.mark.parametrize("row", [r for r in BUNDLED if r["id"] not in NEEDS_VOCABULARY_HOOK], ids=lambda r: r["id"])
+@pytest.mark.parametrize("row", BUNDLED, ids=lambda r: r["id"])
 def test_legoedit_edit_runs_each_bundled_example_on_cpu(row, tmp_path, capsys):
     out = tmp_path / "out.png"
     argv = ["edit", str(EXAMPLES / row["image"]), row["instruction"], "-o", str(out), "--show-plan",

@@ -23,7 +23,8 @@ REMOVE_DOG = {
 REMOVE_DOG_PIPELINE = {
     "process": "Segment the dog, erase it quickly, then refine the fill.",
     "pipeline": [
-        {"step": 1, "model": "RES", "input": {"image": "init[image]", "text": "dog"}, "output": {"mask": "step1[mask]"}},
+        {"step": 1, "model": "RES", "input": {"image": "init[image]", "text": "dog"},
+         "output": {"mask": "step1[mask]"}},
         {"step": 2, "model": "FASTINPAINT", "input": {"image": "init[image]", "mask": "step1[mask]"},
          "output": {"image": "step2[image]"}},
         {"step": 3, "model": "INPAINT", "input": {"image": "step2[image]", "mask": "step1[mask]"},
@@ -140,12 +141,15 @@ def test_needed_nodes_skip_unused_branches():
 def test_json_schema_accepts_valid_plans_and_rejects_unknown_tools_and_ports(cpu_toolset):
     schema = workflow_json_schema(cpu_toolset.available_specs())
     jsonschema.Draft202012Validator.check_schema(schema)
-    good = {"nodes": [{"id": "gray", "tool": "GRAYSCALE", "inputs": {"image": "@input.image"}}], "output": "@gray.image"}
+    good = {"nodes": [{"id": "gray", "tool": "GRAYSCALE", "inputs": {"image": "@input.image"}}],
+            "output": "@gray.image"}
     jsonschema.validate(good, schema)
     for bad in (
         {"nodes": [{"id": "x", "tool": "SPARKLE", "inputs": {"image": "@input.image"}}], "output": "@x.image"},
-        {"nodes": [{"id": "x", "tool": "GRAYSCALE", "inputs": {"image": "@input.image", "foo": 1}}], "output": "@x.image"},
-        {"nodes": [{"id": "x", "tool": "BLUR", "inputs": {"image": "@input.image", "radius": 1000}}], "output": "@x.image"},
+        {"nodes": [{"id": "x", "tool": "GRAYSCALE", "inputs": {"image": "@input.image", "foo": 1}}],
+         "output": "@x.image"},
+        {"nodes": [{"id": "x", "tool": "BLUR", "inputs": {"image": "@input.image", "radius": 1000}}],
+         "output": "@x.image"},
         {"nodes": [{"id": "x", "tool": "FLIP", "inputs": {"image": "@input.image", "direction": "diagonal"}}],
          "output": "@x.image"},
     ):

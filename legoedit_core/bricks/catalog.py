@@ -8,7 +8,9 @@ def register(registry: BrickRegistry) -> None:
     predict.register(registry)
     edit.register(registry)
     functions.register(registry)
-    from legoedit_core.bricks import cpu, models
+    from legoedit_core.bricks import cpu, models, vlm
 
     cpu.register(registry)
     models.register(registry)
+    for backend in vlm.BACKENDS:
+        registry.add_backend(backend)

@@ -46,7 +46,11 @@ RCM = BrickSpec(
     name="RCM",
     family="edit",
     description="Recolours (or re-materials) the masked region, keeping its shading and texture.",
-    inputs=(image(), mask("mask", "the region to recolour"), text("prompt", "the target colour or material, e.g. 'red'")),
+    inputs=(
+        image(),
+        mask("mask", "the region to recolour"),
+        text("prompt", "the target colour or material, e.g. 'red'"),
+    ),
     outputs=(image("image", "the recoloured image"),),
     constraints=("The prompt is a colour or material only: 'orange', not 'make the sky orange'.",),
     resource="gpu",

@@ -55,7 +55,10 @@ FLIP = BrickSpec(
     name="FLIP",
     family="function",
     description="Mirrors the image horizontally (left-right) or vertically (upside down).",
-    inputs=(image(), text("direction", "which way to mirror", default="horizontal", choices=("horizontal", "vertical"))),
+    inputs=(
+        image(),
+        text("direction", "which way to mirror", default="horizontal", choices=("horizontal", "vertical")),
+    ),
     outputs=(image("image", "the mirrored image"),),
 )
 

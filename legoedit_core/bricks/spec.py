@@ -37,15 +37,16 @@ class Port(BaseModel):
         if not self.required:
             text += f" = {self.default!r}" if self.default is not None else " (optional)"
         if self.minimum is not None or self.maximum is not None:
-            text += f" in [{_num(self.minimum)}, {_num(self.maximum)}]"
+            text += f" in {self.range_text()}"
         if self.choices:
             text += " one of " + "|".join(self.choices)
         return text
 
-
-def _num(value: float | None) -> str:
-    return "-inf" if value is None else f"{value:g}"
-
+    def range_text(self) -> str:
+        """``[min, max]`` of a Number port, with an open side shown as -inf / inf."""
+        low = "-inf" if self.minimum is None else f"{self.minimum:g}"
+        high = "inf" if self.maximum is None else f"{self.maximum:g}"
+        return f"[{low}, {high}]"
 
 def image(name: str = "image", description: str = "", required: bool = True) -> Port:
     return Port(name=name, type=PortType.IMAGE, description=description, required=required)
@@ -116,6 +117,11 @@ class Backend(ABC):
     def missing(cls, settings: dict[str, Any]) -> str | None:
         """Why this backend cannot run with these settings (a missing package or model), or None if it can."""
         return None
+
+    @classmethod
+    def understands(cls, prompt: str) -> bool:
+        """Whether this backend can act on a text prompt (a backend with a limited vocabulary says no)."""
+        return True
 
     def describe_needs(self) -> str:
         """What the backend needs to run, for the CLI listing (e.g. the model id it loads)."""

@@ -20,8 +20,8 @@ from typing import Any
 
 # score name -> (maximum, the names a reply may use for it)
 SCORES: dict[str, tuple[int, tuple[str, ...]]] = {
-    "fulfilment": (4, ("fulfilment", "fulfillment", "request fulfilment", "request fulfillment", "instruction following",
-                       "request_fulfilment", "request_fulfillment")),
+    "fulfilment": (4, ("fulfilment", "fulfillment", "request fulfilment", "request fulfillment",
+                       "instruction following", "request_fulfilment", "request_fulfillment")),
     "quality": (3, ("quality", "image quality", "image_quality")),
     "preservation": (3, ("preservation", "consistency preservation", "preserve")),
     "semantic_consistency": (10, ("semantic_consistency", "semantic consistency", "sc")),

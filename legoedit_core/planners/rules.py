@@ -83,12 +83,10 @@ class Graph:
         return why_not(self.toolset, tool) is None
 
     def res_understands(self, prompt: str) -> bool:
-        """Whether the RES backend chosen here can find ``prompt``: a backend may declare a limited vocabulary
-        with a classmethod ``understands(prompt) -> bool`` (e.g. a classical CPU segmenter)."""
+        """Whether the RES backend chosen here can find ``prompt`` (a classical CPU segmenter has a vocabulary)."""
         if not self.can_run("RES"):
             return True  # validation reports the missing brick
-        understands = getattr(self.toolset.backend_class("RES"), "understands", None)
-        return understands is None or bool(understands(prompt))
+        return self.toolset.backend_class("RES").understands(prompt)
 
     def region(self, target: str, image: str) -> tuple[str, str]:
         """(mask reference, plain words) selecting ``target``: the user's mask, SOS, RES, or a UNION of RES."""

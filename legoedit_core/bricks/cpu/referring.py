@@ -321,6 +321,10 @@ def choose_finder(words: list[str]) -> Finder | None:
 class ClassicalReferring(PerItemBackend):
     brick, name = "RES", "classical"
 
+    @classmethod
+    def understands(cls, prompt: str) -> bool:
+        return choose_finder(referent_words(prompt)) is not None
+
     def describe_needs(self) -> str:
         return ("OpenCV Haar/HOG detectors and GrabCut, U^2-Net small saliency, RapidOCR; finds faces, people, hair, "
                 "clothes, sky, text and named colours only")

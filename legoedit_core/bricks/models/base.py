@@ -45,7 +45,7 @@ class ModelBackend(Backend):
     def missing(cls, settings: dict[str, Any]) -> str | None:
         absent = [p for p in cls.packages if importlib.util.find_spec(p) is None]
         if absent:
-            return f"needs {', '.join(absent)} (pip install 'legoedit[models]')"
+            return f"needs the Python package(s) {', '.join(absent)}: install them (the 'models' extra has the rest)"
         options = cls.resolve(settings)
         for key, what in cls.sources.items():
             where = f"bricks.{cls.brick}.{cls.name}.{key}"

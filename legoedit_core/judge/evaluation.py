@@ -1,0 +1,47 @@
+"""Judging a shard of the pipeline: every edited row gets the judge's scores and the model-free metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from legoedit_core.config import Toolset
+from legoedit_core.data.batch import PreparedShard, build_rows, prepare_shard
+from legoedit_core.data.datasets import Dataset, Shard
+from legoedit_core.data.rows import rows_to_table
+from legoedit_core.executor import EditResult, Executor
+from legoedit_core.judge.judgement import Edit, Judgement, judge_edits
+from legoedit_core.judge.vlm import VLMJudge
+from legoedit_core.planners.base import Planner
+
+
+def judge_shard(prepared: PreparedShard, results: Sequence[EditResult], judge: VLMJudge | None
+                ) -> list[Judgement | None]:
+    """One judgement per edited item of the shard (in ``prepared.edit_items()`` order)."""
+    _, positions = prepared.edit_items()
+    edits = [Edit(prepared.rows[p].image, result, prepared.rows[p].row.instruction, prepared.rows[p].row.seed)
+             for p, result in zip(positions, results, strict=True)]
+    return judge_edits(edits, judge)
+
+
+def judged_table(prepared: PreparedShard, results: Sequence[EditResult], judgements: Sequence[Judgement | None],
+                 toolset: Toolset) -> pa.Table:
+    """The shard's output rows with the judge columns filled for every judged edit."""
+    rows: list[dict[str, Any]] = build_rows(prepared, results, toolset).to_pylist()
+    _, positions = prepared.edit_items()
+    for position, judgement in zip(positions, judgements, strict=True):
+        if judgement is not None:
+            rows[position] |= {"judge_score": judgement.score, "judge_model": judgement.judge,
+                               "judge_feedback": judgement.feedback()}
+    return rows_to_table(rows)
+
+
+def evaluate_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor,
+                   judge: VLMJudge | None) -> pa.Table:
+    """Plan, edit and judge one shard in a plain loop (what the evaluation flow does with tasks)."""
+    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner)
+    items, _ = prepared.edit_items()
+    results = executor.run_many(items)
+    return judged_table(prepared, results, judge_shard(prepared, results, judge), executor.toolset)

@@ -1,0 +1,213 @@
+"""Rollouts: K sampled plans per item, each executed, judged and rewarded, with GRPO advantages per item.
+
+A shard of rollouts is built from plain pieces (the Prefect flow runs each as a task, ``rollout_shard`` strings
+them together in a loop):
+
+1. ``sample_shard``: read the shard's rows, make K copies of each usable row (sample ``i`` of row ``r`` has id
+   ``r#i`` and its own seed), and plan them all in one batched Builder call. Each sample is one answer of the
+   Builder, so the planner is asked once per sample (no re-asking).
+2. the executor edits every sample that got a plan (``SampledShard.prepared.edit_items()``).
+3. ``score_shard``: judge the edits (when a judge is set), reward every sample, and compute advantages within each
+   item's group of K; then lay the rows out.
+
+Rows follow the pipeline's output schema plus what RL trainers read: ``prompt`` (chat messages with an ``<image>``
+placeholder, as verl and EasyR1 expect), ``images`` (the Hugging Face image structs), ``response`` (the Builder's
+answer), ``reward_model`` (``{style, ground_truth}``, verl's column), ``data_source``, every reward component,
+``group_id`` / ``sample_index`` / ``advantage``. A bad input row gives one row, with no sample index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from legoedit_core.config import Config, Toolset
+from legoedit_core.data.batch import LoadedRow, PreparedShard, build_rows, load_row
+from legoedit_core.data.datasets import Dataset, InputRow, Shard
+from legoedit_core.data.output import PartInfo, RunOutput, part_name, table_bytes
+from legoedit_core.data.rows import IMAGE, OUTPUT_FIELDS, OUTPUT_SCHEMA
+from legoedit_core.executor import EditResult, Executor
+from legoedit_core.judge.judgement import Edit, Judgement, judge_edits
+from legoedit_core.judge.vlm import VLMJudge
+from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
+from legoedit_core.planners.decompose import DECOMPOSITION_PROMPT
+from legoedit_core.planners.prompt import system_prompt, user_message
+from legoedit_core.rl.advantages import advantages_by_group
+from legoedit_core.rl.rewards import GroundTruth, RewardModel, Rewards, answer_text
+
+DATA_SOURCE = "legoedit"
+IMAGE_PLACEHOLDER = "<image>"
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+ROLLOUT_FIELDS: list[pa.Field] = [
+    pa.field("prompt", pa.list_(MESSAGE)),
+    pa.field("images", pa.list_(IMAGE)),
+    pa.field("response", pa.string()),
+    pa.field("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+    pa.field("data_source", pa.string()),
+    pa.field("reward_executability", pa.float64()),
+    pa.field("reward_tool", pa.float64()),
+    pa.field("reward_judge", pa.float64()),
+]
+
+
+def _rollout_schema() -> pa.Schema:
+    features = json.loads(OUTPUT_SCHEMA.metadata[b"huggingface"])
+    features["info"]["features"] |= {
+        "prompt": {"feature": {"role": {"dtype": "string", "_type": "Value"},
+                               "content": {"dtype": "string", "_type": "Value"}}, "_type": "List"},
+        "images": {"feature": {"_type": "Image"}, "_type": "List"},
+        "response": {"dtype": "string", "_type": "Value"},
+        "reward_model": {"style": {"dtype": "string", "_type": "Value"},
+                         "ground_truth": {"dtype": "string", "_type": "Value"}},
+        "data_source": {"dtype": "string", "_type": "Value"},
+    } | {name: {"dtype": "float64", "_type": "Value"} for name in ("reward_executability", "reward_tool",
+                                                                      "reward_judge")}
+    return pa.schema(OUTPUT_FIELDS + ROLLOUT_FIELDS, metadata={"huggingface": json.dumps(features)})
+
+
+ROLLOUT_SCHEMA: pa.Schema = _rollout_schema()
+
+
+class RolloutOutput(RunOutput):
+    """A run output whose parts have the rollout schema (same manifest, layout, atomic writes and resume)."""
+
+    def write_part(self, shard: int, table: pa.Table) -> PartInfo:
+        table = table.cast(ROLLOUT_SCHEMA)
+        temporary = f"_tmp/part-{shard:05d}-{uuid.uuid4().hex}.parquet"
+        self.storage.write_bytes(table_bytes(table), temporary)
+        self.storage.move(temporary, part_name(shard))
+        return PartInfo.of(shard, part_name(shard), table)
+
+    def read_part(self, shard: int) -> pa.Table:
+        return pq.read_table(pa.BufferReader(self.storage.read_bytes(part_name(shard))), schema=ROLLOUT_SCHEMA)
+
+    def read_table(self) -> pa.Table:
+        tables = [self.read_part(shard) for shard in sorted(self.finished())]
+        return pa.concat_tables(tables) if tables else ROLLOUT_SCHEMA.empty_table()
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index`` of an item: a stable hash of the item seed and the index (31 bits)."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}#{index}".encode(), digest_size=4).digest(), "big") >> 1
+
+
+def rollout_config(config: Config, temperature: float) -> Config:
+    """The config rollouts plan with: sampling at ``temperature``, one answer per sample (no re-asking)."""
+    planner = config.planner.model_copy(update={"temperature": temperature, "max_attempts": 1})
+    return config.model_copy(update={"planner": planner})
+
+
+def builder_prompt(config: Config, toolset: Toolset, request: PlanRequest) -> list[dict[str, str]]:
+    """The chat the Builder answers for ``request``, as text messages; the image is the ``<image>`` placeholder."""
+    settings = config.planner
+    if settings.strategy == "decompose":
+        system = DECOMPOSITION_PROMPT
+    else:
+        system = system_prompt(toolset, [*settings.feedback, *request.feedback], settings.examples,
+                               settings.reasoning)
+    user = user_message(request, settings.image_size).text
+    return [{"role": "system", "content": system}, {"role": "user", "content": IMAGE_PLACEHOLDER + user}]
+
+
+@dataclass
+class SampledShard:
+    """A shard's rows expanded to K samples each, with their plans. ``groups[i]`` is the group id of sample i."""
+
+    prepared: PreparedShard
+    sample_index: list[int | None]
+    requests: list[PlanRequest | None]
+    k: int
+
+    @property
+    def group_ids(self) -> list[str]:
+        return [loaded.row.id.rpartition("#")[0] if index is not None else loaded.row.id
+                for loaded, index in zip(self.prepared.rows, self.sample_index, strict=True)]
+
+
+def expand(loaded: Sequence[LoadedRow], k: int) -> tuple[list[LoadedRow], list[int | None]]:
+    """K copies of every usable row (id ``<id>#<i>``, seed ``sample_seed(seed, i)``); a bad row stays one row."""
+    rows, indices = [], []
+    for item in loaded:
+        if not item.usable:
+            rows.append(item)
+            indices.append(None)
+            continue
+        for index in range(k):
+            row: InputRow = replace(item.row, id=f"{item.row.id}#{index}", seed=sample_seed(item.row.seed, index))
+            rows.append(replace(item, row=row))
+            indices.append(index)
+    return rows, indices
+
+
+def sample_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, k: int,
+                 storage_options: dict[str, Any] | None = None) -> SampledShard:
+    """Read a shard's rows, expand each usable one to ``k`` samples, and plan every sample in one batched call."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    samples, indices = expand([load_row(row, storage_options) for row in rows], k)
+    requests = [PlanRequest(s.row.id, s.image, s.row.instruction, has_mask=s.mask is not None, seed=s.row.seed)
+                if s.usable else None for s in samples]
+    planned = iter(planner.plan_batch([r for r in requests if r is not None]) if any(requests) else [])
+    plans: list[PlanResult | None] = [next(planned) if r is not None else None for r in requests]
+    return SampledShard(PreparedShard(shard, samples, plans, planner.name), indices, requests, k)
+
+
+def score_shard(sampled: SampledShard, results: Sequence[EditResult], config: Config, toolset: Toolset,
+                rewards: RewardModel, judge: VLMJudge | None = None) -> pa.Table:
+    """Judge, reward and lay out every sample of a shard, with advantages relative to each item's samples."""
+    prepared = sampled.prepared
+    _, positions = prepared.edit_items()
+    result_at = dict(zip(positions, results, strict=True))
+    edit_positions = sorted(result_at)
+    judgements = judge_edits([Edit(prepared.rows[p].image, result_at[p], prepared.rows[p].row.instruction,
+                                   prepared.rows[p].row.seed) for p in edit_positions], judge)
+    judgement_at: dict[int, Judgement | None] = dict(zip(edit_positions, judgements, strict=True))
+    scored: dict[int, Rewards] = {}
+    for position, (loaded, plan) in enumerate(zip(prepared.rows, prepared.plans, strict=True)):
+        if plan is None:
+            continue
+        result, judgement = result_at.get(position), judgement_at.get(position)
+        scored[position] = rewards.score_plan(plan, GroundTruth.from_row(loaded.row.ground_truth),
+                                              result.status if result is not None else "invalid_plan",
+                                              judgement.score if judgement is not None else None,
+                                              judged=judge is not None)
+    groups = sampled.group_ids
+    advantage_of = dict(zip(scored, advantages_by_group([groups[p] for p in scored],
+                                                        [r.total for r in scored.values()]), strict=True))
+    base = build_rows(prepared, results, toolset).to_pylist()
+    rows = []
+    for position, row in enumerate(base):
+        loaded, plan, request = prepared.rows[position], prepared.plans[position], sampled.requests[position]
+        reward, judgement = scored.get(position), judgement_at.get(position)
+        row |= {"group_id": groups[position], "sample_index": sampled.sample_index[position],
+                "advantage": advantage_of.get(position), "data_source": DATA_SOURCE,
+                "images": [row["source_image"]] if row["source_image"] else [],
+                "reward_model": {"style": "rule", "ground_truth": row["ground_truth"]}}
+        if request is not None:
+            row["prompt"] = builder_prompt(config, toolset, request)
+        if plan is not None:
+            row["response"] = answer_text(plan)
+        if reward is not None:
+            row |= {"reward": reward.total, **{f"reward_{name}": value for name, value in reward.as_dict().items()
+                                               if name != "total"}}
+        if judgement is not None:
+            row |= {"judge_score": judgement.score, "judge_model": judgement.judge,
+                    "judge_feedback": judgement.feedback()}
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA)
+
+
+def rollout_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor, config: Config, k: int,
+                  rewards: RewardModel, judge: VLMJudge | None = None,
+                  storage_options: dict[str, Any] | None = None) -> pa.Table:
+    """Everything for one shard of rollouts in a plain loop (``planner`` should sample: temperature > 0)."""
+    sampled = sample_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, k, storage_options)
+    items, _ = sampled.prepared.edit_items()
+    return score_shard(sampled, executor.run_many(items), config, executor.toolset, rewards, judge)
