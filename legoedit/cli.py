@@ -57,8 +57,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run_workflow(args: argparse.Namespace) -> int:
-    from legoedit_core.data.images import ImageDecodeError, read_image, read_mask, write_image
-    from legoedit_core.executor import Executor
+    from legoedit_core.data.images import ImageDecodeError, read_image, read_mask
     from legoedit_core.workflow import WorkflowError, parse_workflow
 
     try:
@@ -68,24 +67,25 @@ def cmd_run_workflow(args: argparse.Namespace) -> int:
     except (ImageDecodeError, WorkflowError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    result = Executor(Toolset(load_config(args))).run(workflow, image, mask, seed=args.seed, item_id=args.image)
+    return _execute(Toolset(load_config(args)), workflow, image, mask, args)
+
+
+def _execute(toolset: Toolset, workflow, image, mask, args: argparse.Namespace) -> int:
+    """Run a workflow on one image, write the trace (if asked) and the edited image; the exit code."""
+    from legoedit_core.data.images import write_image
+    from legoedit_core.executor import Executor
+
+    result = Executor(toolset).run(workflow, image, mask, seed=args.seed, item_id=args.image)
     if args.trace:
-        Path(args.trace).write_text(json.dumps(_trace_json(result), indent=2))
+        trace = {"id": result.id, "status": result.status, "error": result.error,
+                 "trace": [vars(t) for t in result.trace]}
+        Path(args.trace).write_text(json.dumps(trace, indent=2))
     if result.status != "ok":
         print(f"{result.status}: {result.error}", file=sys.stderr)
         return 1
     write_image(result.image, args.output)
     print(f"wrote {args.output}")
     return 0
-
-
-def _trace_json(result) -> dict:
-    return {
-        "id": result.id,
-        "status": result.status,
-        "error": result.error,
-        "trace": [vars(t) for t in result.trace],
-    }
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -162,8 +162,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from legoedit_core.data.images import ImageDecodeError, write_image
-    from legoedit_core.executor import Executor
+    from legoedit_core.data.images import ImageDecodeError
 
     try:
         toolset, image, mask, plan = _plan_one(args)
@@ -175,15 +174,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if not plan.ok:
         print(f"invalid_plan ({plan.planner}): {plan.error}", file=sys.stderr)
         return 1
-    result = Executor(toolset).run(plan.workflow, image, mask, seed=args.seed, item_id=args.image)
-    if args.trace:
-        Path(args.trace).write_text(json.dumps(_trace_json(result), indent=2))
-    if result.status != "ok":
-        print(f"{result.status}: {result.error}", file=sys.stderr)
-        return 1
-    write_image(result.image, args.output)
-    print(f"wrote {args.output}")
-    return 0
+    return _execute(toolset, plan.workflow, image, mask, args)
 
 
 def _add_planner_options(parser: argparse.ArgumentParser) -> None:
