@@ -149,11 +149,12 @@ def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict
 @flow(name="edit-catalogue")
 def edit_catalogue(dataset: str, output: str, config: Config | None = None, shard_size: int = 64,
                    retry_failed: bool = False, max_concurrent_shards: int = 2, write_images: bool = False,
-                   storage_options: dict[str, Any] | None = None, task_runner: RunnerKind = "threads",
-                   ray_brick_resources: bool = False) -> dict[str, Any]:
+                   storage_options: dict[str, Any] | None = None, report: bool = True,
+                   task_runner: RunnerKind = "threads", ray_brick_resources: bool = False) -> dict[str, Any]:
     """Edit every row of ``dataset`` into Parquet parts under ``output``; finished shards of an earlier run with
     the same output are skipped, and with ``retry_failed`` their rows that are not ``ok`` are run again.
 
+    ``report`` writes ``report.html`` and the gallery artifact (it reads every part back: skip it for speed).
     ``task_runner`` names the runner this flow was given (see ``run_catalogue``), for routing brick groups.
     """
     logger = get_run_logger()
@@ -177,10 +178,11 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     parts = [PartInfo(**{k: v for k, v in entry.items() if k != "committed"})
              for entry in run_output.finished().values()]
     summary = summary_table(parts)
-    table = run_output.read_table()
-    run_output.storage.write_bytes(render_report(table, title=f"legoedit: {dataset}").encode(), REPORT)
-    report_uri = run_output.storage.uri(REPORT)
-    gallery(table.to_pylist(), run_output.storage, write_images, report_uri, storage_options)
+    report_uri = run_output.storage.uri(REPORT) if report else None
+    if report:
+        table = run_output.read_table()
+        run_output.storage.write_bytes(render_report(table, title=f"legoedit: {dataset}").encode(), REPORT)
+        gallery(table.to_pylist(), run_output.storage, write_images, report_uri, storage_options)
     if scheduler.failures:
         raise ShardsFailed(f"{len(scheduler.failures)} shard(s) failed; the others are committed in {output} and "
                            "a rerun with the same output does only what is missing:\n"

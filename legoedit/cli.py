@@ -193,6 +193,66 @@ def _add_planner_options(parser: argparse.ArgumentParser) -> None:
     _add_config_options(parser)
 
 
+def cmd_rollouts(args: argparse.Namespace) -> int:
+    from flows.edit_catalogue import ShardsFailed
+    from flows.rollouts import rollouts
+    from legoedit_core.data.datasets import DatasetError
+    from legoedit_core.data.output import OutputMismatch
+
+    config = load_config(args)
+    judge, rewards = config.judge, config.rewards
+    try:
+        summary = rollouts(args.dataset, args.output, k=args.k, temperature=args.temperature, config=config,
+                           judge=judge, rewards=rewards, shard_size=args.shard_size)
+    except (ShardsFailed, DatasetError, OutputMismatch) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{summary['samples']} samples in {summary['rows']} rows, mean reward {summary['mean_reward']}")
+    print(f"parquet: {summary['parts']}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from legoedit_core.rl.train import TrainSettings, train
+
+    config = load_config(args)
+    judge, rewards = config.judge, config.rewards
+    settings = TrainSettings(stage=args.stage, model=args.model, data=args.data, output_dir=args.output_dir,
+                             adapter=args.adapter, lora=not args.full, max_steps=args.max_steps,
+                             learning_rate=args.learning_rate, batch_size=args.batch_size,
+                             num_generations=args.num_generations, max_completion_length=args.max_completion_length,
+                             device=args.device)
+    try:
+        output = train(settings, config, rewards, judge)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"stage {args.stage} saved to {output}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from flows.edit_catalogue import ShardsFailed
+    from flows.evaluate import evaluate
+    from legoedit_core.data.datasets import DatasetError
+    from legoedit_core.data.output import OutputMismatch
+
+    config = load_config(args)
+    judge = config.judge
+    try:
+        result = evaluate(args.benchmark, args.output, kind=args.kind, config=config, judge=judge,
+                          language=None if args.language == "all" else args.language, images=args.images,
+                          shard_size=args.shard_size)
+    except (ShardsFailed, DatasetError, OutputMismatch) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    overall = result["summary"][-1]
+    print(f"{overall['items']} items, {overall['edited']} edited, {overall['judged']} judged")
+    print(f"report: {result['report']}")
+    print(f"scores: {result['scores']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="legoedit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +304,41 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--show-plan", action="store_true", help="print the reasoning and the workflow too")
     edit.add_argument("--trace", help="write the per-node trace as JSON here")
     edit.set_defaults(handler=cmd_edit)
+
+    roll = commands.add_parser("rollouts", help="sample K plans per item, execute and reward them (RL data)")
+    roll.add_argument("dataset", help="a .jsonl/.csv manifest, .parquet, or image folder; target = ground truth")
+    roll.add_argument("output", help="output prefix for the Parquet parts")
+    roll.add_argument("-k", type=int, default=4, help="samples per item (the GRPO group)")
+    roll.add_argument("--temperature", type=float, default=1.0, help="the Builder's sampling temperature")
+    roll.add_argument("--shard-size", type=int, default=16, help="items per shard (keep it for reruns)")
+    _add_config_options(roll)
+    roll.set_defaults(handler=cmd_rollouts)
+
+    training = commands.add_parser("train", help="train the Builder: 1 SFT, 2 GRPO (verifiable), 3 GRPO (judge)")
+    training.add_argument("--stage", type=int, choices=[1, 2, 3], required=True)
+    training.add_argument("--model", required=True, help="the base Builder (hub id or local path)")
+    training.add_argument("--data", required=True, help="JSONL of instructions (+ image, target, workflow)")
+    training.add_argument("--output-dir", required=True, help="where the adapter is saved")
+    training.add_argument("--adapter", help="start from an earlier stage's adapter")
+    training.add_argument("--full", action="store_true", help="train every weight instead of a LoRA adapter")
+    training.add_argument("--max-steps", type=int, default=200)
+    training.add_argument("--learning-rate", type=float, default=1e-5)
+    training.add_argument("--batch-size", type=int, default=4)
+    training.add_argument("--num-generations", type=int, default=4, help="GRPO: samples per prompt")
+    training.add_argument("--max-completion-length", type=int, default=512)
+    training.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_config_options(training)
+    training.set_defaults(handler=cmd_train)
+
+    bench = commands.add_parser("eval", help="run and judge a benchmark; write a per-category report")
+    bench.add_argument("benchmark", help="local copy of GEdit-Bench, ImgEdit-Bench, MagicBrush, Emu Edit, or manifest")
+    bench.add_argument("output", help="output prefix for parts, report.md and scores.parquet")
+    bench.add_argument("--kind", default="auto", choices=["auto", "gedit", "imgedit", "magicbrush", "emu", "manifest"])
+    bench.add_argument("--language", default="en", help="GEdit-Bench instruction language: en, cn or all")
+    bench.add_argument("--images", help="ImgEdit-Bench: the folder its image paths are relative to")
+    bench.add_argument("--shard-size", type=int, default=32)
+    _add_config_options(bench)
+    bench.set_defaults(handler=cmd_eval)
     return parser
 
 

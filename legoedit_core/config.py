@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from legoedit_core.bricks.registry import BrickRegistry, default_registry
 from legoedit_core.bricks.spec import Backend, BrickSpec
+from legoedit_core.judge.settings import JudgeSettings
 from legoedit_core.planners.settings import PlannerSettings
+from legoedit_core.rl.settings import RewardSettings
 
 Profile = Literal["cpu", "gpu"]
 RESOURCES_BY_PROFILE: dict[str, tuple[str, ...]] = {"cpu": ("cpu",), "gpu": ("gpu", "cpu")}
@@ -47,6 +49,8 @@ class Config(BaseModel):
     bricks: dict[str, BrickSettings] = Field(default_factory=dict)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    rewards: RewardSettings = Field(default_factory=RewardSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

@@ -11,8 +11,11 @@ from legoedit_core.config import Config
 from legoedit_core.data.batch import PreparedShard
 from legoedit_core.data.output import PartInfo, RunOutput
 from legoedit_core.executor import EditResult
-from legoedit_core.judge import JudgeSettings, VLMJudge, make_judge
 from legoedit_core.judge.evaluation import judge_shard, judged_table
+from legoedit_core.judge.judgement import make_judge
+from legoedit_core.judge.settings import JudgeSettings
+from legoedit_core.judge.vlm import VLMJudge
+from legoedit_core.rl.rollouts import SampledShard
 from tasks.edit import TASK_OPTIONS
 from tasks.runtime import executor_for, toolset_for
 
@@ -28,9 +31,9 @@ def judge_for(settings: JudgeSettings) -> VLMJudge | None:
 
 
 @task(name="edit-shard", **TASK_OPTIONS)
-def edit_shard(items: list, config: Config) -> list[EditResult]:
-    """Run every planned item of a shard through the executor's waves in one task."""
-    return executor_for(config).run_many(items)
+def edit_shard(planned: PreparedShard | SampledShard, config: Config) -> list[EditResult]:
+    """Run every planned item of a shard (or every sample of a rollout shard) through the executor's waves."""
+    return executor_for(config).run_many(planned.edit_items()[0])
 
 
 @task(name="judge-shard", **TASK_OPTIONS)

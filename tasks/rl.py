@@ -10,7 +10,7 @@ from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, Shard
 from legoedit_core.data.output import PartInfo
 from legoedit_core.executor import EditResult
-from legoedit_core.judge import JudgeSettings
+from legoedit_core.judge.settings import JudgeSettings
 from legoedit_core.rl.rewards import RewardModel, RewardSettings
 from legoedit_core.rl.rollouts import RolloutOutput, SampledShard, sample_shard, score_shard
 from tasks.edit import TASK_OPTIONS

@@ -69,7 +69,12 @@ def plan_and_verify(planner: Planner, executor: Executor, requests: Sequence[Pla
             if round_.edit is None:
                 continue  # no valid plan: another round would ask the same question
             if round_.edit.status == "ok":
-                round_.score, round_.critique = judge(current[i].image, round_.edit.image, current[i].instruction)
+                try:
+                    round_.score, round_.critique = judge(current[i].image, round_.edit.image,
+                                                          current[i].instruction)
+                except Exception as error:  # an unreadable judge reply leaves the round unscored, not failed
+                    round_.critique = f"the judge could not score this edit: {error}"
+                    continue
                 if round_.score >= accept_score:
                     continue
             current[i] = replace(current[i], feedback=[*current[i].feedback, critique_feedback(round_)])

@@ -22,39 +22,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import linear_sum_assignment
 
 from legoedit_core.planners.base import PlanResult
 from legoedit_core.planners.decompose import Decomposition, parse_decomposition
 from legoedit_core.planners.parsing import parse_answer
+from legoedit_core.rl.settings import RewardSettings
 from legoedit_core.workflow import Workflow, WorkflowError, parse_workflow
 
 COMPONENTS = ("format", "executability", "tool", "action", "subject", "goal", "judge")
 Similarity = Callable[[Sequence[str], Sequence[str]], np.ndarray]
-
-
-class RewardWeights(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    format: float = Field(1.0, ge=0)
-    executability: float = Field(1.0, ge=0)
-    tool: float = Field(1.0, ge=0)
-    action: float = Field(1.0, ge=0)
-    subject: float = Field(1.0, ge=0)
-    goal: float = Field(1.0, ge=0)
-    judge: float = Field(1.0, ge=0)
-
-
-class RewardSettings(BaseModel):
-    """How samples are rewarded: the weight of each component, and how phrases are matched."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: RewardWeights = Field(default_factory=RewardWeights)
-    match_threshold: float = Field(0.75, ge=0.0, le=1.0,
-                                   description="cosine similarity at which a subject or goal counts as matched")
-    embedding_model: str | None = Field(None, description="sentence-embedding model path (default: the bundled one)")
 
 
 @dataclass

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,7 +32,7 @@ from legoedit_core.data.batch import LoadedRow, PreparedShard, build_rows, load_
 from legoedit_core.data.datasets import Dataset, InputRow, Shard
 from legoedit_core.data.output import PartInfo, RunOutput, part_name, table_bytes
 from legoedit_core.data.rows import IMAGE, OUTPUT_FIELDS, OUTPUT_SCHEMA
-from legoedit_core.executor import EditResult, Executor
+from legoedit_core.executor import EditItem, EditResult, Executor
 from legoedit_core.judge.judgement import Edit, Judgement, judge_edits
 from legoedit_core.judge.vlm import VLMJudge
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
@@ -80,9 +79,7 @@ class RolloutOutput(RunOutput):
 
     def write_part(self, shard: int, table: pa.Table) -> PartInfo:
         table = table.cast(ROLLOUT_SCHEMA)
-        temporary = f"_tmp/part-{shard:05d}-{uuid.uuid4().hex}.parquet"
-        self.storage.write_bytes(table_bytes(table), temporary)
-        self.storage.move(temporary, part_name(shard))
+        self.storage.write_bytes(table_bytes(table), part_name(shard))
         return PartInfo.of(shard, part_name(shard), table)
 
     def read_part(self, shard: int) -> pa.Table:
@@ -124,6 +121,10 @@ class SampledShard:
     sample_index: list[int | None]
     requests: list[PlanRequest | None]
     k: int
+
+    def edit_items(self) -> tuple[list[EditItem], list[int]]:
+        """The samples to edit (those with a valid plan) and their positions."""
+        return self.prepared.edit_items()
 
     @property
     def group_ids(self) -> list[str]:

@@ -1,0 +1,66 @@
+"""Prefect's overhead: the ``edit_catalogue`` flow's wall time over the same work done in a plain loop.
+
+Both sides read the same generated catalogue (cheap CPU bricks, one or two waves), plan each shard with the
+rules planner, run the executor's waves, and write and commit one Parquet part per shard (the flow's HTML report,
+which the loop has no counterpart for, is off). The flow runs against
+Prefect's local (ephemeral) server, started and warmed up by a one-item run that is not timed.
+
+    python benchmarks/pipeline_overhead.py [--items 1000] [--shard-size 100] [--width 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+from flows.edit_catalogue import edit_catalogue
+from legoedit_core.config import Config, Toolset
+from legoedit_core.data.batch import process_shard
+from legoedit_core.data.datasets import open_dataset
+from legoedit_core.data.output import RunOutput
+from legoedit_core.data.synthetic import write_catalogue
+from legoedit_core.executor import Executor
+from legoedit_core.planners import make_planner
+
+
+def plain_loop(manifest: str, output: str, shard_size: int, config: Config) -> float:
+    started = time.perf_counter()
+    toolset = Toolset(config)
+    planner, executor = make_planner(config.planner, toolset), Executor(toolset)
+    dataset = open_dataset(manifest)
+    run = RunOutput(output)
+    for shard in dataset.shards(shard_size):
+        run.commit(run.write_part(shard.index, process_shard(dataset, shard, planner, executor)))
+    return time.perf_counter() - started
+
+
+def flow(manifest: str, output: str, shard_size: int, config: Config) -> float:
+    started = time.perf_counter()
+    edit_catalogue(manifest, output, config=config, shard_size=shard_size, report=False)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--shard-size", type=int, default=100)
+    parser.add_argument("--width", type=int, default=256, help="image width (height is 3/4 of it)")
+    args = parser.parse_args()
+    config = Config.load()
+    with tempfile.TemporaryDirectory() as root:
+        manifest = write_catalogue(f"{root}/in", args.items, size=(args.width, args.width * 3 // 4))
+        warm = time.perf_counter()
+        edit_catalogue(write_catalogue(f"{root}/warm", 1), f"{root}/warm-out", config=config, shard_size=1)
+        print(f"server start + warm-up run (not timed below): {time.perf_counter() - warm:.1f} s")
+        loop_seconds = plain_loop(manifest, f"{root}/loop", args.shard_size, config)
+        flow_seconds = flow(manifest, f"{root}/flow", args.shard_size, config)
+        rows = RunOutput(f"{root}/flow").read_table().num_rows
+    assert rows == args.items, f"the flow wrote {rows} rows for {args.items} items"
+    print(f"{args.items} items of {args.width} px, shard size {args.shard_size}: plain loop {loop_seconds:.2f} s, "
+          f"flow {flow_seconds:.2f} s")
+    print(f"flow / plain loop = {flow_seconds / loop_seconds:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The Builder's three training stages (Lego-Edit's progressive recipe) on TRL, LoRA by default.
+
+1. ``sft``: supervised fine-tuning on expert traces: instruction -> ``<think>`` reasoning + workflow JSON. The rules
+   planner writes them for any instruction it covers; a dataset may also bring its own ``workflow``/``text``.
+2. ``grpo`` with verifiable rewards (format, executability, tool and decomposition match) on annotated
+   instructions.
+3. ``grpo`` with the judge's score as the reward, on unannotated open-domain instructions with images.
+
+Training data is JSONL, one object per line: ``instruction`` and, as a stage needs them, ``image`` (path or URI,
+relative to the file), ``target`` ({actions, subjects, goals, tools}), ``reference_workflow``, ``workflow`` /
+``reasoning`` / ``text`` (stage 1). Prompts are the Builder's own system prompt and instruction as text: the
+combined Qwen2-VL processor that image inputs to TRL need depends on torchvision, which this project does not
+require, so the image reaches training only through the rewards (executed plans, judged edits). Each stage saves a
+LoRA adapter (``adapter_config.json`` + ``adapter_model.safetensors``) that the transformers and vLLM engines
+load with ``planner.adapter``; a later stage can start from an earlier stage's adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from legoedit_core.config import Config, Toolset
+from legoedit_core.data.images import ImageDecodeError, decode_image
+from legoedit_core.data.storage import Storage
+from legoedit_core.executor import EditItem, Executor
+from legoedit_core.judge.settings import JudgeSettings
+from legoedit_core.judge.vlm import JudgeRequest, VLMJudge
+from legoedit_core.planners.parsing import parse_answer
+from legoedit_core.planners.prompt import system_prompt
+from legoedit_core.planners.rules import expert_traces, trace_text
+from legoedit_core.rl.rewards import GroundTruth, RewardModel, RewardSettings
+from legoedit_core.workflow import parse_workflow, validate
+
+Stage = Literal[1, 2, 3]
+
+
+class TrainSettings(BaseModel):
+    """One training run. ``model`` is the base Builder; ``adapter`` an earlier stage's adapter to start from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Stage
+    model: str
+    data: str = Field(description="JSONL training data (see the module docstring)")
+    output_dir: str
+    adapter: str | None = None
+    lora: bool = Field(True, description="train a LoRA adapter (False: train every weight)")
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    max_steps: int = Field(200, ge=1)
+    learning_rate: float = Field(1e-5, gt=0)
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    num_generations: int = Field(4, ge=2, description="GRPO: samples per prompt (the group)")
+    max_completion_length: int = Field(512, ge=8)
+    max_length: int = Field(4096, ge=64, description="SFT: longest prompt + answer in tokens")
+    temperature: float = Field(1.0, gt=0)
+    beta: float = Field(0.0, ge=0, description="GRPO: KL penalty against the starting policy")
+    examples: int = Field(0, ge=0, description="worked examples in the Builder prompt used for training")
+    seed: int = 0
+    device: str = Field("cpu", description="cpu, or cuda for the accelerator")
+    logging_steps: int = Field(1, ge=1)
+
+
+# ------------------------------------------------------------------------------------------------------- data
+
+
+def read_records(uri: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file; ``image`` paths are made absolute against the file's folder."""
+    storage = Storage(uri, storage_options)
+    base = posixpath.dirname(storage.uri())
+    records = []
+    for number, line in enumerate(storage.read_bytes().decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{uri} line {number}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("instruction"), str):
+            raise ValueError(f"{uri} line {number}: expected an object with an instruction")
+        image = record.get("image")
+        if isinstance(image, str) and "://" not in image and not image.startswith("/"):
+            record["image"] = posixpath.join(base, image)
+        records.append(record)
+    if not records:
+        raise ValueError(f"{uri} holds no training records")
+    return records
+
+
+def prompt_messages(instruction: str, toolset: Toolset, config: Config, examples: int) -> list[dict[str, str]]:
+    """The Builder's chat for an instruction, as text: the system prompt and the user turn."""
+    settings = config.planner
+    return [{"role": "system", "content": system_prompt(toolset, settings.feedback, examples, settings.reasoning)},
+            {"role": "user", "content": f"Instruction: {instruction}"}]
+
+
+def sft_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: Config,
+                 examples: int = 0) -> list[dict[str, Any]]:
+    """Prompt/completion pairs: a record's own ``text`` or ``workflow`` (+ ``reasoning``), else the rules trace."""
+    rows = []
+    ruled = {t["instruction"]: t["text"] for t in expert_traces([r["instruction"] for r in records
+                                                                  if "text" not in r and "workflow" not in r],
+                                                                 toolset)}
+    for record in records:
+        instruction = record["instruction"]
+        if "text" in record:
+            text = record["text"]
+        elif "workflow" in record:
+            text = trace_text(record.get("reasoning", ""), parse_workflow(record["workflow"]))
+        elif instruction in ruled:
+            text = ruled[instruction]
+        else:
+            continue  # the rules planner does not cover it and no answer was given
+        rows.append({"prompt": prompt_messages(instruction, toolset, config, examples),
+                     "completion": [{"role": "assistant", "content": text}]})
+    if not rows:
+        raise ValueError("no SFT example: give workflows, or instructions the rules planner covers")
+    return rows
+
+
+def grpo_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: Config,
+                  examples: int = 0) -> list[dict[str, Any]]:
+    """Prompts plus what the rewards need: the instruction, the ground truth (JSON) and the image URI (not named
+    ``image``: TRL would take that column as the prompt's image input)."""
+    return [{"prompt": prompt_messages(r["instruction"], toolset, config, examples), "instruction": r["instruction"],
+             "ground_truth": json.dumps({k: r[k] for k in ("target", "reference_workflow") if k in r}),
+             "image_uri": r.get("image") or ""} for r in records]
+
+
+# ---------------------------------------------------------------------------------------------------- rewards
+
+
+class BuilderReward:
+    """A TRL reward function: each completion is parsed, validated, executed on its image (when there is one),
+    judged (stage 3) and scored by the reward model."""
+
+    def __init__(self, toolset: Toolset, rewards: RewardModel, judge: VLMJudge | None = None,
+                 storage_options: dict[str, Any] | None = None) -> None:
+        self.toolset, self.rewards, self.judge = toolset, rewards, judge
+        self.executor = Executor(toolset)
+        self.storage_options = storage_options
+        self.__name__ = "builder_judge" if judge is not None else "builder_verifiable"
+        self.last: list[dict[str, Any]] = []
+
+    def _image(self, uri: str) -> np.ndarray | None:
+        if not uri:
+            return None
+        try:
+            return decode_image(Storage(uri, self.storage_options).read_bytes())
+        except (FileNotFoundError, ImageDecodeError):
+            return None
+
+    def __call__(self, prompts: list, completions: list, instruction: list[str], ground_truth: list[str],
+                 image_uri: list[str], **_: Any) -> list[float]:
+        texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
+        workflows, statuses, results = [], [None] * len(texts), {}
+        for text, wanted in zip(texts, instruction, strict=True):
+            _, workflow, problems = parse_answer(text, wanted)
+            workflows.append(workflow if workflow is not None and not problems
+                             and not validate(workflow, self.toolset) else None)
+        images = [self._image(uri) for uri in image_uri]
+        runnable = [i for i, w in enumerate(workflows) if w is not None and images[i] is not None]
+        for i, result in zip(runnable, self.executor.run_many(
+                [EditItem(str(i), images[i], workflows[i]) for i in runnable]), strict=True):
+            statuses[i], results[i] = result.status, result
+        scores: dict[int, float | None] = {}
+        if self.judge is not None:
+            judged = [i for i in runnable if results[i].status == "ok"]
+            replies = self.judge.judge_batch([JudgeRequest(images[i], results[i].image, instruction[i])
+                                              for i in judged])
+            scores = {i: reply.total for i, reply in zip(judged, replies, strict=True)}
+        rewards = [self.rewards.score(text, GroundTruth.from_row(truth), workflows[i], plan_ok=workflows[i] is not None,
+                                      edit_status=statuses[i], judge_score=scores.get(i),
+                                      judged=self.judge is not None)
+                   for i, (text, truth) in enumerate(zip(texts, ground_truth, strict=True))]
+        self.last = [r.as_dict() for r in rewards]
+        return [r.total for r in rewards]
+
+
+# ----------------------------------------------------------------------------------------------------- stages
+
+
+def _model_and_peft(settings: TrainSettings) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, peft config or None): the base Builder, with an earlier adapter made trainable."""
+    import torch
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
+
+    torch.manual_seed(settings.seed)
+    model = AutoModelForImageTextToText.from_pretrained(settings.model, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if settings.adapter:
+        return PeftModel.from_pretrained(model, settings.adapter, is_trainable=True), tokenizer, None
+    if not settings.lora:
+        return model, tokenizer, None
+    lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                      target_modules=settings.target_modules, task_type="CAUSAL_LM")
+    return model, tokenizer, lora
+
+
+def _common_args(settings: TrainSettings) -> dict[str, Any]:
+    return {"output_dir": settings.output_dir, "max_steps": settings.max_steps,
+            "learning_rate": settings.learning_rate, "per_device_train_batch_size": settings.batch_size,
+            "gradient_accumulation_steps": settings.gradient_accumulation_steps, "seed": settings.seed,
+            "logging_steps": settings.logging_steps, "report_to": [], "save_strategy": "no",
+            "use_cpu": settings.device == "cpu"}
+
+
+def train(settings: TrainSettings, config: Config | None = None, rewards: RewardSettings | None = None,
+          judge: JudgeSettings | None = None, storage_options: dict[str, Any] | None = None) -> Path:
+    """Run one stage and save its adapter (or full model) in ``settings.output_dir``; return that path.
+
+    Stage 3 needs ``judge`` with an engine: its 0-10 total is the reward's judge component.
+    """
+    from datasets import Dataset
+
+    config = config or Config()
+    toolset = Toolset(config)
+    records = read_records(settings.data, storage_options)
+    model, tokenizer, lora = _model_and_peft(settings)
+    if settings.stage == 1:
+        from trl import SFTConfig, SFTTrainer
+
+        dataset = Dataset.from_list(sft_examples(records, toolset, config, settings.examples))
+        args = SFTConfig(**_common_args(settings), max_length=settings.max_length)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=lora)
+    else:
+        from trl import GRPOConfig, GRPOTrainer
+
+        if settings.stage == 3 and (judge is None or judge.engine is None):
+            raise ValueError("stage 3 rewards with the judge: set judge.engine and judge.model")
+        reward = BuilderReward(toolset, RewardModel(rewards), VLMJudge(judge) if settings.stage == 3 else None,
+                               storage_options)
+        dataset = Dataset.from_list(grpo_examples(records, toolset, config, settings.examples))
+        args = GRPOConfig(**_common_args(settings), num_generations=settings.num_generations,
+                          max_completion_length=settings.max_completion_length, temperature=settings.temperature,
+                          beta=settings.beta)
+        trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
+                              processing_class=tokenizer, peft_config=lora)
+    trainer.train()
+    trainer.save_model(settings.output_dir)
+    return Path(settings.output_dir)
+

@@ -1,0 +1,51 @@
+"""``notebooks/explore_run.ipynb`` executed top to bottom by nbclient on a small run's output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from legoedit_core.config import Config, Toolset
+from legoedit_core.data.batch import process_shard
+from legoedit_core.data.datasets import open_dataset
+from legoedit_core.data.output import RunOutput
+from legoedit_core.data.synthetic import write_catalogue
+from legoedit_core.executor import Executor
+from legoedit_core.planners import make_planner
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_run.ipynb"
+
+
+def small_run(root: Path) -> str:
+    """A two-shard run written the plain-loop way (the notebook only reads the output)."""
+    config = Config.load()
+    toolset = Toolset(config)
+    dataset = open_dataset(write_catalogue(str(root / "in"), 6, ["make it black and white", "sing a song",
+                                                                "flip it horizontally"]))
+    output = RunOutput(str(root / "out"))
+    output.begin({"dataset": dataset.uri, "dataset_fingerprint": dataset.fingerprint(), "shard_size": 3})
+    for shard in dataset.shards(3):
+        table = process_shard(dataset, shard, make_planner(config.planner, toolset), Executor(toolset))
+        output.commit(output.write_part(shard.index, table))
+    return output.uri
+
+
+def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEGOEDIT_RUN", small_run(tmp_path))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+
+    def text(index: int) -> str:
+        return "".join(output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+                       for output in notebook.cells[index].outputs)
+
+    code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    assert "6 rows in 2 finished shards" in text(code[1])
+    assert "ok              4" in text(code[2]) and "invalid_plan    2" in text(code[2])
+    assert any("image/png" in output.get("data", {}) for output in notebook.cells[code[3]].outputs)
+    assert "GRAYSCALE" in text(code[4]) and "FLIP" in text(code[4])
+    assert "no judge scores in this run" in text(code[5])
+    assert "2 rows not ok" in text(code[6]) and "does not cover" in text(code[6])

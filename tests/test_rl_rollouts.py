@@ -1,0 +1,147 @@
+"""The rollouts flow: K samples per item, executed, judged, rewarded, with group advantages, on Prefect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from prefect.testing.utilities import prefect_test_harness
+from tiny_vlm import save_tiny_vlm
+
+from flows.rollouts import rollouts
+from legoedit_core.config import Config
+from legoedit_core.data.datasets import default_seed
+from legoedit_core.data.output import OutputMismatch
+from legoedit_core.judge.settings import JudgeSettings
+from legoedit_core.rl.rollouts import ROLLOUT_SCHEMA, sample_seed
+
+ITEMS = [
+    ("make it black and white", {"tools": ["GRAYSCALE"]}),
+    ("blur the background", {"tools": ["SOS", "CBG"]}),
+    ("flip it horizontally", {"tools": ["FLIP"]}),
+    ("brighten the photo", {"tools": ["ADJUST"]}),
+    ("turn it into a pencil sketch", {"tools": ["STYLE"]}),
+    ("make the sky orange", {"tools": ["RES", "RCM"]}),
+    ("sharpen the image", {"tools": ["SHARPEN"]}),
+    ("teach the astronaut to juggle", {}),  # outside the rules planner: every sample fails alike
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_server():
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, astronaut) -> str:
+    folder = tmp_path_factory.mktemp("rollout_data")
+    Image.fromarray(astronaut).resize((96, 96)).save(folder / "astronaut.png")
+    lines = [json.dumps({"id": f"item{i}", "image": "astronaut.png", "instruction": text, "target": target})
+             for i, (text, target) in enumerate(ITEMS)]
+    (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return str(folder / "train.jsonl")
+
+
+@pytest.fixture(scope="module")
+def judge(tmp_path_factory) -> JudgeSettings:
+    model = save_tiny_vlm(tmp_path_factory.mktemp("rollout_judge"))
+    return JudgeSettings(engine="transformers", model=str(model), temperature=1.0, image_size=64,
+                         max_reasoning_chars=8)
+
+
+def test_k4_on_8_items_writes_32_rewarded_rows_with_group_advantages(tmp_path, dataset, judge):
+    output = str(tmp_path / "rollouts")
+    summary = rollouts(dataset, output, k=4, temperature=1.0, config=Config(), judge=judge, shard_size=4)
+    assert summary["rows"] == summary["samples"] == 32
+    table = pq.read_table(f"{output}/parts", schema=ROLLOUT_SCHEMA)
+    rows = table.to_pylist()
+    assert len(rows) == 32
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["group_id"], []).append(row)
+    assert sorted(groups) == [f"item{i}" for i in range(8)]
+    for group_id, members in groups.items():
+        assert sorted(m["sample_index"] for m in members) == [0, 1, 2, 3]
+        advantages = [m["advantage"] for m in members]
+        assert all(np.isfinite(advantages)), group_id
+        assert sum(advantages) == pytest.approx(0.0, abs=1e-9)
+        rewards = [m["reward"] for m in members]
+        if len(set(rewards)) > 1:
+            assert np.std(advantages) == pytest.approx(1.0)
+            assert np.argmax(advantages) == np.argmax(rewards)
+    # the uncovered instruction: every sample gets reward 0 and advantage exactly 0
+    failed = groups["item7"]
+    assert {m["status"] for m in failed} == {"invalid_plan"}
+    assert [m["advantage"] for m in failed] == [0.0, 0.0, 0.0, 0.0]
+    assert [m["reward"] for m in failed] == [0.0, 0.0, 0.0, 0.0]
+    # the judge's sampled scores make rewards differ inside the edited groups
+    edited = [m for m in rows if m["status"] == "ok"]
+    assert len(edited) == 28 and all(m["reward_judge"] is not None for m in edited)
+    assert any(len({m["reward"] for m in members}) > 1 for members in groups.values())
+    first = groups["item0"][0]
+    assert first["reward_tool"] == 1.0 and first["reward_format"] == 1.0 and first["reward_executability"] == 1.0
+    assert [m["seed"] for m in groups["item0"]] == [sample_seed(default_seed("item0"), i) for i in range(4)]
+
+
+def test_rollout_rows_read_as_rl_training_data(tmp_path, dataset):
+    from datasets import load_dataset
+
+    output = str(tmp_path / "rollouts")
+    rollouts(dataset, output, k=2, config=Config(), shard_size=8)
+    data = load_dataset("parquet", data_files=f"{output}/parts/*.parquet", split="train")
+    row = data[0]
+    assert [m["role"] for m in row["prompt"]] == ["system", "user"]
+    assert row["prompt"][1]["content"].startswith("<image>Instruction: make it black and white")
+    assert row["images"][0].size == (96, 96)  # decoded as a PIL image by the datasets library
+    assert row["response"].startswith("<think>") and '"GRAYSCALE"' in row["response"]
+    assert json.loads(row["reward_model"]["ground_truth"])["target"] == {"tools": ["GRAYSCALE"]}
+    assert row["data_source"] == "legoedit" and row["reward"] == 1.0
+    assert data[0]["seed"] != data[1]["seed"]  # each sample has its own seed
+
+
+def test_a_rerun_skips_finished_shards_and_refuses_another_k(tmp_path, dataset):
+    output = tmp_path / "rollouts"
+    rollouts(dataset, str(output), k=2, config=Config(), shard_size=4)
+    part = output / "parts" / "part-00000.parquet"
+    written = part.stat().st_mtime_ns
+    assert rollouts(dataset, str(output), k=2, config=Config(), shard_size=4)["samples"] == 16
+    assert part.stat().st_mtime_ns == written
+    with pytest.raises(OutputMismatch, match="k=2"):
+        rollouts(dataset, str(output), k=3, config=Config(), shard_size=4)
+
+
+def test_a_bad_input_row_is_one_row_without_samples(tmp_path, dataset):
+    broken = tmp_path / "broken.jsonl"
+    source = Path(dataset)
+    broken.write_text(source.read_text() + '{"id": "gone", "image": "nowhere.png", "instruction": "flip it"}\n')
+    (tmp_path / "astronaut.png").write_bytes((source.parent / "astronaut.png").read_bytes())
+    output = str(tmp_path / "out")
+    summary = rollouts(str(broken), output, k=2, config=Config(), shard_size=16)
+    rows = pq.read_table(f"{output}/parts", schema=ROLLOUT_SCHEMA).to_pylist()
+    assert summary["rows"] == 17 and summary["samples"] == 16
+    bad = [r for r in rows if r["id"] == "gone"]
+    assert len(bad) == 1 and bad[0]["status"] == "bad_input" and "nowhere.png" in bad[0]["error"]
+    assert bad[0]["sample_index"] is None and bad[0]["advantage"] is None
+
+
+def test_the_plain_loop_builds_the_same_rows_without_prefect(dataset):
+    from legoedit_core.config import Toolset
+    from legoedit_core.data.datasets import open_dataset
+    from legoedit_core.executor import Executor
+    from legoedit_core.planners import make_planner
+    from legoedit_core.rl.rewards import RewardModel
+    from legoedit_core.rl.rollouts import rollout_config, rollout_shard
+
+    config = rollout_config(Config(), temperature=1.0)
+    toolset = Toolset(config)
+    source = open_dataset(dataset)
+    table = rollout_shard(source, source.shards(3)[0], make_planner(config.planner, toolset), Executor(toolset),
+                          config, 2, RewardModel())
+    rows = table.to_pylist()
+    assert [r["id"] for r in rows] == ["item0#0", "item0#1", "item1#0", "item1#1", "item2#0", "item2#1"]
+    assert all(r["reward"] == 1.0 and r["advantage"] == 0.0 and r["reward_judge"] is None for r in rows)
