@@ -254,3 +254,16 @@ def test_answers_in_the_lego_edit_dialect_parse_and_feedback_lines_become_constr
                                  cpu_toolset.names())
     assert [type(c).__name__ for c in constraints] == ["Avoid", "NotBefore"]
     assert constraints[1].first == "RES" and constraints[1].then == "INPAINT"
+
+
+def test_a_judge_that_cannot_score_leaves_the_round_unscored_and_is_not_replanned(cpu_toolset):
+    def unreadable_judge(source, edited, instruction):
+        raise ValueError("reply had no scores")
+
+    picture = np.zeros((48, 64, 3), np.uint8)
+    planner = make_planner(PlannerSettings(), cpu_toolset)
+    (verified,) = plan_and_verify(planner, Executor(cpu_toolset), [PlanRequest("a", picture, "make it black and white")],
+                                  unreadable_judge, rounds=2)
+    [round_] = verified.rounds
+    assert round_.edit.status == "ok" and round_.score is None
+    assert round_.critique == "the judge could not score this edit: reply had no scores"
