@@ -2,8 +2,8 @@
 
 Both sides read the same generated catalogue (cheap CPU bricks, one or two waves), plan each shard with the
 rules planner, run the executor's waves, and write and commit one Parquet part per shard (the flow's HTML report,
-which the loop has no counterpart for, is off). The flow runs against
-Prefect's local (ephemeral) server, started and warmed up by a one-item run that is not timed.
+which the loop has no counterpart for, is off). The flow runs against a fresh local Prefect server on a temporary
+database (Prefect's test harness), started and warmed up by a one-item run that is not timed.
 
     python benchmarks/pipeline_overhead.py [--items 1000] [--shard-size 100] [--width 256]
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+
+from prefect.testing.utilities import prefect_test_harness
 
 from flows.edit_catalogue import edit_catalogue
 from legoedit_core.config import Config, Toolset
@@ -48,7 +50,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=256, help="image width (height is 3/4 of it)")
     args = parser.parse_args()
     config = Config.load()
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory() as root, prefect_test_harness(server_startup_timeout=60):
         manifest = write_catalogue(f"{root}/in", args.items, size=(args.width, args.width * 3 // 4))
         warm = time.perf_counter()
         edit_catalogue(write_catalogue(f"{root}/warm", 1), f"{root}/warm-out", config=config, shard_size=1)

@@ -262,8 +262,8 @@ def test_a_judge_that_cannot_score_leaves_the_round_unscored_and_is_not_replanne
 
     picture = np.zeros((48, 64, 3), np.uint8)
     planner = make_planner(PlannerSettings(), cpu_toolset)
-    (verified,) = plan_and_verify(planner, Executor(cpu_toolset), [PlanRequest("a", picture, "make it black and white")],
-                                  unreadable_judge, rounds=2)
+    request = PlanRequest("a", picture, "make it black and white")
+    (verified,) = plan_and_verify(planner, Executor(cpu_toolset), [request], unreadable_judge, rounds=2)
     [round_] = verified.rounds
     assert round_.edit.status == "ok" and round_.score is None
     assert round_.critique == "the judge could not score this edit: reply had no scores"

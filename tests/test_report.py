@@ -55,7 +55,8 @@ def test_the_report_script_notices_a_broken_thumbnail(tmp_path):
     html = render_report(table)
     assert "flip &lt;it&gt;" in html and "corrupt &amp; unreadable" in html
     page = tmp_path / "report.html"
-    page.write_text(html.replace('data-id="bad" src="data:image/jpeg;base64,', 'data-id="bad" src="data:image/jpeg;base64,AAAA'))
+    broken = 'data-id="bad" src="data:image/jpeg;base64,'
+    page.write_text(html.replace(broken, broken + "AAAA"))  # a corrupt thumbnail the browser cannot decode
     assert loaded_thumbnails(page, tmp_path / "profile") == (2, 3, "bad")
 
 

@@ -13,12 +13,11 @@ from legoedit_core.rl.advantages import advantages_by_group, group_advantages
 from legoedit_core.rl.rewards import (
     GroundTruth,
     RewardModel,
-    RewardSettings,
-    RewardWeights,
     executability_reward,
     format_reward,
     set_f1,
 )
+from legoedit_core.rl.settings import RewardSettings, RewardWeights
 
 TRUTH = GroundTruth(actions=["Recoloring"], subjects=["coat", "hair"], goals=["scarlet red"], tools=["RES", "RCM"])
 

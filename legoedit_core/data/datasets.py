@@ -235,7 +235,8 @@ class ParquetDataset(Dataset):
         for file in self._files:
             with storage.fs.open(storage.path(file), "rb") as handle:
                 metadata = pq.ParquetFile(handle).metadata
-            unknown = set(metadata.schema.to_arrow_schema().names) - set(FIELDS) - set(GROUND_TRUTH_FIELDS) - set(ALIASES)
+            known = {*FIELDS, *GROUND_TRUTH_FIELDS, *ALIASES}
+            unknown = set(metadata.schema.to_arrow_schema().names) - known
             if unknown:
                 raise DatasetError(f"{file}: unknown column(s) {', '.join(sorted(unknown))} "
                                    f"(known: {', '.join(FIELDS + GROUND_TRUTH_FIELDS)})")

@@ -40,7 +40,8 @@ SCRIPT = """
     function settle(ok){ settled++; if(ok && img.naturalWidth > 0){loaded++;} else {broken.push(img.dataset.id);}
                          if(settled === images.length){done();} }
     if(img.complete){ settle(img.naturalWidth > 0); }
-    else { img.addEventListener('load', function(){settle(true);}); img.addEventListener('error', function(){settle(false);}); }
+    else { img.addEventListener('load', function(){settle(true);});
+           img.addEventListener('error', function(){settle(false);}); }
   });
   if(images.length === 0){ done(); }
 })();

@@ -35,7 +35,8 @@ from legoedit_core.judge.vlm import JudgeRequest, VLMJudge
 from legoedit_core.planners.parsing import parse_answer
 from legoedit_core.planners.prompt import system_prompt
 from legoedit_core.planners.rules import expert_traces, trace_text
-from legoedit_core.rl.rewards import GroundTruth, RewardModel, RewardSettings
+from legoedit_core.rl.rewards import GroundTruth, RewardModel
+from legoedit_core.rl.settings import RewardSettings
 from legoedit_core.workflow import parse_workflow, validate
 
 Stage = Literal[1, 2, 3]
