@@ -19,7 +19,14 @@ from typing import Any
 
 import pyarrow.dataset as pads
 
-from legoedit_core.data.datasets import Dataset, DatasetError, InputRow, open_dataset, row_from_record
+from legoedit_core.data.datasets import (
+    Dataset,
+    DatasetError,
+    InputRow,
+    open_dataset,
+    read_dataset_file,
+    row_from_record,
+)
 from legoedit_core.data.storage import Storage
 
 GEDIT_TASK_TYPES = ("background_change", "color_alter", "material_alter", "motion_change", "ps_human",
@@ -106,10 +113,7 @@ class ImgEditBenchmark(Dataset):
         self.uri = uri
         self.storage_options = dict(storage_options or {})
         storage = Storage(uri, self.storage_options)
-        try:
-            raw = storage.read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(f"ImgEdit-Bench file {uri} does not exist") from None
+        raw = read_dataset_file(storage, "ImgEdit-Bench file")
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as error:

@@ -95,6 +95,14 @@ class Dataset:
         raise NotImplementedError
 
 
+def read_dataset_file(storage: Storage, what: str) -> bytes:
+    """The bytes of a dataset's index file, or a DatasetError naming ``what`` is missing."""
+    try:
+        return storage.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{what} {storage.uri()} does not exist") from None
+
+
 class ManifestDataset(Dataset):
     """A JSONL or CSV manifest. Relative image paths are resolved against the manifest's folder."""
 
@@ -102,10 +110,7 @@ class ManifestDataset(Dataset):
         self.uri = uri
         self.storage_options = dict(storage_options or {})
         storage = Storage(uri, self.storage_options)
-        try:
-            raw = storage.read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(f"dataset manifest {uri} does not exist") from None
+        raw = read_dataset_file(storage, "dataset manifest")
         self.base = posixpath.dirname(storage.uri())
         self._digest = hashlib.sha256(raw).hexdigest()[:16]
         # surrogateescape keeps undecodable bytes visible per row, so one bad line does not sink the manifest.

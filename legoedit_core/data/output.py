@@ -66,7 +66,9 @@ def table_bytes(table: pa.Table) -> bytes:
 
 
 class RunOutput:
-    """Reads and writes one run's output prefix."""
+    """Reads and writes one run's output prefix; its parts have ``schema``."""
+
+    schema: pa.Schema = OUTPUT_SCHEMA
 
     def __init__(self, uri: str, storage_options: dict[str, Any] | None = None,
                  storage: Storage | None = None) -> None:
@@ -113,18 +115,18 @@ class RunOutput:
     # --------------------------------------------------------------------------------------------- parts
     def write_part(self, shard: int, table: pa.Table) -> PartInfo:
         """Write a shard's part in one piece (it is committed separately, by ``commit``)."""
-        table = table.cast(OUTPUT_SCHEMA)
+        table = table.cast(self.schema)
         self.storage.write_bytes(table_bytes(table), part_name(shard))
         return PartInfo.of(shard, part_name(shard), table)
 
     def read_part(self, shard: int) -> pa.Table:
-        return pq.read_table(pa.BufferReader(self.storage.read_bytes(part_name(shard))), schema=OUTPUT_SCHEMA)
+        return pq.read_table(pa.BufferReader(self.storage.read_bytes(part_name(shard))), schema=self.schema)
 
     def read_table(self) -> pa.Table:
         """Every committed part, in shard order."""
         finished = self.finished()
         tables = [self.read_part(shard) for shard in sorted(finished)]
-        return pa.concat_tables(tables) if tables else OUTPUT_SCHEMA.empty_table()
+        return pa.concat_tables(tables) if tables else self.schema.empty_table()
 
     def parts_uri(self) -> str:
         """The glob of the committed parts, for ``datasets.load_dataset("parquet", data_files=...)``."""

@@ -25,12 +25,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from legoedit_core.config import Config, Toolset
 from legoedit_core.data.batch import LoadedRow, PreparedShard, build_rows, load_row
 from legoedit_core.data.datasets import Dataset, InputRow, Shard
-from legoedit_core.data.output import PartInfo, RunOutput, part_name, table_bytes
+from legoedit_core.data.output import RunOutput
 from legoedit_core.data.rows import IMAGE, OUTPUT_FIELDS, OUTPUT_SCHEMA
 from legoedit_core.executor import EditItem, EditResult, Executor
 from legoedit_core.judge.judgement import Edit, Judgement, judge_edits
@@ -77,17 +76,7 @@ ROLLOUT_SCHEMA: pa.Schema = _rollout_schema()
 class RolloutOutput(RunOutput):
     """A run output whose parts have the rollout schema (same manifest, layout, atomic writes and resume)."""
 
-    def write_part(self, shard: int, table: pa.Table) -> PartInfo:
-        table = table.cast(ROLLOUT_SCHEMA)
-        self.storage.write_bytes(table_bytes(table), part_name(shard))
-        return PartInfo.of(shard, part_name(shard), table)
-
-    def read_part(self, shard: int) -> pa.Table:
-        return pq.read_table(pa.BufferReader(self.storage.read_bytes(part_name(shard))), schema=ROLLOUT_SCHEMA)
-
-    def read_table(self) -> pa.Table:
-        tables = [self.read_part(shard) for shard in sorted(self.finished())]
-        return pa.concat_tables(tables) if tables else ROLLOUT_SCHEMA.empty_table()
+    schema = ROLLOUT_SCHEMA
 
 
 def sample_seed(seed: int, index: int) -> int:
