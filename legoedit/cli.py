@@ -88,15 +88,23 @@ def _execute(toolset: Toolset, workflow, image, mask, args: argparse.Namespace) 
     return 0
 
 
+def pipeline_settings(args: argparse.Namespace, config: Config):
+    """The config's pipeline section with the command line's options on top."""
+    given = {"shard_size": args.shard_size, "max_concurrent_shards": args.concurrent_shards,
+             "write_images": args.write_images or None, "task_runner": args.task_runner, "address": args.address}
+    return config.pipeline.model_copy(update={k: v for k, v in given.items() if v is not None})
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.edit_catalogue import ShardsFailed, run_catalogue
     from legoedit_core.data.datasets import DatasetError
     from legoedit_core.data.output import OutputMismatch
 
+    config = load_config(args)
+    pipeline = pipeline_settings(args, config)
     try:
-        summary = run_catalogue(args.dataset, args.output, task_runner=args.task_runner, address=args.address,
-                                config=load_config(args), shard_size=args.shard_size, retry_failed=args.retry_failed,
-                                max_concurrent_shards=args.concurrent_shards, write_images=args.write_images)
+        summary = run_catalogue(args.dataset, args.output, config=config, retry_failed=args.retry_failed,
+                                **pipeline.model_dump())
     except (ShardsFailed, DatasetError, OutputMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -280,11 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch = commands.add_parser("run", help="edit a whole dataset on Prefect into Parquet parts + an HTML report")
     batch.add_argument("dataset", help="a .jsonl/.csv manifest, .parquet, or image folder (local, s3://, ...)")
     batch.add_argument("output", help="output prefix (local folder, s3://bucket/prefix, ...)")
-    batch.add_argument("--shard-size", type=int, default=64, help="rows per shard (keep it for reruns)")
+    batch.add_argument("--shard-size", type=int, help="rows per shard, kept for reruns (config: pipeline.shard_size)")
     batch.add_argument("--retry-failed", action="store_true", help="re-run the rows whose status is not ok")
-    batch.add_argument("--concurrent-shards", type=int, default=2, help="shards in flight at once")
+    batch.add_argument("--concurrent-shards", type=int, help="shards in flight at once (default 2)")
     batch.add_argument("--write-images", action="store_true", help="also write edited images as files")
-    batch.add_argument("--task-runner", choices=["threads", "ray", "dask"], default="threads")
+    batch.add_argument("--task-runner", choices=["threads", "ray", "dask"], help="default: threads")
     batch.add_argument("--address", help="Ray or Dask cluster address for --task-runner ray|dask")
     _add_config_options(batch)
     batch.set_defaults(handler=cmd_run)

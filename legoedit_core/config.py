@@ -40,6 +40,19 @@ class ExecutorSettings(BaseModel):
     cache_dir: str | None = Field(None, description="directory of the node cache; no caching when unset")
 
 
+class PipelineSettings(BaseModel):
+    """How the batch flow runs a dataset (each can also be given on the ``legoedit run`` command line)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shard_size: int = Field(64, ge=1, description="rows per shard; keep it for reruns of the same output")
+    max_concurrent_shards: int = Field(2, ge=1, description="shards in flight at once")
+    write_images: bool = Field(False, description="also write edited images as files under the output")
+    task_runner: Literal["threads", "ray", "dask"] = "threads"
+    address: str | None = Field(None, description="Ray or Dask cluster address for the ray / dask task runners")
+    ray_brick_resources: bool = Field(False, description="route brick groups to Ray workers with brick:<NAME>")
+
+
 class Config(BaseModel):
     """Everything a run is configured by. Defaults are the CPU profile with no model."""
 
@@ -51,6 +64,7 @@ class Config(BaseModel):
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     rewards: RewardSettings = Field(default_factory=RewardSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
