@@ -5,7 +5,7 @@ rules planner, run the executor's waves, and write and commit one Parquet part p
 which the loop has no counterpart for, is off). The flow runs against a fresh local Prefect server on a temporary
 database (Prefect's test harness), started and warmed up by a one-item run that is not timed.
 
-    python benchmarks/pipeline_overhead.py [--items 1000] [--shard-size 100] [--width 256]
+    python benchmarks/pipeline_overhead.py [--items 1000] [--shard-size 100] [--width 256] [--concurrent-shards 2]
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ def plain_loop(manifest: str, output: str, shard_size: int, config: Config) -> f
     return time.perf_counter() - started
 
 
-def flow(manifest: str, output: str, shard_size: int, config: Config) -> float:
+def flow(manifest: str, output: str, shard_size: int, config: Config, concurrent_shards: int) -> float:
     started = time.perf_counter()
-    edit_catalogue(manifest, output, config=config, shard_size=shard_size, report=False)
+    edit_catalogue(manifest, output, config=config, shard_size=shard_size, report=False,
+                   max_concurrent_shards=concurrent_shards)
     return time.perf_counter() - started
 
 
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--width", type=int, default=256, help="image width (height is 3/4 of it)")
+    parser.add_argument("--concurrent-shards", type=int, default=2, help="the flow's shards in flight at once")
     args = parser.parse_args()
     config = Config.load()
     with tempfile.TemporaryDirectory() as root, prefect_test_harness(server_startup_timeout=60):
@@ -56,11 +58,11 @@ def main() -> None:
         edit_catalogue(write_catalogue(f"{root}/warm", 1), f"{root}/warm-out", config=config, shard_size=1)
         print(f"server start + warm-up run (not timed below): {time.perf_counter() - warm:.1f} s")
         loop_seconds = plain_loop(manifest, f"{root}/loop", args.shard_size, config)
-        flow_seconds = flow(manifest, f"{root}/flow", args.shard_size, config)
+        flow_seconds = flow(manifest, f"{root}/flow", args.shard_size, config, args.concurrent_shards)
         rows = RunOutput(f"{root}/flow").read_table().num_rows
     assert rows == args.items, f"the flow wrote {rows} rows for {args.items} items"
-    print(f"{args.items} items of {args.width} px, shard size {args.shard_size}: plain loop {loop_seconds:.2f} s, "
-          f"flow {flow_seconds:.2f} s")
+    print(f"{args.items} items of {args.width} px, shard size {args.shard_size}, {args.concurrent_shards} concurrent "
+          f"shards: plain loop {loop_seconds:.2f} s, flow {flow_seconds:.2f} s")
     print(f"flow / plain loop = {flow_seconds / loop_seconds:.3f}")
 
 
