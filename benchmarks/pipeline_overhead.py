@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--width", type=int, default=256, help="image width (height is 3/4 of it)")
-    parser.add_argument("--concurrent-shards", type=int, default=2, help="the flow's shards in flight at once")
+    parser.add_argument("--concurrent-shards", type=int, default=4, help="the flow's shards in flight at once")
     args = parser.parse_args()
     config = Config.load()
     with tempfile.TemporaryDirectory() as root, prefect_test_harness(server_startup_timeout=60):

@@ -148,7 +148,7 @@ def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict
 
 @flow(name="edit-catalogue")
 def edit_catalogue(dataset: str, output: str, config: Config | None = None, shard_size: int = 64,
-                   retry_failed: bool = False, max_concurrent_shards: int = 2, write_images: bool = False,
+                   retry_failed: bool = False, max_concurrent_shards: int = 4, write_images: bool = False,
                    storage_options: dict[str, Any] | None = None, report: bool = True,
                    task_runner: RunnerKind = "threads", ray_brick_resources: bool = False) -> dict[str, Any]:
     """Edit every row of ``dataset`` into Parquet parts under ``output``; finished shards of an earlier run with

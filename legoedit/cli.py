@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     args.config, args.profile, args.overrides = None, "cpu", []
     args.retry_failed, args.write_images, args.task_runner, args.address = False, True, "threads", None
-    args.concurrent_shards = 2
+    args.concurrent_shards = 4
     return cmd_run(args)
 
 
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("output", help="output prefix (local folder, s3://bucket/prefix, ...)")
     batch.add_argument("--shard-size", type=int, help="rows per shard, kept for reruns (config: pipeline.shard_size)")
     batch.add_argument("--retry-failed", action="store_true", help="re-run the rows whose status is not ok")
-    batch.add_argument("--concurrent-shards", type=int, help="shards in flight at once (default 2)")
+    batch.add_argument("--concurrent-shards", type=int, help="shards in flight at once (default 4)")
     batch.add_argument("--write-images", action="store_true", help="also write edited images as files")
     batch.add_argument("--task-runner", choices=["threads", "ray", "dask"], help="default: threads")
     batch.add_argument("--address", help="Ray or Dask cluster address for --task-runner ray|dask")

@@ -46,7 +46,7 @@ class PipelineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shard_size: int = Field(64, ge=1, description="rows per shard; keep it for reruns of the same output")
-    max_concurrent_shards: int = Field(2, ge=1, description="shards in flight at once")
+    max_concurrent_shards: int = Field(4, ge=1, description="shards in flight at once")
     write_images: bool = Field(False, description="also write edited images as files under the output")
     task_runner: Literal["threads", "ray", "dask"] = "threads"
     address: str | None = Field(None, description="Ray or Dask cluster address for the ray / dask task runners")
