@@ -26,7 +26,9 @@ from legoedit_core.data.datasets import Dataset, Shard, open_dataset
 from legoedit_core.data.output import PartInfo, RunOutput
 from legoedit_core.data.report import render_report
 from legoedit_core.executor import BrickGroup, GroupResult, WaveRun
+from legoedit_core.judge.judgement import Judgement
 from tasks.edit import plan_shard, run_brick_group, write_part
+from tasks.judge import judge_results
 from tasks.runtime import executor_for, toolset_for
 
 REPORT = "report.html"
@@ -57,6 +59,7 @@ class _Scheduler:
     runner: RunnerKind
     ray_brick_resources: bool
     write_images: bool
+    judge: bool
     progress: Progress
     finished: queue.Queue = field(default_factory=queue.Queue)
     failures: list[str] = field(default_factory=list)
@@ -97,11 +100,12 @@ class _Scheduler:
         assert shard_run.waves is not None and shard_run.prepared is not None
         groups = shard_run.waves.next_groups()
         if not groups:
-            merge = shard_run.only_ids is not None
-            future = write_part.with_options(task_run_name=f"write shard {shard_run.shard.index}").submit(
-                self.output.uri, self.storage_options, shard_run.prepared, shard_run.waves.results(), self.config,
-                merge, self.write_images)
-            self._submit(shard_run, future, self._committed)
+            if self.judge:
+                future = judge_results.with_options(task_run_name=f"judge shard {shard_run.shard.index}").submit(
+                    shard_run.prepared, shard_run.waves.results(), self.config.judge)
+                self._submit(shard_run, future, self._judged)
+            else:
+                self._write(shard_run, None)
             return
         for group in groups:
             resource = toolset_for(self.config).backend_class(group.tool).resource
@@ -111,6 +115,17 @@ class _Scheduler:
             with brick_routing(self.runner, group, resource, self.ray_brick_resources):
                 future = task.submit(group, self.config)
             self._submit(shard_run, future, _recorder(group, self._group_done))
+
+    def _judged(self, shard_run: _ShardRun, judgements: list[Judgement | None]) -> None:
+        shard_run.in_flight -= 1
+        self._write(shard_run, judgements)
+
+    def _write(self, shard_run: _ShardRun, judgements: list[Judgement | None] | None) -> None:
+        assert shard_run.waves is not None and shard_run.prepared is not None
+        future = write_part.with_options(task_run_name=f"write shard {shard_run.shard.index}").submit(
+            self.output.uri, self.storage_options, shard_run.prepared, shard_run.waves.results(), self.config,
+            shard_run.only_ids is not None, self.write_images, judgements)
+        self._submit(shard_run, future, self._committed)
 
     def _group_done(self, shard_run: _ShardRun, group: BrickGroup, result: GroupResult) -> None:
         assert shard_run.waves is not None
@@ -150,11 +165,14 @@ def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict
 def edit_catalogue(dataset: str, output: str, config: Config | None = None, shard_size: int = 64,
                    retry_failed: bool = False, max_concurrent_shards: int = 4, write_images: bool = False,
                    storage_options: dict[str, Any] | None = None, report: bool = True,
-                   task_runner: RunnerKind = "threads", ray_brick_resources: bool = False) -> dict[str, Any]:
+                   task_runner: RunnerKind = "threads", ray_brick_resources: bool = False,
+                   judge: bool = False) -> dict[str, Any]:
     """Edit every row of ``dataset`` into Parquet parts under ``output``; finished shards of an earlier run with
     the same output are skipped, and with ``retry_failed`` their rows that are not ``ok`` are run again.
 
     ``report`` writes ``report.html`` and the gallery artifact (it reads every part back: skip it for speed).
+    ``judge`` adds a ``judge-shard`` task per shard (the config's judge: a VLM when one is set, else model-free
+    metrics) that fills the judge columns.
     ``task_runner`` names the runner this flow was given (see ``run_catalogue``), for routing brick groups.
     """
     logger = get_run_logger()
@@ -172,7 +190,7 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     logger.info("%s: %d rows in %d shards; %d finished earlier, %d to run", dataset, len(source), len(shards),
                 len(finished), len(runs))
     scheduler = _Scheduler(source, run_output, config, storage_options, task_runner, ray_brick_resources,
-                           write_images, Progress(len(shards), len(shards) - len(runs)))
+                           write_images, judge, Progress(len(shards), len(shards) - len(runs)))
     scheduler.run(runs, max(1, max_concurrent_shards))
 
     parts = [PartInfo(**{k: v for k, v in entry.items() if k != "committed"})

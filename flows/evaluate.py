@@ -22,8 +22,8 @@ from legoedit_core.data.benchmarks import open_benchmark
 from legoedit_core.data.output import RunOutput, table_bytes
 from legoedit_core.judge.report import category_means, markdown_report, score_records
 from legoedit_core.judge.settings import JudgeSettings
-from tasks.edit import plan_shard
-from tasks.judge import edit_shard, judge_and_write
+from tasks.edit import plan_shard, write_part
+from tasks.judge import edit_shard, judge_results
 from tasks.runtime import toolset_for
 
 REPORT, SCORES = "report.md", "scores.parquet"
@@ -49,7 +49,8 @@ def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | N
             continue
         prepared = plan_shard.submit(source, shard, config, storage_options)
         results = edit_shard.submit(prepared, config)
-        parts[shard] = judge_and_write.submit(output, storage_options, prepared, results, config, judge)
+        judgements = judge_results.submit(prepared, results, judge)
+        parts[shard] = write_part.submit(output, storage_options, prepared, results, config, judgements=judgements)
     failures = commit_shards(parts, run_output)
     if failures:
         raise ShardsFailed(f"{len(failures)} shard(s) failed; a rerun with the same output does only what is "

@@ -91,7 +91,8 @@ def _execute(toolset: Toolset, workflow, image, mask, args: argparse.Namespace) 
 def pipeline_settings(args: argparse.Namespace, config: Config):
     """The config's pipeline section with the command line's options on top."""
     given = {"shard_size": args.shard_size, "max_concurrent_shards": args.concurrent_shards,
-             "write_images": args.write_images or None, "task_runner": args.task_runner, "address": args.address}
+             "write_images": args.write_images or None, "task_runner": args.task_runner, "address": args.address,
+             "judge": args.judge or None}
     return config.pipeline.model_copy(update={k: v for k, v in given.items() if v is not None})
 
 
@@ -117,7 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     args.config, args.profile, args.overrides = None, "cpu", []
     args.retry_failed, args.write_images, args.task_runner, args.address = False, True, "threads", None
-    args.concurrent_shards = 4
+    args.concurrent_shards, args.judge = 4, True  # the judge here is the model-free metrics (no VLM on CPU)
     return cmd_run(args)
 
 
@@ -292,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--retry-failed", action="store_true", help="re-run the rows whose status is not ok")
     batch.add_argument("--concurrent-shards", type=int, help="shards in flight at once (default 4)")
     batch.add_argument("--write-images", action="store_true", help="also write edited images as files")
+    batch.add_argument("--judge", action="store_true", help="judge every edit (config: judge) into the judge columns")
     batch.add_argument("--task-runner", choices=["threads", "ray", "dask"], help="default: threads")
     batch.add_argument("--address", help="Ray or Dask cluster address for --task-runner ray|dask")
     _add_config_options(batch)

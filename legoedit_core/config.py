@@ -51,6 +51,7 @@ class PipelineSettings(BaseModel):
     task_runner: Literal["threads", "ray", "dask"] = "threads"
     address: str | None = Field(None, description="Ray or Dask cluster address for the ray / dask task runners")
     ray_brick_resources: bool = Field(False, description="route brick groups to Ray workers with brick:<NAME>")
+    judge: bool = Field(False, description="judge every shard's edits (the judge section) into the judge columns")
 
 
 class Config(BaseModel):

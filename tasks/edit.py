@@ -16,6 +16,8 @@ from legoedit_core.data.batch import PreparedShard, build_rows, prepare_shard
 from legoedit_core.data.datasets import Dataset, Shard
 from legoedit_core.data.output import PartInfo, RunOutput, merge_retried
 from legoedit_core.executor import BrickGroup, EditResult, GroupResult
+from legoedit_core.judge.evaluation import judged_table
+from legoedit_core.judge.judgement import Judgement
 from tasks.runtime import executor_for, planner_for, toolset_for
 
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -46,13 +48,16 @@ def run_brick_group(group: BrickGroup, config: Config) -> GroupResult:
 @task(name="write-part", **TASK_OPTIONS)
 def write_part(output: str, storage_options: dict[str, Any] | None, prepared: PreparedShard,
                results: list[EditResult], config: Config, merge: bool = False,
-               write_images: bool = False) -> PartInfo:
+               write_images: bool = False, judgements: list[Judgement | None] | None = None) -> PartInfo:
     """Build the shard's output rows and write its Parquet part (the flow commits it to the manifest).
 
-    With ``merge``, the rows replace those of the same id in the shard's existing part (``--retry-failed``).
+    With ``merge``, the rows replace those of the same id in the shard's existing part (``--retry-failed``);
+    with ``judgements`` (from ``judge-shard``), the judge columns are filled.
     """
     run_output = RunOutput(output, storage_options)
-    table = build_rows(prepared, results, toolset_for(config))
+    toolset = toolset_for(config)
+    table = build_rows(prepared, results, toolset) if judgements is None else judged_table(
+        prepared, results, judgements, toolset)
     if write_images:
         run_output.write_images(table)
     if merge:

@@ -128,3 +128,18 @@ def test_node_cache_skips_recomputation_and_gives_identical_results(coffee, tool
     assert second.values["box"]["bbox"] == first.values["box"]["bbox"]
     third = Executor(toolset, cache=cache).run(WAVES, coffee, mask, seed=2)  # another seed is another key
     assert [t for t in third.trace if t.cache_hit] == []
+
+
+def test_a_cyclic_graph_is_an_invalid_plan_and_the_other_items_run(coffee, toolset):
+    cyclic = parse_workflow({
+        "nodes": [
+            {"id": "a", "tool": "GRAYSCALE", "inputs": {"image": "@b.image"}},
+            {"id": "b", "tool": "FLIP", "inputs": {"image": "@a.image"}},
+        ],
+        "output": "@b.image",
+    })
+    flip = parse_workflow({"nodes": [{"id": "f", "tool": "FLIP", "inputs": {"image": "@input.image"}}],
+                           "output": "@f.image"})
+    looped, flipped = Executor(toolset).run_many([EditItem("loop", coffee, cyclic), EditItem("ok", coffee, flip)])
+    assert looped.status == "invalid_plan" and "cycle: " in looped.error and looped.image is None
+    assert flipped.status == "ok"

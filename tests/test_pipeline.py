@@ -371,3 +371,20 @@ def test_flow_against_a_real_seaweedfs_server(seaweedfs, config):
     assert part.column("id").to_pylist() == [f"item-{i:05d}" for i in range(4, 8)]
     table = RunOutput("s3://legoedit/run", seaweedfs).read_table()
     assert table.num_rows == 10 and table.column("edited_image")[0].as_py()["bytes"].startswith(b"\x89PNG")
+
+
+def test_the_optional_judge_task_fills_the_judge_columns(tmp_path, config):
+    manifest = write_catalogue(str(tmp_path / "in"), 6, CHEAP)
+    summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=3,
+                                    judge=True, report=False)
+    runs = task_runs(flow_run_id)
+    assert sorted(run.name for run in runs if run.name.startswith("judge")) == ["judge shard 0", "judge shard 1"]
+    rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
+    assert summary["counts"] == {"ok": 4, "invalid_plan": 2}
+    for row in rows:
+        if row["status"] != "ok":  # nothing to judge without an edited image
+            assert row["judge_model"] is None and row["judge_feedback"] is None
+            continue
+        feedback = json.loads(row["judge_feedback"])
+        assert row["judge_model"] == feedback["judge"] == "metrics" and row["judge_score"] is None
+        assert feedback["metrics"]["same_size"] is True and feedback["metrics"]["format_ok"] is True

@@ -1,0 +1,27 @@
+"""The same flow on a Dask cluster: the task runner is configuration, not a different pipeline."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.edit_catalogue import run_catalogue
+from legoedit_core.config import Config
+from legoedit_core.data.output import RunOutput
+from legoedit_core.data.synthetic import write_catalogue
+
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+pytest.importorskip("prefect_dask", reason="the dask extra is not installed")
+
+
+def test_flow_runs_on_a_dask_cluster(tmp_path):
+    manifest = write_catalogue(str(tmp_path / "in"), 6, ["make it black and white", "flip it"])
+    with (prefect_test_harness(server_startup_timeout=60),
+          distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                   dashboard_address=None) as cluster):
+        summary = run_catalogue(manifest, str(tmp_path / "out"), task_runner="dask", address=cluster.scheduler_address,
+                                config=Config.load(), shard_size=3, report=False)
+    assert summary["counts"] == {"ok": 6}
+    rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
+    assert [row["id"] for row in rows] == [f"item-{i:05d}" for i in range(6)]
+    assert {tuple(node["tool"] for node in row["trace"]) for row in rows} == {("GRAYSCALE",), ("FLIP",)}
