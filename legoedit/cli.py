@@ -155,34 +155,33 @@ def _print_plan(result) -> None:
         print(result.workflow.to_json())
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    from legoedit_core.data.images import ImageDecodeError
-
-    try:
-        _, _, _, result = _plan_one(args)
-    except (ImageDecodeError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    _print_plan(result)
-    if not result.ok:
-        print(f"invalid_plan ({result.planner}): {result.error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_edit(args: argparse.Namespace) -> int:
+def _plan_or_exit(args: argparse.Namespace, show_plan: bool):
+    """(exit code, None) when the command must stop here, else (None, (toolset, image, mask, plan))."""
     from legoedit_core.data.images import ImageDecodeError
 
     try:
         toolset, image, mask, plan = _plan_one(args)
     except (ImageDecodeError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.show_plan:
+        return 2, None
+    if show_plan:
         _print_plan(plan)
     if not plan.ok:
         print(f"invalid_plan ({plan.planner}): {plan.error}", file=sys.stderr)
-        return 1
+        return 1, None
+    return None, (toolset, image, mask, plan)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    code, _ = _plan_or_exit(args, show_plan=True)
+    return code or 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    code, planned = _plan_or_exit(args, show_plan=args.show_plan)
+    if code is not None:
+        return code
+    toolset, image, mask, plan = planned
     return _execute(toolset, plan.workflow, image, mask, args)
 
 
