@@ -40,7 +40,7 @@ def test_validate_lists_five_mistakes_with_node_ids_and_exits_1(tmp_path, capsys
     out = capsys.readouterr().out
     for line in ("seg: missing required input 'prompt'",
                  "erase: input 'image': type mismatch: @seg.mask is a Mask",
-                 "erase: input 'strength': 3 is out of range [0, 1]",
+                 "erase: input 'strength': 3 is out of range [0.05, 1]",
                  "paint: input 'mask': dangling reference @sky.mask",
                  "paint: RCM has no input 'hue'",
                  "magic: unknown tool 'SPARKLE'"):

@@ -20,7 +20,7 @@ INPAINT = BrickSpec(
     inputs=(
         image(),
         mask("mask", "the region to erase; slightly larger than the object is best"),
-        number("strength", "how much of the masked region is regenerated", default=1.0, minimum=0.0, maximum=1.0),
+        number("strength", "how much of the masked region is regenerated", default=1.0, minimum=0.05, maximum=1.0),
     ),
     outputs=(image("image", "the image with the object removed"),),
     constraints=(
