@@ -6,9 +6,13 @@ extras="${1:-}"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade "pip>=24"
+target="."
 if [ -n "$extras" ]; then
-    .venv/bin/python -m pip install --quiet -e ".[${extras}]"
-else
-    .venv/bin/python -m pip install --quiet -e .
+    target=".[${extras}]"
 fi
+pip_install() {
+    # Some machines' pip configs name local index folders that do not exist; their warnings are noise here.
+    .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2)
+}
+pip_install --upgrade "pip>=24"
+pip_install -e "$target"
