@@ -3,9 +3,11 @@
 Both sides read the same generated catalogue (cheap CPU bricks, one or two waves), plan each shard with the
 rules planner, run the executor's waves, and write and commit one Parquet part per shard (the flow's HTML report,
 which the loop has no counterpart for, is off). The flow runs against a fresh local Prefect server on a temporary
-database (Prefect's test harness), started and warmed up by a one-item run that is not timed.
+SQLite database (Prefect's test harness), or with ``--api-url`` against a running server (e.g. one backed by
+Postgres, as in infra/), warmed up by a one-item run that is not timed.
 
-    python benchmarks/pipeline_overhead.py [--items 1000] [--shard-size 100] [--width 256] [--concurrent-shards 2]
+    python benchmarks/pipeline_overhead.py [--items 1000] [--shard-size 100] [--width 256] [--concurrent-shards 4]
+                                           [--api-url http://127.0.0.1:4200/api]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import tempfile
 import time
 
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.edit_catalogue import edit_catalogue
@@ -50,17 +53,21 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--width", type=int, default=256, help="image width (height is 3/4 of it)")
     parser.add_argument("--concurrent-shards", type=int, default=4, help="the flow's shards in flight at once")
+    parser.add_argument("--api-url", help="a running Prefect server's API (default: a temporary SQLite server)")
     args = parser.parse_args()
     config = Config.load()
-    with tempfile.TemporaryDirectory() as root, prefect_test_harness(server_startup_timeout=60):
+    server = (temporary_settings({PREFECT_API_URL: args.api_url}) if args.api_url
+              else prefect_test_harness(server_startup_timeout=60))
+    with tempfile.TemporaryDirectory() as root, server:
         manifest = write_catalogue(f"{root}/in", args.items, size=(args.width, args.width * 3 // 4))
         warm = time.perf_counter()
         edit_catalogue(write_catalogue(f"{root}/warm", 1), f"{root}/warm-out", config=config, shard_size=1)
-        print(f"server start + warm-up run (not timed below): {time.perf_counter() - warm:.1f} s")
+        print(f"warm-up run, with server start if any (not timed below): {time.perf_counter() - warm:.1f} s")
         loop_seconds = plain_loop(manifest, f"{root}/loop", args.shard_size, config)
         flow_seconds = flow(manifest, f"{root}/flow", args.shard_size, config, args.concurrent_shards)
         rows = RunOutput(f"{root}/flow").read_table().num_rows
     assert rows == args.items, f"the flow wrote {rows} rows for {args.items} items"
+    print(f"server: {args.api_url or 'temporary SQLite'}")
     print(f"{args.items} items of {args.width} px, shard size {args.shard_size}, {args.concurrent_shards} concurrent "
           f"shards: plain loop {loop_seconds:.2f} s, flow {flow_seconds:.2f} s")
     print(f"flow / plain loop = {flow_seconds / loop_seconds:.3f}")

@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
 from flows.monitoring import Progress, gallery, summary_table
-from flows.runners import RunnerKind, brick_routing, make_task_runner
+from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
 from legoedit_core.config import Config
 from legoedit_core.data.batch import PreparedShard, versions
 from legoedit_core.data.datasets import Dataset, Shard, open_dataset
@@ -81,13 +81,16 @@ class _Scheduler:
             if shard_run.failed or then == self._committed:
                 open_runs -= 1
 
+    def _arg(self, value: Any) -> Any:
+        return task_argument(self.runner, value)
+
     def _submit(self, shard_run: _ShardRun, future: PrefectFuture, then: Callable[[_ShardRun, Any], None]) -> None:
         shard_run.in_flight += 1
         future.add_done_callback(lambda done: self.finished.put((done, shard_run, then)))
 
     def _plan(self, shard_run: _ShardRun) -> None:
         future = plan_shard.with_options(task_run_name=f"plan shard {shard_run.shard.index}").submit(
-            self.dataset, shard_run.shard, self.config, self.storage_options, shard_run.only_ids)
+            self._arg(self.dataset), shard_run.shard, self._arg(self.config), self.storage_options, shard_run.only_ids)
         self._submit(shard_run, future, self._planned)
 
     def _planned(self, shard_run: _ShardRun, prepared: PreparedShard) -> None:
@@ -102,7 +105,7 @@ class _Scheduler:
         if not groups:
             if self.judge:
                 future = judge_results.with_options(task_run_name=f"judge shard {shard_run.shard.index}").submit(
-                    shard_run.prepared, shard_run.waves.results(), self.config.judge)
+                    self._arg(shard_run.prepared), self._arg(shard_run.waves.results()), self.config.judge)
                 self._submit(shard_run, future, self._judged)
             else:
                 self._write(shard_run, None)
@@ -113,7 +116,7 @@ class _Scheduler:
                 tags={f"brick:{group.tool}", resource},
                 task_run_name=f"{group.tool} shard {shard_run.shard.index} wave {group.wave}")
             with brick_routing(self.runner, group, resource, self.ray_brick_resources):
-                future = task.submit(group, self.config)
+                future = task.submit(self._arg(group), self._arg(self.config))
             self._submit(shard_run, future, _recorder(group, self._group_done))
 
     def _judged(self, shard_run: _ShardRun, judgements: list[Judgement | None]) -> None:
@@ -123,8 +126,8 @@ class _Scheduler:
     def _write(self, shard_run: _ShardRun, judgements: list[Judgement | None] | None) -> None:
         assert shard_run.waves is not None and shard_run.prepared is not None
         future = write_part.with_options(task_run_name=f"write shard {shard_run.shard.index}").submit(
-            self.output.uri, self.storage_options, shard_run.prepared, shard_run.waves.results(), self.config,
-            shard_run.only_ids is not None, self.write_images, judgements)
+            self.output.uri, self.storage_options, self._arg(shard_run.prepared), self._arg(shard_run.waves.results()),
+            self._arg(self.config), shard_run.only_ids is not None, self.write_images, self._arg(judgements))
         self._submit(shard_run, future, self._committed)
 
     def _group_done(self, shard_run: _ShardRun, group: BrickGroup, result: GroupResult) -> None:

@@ -8,9 +8,10 @@ kept alive between calls (``max_calls=0``) so a loaded model stays resident.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import Literal
+from typing import Any, Literal
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from legoedit_core.executor import BrickGroup
 
@@ -42,3 +43,14 @@ def brick_routing(kind: RunnerKind, group: BrickGroup, resource: str,
 
     resources = {f"brick:{group.tool}": 1} if brick_resources else {}
     return remote_options(num_gpus=1 if resource == "gpu" else 0, resources=resources, max_calls=0)
+
+
+def task_argument(kind: RunnerKind, value: Any) -> Any:
+    """``value`` as a task argument: quoted on the thread runner, as it is elsewhere.
+
+    Prefect walks every nested object of a task's arguments (a shard's rows, plans and images) looking for futures,
+    which costs more than a cheap brick's work; ``quote`` skips that walk, and the flow never nests futures in
+    arguments. Dask packs arguments itself and turns the quote (a tuple) into a plain tuple, so the cluster runners
+    get the value unquoted.
+    """
+    return quote(value) if kind == "threads" else value

@@ -1,0 +1,50 @@
+"""The same flow on a local Ray cluster, with brick groups routed to workers by the ``brick:<NAME>`` resource."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.edit_catalogue import run_catalogue
+from legoedit_core.config import Config
+from legoedit_core.data.output import RunOutput
+from legoedit_core.data.synthetic import write_catalogue
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+prefect_ray = pytest.importorskip("prefect_ray", reason="the ray extra is not installed")
+
+
+@pytest.fixture
+def ray_cluster():
+    # One node that advertises the brick resources, as `ray start --resources=...` would on a model worker.
+    ray.init(num_cpus=2, resources={"brick:GRAYSCALE": 1, "brick:FLIP": 1}, include_dashboard=False,
+             namespace="prefect", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_flow_runs_on_a_ray_cluster_with_brick_resources(tmp_path, ray_cluster, monkeypatch):
+    from prefect_ray.context import RemoteOptionsContext
+
+    submitted = []
+    submit = prefect_ray.RayTaskRunner.submit
+
+    def recording_submit(self, task, *args, **kwargs):
+        submitted.append((task.name, dict(RemoteOptionsContext.get().current_remote_options)))
+        return submit(self, task, *args, **kwargs)
+
+    monkeypatch.setattr(prefect_ray.RayTaskRunner, "submit", recording_submit)
+    manifest = write_catalogue(str(tmp_path / "in"), 6, ["make it black and white", "flip it"])
+    with prefect_test_harness(server_startup_timeout=60):
+        summary = run_catalogue(manifest, str(tmp_path / "out"), task_runner="ray", config=Config.load(),
+                                shard_size=3, report=False, ray_brick_resources=True)
+    assert summary["counts"] == {"ok": 6}
+    rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
+    assert [row["id"] for row in rows] == [f"item-{i:05d}" for i in range(6)]
+    assert {tuple(node["tool"] for node in row["trace"]) for row in rows} == {("GRAYSCALE",), ("FLIP",)}
+    brick_options = [options for name, options in submitted if name == "run-brick-group"]
+    # Both shards hold GRAYSCALE and FLIP items: one group of each per shard, each asking for its brick's resource.
+    assert sorted(str(options["resources"]) for options in brick_options) == [
+        "{'brick:FLIP': 1}", "{'brick:FLIP': 1}", "{'brick:GRAYSCALE': 1}", "{'brick:GRAYSCALE': 1}"]
+    assert all(options["num_gpus"] == 0 and options["max_calls"] == 0 for options in brick_options)
+    assert all(options == {} for name, options in submitted if name != "run-brick-group")
