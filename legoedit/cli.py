@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -25,6 +26,17 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.profile:
         overrides.insert(0, f"profile={args.profile!r}".replace("'", '"'))
     return Config.load(args.config, overrides)
+
+
+def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Mark a command that runs a Prefect flow: Prefect's temporary local server gets time to start."""
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from flows.server import patient_ephemeral_server
+
+        with patient_ephemeral_server():
+            return handler(args)
+    return run
 
 
 def cmd_bricks(args: argparse.Namespace) -> int:
@@ -96,6 +108,7 @@ def pipeline_settings(args: argparse.Namespace, config: Config):
     return config.pipeline.model_copy(update={k: v for k, v in given.items() if v is not None})
 
 
+@runs_a_flow
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.edit_catalogue import ShardsFailed, run_catalogue
     from legoedit_core.data.datasets import DatasetError
@@ -201,6 +214,7 @@ def _add_planner_options(parser: argparse.ArgumentParser) -> None:
     _add_config_options(parser)
 
 
+@runs_a_flow
 def cmd_rollouts(args: argparse.Namespace) -> int:
     from flows.edit_catalogue import ShardsFailed
     from flows.rollouts import rollouts
@@ -239,6 +253,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+@runs_a_flow
 def cmd_eval(args: argparse.Namespace) -> int:
     from flows.edit_catalogue import ShardsFailed
     from flows.evaluate import evaluate

@@ -69,3 +69,15 @@ def test_pipeline_options_come_from_the_config_unless_given(tmp_path):
     args = build_parser().parse_args(["run", "in.jsonl", "out", "--config", str(config_file), "--shard-size", "8"])
     pipeline = pipeline_settings(args, load_config(args))
     assert (pipeline.shard_size, pipeline.max_concurrent_shards, pipeline.task_runner) == (8, 3, "threads")
+
+
+def test_flow_commands_give_prefects_local_server_time_to_start():
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as TIMEOUT
+    from prefect.settings import temporary_settings
+
+    from flows.server import EPHEMERAL_STARTUP_SECONDS, patient_ephemeral_server
+
+    with patient_ephemeral_server():
+        assert TIMEOUT.value() == EPHEMERAL_STARTUP_SECONDS > 20  # Prefect's default is 20 s
+    with temporary_settings({TIMEOUT: 7}), patient_ephemeral_server():
+        assert TIMEOUT.value() == 7  # the user's own setting wins
