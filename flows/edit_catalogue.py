@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.futures import PrefectFuture
+from prefect import Task, flow, get_run_logger
 
 from flows.monitoring import Progress, gallery, summary_table
 from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
@@ -81,17 +80,17 @@ class _Scheduler:
             if shard_run.failed or then == self._committed:
                 open_runs -= 1
 
-    def _arg(self, value: Any) -> Any:
-        return task_argument(self.runner, value)
-
-    def _submit(self, shard_run: _ShardRun, future: PrefectFuture, then: Callable[[_ShardRun, Any], None]) -> None:
+    def _submit(self, shard_run: _ShardRun, task: Task, args: tuple[Any, ...],
+                then: Callable[[_ShardRun, Any], None]) -> None:
+        """Submit ``task(*args)`` for a shard; ``then`` runs on the flow's thread with its result."""
+        future = task.submit(*(task_argument(self.runner, arg) for arg in args))
         shard_run.in_flight += 1
         future.add_done_callback(lambda done: self.finished.put((done, shard_run, then)))
 
     def _plan(self, shard_run: _ShardRun) -> None:
-        future = plan_shard.with_options(task_run_name=f"plan shard {shard_run.shard.index}").submit(
-            self._arg(self.dataset), shard_run.shard, self._arg(self.config), self.storage_options, shard_run.only_ids)
-        self._submit(shard_run, future, self._planned)
+        task = plan_shard.with_options(task_run_name=f"plan shard {shard_run.shard.index}")
+        self._submit(shard_run, task, (self.dataset, shard_run.shard, self.config, self.storage_options,
+                                       shard_run.only_ids), self._planned)
 
     def _planned(self, shard_run: _ShardRun, prepared: PreparedShard) -> None:
         shard_run.in_flight -= 1
@@ -104,9 +103,9 @@ class _Scheduler:
         groups = shard_run.waves.next_groups()
         if not groups:
             if self.judge:
-                future = judge_results.with_options(task_run_name=f"judge shard {shard_run.shard.index}").submit(
-                    self._arg(shard_run.prepared), self._arg(shard_run.waves.results()), self.config.judge)
-                self._submit(shard_run, future, self._judged)
+                task = judge_results.with_options(task_run_name=f"judge shard {shard_run.shard.index}")
+                self._submit(shard_run, task, (shard_run.prepared, shard_run.waves.results(), self.config.judge),
+                             self._judged)
             else:
                 self._write(shard_run, None)
             return
@@ -116,8 +115,7 @@ class _Scheduler:
                 tags={f"brick:{group.tool}", resource},
                 task_run_name=f"{group.tool} shard {shard_run.shard.index} wave {group.wave}")
             with brick_routing(self.runner, group, resource, self.ray_brick_resources):
-                future = task.submit(self._arg(group), self._arg(self.config))
-            self._submit(shard_run, future, _recorder(group, self._group_done))
+                self._submit(shard_run, task, (group, self.config), _recorder(group, self._group_done))
 
     def _judged(self, shard_run: _ShardRun, judgements: list[Judgement | None]) -> None:
         shard_run.in_flight -= 1
@@ -125,10 +123,10 @@ class _Scheduler:
 
     def _write(self, shard_run: _ShardRun, judgements: list[Judgement | None] | None) -> None:
         assert shard_run.waves is not None and shard_run.prepared is not None
-        future = write_part.with_options(task_run_name=f"write shard {shard_run.shard.index}").submit(
-            self.output.uri, self.storage_options, self._arg(shard_run.prepared), self._arg(shard_run.waves.results()),
-            self._arg(self.config), shard_run.only_ids is not None, self.write_images, self._arg(judgements))
-        self._submit(shard_run, future, self._committed)
+        task = write_part.with_options(task_run_name=f"write shard {shard_run.shard.index}")
+        self._submit(shard_run, task, (self.output.uri, self.storage_options, shard_run.prepared,
+                                       shard_run.waves.results(), self.config, shard_run.only_ids is not None,
+                                       self.write_images, judgements), self._committed)
 
     def _group_done(self, shard_run: _ShardRun, group: BrickGroup, result: GroupResult) -> None:
         assert shard_run.waves is not None
