@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from tiny_models import clip_tokenizer, t5_tokenizer  # noqa: E402 (in-memory tokenizers: no hub)
 
 from legoedit_core.bricks.models import editor, fill  # noqa: E402
-from legoedit_core.config import Config, Toolset  # noqa: E402
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config  # noqa: E402
 from legoedit_core.executor import EditItem, Executor  # noqa: E402
 from legoedit_core.models import ModelKey, ModelManager  # noqa: E402
 from legoedit_core.workflow import parse_workflow  # noqa: E402

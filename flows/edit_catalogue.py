@@ -20,12 +20,12 @@ from prefect import Task, flow, get_run_logger
 from flows.monitoring import Progress, gallery, summary_table
 from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
 from legoedit_core.config import Config
-from legoedit_core.data.batch import PreparedShard, versions
 from legoedit_core.data.datasets import Dataset, Shard, open_dataset
 from legoedit_core.data.output import PartInfo, RunOutput
 from legoedit_core.data.report import render_report
 from legoedit_core.executor import BrickGroup, GroupResult, WaveRun
 from legoedit_core.judge.judgement import Judgement
+from legoedit_core.pipeline.shard import PreparedShard, versions
 from tasks.edit import plan_shard, run_brick_group, write_part
 from tasks.judge import judge_results
 from tasks.runtime import executor_for, toolset_for

@@ -17,11 +17,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.edit_catalogue import ShardsFailed
 from flows.rollouts import commit_shards
 from legoedit_core.config import Config
-from legoedit_core.data.batch import versions
 from legoedit_core.data.benchmarks import open_benchmark
 from legoedit_core.data.output import RunOutput, table_bytes
 from legoedit_core.judge.report import category_means, markdown_report, score_records
-from legoedit_core.judge.settings import JudgeSettings
+from legoedit_core.pipeline.shard import versions
+from legoedit_core.settings.judge import JudgeSettings
 from tasks.edit import plan_shard, write_part
 from tasks.judge import edit_shard, judge_results
 from tasks.runtime import toolset_for

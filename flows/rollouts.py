@@ -15,12 +15,12 @@ from prefect.futures import PrefectFuture
 
 from flows.edit_catalogue import ShardsFailed
 from legoedit_core.config import Config
-from legoedit_core.data.batch import versions
 from legoedit_core.data.datasets import Shard, open_dataset
 from legoedit_core.data.output import OutputMismatch, RunOutput
-from legoedit_core.judge.settings import JudgeSettings
+from legoedit_core.pipeline.shard import versions
 from legoedit_core.rl.rollouts import RolloutOutput, rollout_config
-from legoedit_core.rl.settings import RewardSettings
+from legoedit_core.settings.judge import JudgeSettings
+from legoedit_core.settings.rewards import RewardSettings
 from tasks.judge import edit_shard
 from tasks.rl import reward_and_write, sample_plans
 from tasks.runtime import toolset_for

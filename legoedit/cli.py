@@ -9,7 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from legoedit_core.config import Config, Toolset
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config
 
 DEMO_CATALOGUE = Path(__file__).resolve().parents[1] / "examples" / "catalogue.jsonl"
 

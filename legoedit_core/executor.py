@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from legoedit_core.bricks.spec import BrickError, BrickSpec
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.cache import NodeCache, array_key, call_key
-from legoedit_core.config import Toolset
+from legoedit_core.runtime import ModelRuntime, ModelUse
 from legoedit_core.types import PortType, ValueTypeError, check_value, size_of
 from legoedit_core.workflow import (
     INPUT,
@@ -62,6 +63,7 @@ class NodeTrace:
     error: str | None = None
     wave: int = 0
     batch_size: int = 1
+    models: list[dict[str, Any]] = field(default_factory=list)  # the group's ModelUses: model, loaded, merged...
 
 
 @dataclass
@@ -110,6 +112,7 @@ class BrickGroup:
 class GroupResult:
     outputs: list[dict[str, Any] | BrickError]
     seconds: float
+    models: list[ModelUse] = field(default_factory=list)
 
 
 class Executor:
@@ -139,17 +142,22 @@ class Executor:
         return WaveRun(self, items)
 
     def run_group(self, group: BrickGroup) -> GroupResult:
-        """Run one batched backend call. Safe to call from any thread; an exception fails the whole group."""
+        """Run one batched backend call; an exception fails the whole group.
+
+        Groups may run on many threads at once: every model they use is lent by the model runtime to one call at
+        a time, and the models used are recorded with the result.
+        """
         backend = self.toolset.backend(group.tool)
         started = time.perf_counter()
         try:
-            outputs = backend.run_batch([c.inputs for c in group.calls], [c.seed for c in group.calls])
+            with ModelRuntime.recording() as uses:
+                outputs = backend.run_batch([c.inputs for c in group.calls], [c.seed for c in group.calls])
             if len(outputs) != len(group.calls):
                 raise BrickError(f"backend returned {len(outputs)} results for {len(group.calls)} inputs")
         except Exception as error:  # the backend broke as a whole: every call in the group fails with the reason
             failure = error if isinstance(error, BrickError) else BrickError(f"{type(error).__name__}: {error}")
             outputs = [failure] * len(group.calls)
-        return GroupResult(outputs, time.perf_counter() - started)
+        return GroupResult(outputs, time.perf_counter() - started, uses)
 
 
 class _ItemState:
@@ -201,7 +209,7 @@ class WaveRun:
                     groups.setdefault((tool, backend), BrickGroup(tool, backend, self.wave, [])).calls.append(call)
                 self._finish_if_done(state)
             if groups or not progressed:
-                return list(groups.values())
+                return sorted(groups.values(), key=self._model_order)
 
     def record(self, group: BrickGroup, result: GroupResult) -> None:
         """Store a group's outputs in each item; a per-item error fails that item alone."""
@@ -213,7 +221,7 @@ class WaveRun:
             if state.result is not None:
                 continue
             trace = NodeTrace(call.node, group.tool, group.backend, seconds, wave=group.wave,
-                              batch_size=len(group.calls))
+                              batch_size=len(group.calls), models=[asdict(use) for use in result.models])
             state.trace.append(trace)
             try:
                 if isinstance(outputs, BrickError):
@@ -234,6 +242,10 @@ class WaveRun:
                 for s in self.states]
 
     # ------------------------------------------------------------------------------------------------ internals
+
+    def _model_order(self, group: BrickGroup) -> tuple[str, ...]:
+        """Groups on one base model run next to each other, so its adapters switch once per group."""
+        return self.executor.toolset.backend(group.tool).model_group()
 
     def _ready(self, state: _ItemState) -> list[str]:
         workflow = state.item.workflow

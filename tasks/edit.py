@@ -12,12 +12,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from legoedit_core.config import Config
-from legoedit_core.data.batch import PreparedShard, build_rows, prepare_shard
 from legoedit_core.data.datasets import Dataset, Shard
 from legoedit_core.data.output import PartInfo, RunOutput, merge_retried
 from legoedit_core.executor import BrickGroup, EditResult, GroupResult
-from legoedit_core.judge.evaluation import judged_table
 from legoedit_core.judge.judgement import Judgement
+from legoedit_core.pipeline.evaluation import judged_table
+from legoedit_core.pipeline.shard import PreparedShard, build_rows, prepare_shard
 from tasks.runtime import executor_for, planner_for, toolset_for
 
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}

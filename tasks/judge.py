@@ -7,13 +7,13 @@ from functools import lru_cache
 from prefect import task
 
 from legoedit_core.config import Config
-from legoedit_core.data.batch import PreparedShard
 from legoedit_core.executor import EditResult
-from legoedit_core.judge.evaluation import judge_shard
 from legoedit_core.judge.judgement import Judgement, make_judge
-from legoedit_core.judge.settings import JudgeSettings
 from legoedit_core.judge.vlm import VLMJudge
+from legoedit_core.pipeline.evaluation import judge_shard
+from legoedit_core.pipeline.shard import PreparedShard
 from legoedit_core.rl.rollouts import SampledShard
+from legoedit_core.settings.judge import JudgeSettings
 from tasks.edit import TASK_OPTIONS
 from tasks.runtime import executor_for
 

@@ -10,10 +10,10 @@ from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, Shard
 from legoedit_core.data.output import PartInfo
 from legoedit_core.executor import EditResult
-from legoedit_core.judge.settings import JudgeSettings
 from legoedit_core.rl.rewards import RewardModel
 from legoedit_core.rl.rollouts import RolloutOutput, SampledShard, sample_shard, score_shard
-from legoedit_core.rl.settings import RewardSettings
+from legoedit_core.settings.judge import JudgeSettings
+from legoedit_core.settings.rewards import RewardSettings
 from tasks.edit import TASK_OPTIONS
 from tasks.judge import judge_for
 from tasks.runtime import planner_for, toolset_for

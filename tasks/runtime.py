@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.cache import DiskCache
-from legoedit_core.config import Config, Toolset
+from legoedit_core.config import Config
 from legoedit_core.executor import Executor
 from legoedit_core.planners import make_planner
 from legoedit_core.planners.base import Planner

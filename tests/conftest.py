@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 
 
 def _small(array: np.ndarray, width: int = 256) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 from legoedit_core.bricks.cpu.colors import parse_color
 from legoedit_core.bricks.cpu.style import STYLES
 from legoedit_core.bricks.spec import BrickError
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.executor import Executor
 from legoedit_core.workflow import parse_workflow
 

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 from legoedit_core.bricks.cpu import segment
 from legoedit_core.bricks.cpu.referring import referent_words
 from legoedit_core.bricks.spec import BrickError
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.types import mask_to_bbox
 
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from legoedit_core.config import Config, Toolset
-from legoedit_core.data.batch import load_row, process_shard
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config
 from legoedit_core.data.datasets import DatasetError, make_shards, open_dataset
 from legoedit_core.data.images import decode_image, encode_png
 from legoedit_core.data.output import RunOutput, merge_retried
@@ -20,6 +20,7 @@ from legoedit_core.data.rows import OUTPUT_SCHEMA, empty_row, rows_to_table
 from legoedit_core.data.storage import Storage, StorageError, is_transient
 from legoedit_core.data.synthetic import synthetic_image, write_catalogue
 from legoedit_core.executor import Executor
+from legoedit_core.pipeline.shard import load_row, process_shard
 from legoedit_core.planners.rules import RulesPlanner
 
 

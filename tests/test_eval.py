@@ -17,7 +17,7 @@ from flows.evaluate import evaluate
 from legoedit.cli import main
 from legoedit_core.data.benchmarks import GEDIT_TASK_TYPES, detect_kind, open_benchmark
 from legoedit_core.data.datasets import DatasetError
-from legoedit_core.judge.settings import JudgeSettings
+from legoedit_core.settings.judge import JudgeSettings
 
 GEDIT_ITEMS = {
     "background_change": ["change the background to blue", "replace the background with green",
@@ -142,9 +142,9 @@ def test_other_benchmark_layouts(tmp_path, astronaut):
 
 
 def test_the_plain_loop_judges_a_shard_without_prefect(gedit):
-    from legoedit_core.config import Toolset
+    from legoedit_core.bricks.toolset import Toolset
     from legoedit_core.executor import Executor
-    from legoedit_core.judge.evaluation import evaluate_shard
+    from legoedit_core.pipeline.evaluation import evaluate_shard
     from legoedit_core.planners.rules import RulesPlanner
 
     dataset = open_benchmark(gedit)

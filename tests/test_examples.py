@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from legoedit.cli import main
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.data.images import read_image, read_mask
 from legoedit_core.executor import Executor
 from legoedit_core.workflow import parse_workflow

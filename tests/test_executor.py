@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.cache import DiskCache, MemoryCache
-from legoedit_core.config import Toolset
 from legoedit_core.executor import EditItem, Executor, node_seed
 from legoedit_core.workflow import parse_workflow
 

@@ -12,8 +12,8 @@ from legoedit_core.executor import Executor
 from legoedit_core.judge.judgement import Edit, judge_edits
 from legoedit_core.judge.metrics import PSNR_CAP, edit_metrics
 from legoedit_core.judge.scores import parse_scores
-from legoedit_core.judge.settings import JudgeSettings
 from legoedit_core.judge.vlm import JudgeError, JudgeRequest, VLMJudge
+from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.workflow import parse_workflow
 
 WELL_FORMED = ('{"reasoning": "The dog is gone, a faint halo remains.", "fulfilment": 4, "quality": 2, '

@@ -1,4 +1,4 @@
-"""Model backends on tiny random-weight models, loaded through the model manager's real ``from_pretrained``."""
+"""Model backends on tiny random-weight models, loaded through the model runtime's real ``from_pretrained``."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from legoedit_core.bricks.models import editor, fill, segment
 from legoedit_core.bricks.models.base import ModelBackend
 from legoedit_core.bricks.models.batching import Job, run_grouped
 from legoedit_core.bricks.spec import BrickError
-from legoedit_core.config import Config, Toolset
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config
 from legoedit_core.executor import EditItem, Executor
-from legoedit_core.models import ModelKey, ModelManager, from_pretrained
+from legoedit_core.runtime import ModelKey, ModelRuntime, from_pretrained
 from legoedit_core.workflow import parse_workflow
 
 SIZES = [(64, 48), (60, 44), (40, 64)]  # the first two share a 16-px size bucket, the third does not
@@ -38,12 +39,12 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def manager():
-    """A fresh process-wide manager for the test, so load counts start at zero."""
-    fresh = ModelManager()
-    previous = ModelManager.set_default(fresh)
+def runtime():
+    """A fresh process-wide model runtime for the test, so load counts start at zero."""
+    fresh = ModelRuntime()
+    previous = ModelRuntime.set_default(fresh)
     yield fresh
-    ModelManager.set_default(previous)
+    ModelRuntime.set_default(previous)
 
 
 def make_items(prompt: str = "a red ball", sizes=SIZES, **extra) -> list[dict]:
@@ -76,7 +77,7 @@ GENERATORS = fill.BACKENDS + editor.BACKENDS[:1]  # Qwen-Image-Edit needs torchv
 
 
 @pytest.mark.parametrize("backend", GENERATORS + segment.BACKENDS, ids=lambda b: f"{b.brick}-{b.name}")
-def test_backend_runs_a_batch_of_three_sizes(backend, tiny, manager):
+def test_backend_runs_a_batch_of_three_sizes(backend, tiny, runtime):
     instance = backend(settings_for(backend, tiny))
     items = brick_inputs(backend)
     outputs = instance.run_batch(items, [1, 2, 3])
@@ -85,12 +86,12 @@ def test_backend_runs_a_batch_of_three_sizes(backend, tiny, manager):
         assert isinstance(output, dict), output
         assert output[port].shape[:2] == item["image"].shape[:2]
         assert output[port].dtype == np.uint8
-    assert manager.loads >= 1
+    assert runtime.loads() >= 1
 
 
 @pytest.mark.parametrize("backend", [FLUX["INPAINT"], FLUX["CBG"], FLUX["RCM"]],
                          ids=lambda b: b.brick)
-def test_pixels_outside_the_edited_region_are_the_original(backend, tiny, manager):
+def test_pixels_outside_the_edited_region_are_the_original(backend, tiny, runtime):
     items = brick_inputs(backend)
     outputs = backend(settings_for(backend, tiny)).run_batch(items, [1, 2, 3])
     for item, output in zip(items, outputs, strict=True):
@@ -99,7 +100,7 @@ def test_pixels_outside_the_edited_region_are_the_original(backend, tiny, manage
         assert not np.array_equal(output["image"][~kept], item["image"][~kept])
 
 
-def test_same_seed_same_pixels_and_another_seed_differs(tiny, manager):
+def test_same_seed_same_pixels_and_another_seed_differs(tiny, runtime):
     backend = FLUX["FILL"](settings_for(FLUX["FILL"], tiny))
     items = make_items()
     first = backend.run_batch(items, [7, 8, 9])
@@ -108,10 +109,10 @@ def test_same_seed_same_pixels_and_another_seed_differs(tiny, manager):
     for a, b, c in zip(first, again, other, strict=True):
         assert np.array_equal(a["image"], b["image"])
         assert not np.array_equal(a["image"], c["image"])
-    assert manager.loads == 1
+    assert runtime.loads() == 1
 
 
-def test_an_items_result_does_not_depend_on_its_batch(tiny, manager):
+def test_an_items_result_does_not_depend_on_its_batch(tiny, runtime):
     backend = editor.FluxKontext(settings_for(editor.FluxKontext, tiny))
     items = make_items(sizes=[(64, 48)] * 3)
     together = backend.run_batch(items, [1, 2, 3])
@@ -119,7 +120,7 @@ def test_an_items_result_does_not_depend_on_its_batch(tiny, manager):
     assert np.abs(together[1]["image"].astype(int) - alone[0]["image"].astype(int)).max() <= 2
 
 
-def test_bad_item_gets_an_error_and_the_rest_run(tiny, manager):
+def test_bad_item_gets_an_error_and_the_rest_run(tiny, runtime):
     items = make_items()
     items[1]["mask"][:] = 0
     outputs = FLUX["FILL"](settings_for(FLUX["FILL"], tiny)).run_batch(items, [1, 2, 3])
@@ -154,50 +155,39 @@ class OutOfMemoryOnce:
 
 
 def test_out_of_memory_halves_the_batch_and_retries(tiny):
-    flaky = ModelManager(loader=lambda key: OutOfMemoryOnce(from_pretrained(key)))
+    flaky = ModelRuntime(pretrained=lambda key: OutOfMemoryOnce(from_pretrained(key)))
     backend = FLUX["FILL"](settings_for(FLUX["FILL"], tiny))
-    backend.manager = flaky
+    backend.runtime = flaky
     items = make_items(sizes=[(64, 48)] * 4)
     outputs = backend.run_batch(items, [1, 2, 3, 4])
-    assert flaky.get(backend.model_key(backend.kind)).batches == [4, 2, 2]
+    with flaky.use(backend.model_key(backend.kind)) as pipe:
+        assert pipe.batches == [4, 2, 2]
     assert all(isinstance(o, dict) and o["image"].shape == (48, 64, 3) for o in outputs)
 
 
-def test_lora_adapter_loads_from_its_path_and_changes_the_output(tiny, manager):
+def test_lora_adapter_loads_from_its_path_and_changes_the_output(tiny, runtime):
     base = FLUX["FILL"](settings_for(FLUX["FILL"], tiny))
     settings = settings_for(FLUX["FILL"], tiny)
     settings["flux-fill"]["lora"] = str(tiny["flux-lora"])
     adapted = FLUX["FILL"](settings)
     items = make_items(sizes=[(64, 48)])
     plain, with_lora = base.run_batch(items, [1])[0], adapted.run_batch(items, [1])[0]
-    assert adapted.model_key(adapted.kind).adapters == (("lora", str(tiny["flux-lora"]), 1.0),)
-    assert manager.loads == 2
+    assert [a.path for a in adapted.adapters()] == [str(tiny["flux-lora"])]
+    assert runtime.loads() == 1  # one base: the adapter is activated on it, not loaded as a second copy
     assert not np.array_equal(plain["image"], with_lora["image"])
+    again = base.run_batch(items, [1])[0]  # the adapter is disabled again for the plain brick
+    assert np.array_equal(plain["image"], again["image"])
 
 
-def test_manager_loads_once_when_many_threads_ask(tiny, manager):
+def test_runtime_loads_once_when_many_threads_ask(tiny, runtime):
     key = ModelKey("transformers.SegformerForSemanticSegmentation", str(tiny["segformer"]))
     models = []
-    threads = [threading.Thread(target=lambda: models.append(manager.get(key))) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: models.append(runtime.shared(key))) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert manager.loads == 1 and len(models) == 8 and all(m is models[0] for m in models)
-
-
-def test_manager_evicts_least_recently_used_beyond_budget(tiny):
-    first = ModelKey("transformers.SegformerForSemanticSegmentation", str(tiny["segformer"]))
-    second = ModelKey("transformers.CLIPSegForImageSegmentation", str(tiny["clipseg"]))
-    manager = ModelManager()
-    manager.get(first)
-    one_model = manager.used_bytes()
-    assert one_model > 0
-    manager.budget_bytes = one_model + 1
-    manager.get(second)
-    assert manager.loaded() == [second] and manager.evictions == 1
-    manager.get(first)
-    assert manager.loads == 3
+    assert runtime.loads() == 1 and len(models) == 8 and all(m is models[0] for m in models)
 
 
 def wave_workflow(tool: str):
@@ -207,7 +197,7 @@ def wave_workflow(tool: str):
                            "output": "@edit.image"})
 
 
-def test_a_wave_across_two_bricks_loads_their_shared_model_once_then_evicts_it(tiny, manager):
+def test_a_wave_across_two_bricks_loads_their_shared_model_once_then_evicts_it(tiny, runtime):
     shared = {"flux-fill": {**FAST, "model": str(tiny["flux-fill"])}}
     edit = {"flux-kontext": {**FAST, "model": str(tiny["flux-kontext"])}}
     toolset = Toolset(Config(profile="gpu", bricks={"INPAINT": shared, "FILL": shared, "EDIT": edit}))
@@ -218,15 +208,15 @@ def test_a_wave_across_two_bricks_loads_their_shared_model_once_then_evicts_it(t
     assert [r.status for r in results] == ["ok"] * 10
     assert {t.backend for r in results for t in r.trace} == {"flux-fill"}
     assert {t.batch_size for r in results for t in r.trace} == {5}
-    assert manager.loads == 1
-    manager.budget_bytes = manager.used_bytes()  # room for one pipeline only
+    assert runtime.loads() == 1
+    runtime.set_budget("cpu", runtime.resident_bytes("cpu"))  # room for one pipeline only
     edit_item = EditItem("edit", items[0].image, parse_workflow({"nodes": [
         {"id": "e", "tool": "EDIT", "inputs": {"image": "@input.image", "prompt": "make it blue"}}],
         "output": "@e.image"}))
     assert executor.run_many([edit_item])[0].status == "ok"
-    assert [k.kind for k in manager.loaded()] == ["diffusers.FluxKontextPipeline"] and manager.evictions == 1
+    assert [k.kind for k in runtime.loaded()] == ["diffusers.FluxKontextPipeline"] and runtime.evictions == 1
     executor.run_many(items[:2])
-    assert manager.loads == 3
+    assert runtime.loads() == 3
 
 
 def test_gpu_profile_without_weights_says_which_model_and_where():
@@ -258,7 +248,7 @@ def test_missing_says_what_is_absent(tiny):
 
 
 def test_the_cpu_profile_never_imports_torch():
-    code = ("import sys; from legoedit_core.config import Toolset; Toolset().available_specs(); "
+    code = ("import sys; from legoedit_core.bricks.toolset import Toolset; Toolset().available_specs(); "
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"

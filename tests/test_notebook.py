@@ -7,12 +7,13 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from legoedit_core.config import Config, Toolset
-from legoedit_core.data.batch import process_shard
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config
 from legoedit_core.data.datasets import open_dataset
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.synthetic import write_catalogue
 from legoedit_core.executor import Executor
+from legoedit_core.pipeline.shard import process_shard
 from legoedit_core.planners import make_planner
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_run.ipynb"

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import xgrammar as xgr
 
-from legoedit_core.bricks.registry import default_registry
+from legoedit_core.bricks.catalog import default_registry
 from legoedit_core.bricks.spec import BrickSpec, PerItemBackend, image
-from legoedit_core.config import Config, Toolset
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config
 from legoedit_core.executor import Executor
 from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
-from legoedit_core.planners.chat import OutputFormat
 from legoedit_core.planners.constraints import parse_feedback
 from legoedit_core.planners.decompose import (
     DECOMPOSITION_REGEX,
@@ -26,10 +26,11 @@ from legoedit_core.planners.decompose import (
     parse_decomposition,
     parse_sequence,
 )
-from legoedit_core.planners.grammar import build_grammar
 from legoedit_core.planners.parsing import parse_answer
 from legoedit_core.planners.prompt import system_prompt
 from legoedit_core.planners.replan import plan_and_verify
+from legoedit_core.vlm.chat import OutputFormat
+from legoedit_core.vlm.grammar import build_grammar
 from legoedit_core.workflow_schema import workflow_json_schema
 
 

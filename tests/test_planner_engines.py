@@ -15,15 +15,16 @@ from tiny_vlm import save_tiny_vlm
 from legoedit_core.bricks import functions
 from legoedit_core.bricks.cpu import functions as cpu_functions
 from legoedit_core.bricks.registry import BrickRegistry
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.bricks.vlm import VLMAddPred, VLMCapPred, box_schema
-from legoedit_core.config import Config, Toolset
+from legoedit_core.config import Config
 from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
-from legoedit_core.planners.chat import Message, OutputFormat, shown_image
-from legoedit_core.planners.engines import vllm as vllm_engine
-from legoedit_core.planners.engines.hf import TransformersEngine
-from legoedit_core.planners.grammar import build_grammar
 from legoedit_core.planners.parsing import extract_json, split_reasoning
 from legoedit_core.planners.workflow_planner import workflow_format
+from legoedit_core.vlm.chat import Message, OutputFormat, shown_image
+from legoedit_core.vlm.engines import vllm as vllm_engine
+from legoedit_core.vlm.engines.hf import TransformersEngine
+from legoedit_core.vlm.grammar import build_grammar
 from legoedit_core.workflow_schema import workflow_json_schema
 
 
@@ -115,7 +116,7 @@ def test_vllm_request_building_without_vllm(cpu_toolset):
                                adapter="/ckpt/builder-lora", temperature=0.7, top_p=0.9, max_new_tokens=512,
                                engine_args={"gpu_memory_utilization": 0.8})
     assert vllm_engine.llm_args(settings) == {
-        "model": "Qwen/Qwen2.5-VL-7B-Instruct", "dtype": "float32", "limit_mm_per_prompt": {"image": 1},
+        "model": "Qwen/Qwen2.5-VL-7B-Instruct", "dtype": "float32", "limit_mm_per_prompt": {"image": 2},
         "enable_lora": True, "gpu_memory_utilization": 0.8}
     assert vllm_engine.lora_args(settings) == {"lora_name": "builder", "lora_int_id": 1,
                                                "lora_path": "/ckpt/builder-lora"}

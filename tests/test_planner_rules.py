@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from legoedit.cli import main
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.data.images import read_image
 from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
 from legoedit_core.planners.rules import RulesPlanner, expert_traces, split_clauses

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from legoedit_core.bricks.registry import default_registry
+from legoedit_core.bricks.catalog import default_registry
 from legoedit_core.bricks.render import catalog_text
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.executor import Executor
 from legoedit_core.workflow import parse_workflow
 

@@ -17,7 +17,7 @@ from legoedit_core.rl.rewards import (
     format_reward,
     set_f1,
 )
-from legoedit_core.rl.settings import RewardSettings, RewardWeights
+from legoedit_core.settings.rewards import RewardSettings, RewardWeights
 
 TRUTH = GroundTruth(actions=["Recoloring"], subjects=["coat", "hair"], goals=["scarlet red"], tools=["RES", "RCM"])
 

@@ -16,8 +16,8 @@ from flows.rollouts import rollouts
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import default_seed
 from legoedit_core.data.output import OutputMismatch
-from legoedit_core.judge.settings import JudgeSettings
 from legoedit_core.rl.rollouts import ROLLOUT_SCHEMA, sample_seed
+from legoedit_core.settings.judge import JudgeSettings
 
 ITEMS = [
     ("make it black and white", {"tools": ["GRAYSCALE"]}),
@@ -130,7 +130,7 @@ def test_a_bad_input_row_is_one_row_without_samples(tmp_path, dataset):
 
 
 def test_the_plain_loop_builds_the_same_rows_without_prefect(dataset):
-    from legoedit_core.config import Toolset
+    from legoedit_core.bricks.toolset import Toolset
     from legoedit_core.data.datasets import open_dataset
     from legoedit_core.executor import Executor
     from legoedit_core.planners import make_planner

@@ -11,12 +11,14 @@ from PIL import Image
 from safetensors.numpy import load_file
 from tiny_vlm import save_tiny_vlm
 
-from legoedit_core.config import Config, Toolset
-from legoedit_core.judge.settings import JudgeSettings
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config
 from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
 from legoedit_core.planners.rules import RulesPlanner, trace_text
 from legoedit_core.rl.rewards import RewardModel
 from legoedit_core.rl.train import BuilderReward, TrainSettings, grpo_examples, read_records, sft_examples, train
+from legoedit_core.runtime import Adapter, ModelRuntime
+from legoedit_core.settings.judge import JudgeSettings
 
 RECORDS = [
     {"instruction": "make it black and white", "image": "photo.png", "target": {"tools": ["GRAYSCALE"]}},
@@ -53,9 +55,9 @@ def _plans_with(workdir, adapter) -> None:
     result = planner.plan_batch([PlanRequest("a", image, "make it black and white")])[0]
     assert result.planner == f"workflow/transformers:{workdir / 'vlm'}"
     assert result.attempts and result.attempts[0].raw.startswith("<think>")
-    from peft import PeftModel
-
-    assert isinstance(planner.engine._load().model, PeftModel)
+    vlm = next(m for m in ModelRuntime.default().stats()["models"]
+               if m["model"].startswith(f"vlm.transformers({workdir / 'vlm'},"))
+    assert Adapter.from_path(str(adapter)).name in vlm["adapters"]  # loaded by name into the shared base
 
 
 def test_training_data_comes_from_rules_traces_and_records(workdir, cpu_toolset):

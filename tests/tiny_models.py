@@ -201,12 +201,12 @@ def build_segformer(directory: Path) -> Path:
     return directory
 
 
-def build_flux_lora(pipeline_dir: Path, directory: Path) -> Path:
+def build_flux_lora(pipeline_dir: Path, directory: Path, seed: int = 1) -> Path:
     """A random (non-zero) LoRA on the attention projections of a tiny Flux pipeline's transformer."""
     from diffusers import FluxFillPipeline, FluxTransformer2DModel
     from peft import LoraConfig, get_peft_model_state_dict
 
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     transformer = FluxTransformer2DModel.from_pretrained(pipeline_dir, subfolder="transformer")
     transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
                                        target_modules=["to_q", "to_k", "to_v", "to_out.0"]))

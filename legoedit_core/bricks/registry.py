@@ -70,14 +70,3 @@ def load_plugins(registry: BrickRegistry) -> list[str]:
             continue
         loaded.append(entry_point.name)
     return loaded
-
-
-def default_registry(plugins: bool = True) -> BrickRegistry:
-    """A fresh registry with every built-in brick and (by default) every installed plugin."""
-    from legoedit_core.bricks import catalog
-
-    registry = BrickRegistry()
-    catalog.register(registry)
-    if plugins:
-        load_plugins(registry)
-    return registry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from legoedit_core.bricks.spec import BrickSpec
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 
 
 def signature(spec: BrickSpec) -> str:

@@ -102,7 +102,8 @@ class Backend(ABC):
     """One way to run a brick. Subclasses declare ``brick``, ``name``, ``resource`` and implement ``run_batch``.
 
     A backend is constructed with its settings (a dict from the config: model id, steps, ...). It must not load
-    anything heavy in ``__init__``; models load lazily on the first call, through ``legoedit_core.models``.
+    anything heavy in ``__init__``; models load lazily on the first call, through the model runtime
+    (``legoedit_core.runtime``).
     """
 
     brick: ClassVar[str]
@@ -126,6 +127,11 @@ class Backend(ABC):
     def describe_needs(self) -> str:
         """What the backend needs to run, for the CLI listing (e.g. the model id it loads)."""
         return ""
+
+    def model_group(self) -> tuple[str, ...]:
+        """The base model this backend's calls hold and the adapters they activate (empty: no model). The
+        executor orders a wave's groups by it, so a base switches adapters once per group, never per item."""
+        return ()
 
     @abstractmethod
     def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any] | BrickError]:

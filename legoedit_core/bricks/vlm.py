@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from legoedit_core.bricks.spec import Backend, BrickError
-from legoedit_core.planners.chat import Chat, GenerationError, Message, OutputFormat, shown_image
-from legoedit_core.planners.settings import PlannerSettings
+from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.types import bbox_to_mask
+from legoedit_core.vlm.chat import Chat, GenerationError, Message, OutputFormat, shown_image
 
 ENGINE_PACKAGES = {"transformers": ("transformers", "xgrammar"), "vllm": ("vllm",), "openai": ("httpx",)}
 BOX_PROMPT = ("You place new objects in photos. Given the image and an object, answer with the box where the object "
@@ -59,7 +59,7 @@ class _VLMBackend(Backend):
 
     def ask(self, chats: list[Chat], fmt: OutputFormat, seeds: list[int]) -> list[str | GenerationError]:
         if self._engine is None:
-            from legoedit_core.planners.engines import make_engine
+            from legoedit_core.vlm.engines import make_engine
 
             self._engine = make_engine(self.planner_settings)
         return self._engine.generate(chats, fmt, seeds)

@@ -17,6 +17,12 @@ RowStatus = Literal["ok", "bad_input", "invalid_plan", "failed"]
 STATUSES: tuple[str, ...] = ("ok", "bad_input", "invalid_plan", "failed")
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+MODEL_USE = pa.struct([
+    ("model", pa.string()),
+    ("loaded", pa.bool_()),  # this node's group made the runtime load the model
+    ("merged", pa.int64()),  # callers served by the one model call (groups of other shards joined in)
+    ("resident_bytes", pa.int64()),  # bytes of models resident on that device after the call
+])
 TRACE = pa.struct([
     ("node", pa.string()),
     ("tool", pa.string()),
@@ -26,6 +32,7 @@ TRACE = pa.struct([
     ("error", pa.string()),
     ("wave", pa.int64()),
     ("batch_size", pa.int64()),
+    ("models", pa.list_(MODEL_USE)),
 ])
 
 OUTPUT_FIELDS: list[pa.Field] = [

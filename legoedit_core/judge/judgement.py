@@ -12,8 +12,8 @@ import numpy as np
 from legoedit_core.executor import EditResult
 from legoedit_core.judge.metrics import EditMetrics, edit_metrics
 from legoedit_core.judge.scores import JudgeScores
-from legoedit_core.judge.settings import JudgeSettings
 from legoedit_core.judge.vlm import JudgeRequest, VLMJudge
+from legoedit_core.settings.judge import JudgeSettings
 
 
 @dataclass

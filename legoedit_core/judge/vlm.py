@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from legoedit_core.judge.scores import JudgeScores, parse_scores, reply_schema
-from legoedit_core.judge.settings import JudgeSettings
-from legoedit_core.planners.chat import Chat, GenerationError, Message, OutputFormat, shown_image
-from legoedit_core.planners.engines import Engine, make_engine
+from legoedit_core.settings.judge import JudgeSettings
+from legoedit_core.vlm.chat import Chat, GenerationError, Message, OutputFormat, shown_image
+from legoedit_core.vlm.engines import Engine, make_engine
 
 SYSTEM_PROMPT = """\
 You are a strict judge of image edits. You see the original image, then the edited image, then the editing

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanAttempt, Planner, PlanRequest, PlanResult
-from legoedit_core.planners.settings import PlannerSettings
-
-if TYPE_CHECKING:  # config imports planners.settings: a runtime import here would be circular
-    from legoedit_core.config import Toolset
+from legoedit_core.settings.planner import PlannerSettings
 
 
 def make_planner(settings: PlannerSettings, toolset: Toolset) -> Planner:
@@ -17,7 +13,7 @@ def make_planner(settings: PlannerSettings, toolset: Toolset) -> Planner:
         from legoedit_core.planners.rules import RulesPlanner
 
         return RulesPlanner(toolset, settings.feedback)
-    from legoedit_core.planners.engines import make_engine
+    from legoedit_core.vlm.engines import make_engine
 
     engine = make_engine(settings)
     if settings.strategy == "workflow":

@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
-from legoedit_core.planners.chat import Message, OutputFormat
 from legoedit_core.planners.constraints import parse_feedback
 from legoedit_core.planners.dialogue import Parse, ask_until_valid, failure
-from legoedit_core.planners.engines import Engine
 from legoedit_core.planners.parsing import split_reasoning
 from legoedit_core.planners.prompt import user_message
-from legoedit_core.planners.settings import PlannerSettings
+from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.vlm.chat import Message, OutputFormat
+from legoedit_core.vlm.engines import Engine
 from legoedit_core.workflow import Workflow, parse_workflow, validate
 
 ACTIONS = ("Addition", "Removal", "Replacement", "Recoloring", "Material", "Style", "Background", "Attribute",

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from legoedit_core.planners.base import PlanAttempt, PlanResult
-from legoedit_core.planners.chat import Chat, GenerationError, Message, OutputFormat
-from legoedit_core.planners.engines import Engine
 from legoedit_core.planners.prompt import retry_message
+from legoedit_core.vlm.chat import Chat, GenerationError, Message, OutputFormat
+from legoedit_core.vlm.engines import Engine
 
 # (item index, raw answer) -> (the attempt as recorded, the accepted value or None)
 Parse = Callable[[int, str], tuple[PlanAttempt, Any]]

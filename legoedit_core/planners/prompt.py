@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from legoedit_core.bricks.render import catalog_text
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanRequest
-from legoedit_core.planners.chat import Message, shown_image
+from legoedit_core.vlm.chat import Message, shown_image
 
 EXAMPLE_INSTRUCTIONS = (
     "remove the dog and make the sky orange",

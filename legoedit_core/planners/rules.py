@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from legoedit_core.bricks.cpu.colors import parse_color
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
 from legoedit_core.planners.constraints import parse_feedback
 from legoedit_core.workflow import Workflow, parse_workflow, validate

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
-from legoedit_core.planners.chat import Message, OutputFormat
 from legoedit_core.planners.constraints import parse_feedback
 from legoedit_core.planners.dialogue import ask_until_valid, failure
-from legoedit_core.planners.engines import Engine
 from legoedit_core.planners.parsing import parse_answer
 from legoedit_core.planners.prompt import system_prompt, user_message
-from legoedit_core.planners.settings import PlannerSettings
+from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.vlm.chat import Message, OutputFormat
+from legoedit_core.vlm.engines import Engine
 from legoedit_core.workflow import Workflow, validate
 from legoedit_core.workflow_schema import workflow_json_schema
 

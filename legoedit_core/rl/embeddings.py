@@ -6,12 +6,12 @@ normalisation), which is what sentence-transformers does for this model.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from legoedit_core.runtime import ModelKey, ModelRuntime
 
 
 def bundled_model_path() -> Path:
@@ -24,7 +24,7 @@ def bundled_model_path() -> Path:
 
 
 class SentenceEmbedder:
-    """Unit-length embeddings of short phrases; ``similarity`` gives their cosine similarities."""
+    """Unit-length embeddings of short phrases (the loaded model; the runtime gives one caller at a time)."""
 
     def __init__(self, path: str | Path) -> None:
         import torch
@@ -33,16 +33,29 @@ class SentenceEmbedder:
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).eval()
-        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         torch = self._torch
         batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=128, return_tensors="pt")
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
         weights = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+class Embeddings:
+    """Cosine similarities of phrases with the embedding model at ``path`` (the bundled one when None), which the
+    model runtime loads once per process and lends to one caller at a time."""
+
+    def __init__(self, path: str | None = None, runtime: ModelRuntime | None = None) -> None:
+        self.key = ModelKey("embedding.SentenceEmbedder", str(path or bundled_model_path()))
+        self.runtime = runtime
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        runtime = self.runtime or ModelRuntime.default()
+        return np.stack(runtime.call(self.key, lambda model, batch: list(model.embed(batch)), list(texts),
+                                     loader=lambda key: SentenceEmbedder(key.source)))
 
     def similarity(self, left: Sequence[str], right: Sequence[str]) -> np.ndarray:
         """Cosine similarity of every phrase of ``left`` with every phrase of ``right`` (len(left) x len(right))."""
@@ -50,9 +63,3 @@ class SentenceEmbedder:
             return np.zeros((len(left), len(right)), np.float32)
         vectors = self.embed([*left, *right])
         return vectors[: len(left)] @ vectors[len(left):].T
-
-
-@lru_cache(maxsize=2)
-def load_embedder(path: str | None = None) -> SentenceEmbedder:
-    """The embedder at ``path`` (the bundled model when None), loaded once per process."""
-    return SentenceEmbedder(path or bundled_model_path())

@@ -27,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 from legoedit_core.planners.base import PlanResult
 from legoedit_core.planners.decompose import Decomposition, parse_decomposition
 from legoedit_core.planners.parsing import parse_answer
-from legoedit_core.rl.settings import RewardSettings
+from legoedit_core.settings.rewards import RewardSettings
 from legoedit_core.workflow import Workflow, WorkflowError, parse_workflow
 
 COMPONENTS = ("format", "executability", "tool", "action", "subject", "goal", "judge")
@@ -158,9 +158,9 @@ class RewardModel:
     @property
     def similarity(self) -> Similarity:
         if self._similarity is None:
-            from legoedit_core.rl.embeddings import load_embedder
+            from legoedit_core.rl.embeddings import Embeddings
 
-            self._similarity = load_embedder(self.settings.embedding_model).similarity
+            self._similarity = Embeddings(self.settings.embedding_model).similarity
         return self._similarity
 
     def score(self, answer: str, truth: GroundTruth, workflow: Workflow | None = None,

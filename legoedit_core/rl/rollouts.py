@@ -26,14 +26,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from legoedit_core.config import Config, Toolset
-from legoedit_core.data.batch import LoadedRow, PreparedShard, build_rows, load_row
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, InputRow, Shard
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.rows import IMAGE, OUTPUT_FIELDS, OUTPUT_SCHEMA
 from legoedit_core.executor import EditItem, EditResult, Executor
 from legoedit_core.judge.judgement import Edit, Judgement, judge_edits
 from legoedit_core.judge.vlm import VLMJudge
+from legoedit_core.pipeline.shard import LoadedRow, PreparedShard, build_rows, load_row
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
 from legoedit_core.planners.decompose import DECOMPOSITION_PROMPT
 from legoedit_core.planners.prompt import system_prompt, user_message

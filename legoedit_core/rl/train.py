@@ -26,17 +26,18 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from legoedit_core.config import Config, Toolset
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config
 from legoedit_core.data.images import ImageDecodeError, decode_image
 from legoedit_core.data.storage import Storage
 from legoedit_core.executor import EditItem, Executor
-from legoedit_core.judge.settings import JudgeSettings
 from legoedit_core.judge.vlm import JudgeRequest, VLMJudge
 from legoedit_core.planners.parsing import parse_answer
 from legoedit_core.planners.prompt import system_prompt
 from legoedit_core.planners.rules import expert_traces, trace_text
 from legoedit_core.rl.rewards import GroundTruth, RewardModel
-from legoedit_core.rl.settings import RewardSettings
+from legoedit_core.settings.judge import JudgeSettings
+from legoedit_core.settings.rewards import RewardSettings
 from legoedit_core.workflow import parse_workflow, validate
 
 Stage = Literal[1, 2, 3]

@@ -9,7 +9,6 @@ Anything else is refused with a plain message rather than guessed at.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +20,9 @@ from legoedit_core.bricks.cpu.segment import (
     as_mask,
     cleanup,
     components_touching,
+    cpu_model,
     disk,
     grabcut_in_region,
-    load_once,
     saliency_missing,
     salient_objects,
 )
@@ -59,25 +58,19 @@ def _singular(word: str) -> str:
 # ---------------------------------------------------------------------------------------------------- faces
 
 
-_cascade_lock = threading.Lock()
-
-
 def _cascade(name: str) -> cv2.CascadeClassifier:
-    def load() -> cv2.CascadeClassifier:
-        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
-        if cascade.empty():
-            raise BrickError(f"OpenCV's Haar cascade {name} is missing (opencv-python-headless<5 ships it)")
-        return cascade
-
-    return load_once(f"haar:{name}", load)
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    if cascade.empty():
+        raise BrickError(f"OpenCV's Haar cascade {name} is missing (opencv-python-headless<5 ships it)")
+    return cascade
 
 
 def _detect(grey: np.ndarray, cascade: str, mirrored: bool = False) -> list[Box]:
     width = grey.shape[1]
     source = cv2.flip(grey, 1) if mirrored else grey
     min_side = max(20, min(grey.shape) // 12)
-    with _cascade_lock:  # a cascade keeps per-image state while it scans, so one scan at a time
-        found = _cascade(cascade).detectMultiScale(source, scaleFactor=1.1, minNeighbors=5,
+    with cpu_model(f"haar:{cascade}", lambda: _cascade(cascade)) as detector:
+        found = detector.detectMultiScale(source, scaleFactor=1.1, minNeighbors=5,
                                                    minSize=(min_side, min_side))
     boxes = []
     for x, y, w, h in found:
@@ -137,8 +130,8 @@ def hog_people_boxes(image: np.ndarray) -> list[Box]:
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     if scale > 1:
         grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    found, weights = load_once("hog-people", _hog).detectMultiScale(grey, winStride=(8, 8), padding=(8, 8),
-                                                                    scale=1.05)
+    with cpu_model("hog-people", _hog) as detector:
+        found, weights = detector.detectMultiScale(grey, winStride=(8, 8), padding=(8, 8), scale=1.05)
     return [tuple(int(round(v / scale)) for v in (x, y, x + w, y + h))
             for (x, y, w, h), weight in zip(found, np.ravel(weights), strict=True) if weight > 1.0]
 
@@ -246,10 +239,10 @@ def _ocr_engine() -> Any:
 def find_text(image: np.ndarray, seed: int) -> np.ndarray:
     """Filled polygons of the text lines that RapidOCR detects and can read."""
     try:
-        engine = load_once("rapidocr", _ocr_engine)
+        with cpu_model("rapidocr", _ocr_engine) as engine:
+            result = engine(Image.fromarray(image))
     except ImportError as error:
         raise BrickError("finding text needs the rapidocr package (with onnxruntime)") from error
-    result = engine(Image.fromarray(image))
     selected = np.zeros(image.shape[:2], np.uint8)
     if getattr(result, "boxes", None) is not None:
         cv2.fillPoly(selected, [np.round(box).astype(np.int32) for box in result.boxes], 255)

@@ -6,8 +6,8 @@ wheel; it runs through that package's own session class on onnxruntime. Outlines
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,19 +17,16 @@ import numpy as np
 from PIL import Image
 
 from legoedit_core.bricks.spec import BrickError, PerItemBackend
+from legoedit_core.runtime import ModelKey, ModelRuntime
 
 T = TypeVar("T")
 
-_models: dict[str, Any] = {}
-_models_lock = threading.Lock()
-
-
-def load_once(key: str, loader: Callable[[], T]) -> T:
-    """The model under ``key``, built by ``loader`` on first use and kept for the life of the process."""
-    with _models_lock:
-        if key not in _models:
-            _models[key] = loader()
-        return _models[key]
+@contextmanager
+def cpu_model(name: str, loader: Callable[[], T]) -> Iterator[T]:
+    """The CPU model ``name`` (an ONNX session, an OpenCV detector...), from the model runtime like every model:
+    loaded once by ``loader``, held exclusively for the ``with`` block (detectors keep per-scan state)."""
+    with ModelRuntime.default().use(ModelKey(f"cpu.{name}", name), loader=lambda _key: loader()) as model:
+        yield model
 
 
 def u2netp_path() -> Path | None:
@@ -60,8 +57,8 @@ def _u2netp_session() -> Any:
 
 def saliency(image: np.ndarray) -> np.ndarray:
     """U^2-Net saliency of an RGB image: float32 (H, W) in [0, 1], stretched so the most salient pixel is 1."""
-    session = load_once("u2netp", _u2netp_session)
-    (prediction,) = session.predict(Image.fromarray(image))
+    with cpu_model("u2netp", _u2netp_session) as session:
+        (prediction,) = session.predict(Image.fromarray(image))
     return np.asarray(prediction, np.float32) / 255.0
 
 

@@ -1,4 +1,4 @@
-"""What every model backend shares: settings resolution, the missing()/describe_needs() checks, model loading.
+"""What every model backend shares: settings resolution, the missing()/describe_needs() checks, model access.
 
 A brick's settings may hold shared keys (``steps = 20``) and one sub-table per backend
 (``[bricks.INPAINT.flux-fill] model = "..."``); a backend sees its own sub-table over the shared keys over its
@@ -8,16 +8,20 @@ A brick's settings may hold shared keys (``steps = 20``) and one sub-table per b
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 from legoedit_core.bricks.spec import Backend
-from legoedit_core.models import ModelKey, ModelManager
+from legoedit_core.runtime import Adapter, ModelKey, ModelRuntime
+from legoedit_core.runtime.runtime import Work
 
 
 class ModelBackend(Backend):
-    """A backend that runs diffusers / transformers models loaded through the model manager.
+    """A backend that runs diffusers / transformers models owned by the model runtime.
 
     Subclasses declare ``packages`` (import names needed), ``sources`` (settings key -> what model it names) and
     ``defaults`` (dtype, device, steps, ...).
@@ -31,7 +35,7 @@ class ModelBackend(Backend):
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__(settings)
         self.options = self.resolve(self.settings)
-        self.manager: ModelManager | None = None  # None: the process-wide manager
+        self.runtime: ModelRuntime | None = None  # None: the process-wide runtime
 
     @classmethod
     def resolve(cls, settings: dict[str, Any]) -> dict[str, Any]:
@@ -66,17 +70,39 @@ class ModelBackend(Backend):
     def describe_needs(self) -> str:
         return "; ".join(f"{self.options.get(key)} ({_where(str(self.options.get(key)))})" for key in self.sources)
 
-    def load(self, kind: str, key: str = "model") -> Any:
-        """The model named by the settings ``key``, as class ``kind`` (e.g. ``diffusers.FluxFillPipeline``)."""
-        manager = self.manager or ModelManager.default()
-        return manager.get(self.model_key(kind, key))
+    def model_runtime(self) -> ModelRuntime:
+        return self.runtime or ModelRuntime.default()
 
     def model_key(self, kind: str, key: str = "model") -> ModelKey:
+        """The model named by the settings ``key``, as class ``kind`` (e.g. ``diffusers.FluxFillPipeline``)."""
         options = self.options
-        adapters = tuple((name, str(path), float(options.get("adapter_weight", 1.0)))
-                         for name, path in (("lora", options.get("lora")),) if path)
-        return ModelKey(kind, str(options[key]), str(options["dtype"]), str(options["device"]), adapters,
+        return ModelKey(kind, str(options[key]), str(options["dtype"]), str(options["device"]),
                         bool(options["cpu_offload"]))
+
+    def adapters(self) -> tuple[Adapter, ...]:
+        """This brick's LoRA adapter (the ``lora`` setting), named after its path so each loads once per base."""
+        path = self.options.get("lora")
+        return (Adapter.from_path(str(path), float(self.options.get("adapter_weight", 1.0))),) if path else ()
+
+    def merge_key(self) -> Hashable:
+        """Calls of equal merge keys may share one model call: same backend, same settings."""
+        return (type(self).__qualname__, json.dumps(self.options, sort_keys=True, default=str))
+
+    def run_model(self, kind: str, work: Work, items: Sequence[Any]) -> list[Any]:
+        """``work(model, items)`` with exclusive use of the model, this brick's adapters active, merged with the
+        waiting calls of other threads to the same backend."""
+        return self.model_runtime().call(self.model_key(kind), work, items, adapters=self.adapters(),
+                                         merge=self.merge_key())
+
+    @contextmanager
+    def use(self, kind: str, key: str = "model") -> Iterator[Any]:
+        """Exclusive use of the model named by the settings ``key`` for the ``with`` block."""
+        with self.model_runtime().use(self.model_key(kind, key)) as model:
+            yield model
+
+    def shared(self, kind: str, key: str = "model") -> Any:
+        """A stateless helper (processor, tokenizer) named by the settings ``key``, shared by every caller."""
+        return self.model_runtime().shared(self.model_key(kind, key))
 
 
 def _looks_local(source: str) -> bool:

@@ -112,7 +112,11 @@ class Prepared:
 
 
 class PipelineBackend(ModelBackend):
-    """A brick run on one diffusers pipeline ``kind``: prepare each item, run size groups batched, finish each."""
+    """A brick run on one diffusers pipeline ``kind``: prepare each item, run size groups batched, finish each.
+
+    The pipeline is used exclusively for the call, and the jobs of other threads waiting for the same backend are
+    run in the same call (each job keeps its own seeded generator).
+    """
 
     kind: ClassVar[str]
 
@@ -125,14 +129,20 @@ class PipelineBackend(ModelBackend):
             except BrickError as error:
                 results[index] = error
         if prepared:
-            pipe = self.load(self.kind)
             generator_device = "cpu" if self.options["cpu_offload"] else str(self.options["device"])
-            outputs = run_grouped([p.job for p in prepared.values()], lambda jobs, gens: self.call(pipe, jobs, gens),
-                                  generator_device, self.options.get("max_batch"))
+
+            def work(pipe: Any, jobs: list[Job]) -> list[Image.Image | BrickError]:
+                return run_grouped(jobs, lambda chunk, gens: self.call(pipe, chunk, gens), generator_device,
+                                   self.options.get("max_batch"))
+
+            outputs = self.run_model(self.kind, work, [p.job for p in prepared.values()])
             for index, output in zip(prepared, outputs, strict=True):
                 is_error = isinstance(output, BrickError)
                 results[index] = output if is_error else {"image": prepared[index].finish(output)}
         return results  # type: ignore[return-value]
+
+    def model_group(self) -> tuple[str, ...]:
+        return (str(self.model_key(self.kind)), *(adapter.name for adapter in self.adapters()))
 
     @abstractmethod
     def prepare(self, item: dict[str, Any], seed: int) -> Prepared:

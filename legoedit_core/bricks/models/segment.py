@@ -2,7 +2,8 @@
 segmenter whose non-background classes are the foreground).
 
 Each backend runs its items through the model in batches (halved on out-of-memory); they are deterministic, so
-the seeds are unused. Every model loads through the model manager, without remote code.
+the seeds are unused. Every model comes from the model runtime, without remote code, and is held exclusively while
+it runs (processors are shared).
 """
 
 from __future__ import annotations
@@ -57,11 +58,11 @@ class ClipSeg(TransformersBackend):
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
         import torch
 
-        model = self.load("transformers.CLIPSegForImageSegmentation")
-        processor = self.load("transformers.AutoProcessor")
+        processor = self.shared("transformers.AutoProcessor")
         batch = processor(text=[item["prompt"] for item in items], images=_pictures(items), padding=True,
                           return_tensors="pt")
-        logits = model(**self.to_model(batch, model)).logits
+        with self.use("transformers.CLIPSegForImageSegmentation") as model:
+            logits = model(**self.to_model(batch, model)).logits
         probabilities = torch.sigmoid(logits.float().reshape(len(items), *logits.shape[-2:])).cpu().numpy()
         threshold = float(self.options["threshold"])
         return [{"mask": _resize_mask(p > threshold, size_of(item["image"]))} for p, item in zip(probabilities, items,
@@ -72,8 +73,12 @@ class SamMasks(TransformersBackend):
     """Shared SAM step: image embeddings in one batch, then each item's boxes decoded into one mask."""
 
     def sam_masks(self, items: list[dict[str, Any]], boxes: list[list[BBox]]) -> list[np.ndarray]:
-        sam = self.load("transformers.SamModel", "segmenter")
-        processor = self.load("transformers.AutoProcessor", "segmenter")
+        processor = self.shared("transformers.AutoProcessor", "segmenter")
+        with self.use("transformers.SamModel", "segmenter") as sam:
+            return self._decode(sam, processor, items, boxes)
+
+    def _decode(self, sam: Any, processor: Any, items: list[dict[str, Any]], boxes: list[list[BBox]]
+                ) -> list[np.ndarray]:
         pixels = processor(images=_pictures(items), return_tensors="pt")
         embeddings = sam.get_image_embeddings(self.to_model(pixels, sam)["pixel_values"])
         masks = []
@@ -100,12 +105,12 @@ class GroundedSam(SamMasks):
     defaults = {"dtype": "float32", "box_threshold": 0.3, "text_threshold": 0.25}
 
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
-        detector = self.load("transformers.GroundingDinoForObjectDetection", "detector")
-        processor = self.load("transformers.AutoProcessor", "detector")
+        processor = self.shared("transformers.AutoProcessor", "detector")
         # Grounding DINO expects lower-case phrases, each ended by a period.
         texts = [item["prompt"].strip().lower().rstrip(".") + "." for item in items]
         batch = processor(images=_pictures(items), text=texts, padding=True, return_tensors="pt")
-        outputs = detector(**self.to_model(batch, detector))
+        with self.use("transformers.GroundingDinoForObjectDetection", "detector") as detector:
+            outputs = detector(**self.to_model(batch, detector))
         detections = processor.post_process_grounded_object_detection(
             outputs, batch["input_ids"], threshold=float(self.options["box_threshold"]),
             text_threshold=float(self.options["text_threshold"]),
@@ -146,15 +151,16 @@ class SemanticSalient(TransformersBackend):
     defaults = {"dtype": "float32", "background_labels": ["background"]}
 
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
-        model = self.load("transformers.AutoModelForSemanticSegmentation")
-        processor = self.load("transformers.AutoImageProcessor")
+        processor = self.shared("transformers.AutoImageProcessor")
         batch = processor(images=_pictures(items), return_tensors="pt")
-        outputs = model(**self.to_model(batch, model))
+        with self.use("transformers.AutoModelForSemanticSegmentation") as model:
+            outputs = model(**self.to_model(batch, model))
+            id2label = model.config.id2label
         outputs.logits = outputs.logits.float()
         maps = processor.post_process_semantic_segmentation(
             outputs, target_sizes=[size_of(item["image"])[::-1] for item in items])
         background_names = {label.lower() for label in self.options["background_labels"]}
-        background = [int(i) for i, label in model.config.id2label.items() if label.lower() in background_names]
+        background = [int(i) for i, label in id2label.items() if label.lower() in background_names]
         return [{"mask": np.where(np.isin(m.cpu().numpy(), background), 0, 255).astype(np.uint8)} for m in maps]
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from legoedit_core.planners.chat import Chat, GenerationError, OutputFormat
-from legoedit_core.planners.settings import PlannerSettings
+from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat
 
 
 class Engine(Protocol):
@@ -21,15 +21,15 @@ class Engine(Protocol):
 def make_engine(settings: PlannerSettings) -> Engine:
     """The engine ``settings.engine`` names, built lazily: nothing loads until the first ``generate``."""
     if settings.engine == "transformers":
-        from legoedit_core.planners.engines.hf import TransformersEngine
+        from legoedit_core.vlm.engines.hf import TransformersEngine
 
         return TransformersEngine(settings)
     if settings.engine == "vllm":
-        from legoedit_core.planners.engines.vllm import VLLMEngine
+        from legoedit_core.vlm.engines.vllm import VLLMEngine
 
         return VLLMEngine(settings)
     if settings.engine == "openai":
-        from legoedit_core.planners.engines.openai import OpenAIEngine
+        from legoedit_core.vlm.engines.openai import OpenAIEngine
 
         return OpenAIEngine(settings)
     raise ValueError(f"planner.strategy={settings.strategy} needs planner.engine: transformers, vllm or openai")

@@ -7,13 +7,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from legoedit_core.config import Toolset
-from legoedit_core.data.batch import PreparedShard, build_rows, prepare_shard
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.data.datasets import Dataset, Shard
 from legoedit_core.data.rows import rows_to_table
 from legoedit_core.executor import EditResult, Executor
 from legoedit_core.judge.judgement import Edit, Judgement, judge_edits
 from legoedit_core.judge.vlm import VLMJudge
+from legoedit_core.pipeline.shard import PreparedShard, build_rows, prepare_shard
 from legoedit_core.planners.base import Planner
 
 

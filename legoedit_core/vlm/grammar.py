@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from legoedit_core.planners.chat import OutputFormat
+from legoedit_core.vlm.chat import OutputFormat
 
 if TYPE_CHECKING:
     import xgrammar

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from legoedit_core.planners.settings import EngineName, PlannerSettings
+from legoedit_core.settings.planner import EngineName, PlannerSettings
 
 # The settings a judge shares with a Builder engine; they are handed to the same engines unchanged.
 _ENGINE_FIELDS = ("engine", "model", "adapter", "base_url", "api_key_env", "image_size", "temperature", "top_p",
@@ -33,8 +33,8 @@ class JudgeSettings(BaseModel):
     max_attempts: int = Field(2, ge=1, le=5, description="asks per item while the reply cannot be parsed")
     device: str = "cpu"
     dtype: str = "float32"
-    engine_args: dict[str, Any] = Field(default_factory=lambda: {"limit_mm_per_prompt": {"image": 2}},
-                                        description="extra arguments for vllm.LLM or from_pretrained")
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="extra arguments for vllm.LLM or "
+                                        "from_pretrained (equal to the Builder's to share its engine)")
     concurrency: int = Field(8, ge=1)
     http_retries: int = Field(4, ge=1, le=20)
     retry_wait: float = Field(1.0, ge=0.0)
@@ -42,11 +42,7 @@ class JudgeSettings(BaseModel):
 
     def engine_settings(self) -> PlannerSettings:
         """The engine settings the Builder's engines take (the judge reuses them as they are)."""
-        engine_args = dict(self.engine_args)
-        if self.engine != "vllm":
-            engine_args.pop("limit_mm_per_prompt", None)  # a vLLM-only argument
-        values = {name: getattr(self, name) for name in _ENGINE_FIELDS} | {"engine_args": engine_args}
-        return PlannerSettings(**values)
+        return PlannerSettings(**{name: getattr(self, name) for name in _ENGINE_FIELDS})
 
     @property
     def name(self) -> str:

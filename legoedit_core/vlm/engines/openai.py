@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from legoedit_core.planners.chat import Chat, GenerationError, OutputFormat, openai_messages
-from legoedit_core.planners.settings import PlannerSettings
+from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_messages
 
 
 def is_transient(error: BaseException) -> bool:

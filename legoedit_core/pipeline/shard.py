@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from legoedit_core.config import Toolset
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.data.datasets import Dataset, InputRow, Shard
 from legoedit_core.data.images import ImageDecodeError, decode_image, decode_mask, encode_png
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table

@@ -8,22 +8,21 @@ one small function that imports vLLM and turns that data into its objects.
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
-from legoedit_core.planners.chat import Chat, GenerationError, OutputFormat, openai_messages
-from legoedit_core.planners.grammar import build_grammar
-from legoedit_core.planners.settings import PlannerSettings
+from legoedit_core.runtime import ModelKey, ModelRuntime
+from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_messages
+from legoedit_core.vlm.grammar import build_grammar
 
 LORA_NAME = "builder"
 MISSING = "the vllm engine needs vLLM, an optional extra: pip install 'legoedit[vllm]' (GPU machines only)"
 
 
 def llm_args(settings: PlannerSettings) -> dict[str, Any]:
-    """Keyword arguments of ``vllm.LLM``: one image per prompt, LoRA enabled when an adapter is set."""
-    args: dict[str, Any] = {"model": settings.model, "dtype": settings.dtype, "limit_mm_per_prompt": {"image": 1}}
-    if settings.adapter:
-        args["enable_lora"] = True
+    """Keyword arguments of ``vllm.LLM``: up to two images per prompt (the judge's), LoRA on for every role."""
+    args: dict[str, Any] = {"model": settings.model, "dtype": settings.dtype, "limit_mm_per_prompt": {"image": 2},
+                            "enable_lora": True}
     return args | settings.engine_args
 
 
@@ -56,38 +55,49 @@ def lora_args(settings: PlannerSettings) -> dict[str, Any] | None:
 
 
 class VLLMEngine:
-    """All chats of a batch go to vLLM in one ``LLM.chat`` call."""
+    """All chats of a batch go to vLLM in one ``LLM.chat`` call.
 
-    def __init__(self, settings: PlannerSettings) -> None:
+    The ``LLM`` is the runtime's: one per (model, dtype, engine arguments) serves every role that names it, each
+    role with its own ``LoRARequest``. The engine is built with LoRA enabled (``enable_lora``) so that any role may
+    bring an adapter; set ``engine_args.enable_lora = false`` on every role to save its buffers when none does.
+    """
+
+    def __init__(self, settings: PlannerSettings, runtime: ModelRuntime | None = None) -> None:
         if not settings.model:
             raise ValueError("the vllm engine needs planner.model (a hub id or a local path)")
         self.settings = settings
         self.name = f"vllm:{settings.model}" + (f"+{settings.adapter}" if settings.adapter else "")
+        self.runtime = runtime
+        self.key = ModelKey("vllm.LLM", settings.model, settings.dtype, "cuda",
+                            options=json.dumps(llm_args(settings), sort_keys=True))
 
     def generate(self, chats: list[Chat], fmt: OutputFormat | None, seeds: list[int]) -> list[str | GenerationError]:
-        conversations = [openai_messages(chat) for chat in chats]
-        sampling = [sampling_args(self.settings, fmt, seed) for seed in seeds]
-        return _vllm_chat(llm_args(self.settings), conversations, sampling, lora_args(self.settings))
+        requests = [(openai_messages(chat), sampling_args(self.settings, fmt, seed)) for chat, seed in
+                    zip(chats, seeds, strict=True)]
+        lora = lora_args(self.settings)
+        runtime = self.runtime or ModelRuntime.default()
+        # vLLM seeds each request itself, so requests of every thread can share one call.
+        return runtime.call(self.key, lambda llm, batch: _vllm_chat(llm, batch, lora), requests, loader=_build_llm,
+                            merge=("chat", json.dumps(lora, sort_keys=True)))
 
 
-_llms: dict[str, Any] = {}
-_llms_lock = threading.Lock()
-
-
-def _vllm_chat(llm: dict[str, Any], conversations: list[list[dict[str, Any]]], sampling: list[dict[str, Any]],
-               lora: dict[str, Any] | None) -> list[str]:
-    """Run the batch on vLLM (the engine is built once per process and argument set)."""
+def _build_llm(key: ModelKey) -> Any:
     try:
-        from vllm import LLM, SamplingParams
-        from vllm.lora.request import LoRARequest
-        from vllm.sampling_params import StructuredOutputsParams
+        from vllm import LLM
     except ImportError:
         raise RuntimeError(MISSING) from None
-    key = json.dumps(llm, sort_keys=True)
-    with _llms_lock:
-        if key not in _llms:
-            _llms[key] = LLM(**llm)
+    return LLM(**json.loads(key.options))
+
+
+def _vllm_chat(llm: Any, requests: list[tuple[list[dict[str, Any]], dict[str, Any]]],
+               lora: dict[str, Any] | None) -> list[str]:
+    """Run the batch of (conversation, sampling arguments) on a vLLM ``LLM``."""
+    from vllm import SamplingParams
+    from vllm.lora.request import LoRARequest
+    from vllm.sampling_params import StructuredOutputsParams
+
     params = [SamplingParams(**{**args, "structured_outputs": StructuredOutputsParams(**args["structured_outputs"])})
-              if "structured_outputs" in args else SamplingParams(**args) for args in sampling]
-    outputs = _llms[key].chat(conversations, params, lora_request=LoRARequest(**lora) if lora else None)
+              if "structured_outputs" in args else SamplingParams(**args) for _, args in requests]
+    outputs = llm.chat([conversation for conversation, _ in requests], params,
+                       lora_request=LoRARequest(**lora) if lora else None)
     return [output.outputs[0].text for output in outputs]

@@ -1,0 +1,95 @@
+"""The toolset: the bricks a config can actually run, one chosen backend per brick (or why there is none)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from legoedit_core.bricks.catalog import default_registry
+from legoedit_core.bricks.registry import BrickRegistry
+from legoedit_core.bricks.spec import Backend, BrickSpec
+from legoedit_core.config import Config
+
+RESOURCES_BY_PROFILE: dict[str, tuple[str, ...]] = {"cpu": ("cpu",), "gpu": ("gpu", "cpu")}
+
+
+@dataclass
+class Unavailable:
+    """Why a brick cannot run in this configuration."""
+
+    reason: str
+
+
+class Toolset:
+    """The bricks a config can actually run: one chosen backend per brick, or the reason there is none."""
+
+    def __init__(self, config: Config | None = None, registry: BrickRegistry | None = None) -> None:
+        self.config = config or Config()
+        self.registry = registry or default_registry()
+        self._passed_over: dict[str, list[str]] = {}
+        self._choice: dict[str, type[Backend] | Unavailable] = {
+            brick.spec.name: self._choose(brick.spec.name) for brick in self.registry
+        }
+        self._instances: dict[str, Backend] = {}
+        self._lock = threading.Lock()
+
+    def _choose(self, name: str) -> type[Backend] | Unavailable:
+        brick = self.registry.get(name)
+        assert brick is not None
+        settings = self.config.brick(name)
+        allowed = RESOURCES_BY_PROFILE[self.config.profile]
+        if not brick.backends:
+            return Unavailable(f"{name} has no backend installed")
+        if settings.backend is not None:
+            backend = brick.backends.get(settings.backend)
+            if backend is None:
+                known = ", ".join(brick.backends)
+                return Unavailable(f"{name} has no backend {settings.backend!r} (known: {known})")
+            missing = backend.missing(settings.backend_settings())
+            return Unavailable(f"{name} backend {backend.name!r}: {missing}") if missing else backend
+        candidates = sorted(brick.backends.values(),
+                            key=lambda b: allowed.index(b.resource) if b.resource in allowed else 99)
+        reasons = []
+        for backend in candidates:
+            if backend.resource not in allowed:
+                reasons.append(f"{backend.name} needs the {backend.resource} profile")
+                continue
+            missing = backend.missing(settings.backend_settings())
+            if missing is None:
+                self._passed_over[name] = reasons
+                return backend
+            reasons.append(f"{backend.name}: {missing}")
+        return Unavailable(f"{name} is not available on the {self.config.profile} profile ({'; '.join(reasons)})")
+
+    def spec(self, name: str) -> BrickSpec | None:
+        brick = self.registry.get(name)
+        return brick.spec if brick else None
+
+    def names(self) -> list[str]:
+        return self.registry.names()
+
+    def available_specs(self) -> list[BrickSpec]:
+        """Declarations of the bricks that can run, in catalogue order: what the Builder is offered."""
+        return [b.spec for b in self.registry if not isinstance(self._choice[b.spec.name], Unavailable)]
+
+    def unavailable(self, name: str) -> str | None:
+        """Why ``name`` cannot run, or None if it can (unknown bricks are the validator's business)."""
+        choice = self._choice.get(name)
+        return choice.reason if isinstance(choice, Unavailable) else None
+
+    def passed_over(self, name: str) -> list[str]:
+        """Why the backends preferred over the chosen one could not run (e.g. a GPU model's missing weights)."""
+        return list(self._passed_over.get(name, []))
+
+    def backend_class(self, name: str) -> type[Backend]:
+        choice = self._choice[name]
+        if isinstance(choice, Unavailable):
+            raise LookupError(choice.reason)
+        return choice
+
+    def backend(self, name: str) -> Backend:
+        """The chosen backend of a brick, built once with its settings."""
+        with self._lock:
+            if name not in self._instances:
+                self._instances[name] = self.backend_class(name)(self.config.brick(name).backend_settings())
+            return self._instances[name]

@@ -1,0 +1,21 @@
+"""How the batch flows run a dataset."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PipelineSettings(BaseModel):
+    """How the batch flow runs a dataset (each can also be given on the ``legoedit run`` command line)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shard_size: int = Field(64, ge=1, description="rows per shard; keep it for reruns of the same output")
+    max_concurrent_shards: int = Field(4, ge=1, description="shards in flight at once")
+    write_images: bool = Field(False, description="also write edited images as files under the output")
+    task_runner: Literal["threads", "ray", "dask"] = "threads"
+    address: str | None = Field(None, description="Ray or Dask cluster address for the ray / dask task runners")
+    ray_brick_resources: bool = Field(False, description="route brick groups to Ray workers with brick:<NAME>")
+    judge: bool = Field(False, description="judge every shard's edits (the judge section) into the judge columns")
