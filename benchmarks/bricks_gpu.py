@@ -3,16 +3,23 @@
 Pipelines are FLUX.1-Fill-class and FLUX.1-Kontext-class, built from their published configs with random weights
 (speed does not depend on weight values, so no download is needed). For each, images/s at batch 1, 2, 4 and 8
 at 1024 px against the same pipeline called once per image; then a 64-item wave of INPAINT + FILL through the
-Executor, counting how often the model manager loaded a model.
+Executor, counting how often the model runtime loaded a model.
 
-    python benchmarks/bricks_gpu.py            # full size, needs a CUDA GPU with ~60 GB
-    python benchmarks/bricks_gpu.py --tiny     # the same code on tiny models, on the CPU (a smoke test)
+``--resident`` instead loads every FLUX-Fill brick (INPAINT, FILL, CBG plain; RCM, STYLE, ENV, POSE each with its
+own LoRA, as Lego-Edit ships them) and every VLM role (Builder, ADD-PRED, CAP-PRED, judge) through the model runtime,
+runs each once, and prints as its last line ``resident_ratio=R``: the bytes the runtime holds over one FLUX base +
+one VLM + the adapters. R near 1 means one copy per base; five copies of the base would give about 5.
+
+    python benchmarks/bricks_gpu.py                    # full size, needs a CUDA GPU with ~60 GB
+    python benchmarks/bricks_gpu.py --tiny             # the same code on tiny models, on the CPU (a smoke test)
+    python benchmarks/bricks_gpu.py --tiny --resident  # one copy per base, on tiny saved models
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,13 +28,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from tiny_models import clip_tokenizer, t5_tokenizer  # noqa: E402 (in-memory tokenizers: no hub)
+import tiny_models  # noqa: E402 (tiny saved models and in-memory tokenizers: no hub)
+from tiny_models import clip_tokenizer, t5_tokenizer  # noqa: E402
+from tiny_vlm import save_tiny_vlm  # noqa: E402
 
 from legoedit_core.bricks.models import editor, fill  # noqa: E402
-from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.bricks.toolset import Toolset  # noqa: E402
 from legoedit_core.config import Config  # noqa: E402
 from legoedit_core.executor import EditItem, Executor  # noqa: E402
-from legoedit_core.models import ModelKey, ModelManager  # noqa: E402
+from legoedit_core.judge.vlm import JudgeRequest, VLMJudge  # noqa: E402
+from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner  # noqa: E402
+from legoedit_core.runtime import ModelKey, ModelRuntime, estimate_bytes, from_pretrained  # noqa: E402
+from legoedit_core.settings.judge import JudgeSettings  # noqa: E402
 from legoedit_core.workflow import parse_workflow  # noqa: E402
 
 # Published FLUX.1 shapes (transformer, CLIP-L, T5-XXL, 16-channel VAE) and the tiny test shapes.
@@ -128,23 +140,66 @@ def _synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def wave_loads(settings: dict, manager: ModelManager, side: int, count: int = 64) -> tuple[int, float]:
+def wave_loads(settings: dict, runtime: ModelRuntime, side: int, count: int = 64) -> tuple[int, float]:
     """Model loads and seconds for a wave of ``count`` items, half INPAINT and half FILL on one Flux-Fill model."""
     toolset = Toolset(Config(profile="gpu", bricks={"INPAINT": settings, "FILL": settings}))
     for brick in ("INPAINT", "FILL"):
-        toolset.backend(brick).manager = manager
+        toolset.backend(brick).runtime = runtime
     workflows = {
         tool: parse_workflow({"nodes": [{"id": "e", "tool": tool, "inputs": {
             "image": "@input.image", "mask": "@input.mask", **({"prompt": "a red ball"} if tool == "FILL" else {})}}],
             "output": "@e.image"}) for tool in ("INPAINT", "FILL")}
     wave = [EditItem(str(i), item["image"], workflows["FILL" if i % 2 else "INPAINT"], item["mask"], seed=i)
             for i, item in enumerate(items(count, side))]
-    loads_before = manager.loads
+    loads_before = runtime.loads()
     started = time.perf_counter()
     results = Executor(toolset).run_many(wave)
     seconds = time.perf_counter() - started
     assert all(r.status == "ok" for r in results), next(r.error for r in results if r.status != "ok")
-    return manager.loads - loads_before, seconds
+    return runtime.loads() - loads_before, seconds
+
+
+FILL_BRICKS = ("INPAINT", "FILL", "CBG")
+LORA_BRICKS = ("RCM", "STYLE", "ENV", "POSE")
+
+
+def resident_ratio(root: Path) -> float:
+    """Load every FLUX-Fill brick and every VLM role on tiny saved models; resident bytes over the one-copy ideal."""
+    base = tiny_models.build_flux_fill(root / "flux-fill")
+    loras = {brick: tiny_models.build_flux_lora(base, root / f"lora-{brick}", seed=i)
+             for i, brick in enumerate(LORA_BRICKS, start=1)}
+    vlm = str(save_tiny_vlm(root / "vlm"))
+    fast = {"device": "cpu", "dtype": "float32", "steps": 1, "max_area": 64 * 64, "max_sequence_length": 16,
+            "model": str(base)}
+    bricks = {brick: {"backend": "flux-fill", "flux-fill": fast} for brick in FILL_BRICKS}
+    bricks |= {brick: {"backend": "flux-fill", "flux-fill": {**fast, "lora": str(path)}}
+               for brick, path in loras.items()}
+    bricks |= {brick: {"model": vlm, "image_size": 64, "max_new_tokens": 16} for brick in ("ADD-PRED", "CAP-PRED")}
+    runtime = ModelRuntime()
+    ModelRuntime.set_default(runtime)
+    toolset = Toolset(Config(profile="gpu", bricks=bricks))
+    (item,) = items(1, 64)
+    for brick in (*FILL_BRICKS, *LORA_BRICKS, "ADD-PRED", "CAP-PRED"):
+        inputs = item | {"strength": 1.0} if brick == "INPAINT" else item
+        toolset.backend(brick).run_batch([inputs], [0])
+    make_planner(PlannerSettings(strategy="workflow", engine="transformers", model=vlm, max_attempts=1, examples=0,
+                                 image_size=64, max_new_tokens=16, max_think_chars=16), toolset
+                 ).plan_batch([PlanRequest("a", item["image"], "make it black and white")])
+    VLMJudge(JudgeSettings(engine="transformers", model=vlm, image_size=64, max_new_tokens=16, max_attempts=1)
+             ).judge_batch([JudgeRequest(item["image"], item["image"], "do nothing")])
+
+    one_base = estimate_bytes(from_pretrained(ModelKey("diffusers.FluxFillPipeline", str(base))))
+    from legoedit_core.vlm.engines.hf import _load as load_vlm  # the engine's own loader: model and processors
+
+    one_vlm = estimate_bytes(load_vlm(ModelKey("vlm.transformers", vlm, options="{}")).model)
+    adapters = sum(file.stat().st_size for path in loras.values() for file in path.glob("*.safetensors"))
+    stats = runtime.stats()
+    for model in stats["models"]:
+        print(f"{model['model']}: loads={model['loads']} calls={model['calls']} bytes={model['bytes']}"
+              f" adapters={len(model['adapters'])} switches={model['adapter_switches']}")
+    resident = sum(stats["resident_bytes"].values())
+    print(f"resident={resident} one FLUX base={one_base} one VLM={one_vlm} adapters={adapters}")
+    return resident / (one_base + one_vlm + adapters)
 
 
 def main() -> int:
@@ -152,14 +207,24 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny models on the CPU (smoke test)")
     parser.add_argument("--steps", type=int, default=4, help="denoising steps per image (speed ratios hold per step)")
     parser.add_argument("--batches", default="1,2,4,8")
+    parser.add_argument("--resident", action="store_true",
+                        help="resident bytes of every FLUX-Fill brick and VLM role over one copy of each base")
     args = parser.parse_args()
+    if args.resident:
+        if not args.tiny:
+            print("--resident builds tiny saved models (no full-size VLM config offline): add --tiny", file=sys.stderr)
+            return 2
+        with tempfile.TemporaryDirectory() as root:
+            ratio = resident_ratio(Path(root))
+        print(f"resident_ratio={ratio:.3f}")
+        return 0
     preset = PRESETS["tiny" if args.tiny else "full"]
     if not args.tiny and not torch.cuda.is_available():
         print("no CUDA device: run with --tiny for the CPU smoke test", file=sys.stderr)
         return 2
     device, dtype = ("cpu", "float32") if args.tiny else ("cuda", "bfloat16")
     side = preset["side"]
-    manager = ModelManager(loader=lambda key: random_pipeline(key, preset))
+    runtime = ModelRuntime(pretrained=lambda key: random_pipeline(key, preset))
     # `download` skips the weight lookup: the loader above builds the models, nothing is fetched.
     options = {"model": "random-weights", "device": device, "dtype": dtype, "steps": args.steps,
                "max_area": side * side, "max_sequence_length": preset["sequence"], "download": True}
@@ -167,15 +232,15 @@ def main() -> int:
     flux_fill = next(b for b in fill.BACKENDS if (b.brick, b.name) == ("FILL", "flux-fill"))
     for label, backend_class in (("Flux-Fill", flux_fill), ("Kontext", editor.FluxKontext)):
         backend = backend_class({backend_class.name: options})
-        backend.manager = manager
+        backend.runtime = runtime
         throughput(backend, 1, side, per_image=True)  # warm-up: loads the model, compiles kernels
         for batch in (int(b) for b in args.batches.split(",")):
             batched = throughput(backend, batch, side, per_image=False)
             single = throughput(backend, batch, side, per_image=True)
             print(f"{label:9} batch={batch}: {batched:7.3f} img/s batched, {single:7.3f} img/s one call per image,"
                   f" ratio {batched / single:.2f}x")
-        manager.clear()
-    loads, seconds = wave_loads({"flux-fill": options}, manager, side)
+        runtime.clear()
+    loads, seconds = wave_loads({"flux-fill": options}, runtime, side)
     print(f"64-item wave (INPAINT + FILL on one Flux-Fill): {loads} model load(s), {seconds:.1f} s,"
           f" {64 / seconds:.3f} img/s")
     return 0

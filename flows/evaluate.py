@@ -13,11 +13,13 @@ from typing import Any
 import pyarrow as pa
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import PrefectFuture
 
+from flows.bounded import commit_bounded
 from flows.edit_catalogue import ShardsFailed
-from flows.rollouts import commit_shards
 from legoedit_core.config import Config
 from legoedit_core.data.benchmarks import open_benchmark
+from legoedit_core.data.datasets import Shard
 from legoedit_core.data.output import RunOutput, table_bytes
 from legoedit_core.judge.report import category_means, markdown_report, score_records
 from legoedit_core.pipeline.shard import versions
@@ -32,9 +34,11 @@ REPORT, SCORES = "report.md", "scores.parquet"
 @flow(name="evaluate")
 def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | None = None,
              judge: JudgeSettings | None = None, language: str | None = "en", images: str | None = None,
-             shard_size: int = 32, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+             shard_size: int = 32, storage_options: dict[str, Any] | None = None,
+             max_concurrent_shards: int = 4) -> dict[str, Any]:
     """Edit and judge every item of ``benchmark`` (see ``open_benchmark`` for ``kind``, ``language``, ``images``)
-    into ``output``; finished shards of an earlier run with the same output are skipped."""
+    into ``output``, at most ``max_concurrent_shards`` shards in flight; finished shards of an earlier run with
+    the same output are skipped."""
     config, judge = config or Config(), judge or JudgeSettings()
     source = open_benchmark(benchmark, kind, language, images, storage_options)
     run_output = RunOutput(output, storage_options)
@@ -43,15 +47,15 @@ def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | N
            "judge": judge.model_dump(mode="json"), "versions": versions(toolset_for(config))}
     run_output.begin(run)
     finished = run_output.finished()
-    parts = {}
-    for shard in source.shards(shard_size):
-        if shard.index in finished:
-            continue
+
+    def submit(shard: Shard) -> PrefectFuture:
         prepared = plan_shard.submit(source, shard, config, storage_options)
         results = edit_shard.submit(prepared, config)
         judgements = judge_results.submit(prepared, results, judge)
-        parts[shard] = write_part.submit(output, storage_options, prepared, results, config, judgements=judgements)
-    failures = commit_shards(parts, run_output)
+        return write_part.submit(output, storage_options, prepared, results, config, judgements=judgements)
+
+    shards = [shard for shard in source.shards(shard_size) if shard.index not in finished]
+    failures = commit_bounded(shards, submit, run_output, max_concurrent_shards)
     if failures:
         raise ShardsFailed(f"{len(failures)} shard(s) failed; a rerun with the same output does only what is "
                            "missing:\n" + "\n".join(failures))

@@ -35,16 +35,25 @@ class Progress:
 
 
 def summary_table(parts: list[PartInfo]) -> dict[str, Any]:
-    """Counts by status and seconds by brick over the finished shards; also published as a table artifact."""
+    """Counts by status, seconds by brick, model loads and peak resident bytes over the finished shards; also
+    published as a table artifact."""
     counts: Counter[str] = Counter()
     seconds: Counter[str] = Counter()
+    loads: Counter[str] = Counter()
     for part in parts:
         counts.update(part.counts)
         seconds.update(part.brick_seconds)
+        loads.update(part.model_loads)
+    resident = max((part.resident_bytes for part in parts), default=0)
     rows = [{"kind": "status", "name": status, "value": n} for status, n in sorted(counts.items())]
     rows += [{"kind": "brick seconds", "name": brick, "value": round(s, 3)} for brick, s in sorted(seconds.items())]
-    create_table_artifact(table=rows, key="edit-catalogue-summary", description="rows by status, seconds by brick")
-    return {"counts": dict(counts), "brick_seconds": dict(seconds)}
+    rows += [{"kind": "model loads", "name": model, "value": n} for model, n in sorted(loads.items())]
+    if resident:
+        rows.append({"kind": "model memory", "name": "peak resident bytes on one device", "value": resident})
+    create_table_artifact(table=rows, key="edit-catalogue-summary",
+                          description="rows by status, seconds by brick, model loads and resident bytes")
+    return {"counts": dict(counts), "brick_seconds": dict(seconds), "model_loads": dict(loads),
+            "resident_bytes": resident}
 
 
 def _browser_url(uri: str | None, storage_options: dict[str, Any] | None) -> str | None:

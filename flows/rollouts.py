@@ -13,10 +13,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
+from flows.bounded import commit_bounded
 from flows.edit_catalogue import ShardsFailed
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Shard, open_dataset
-from legoedit_core.data.output import OutputMismatch, RunOutput
+from legoedit_core.data.output import OutputMismatch
 from legoedit_core.pipeline.shard import versions
 from legoedit_core.rl.rollouts import RolloutOutput, rollout_config
 from legoedit_core.settings.judge import JudgeSettings
@@ -26,27 +27,12 @@ from tasks.rl import reward_and_write, sample_plans
 from tasks.runtime import toolset_for
 
 
-def commit_shards(parts: dict[Shard, PrefectFuture], output: RunOutput) -> list[str]:
-    """Commit each shard's part as it is written; a failing shard is logged and left for a rerun."""
-    logger, failures = get_run_logger(), []
-    for shard, future in parts.items():
-        try:
-            info = future.result()
-        except Exception as error:
-            failures.append(f"shard {shard.index} (rows {shard.start}-{shard.stop - 1}): "
-                            f"{type(error).__name__}: {error}")
-            logger.error(failures[-1])
-            continue
-        output.commit(info)
-        logger.info("shard %d committed: %s", info.shard, info.counts)
-    return failures
-
-
 @flow(name="rollouts")
 def rollouts(dataset: str, output: str, k: int = 4, temperature: float = 1.0, config: Config | None = None,
              judge: JudgeSettings | None = None, rewards: RewardSettings | None = None, shard_size: int = 16,
-             storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``k`` rewarded samples of every row of ``dataset`` as Parquet parts under ``output``."""
+             storage_options: dict[str, Any] | None = None, max_concurrent_shards: int = 4) -> dict[str, Any]:
+    """Write ``k`` rewarded samples of every row of ``dataset`` as Parquet parts under ``output``, at most
+    ``max_concurrent_shards`` shards in flight."""
     config = rollout_config(config or Config(), temperature)
     judge, rewards = judge or JudgeSettings(), rewards or RewardSettings()
     source = open_dataset(dataset, storage_options)
@@ -59,14 +45,14 @@ def rollouts(dataset: str, output: str, k: int = 4, temperature: float = 1.0, co
                       "config": config.model_dump(mode="json"), "judge": judge.model_dump(mode="json"),
                       "rewards": rewards.model_dump(mode="json"), "versions": versions(toolset_for(config))})
     finished = run_output.finished()
-    parts = {}
-    for shard in source.shards(shard_size):
-        if shard.index in finished:
-            continue
+
+    def submit(shard: Shard) -> PrefectFuture:
         sampled = sample_plans.submit(source, shard, config, k, storage_options)
         results = edit_shard.submit(sampled, config)
-        parts[shard] = reward_and_write.submit(output, storage_options, sampled, results, config, judge, rewards)
-    failures = commit_shards(parts, run_output)
+        return reward_and_write.submit(output, storage_options, sampled, results, config, judge, rewards)
+
+    shards = [shard for shard in source.shards(shard_size) if shard.index not in finished]
+    failures = commit_bounded(shards, submit, run_output, max_concurrent_shards)
     if failures:
         raise ShardsFailed(f"{len(failures)} shard(s) failed; a rerun with the same output does only what is "
                            "missing:\n" + "\n".join(failures))

@@ -226,7 +226,8 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
     judge, rewards = config.judge, config.rewards
     try:
         summary = rollouts(args.dataset, args.output, k=args.k, temperature=args.temperature, config=config,
-                           judge=judge, rewards=rewards, shard_size=args.shard_size)
+                           judge=judge, rewards=rewards, shard_size=args.shard_size,
+                           max_concurrent_shards=config.pipeline.max_concurrent_shards)
     except (ShardsFailed, DatasetError, OutputMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -266,7 +267,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         result = evaluate(args.benchmark, args.output, kind=args.kind, config=config, judge=judge,
                           language=None if args.language == "all" else args.language, images=args.images,
-                          shard_size=args.shard_size)
+                          shard_size=args.shard_size, max_concurrent_shards=config.pipeline.max_concurrent_shards)
     except (ShardsFailed, DatasetError, OutputMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

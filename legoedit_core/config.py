@@ -20,6 +20,7 @@ from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.pipeline import PipelineSettings
 from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.settings.rewards import RewardSettings
+from legoedit_core.settings.runtime import RuntimeSettings
 
 Profile = Literal["cpu", "gpu"]
 
@@ -36,6 +37,7 @@ class Config(BaseModel):
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     rewards: RewardSettings = Field(default_factory=RewardSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

@@ -3,6 +3,8 @@ for every role, a memory budget that never evicts a model in use."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -217,3 +219,14 @@ def test_builder_add_pred_cap_pred_and_judge_on_one_vlm_load_it_once(tiny, runti
     assert isinstance(toolset.backend("ADD-PRED"), VLMAddPred) and isinstance(toolset.backend("CAP-PRED"), VLMCapPred)
     (model,) = runtime.stats()["models"]
     assert model["loads"] == 1 and model["calls"] >= 4
+
+
+def test_resident_benchmark_holds_one_copy_of_each_base():
+    """``benchmarks/bricks_gpu.py --tiny --resident``: every FLUX-Fill brick and VLM role, about one copy each."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bricks_gpu.py"
+    run = subprocess.run([sys.executable, str(script), "--tiny", "--resident"], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("resident_ratio=")
+    assert 0.9 <= float(last.split("=")[1]) <= 1.1  # five copies of the base would be about 4

@@ -10,7 +10,6 @@ FASTINPAINT = BrickSpec(
     inputs=(image(), mask("mask", "the region to erase")),
     outputs=(image("image", "the image with the region filled"),),
     constraints=("Good as a first pass before INPAINT, or alone for small regions.",),
-    batchable=True,
 )
 
 INPAINT = BrickSpec(
@@ -27,8 +26,6 @@ INPAINT = BrickSpec(
         "For removal only: to put something new in a region, use FILL.",
         "Feed it FASTINPAINT's output with strength below 1 for the two-stage remove.",
     ),
-    resource="gpu",
-    batchable=True,
 )
 
 FILL = BrickSpec(
@@ -38,8 +35,6 @@ FILL = BrickSpec(
     inputs=(image(), mask("mask", "where to generate"), text("prompt", "what should appear in the region")),
     outputs=(image("image", "the image with the region regenerated"),),
     constraints=("To swap X for Y: RES on X, then FILL with Y.",),
-    resource="gpu",
-    batchable=True,
 )
 
 RCM = BrickSpec(
@@ -53,8 +48,6 @@ RCM = BrickSpec(
     ),
     outputs=(image("image", "the recoloured image"),),
     constraints=("The prompt is a colour or material only: 'orange', not 'make the sky orange'.",),
-    resource="gpu",
-    batchable=True,
 )
 
 ENV = BrickSpec(
@@ -63,8 +56,6 @@ ENV = BrickSpec(
     description="Changes the environment of the whole scene: weather, season or time of day.",
     inputs=(image(), text("prompt", "the target condition, e.g. 'snowy winter' or 'sunset'")),
     outputs=(image("image", "the scene under the new condition"),),
-    resource="gpu",
-    batchable=True,
 )
 
 POSE = BrickSpec(
@@ -73,8 +64,6 @@ POSE = BrickSpec(
     description="Changes the pose or action of a person or animal in the masked region.",
     inputs=(image(), mask("mask", "the subject"), text("prompt", "the target pose, e.g. 'raising both arms'")),
     outputs=(image("image", "the image with the subject re-posed"),),
-    resource="gpu",
-    batchable=True,
 )
 
 STYLE = BrickSpec(
@@ -87,8 +76,6 @@ STYLE = BrickSpec(
         mask("mask", "restrict the style to this region", required=False),
     ),
     outputs=(image("image", "the stylised image"),),
-    resource="gpu",
-    batchable=True,
 )
 
 CBG = BrickSpec(
@@ -102,8 +89,6 @@ CBG = BrickSpec(
     ),
     outputs=(image("image", "the foreground over the new background"),),
     constraints=("The mask is what stays; everything outside it is replaced.",),
-    resource="gpu",
-    batchable=True,
 )
 
 COMPOSE = BrickSpec(
@@ -134,8 +119,6 @@ EDIT = BrickSpec(
     inputs=(image(), text("prompt", "the edit instruction, or several joined with '; '")),
     outputs=(image("image", "the edited image"),),
     constraints=("Use it when no mask-based brick fits, or for edits that touch the whole scene.",),
-    resource="gpu",
-    batchable=True,
 )
 
 SPECS = (FASTINPAINT, INPAINT, FILL, RCM, ENV, POSE, STYLE, CBG, COMPOSE, RESIZE, EDIT)

@@ -13,8 +13,6 @@ RES = BrickSpec(
         "The prompt names a thing, never an action: 'dog', not 'remove the dog'.",
         "Use it to localise an edit before INPAINT, FILL, RCM, BLUR or CBG.",
     ),
-    resource="gpu",
-    batchable=True,
 )
 
 SOS = BrickSpec(
@@ -24,8 +22,6 @@ SOS = BrickSpec(
     inputs=(image(),),
     outputs=(mask("mask", "the salient foreground"),),
     constraints=("Use it for 'the subject', 'the product' or 'the foreground' when no object is named.",),
-    resource="gpu",
-    batchable=True,
 )
 
 MASK_SEG = BrickSpec(
@@ -35,8 +31,6 @@ MASK_SEG = BrickSpec(
     inputs=(image(), mask("mask", "a rough region around the object (e.g. @input.mask)")),
     outputs=(mask("mask", "the object's precise mask, inside the rough region"),),
     constraints=("Needs a rough region: the user's mask or a BBOX mask.",),
-    resource="gpu",
-    batchable=True,
 )
 
 ADD_PRED = BrickSpec(
@@ -46,8 +40,6 @@ ADD_PRED = BrickSpec(
     inputs=(image(), text("prompt", "the object to add, e.g. 'a cat on the sofa'")),
     outputs=(mask("mask", "the region where the object should be generated"),),
     constraints=("Follow it with FILL using the same prompt.",),
-    resource="gpu",
-    batchable=True,
 )
 
 CAP_PRED = BrickSpec(
@@ -56,8 +48,6 @@ CAP_PRED = BrickSpec(
     description="Captions the image (or what should fill a region), for prompting FILL when outpainting.",
     inputs=(image(), text("prompt", "what the caption should focus on", default="")),
     outputs=(text("caption", "a one-sentence description"),),
-    resource="gpu",
-    batchable=True,
 )
 
 BBOX = BrickSpec(

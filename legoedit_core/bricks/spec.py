@@ -73,7 +73,8 @@ def bbox(name: str = "bbox", description: str = "", required: bool = True) -> Po
 
 
 class BrickSpec(BaseModel):
-    """The declaration of a tool: typed ports, what it does, and what it needs."""
+    """The declaration of a tool: typed ports and what it does. What it needs to run (cpu or gpu) and how it
+    batches belong to each of its backends, which is what routing and the executor read."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -83,8 +84,6 @@ class BrickSpec(BaseModel):
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     constraints: tuple[str, ...] = ()
-    resource: Resource = "cpu"
-    batchable: bool = False
     version: str = "1"
 
     def input(self, name: str) -> Port | None:

@@ -9,6 +9,7 @@ from legoedit_core.bricks.catalog import default_registry
 from legoedit_core.bricks.registry import BrickRegistry
 from legoedit_core.bricks.spec import Backend, BrickSpec
 from legoedit_core.config import Config
+from legoedit_core.runtime import ModelRuntime
 
 RESOURCES_BY_PROFILE: dict[str, tuple[str, ...]] = {"cpu": ("cpu",), "gpu": ("gpu", "cpu")}
 
@@ -21,10 +22,16 @@ class Unavailable:
 
 
 class Toolset:
-    """The bricks a config can actually run: one chosen backend per brick, or the reason there is none."""
+    """The bricks a config can actually run: one chosen backend per brick, or the reason there is none.
+
+    Building one applies the config's memory budgets to the process's model runtime, which its backends use.
+    """
 
     def __init__(self, config: Config | None = None, registry: BrickRegistry | None = None) -> None:
         self.config = config or Config()
+        runtime = ModelRuntime.default()
+        for device, gigabytes in self.config.runtime.memory_budget_gb.items():
+            runtime.set_budget(device, int(gigabytes * 2**30))
         self.registry = registry or default_registry()
         self._passed_over: dict[str, list[str]] = {}
         self._choice: dict[str, type[Backend] | Unavailable] = {

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -37,22 +38,33 @@ class OutputMismatch(ValueError):
 
 @dataclass
 class PartInfo:
-    """What a finished shard left behind: its part, its row counts and brick seconds."""
+    """What a finished shard left behind: its part, its row counts, brick seconds, and the model runtime's work
+    for it (loads per model, the most bytes resident on one device), read from the rows' traces."""
 
     shard: int
     path: str
     rows: int
     counts: dict[str, int]
     brick_seconds: dict[str, float]
+    model_loads: dict[str, int] = field(default_factory=dict)
+    resident_bytes: int = 0
 
     @classmethod
     def of(cls, shard: int, path: str, table: pa.Table) -> PartInfo:
         statuses = table.column("status").to_pylist()
         seconds: dict[str, float] = {}
+        loads: set[tuple[str, int, str]] = set()  # every node of a group repeats the group's uses: count it once
+        resident = 0
         for trace in table.column("trace").to_pylist():
             for node in trace or []:
                 seconds[node["tool"]] = seconds.get(node["tool"], 0.0) + node["seconds"]
-        return cls(shard, path, table.num_rows, {s: statuses.count(s) for s in STATUSES if s in statuses}, seconds)
+                for use in node.get("models") or []:
+                    resident = max(resident, use["resident_bytes"])
+                    if use["loaded"]:
+                        loads.add((node["tool"], node["wave"], use["model"]))
+        model_loads = Counter(model for _, _, model in loads)
+        return cls(shard, path, table.num_rows, {s: statuses.count(s) for s in STATUSES if s in statuses}, seconds,
+                   dict(model_loads), resident)
 
 
 def part_name(shard: int) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from legoedit_core.data.images import ImageDecodeError, decode_image, encode_jpeg, thumbnail
+from legoedit_core.data.output import PartInfo
 
 THUMBNAIL = 192
 STYLE = """
@@ -93,12 +94,22 @@ def _card(row: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _models_line(table: pa.Table) -> str:
+    """Loads per model and the peak resident bytes, from the traces (empty when no model ran)."""
+    info = PartInfo.of(0, "", table.select(["status", "trace"]))
+    if not info.model_loads:
+        return ""
+    loads = ", ".join(f"{escape(model)}: {n} load(s)" for model, n in sorted(info.model_loads.items()))
+    return f"<p class='models'>models: {loads}; peak resident {info.resident_bytes / 2**20:.1f} MiB</p>"
+
+
 def render_report(table: pa.Table, title: str = "legoedit run", max_rows: int = 500) -> str:
     """The report as one HTML string. At most ``max_rows`` cards: the failed rows first, then the rest."""
     rows = table.to_pylist()
     counts = Counter(row["status"] for row in rows)
     shown = sorted(rows, key=lambda row: row["status"] == "ok")[:max_rows]
     count_line = "".join(f"<span>{escape(status)}: {n}</span>" for status, n in sorted(counts.items()))
+    count_line += _models_line(table)
     note = f"<p>showing {len(shown)} of {len(rows)} rows</p>" if len(shown) < len(rows) else ""
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{STYLE}</style>"

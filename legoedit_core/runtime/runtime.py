@@ -293,9 +293,14 @@ class ModelRuntime:
                 slot.loads += 1
                 self._evict_for(slot, 0)
         if (adapters or slot.adapters_loaded) and slot.active != adapters:
+            known = len(slot.adapters_loaded)
             activate(slot.model, adapters, slot.adapters_loaded)
             slot.adapter_switches += slot.active is not None
             slot.active = adapters
+            if len(slot.adapters_loaded) > known:  # a new adapter's weights now live in the model too
+                with self._changed:
+                    slot.size = self.measure(slot.model)
+                    self._evict_for(slot, 0)
         return loaded_now
 
     def _evict_for(self, keep: _Slot, extra: int) -> None:

@@ -29,6 +29,12 @@ class _Loaded:
     compiler: Any
     grammars: dict[str, Any] = field(default_factory=dict)
 
+    def parameters(self) -> Any:  # what the runtime measures: the model's tensors
+        return self.model.parameters()
+
+    def buffers(self) -> Any:
+        return self.model.buffers()
+
     def compiled(self, fmt: OutputFormat) -> Any:
         key = json.dumps([fmt.json_schema, fmt.regex, fmt.think, fmt.max_think_chars], sort_keys=True)
         if key not in self.grammars:
