@@ -1,14 +1,22 @@
-"""The batch flow on model bricks: four shards in flight share one tiny FLUX-Fill through the model runtime."""
+"""The batch flows on model bricks: four shards in flight share one tiny FLUX-Fill through the model runtime;
+evaluate and rollouts keep a bounded number of shards in flight."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import pyarrow.parquet as pq
 import pytest
 import tiny_models
+from prefect import flow, task
 from prefect.testing.utilities import prefect_test_harness
 
+from flows.bounded import commit_bounded
 from flows.edit_catalogue import edit_catalogue
 from legoedit_core.config import Config
+from legoedit_core.data.datasets import Shard
+from legoedit_core.data.output import PartInfo
 from legoedit_core.data.synthetic import write_catalogue
 from legoedit_core.runtime import ModelRuntime
 
@@ -57,3 +65,38 @@ def test_four_shards_in_flight_share_one_loaded_pipeline(tmp_path, runtime):
     assert summary["resident_bytes"] >= model["bytes"] > 0
     backends = {(node["tool"], node["backend"]) for trace in table.column("trace").to_pylist() for node in trace}
     assert backends == {("ENV", "flux-fill"), ("STYLE", "flux-fill")}
+
+
+IN_FLIGHT = {"now": 0, "most": 0}
+IN_FLIGHT_LOCK = threading.Lock()
+
+
+@task
+def slow_part(shard: Shard) -> PartInfo:
+    with IN_FLIGHT_LOCK:
+        IN_FLIGHT["now"] += 1
+        IN_FLIGHT["most"] = max(IN_FLIGHT["most"], IN_FLIGHT["now"])
+    time.sleep(0.3)
+    with IN_FLIGHT_LOCK:
+        IN_FLIGHT["now"] -= 1
+    return PartInfo(shard.index, f"part-{shard.index}", 1, {"ok": 1}, {})
+
+
+class Committed(list):
+    def commit(self, info: PartInfo) -> None:
+        self.append(info.shard)
+
+
+@flow
+def bounded(limit: int) -> list[int]:
+    committed = Committed()
+    failures = commit_bounded([Shard(i, i, i + 1) for i in range(6)], slow_part.submit, committed, limit)
+    assert failures == []
+    return committed
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_evaluate_and_rollouts_keep_a_bounded_number_of_shards_in_flight(limit):
+    IN_FLIGHT.update(now=0, most=0)
+    assert sorted(bounded(limit)) == list(range(6))  # every shard committed
+    assert IN_FLIGHT["most"] == limit

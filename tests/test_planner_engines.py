@@ -118,8 +118,10 @@ def test_vllm_request_building_without_vllm(cpu_toolset):
     assert vllm_engine.llm_args(settings) == {
         "model": "Qwen/Qwen2.5-VL-7B-Instruct", "dtype": "float32", "limit_mm_per_prompt": {"image": 2},
         "enable_lora": True, "gpu_memory_utilization": 0.8}
-    assert vllm_engine.lora_args(settings) == {"lora_name": "builder", "lora_int_id": 1,
-                                               "lora_path": "/ckpt/builder-lora"}
+    lora = vllm_engine.lora_args(settings)
+    assert lora["lora_path"] == "/ckpt/builder-lora" and lora["lora_name"].startswith("lora_")
+    judge_lora = vllm_engine.lora_args(settings.model_copy(update={"adapter": "/ckpt/judge-lora"}))
+    assert judge_lora["lora_name"] != lora["lora_name"] and judge_lora["lora_int_id"] != lora["lora_int_id"]
     assert vllm_engine.lora_args(settings.model_copy(update={"adapter": None})) is None
 
     schema_only = OutputFormat(json_schema=workflow_json_schema(cpu_toolset.available_specs()))

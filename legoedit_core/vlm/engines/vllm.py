@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from legoedit_core.runtime import ModelKey, ModelRuntime
+from legoedit_core.runtime import Adapter, ModelKey, ModelRuntime
 from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_messages
 from legoedit_core.vlm.grammar import build_grammar
 
-LORA_NAME = "builder"
 MISSING = "the vllm engine needs vLLM, an optional extra: pip install 'legoedit[vllm]' (GPU machines only)"
 
 
@@ -48,10 +47,13 @@ def sampling_args(settings: PlannerSettings, fmt: OutputFormat | None, seed: int
 
 
 def lora_args(settings: PlannerSettings) -> dict[str, Any] | None:
-    """Keyword arguments of ``LoRARequest`` for the Builder adapter, or None without one."""
+    """Keyword arguments of ``LoRARequest`` for this role's adapter, or None without one. Name and id derive from
+    the path, so roles sharing one engine keep their adapters apart and one path is loaded once."""
     if not settings.adapter:
         return None
-    return {"lora_name": LORA_NAME, "lora_int_id": 1, "lora_path": settings.adapter}
+    name = Adapter.from_path(settings.adapter).name
+    return {"lora_name": name, "lora_int_id": int(name.removeprefix("lora_"), 16) % 2**31 or 1,
+            "lora_path": settings.adapter}
 
 
 class VLLMEngine:
