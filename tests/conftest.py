@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.runtime import ModelRuntime
 
 
 def _small(array: np.ndarray, width: int = 256) -> np.ndarray:
@@ -39,3 +40,12 @@ def chelsea() -> np.ndarray:
 @pytest.fixture(scope="session")
 def cpu_toolset() -> Toolset:
     return Toolset()
+
+
+@pytest.fixture
+def runtime():
+    """A fresh process-wide model runtime for the test, so load counts start at zero."""
+    fresh = ModelRuntime()
+    previous = ModelRuntime.set_default(fresh)
+    yield fresh
+    ModelRuntime.set_default(previous)

@@ -38,15 +38,6 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-@pytest.fixture
-def runtime():
-    """A fresh process-wide model runtime for the test, so load counts start at zero."""
-    fresh = ModelRuntime()
-    previous = ModelRuntime.set_default(fresh)
-    yield fresh
-    ModelRuntime.set_default(previous)
-
-
 def make_items(prompt: str = "a red ball", sizes=SIZES, **extra) -> list[dict]:
     rng = np.random.default_rng(0)
     items = []

@@ -18,7 +18,6 @@ from legoedit_core.config import Config
 from legoedit_core.data.datasets import Shard
 from legoedit_core.data.output import PartInfo
 from legoedit_core.data.synthetic import write_catalogue
-from legoedit_core.runtime import ModelRuntime
 
 # Every shard needs ENV (plain) and STYLE (with its own LoRA) on the same FLUX-Fill base.
 INSTRUCTIONS = ["make it look like a snowy winter day", "turn it into a watercolor painting"]
@@ -28,14 +27,6 @@ INSTRUCTIONS = ["make it look like a snowy winter day", "turn it into a watercol
 def prefect_server():
     with prefect_test_harness(server_startup_timeout=60):
         yield
-
-
-@pytest.fixture
-def runtime():
-    fresh = ModelRuntime()
-    previous = ModelRuntime.set_default(fresh)
-    yield fresh
-    ModelRuntime.set_default(previous)
 
 
 def tiny_model_profile(root) -> Config:

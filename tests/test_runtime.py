@@ -40,14 +40,6 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-@pytest.fixture
-def runtime():
-    fresh = ModelRuntime()
-    previous = ModelRuntime.set_default(fresh)
-    yield fresh
-    ModelRuntime.set_default(previous)
-
-
 def run_threads(jobs: list) -> list:
     """Run every job on its own thread, released together; their results in job order."""
     barrier = threading.Barrier(len(jobs))

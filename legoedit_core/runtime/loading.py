@@ -69,20 +69,22 @@ def from_pretrained(key: ModelKey) -> Any:
     return model
 
 
-def activate_adapters(model: Any, wanted: tuple[Adapter, ...], loaded: set[str]) -> None:
-    """Make exactly ``wanted`` the active LoRA adapters of a diffusers pipeline (none: LoRA disabled).
+@dataclass(frozen=True)
+class AdapterApi:
+    """How one family of models takes LoRA adapters: load one by name, make some active, disable them all."""
 
-    Adapters not yet in ``loaded`` are loaded from their path first (and added to ``loaded``).
-    """
-    for adapter in wanted:
-        if adapter.name not in loaded:
-            model.load_lora_weights(adapter.path, adapter_name=adapter.name)
-            loaded.add(adapter.name)
-    if wanted:
-        model.enable_lora()
-        model.set_adapters([a.name for a in wanted], adapter_weights=[a.weight for a in wanted])
-    elif loaded:
-        model.disable_lora()
+    load: Callable[[Any, Adapter], None]
+    activate: Callable[[Any, tuple[Adapter, ...]], None]
+    disable: Callable[[Any], None]
+
+
+def _diffusers_activate(pipe: Any, wanted: tuple[Adapter, ...]) -> None:
+    pipe.enable_lora()
+    pipe.set_adapters([a.name for a in wanted], adapter_weights=[a.weight for a in wanted])
+
+
+DIFFUSERS_LORA = AdapterApi(load=lambda pipe, adapter: pipe.load_lora_weights(adapter.path, adapter_name=adapter.name),
+                            activate=_diffusers_activate, disable=lambda pipe: pipe.disable_lora())
 
 
 def estimate_bytes(model: Any) -> int:

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from legoedit_core.runtime.loading import (
+    DIFFUSERS_LORA,
     Adapter,
+    AdapterApi,
     Loader,
     ModelKey,
-    activate_adapters,
     estimate_bytes,
     free_accelerator_memory,
     from_pretrained,
@@ -39,7 +40,6 @@ BUDGET_ENV = "LEGOEDIT_MODEL_BUDGET_GB"
 T = TypeVar("T")
 R = TypeVar("R")
 Work = Callable[[Any, list[T]], Sequence[R]]
-Activate = Callable[[Any, tuple[Adapter, ...], set[str]], None]
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class ModelRuntime:
     # --------------------------------------------------------------------------------------------------- using
 
     def call(self, key: ModelKey, work: Work, items: Sequence[T], *, loader: Loader | None = None,
-             adapters: tuple[Adapter, ...] = (), activate: Activate = activate_adapters,
+             adapters: tuple[Adapter, ...] = (), adapter_api: AdapterApi = DIFFUSERS_LORA,
              merge: Hashable | None = None) -> list[R]:
         """``work(model, items)`` with exclusive use of the model for ``key``; one output per item.
 
@@ -148,7 +148,7 @@ class ModelRuntime:
         try:
             batch = self._wait_for_turn(slot, request)
             if batch:
-                self._serve(slot, batch, work, loader, adapters, activate)
+                self._serve(slot, batch, work, loader, adapters, adapter_api)
             self._record(slot, request)
             if request.error is not None:
                 raise request.error
@@ -158,14 +158,14 @@ class ModelRuntime:
 
     @contextmanager
     def use(self, key: ModelKey, *, loader: Loader | None = None, adapters: tuple[Adapter, ...] = (),
-            activate: Activate = activate_adapters) -> Iterator[Any]:
+            adapter_api: AdapterApi = DIFFUSERS_LORA) -> Iterator[Any]:
         """The model for ``key``, held exclusively for the ``with`` block."""
         request = _Request([], object())
         slot = self._enter(key)
         try:
             batch = self._wait_for_turn(slot, request)
             try:
-                request.loaded = self._ready(slot, loader, adapters, activate)
+                request.loaded = self._ready(slot, loader, adapters, adapter_api)
                 slot.calls += 1
                 yield slot.model
             finally:
@@ -251,9 +251,9 @@ class ModelRuntime:
             return slot.pending.pop(request.group)
 
     def _serve(self, slot: _Slot, batch: list[_Request], work: Work, loader: Loader | None,
-               adapters: tuple[Adapter, ...], activate: Activate) -> None:
+               adapters: tuple[Adapter, ...], adapter_api: AdapterApi) -> None:
         try:
-            batch[0].loaded = self._ready(slot, loader, adapters, activate)
+            batch[0].loaded = self._ready(slot, loader, adapters, adapter_api)
             outputs = list(work(slot.model, [item for request in batch for item in request.items]))
             if len(outputs) != sum(len(r.items) for r in batch):
                 raise RuntimeError(f"{slot.key}: work returned {len(outputs)} outputs for "
@@ -278,7 +278,8 @@ class ModelRuntime:
             slot.last_used = next(self._clock)
             self._changed.notify_all()
 
-    def _ready(self, slot: _Slot, loader: Loader | None, adapters: tuple[Adapter, ...], activate: Activate) -> bool:
+    def _ready(self, slot: _Slot, loader: Loader | None, adapters: tuple[Adapter, ...],
+               adapter_api: AdapterApi) -> bool:
         """Load the slot's model if it is not resident and activate ``adapters``; True when it was loaded now."""
         loaded_now = False
         if not slot.resident:
@@ -293,15 +294,25 @@ class ModelRuntime:
                 slot.loads += 1
                 self._evict_for(slot, 0)
         if (adapters or slot.adapters_loaded) and slot.active != adapters:
-            known = len(slot.adapters_loaded)
-            activate(slot.model, adapters, slot.adapters_loaded)
-            slot.adapter_switches += slot.active is not None
-            slot.active = adapters
-            if len(slot.adapters_loaded) > known:  # a new adapter's weights now live in the model too
-                with self._changed:
-                    slot.size = self.measure(slot.model)
-                    self._evict_for(slot, 0)
+            self._switch_adapters(slot, adapters, adapter_api)
         return loaded_now
+
+    def _switch_adapters(self, slot: _Slot, wanted: tuple[Adapter, ...], api: AdapterApi) -> None:
+        """Load the wanted adapters the base lacks (once each, by name), then activate them or disable all."""
+        new = [adapter for adapter in wanted if adapter.name not in slot.adapters_loaded]
+        for adapter in new:
+            api.load(slot.model, adapter)
+            slot.adapters_loaded.add(adapter.name)
+        if wanted:
+            api.activate(slot.model, wanted)
+        else:
+            api.disable(slot.model)
+        slot.adapter_switches += slot.active is not None
+        slot.active = wanted
+        if new:  # the new adapters' weights now live in the model too
+            with self._changed:
+                slot.size = self.measure(slot.model)
+                self._evict_for(slot, 0)
 
     def _evict_for(self, keep: _Slot, extra: int) -> None:
         """Evict least-recently-used idle models on ``keep``'s device until ``extra`` more bytes fit the budget."""

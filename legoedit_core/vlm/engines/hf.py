@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from legoedit_core.runtime import Adapter, ModelKey, ModelRuntime
+from legoedit_core.runtime.loading import AdapterApi
 from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, hf_messages
 from legoedit_core.vlm.grammar import build_grammar
@@ -68,7 +69,7 @@ class TransformersEngine:
         runtime = self.runtime or ModelRuntime.default()
         return runtime.call(self.key, lambda loaded, batch: self._generate(loaded, batch, fmt),
                             list(zip(chats, seeds, strict=True)), loader=_load, adapters=self.adapters,
-                            activate=_activate_peft, merge=merge)
+                            adapter_api=PEFT_ADAPTERS, merge=merge)
 
     def _generate(self, loaded: _Loaded, batch: list[tuple[Chat, int]], fmt: OutputFormat | None) -> list[str]:
         import torch
@@ -115,18 +116,15 @@ def _load(key: ModelKey) -> _Loaded:
     return _Loaded(model, tokenizer, image_processor, xgr.GrammarCompiler(info))
 
 
-def _activate_peft(loaded: _Loaded, wanted: tuple[Adapter, ...], names: set[str]) -> None:
-    """Make ``wanted`` (at most one adapter per role) the active PEFT adapter of the VLM, or disable adapters."""
-    model = loaded.model
-    for adapter in wanted:
-        if adapter.name not in names:
-            model.load_adapter(adapter.path, adapter_name=adapter.name)
-            names.add(adapter.name)
-    if wanted:
-        model.enable_adapters()
-        model.set_adapter([a.name for a in wanted] if len(wanted) > 1 else wanted[0].name)
-    elif names:
-        model.disable_adapters()
+def _peft_activate(loaded: _Loaded, wanted: tuple[Adapter, ...]) -> None:
+    loaded.model.enable_adapters()
+    loaded.model.set_adapter([a.name for a in wanted] if len(wanted) > 1 else wanted[0].name)
+
+
+# A role's adapter goes into the shared VLM through transformers' PEFT integration, by name.
+PEFT_ADAPTERS = AdapterApi(load=lambda loaded, adapter: loaded.model.load_adapter(adapter.path,
+                                                                                  adapter_name=adapter.name),
+                           activate=_peft_activate, disable=lambda loaded: loaded.model.disable_adapters())
 
 
 def _expand_image_tokens(prompts: list[str], grid_thw: Any, merge_size: int) -> list[str]:
