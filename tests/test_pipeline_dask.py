@@ -16,7 +16,7 @@ pytest.importorskip("prefect_dask", reason="the dask extra is not installed")
 
 def test_flow_runs_on_a_dask_cluster(tmp_path):
     manifest = write_catalogue(str(tmp_path / "in"), 6, ["make it black and white", "flip it"])
-    with (prefect_test_harness(server_startup_timeout=60),
+    with (prefect_test_harness(server_startup_timeout=180),
           distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                    dashboard_address=None) as cluster):
         summary = run_catalogue(manifest, str(tmp_path / "out"), task_runner="dask", address=cluster.scheduler_address,

@@ -25,7 +25,7 @@ INSTRUCTIONS = ["make it look like a snowy winter day", "turn it into a watercol
 
 @pytest.fixture(scope="module", autouse=True)
 def prefect_server():
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=180):
         yield
 
 

@@ -35,7 +35,7 @@ def test_flow_runs_on_a_ray_cluster_with_brick_resources(tmp_path, ray_cluster, 
 
     monkeypatch.setattr(prefect_ray.RayTaskRunner, "submit", recording_submit)
     manifest = write_catalogue(str(tmp_path / "in"), 6, ["make it black and white", "flip it"])
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=180):
         summary = run_catalogue(manifest, str(tmp_path / "out"), task_runner="ray", config=Config.load(),
                                 shard_size=3, report=False, ray_brick_resources=True)
     assert summary["counts"] == {"ok": 6}

@@ -62,7 +62,7 @@ def test_the_report_script_notices_a_broken_thumbnail(tmp_path):
 
 def test_demo_writes_parquet_and_a_report_whose_thumbnails_all_load(capsys, tmp_path):
     demo_output = tmp_path / "run"
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=180):
         assert cli.main(["demo", "--output", str(demo_output)]) == 0
     printed = capsys.readouterr().out
     assert f"report:  {demo_output / 'report.html'}" in printed

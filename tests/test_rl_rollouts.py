@@ -33,7 +33,7 @@ ITEMS = [
 
 @pytest.fixture(scope="module", autouse=True)
 def prefect_server():
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=180):
         yield
 
 
