@@ -64,6 +64,7 @@ class NodeTrace:
     wave: int = 0
     batch_size: int = 1
     models: list[dict[str, Any]] = field(default_factory=list)  # the group's ModelUses: model, loaded, merged...
+    note: str | None = None  # the planner's note on the node, e.g. an approximation it made
 
 
 @dataclass
@@ -220,13 +221,12 @@ class WaveRun:
             state = self.states[call.item]
             if state.result is not None:
                 continue
-            trace = NodeTrace(call.node, group.tool, group.backend, seconds, wave=group.wave,
-                              batch_size=len(group.calls), models=[asdict(use) for use in result.models])
-            state.trace.append(trace)
+            trace = _trace(state, call.node, group.backend, seconds, wave=group.wave, batch_size=len(group.calls),
+                           models=[asdict(use) for use in result.models])
             try:
                 if isinstance(outputs, BrickError):
                     raise outputs
-                outputs = _check_outputs(spec, outputs)
+                outputs = _check_outputs(spec, outputs, call.inputs)
             except (BrickError, ValueTypeError) as error:
                 trace.error = str(error)
                 self._fail(state, call.node, group.tool, str(error))
@@ -265,7 +265,7 @@ class WaveRun:
         try:
             inputs = self._resolve_inputs(state, node, spec)
         except BrickError as error:
-            state.trace.append(NodeTrace(node_id, node.tool, None, 0.0, error=str(error), wave=self.wave))
+            _trace(state, node_id, None, 0.0, error=str(error), wave=self.wave)
             self._fail(state, node_id, node.tool, str(error))
             return None
         seed = node_seed(state.item.seed, node_id)
@@ -320,9 +320,8 @@ class WaveRun:
         outputs = self.executor.cache.get(call.key)
         if outputs is None:
             return False
-        tool = state.item.workflow.node(call.node).tool
-        backend = self.executor.toolset.backend_class(tool).name
-        state.trace.append(NodeTrace(call.node, tool, backend, 0.0, cache_hit=True, wave=self.wave))
+        backend = self.executor.toolset.backend_class(state.item.workflow.node(call.node).tool).name
+        _trace(state, call.node, backend, 0.0, cache_hit=True, wave=self.wave)
         self._store(state, call, outputs)
         return True
 
@@ -345,7 +344,16 @@ class WaveRun:
         state.result = EditResult(state.item.id, "ok", image=image, trace=state.trace, values=state.values)
 
 
-def _check_outputs(spec: BrickSpec, outputs: Any) -> dict[str, Any]:
+def _trace(state: _ItemState, node_id: str, backend: str | None, seconds: float, **fields: Any) -> NodeTrace:
+    """Append (and return) the trace entry of one node of an item, carrying the node's note."""
+    node = state.item.workflow.node(node_id)
+    assert node is not None
+    trace = NodeTrace(node_id, node.tool, backend, seconds, note=node.note, **fields)
+    state.trace.append(trace)
+    return trace
+
+
+def _check_outputs(spec: BrickSpec, outputs: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(outputs, dict):
         raise BrickError(f"backend returned {type(outputs).__name__}, expected a dict of outputs")
     checked = {}
@@ -356,5 +364,8 @@ def _check_outputs(spec: BrickSpec, outputs: Any) -> dict[str, Any]:
             checked[port.name] = check_value(port.type, outputs[port.name])
         except ValueTypeError as error:
             raise BrickError(f"output {port.name!r}: {error}") from None
+        if port.nonempty and not np.any(checked[port.name] > 127):
+            prompt = inputs.get("prompt")
+            what = f"no {prompt!r}" if isinstance(prompt, str) and prompt.strip() else "nothing"
+            raise BrickError(f"{spec.name} found {what} in this image, so there is nothing to edit")
     return checked
-

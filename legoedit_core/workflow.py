@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from legoedit_core.bricks.spec import BrickSpec, Port
 from legoedit_core.types import PortType, ValueTypeError, check_value
@@ -35,6 +35,15 @@ class Node(BaseModel):
     id: str
     tool: str
     inputs: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = Field(None, description="what the planner wants a reader of the trace to know, e.g. that "
+                             "this node approximates what the instruction named; copied into the node's trace")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_note(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("note") is None:
+            data.pop("note", None)
+        return data
 
 
 class Workflow(BaseModel):

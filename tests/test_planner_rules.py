@@ -13,6 +13,7 @@ from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.data.images import read_image
 from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
 from legoedit_core.planners.rules import RulesPlanner, expert_traces, split_clauses
+from legoedit_core.settings.planner import RulesSettings
 from legoedit_core.workflow import validate
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -67,7 +68,7 @@ def test_user_mask_is_used_for_the_marked_object(cpu_toolset):
 def test_outside_coverage_and_missing_bricks_are_said_plainly(cpu_toolset):
     poem = _plan(cpu_toolset, "write a poem about the sea")
     assert not poem.ok and "does not cover 'write a poem about the sea'" in poem.error
-    swap = _plan(cpu_toolset, "replace the dog with a cat")  # remove-then-fill needs FILL, a model brick
+    swap = _plan(cpu_toolset, "replace the man with a cat")  # remove-then-fill needs FILL, a model brick
     assert not swap.ok and "FILL" in swap.error and "cannot run here" in swap.error
 
 
@@ -85,11 +86,13 @@ def test_expert_traces_are_valid_sft_examples(cpu_toolset):
         assert json.loads(trace["text"].split("\n", 1)[1]) == trace["workflow"]
 
 
-def test_res_vocabulary_falls_back_to_the_salient_subject(cpu_toolset):
-    toolset = cpu_toolset
-    cat = _plan(toolset, "turn the cat into a pencil sketch")
-    assert cat.workflow.tools() == ["SOS", "STYLE"] and "SOS takes the main subject" in cat.reasoning
-    assert _plan(toolset, "make her hair red").workflow.tools() == ["RES", "RCM"]
+def test_res_vocabulary_falls_back_to_the_salient_subject_only_when_allowed(cpu_toolset):
+    assert "cannot locate 'cat' on the cpu profile" in _plan(cpu_toolset, "turn the cat into a pencil sketch").error
+    image = np.zeros((120, 160, 3), np.uint8)
+    allowed = RulesPlanner(cpu_toolset, settings=RulesSettings(salient_as_named_subject=True))
+    cat = allowed.plan(PlanRequest("x", image, "turn the cat into a pencil sketch"))
+    assert cat.workflow.tools() == ["SOS", "STYLE"] and "salient object (SOS) stands in" in cat.reasoning
+    assert _plan(cpu_toolset, "make her hair red").workflow.tools() == ["RES", "RCM"]
 
 
 BUNDLED = [json.loads(line) for line in (EXAMPLES / "catalogue.jsonl").read_text().splitlines() if line.strip()]

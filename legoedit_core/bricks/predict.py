@@ -8,7 +8,7 @@ RES = BrickSpec(
     family="predict",
     description="Referring segmentation: a mask of every region in the image that matches a short noun phrase.",
     inputs=(image(), text("prompt", "what to segment, a short noun phrase such as 'dog' or 'the red car'")),
-    outputs=(mask("mask", "the matching regions; empty when nothing matches"),),
+    outputs=(mask("mask", "the matching regions; the item fails when nothing matches", nonempty=True),),
     constraints=(
         "The prompt names a thing, never an action: 'dog', not 'remove the dog'.",
         "Use it to localise an edit before INPAINT, FILL, RCM, BLUR or CBG.",
@@ -20,7 +20,7 @@ SOS = BrickSpec(
     family="predict",
     description="Salient object segmentation: a mask of the main foreground object(s) of the image.",
     inputs=(image(),),
-    outputs=(mask("mask", "the salient foreground"),),
+    outputs=(mask("mask", "the salient foreground; the item fails when there is none", nonempty=True),),
     constraints=("Use it for 'the subject', 'the product' or 'the foreground' when no object is named.",),
 )
 
@@ -29,7 +29,7 @@ MASK_SEG = BrickSpec(
     family="predict",
     description="Segments the object inside a rough user mask or box, returning its exact outline.",
     inputs=(image(), mask("mask", "a rough region around the object (e.g. @input.mask)")),
-    outputs=(mask("mask", "the object's precise mask, inside the rough region"),),
+    outputs=(mask("mask", "the object's precise mask, inside the rough region", nonempty=True),),
     constraints=("Needs a rough region: the user's mask or a BBOX mask.",),
 )
 
@@ -38,7 +38,7 @@ ADD_PRED = BrickSpec(
     family="predict",
     description="Predicts where a new object would naturally go in the image, as a mask to FILL into.",
     inputs=(image(), text("prompt", "the object to add, e.g. 'a cat on the sofa'")),
-    outputs=(mask("mask", "the region where the object should be generated"),),
+    outputs=(mask("mask", "the region where the object should be generated", nonempty=True),),
     constraints=("Follow it with FILL using the same prompt.",),
 )
 

@@ -30,6 +30,8 @@ class Port(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
+    nonempty: bool = Field(False, description="an output mask that must select something: when it is empty the "
+                           "executor fails the item (a locator that found nothing), so no edit runs on nothing")
 
     def summary(self) -> str:
         """``name: Type`` plus its default, range and choices, as shown to the Builder."""
@@ -52,8 +54,8 @@ def image(name: str = "image", description: str = "", required: bool = True) -> 
     return Port(name=name, type=PortType.IMAGE, description=description, required=required)
 
 
-def mask(name: str = "mask", description: str = "", required: bool = True) -> Port:
-    return Port(name=name, type=PortType.MASK, description=description, required=required)
+def mask(name: str = "mask", description: str = "", required: bool = True, nonempty: bool = False) -> Port:
+    return Port(name=name, type=PortType.MASK, description=description, required=required, nonempty=nonempty)
 
 
 def text(name: str = "prompt", description: str = "", required: bool = True, default: str | None = None,

@@ -27,7 +27,7 @@ h1{font-size:20px}.counts span{margin-right:16px}.grid{display:flex;flex-wrap:wr
 .pair img{max-width:200px;max-height:200px}.missing{height:120px;display:flex;align-items:center;justify-content:center;
 background:#eee;color:#999}.status{font-weight:600;padding:1px 6px;border-radius:4px}
 .ok{background:#d7f5dd}.bad_input{background:#fde2c8}.invalid_plan{background:#f3d9fa}.failed{background:#fbd3d3}
-.error{color:#a00;white-space:pre-wrap}pre{font-size:11px;max-height:200px;overflow:auto;background:#f3f3f3;padding:6px}
+.error{color:#a00;white-space:pre-wrap}.note{color:#8a5a00;white-space:pre-wrap}pre{font-size:11px;max-height:200px;overflow:auto;background:#f3f3f3;padding:6px}
 """
 SCRIPT = """
 (function(){
@@ -73,6 +73,11 @@ def _plan_summary(workflow: str | None) -> str:
     return " &rarr; ".join(escape(node["tool"]) for node in nodes)
 
 
+def notes(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(node, note) for each node of the row's trace that the planner annotated, e.g. an approximation."""
+    return [(entry["node"], entry["note"]) for entry in row["trace"] or [] if entry.get("note")]
+
+
 def _card(row: dict[str, Any]) -> str:
     status = row["status"]
     parts = [
@@ -88,6 +93,8 @@ def _card(row: dict[str, Any]) -> str:
         parts.append(f"<details><summary>reasoning</summary><pre>{escape(row['reasoning'])}</pre></details>")
     if row["judge_score"] is not None:
         parts.append(f"<p>judge score: {row['judge_score']:.1f}</p>")
+    for node, text in notes(row):
+        parts.append(f'<p class="note">{escape(node)}: {escape(text)}</p>')
     if row["error"]:
         parts.append(f'<p class="error">{escape(row["error"])}</p>')
     parts.append("</div>")
@@ -109,6 +116,9 @@ def render_report(table: pa.Table, title: str = "legoedit run", max_rows: int = 
     counts = Counter(row["status"] for row in rows)
     shown = sorted(rows, key=lambda row: row["status"] == "ok")[:max_rows]
     count_line = "".join(f"<span>{escape(status)}: {n}</span>" for status, n in sorted(counts.items()))
+    annotated = sum(1 for row in rows if notes(row))
+    if annotated:
+        count_line += f"<span class='note'>with planner notes (approximations): {annotated}</span>"
     count_line += _models_line(table)
     note = f"<p>showing {len(shown)} of {len(rows)} rows</p>" if len(shown) < len(rows) else ""
     return (

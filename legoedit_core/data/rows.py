@@ -33,6 +33,7 @@ TRACE = pa.struct([
     ("wave", pa.int64()),
     ("batch_size", pa.int64()),
     ("models", pa.list_(MODEL_USE)),
+    ("note", pa.string()),  # the planner's note on the node (e.g. an approximation it made)
 ])
 
 OUTPUT_FIELDS: list[pa.Field] = [

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, TypeVar
 
 from legoedit_core.bricks.cpu.colors import parse_color
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
 from legoedit_core.planners.constraints import parse_feedback
+from legoedit_core.settings.planner import RulesSettings
 from legoedit_core.workflow import Workflow, parse_workflow, validate
 
 WHOLE = {"it", "this", "the image", "image", "the photo", "photo", "the picture", "picture", "everything",
@@ -37,7 +38,7 @@ STYLES: dict[str, str] = {
     "pencil": "pencil sketch", "sketch": "pencil sketch", "drawing": "pencil sketch", "cartoon": "cartoon",
     "anime": "cartoon", "comic": "cartoon", "watercolor": "watercolor", "watercolour": "watercolor",
     "oil painting": "oil painting", "oil-painting": "oil painting", "stylize": "stylize", "stylise": "stylize",
-    "painting": "oil painting",
+    "painting": "oil painting", "sepia": "sepia", "vintage": "vintage", "retro": "vintage",
 }
 ENVIRONMENTS = ("snowy", "snow", "winter", "rainy", "rain", "night", "nighttime", "sunset", "sunrise", "dawn", "dusk",
                 "autumn", "fall", "summer", "spring", "foggy", "fog", "golden hour", "daytime", "stormy")
@@ -59,34 +60,90 @@ class NotCovered(ValueError):
     """The instruction (or a clause of it) is outside what the rules planner handles."""
 
 
+class Declined(NotCovered):
+    """The clause is understood, but this profile cannot do it honestly (a subject it cannot locate, a prompt no
+    backend here can render). No other family is tried: a substitute would edit the wrong thing."""
+
+
+T = TypeVar("T")
+
+
+class Chooser(Protocol):
+    """Picks one alternative of a planning decision; ``options`` come in order of preference (at least two)."""
+
+    def choose(self, key: str, options: Sequence[T]) -> T: ...
+
+
+class Preferred:
+    """The deterministic chooser: always the preferred (first) alternative."""
+
+    def choose(self, key: str, options: Sequence[T]) -> T:
+        return options[0]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One decision the planner made: what it was about, the alternatives it had, and the one it took."""
+
+    key: str
+    options: tuple[Any, ...]
+    picked: Any
+
+
 @dataclass
 class Graph:
-    """A workflow under construction: nodes with readable, unique ids."""
+    """A workflow under construction: nodes with readable, unique ids, and the choices made to build them."""
 
     toolset: Toolset
     has_mask: bool
     size: tuple[int, int]
+    settings: RulesSettings = field(default_factory=RulesSettings)
+    chooser: Chooser = field(default_factory=Preferred)
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    choices: list[Choice] = field(default_factory=list)
+    output: str = ""
+
+    @property
+    def profile(self) -> str:
+        return self.toolset.config.profile
 
     def add(self, tool: str, name: str, **inputs: Any) -> str:
-        """Add a node and return its id (``name``, ``name_2``, ...)."""
+        """Add a node and return its id (``name``, ``name_2``, ...).
+
+        Raises Declined when the brick's backend here cannot act on the node's literal ``prompt``.
+        """
+        prompt = inputs.get("prompt")
+        if isinstance(prompt, str) and not prompt.startswith("@") and not self.understands(tool, prompt):
+            backend = self.toolset.backend(tool)
+            raise Declined(f"{tool} cannot do {prompt!r} on the {self.profile} profile: its {backend.name} backend "
+                           f"uses {backend.describe_needs() or 'a fixed vocabulary'}")
         taken = {n["id"] for n in self.nodes}
         node_id = name if name not in taken else next(f"{name}_{i}" for i in range(2, 99) if f"{name}_{i}" not in taken)
         self.nodes.append({"id": node_id, "tool": tool, "inputs": inputs})
         return node_id
 
-    def pick(self, *tools: str) -> str:
-        """The first of ``tools`` that can run here (the first one when none can: validation then says why)."""
-        return next((t for t in tools if self.can_run(t)), tools[0])
+    def note(self, node_id: str, text: str) -> None:
+        """Attach a note to a node: it travels with the workflow into the node's trace."""
+        next(n for n in self.nodes if n["id"] == node_id)["note"] = text
+
+    def choose(self, key: str, options: Sequence[T]) -> T:
+        """One of ``options`` (in order of preference), picked by the chooser and recorded."""
+        if not options:
+            raise ValueError(f"no alternatives for {key}")
+        picked = options[0] if len(options) == 1 else self.chooser.choose(key, options)
+        self.choices.append(Choice(key, tuple(options), picked))
+        return picked
+
+    def runnable(self, *tools: str) -> list[str]:
+        """Those of ``tools`` that can run here (all of them when none can: validation then says why)."""
+        return [t for t in tools if self.can_run(t)] or list(tools)
 
     def can_run(self, tool: str) -> bool:
         return why_not(self.toolset, tool) is None
 
-    def res_understands(self, prompt: str) -> bool:
-        """Whether the RES backend chosen here can find ``prompt`` (a classical CPU segmenter has a vocabulary)."""
-        if not self.can_run("RES"):
-            return True  # validation reports the missing brick
-        return self.toolset.backend_class("RES").understands(prompt)
+    def understands(self, tool: str, prompt: str) -> bool:
+        """Whether ``tool``'s backend here can act on ``prompt`` (a missing brick is validation's business)."""
+        return not self.can_run(tool) or self.toolset.backend_class(tool).understands(prompt)
 
     def region(self, target: str, image: str) -> tuple[str, str]:
         """(mask reference, plain words) selecting ``target``: the user's mask, SOS, RES, or a UNION of RES."""
@@ -96,17 +153,42 @@ class Graph:
             return f"@{self.add('SOS', 'subject', image=image)}.mask", "SOS finds the main subject"
         parts = [p for p in re.split(r"\s*(?:,|\band\b|&)\s*", target) if p]
         parts = [_clean(p) for p in parts] or [target]
-        if len(parts) == 1 and not self.res_understands(_res_prompt(parts[0])) and self.can_run("SOS"):
-            return (f"@{self.add('SOS', 'subject', image=image)}.mask",
-                    f"RES cannot find {parts[0]} here, so SOS takes the main subject")
-        masks = [f"@{self.add('RES', 'seg_' + _slug(p), image=image, prompt=_res_prompt(p))}.mask" for p in parts]
-        mask = masks[0]
-        for other in masks[1:]:
+        found = [self.locate(part, image, alone=len(parts) == 1) for part in parts]
+        mask = found[0][0]
+        for other, _ in found[1:]:
             mask = f"@{self.add('UNION', 'both', mask=mask, other=other)}.mask"
-        return mask, f"RES finds {' and '.join(parts)}"
+        return mask, "; ".join(words for _, words in found)
+
+    def locate(self, part: str, image: str, alone: bool = True) -> tuple[str, str]:
+        """(mask reference, plain words) for one named thing: RES when it can find it here, else the salient
+        object if the settings allow that approximation (for a single subject), else Declined."""
+        prompt = _res_prompt(part)
+        options = ["RES"] if self.understands("RES", prompt) else []
+        if alone and self.settings.salient_as_named_subject and self.can_run("SOS"):
+            options.append("SOS")
+        if not options:
+            raise Declined(self.cannot_locate(part))
+        if self.choose(f"locate {part}", options) == "RES":
+            return f"@{self.add('RES', 'seg_' + _slug(part), image=image, prompt=prompt)}.mask", f"RES finds {part}"
+        node = self.add("SOS", "subject", image=image)
+        approximation = (f"approximation: the salient object stands in for {part!r}, which RES cannot find on the "
+                         f"{self.profile} profile (planner.rules.salient_as_named_subject)")
+        self.note(node, approximation)
+        return f"@{node}.mask", f"RES cannot find {part} on the {self.profile} profile, so as configured the " \
+                                "salient object (SOS) stands in for it"
+
+    def cannot_locate(self, part: str) -> str:
+        """Why ``part`` cannot be located here, naming the subject and the profile, and what would help."""
+        backend = self.toolset.backend("RES")
+        text = (f"cannot locate {part!r} on the {self.profile} profile: its RES backend ({backend.name}) uses "
+                f"{backend.describe_needs() or 'a fixed vocabulary'}")
+        if self.can_run("SOS"):
+            text += ("; set planner.rules.salient_as_named_subject = true to edit the salient object instead "
+                     "(for photos with one object each)")
+        return text
 
     def erase(self, image: str, mask: str) -> str:
-        tool = self.pick("INPAINT", "FASTINPAINT")
+        tool = self.choose("eraser", self.runnable("INPAINT", "FASTINPAINT"))
         return f"@{self.add(tool, 'erase', image=image, mask=mask)}.image"
 
 
@@ -175,9 +257,9 @@ def _style(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     if target and not _whole(target):
         mask, found = graph.region(_clean(target), image)
         node = graph.add("STYLE", "style", image=image, prompt=style, mask=mask)
-        return f"@{node}.image", f"Only {_clean(target)} becomes a {style}: {found}, STYLE renders that region."
+        return f"@{node}.image", f"Only {_clean(target)} gets a {style} look: {found}, STYLE renders that region."
     node = graph.add("STYLE", "style", image=image, prompt=style)
-    return f"@{node}.image", f"The whole image becomes a {style}: STYLE renders it."
+    return f"@{node}.image", f"The whole image gets a {style} look: STYLE renders it."
 
 
 def _grayscale(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
@@ -226,10 +308,10 @@ def _swap(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 def _blur(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     target = match.group("target")
     if target is None or _whole(target):
-        node = graph.add("BLUR", "blur", image=image, radius=6)
+        node = graph.add("BLUR", "blur", image=image, radius=graph.choose("blur radius", [6, 4, 10]))
         return f"@{node}.image", "The whole image should be softer: BLUR."
     mask, found = graph.region(_clean(target), image)
-    node = graph.add("BLUR", "blur", image=image, radius=12, mask=mask)
+    node = graph.add("BLUR", "blur", image=image, radius=graph.choose("region blur radius", [12, 8, 20]), mask=mask)
     return f"@{node}.image", f"{_clean(target).capitalize()} should be blurred: {found}, BLUR hides that region."
 
 
@@ -258,7 +340,7 @@ def _adjust(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 
 
 def _sharpen(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
-    node = graph.add("SHARPEN", "sharpen", image=image, amount=1.0)
+    node = graph.add("SHARPEN", "sharpen", image=image, amount=graph.choose("sharpen amount", [1.0, 0.6, 1.5]))
     return f"@{node}.image", "Crisper detail: SHARPEN."
 
 
@@ -363,38 +445,54 @@ def split_clauses(instruction: str) -> list[str]:
 
 
 class RulesPlanner:
-    """Plans by rules; needs no model. ``name`` is ``rules``."""
+    """Plans by rules; needs no model. ``name`` is ``rules``.
+
+    Every alternative it weighs (which locator, which eraser, a parameter value) goes through ``chooser``; the
+    default takes the preferred one, so plans are deterministic. The choices made are in ``PlanResult.details``.
+    """
 
     name = "rules"
 
-    def __init__(self, toolset: Toolset, feedback: Sequence[str] = ()) -> None:
+    def __init__(self, toolset: Toolset, feedback: Sequence[str] = (), settings: RulesSettings | None = None,
+                 chooser: Chooser | None = None) -> None:
         self.toolset = toolset
         self.feedback = list(feedback)
+        self.settings = settings or RulesSettings()
+        self.chooser = chooser or Preferred()
 
     def plan_batch(self, requests: list[PlanRequest]) -> list[PlanResult]:
         return [self.plan(request) for request in requests]
 
     def plan(self, request: PlanRequest) -> PlanResult:
-        """Plan one request; an uncovered instruction or a missing brick becomes ``error``."""
+        """Plan one request; an uncovered instruction, a subject it cannot locate or a missing brick is ``error``."""
         size = (int(request.image.shape[1]), int(request.image.shape[0]))
         try:
-            workflow, reasoning = self.compile(request.instruction, request.has_mask, size)
+            graph, reasoning = self.build(request.instruction, request.has_mask, size)
         except NotCovered as error:
             attempt = PlanAttempt(raw="", problems=[str(error)])
             return PlanResult(request.id, self.name, attempts=[attempt], error=str(error))
+        workflow = to_workflow(graph, request.instruction)
+        details = {"choices": [asdict(c) for c in graph.choices],
+                   "notes": {n["id"]: n["note"] for n in graph.nodes if n.get("note")}}
         constraints = parse_feedback([*self.feedback, *request.feedback], self.toolset.names())
         problems = [str(p) for p in validate(workflow, self.toolset, constraints)]
         attempt = PlanAttempt(raw=trace_text(reasoning, workflow), reasoning=reasoning, workflow=workflow,
                               problems=problems)
         if problems:
-            return PlanResult(request.id, self.name, reasoning=reasoning, attempts=[attempt],
+            return PlanResult(request.id, self.name, reasoning=reasoning, attempts=[attempt], details=details,
                               error="the rules plan cannot run here: " + "; ".join(problems))
-        return PlanResult(request.id, self.name, workflow=workflow, reasoning=reasoning, attempts=[attempt])
+        return PlanResult(request.id, self.name, workflow=workflow, reasoning=reasoning, attempts=[attempt],
+                          details=details)
 
     def compile(self, instruction: str, has_mask: bool = False, size: tuple[int, int] = (512, 512)
                 ) -> tuple[Workflow, str]:
         """The workflow and reasoning for an instruction; raise NotCovered when a clause matches no family."""
-        graph = Graph(self.toolset, has_mask, size)
+        graph, reasoning = self.build(instruction, has_mask, size)
+        return to_workflow(graph, instruction), reasoning
+
+    def build(self, instruction: str, has_mask: bool, size: tuple[int, int]) -> tuple[Graph, str]:
+        """The graph (nodes, choices) and reasoning for an instruction; raise NotCovered as ``compile`` does."""
+        graph = Graph(self.toolset, has_mask, size, self.settings, self.chooser)
         image, sentences = "@input.image", []
         for clause in split_clauses(instruction):
             image, sentence = self._clause(clause, graph, image)
@@ -405,8 +503,8 @@ class RulesPlanner:
         missing = [f"{tool} ({reason})" for tool, reason in reasons.items() if reason]
         if missing:
             raise NotCovered(f"{instruction!r} needs bricks that cannot run here: {'; '.join(missing)}")
-        workflow = parse_workflow({"nodes": graph.nodes, "output": image}, instruction=instruction)
-        return workflow, " ".join(sentences)
+        graph.output = image
+        return graph, " ".join(sentences)
 
     def _clause(self, clause: str, graph: Graph, image: str) -> tuple[str, str]:
         reasons = []
@@ -414,11 +512,13 @@ class RulesPlanner:
             match = pattern.search(clause)
             if match is None:
                 continue
-            before = len(graph.nodes)
+            before, chosen = len(graph.nodes), len(graph.choices)
             try:
                 return rule(Groups(match), graph, image)
+            except Declined:
+                raise
             except NotCovered as error:
-                del graph.nodes[before:]
+                del graph.nodes[before:], graph.choices[chosen:]
                 reasons.append(f"{name}: {error}")
         if why_not(self.toolset, "EDIT") is None:
             node = graph.add("EDIT", "edit", image=image, prompt=clause)
@@ -429,10 +529,19 @@ class RulesPlanner:
                          "anything else needs a model Builder (planner.strategy=workflow) or the EDIT brick")
 
 
+def to_workflow(graph: Graph, instruction: str) -> Workflow:
+    """The parsed workflow of a finished graph."""
+    return parse_workflow({"nodes": graph.nodes, "output": graph.output}, instruction=instruction)
+
+
 def trace_text(reasoning: str, workflow: Workflow) -> str:
     """The answer a model Builder should write: ``<think>`` reasoning, then the compact workflow JSON."""
-    body = workflow.model_dump(exclude={"instruction"})
-    return f"<think>{reasoning}</think>\n{json.dumps(body, separators=(',', ':'))}"
+    return f"<think>{reasoning}</think>\n{json.dumps(plan_body(workflow), separators=(',', ':'))}"
+
+
+def plan_body(workflow: Workflow) -> dict[str, Any]:
+    """What a model Builder writes for a workflow: nodes and output, without the instruction or planner notes."""
+    return workflow.model_dump(exclude={"instruction": True, "nodes": {"__all__": {"note"}}})
 
 
 def expert_traces(instructions: Iterable[str], toolset: Toolset | None = None) -> list[dict[str, Any]]:
@@ -451,6 +560,6 @@ def expert_traces(instructions: Iterable[str], toolset: Toolset | None = None) -
         if validate(workflow, planner.toolset):
             continue
         traces.append({"instruction": instruction, "reasoning": reasoning,
-                       "workflow": workflow.model_dump(exclude={"instruction"}),
+                       "workflow": plan_body(workflow),
                        "text": trace_text(reasoning, workflow)})
     return traces

@@ -10,6 +10,16 @@ Strategy = Literal["rules", "workflow", "decompose"]
 EngineName = Literal["transformers", "vllm", "openai"]
 
 
+class RulesSettings(BaseModel):
+    """Options of the offline ``rules`` planner."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    salient_as_named_subject: bool = Field(
+        False, description="when no locator of this profile can find a named subject ('the dog'), use the salient "
+        "object (SOS) in its place, recorded as an approximation; for catalogues with one object per photo")
+
+
 class PlannerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,3 +51,4 @@ class PlannerSettings(BaseModel):
     timeout_s: float = Field(120.0, gt=0.0, description="openai: seconds per request")
     verify_rounds: int = Field(0, ge=0, le=5, description="re-plan rounds after a judge's critique (0: off)")
     accept_score: float = Field(7.0, description="verify: a judge score at or above this ends the loop")
+    rules: RulesSettings = Field(default_factory=RulesSettings, description="options of the rules strategy")

@@ -24,6 +24,13 @@ WHITE: RGB = (255, 255, 255)
 class CompositeBackground(PerItemBackend):
     brick, name = "CBG", "composite"
 
+    @classmethod
+    def understands(cls, prompt: str) -> bool:
+        return background_kind(prompt) is not None
+
+    def describe_needs(self) -> str:
+        return "a colour, a gradient, white (cut-out) or a blur of the scene; a scene description needs a model"
+
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image, foreground, prompt = inputs["image"], inputs["mask"] > 127, inputs["prompt"]
         require_nonempty(inputs["mask"], "foreground mask")
@@ -31,17 +38,29 @@ class CompositeBackground(PerItemBackend):
         return {"image": composite(image, background, foreground)}
 
 
+def background_kind(prompt: str) -> str | None:
+    """What a prompt asks of the CPU backend: blur, cutout, gradient or colour; None for anything else."""
+    text = prompt.lower().strip()
+    if any(word in text for word in BLUR_WORDS):
+        return "blur"
+    if any(word in text for word in CUTOUT_WORDS):
+        return "cutout"
+    if "gradient" in text:
+        return "gradient"
+    return "colour" if parse_color(text) is not None else None
+
+
 def new_background(image: np.ndarray, foreground: np.ndarray, prompt: str) -> np.ndarray:
     """The full-size background that ``prompt`` asks for; BrickError when it needs a generative model."""
-    text = prompt.lower().strip()
+    kind = background_kind(prompt)
     height, width = foreground.shape
-    if any(word in text for word in BLUR_WORDS):
+    if kind == "blur":
         return background_blur(image, foreground, sigma=max(3.0, 0.03 * max(height, width)))
-    if any(word in text for word in CUTOUT_WORDS):
+    if kind == "cutout":
         return np.full_like(image, WHITE)
-    if "gradient" in text:
+    if kind == "gradient":
         return gradient(prompt, height, width)
-    colour = parse_color(text)
+    colour = parse_color(prompt)
     if colour is None:
         raise BrickError(f"the CPU backend can use a colour, a gradient or blur; {prompt!r} needs a generative CBG "
                          "backend")

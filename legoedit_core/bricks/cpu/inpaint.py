@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 
 from legoedit_core.bricks.cpu.common import blend_in_mask, require_nonempty
-from legoedit_core.bricks.spec import PerItemBackend
+from legoedit_core.bricks.spec import BrickError, PerItemBackend
 
+MAX_FRACTION = 0.5  # default largest share of the frame a classical fill may cover (setting ``max_fraction``)
 COARSE_SIDE = 128  # large holes are first filled on an image about this size, where they are small
 GRAIN_SIGMA = 1.5  # the scale (px) below which surrounding detail counts as grain
 
@@ -20,18 +21,32 @@ def grow(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(np.where(mask > 127, 255, 0).astype(np.uint8), kernel)
 
 
-class FastInpaint(PerItemBackend):
+class ClassicalFill(PerItemBackend):
+    """What the classical fills share: they refuse an empty hole and one covering most of the frame."""
+
+    def fillable(self, hole: np.ndarray) -> None:
+        """Raise a BrickError unless ``hole`` is non-empty and small enough to fill from its surroundings."""
+        require_nonempty(hole)
+        limit = float(self.settings.get("max_fraction", MAX_FRACTION))
+        covered = float(np.mean(hole > 127))
+        if covered > limit:
+            raise BrickError(f"the mask covers {covered:.0%} of the frame: {self.brick}'s {self.name} backend fills a "
+                             f"hole from its surroundings and refuses one over {limit:.0%} (setting max_fraction); "
+                             "a generative INPAINT backend (gpu profile) or a tighter mask is needed")
+
+
+class FastInpaint(ClassicalFill):
     brick, name = "FASTINPAINT", "opencv-telea"
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image, hole = inputs["image"], inputs["mask"]
-        require_nonempty(hole)
+        self.fillable(hole)
         hole = grow(hole, 2)
         filled = cv2.inpaint(image, hole, 3, cv2.INPAINT_TELEA)
         return {"image": blend_in_mask(image, filled, hole)}
 
 
-class Inpaint(PerItemBackend):
+class Inpaint(ClassicalFill):
     """Navier-Stokes fill at a coarse scale for large holes, refined at full scale, plus seeded grain.
 
     Pixels outside the dilated mask are the input, exactly.
@@ -41,7 +56,7 @@ class Inpaint(PerItemBackend):
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image, hole, strength = inputs["image"], inputs["mask"], float(inputs["strength"])
-        require_nonempty(hole)
+        self.fillable(hole)
         height, width = hole.shape
         margin = max(2, round(max(height, width) / 100))
         hole = grow(hole, margin)

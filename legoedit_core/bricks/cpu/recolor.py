@@ -15,6 +15,13 @@ from legoedit_core.bricks.spec import BrickError, PerItemBackend
 class LabRecolor(PerItemBackend):
     brick, name = "RCM", "lab"
 
+    @classmethod
+    def understands(cls, prompt: str) -> bool:
+        return parse_color(prompt) is not None
+
+    def describe_needs(self) -> str:
+        return "named colours in CIELAB; materials (gold leaf, marble, ...) need a model"
+
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image, region, prompt = inputs["image"], inputs["mask"], inputs["prompt"]
         target = parse_color(prompt)

@@ -116,6 +116,17 @@ def choose_style(prompt: str) -> Filter:
 class NprStyle(PerItemBackend):
     brick, name = "STYLE", "opencv-npr"
 
+    @classmethod
+    def understands(cls, prompt: str) -> bool:
+        try:
+            choose_style(prompt)
+        except BrickError:
+            return False
+        return True
+
+    def describe_needs(self) -> str:
+        return "OpenCV filters for " + ", ".join(name for name, _, _ in STYLES)
+
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image, region = inputs["image"], inputs["mask"]
         style = choose_style(inputs["prompt"])
