@@ -85,7 +85,7 @@ def cmd_run_workflow(args: argparse.Namespace) -> int:
 
 def _execute(toolset: Toolset, workflow, image, mask, args: argparse.Namespace) -> int:
     """Run a workflow on one image, write the trace (if asked) and the edited image; the exit code."""
-    from legoedit_core.data.images import write_image
+    from legoedit_core.data.images import output_name, write_image
     from legoedit_core.executor import Executor
 
     result = Executor(toolset).run(workflow, image, mask, seed=args.seed, item_id=args.image)
@@ -96,8 +96,10 @@ def _execute(toolset: Toolset, workflow, image, mask, args: argparse.Namespace) 
     if result.status != "ok":
         print(f"{result.status}: {result.error}", file=sys.stderr)
         return 1
-    write_image(result.image, args.output)
-    print(f"wrote {args.output}")
+    for index, image in enumerate(result.images or [result.image]):
+        path = output_name(str(args.output), index)
+        write_image(image, path)
+        print(f"wrote {path}")
     return 0
 
 

@@ -69,7 +69,10 @@ class NodeTrace:
 
 @dataclass
 class EditResult:
-    """What happened to one item: ``image`` is set exactly when ``status`` is ``ok``."""
+    """What happened to one item: ``image`` is set exactly when ``status`` is ``ok``.
+
+    ``images`` holds every output of a workflow that makes several (``image`` is the first); else just ``image``.
+    """
 
     id: str
     status: Status
@@ -78,6 +81,7 @@ class EditResult:
     failed_node: str | None = None
     trace: list[NodeTrace] = field(default_factory=list)
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    images: list[np.ndarray] = field(default_factory=list)
 
     def masks(self) -> list[np.ndarray]:
         """Every mask a node of this run produced (for judging what the plan meant to change)."""
@@ -339,9 +343,10 @@ class WaveRun:
             return
         if any(n not in state.values for n in needed_nodes(state.item.workflow)):
             return  # nodes of this item are still in flight
-        ref = parse_ref(state.item.workflow.output)
-        image = state.values[ref.source][ref.port]
-        state.result = EditResult(state.item.id, "ok", image=image, trace=state.trace, values=state.values)
+        refs = [parse_ref(output) for output in state.item.workflow.outputs()]
+        images = [state.values[ref.source][ref.port] for ref in refs]
+        state.result = EditResult(state.item.id, "ok", image=images[0], trace=state.trace, values=state.values,
+                                  images=images)
 
 
 def _trace(state: _ItemState, node_id: str, backend: str | None, seconds: float, **fields: Any) -> NodeTrace:

@@ -7,7 +7,8 @@ Canonical form (see docs/architecture.md)::
      "output": "@erase.image"}
 
 A string starting with ``@`` is a reference (``@input.image``, ``@input.mask``, ``@<node>.<port>``); ``@@``
-escapes a literal leading ``@``. The Lego-Edit ``pipeline`` dialect is parsed into the same form.
+escapes a literal leading ``@``. ``output`` may be a list when a workflow makes several images. The Lego-Edit
+``pipeline`` dialect (``legoedit_core.dialect``) is parsed into the same form.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import json5
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from legoedit_core.bricks.spec import BrickSpec, Port
@@ -51,7 +53,12 @@ class Workflow(BaseModel):
 
     instruction: str = ""
     nodes: list[Node]
-    output: str
+    output: str | list[str] = Field(description="the reference of the result image, or a list of them when the "
+                                    "workflow makes several images (each is written)")
+
+    def outputs(self) -> list[str]:
+        """The output references, one or more."""
+        return list(self.output) if isinstance(self.output, list) else [self.output]
 
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
@@ -132,14 +139,13 @@ class ToolCatalog(Protocol):
 def parse_workflow(data: str | bytes | dict[str, Any], instruction: str | None = None) -> Workflow:
     """Parse a workflow in canonical form or the Lego-Edit ``pipeline`` dialect; raise WorkflowError if malformed."""
     if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as error:
-            raise WorkflowError([Problem(None, f"not valid JSON: {error}")]) from None
+        data = load_json(data)
     if not isinstance(data, dict):
         raise WorkflowError([Problem(None, f"a workflow is a JSON object, got {type(data).__name__}")])
     if "pipeline" in data:
-        data = _from_pipeline_dialect(data)
+        from legoedit_core.dialect import from_dialect  # the dialect module builds on this one
+
+        data = from_dialect(data)
     if instruction is not None:
         data = {**data, "instruction": instruction}
     try:
@@ -148,72 +154,22 @@ def parse_workflow(data: str | bytes | dict[str, Any], instruction: str | None =
         raise WorkflowError([_pydantic_problem(e) for e in error.errors()]) from None
 
 
+def load_json(text: str | bytes) -> Any:
+    """Strict JSON, or failing that the lenient JSON5 a model Builder writes (trailing commas, single quotes,
+    comments, unquoted keys); WorkflowError when it is neither."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        strict = error
+    try:
+        return json5.loads(text.decode() if isinstance(text, bytes) else text)
+    except ValueError:
+        raise WorkflowError([Problem(None, f"not valid JSON (nor JSON5): {strict}")]) from None
+
+
 def _pydantic_problem(error: dict[str, Any]) -> Problem:
     location = ".".join(str(part) for part in error["loc"])
     return Problem(None, f"{location}: {error['msg']}")
-
-
-_DIALECT_REF = re.compile(r"^\s*(init|step(\d+))\[([^\]]+)\]\s*$")
-_DIALECT_PORT_ALIASES = {"img": "image", "text": "prompt", "caption": "prompt"}
-
-
-def _from_pipeline_dialect(data: dict[str, Any]) -> dict[str, Any]:
-    """Lego-Edit's ``{"process", "pipeline": [{"step", "model", "input", "output"}, ..., {"result"}]}`` -> canonical.
-
-    Each step's ``output`` maps a port to a storage name ``stepN[key]``; later references use those names.
-    """
-    pipeline = data["pipeline"]
-    if not isinstance(pipeline, list):
-        raise WorkflowError([Problem(None, "pipeline: expected a list of steps")])
-    stored: dict[str, str] = {}  # "stepN[key]" -> "@stepN.port"
-    nodes: list[dict[str, Any]] = []
-    output: str | None = None
-    problems: list[Problem] = []
-    for entry in pipeline:
-        if isinstance(entry, dict) and "result" in entry:
-            result = entry["result"]
-            if isinstance(result, list):
-                result = result[0] if len(result) == 1 else None
-            output = _dialect_ref(result, stored) if isinstance(result, str) else None
-            if output is None:
-                problems.append(Problem(None, f"result: expected one reference like step3[image], got {result!r}"))
-            continue
-        if not isinstance(entry, dict) or "step" not in entry or "model" not in entry:
-            problems.append(Problem(None, f"pipeline entry {entry!r} has no step/model"))
-            continue
-        node_id = f"step{entry['step']}"
-        inputs = {
-            _DIALECT_PORT_ALIASES.get(key, key): _dialect_value(value, stored)
-            for key, value in (entry.get("input") or {}).items()
-        }
-        nodes.append({"id": node_id, "tool": entry["model"], "inputs": inputs})
-        for port, name in (entry.get("output") or {}).items():
-            stored[str(name).strip()] = f"@{node_id}.{_DIALECT_PORT_ALIASES.get(port, port)}"
-    if problems:
-        raise WorkflowError(problems)
-    canonical: dict[str, Any] = {"nodes": nodes, "output": output or ""}
-    if "instruction" in data:
-        canonical["instruction"] = data["instruction"]
-    return canonical
-
-
-def _dialect_ref(value: str, stored: dict[str, str]) -> str | None:
-    if value.strip() in stored:
-        return stored[value.strip()]
-    match = _DIALECT_REF.match(value)
-    if match is None:
-        return None
-    source = INPUT if match.group(1) == "init" else match.group(1)
-    return f"@{source}.{_DIALECT_PORT_ALIASES.get(match.group(3), match.group(3))}"
-
-
-def _dialect_value(value: Any, stored: dict[str, str]) -> Any:
-    if not isinstance(value, str):
-        return value
-    ref = _dialect_ref(value, stored)
-    if ref is not None:
-        return ref
-    return "@" + value if value.startswith("@") else value
 
 
 # ------------------------------------------------------------------------------------------------- validation
@@ -313,14 +269,19 @@ def _ref_type(ref: Ref, specs: dict[str, BrickSpec | None]) -> tuple[PortType | 
 
 
 def _check_output(workflow: Workflow, specs: dict[str, BrickSpec | None]) -> list[Problem]:
-    if not workflow.output:
+    outputs = workflow.outputs()
+    if not outputs or not all(outputs):
         return [Problem(None, "the workflow has no output: set 'output' to a reference like @node.image")]
+    return [problem for output in outputs for problem in _check_one_output(output, specs)]
+
+
+def _check_one_output(output: str, specs: dict[str, BrickSpec | None]) -> list[Problem]:
     try:
-        ref = parse_ref(workflow.output)
+        ref = parse_ref(output)
     except ValueError as error:
         return [Problem(None, f"output: {error}")]
     if ref is None:
-        return [Problem(None, f"output must be a reference like @node.image, got {workflow.output!r}")]
+        return [Problem(None, f"output must be a reference like @node.image, got {output!r}")]
     source_type, error = _ref_type(ref, specs)
     if error:
         return [Problem(None, f"output: {error}")]
@@ -386,7 +347,8 @@ def needed_nodes(workflow: Workflow) -> list[str]:
                 visit(ref.source)
         order.append(node_id)
 
-    output = parse_ref(workflow.output)
-    if output is not None and output.source != INPUT:
-        visit(output.source)
+    for output in workflow.outputs():
+        ref = parse_ref(output)
+        if ref is not None and ref.source != INPUT:
+            visit(ref.source)
     return order

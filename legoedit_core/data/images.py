@@ -117,6 +117,15 @@ def write_image(array: np.ndarray, path: str | os.PathLike, fs: fsspec.AbstractF
         handle.write(data)
 
 
+def output_name(name: str, index: int) -> str:
+    """The file name of a workflow's ``index``-th output image: ``name`` itself for the first, then
+    ``stem-2.ext``, ``stem-3.ext``, ...: one naming rule for every writer of several outputs."""
+    if index == 0:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}-{index + 1}.{suffix}" if dot else f"{name}-{index + 1}"
+
+
 def thumbnail(array: np.ndarray, max_side: int = 256) -> np.ndarray:
     """A copy no larger than ``max_side`` on either side, aspect ratio kept; masks stay 0/255."""
     picture = Image.fromarray(np.asarray(array))

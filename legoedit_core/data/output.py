@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from legoedit_core.data.images import output_name
 from legoedit_core.data.rows import OUTPUT_SCHEMA, STATUSES
 from legoedit_core.data.storage import Storage
 
@@ -145,11 +146,11 @@ class RunOutput:
         return self.storage.uri(PARTS, "*.parquet")
 
     def write_images(self, table: pa.Table) -> None:
-        """Also write each edited image as ``images/<id>.png``."""
-        for row_id, edited in zip(table.column("id").to_pylist(), table.column("edited_image").to_pylist(),
-                                  strict=True):
-            if edited is not None:
-                self.storage.write_bytes(edited["bytes"], image_key(row_id))
+        """Also write each edited image as ``images/<id>.png`` (several outputs: ``<id>-2.png``, ...)."""
+        columns = (table.column(name).to_pylist() for name in ("id", "edited_image", "edited_images"))
+        for row_id, edited, several in zip(*columns, strict=True):
+            for index, image in enumerate(several or ([edited] if edited is not None else [])):
+                self.storage.write_bytes(image["bytes"], output_name(image_key(row_id), index))
 
 
 def image_key(row_id: str) -> str:

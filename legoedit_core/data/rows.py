@@ -41,6 +41,7 @@ OUTPUT_FIELDS: list[pa.Field] = [
     pa.field("instruction", pa.string()),
     pa.field("source_image", IMAGE),
     pa.field("edited_image", IMAGE),
+    pa.field("edited_images", pa.list_(IMAGE)),  # every output, when the workflow makes several (null otherwise)
     pa.field("status", pa.string(), nullable=False),
     pa.field("error", pa.string()),
     pa.field("workflow", pa.string()),  # canonical workflow JSON
@@ -69,12 +70,15 @@ OUTPUT_FIELDS: list[pa.Field] = [
     pa.field("advantage", pa.float64()),
 ]
 IMAGE_COLUMNS = ("source_image", "edited_image")
+IMAGE_LIST_COLUMNS = ("edited_images",)
 
 
 def _hf_feature(name: str, dtype: pa.DataType) -> dict[str, Any]:
     """The Hugging Face ``Features`` JSON of one Arrow type."""
     if name in IMAGE_COLUMNS:
         return {"_type": "Image"}
+    if name in IMAGE_LIST_COLUMNS:
+        return {"feature": {"_type": "Image"}, "_type": "List"}
     if pa.types.is_list(dtype):
         return {"feature": _hf_feature("", dtype.value_type), "_type": "List"}
     if pa.types.is_struct(dtype):

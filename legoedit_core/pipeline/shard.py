@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.data.datasets import Dataset, InputRow, Shard
-from legoedit_core.data.images import ImageDecodeError, decode_image, decode_mask, encode_png
+from legoedit_core.data.images import ImageDecodeError, decode_image, decode_mask, encode_png, output_name
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
 from legoedit_core.data.storage import Storage
 from legoedit_core.executor import EditItem, EditResult, Executor
@@ -141,7 +141,9 @@ def build_rows(prepared: PreparedShard, results: Sequence[EditResult], toolset: 
             rows.append(empty_row(row.id, "invalid_plan", error=plan.error, **common))
             continue
         edited = image_struct(encode_png(result.image), f"{row.id}.png") if result.image is not None else None
-        rows.append(empty_row(row.id, result.status, error=result.error, edited_image=edited,
+        several = [image_struct(encode_png(image), output_name(f"{row.id}.png", index))
+                   for index, image in enumerate(result.images)] if len(result.images) > 1 else None
+        rows.append(empty_row(row.id, result.status, error=result.error, edited_image=edited, edited_images=several,
                               trace=[vars(t) for t in result.trace],
                               seconds=sum(t.seconds for t in result.trace), **common))
     return rows_to_table(rows)
