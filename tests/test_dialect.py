@@ -46,7 +46,8 @@ def test_several_image_references_make_several_outputs(result, cpu_toolset):
 
 def test_top_level_result_beside_the_pipeline_and_lenient_json(cpu_toolset):
     text = """{'process': 'blur the face', 'pipeline': [
-        {'step': 1, 'model': 'RES', 'input': {'image': 'init[image]', 'text': 'face',}, 'output': {'mask': 'step1[mask]'},},
+        {'step': 1, 'model': 'RES', 'input': {'image': 'init[image]', 'text': 'face',},
+         'output': {'mask': 'step1[mask]'},},
         {'step': 2, 'model': 'BLUR', 'input': {'image': 'init[image]', 'mask': 'step1[mask]'},
          'output': {'image': 'step2[image]'}},  // trailing commas, single quotes and comments, as models write
     ], 'result': '[step2[image]]',}"""

@@ -24,15 +24,19 @@ BLUR = BrickSpec(
 ADJUST = BrickSpec(
     name="ADJUST",
     family="function",
-    description="Colour adjustment: brightness, contrast and saturation factors (1 leaves a value unchanged).",
+    description="Colour adjustment: brightness, contrast and saturation factors (1 leaves a value unchanged) and "
+                "colour temperature (0 leaves it; above 0 warmer, below 0 cooler).",
     inputs=(
         image(),
         number("brightness", "below 1 darkens, above 1 brightens", default=1.0, minimum=0.0, maximum=3.0),
         number("contrast", "below 1 flattens, above 1 strengthens", default=1.0, minimum=0.0, maximum=3.0),
         number("saturation", "0 is grey, above 1 is more vivid", default=1.0, minimum=0.0, maximum=3.0),
+        number("temperature", "white balance: above 0 warmer (more amber), below 0 cooler (more blue)", default=0.0,
+               minimum=-1.0, maximum=1.0),
         _REGION,
     ),
     outputs=(image("image", "the adjusted image"),),
+    version="2",
 )
 
 GRAYSCALE = BrickSpec(
@@ -70,7 +74,49 @@ ROTATE = BrickSpec(
     outputs=(image("image", "the rotated image"),),
 )
 
-SPECS = (CROP, BLUR, ADJUST, GRAYSCALE, SHARPEN, FLIP, ROTATE)
+SMOOTH = BrickSpec(
+    name="SMOOTH",
+    family="function",
+    description="Edge-preserving smoothing of the image or a masked region: evens out skin, noise and fine texture "
+                "while keeping edges (a bilateral filter, not a blur).",
+    inputs=(image(), number("strength", "0 leaves it, 1 is strong", default=0.5, minimum=0.0, maximum=1.0), _REGION),
+    outputs=(image("image", "the smoothed image"),),
+    constraints=("For skin retouching: RES 'skin', then SMOOTH inside that mask.",),
+)
+
+TEXT = BrickSpec(
+    name="TEXT",
+    family="function",
+    description="Writes one line of text onto the image at a named position, with a contrasting outline, in a font "
+                "that ships with the image library.",
+    inputs=(
+        image(),
+        text("prompt", "the words to write, exactly as they should appear"),
+        text("position", "where the line goes", default="bottom",
+             choices=("top", "bottom", "center", "top-left", "top-right", "bottom-left", "bottom-right")),
+        number("size", "letter height as a fraction of the image height", default=0.1, minimum=0.02, maximum=0.5),
+        text("color", "the colour of the letters", default="white"),
+    ),
+    outputs=(image("image", "the image with the text"),),
+    constraints=("The prompt is the text itself: 'SALE 50%', not 'add the words SALE 50%'.",
+                 "A long line is made smaller to fit the width."),
+)
+
+PAD = BrickSpec(
+    name="PAD",
+    family="function",
+    description="Extends the canvas with a plain colour: a border around the image, and/or padding to a square "
+                "(as marketplaces ask of product photos). Nothing of the image is cut or scaled.",
+    inputs=(
+        image(),
+        number("border", "border width as a fraction of the longer side", default=0.0, minimum=0.0, maximum=0.5),
+        text("shape", "'square' pads the shorter side to make a square", default="same", choices=("same", "square")),
+        text("color", "the colour of the added canvas", default="white"),
+    ),
+    outputs=(image("image", "the image on the larger canvas"),),
+)
+
+SPECS = (CROP, BLUR, ADJUST, GRAYSCALE, SHARPEN, FLIP, ROTATE, SMOOTH, TEXT, PAD)
 
 
 def register(registry: BrickRegistry) -> None:

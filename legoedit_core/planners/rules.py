@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from legoedit_core.bricks.cpu.colors import FILLER as COLOUR_FILLER
 from legoedit_core.bricks.cpu.colors import parse_color
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
@@ -53,7 +54,12 @@ ADJUSTMENTS: list[tuple[str, str, float]] = [
     (r"\b(?:more vivid|vivid|vibrant|more saturated|saturate|more colou?rful|boost (?:the )?colou?rs?)\b",
      "saturation", 1.4),
     (r"\b(?:less saturated|desaturate|muted|washed out|less colou?rful)\b", "saturation", 0.6),
+    (r"\b(?:warmer|warm (?:it )?up|warm(?:er)? (?:tones?|colou?rs?|light|look)|more warmth|less cold)\b",
+     "temperature", 0.4),
+    (r"\b(?:cooler|colder|cool (?:it )?down|cool(?:er)? (?:tones?|colou?rs?|light|look)|less warm)\b",
+     "temperature", -0.4),
 ]
+NEUTRAL = {"temperature": 0.0}  # an adjustment's "no change" value; 1 for the factors
 
 
 class NotCovered(ValueError):
@@ -102,6 +108,7 @@ class Graph:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     choices: list[Choice] = field(default_factory=list)
     output: str = ""
+    instruction: str = ""  # as written: clauses are lower-cased, quoted words keep their case from here
 
     @property
     def profile(self) -> str:
@@ -327,7 +334,8 @@ def _adjust(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     clause = match.string
     factors = {name: value for pattern, name, value in ADJUSTMENTS if re.search(pattern, clause)}
     if re.search(r"\b(?:a lot|much|very|significantly|way)\b", clause):
-        factors = {name: round(1 + (value - 1) * 1.8, 2) for name, value in factors.items()}
+        factors = {name: round(NEUTRAL.get(name, 1.0) + (value - NEUTRAL.get(name, 1.0)) * 1.8, 2)
+                   for name, value in factors.items()}
     target = re.match(r"^(?:brighten|darken|lighten)\s+(?P<t>.+)$", clause)
     inputs: dict[str, Any] = dict(factors)
     where = "the whole image"
@@ -335,8 +343,55 @@ def _adjust(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
         inputs["mask"], found = graph.region(_clean(target.group("t")), image)
         where = f"{_clean(target.group('t'))} ({found})"
     node = graph.add("ADJUST", "adjust", image=image, **inputs)
-    changes = ", ".join(f"{name} x{value:g}" for name, value in factors.items())
+    changes = ", ".join(f"{name} {value:+g}" if name in NEUTRAL else f"{name} x{value:g}"
+                        for name, value in factors.items())
     return f"@{node}.image", f"A tonal change of {where}: ADJUST with {changes}."
+
+
+def _text(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    words = match.group("words").strip()
+    quoted = re.fullmatch(r"[\"'“‘](.+)[\"'”’]", words)
+    if match.group("noun") is None and match.group("verb") != "write" and not quoted:
+        raise NotCovered("not a text overlay: no words, text or caption named and nothing quoted")
+    words = quoted.group(1) if quoted else words
+    original = re.search(re.escape(words), graph.instruction, re.IGNORECASE)  # clauses are lower-cased
+    words = original.group(0) if original else words
+    where = (match.group("where") or "bottom").replace("-", " ")
+    position = TEXT_PLACES[where]
+    node = graph.add("TEXT", "text", image=image, prompt=words, position=position,
+                     size=graph.choose("text size", [0.1, 0.08, 0.14]))
+    return f"@{node}.image", f"The words {words!r} go at the {position.replace('-', ' ')}: TEXT draws them."
+
+
+def _skin(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    mask, found = graph.locate("skin", image)
+    node = graph.add("SMOOTH", "smooth", image=image, mask=mask, strength=graph.choose("skin smoothing",
+                                                                                      [0.5, 0.35, 0.7]))
+    return f"@{node}.image", f"Smoother skin: {found}, SMOOTH evens it out while keeping edges."
+
+
+def _denoise(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    node = graph.add("SMOOTH", "denoise", image=image, strength=graph.choose("denoise strength", [0.4, 0.25, 0.6]))
+    return f"@{node}.image", "Less noise and grain: SMOOTH, which keeps edges."
+
+
+def _canvas(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    clause = match.string
+    square = "square" in clause
+    border = graph.choose("border width", [0.05, 0.03, 0.08]) if re.search(BORDER_WORDS, clause) else 0.0
+    colour = colour_in(re.sub(r"\b(?:square|border|frame|margin|padding|canvas)\b", " ", clause)) or "white"
+    node = graph.add("PAD", "pad", image=image, border=border, shape="square" if square else "same", color=colour)
+    what = " and ".join(part for part, wanted in (("a square canvas", square), ("a border", border)) if wanted)
+    return f"@{node}.image", f"{what.capitalize()} in {colour}, nothing cut: PAD extends the canvas."
+
+
+def colour_in(text: str) -> str | None:
+    """The longest run of words in ``text`` that names a colour ("a thin navy blue border" -> "navy blue")."""
+    words = text.split()
+    spans = [" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)]
+    named = [span for span in spans if parse_color(span) is not None
+             and span.split()[0] not in COLOUR_FILLER and span.split()[-1] not in COLOUR_FILLER]
+    return max(named, key=lambda span: len(span.split()), default=None)
 
 
 def _sharpen(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
@@ -394,6 +449,14 @@ def _environment(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     return f"@{node}.image", f"The whole scene changes to {condition}: ENV."
 
 
+TEXT_PLACES = {"top": "top", "bottom": "bottom", "middle": "center", "center": "center", "centre": "center",
+               "top left": "top-left", "upper left": "top-left", "top right": "top-right", "upper right": "top-right",
+               "bottom left": "bottom-left", "lower left": "bottom-left", "bottom right": "bottom-right",
+               "lower right": "bottom-right"}
+_PLACE = "|".join(sorted((re.escape(p).replace(r"\ ", "[- ]") for p in TEXT_PLACES), key=len, reverse=True))
+_TEXT_NOUNS = r"words?|text|caption|label|title|headline|slogan|tagline|line"
+_BORDERS = "border|frame|margin|padding"
+BORDER_WORDS = rf"\b(?:{_BORDERS})\b"
 _STYLE_WORDS = "|".join(sorted(map(re.escape, STYLES), key=len, reverse=True))
 _COLOUR_VERBS = r"make|turn|paint|colou?r|change|recolou?r|dye|set"
 FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
@@ -412,6 +475,10 @@ FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
     ("recolour", re.compile(rf"^(?:{_COLOUR_VERBS})\s+(?P<rest>.+)$"), _recolour),
     ("swap", re.compile(r"^(?:replace|swap|exchange|substitute)\s+(?P<old>.+?)\s+(?:with|for|by)\s+(?P<new>.+)$"
                         r"|^(?:turn|change|transform)\s+(?P<old2>.+?)\s+into\s+(?P<new2>.+)$"), _swap),
+    ("skin smoothing", re.compile(r"\b(?:smooth(?:en)?|soften|even out|retouch|airbrush|clean up)\b.*"
+                                  r"\b(?:skin|complexion)\b|^(?:retouch|airbrush)\b"), _skin),
+    ("denoise", re.compile(r"\b(?:denoise|de-noise|(?:reduce|remove|less|clean up)\s+(?:the\s+)?(?:noise|grain)"
+                           r"|less (?:noisy|grainy))\b"), _denoise),
     ("remove", re.compile(r"^(?:remove|erase|delete|get rid of|take out|take away|eliminate|clean up|clear)\s+"
                           r"(?P<target>.+)$"), _remove),
     ("blur", re.compile(r"^(?:blur|pixelate|obscure|anonymi[sz]e|soften)(?:\s+(?P<target>.+))?$"
@@ -425,6 +492,13 @@ FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
     ("rotate", re.compile(r"\b(?:rotate|turn)\b.*\b(?:\d+|degrees|clockwise|counter-?clockwise|left|right"
                           r"|upside down)"), _rotate),
     ("resize", re.compile(r"\b(?:resize|rescale|scale|downscale|upscale|shrink|enlarge)\b"), _resize),
+    ("text overlay", re.compile(
+        rf"^(?P<verb>add|write|put|place|insert|overlay|print|stamp)\s+(?:(?:the|a|an)\s+)?"
+        rf"(?:(?P<noun>{_TEXT_NOUNS})\s+(?:saying\s+|that says\s+|reading\s+)?)?(?P<words>.+?)"
+        rf"(?:\s+(?:at|in|on|along|across|to|near)\s+(?:the\s+)?(?P<where>{_PLACE})(?:\s+(?:corner|edge|side))?"
+        rf"(?:\s+of\s+(?:the\s+)?(?:image|photo|picture))?)?$"), _text),
+    ("square canvas / border", re.compile(rf"\b(?:make (?:it|the (?:image|photo|picture)) square|square "
+                                          rf"(?:canvas|format)|pad\b.*\bsquare|{_BORDERS})\b"), _canvas),
     ("add", re.compile(r"^(?:add|insert|put|place|include)\s+(?P<what>.+)$"), _add),
     ("weather / time of day", re.compile(
         rf"\b(?:make|turn|change|set)\b.*?\b(?P<condition>{'|'.join(ENVIRONMENTS)})\b"), _environment),
@@ -492,7 +566,7 @@ class RulesPlanner:
 
     def build(self, instruction: str, has_mask: bool, size: tuple[int, int]) -> tuple[Graph, str]:
         """The graph (nodes, choices) and reasoning for an instruction; raise NotCovered as ``compile`` does."""
-        graph = Graph(self.toolset, has_mask, size, self.settings, self.chooser)
+        graph = Graph(self.toolset, has_mask, size, self.settings, self.chooser, instruction=instruction)
         image, sentences = "@input.image", []
         for clause in split_clauses(instruction):
             image, sentence = self._clause(clause, graph, image)

@@ -10,6 +10,6 @@ def register(registry: BrickRegistry) -> None:
 
 
 def _modules():
-    from legoedit_core.bricks.cpu import background, functions, inpaint, recolor, referring, segment, style
+    from legoedit_core.bricks.cpu import background, functions, inpaint, recolor, referring, segment, style, text
 
-    return [functions, background, inpaint, recolor, style, segment, referring]
+    return [functions, text, background, inpaint, recolor, style, segment, referring]

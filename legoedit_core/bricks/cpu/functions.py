@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from legoedit_core.bricks.cpu.colors import parse_color
 from legoedit_core.bricks.cpu.common import blend_in_mask, require_nonempty
 from legoedit_core.bricks.spec import BrickError, PerItemBackend
 from legoedit_core.types import bbox_to_mask, mask_to_bbox, size_of
@@ -42,7 +43,58 @@ class Adjust(PerItemBackend):
         picture = ImageEnhance.Brightness(picture).enhance(inputs["brightness"])
         picture = ImageEnhance.Contrast(picture).enhance(inputs["contrast"])
         picture = ImageEnhance.Color(picture).enhance(inputs["saturation"])
-        return {"image": blend_in_mask(inputs["image"], np.asarray(picture), inputs["mask"])}
+        adjusted = white_balance(np.asarray(picture), inputs["temperature"])
+        return {"image": blend_in_mask(inputs["image"], adjusted, inputs["mask"])}
+
+
+LUMA = np.float32([0.299, 0.587, 0.114])  # Rec. 601 weights of R, G, B
+
+
+def white_balance(image: np.ndarray, temperature: float) -> np.ndarray:
+    """Warmer (``temperature`` > 0: red up, blue down) or cooler (< 0), as a white-balance shift: channel gains
+    scaled so that a grey's luminance stays put. At 1 red gains 25% and blue loses 25%."""
+    if temperature == 0:
+        return image
+    gains = np.float32([1 + 0.25 * temperature, 1 + 0.05 * temperature, 1 - 0.25 * temperature])
+    gains /= float(gains @ LUMA)
+    return np.clip(np.rint(image.astype(np.float32) * gains), 0, 255).astype(np.uint8)
+
+
+class Smooth(PerItemBackend):
+    """OpenCV's edge-preserving filter (the domain transform of Gastal and Oliveira): it averages along the image
+    but not across strong edges, so texture and noise flatten while outlines stay sharp."""
+
+    brick, name = "SMOOTH", "opencv-domain-transform"
+
+    def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+        image, strength = inputs["image"], float(inputs["strength"])
+        if inputs["mask"] is not None:
+            require_nonempty(inputs["mask"])
+        if strength == 0:
+            return {"image": image}
+        scale = min(image.shape[:2]) / 512  # the spatial reach follows the image size
+        smooth = cv2.edgePreservingFilter(image, flags=cv2.RECURS_FILTER, sigma_s=(10 + 40 * strength) * scale,
+                                          sigma_r=0.1 + 0.3 * strength)
+        return {"image": blend_in_mask(image, smooth, inputs["mask"], feather=1.5)}
+
+
+class Pad(PerItemBackend):
+    brick, name = "PAD", "numpy"
+
+    def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+        image = inputs["image"]
+        colour = parse_color(inputs["color"])
+        if colour is None:
+            raise BrickError(f"{inputs['color']!r} is not a colour")
+        height, width = image.shape[:2]
+        border = round(inputs["border"] * max(height, width))
+        side = max(height, width) if inputs["shape"] == "square" else 0
+        new_h, new_w = max(height, side) + 2 * border, max(width, side) + 2 * border
+        canvas = np.empty((new_h, new_w, 3), np.uint8)
+        canvas[:] = colour
+        top, left = (new_h - height) // 2, (new_w - width) // 2
+        canvas[top : top + height, left : left + width] = image
+        return {"image": canvas}
 
 
 class Grayscale(PerItemBackend):
@@ -137,4 +189,5 @@ class Compose(PerItemBackend):
         return {"image": blend_in_mask(base, canvas, region)}
 
 
-BACKENDS = (Crop, Blur, Adjust, Grayscale, Sharpen, Flip, Rotate, Resize, BoundingBox, Inverse, Union, Compose)
+BACKENDS = (Crop, Blur, Adjust, Grayscale, Sharpen, Flip, Rotate, Resize, BoundingBox, Inverse, Union, Compose, Smooth,
+            Pad)

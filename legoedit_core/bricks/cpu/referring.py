@@ -1,7 +1,7 @@
 """CPU backend for RES: referring segmentation for the referents a classical method can honestly find.
 
 The prompt's referent picks one finder: faces (Haar cascades), people (U^2-Net saliency or the HOG people detector,
-refined by GrabCut), hair and clothes (the person around a face, split by a skin-colour model), sky (bright,
+refined by GrabCut), hair, clothes and skin (the person around a face, split by a skin-colour model), sky (bright,
 smooth, blue or grey regions joined to the top border), text (RapidOCR's detector) and named colours (HSV ranges).
 Anything else is refused with a plain message rather than guessed at.
 """
@@ -199,6 +199,25 @@ def _face_cores(faces: list[Box]) -> list[Box]:
     return [(x0 + (x1 - x0) // 8, y0 + (y1 - y0) // 4, x1 - (x1 - x0) // 8, y1) for x0, y0, x1, y1 in faces]
 
 
+def find_skin(image: np.ndarray, seed: int) -> np.ndarray:
+    """Skin of the people whose faces are found: skin-coloured pixels of those people (of the face boxes, grown,
+    where no person outline is found). Empty without a face: skin colours alone also match wood, sand and walls."""
+    faces = face_boxes(image)
+    if not faces:
+        return np.zeros(image.shape[:2], bool)
+    person = people(image, faces, seed)
+    if not person.any():
+        person = boxes_mask(image.shape, [_grow(face, 2) for face in faces])
+    return cleanup(skin(image, faces) & person, radius=1)
+
+
+def _grow(box: Box, fraction: int) -> Box:
+    """The box with 1/``fraction`` of its size added on each side."""
+    x0, y0, x1, y1 = box
+    dx, dy = (x1 - x0) // fraction, (y1 - y0) // fraction
+    return x0 - dx, y0 - dy, x1 + dx, y1 + dy
+
+
 def find_clothes(image: np.ndarray, seed: int) -> np.ndarray:
     """The person below the chin, less skin; the whole person less skin when no face is found."""
     faces = face_boxes(image)
@@ -295,6 +314,8 @@ def choose_finder(words: list[str]) -> Finder | None:
     vocabulary = set(words)
     if vocabulary & _TEXT:
         return find_text
+    if "skin" in vocabulary:
+        return find_skin if not vocabulary & (_OTHER_ANIMALS | _CATS) else None
     if "face" in vocabulary:
         if vocabulary & _OTHER_ANIMALS:
             return None  # the cascades know human and cat faces only
@@ -319,8 +340,8 @@ class ClassicalReferring(PerItemBackend):
         return choose_finder(referent_words(prompt)) is not None
 
     def describe_needs(self) -> str:
-        return ("OpenCV Haar/HOG detectors and GrabCut, U^2-Net small saliency, RapidOCR; finds faces, people, hair, "
-                "clothes, sky, text and named colours only")
+        return ("OpenCV Haar/HOG detectors and GrabCut, U^2-Net small saliency, RapidOCR; finds faces, people, skin, "
+                "hair, clothes, sky, text and named colours only")
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         referent = inputs["prompt"].strip()
