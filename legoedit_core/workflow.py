@@ -23,9 +23,9 @@ import json5
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from legoedit_core.bricks.spec import BrickSpec, Port
+from legoedit_core.dialect import INPUT, DialectError, from_dialect, to_dialect
 from legoedit_core.types import PortType, ValueTypeError, check_value
 
-INPUT = "input"
 INPUT_PORTS: dict[str, PortType] = {"image": PortType.IMAGE, "mask": PortType.MASK}
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,47}$"
 _REF = re.compile(r"^@([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_-]*)$")
@@ -68,6 +68,10 @@ class Workflow(BaseModel):
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
+
+    def to_dialect(self) -> dict[str, Any]:
+        """This workflow in Lego-Edit's ``pipeline`` dialect (``parse_workflow`` reads it back unchanged)."""
+        return to_dialect(self.model_dump())
 
 
 @dataclass(frozen=True)
@@ -143,9 +147,10 @@ def parse_workflow(data: str | bytes | dict[str, Any], instruction: str | None =
     if not isinstance(data, dict):
         raise WorkflowError([Problem(None, f"a workflow is a JSON object, got {type(data).__name__}")])
     if "pipeline" in data:
-        from legoedit_core.dialect import from_dialect  # the dialect module builds on this one
-
-        data = from_dialect(data)
+        try:
+            data = from_dialect(data)
+        except DialectError as error:
+            raise WorkflowError([Problem(node, message) for node, message in error.problems]) from None
     if instruction is not None:
         data = {**data, "instruction": instruction}
     try:

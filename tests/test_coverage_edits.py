@@ -11,8 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from legoedit_core.bricks.cpu.referring import _ocr_engine, face_boxes
-from legoedit_core.bricks.cpu.segment import load_once
+from legoedit_core.bricks.cpu.referring import face_boxes
 from legoedit_core.data.images import read_image
 from legoedit_core.executor import EditResult, Executor
 from legoedit_core.planners.base import PlanRequest
@@ -57,9 +56,16 @@ def test_much_warmer_is_warmer_than_warmer(cpu_toolset):
     assert warmth(much.image) > warmth(warmer.image)
 
 
-def read_text(image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+@pytest.fixture(scope="module")
+def ocr():
+    from rapidocr import RapidOCR
+
+    return RapidOCR(params={"Global.log_level": "error"})
+
+
+def read_text(ocr, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """(text, box corners) of each line the bundled PP-OCR reads."""
-    found = load_once("rapidocr", _ocr_engine)(image)
+    found = ocr(image)
     return list(zip(found.txts or (), found.boxes if found.boxes is not None else (), strict=True))
 
 
@@ -68,10 +74,10 @@ def read_text(image: np.ndarray) -> list[tuple[str, np.ndarray]]:
     ("rocket", "write 'Summer Sale' in the bottom right corner", "Summer Sale", (1.0, 1.0)),
     ("astronaut", 'put the caption "NASA 1999" at the bottom', "NASA 1999", (0.5, 1.0)),
 ])
-def test_text_overlay_is_read_back_by_ocr_where_asked(cpu_toolset, photo, instruction, words, corner):
+def test_text_overlay_is_read_back_by_ocr_where_asked(cpu_toolset, ocr, photo, instruction, words, corner):
     result, source = edit(cpu_toolset, photo, instruction)
     assert result.trace[-1].tool == "TEXT"
-    lines = read_text(result.image)
+    lines = read_text(ocr, result.image)
     matching = [box for text, box in lines if text.replace(" ", "") == words.replace(" ", "")]
     assert matching, f"OCR read {[text for text, _ in lines]}"
     height, width = source.shape[:2]

@@ -10,7 +10,6 @@ import pytest
 
 from legoedit.cli import main
 from legoedit_core.data.images import decode_image, read_image
-from legoedit_core.dialect import to_dialect
 from legoedit_core.executor import Executor
 from legoedit_core.planners.rules import RulesPlanner
 from legoedit_core.workflow import WorkflowError, parse_workflow, validate
@@ -100,7 +99,7 @@ def _own_workflows(toolset) -> list:
 
 def test_own_workflows_export_to_the_dialect_and_back_unchanged(cpu_toolset):
     for workflow in _own_workflows(cpu_toolset):
-        exported = to_dialect(workflow)
+        exported = workflow.to_dialect()
         assert exported["pipeline"][-1]["result"].startswith("[")
         text = json.dumps(exported)
         back = parse_workflow(text)
@@ -112,7 +111,7 @@ def test_export_orders_steps_by_dependency_and_names_them_as_lego_edit_does():
         {"id": "flip", "tool": "FLIP", "inputs": {"image": "@grey.image"}},
         {"id": "grey", "tool": "GRAYSCALE", "inputs": {"image": "@input.image", "mask": "@input.mask"}}],
         "output": "@flip.image"}, instruction="grey, then mirror")
-    exported = to_dialect(workflow)
+    exported = workflow.to_dialect()
     assert exported["process"] == "grey, then mirror"
     assert exported["pipeline"] == [
         {"step": 1, "id": "grey", "model": "GRAYSCALE", "input": {"image": "init[image]", "mask": "init[mask]"},
@@ -139,10 +138,11 @@ def test_a_workflow_with_two_outputs_writes_two_images(tmp_path, capsys):
 
 
 def test_rows_and_written_images_carry_every_output(tmp_path):
-    from legoedit_core.config import Config, Toolset
-    from legoedit_core.data.batch import build_rows, prepare_shard
+    from legoedit_core.bricks.toolset import Toolset
+    from legoedit_core.config import Config
     from legoedit_core.data.datasets import open_dataset
     from legoedit_core.data.output import RunOutput
+    from legoedit_core.pipeline.shard import build_rows, prepare_shard
     from legoedit_core.planners.base import PlanResult
 
     (tmp_path / "rocket.jpg").write_bytes((EXAMPLES / "images/rocket.jpg").read_bytes())

@@ -351,11 +351,12 @@ def _adjust(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 def _text(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     words = match.group("words").strip()
     quoted = re.fullmatch(r"[\"'“‘](.+)[\"'”’]", words)
-    if match.group("noun") is None and match.group("verb") != "write" and not quoted:
-        raise NotCovered("not a text overlay: no words, text or caption named and nothing quoted")
     words = quoted.group(1) if quoted else words
     original = re.search(re.escape(words), graph.instruction, re.IGNORECASE)  # clauses are lower-cased
     words = original.group(0) if original else words
+    if match.group("noun") is None and not quoted and not words.isupper():
+        # "write a poem" is not a text overlay; "write SALE" and "add 'Fresh'" are
+        raise NotCovered("not a text overlay: name the words, text or caption, or quote what to write")
     where = (match.group("where") or "bottom").replace("-", " ")
     position = TEXT_PLACES[where]
     node = graph.add("TEXT", "text", image=image, prompt=words, position=position,
@@ -485,7 +486,7 @@ FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
                         r"|^make\s+(?P<target2>.+?)\s+(?:blurry|blurred|soft)$"), _blur),
     ("crop", re.compile(r"^(?:crop|cut)\s+(?:it\s+|the image\s+|the photo\s+|the picture\s+)?(?:down\s+)?"
                         r"(?:to|around|on|at)\s+(?P<target>.+)$"), _crop),
-    ("brightness / contrast / saturation", re.compile(
+    ("brightness / contrast / saturation / warmth", re.compile(
         "|".join(f"(?:{pattern})" for pattern, _, _ in ADJUSTMENTS)), _adjust),
     ("sharpen", re.compile(r"\b(?:sharpen|sharper|crisper|deblur|unblur|more detail)\b"), _sharpen),
     ("flip", re.compile(r"\b(?:flip|mirror)\b"), _flip),
