@@ -164,11 +164,11 @@ def _plan_one(args: argparse.Namespace):
     return toolset, image, mask, make_planner(config.planner, toolset).plan_batch([request])[0]
 
 
-def _print_plan(result) -> None:
+def _print_plan(result, dialect: bool = False) -> None:
     if result.reasoning:
         print(f"<think>{result.reasoning}</think>")
     if result.workflow is not None:
-        print(result.workflow.to_json())
+        print(json.dumps(result.workflow.to_dialect(), indent=2) if dialect else result.workflow.to_json())
 
 
 def _plan_or_exit(args: argparse.Namespace, show_plan: bool):
@@ -181,7 +181,7 @@ def _plan_or_exit(args: argparse.Namespace, show_plan: bool):
         print(f"error: {error}", file=sys.stderr)
         return 2, None
     if show_plan:
-        _print_plan(plan)
+        _print_plan(plan, dialect=getattr(args, "dialect", False))
     if not plan.ok:
         print(f"invalid_plan ({plan.planner}): {plan.error}", file=sys.stderr)
         return 1, None
@@ -324,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
     plan = commands.add_parser("plan", help="plan an edit: print the reasoning and the workflow")
     _add_planner_options(plan)
+    plan.add_argument("--dialect", action="store_true", help="print the workflow in Lego-Edit's pipeline dialect")
     plan.set_defaults(handler=cmd_plan)
 
     edit = commands.add_parser("edit", help="plan and execute an edit of one image")

@@ -57,6 +57,20 @@ def test_top_level_result_beside_the_pipeline_and_lenient_json(cpu_toolset):
         parse_workflow("{'pipeline': [")
 
 
+def test_a_released_builder_answer_parses(cpu_toolset):
+    from legoedit_core.planners.parsing import parse_answer
+
+    answer = ("<think>The user wants the face hidden.</think>\n{'process': 'blur the face', 'pipeline': [\n"
+              "{'step': 1, 'model': 'RES', 'input': {'image': 'init[image]', 'text': 'face'}, "
+              "'output': {'mask': 'step1[mask]'}},\n"
+              "{'step': 2, 'model': 'BLUR', 'input': {'image': 'init[image]', 'mask': 'step1[mask]'}, "
+              "'output': {'image': 'step2[image]'}},],\n'result': '[step2[image]]',}\nDone.")
+    reasoning, workflow, problems = parse_answer(answer, "blur her face")
+    assert problems == [] and reasoning == "The user wants the face hidden."
+    assert workflow.tools() == ["RES", "BLUR"] and workflow.output == "@step2.image"
+    assert validate(workflow, cpu_toolset) == []
+
+
 def test_references_inside_lists_and_comma_separated_masks_become_a_union(cpu_toolset):
     for masks in (["step1[mask]", "step2[mask]"], "step1[mask], step2[mask]", "[step1[mask], step2[mask]]"):
         workflow = parse_workflow({"process": "", "pipeline": [
@@ -120,6 +134,17 @@ def test_export_orders_steps_by_dependency_and_names_them_as_lego_edit_does():
          "output": {"image": "step2[image]"}},
         {"result": "[step2[image]]"},
     ]
+
+
+def test_plan_prints_the_dialect_that_runs_unchanged(tmp_path, capsys):
+    photo = str(EXAMPLES / "images/astronaut.jpg")
+    assert main(["plan", photo, "blur her face and then flip it", "--dialect"]) == 0
+    printed = capsys.readouterr().out
+    dialect = json.loads(printed[printed.index("{"):])
+    assert dialect["pipeline"][-1] == {"result": "[step3[image]]"}
+    (tmp_path / "plan.json").write_text(json.dumps(dialect))
+    assert main(["run-workflow", photo, str(tmp_path / "plan.json"), "-o", str(tmp_path / "out.png")]) == 0
+    assert read_image(tmp_path / "out.png").shape == read_image(photo).shape
 
 
 def test_a_workflow_with_two_outputs_writes_two_images(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Reading the Builder's answer: ``<think>`` reasoning, then a workflow JSON (canonical or Lego-Edit dialect).
 
-Tolerant of code fences and of text around the JSON; strict about the JSON itself.
+Tolerant of code fences and of text around the JSON. The JSON is read strictly first, then as JSON5 (trailing
+commas, single quotes), which is what Lego-Edit's released Builder writes and its demo reads.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+
+import json5
 
 from legoedit_core.workflow import Problem, Workflow, WorkflowError, parse_workflow
 
@@ -31,9 +34,16 @@ def extract_json(text: str) -> Any:
         raise WorkflowError([Problem(None, "the answer contains no JSON object: write the workflow as JSON")])
     try:
         value, _ = json.JSONDecoder().raw_decode(body[start:])
+        return value
     except json.JSONDecodeError as error:
-        raise WorkflowError([Problem(None, f"the workflow JSON is malformed: {error}")]) from None
-    return value
+        strict = error
+    ends = [match.start() for match in re.finditer("}", body) if match.start() > start]
+    for end in reversed(ends):  # the longest span from the first "{" that JSON5 reads
+        try:
+            return json5.loads(body[start : end + 1])
+        except ValueError:
+            continue
+    raise WorkflowError([Problem(None, f"the workflow JSON is malformed: {strict}")])
 
 
 def parse_answer(text: str, instruction: str) -> tuple[str, Workflow | None, list[str]]:
