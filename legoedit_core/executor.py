@@ -297,6 +297,8 @@ class WaveRun:
                 inputs[port.name] = check_value(port.type, value)
             except ValueTypeError as error:
                 raise BrickError(f"input {port.name!r}: {error}") from None
+            if port.nonempty and not np.any(inputs[port.name] > 127):
+                raise BrickError(f"the {port.name} is empty: nothing to edit")
         image = inputs.get("image")
         if isinstance(image, np.ndarray):
             for port in spec.inputs:

@@ -126,3 +126,14 @@ def test_classical_inpaint_refuses_most_of_the_frame_but_fills_a_hole(cpu_toolse
         refused, filled = backend.run_batch([{**inputs, "mask": half}, {**inputs, "mask": hole}], [0, 0])
         assert "covers 60% of the frame" in str(refused) and "max_fraction" in str(refused)
         assert isinstance(filled, dict) and filled["image"].shape == coffee.shape
+
+
+def test_an_empty_region_given_to_an_edit_fails_instead_of_changing_nothing(cpu_toolset, coffee):
+    from legoedit_core.workflow import parse_workflow
+
+    workflow = parse_workflow({"nodes": [{"id": "blur", "tool": "BLUR", "inputs": {
+        "image": "@input.image", "mask": "@input.mask"}}], "output": "@blur.image"})
+    empty = np.zeros(coffee.shape[:2], np.uint8)
+    result = Executor(cpu_toolset).run(workflow, coffee, empty)
+    assert result.status == "failed" and result.image is None
+    assert result.error == "node 'blur' (BLUR): the mask is empty: nothing to edit"

@@ -7,7 +7,7 @@ FASTINPAINT = BrickSpec(
     name="FASTINPAINT",
     family="edit",
     description="Fast object removal: fills the masked region from its surroundings. Coarse, but quick.",
-    inputs=(image(), mask("mask", "the region to erase")),
+    inputs=(image(), mask("mask", "the region to erase", nonempty=True)),
     outputs=(image("image", "the image with the region filled"),),
     constraints=("Good as a first pass before INPAINT, or alone for small regions.",),
 )
@@ -18,7 +18,7 @@ INPAINT = BrickSpec(
     description="Removes what is inside the mask and fills the hole with plausible background.",
     inputs=(
         image(),
-        mask("mask", "the region to erase; slightly larger than the object is best"),
+        mask("mask", "the region to erase; slightly larger than the object is best", nonempty=True),
         number("strength", "how much of the masked region is regenerated", default=1.0, minimum=0.05, maximum=1.0),
     ),
     outputs=(image("image", "the image with the object removed"),),
@@ -32,7 +32,8 @@ FILL = BrickSpec(
     name="FILL",
     family="edit",
     description="Generates new content described by the prompt inside the mask (add or replace an object).",
-    inputs=(image(), mask("mask", "where to generate"), text("prompt", "what should appear in the region")),
+    inputs=(image(), mask("mask", "where to generate", nonempty=True),
+            text("prompt", "what should appear in the region")),
     outputs=(image("image", "the image with the region regenerated"),),
     constraints=("To swap X for Y: RES on X, then FILL with Y.",),
 )
@@ -43,7 +44,7 @@ RCM = BrickSpec(
     description="Recolours (or re-materials) the masked region, keeping its shading and texture.",
     inputs=(
         image(),
-        mask("mask", "the region to recolour"),
+        mask("mask", "the region to recolour", nonempty=True),
         text("prompt", "the target colour or material, e.g. 'red'"),
     ),
     outputs=(image("image", "the recoloured image"),),
@@ -62,7 +63,8 @@ POSE = BrickSpec(
     name="POSE",
     family="edit",
     description="Changes the pose or action of a person or animal in the masked region.",
-    inputs=(image(), mask("mask", "the subject"), text("prompt", "the target pose, e.g. 'raising both arms'")),
+    inputs=(image(), mask("mask", "the subject", nonempty=True),
+            text("prompt", "the target pose, e.g. 'raising both arms'")),
     outputs=(image("image", "the image with the subject re-posed"),),
 )
 
@@ -73,7 +75,7 @@ STYLE = BrickSpec(
     inputs=(
         image(),
         text("prompt", "the style, e.g. 'pencil sketch', 'cartoon', 'watercolor', 'oil painting'"),
-        mask("mask", "restrict the style to this region", required=False),
+        mask("mask", "restrict the style to this region", required=False, nonempty=True),
     ),
     outputs=(image("image", "the stylised image"),),
 )
@@ -84,7 +86,7 @@ CBG = BrickSpec(
     description="Replaces the background behind a foreground mask, keeping the foreground untouched.",
     inputs=(
         image(),
-        mask("mask", "the foreground to keep (e.g. from SOS or RES)"),
+        mask("mask", "the foreground to keep (e.g. from SOS or RES)", nonempty=True),
         text("prompt", "the new background: a colour, 'blur', 'transparent' or a scene description"),
     ),
     outputs=(image("image", "the foreground over the new background"),),
@@ -95,7 +97,8 @@ COMPOSE = BrickSpec(
     name="COMPOSE",
     family="edit",
     description="Pastes an overlay image into the base image, fitted to a mask's bounding box and cut by the mask.",
-    inputs=(image("image", "the base image"), image("overlay", "the image to paste"), mask("mask", "where to paste")),
+    inputs=(image("image", "the base image"), image("overlay", "the image to paste"),
+            mask("mask", "where to paste", nonempty=True)),
     outputs=(image("image", "the composite"),),
 )
 

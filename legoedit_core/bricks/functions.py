@@ -3,7 +3,7 @@
 from legoedit_core.bricks.registry import BrickRegistry
 from legoedit_core.bricks.spec import BrickSpec, bbox, image, mask, number, text
 
-_REGION = mask("mask", "apply only inside this region (whole image when absent)", required=False)
+_REGION = mask("mask", "apply only inside this region (whole image when absent)", required=False, nonempty=True)
 
 CROP = BrickSpec(
     name="CROP",

@@ -54,7 +54,7 @@ BBOX = BrickSpec(
     name="BBOX",
     family="predict",
     description="The bounding box of a mask, both as a box and as a filled rectangular mask.",
-    inputs=(mask("mask"),),
+    inputs=(mask("mask", nonempty=True),),
     outputs=(bbox("bbox", "[x0, y0, x1, y1] in pixels"), mask("mask", "the box as a filled mask")),
     constraints=("Fails on an empty mask.",),
 )

@@ -30,8 +30,9 @@ class Port(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
-    nonempty: bool = Field(False, description="an output mask that must select something: when it is empty the "
-                           "executor fails the item (a locator that found nothing), so no edit runs on nothing")
+    nonempty: bool = Field(False, description="a mask that must select something: the executor fails the item when "
+                           "such an input is given empty, or such an output comes back empty (a locator that found "
+                           "nothing), so no edit runs on nothing")
 
     def summary(self) -> str:
         """``name: Type`` plus its default, range and choices, as shown to the Builder."""
