@@ -137,3 +137,20 @@ def test_square_canvas_and_border(cpu_toolset):
     assert framed.image.shape == (height + 2 * border, width + 2 * border, 3)
     assert (framed.image[:border] == (0, 0, 128)).all()
     assert np.array_equal(framed.image[border:-border, border:-border], source)
+
+
+def test_new_bricks_reach_the_catalogue_schema_and_listing(cpu_toolset, capsys):
+    from legoedit.cli import main
+    from legoedit_core.bricks.render import catalog_text
+    from legoedit_core.workflow_schema import workflow_json_schema
+
+    specs = cpu_toolset.available_specs()
+    catalogue = catalog_text(specs)
+    schema = workflow_json_schema(specs)
+    tools = {node["properties"]["tool"]["const"] for node in schema["properties"]["nodes"]["items"]["anyOf"]}
+    assert {"TEXT", "SMOOTH", "PAD"} <= tools
+    assert "- TEXT(image: Image, prompt: Text, position: Text = 'bottom'" in catalogue
+    assert "temperature: Number = 0.0 in [-1, 1]" in catalogue
+    assert main(["bricks"]) == 0
+    listing = capsys.readouterr().out
+    assert "Pillow's bundled font (Aileron Regular)" in listing and "opencv-domain-transform" in listing
