@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from legoedit_core.bricks.render import catalog_text
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanRequest
-from legoedit_core.vlm.chat import Message, shown_image
+from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.vlm.chat import Chat, Message, shown_image
 
 EXAMPLE_INSTRUCTIONS = (
     "remove the dog and make the sky orange",
@@ -66,6 +67,14 @@ def user_message(request: PlanRequest, image_size: int) -> Message:
     if request.has_mask:
         text += "\nThe user drew a mask over the region they mean: it is available as @input.mask."
     return Message("user", text, shown_image(request.image, image_size))
+
+
+def builder_chat(toolset: Toolset, settings: PlannerSettings, request: PlanRequest) -> Chat:
+    """The chat the ``workflow`` Builder answers for ``request``: system prompt (with the settings' and the request's
+    feedback) and the user turn. Inference, rollouts and training all build it here, so they see the same prompt."""
+    feedback = [*settings.feedback, *request.feedback]
+    return [Message("system", system_prompt(toolset, feedback, settings.examples, settings.reasoning)),
+            user_message(request, settings.image_size)]
 
 
 def retry_message(problems: Sequence[str]) -> Message:

@@ -7,9 +7,9 @@ from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
 from legoedit_core.planners.constraints import parse_feedback
 from legoedit_core.planners.dialogue import ask_until_valid, failure
 from legoedit_core.planners.parsing import parse_answer
-from legoedit_core.planners.prompt import system_prompt, user_message
+from legoedit_core.planners.prompt import builder_chat
 from legoedit_core.settings.planner import PlannerSettings
-from legoedit_core.vlm.chat import Message, OutputFormat
+from legoedit_core.vlm.chat import OutputFormat
 from legoedit_core.vlm.engines import Engine
 from legoedit_core.workflow import Workflow, validate
 from legoedit_core.workflow_schema import workflow_json_schema
@@ -36,9 +36,7 @@ class WorkflowPlanner:
         settings = self.settings
         feedback = [[*settings.feedback, *r.feedback] for r in requests]
         constraints = [parse_feedback(lines, self.toolset.names()) for lines in feedback]
-        chats = [[Message("system", system_prompt(self.toolset, lines, settings.examples, settings.reasoning)),
-                  user_message(request, settings.image_size)]
-                 for request, lines in zip(requests, feedback, strict=True)]
+        chats = [builder_chat(self.toolset, settings, request) for request in requests]
 
         def parse(index: int, raw: str) -> tuple[PlanAttempt, Workflow | None]:
             reasoning, workflow, problems = parse_answer(raw, requests[index].instruction)

@@ -37,7 +37,7 @@ from legoedit_core.judge.vlm import VLMJudge
 from legoedit_core.pipeline.shard import LoadedRow, PreparedShard, build_rows, load_row
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
 from legoedit_core.planners.decompose import DECOMPOSITION_PROMPT
-from legoedit_core.planners.prompt import system_prompt, user_message
+from legoedit_core.planners.prompt import builder_chat
 from legoedit_core.rl.advantages import advantages_by_group
 from legoedit_core.rl.rewards import GroundTruth, RewardModel, Rewards, answer_text
 
@@ -93,14 +93,10 @@ def rollout_config(config: Config, temperature: float) -> Config:
 
 def builder_prompt(config: Config, toolset: Toolset, request: PlanRequest) -> list[dict[str, str]]:
     """The chat the Builder answers for ``request``, as text messages; the image is the ``<image>`` placeholder."""
-    settings = config.planner
-    if settings.strategy == "decompose":
-        system = DECOMPOSITION_PROMPT
-    else:
-        system = system_prompt(toolset, [*settings.feedback, *request.feedback], settings.examples,
-                               settings.reasoning)
-    user = user_message(request, settings.image_size).text
-    return [{"role": "system", "content": system}, {"role": "user", "content": IMAGE_PLACEHOLDER + user}]
+    system, user = builder_chat(toolset, config.planner, request)
+    if config.planner.strategy == "decompose":
+        system.text = DECOMPOSITION_PROMPT
+    return [{"role": "system", "content": system.text}, {"role": "user", "content": IMAGE_PLACEHOLDER + user.text}]
 
 
 @dataclass

@@ -8,9 +8,10 @@
 
 Training data is JSONL, one object per line: ``instruction`` and, as a stage needs them, ``image`` (path or URI,
 relative to the file), ``target`` ({actions, subjects, goals, tools}), ``reference_workflow``, ``workflow`` /
-``reasoning`` / ``text`` (stage 1). Prompts are the Builder's own system prompt and instruction as text: the
-combined Qwen2-VL processor that image inputs to TRL need depends on torchvision, which this project does not
-require, so the image reaches training only through the rewards (executed plans, judged edits). Each stage saves a
+``reasoning`` / ``text`` (stage 1); every record needs its ``image``. Prompts are the Builder's own chat
+(``planners.prompt.builder_chat``): the system prompt, then the user turn with the image scaled to
+``planner.image_size`` and the instruction, tokenised by ``BuilderProcessor`` exactly as the transformers engine
+does at inference, so the model trains on the task it performs (TRL's vision-language path). Each stage saves a
 LoRA adapter (``adapter_config.json`` + ``adapter_model.safetensors``) that the transformers and vLLM engines
 load with ``planner.adapter``; a later stage can start from an earlier stage's adapter.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,11 +33,13 @@ from legoedit_core.data.images import ImageDecodeError, decode_image
 from legoedit_core.data.storage import Storage
 from legoedit_core.executor import EditItem, Executor
 from legoedit_core.judge.vlm import JudgeRequest, VLMJudge
+from legoedit_core.planners.base import PlanRequest
 from legoedit_core.planners.parsing import parse_answer
-from legoedit_core.planners.prompt import system_prompt
+from legoedit_core.planners.prompt import builder_chat
 from legoedit_core.planners.rules import expert_traces, trace_text
-from legoedit_core.rl.rewards import GroundTruth, RewardModel
+from legoedit_core.rl.rewards import COMPONENTS, GroundTruth, RewardModel
 from legoedit_core.settings.judge import JudgeSettings
+from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.settings.rewards import RewardSettings
 from legoedit_core.workflow import parse_workflow, validate
 
@@ -99,20 +102,42 @@ def read_records(uri: str, storage_options: dict[str, Any] | None = None) -> lis
     return records
 
 
-def prompt_messages(instruction: str, toolset: Toolset, config: Config, examples: int) -> list[dict[str, str]]:
-    """The Builder's chat for an instruction, as text: the system prompt and the user turn."""
-    settings = config.planner
-    return [{"role": "system", "content": system_prompt(toolset, settings.feedback, examples, settings.reasoning)},
-            {"role": "user", "content": f"Instruction: {instruction}"}]
+def _record_image(record: dict[str, Any], storage_options: dict[str, Any] | None) -> np.ndarray:
+    """The pixels of a record's ``image``; every training prompt carries its image, as every inference prompt does."""
+    uri = record.get("image")
+    if not isinstance(uri, str) or not uri:
+        raise ValueError(f"the record {record['instruction']!r} has no image: training prompts carry the image "
+                         "the Builder plans from, as at inference")
+    try:
+        return decode_image(Storage(uri, storage_options).read_bytes())
+    except (FileNotFoundError, ImageDecodeError) as error:
+        raise ValueError(f"the image of the record {record['instruction']!r} does not load: {error}") from None
 
 
-def sft_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: Config,
-                 examples: int = 0) -> list[dict[str, Any]]:
+def prompt_example(record: dict[str, Any], toolset: Toolset, settings: PlannerSettings,
+                   storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Builder's chat for a record as TRL takes it: text messages (``prompt``) and the user turn's image
+    (``images``), the same chat, image and size as inference (``builder_chat``); TRL puts the image before the
+    user's text, as the engines do."""
+    request = PlanRequest(record["instruction"], _record_image(record, storage_options), record["instruction"],
+                          has_mask=bool(record.get("mask")))
+    chat = builder_chat(toolset, settings, request)
+    return {"prompt": [{"role": m.role, "content": m.text} for m in chat],
+            "images": [m.image for m in chat if m.image is not None]}
+
+
+def _planner_settings(config: Config, examples: int) -> PlannerSettings:
+    return config.planner.model_copy(update={"examples": examples})
+
+
+def sft_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: Config, examples: int = 0,
+                 storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Prompt/completion pairs: a record's own ``text`` or ``workflow`` (+ ``reasoning``), else the rules trace."""
     rows = []
     ruled = {t["instruction"]: t["text"] for t in expert_traces([r["instruction"] for r in records
                                                                   if "text" not in r and "workflow" not in r],
                                                                  toolset)}
+    settings = _planner_settings(config, examples)
     for record in records:
         instruction = record["instruction"]
         if "text" in record:
@@ -123,20 +148,22 @@ def sft_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: Co
             text = ruled[instruction]
         else:
             continue  # the rules planner does not cover it and no answer was given
-        rows.append({"prompt": prompt_messages(instruction, toolset, config, examples),
-                     "completion": [{"role": "assistant", "content": text}]})
+        rows.append(prompt_example(record, toolset, settings, storage_options)
+                    | {"completion": [{"role": "assistant", "content": text}]})
     if not rows:
         raise ValueError("no SFT example: give workflows, or instructions the rules planner covers")
     return rows
 
 
-def grpo_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: Config,
-                  examples: int = 0) -> list[dict[str, Any]]:
-    """Prompts plus what the rewards need: the instruction, the ground truth (JSON) and the image URI (not named
-    ``image``: TRL would take that column as the prompt's image input)."""
-    return [{"prompt": prompt_messages(r["instruction"], toolset, config, examples), "instruction": r["instruction"],
-             "ground_truth": json.dumps({k: r[k] for k in ("target", "reference_workflow") if k in r}),
-             "image_uri": r.get("image") or ""} for r in records]
+def grpo_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: Config, examples: int = 0,
+                  storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Prompts with their images, plus what the rewards need: the instruction, the ground truth (JSON) and the
+    image URI (the plan is executed on the full-size image, not on the one shown to the Builder)."""
+    settings = _planner_settings(config, examples)
+    return [prompt_example(r, toolset, settings, storage_options)
+            | {"instruction": r["instruction"], "image_uri": r["image"],
+               "ground_truth": json.dumps({k: r[k] for k in ("target", "reference_workflow") if k in r})}
+            for r in records]
 
 
 # ---------------------------------------------------------------------------------------------------- rewards
@@ -163,7 +190,8 @@ class BuilderReward:
             return None
 
     def __call__(self, prompts: list, completions: list, instruction: list[str], ground_truth: list[str],
-                 image_uri: list[str], **_: Any) -> list[float]:
+                 image_uri: list[str], log_metric: Callable[[str, float], None] | None = None,
+                 **_: Any) -> list[float]:
         texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
         workflows, statuses, results = [], [None] * len(texts), {}
         for text, wanted in zip(texts, instruction, strict=True):
@@ -186,6 +214,11 @@ class BuilderReward:
                                       judged=self.judge is not None)
                    for i, (text, truth) in enumerate(zip(texts, ground_truth, strict=True))]
         self.last = [r.as_dict() for r in rewards]
+        if log_metric is not None:  # each component's mean over the samples it applies to, in the trainer's log
+            for name in COMPONENTS:
+                values = [r[name] for r in self.last if r[name] is not None]
+                if values:
+                    log_metric(f"reward_{name}", float(np.mean(values)))
         return [r.total for r in rewards]
 
 
@@ -193,23 +226,23 @@ class BuilderReward:
 
 
 def _model_and_peft(settings: TrainSettings) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, peft config or None): the base Builder, with an earlier adapter made trainable."""
+    """(model, processor, peft config or None): the base Builder, with an earlier adapter made trainable."""
     import torch
     from peft import LoraConfig, PeftModel
-    from transformers import AutoModelForImageTextToText, AutoTokenizer
+    from transformers import AutoModelForImageTextToText
+
+    from legoedit_core.rl.processor import load_processor
 
     torch.manual_seed(settings.seed)
     model = AutoModelForImageTextToText.from_pretrained(settings.model, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(settings.model)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    processor = load_processor(settings.model)
     if settings.adapter:
-        return PeftModel.from_pretrained(model, settings.adapter, is_trainable=True), tokenizer, None
+        return PeftModel.from_pretrained(model, settings.adapter, is_trainable=True), processor, None
     if not settings.lora:
-        return model, tokenizer, None
+        return model, processor, None
     lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
                       target_modules=settings.target_modules, task_type="CAUSAL_LM")
-    return model, tokenizer, lora
+    return model, processor, lora
 
 
 def _common_args(settings: TrainSettings) -> dict[str, Any]:
@@ -220,39 +253,45 @@ def _common_args(settings: TrainSettings) -> dict[str, Any]:
             "use_cpu": settings.device == "cpu"}
 
 
-def train(settings: TrainSettings, config: Config | None = None, rewards: RewardSettings | None = None,
-          judge: JudgeSettings | None = None, storage_options: dict[str, Any] | None = None) -> Path:
-    """Run one stage and save its adapter (or full model) in ``settings.output_dir``; return that path.
+def make_trainer(settings: TrainSettings, config: Config | None = None, rewards: RewardSettings | None = None,
+                 judge: JudgeSettings | None = None, storage_options: dict[str, Any] | None = None) -> Any:
+    """The TRL trainer of one stage (SFT for stage 1, GRPO for 2 and 3), ready to ``train()``.
 
     Stage 3 needs ``judge`` with an engine: its 0-10 total is the reward's judge component.
     """
     from datasets import Dataset
 
+    if settings.stage == 3 and (judge is None or judge.engine is None):
+        raise ValueError("stage 3 rewards with the judge: set judge.engine and judge.model")
     config = config or Config()
     toolset = Toolset(config)
     records = read_records(settings.data, storage_options)
-    model, tokenizer, lora = _model_and_peft(settings)
+    model, processor, lora = _model_and_peft(settings)
     if settings.stage == 1:
         from trl import SFTConfig, SFTTrainer
 
-        dataset = Dataset.from_list(sft_examples(records, toolset, config, settings.examples))
+        dataset = Dataset.from_list(sft_examples(records, toolset, config, settings.examples, storage_options))
         args = SFTConfig(**_common_args(settings), max_length=settings.max_length)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                             peft_config=lora)
-    else:
-        from trl import GRPOConfig, GRPOTrainer
+        return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                          peft_config=lora)
+    from trl import GRPOConfig, GRPOTrainer
 
-        if settings.stage == 3 and (judge is None or judge.engine is None):
-            raise ValueError("stage 3 rewards with the judge: set judge.engine and judge.model")
-        reward = BuilderReward(toolset, RewardModel(rewards), VLMJudge(judge) if settings.stage == 3 else None,
-                               storage_options)
-        dataset = Dataset.from_list(grpo_examples(records, toolset, config, settings.examples))
-        args = GRPOConfig(**_common_args(settings), num_generations=settings.num_generations,
-                          max_completion_length=settings.max_completion_length, temperature=settings.temperature,
-                          beta=settings.beta)
-        trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-                              processing_class=tokenizer, peft_config=lora)
+    reward = BuilderReward(toolset, RewardModel(rewards), VLMJudge(judge) if settings.stage == 3 else None,
+                           storage_options)
+    dataset = Dataset.from_list(grpo_examples(records, toolset, config, settings.examples, storage_options))
+    args = GRPOConfig(**_common_args(settings), num_generations=settings.num_generations,
+                      max_completion_length=settings.max_completion_length, temperature=settings.temperature,
+                      beta=settings.beta)
+    return GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
+                       processing_class=processor, peft_config=lora)
+
+
+def train(settings: TrainSettings, config: Config | None = None, rewards: RewardSettings | None = None,
+          judge: JudgeSettings | None = None, storage_options: dict[str, Any] | None = None) -> Path:
+    """Run one stage and save its adapter (or full model) and its log (``trainer_state.json``: loss, rewards and
+    each reward component per step) in ``settings.output_dir``; return that path."""
+    trainer = make_trainer(settings, config, rewards, judge, storage_options)
     trainer.train()
     trainer.save_model(settings.output_dir)
+    trainer.save_state()
     return Path(settings.output_dir)
-
