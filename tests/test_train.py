@@ -115,6 +115,7 @@ def test_the_grpo_reward_executes_and_scores_completions(workdir, cpu_toolset):
                     ground_truth=[record["ground_truth"]] * 2, image_uri=[record["image_uri"]] * 2)
     assert scores == [1.0, 0.0]
     assert reward.last[0]["executability"] == 1.0 and reward.last[0]["tool"] == 1.0
+    assert reward.last[0]["check"] == 1.0 and reward.last[1]["check"] is None  # the edit is black and white
 
 
 def test_training_tokenises_the_prompt_and_image_as_the_engine_does(workdir, cpu_toolset):
@@ -195,6 +196,8 @@ def test_the_stage_3_reward_is_the_stage_2_reward_plus_the_judge(workdir, cpu_to
     columns = {name: [r[name] for r in records] for name in ("instruction", "ground_truth", "image_uri")}
     assert stage2([r["prompt"] for r in records], completions, **columns) == [1.0, 1.0]
     rewards = stage3([r["prompt"] for r in records], completions, **columns)
-    judged = [last["judge"] for last in stage3.last]
-    assert all(score is not None for score in judged)
-    assert rewards == pytest.approx([(3 + score) / 4 for score in judged])
+    for without, with_judge, total in zip(stage2.last, stage3.last, rewards, strict=True):
+        assert with_judge["judge"] is not None
+        assert {k: v for k, v in with_judge.items() if k not in ("judge", "total")} == \
+            {k: v for k, v in without.items() if k not in ("judge", "total")}
+        assert total == pytest.approx(np.mean([v for k, v in with_judge.items() if k != "total" and v is not None]))

@@ -78,6 +78,15 @@ def notes(row: dict[str, Any]) -> list[tuple[str, str]]:
     return [(entry["node"], entry["note"]) for entry in row["trace"] or [] if entry.get("note")]
 
 
+def _check_line(feedback: str | None) -> str:
+    """The verifiable edit check of a judged row ("check (remove): 0.50, failed: rest_kept"), or ""."""
+    check = json.loads(feedback).get("check") if feedback else None
+    if not check:
+        return ""
+    failed = f", failed: {', '.join(check['failed'])}" if check["failed"] else ""
+    return f"<p>check ({escape(check['family'])}): {check['score']:.2f}{escape(failed)}</p>"
+
+
 def _card(row: dict[str, Any]) -> str:
     status = row["status"]
     parts = [
@@ -95,6 +104,7 @@ def _card(row: dict[str, Any]) -> str:
         parts.append(f"<p>judge score: {row['judge_score']:.1f}</p>")
     for node, text in notes(row):
         parts.append(f'<p class="note">{escape(node)}: {escape(text)}</p>')
+    parts.append(_check_line(row["judge_feedback"]))
     if row["error"]:
         parts.append(f'<p class="error">{escape(row["error"])}</p>')
     parts.append("</div>")

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 SCORE_COLUMNS = ("total", "fulfilment", "quality", "preservation", "semantic_consistency", "perceptual_quality",
                  "overall")
-METRIC_COLUMNS = ("psnr_outside", "ssim_outside", "change_inside")
+METRIC_COLUMNS = ("psnr_outside", "ssim_outside", "change_inside", "check")
 ALL = "all"
 
 
@@ -26,7 +26,7 @@ def score_records(table: pa.Table) -> list[dict[str, Any]]:
     for row in table.to_pylist():
         truth = json.loads(row["ground_truth"]) if row["ground_truth"] else {}
         feedback = json.loads(row["judge_feedback"]) if row["judge_feedback"] else {}
-        metrics = feedback.get("metrics", {})
+        metrics = feedback.get("metrics", {}) | {"check": (feedback.get("check") or {}).get("score")}
         record = {"id": row["id"], "category": str(truth.get("category") or "uncategorised"),
                   "status": row["status"], "judge_error": feedback.get("error")}
         record |= {name: feedback.get(name) for name in SCORE_COLUMNS}
@@ -52,6 +52,7 @@ def category_means(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "edited": sum(1 for r in members if r["status"] == "ok"),
             "judged": sum(1 for r in members if r["total"] is not None),
             "judge_errors": sum(1 for r in members if r["status"] == "ok" and r["judge_error"]),
+            "checked": sum(1 for r in members if r["check"] is not None),
         }
         row |= {column: _mean([r[column] for r in members]) for column in (*SCORE_COLUMNS, *METRIC_COLUMNS)}
         summary.append(row)
@@ -70,7 +71,8 @@ def markdown_report(summary: Sequence[dict[str, Any]], title: str, judge: str, c
     lines = [f"# {title}", "", f"- judge: `{judge}`",
              "- scores: ImageEdit-R1 total 0-10 (fulfilment 0-4, quality 0-3, preservation 0-3); VIEScore SC, PQ "
              "0-10, overall = sqrt(SC * PQ); means over judged edits",
-             "- metrics: PSNR (dB) / SSIM outside the union of the plan's masks, mean |change| inside it (0-1)", "",
+             "- metrics: PSNR (dB) / SSIM outside the union of the plan's masks (or the user's mask), mean |change| "
+             "inside it (0-1); check: the verifiable edit check's score (0-1) over the edits it applies to", "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in summary]
     lines += ["", "## Config", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]

@@ -21,8 +21,8 @@ def judge_shard(prepared: PreparedShard, results: Sequence[EditResult], judge: V
                 ) -> list[Judgement | None]:
     """One judgement per edited item of the shard (in ``prepared.edit_items()`` order)."""
     _, positions = prepared.edit_items()
-    edits = [Edit(prepared.rows[p].image, result, prepared.rows[p].row.instruction, prepared.rows[p].row.seed)
-             for p, result in zip(positions, results, strict=True)]
+    edits = [Edit(prepared.rows[p].image, result, prepared.rows[p].row.instruction, prepared.rows[p].row.seed,
+                  prepared.rows[p].mask) for p, result in zip(positions, results, strict=True)]
     return judge_edits(edits, judge)
 
 

@@ -8,6 +8,8 @@
   subjects and goals by meaning (two phrases match when their sentence embeddings have a cosine similarity of at
   least ``match_threshold``, and the matching is one-to-one, maximal).
 - ``judge``: the judge's 0-10 total divided by 10; 0 when the plan produced no image.
+- ``check``: the verifiable edit check's score (``judge.checks``: the fraction of the instruction family's pixel
+  checks that pass); left out where no check applies or there is no edited image (``executability`` scores that).
 
 The total is the weighted mean of the components that apply to a sample (a workflow answer has no decomposition,
 an unannotated item has no reference tools): a component that does not apply is left out, never counted as 0.
@@ -30,7 +32,7 @@ from legoedit_core.planners.parsing import parse_answer
 from legoedit_core.settings.rewards import RewardSettings
 from legoedit_core.workflow import Workflow, WorkflowError, parse_workflow
 
-COMPONENTS = ("format", "executability", "tool", "action", "subject", "goal", "judge")
+COMPONENTS = ("format", "executability", "tool", "action", "subject", "goal", "judge", "check")
 Similarity = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 
 
@@ -81,6 +83,7 @@ class Rewards:
     subject: float | None = None
     goal: float | None = None
     judge: float | None = None
+    check: float | None = None
     total: float = 0.0
 
     def as_dict(self) -> dict[str, float | None]:
@@ -166,11 +169,12 @@ class RewardModel:
     def score(self, answer: str, truth: GroundTruth, workflow: Workflow | None = None,
               decomposition: Decomposition | None = None, plan_ok: bool | None = None,
               edit_status: str | None = None, judge_score: float | None = None,
-              judged: bool = False) -> Rewards:
+              judged: bool = False, check: float | None = None) -> Rewards:
         """Every component that applies, and the total.
 
         ``plan_ok`` defaults to "a workflow is given"; ``judged`` says the judge was asked, so that a plan without an
-        image gets judge reward 0 and an unreadable judge reply leaves the component out.
+        image gets judge reward 0 and an unreadable judge reply leaves the component out. ``check`` is the edit
+        check's score (None where no check applies).
         """
         threshold = self.settings.match_threshold
         rewards = Rewards(format=format_reward(answer),
@@ -188,6 +192,7 @@ class RewardModel:
         if judged:
             rewards.judge = judge_score / 10.0 if judge_score is not None else \
                 (0.0 if edit_status != "ok" else None)
+        rewards.check = check
         rewards.total = self.total(rewards)
         return rewards
 
@@ -200,7 +205,7 @@ class RewardModel:
         return sum(w * r for w, r in pairs) / weight if weight else 0.0
 
     def score_plan(self, plan: PlanResult, truth: GroundTruth, edit_status: str | None = None,
-                   judge_score: float | None = None, judged: bool = False) -> Rewards:
+                   judge_score: float | None = None, judged: bool = False, check: float | None = None) -> Rewards:
         """Rewards of one planned sample (its answer text, workflow and decomposition come from ``plan``)."""
         return self.score(answer_text(plan), truth, plan.workflow, decomposition_of(plan), plan.ok, edit_status,
-                          judge_score, judged)
+                          judge_score, judged, check)

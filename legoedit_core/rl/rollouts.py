@@ -53,6 +53,8 @@ ROLLOUT_FIELDS: list[pa.Field] = [
     pa.field("reward_executability", pa.float64()),
     pa.field("reward_tool", pa.float64()),
     pa.field("reward_judge", pa.float64()),
+    pa.field("reward_check", pa.float64()),
+    pa.field("check_failed", pa.string()),
 ]
 
 
@@ -66,8 +68,9 @@ def _rollout_schema() -> pa.Schema:
         "reward_model": {"style": {"dtype": "string", "_type": "Value"},
                          "ground_truth": {"dtype": "string", "_type": "Value"}},
         "data_source": {"dtype": "string", "_type": "Value"},
+        "check_failed": {"dtype": "string", "_type": "Value"},
     } | {name: {"dtype": "float64", "_type": "Value"} for name in ("reward_executability", "reward_tool",
-                                                                      "reward_judge")}
+                                                                      "reward_judge", "reward_check")}
     return pa.schema(OUTPUT_FIELDS + ROLLOUT_FIELDS, metadata={"huggingface": json.dumps(features)})
 
 
@@ -154,7 +157,7 @@ def score_shard(sampled: SampledShard, results: Sequence[EditResult], config: Co
     result_at = dict(zip(positions, results, strict=True))
     edit_positions = sorted(result_at)
     judgements = judge_edits([Edit(prepared.rows[p].image, result_at[p], prepared.rows[p].row.instruction,
-                                   prepared.rows[p].row.seed) for p in edit_positions], judge)
+                                   prepared.rows[p].row.seed, prepared.rows[p].mask) for p in edit_positions], judge)
     judgement_at: dict[int, Judgement | None] = dict(zip(edit_positions, judgements, strict=True))
     scored: dict[int, Rewards] = {}
     for position, (loaded, plan) in enumerate(zip(prepared.rows, prepared.plans, strict=True)):
@@ -164,7 +167,8 @@ def score_shard(sampled: SampledShard, results: Sequence[EditResult], config: Co
         scored[position] = rewards.score_plan(plan, GroundTruth.from_row(loaded.row.ground_truth),
                                               result.status if result is not None else "invalid_plan",
                                               judgement.score if judgement is not None else None,
-                                              judged=judge is not None)
+                                              judged=judge is not None,
+                                              check=judgement.check.score if judgement and judgement.check else None)
     groups = sampled.group_ids
     advantage_of = dict(zip(scored, advantages_by_group([groups[p] for p in scored],
                                                         [r.total for r in scored.values()]), strict=True))
@@ -187,6 +191,8 @@ def score_shard(sampled: SampledShard, results: Sequence[EditResult], config: Co
         if judgement is not None:
             row |= {"judge_score": judgement.score, "judge_model": judgement.judge,
                     "judge_feedback": judgement.feedback()}
+            if judgement.check is not None and judgement.check.failed:
+                row["check_failed"] = ", ".join(judgement.check.failed)
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA)
 

@@ -32,7 +32,8 @@ from legoedit_core.config import Config
 from legoedit_core.data.images import ImageDecodeError, decode_image
 from legoedit_core.data.storage import Storage
 from legoedit_core.executor import EditItem, Executor
-from legoedit_core.judge.vlm import JudgeRequest, VLMJudge
+from legoedit_core.judge.judgement import Edit, judge_edits
+from legoedit_core.judge.vlm import VLMJudge
 from legoedit_core.planners.base import PlanRequest
 from legoedit_core.planners.parsing import parse_answer
 from legoedit_core.planners.prompt import builder_chat
@@ -171,7 +172,7 @@ def grpo_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: C
 
 class BuilderReward:
     """A TRL reward function: each completion is parsed, validated, executed on its image (when there is one),
-    judged (stage 3) and scored by the reward model."""
+    checked (the verifiable edit checks), judged (stage 3) and scored by the reward model."""
 
     def __init__(self, toolset: Toolset, rewards: RewardModel, judge: VLMJudge | None = None,
                  storage_options: dict[str, Any] | None = None) -> None:
@@ -203,16 +204,15 @@ class BuilderReward:
         for i, result in zip(runnable, self.executor.run_many(
                 [EditItem(str(i), images[i], workflows[i]) for i in runnable]), strict=True):
             statuses[i], results[i] = result.status, result
-        scores: dict[int, float | None] = {}
-        if self.judge is not None:
-            judged = [i for i in runnable if results[i].status == "ok"]
-            replies = self.judge.judge_batch([JudgeRequest(images[i], results[i].image, instruction[i])
-                                              for i in judged])
-            scores = {i: reply.total for i, reply in zip(judged, replies, strict=True)}
-        rewards = [self.rewards.score(text, GroundTruth.from_row(truth), workflows[i], plan_ok=workflows[i] is not None,
-                                      edit_status=statuses[i], judge_score=scores.get(i),
-                                      judged=self.judge is not None)
-                   for i, (text, truth) in enumerate(zip(texts, ground_truth, strict=True))]
+        judgements = dict(zip(runnable, judge_edits([Edit(images[i], results[i], instruction[i]) for i in runnable],
+                                                    self.judge), strict=True))
+        rewards = []
+        for i, (text, truth) in enumerate(zip(texts, ground_truth, strict=True)):
+            judgement = judgements.get(i)
+            rewards.append(self.rewards.score(
+                text, GroundTruth.from_row(truth), workflows[i], plan_ok=workflows[i] is not None,
+                edit_status=statuses[i], judge_score=judgement.score if judgement else None,
+                judged=self.judge is not None, check=judgement.check.score if judgement and judgement.check else None))
         self.last = [r.as_dict() for r in rewards]
         if log_metric is not None:  # each component's mean over the samples it applies to, in the trainer's log
             for name in COMPONENTS:

@@ -15,6 +15,7 @@ class RewardWeights(BaseModel):
     subject: float = Field(1.0, ge=0)
     goal: float = Field(1.0, ge=0)
     judge: float = Field(1.0, ge=0)
+    check: float = Field(1.0, ge=0)
 
 
 class RewardSettings(BaseModel):

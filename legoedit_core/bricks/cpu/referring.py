@@ -255,13 +255,23 @@ def _ocr_engine() -> Any:
     return RapidOCR(params={"Global.log_level": "error"})
 
 
-def find_text(image: np.ndarray, seed: int) -> np.ndarray:
-    """Filled polygons of the text lines that RapidOCR detects and can read."""
+def _ocr(image: np.ndarray) -> Any:
+    """RapidOCR's result for ``image`` (the engine is loaded once per process)."""
     try:
         with cpu_model("rapidocr", _ocr_engine) as engine:
-            result = engine(Image.fromarray(image))
+            return engine(Image.fromarray(image))
     except ImportError as error:
-        raise BrickError("finding text needs the rapidocr package (with onnxruntime)") from error
+        raise BrickError("reading text needs the rapidocr package (with onnxruntime)") from error
+
+
+def read_text(image: np.ndarray) -> list[str]:
+    """The text lines RapidOCR reads in ``image``, top to bottom as it reports them."""
+    return [str(line) for line in (getattr(_ocr(image), "txts", None) or ())]
+
+
+def find_text(image: np.ndarray, seed: int) -> np.ndarray:
+    """Filled polygons of the text lines that RapidOCR detects and can read."""
+    result = _ocr(image)
     selected = np.zeros(image.shape[:2], np.uint8)
     if getattr(result, "boxes", None) is not None:
         cv2.fillPoly(selected, [np.round(box).astype(np.int32) for box in result.boxes], 255)
