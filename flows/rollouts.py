@@ -19,7 +19,7 @@ from legoedit_core.config import Config
 from legoedit_core.data.datasets import Shard, open_dataset
 from legoedit_core.data.output import OutputMismatch
 from legoedit_core.pipeline.shard import versions
-from legoedit_core.rl.rollouts import RolloutOutput, rollout_config
+from legoedit_core.rl.rollouts import RolloutOutput, rollout_config, signal_summary
 from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.rewards import RewardSettings
 from tasks.judge import edit_shard
@@ -56,9 +56,10 @@ def rollouts(dataset: str, output: str, k: int = 4, temperature: float = 1.0, co
     if failures:
         raise ShardsFailed(f"{len(failures)} shard(s) failed; a rerun with the same output does only what is "
                            "missing:\n" + "\n".join(failures))
-    table = run_output.read_table().select(["reward", "sample_index"]).to_pylist()
+    table = run_output.read_table().select(["reward", "sample_index", "group_id", "workflow", "advantage",
+                                             "reward_check", "check_failed"]).to_pylist()
     samples = [row["reward"] for row in table if row["sample_index"] is not None]
     summary = {"output": output, "parts": run_output.parts_uri(), "rows": len(table), "samples": len(samples),
-               "mean_reward": sum(samples) / len(samples) if samples else None}
+               "mean_reward": sum(samples) / len(samples) if samples else None, "signal": signal_summary(table)}
     get_run_logger().info("rollouts done: %s", summary)
     return summary

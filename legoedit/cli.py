@@ -234,6 +234,11 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"{summary['samples']} samples in {summary['rows']} rows, mean reward {summary['mean_reward']}")
+    signal = summary["signal"]
+    print(f"{signal['groups']} groups: {signal['groups_with_distinct_workflows']} with distinct workflows, "
+          f"{signal['groups_with_advantage_spread']} with an advantage spread, {signal['groups_with_both']} both; "
+          f"{signal['samples_with_check']} samples with an edit check (mean {signal['mean_check']}), failed checks: "
+          f"{signal['failed_checks']}")
     print(f"parquet: {summary['parts']}")
     return 0
 

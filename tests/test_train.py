@@ -46,7 +46,7 @@ def workdir(tmp_path_factory, astronaut):
 def _settings(workdir, stage: int, **extra) -> TrainSettings:
     return TrainSettings(stage=stage, model=str(workdir / "vlm"), data=str(workdir / "data.jsonl"),
                          output_dir=str(workdir / f"stage{stage}"), max_steps=2, batch_size=2, num_generations=2,
-                         max_completion_length=12, learning_rate=1e-2, lora_r=4, max_length=6144, **extra)
+                         max_completion_length=12, learning_rate=1e-2, lora_r=4, max_length=12288, **extra)
 
 
 @pytest.fixture
@@ -116,6 +116,26 @@ def test_the_grpo_reward_executes_and_scores_completions(workdir, cpu_toolset):
     assert scores == [1.0, 0.0]
     assert reward.last[0]["executability"] == 1.0 and reward.last[0]["tool"] == 1.0
     assert reward.last[0]["check"] == 1.0 and reward.last[1]["check"] is None  # the edit is black and white
+
+
+def test_a_record_with_a_user_mask_is_planned_executed_and_checked_with_it(tmp_path, astronaut, cpu_toolset):
+    """The prompt says a mask was drawn, the plan's ``@input.mask`` gets the record's mask, and the edit check
+    measures the removal inside it (the plan made no mask of its own)."""
+    Image.fromarray(astronaut).save(tmp_path / "photo.png")
+    mask = np.zeros(astronaut.shape[:2], np.uint8)
+    mask[40:120, 60:160] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    record = {"instruction": "remove the marked object", "image": "photo.png", "mask": "mask.png",
+              "target": {"tools": ["INPAINT"]}}
+    (tmp_path / "data.jsonl").write_text(json.dumps(record) + "\n")
+    example = grpo_examples(read_records(str(tmp_path / "data.jsonl")), cpu_toolset, Config())[0]
+    assert "@input.mask" in example["prompt"][1]["content"]
+    workflow, reasoning = RulesPlanner(cpu_toolset).compile(record["instruction"], has_mask=True)
+    reward = BuilderReward(cpu_toolset, RewardModel())
+    columns = {name: [example[name]] for name in ("instruction", "ground_truth", "image_uri", "mask_uri")}
+    assert reward([example["prompt"]], [[{"role": "assistant", "content": trace_text(reasoning, workflow)}]],
+                  **columns) == [1.0]
+    assert reward.last[0]["executability"] == 1.0 and reward.last[0]["check"] == 1.0
 
 
 def test_training_tokenises_the_prompt_and_image_as_the_engine_does(workdir, cpu_toolset):

@@ -6,6 +6,7 @@ the masks the plan produced or, when it produced none, the user's mask:
 
 - black and white: ``desaturated``, mean saturation in the region (or the image) at most 0.05;
 - brighter / darker: ``brighter`` / ``darker``, mean luminance up / down by at least 0.03 (0-1 scale);
+  ``highlights_kept`` / ``shadows_kept``, at most 5% of the pixels newly clipped to white / black;
 - background blur: ``background_blurred``, high-frequency energy outside the subject mask at most 0.6 of the
   source's; ``subject_kept``, mean change inside at most 0.03;
 - remove: ``region_changed``, mean change inside the mask at least 0.05;
@@ -34,6 +35,7 @@ from legoedit_core.bricks.cpu.colors import parse_color
 
 DESATURATED = 0.05
 LUMA_MARGIN = 0.03
+CLIPPED = 0.05
 BLUR_RATIO = 0.6
 KEPT = 0.03
 REST_KEPT = 0.02
@@ -121,10 +123,17 @@ def _black_and_white(edit: _Edit, _: re.Match[str]) -> CheckResult:
 def _luminance(direction: int) -> Callable[[_Edit, re.Match[str]], CheckResult]:
     name = "brighter" if direction > 0 else "darker"
 
+    kept = "highlights_kept" if direction > 0 else "shadows_kept"
+
+    def clipped(luma: np.ndarray) -> float:
+        return float((luma >= 0.98).mean() if direction > 0 else (luma <= 0.02).mean())
+
     def check(edit: _Edit, _: re.Match[str]) -> CheckResult:
         where = edit.target()
-        delta = float(_luma(edit.edited)[where].mean() - _luma(edit.source)[where].mean())
-        result = CheckResult(name, {name: delta * direction >= LUMA_MARGIN}, {"luminance_change": delta})
+        before, after = _luma(edit.source)[where], _luma(edit.edited)[where]
+        delta, lost = float(after.mean() - before.mean()), clipped(after) - clipped(before)
+        result = CheckResult(name, {name: delta * direction >= LUMA_MARGIN, kept: lost <= CLIPPED},
+                             {"luminance_change": delta, "newly_clipped": lost})
         _rest_kept(edit, result)
         return result
 

@@ -12,7 +12,7 @@ def make_planner(settings: PlannerSettings, toolset: Toolset) -> Planner:
     if settings.strategy == "rules":
         from legoedit_core.planners.rules import RulesPlanner
 
-        return RulesPlanner(toolset, settings.feedback, settings.rules)
+        return RulesPlanner(toolset, settings.feedback, settings.rules, temperature=settings.temperature)
     from legoedit_core.vlm.engines import make_engine
 
     engine = make_engine(settings)

@@ -11,6 +11,7 @@ reasoning, workflow) used for supervised fine-tuning of a model Builder.
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -85,6 +86,24 @@ class Preferred:
 
     def choose(self, key: str, options: Sequence[T]) -> T:
         return options[0]
+
+
+class Sampled:
+    """A seeded chooser for sampling plans (rollouts). Every option is a valid alternative, so at temperature 1 (and
+    above) they are equally likely; below 1 option ``i`` (0 = preferred) has weight ``(i + 1) ** -(1/t - 1)``, which
+    favours the preferred one more the lower the temperature (2:1 over the second at 0.5). The same seed gives the
+    same choices."""
+
+    def __init__(self, seed: int, temperature: float) -> None:
+        if temperature <= 0:
+            raise ValueError(f"sampling needs a temperature above 0, got {temperature}")
+        self.random = random.Random(seed)
+        self.temperature = temperature
+
+    def choose(self, key: str, options: Sequence[T]) -> T:
+        sharpness = max(0.0, 1.0 / self.temperature - 1.0)
+        weights = [(index + 1) ** -sharpness for index in range(len(options))]
+        return self.random.choices(list(options), weights)[0]
 
 
 @dataclass(frozen=True)
@@ -271,12 +290,16 @@ def _style(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 
 def _grayscale(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     target = match.group("target")
+    inputs: dict[str, Any] = {}
     if target and not _whole(target):
-        mask, found = graph.region(_clean(target), image)
-        node = graph.add("GRAYSCALE", "gray", image=image, mask=mask)
-        return f"@{node}.image", f"Only {_clean(target)} loses its colour: {found}, GRAYSCALE greys that region."
-    node = graph.add("GRAYSCALE", "gray", image=image)
-    return f"@{node}.image", "The whole image becomes black and white: GRAYSCALE."
+        inputs["mask"], found = graph.region(_clean(target), image)
+    if graph.choose("greyscale tool", graph.runnable("GRAYSCALE", "ADJUST")) == "ADJUST":
+        node, tool = graph.add("ADJUST", "gray", image=image, saturation=0.0, **inputs), "ADJUST with saturation 0"
+    else:
+        node, tool = graph.add("GRAYSCALE", "gray", image=image, **inputs), "GRAYSCALE"
+    if inputs:
+        return f"@{node}.image", f"Only {_clean(target)} loses its colour: {found}, {tool} greys that region."
+    return f"@{node}.image", f"The whole image becomes black and white: {tool}."
 
 
 def _recolour(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
@@ -290,9 +313,20 @@ def _recolour(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
         target = re.sub(r"^the colou?r of\s+", "", target)
         target = re.sub(r"\s+(?:to|into|in)$", "", target)
         mask, found = graph.region(_clean(target), image)
+        colour = graph.choose("colour shade", _shades(colour))
         node = graph.add("RCM", "recolor", image=image, mask=mask, prompt=colour)
         return f"@{node}.image", f"{_clean(target).capitalize()} should become {colour}: {found}, RCM recolours it."
     raise NotCovered("no colour named")  # not a recolouring after all: let the next family try
+
+
+def _shades(colour: str) -> list[str]:
+    """The colour as named, then its light and dark shades when it is a plain colour name ("blue", not "navy")."""
+    if " " in colour or colour not in _PLAIN_COLOURS:
+        return [colour]
+    return [colour, f"light {colour}", f"dark {colour}"]
+
+
+_PLAIN_COLOURS = frozenset({"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "grey", "gray"})
 
 
 def _remove(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
@@ -333,9 +367,10 @@ def _crop(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 def _adjust(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     clause = match.string
     factors = {name: value for pattern, name, value in ADJUSTMENTS if re.search(pattern, clause)}
-    if re.search(r"\b(?:a lot|much|very|significantly|way)\b", clause):
-        factors = {name: round(NEUTRAL.get(name, 1.0) + (value - NEUTRAL.get(name, 1.0)) * 1.8, 2)
-                   for name, value in factors.items()}
+    strength = 1.8 if re.search(r"\b(?:a lot|much|very|significantly|way)\b", clause) else 1.0
+    strength *= graph.choose("adjust strength", [1.0, 0.6, 1.5])
+    factors = {name: round(NEUTRAL.get(name, 1.0) + (value - NEUTRAL.get(name, 1.0)) * strength, 2)
+               for name, value in factors.items()}
     target = re.match(r"^(?:brighten|darken|lighten)\s+(?P<t>.+)$", clause)
     inputs: dict[str, Any] = dict(factors)
     where = "the whole image"
@@ -522,18 +557,26 @@ def split_clauses(instruction: str) -> list[str]:
 class RulesPlanner:
     """Plans by rules; needs no model. ``name`` is ``rules``.
 
-    Every alternative it weighs (which locator, which eraser, a parameter value) goes through ``chooser``; the
-    default takes the preferred one, so plans are deterministic. The choices made are in ``PlanResult.details``.
+    Every alternative it weighs (which locator where both are valid, which eraser, a parameter value: blur radius,
+    sharpening amount, adjustment strength, colour shade) goes through ``chooser``; the default takes the preferred
+    one, so plans are deterministic. At ``temperature`` > 0 each request samples its choices (``Sampled``, seeded
+    with the request's seed), so the K samples of a rollout group differ. The choices made are in
+    ``PlanResult.details``.
     """
 
     name = "rules"
 
     def __init__(self, toolset: Toolset, feedback: Sequence[str] = (), settings: RulesSettings | None = None,
-                 chooser: Chooser | None = None) -> None:
+                 chooser: Chooser | None = None, temperature: float = 0.0) -> None:
         self.toolset = toolset
         self.feedback = list(feedback)
         self.settings = settings or RulesSettings()
         self.chooser = chooser or Preferred()
+        self.temperature = temperature
+
+    def chooser_for(self, request: PlanRequest) -> Chooser:
+        """At temperature 0 the planner's chooser; above it, a ``Sampled`` chooser seeded with the request's seed."""
+        return Sampled(request.seed, self.temperature) if self.temperature > 0 else self.chooser
 
     def plan_batch(self, requests: list[PlanRequest]) -> list[PlanResult]:
         return [self.plan(request) for request in requests]
@@ -542,7 +585,7 @@ class RulesPlanner:
         """Plan one request; an uncovered instruction, a subject it cannot locate or a missing brick is ``error``."""
         size = (int(request.image.shape[1]), int(request.image.shape[0]))
         try:
-            graph, reasoning = self.build(request.instruction, request.has_mask, size)
+            graph, reasoning = self.build(request.instruction, request.has_mask, size, self.chooser_for(request))
         except NotCovered as error:
             attempt = PlanAttempt(raw="", problems=[str(error)])
             return PlanResult(request.id, self.name, attempts=[attempt], error=str(error))
@@ -565,9 +608,10 @@ class RulesPlanner:
         graph, reasoning = self.build(instruction, has_mask, size)
         return to_workflow(graph, instruction), reasoning
 
-    def build(self, instruction: str, has_mask: bool, size: tuple[int, int]) -> tuple[Graph, str]:
+    def build(self, instruction: str, has_mask: bool, size: tuple[int, int],
+              chooser: Chooser | None = None) -> tuple[Graph, str]:
         """The graph (nodes, choices) and reasoning for an instruction; raise NotCovered as ``compile`` does."""
-        graph = Graph(self.toolset, has_mask, size, self.settings, self.chooser, instruction=instruction)
+        graph = Graph(self.toolset, has_mask, size, self.settings, chooser or self.chooser, instruction=instruction)
         image, sentences = "@input.image", []
         for clause in split_clauses(instruction):
             image, sentence = self._clause(clause, graph, image)

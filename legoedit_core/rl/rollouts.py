@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -204,3 +205,21 @@ def rollout_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Ex
     sampled = sample_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, k, storage_options)
     items, _ = sampled.prepared.edit_items()
     return score_shard(sampled, executor.run_many(items), config, executor.toolset, rewards, judge)
+
+
+def signal_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How much a rollout dataset can teach: per group of samples, whether its workflows differ and its advantages
+    spread; how many samples have a verifiable check, its mean, and which checks failed how often."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["sample_index"] is not None:
+            groups.setdefault(row["group_id"], []).append(row)
+    distinct = {g for g, members in groups.items() if len({m["workflow"] for m in members}) >= 2}
+    spread = {g for g, members in groups.items() if any(m["advantage"] for m in members)}
+    samples = [row for members in groups.values() for row in members]
+    checks = [row["reward_check"] for row in samples if row["reward_check"] is not None]
+    failed = Counter(name for row in samples if row["check_failed"] for name in row["check_failed"].split(", "))
+    return {"groups": len(groups), "groups_with_distinct_workflows": len(distinct),
+            "groups_with_advantage_spread": len(spread), "groups_with_both": len(distinct & spread),
+            "samples": len(samples), "samples_with_check": len(checks),
+            "mean_check": sum(checks) / len(checks) if checks else None, "failed_checks": dict(sorted(failed.items()))}

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
-from legoedit_core.data.images import ImageDecodeError, decode_image
+from legoedit_core.data.images import ImageDecodeError, decode_image, decode_mask
 from legoedit_core.data.storage import Storage
 from legoedit_core.executor import EditItem, Executor
 from legoedit_core.judge.judgement import Edit, judge_edits
@@ -42,6 +42,7 @@ from legoedit_core.rl.rewards import COMPONENTS, GroundTruth, RewardModel
 from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.settings.rewards import RewardSettings
+from legoedit_core.types import size_of
 from legoedit_core.workflow import parse_workflow, validate
 
 Stage = Literal[1, 2, 3]
@@ -94,9 +95,10 @@ def read_records(uri: str, storage_options: dict[str, Any] | None = None) -> lis
             raise ValueError(f"{uri} line {number}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict) or not isinstance(record.get("instruction"), str):
             raise ValueError(f"{uri} line {number}: expected an object with an instruction")
-        image = record.get("image")
-        if isinstance(image, str) and "://" not in image and not image.startswith("/"):
-            record["image"] = posixpath.join(base, image)
+        for key in ("image", "mask"):
+            value = record.get(key)
+            if isinstance(value, str) and "://" not in value and not value.startswith("/"):
+                record[key] = posixpath.join(base, value)
         records.append(record)
     if not records:
         raise ValueError(f"{uri} holds no training records")
@@ -162,7 +164,7 @@ def grpo_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: C
     image URI (the plan is executed on the full-size image, not on the one shown to the Builder)."""
     settings = _planner_settings(config, examples)
     return [prompt_example(r, toolset, settings, storage_options)
-            | {"instruction": r["instruction"], "image_uri": r["image"],
+            | {"instruction": r["instruction"], "image_uri": r["image"], "mask_uri": r.get("mask") or "",
                "ground_truth": json.dumps({k: r[k] for k in ("target", "reference_workflow") if k in r})}
             for r in records]
 
@@ -182,30 +184,37 @@ class BuilderReward:
         self.__name__ = "builder_judge" if judge is not None else "builder_verifiable"
         self.last: list[dict[str, Any]] = []
 
-    def _image(self, uri: str) -> np.ndarray | None:
+    def _read(self, uri: str, decode: Callable[[bytes], np.ndarray]) -> np.ndarray | None:
         if not uri:
             return None
         try:
-            return decode_image(Storage(uri, self.storage_options).read_bytes())
+            return decode(Storage(uri, self.storage_options).read_bytes())
         except (FileNotFoundError, ImageDecodeError):
             return None
 
+    def _mask(self, uri: str, image: np.ndarray | None) -> np.ndarray | None:
+        """The record's user mask at its image's size (None without one, or without the image)."""
+        if image is None:
+            return None
+        return self._read(uri, lambda data: decode_mask(data, size=size_of(image)))
+
     def __call__(self, prompts: list, completions: list, instruction: list[str], ground_truth: list[str],
-                 image_uri: list[str], log_metric: Callable[[str, float], None] | None = None,
-                 **_: Any) -> list[float]:
+                 image_uri: list[str], mask_uri: list[str] | None = None,
+                 log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float]:
         texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
         workflows, statuses, results = [], [None] * len(texts), {}
         for text, wanted in zip(texts, instruction, strict=True):
             _, workflow, problems = parse_answer(text, wanted)
             workflows.append(workflow if workflow is not None and not problems
                              and not validate(workflow, self.toolset) else None)
-        images = [self._image(uri) for uri in image_uri]
+        images = [self._read(uri, decode_image) for uri in image_uri]
+        masks = [self._mask(uri, image) for uri, image in zip(mask_uri or [""] * len(images), images, strict=True)]
         runnable = [i for i, w in enumerate(workflows) if w is not None and images[i] is not None]
         for i, result in zip(runnable, self.executor.run_many(
-                [EditItem(str(i), images[i], workflows[i]) for i in runnable]), strict=True):
+                [EditItem(str(i), images[i], workflows[i], masks[i]) for i in runnable]), strict=True):
             statuses[i], results[i] = result.status, result
-        judgements = dict(zip(runnable, judge_edits([Edit(images[i], results[i], instruction[i]) for i in runnable],
-                                                    self.judge), strict=True))
+        edits = [Edit(images[i], results[i], instruction[i], mask=masks[i]) for i in runnable]
+        judgements = dict(zip(runnable, judge_edits(edits, self.judge), strict=True))
         rewards = []
         for i, (text, truth) in enumerate(zip(texts, ground_truth, strict=True)):
             judgement = judgements.get(i)
