@@ -18,9 +18,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import s3fs
-from prefect.testing.utilities import prefect_test_harness
 from test_data_safety import SECRET, escaping_catalogue
-from test_pipeline import make_bucket, moto_server, run_flow, s3_options  # noqa: F401 (a fixture)
+from test_pipeline import (  # noqa: F401 (fixtures: a Prefect test server for the module, a moto server)
+    make_bucket,
+    moto_server,
+    prefect_server,
+    run_flow,
+    s3_options,
+)
 
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import DatasetError
@@ -29,12 +34,6 @@ from legoedit_core.data.output import OutputMismatch, RunOutput, image_key
 from legoedit_core.data.synthetic import write_catalogue
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_server():
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
 
 
 @pytest.fixture(scope="module")
