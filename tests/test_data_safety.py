@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 
@@ -242,3 +243,14 @@ def test_images_in_memory_arrays_are_untouched_by_confinement(tmp_path):
     reader = InputReader(str(tmp_path), settings=InputSettings(max_image_bytes=10))
     data = encode_png(np.zeros((4, 4, 3), np.uint8))
     assert "more than 10 bytes" in load_row(InputRow(0, "e", "flip it", data), reader).row.error
+
+
+def test_an_allowed_url_that_does_not_answer_is_a_row_status(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEGOEDIT_STORAGE_ATTEMPTS", "2")
+    monkeypatch.setenv("LEGOEDIT_STORAGE_WAIT", "0.01")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once the socket is closed
+    reader = InputReader(str(tmp_path), settings=InputSettings(schemes=["http"], private_hosts=True))
+    loaded = load_row(InputRow(0, "u", "flip it", f"http://127.0.0.1:{port}/x.png"), reader)
+    assert f"http://127.0.0.1:{port}/x.png" in loaded.row.error and loaded.image is None  # a bad_input row, no raise
