@@ -10,8 +10,12 @@ The flow's own thread only moves shards from step to step as their tasks finish;
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import queue
+import sys
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +23,10 @@ from prefect import Task, flow, get_run_logger
 
 from flows.monitoring import Progress, gallery, summary_table
 from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
+from flows.stopping import STOP, Interrupted
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, Shard, open_dataset
-from legoedit_core.data.output import PartInfo, RunOutput
+from legoedit_core.data.output import OutputMismatch, PartInfo, RunOutput
 from legoedit_core.data.report import render_report
 from legoedit_core.executor import BrickGroup, GroupResult, WaveRun
 from legoedit_core.judge.judgement import Judgement
@@ -41,6 +46,7 @@ class ShardsFailed(RuntimeError):
 class _ShardRun:
     shard: Shard
     only_ids: list[str] | None = None  # --retry-failed: just these rows, merged into the existing part
+    attempt: int = 0  # the commit attempt number this run's record takes (a retry: the newest + 1)
     waves: WaveRun | None = None
     prepared: PreparedShard | None = None
     in_flight: int = 0
@@ -62,14 +68,17 @@ class _Scheduler:
     progress: Progress
     finished: queue.Queue = field(default_factory=queue.Queue)
     failures: list[str] = field(default_factory=list)
+    committed: int = 0
 
     def run(self, runs: list[_ShardRun], limit: int) -> None:
+        """Run every shard, at most ``limit`` at once; ``runs`` is consumed (a committed shard is let go)."""
         waiting, open_runs = list(reversed(runs)), 0
+        runs.clear()
         while waiting or open_runs:
             while waiting and open_runs < limit:
                 self._plan(waiting.pop())
                 open_runs += 1
-            future, shard_run, then = self.finished.get()
+            future, shard_run, then = self._next_finished()
             if shard_run.failed:
                 continue  # a late task of a shard that already failed
             try:
@@ -80,6 +89,16 @@ class _Scheduler:
             if shard_run.failed or then == self._committed:
                 open_runs -= 1
 
+    def _next_finished(self) -> tuple[Any, _ShardRun, Callable[[_ShardRun, Any], None]]:
+        """The next finished task; ``Interrupted`` as soon as a stop was asked for (Ctrl-C, SIGTERM)."""
+        while not STOP.is_set():
+            try:
+                return self.finished.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        raise Interrupted(f"stopped by a signal: {self.committed} shard(s) committed in this run, nothing partial; "
+                          f"rerun the same command to resume with what is left in {self.output.uri}")
+
     def _submit(self, shard_run: _ShardRun, task: Task, args: tuple[Any, ...],
                 then: Callable[[_ShardRun, Any], None]) -> None:
         """Submit ``task(*args)`` for a shard; ``then`` runs on the flow's thread with its result."""
@@ -89,8 +108,8 @@ class _Scheduler:
 
     def _plan(self, shard_run: _ShardRun) -> None:
         task = plan_shard.with_options(task_run_name=f"plan shard {shard_run.shard.index}")
-        self._submit(shard_run, task, (self.dataset, shard_run.shard, self.config, self.storage_options,
-                                       shard_run.only_ids), self._planned)
+        self._submit(shard_run, task, (self.dataset, shard_run.shard, self.config, shard_run.only_ids),
+                     self._planned)
 
     def _planned(self, shard_run: _ShardRun, prepared: PreparedShard) -> None:
         shard_run.in_flight -= 1
@@ -136,7 +155,10 @@ class _Scheduler:
             self._next_wave(shard_run)
 
     def _committed(self, shard_run: _ShardRun, info: PartInfo) -> None:
-        self.output.commit(info)
+        self.output.commit(info, shard_run.attempt)
+        shard_run.prepared = shard_run.waves = None  # the shard's images and results: let them go
+        return_freed_memory()
+        self.committed += 1
         self.progress.advance()
         get_run_logger().info("shard %d committed: %s", info.shard, info.counts)
 
@@ -145,6 +167,20 @@ class _Scheduler:
         message = f"shard {shard.index} (rows {shard.start}-{shard.stop - 1}): {type(error).__name__}: {error}"
         self.failures.append(message)
         get_run_logger().error(message)
+
+
+def return_freed_memory() -> None:
+    """Free what a committed shard left behind, now, and hand the memory back to the operating system.
+
+    Prefect's futures sit in reference cycles (a future's done-callback closes over the future), and each holds its
+    task's final state with the result in it (a shard's images, a brick group's outputs): without a collection
+    those wait for Python's rare full GC, and a long run's RSS saw-tooths far above a short one's. Then glibc's
+    ``malloc_trim`` returns the freed pages, which its per-thread arenas would otherwise keep (a no-op elsewhere).
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _recorder(group: BrickGroup, record: Callable[[_ShardRun, BrickGroup, GroupResult], None]):
@@ -158,7 +194,8 @@ def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict
         entry = finished.get(shard.index)
         if entry and set(entry["counts"]) - {"ok"}:
             table = output.read_part(shard.index).select(["id", "status"]).to_pylist()
-            runs.append(_ShardRun(shard, [row["id"] for row in table if row["status"] != "ok"]))
+            runs.append(_ShardRun(shard, [row["id"] for row in table if row["status"] != "ok"],
+                                  attempt=entry["attempt"] + 1))
     return runs
 
 
@@ -167,41 +204,44 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
                    retry_failed: bool = False, max_concurrent_shards: int = 4, write_images: bool = False,
                    storage_options: dict[str, Any] | None = None, report: bool = True,
                    task_runner: RunnerKind = "threads", ray_brick_resources: bool = False,
-                   judge: bool = False) -> dict[str, Any]:
+                   judge: bool = False, recorded_config: bool = False) -> dict[str, Any]:
     """Edit every row of ``dataset`` into Parquet parts under ``output``; finished shards of an earlier run with
     the same output are skipped, and with ``retry_failed`` their rows that are not ``ok`` are run again.
 
-    ``report`` writes ``report.html`` and the gallery artifact (it reads every part back: skip it for speed).
+    The run owns ``output`` while it runs (a lease: a second run into it is refused), and an output keeps the
+    config it was started with: a rerun with another config is refused, unless ``recorded_config`` (continue with
+    the recorded config, whatever ``config`` says).
+    ``report`` writes ``report.html`` and the gallery artifact (it reads the parts back one at a time).
     ``judge`` adds a ``judge-shard`` task per shard (the config's judge: a VLM when one is set, else model-free
     metrics) that fills the judge columns.
     ``task_runner`` names the runner this flow was given (see ``run_catalogue``), for routing brick groups.
     """
     logger = get_run_logger()
-    config = config or Config()
     source = open_dataset(dataset, storage_options)
     run_output = RunOutput(output, storage_options)
-    run_output.begin({"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
-                      "rows": len(source), "config": config.model_dump(mode="json"),
-                      "versions": versions(toolset_for(config))})
-    shards = source.shards(shard_size)
-    finished = run_output.finished()
-    runs = [_ShardRun(shard) for shard in shards if shard.index not in finished]
-    if retry_failed:
-        runs += _retry_runs(run_output, shards, finished)
-    logger.info("%s: %d rows in %d shards; %d finished earlier, %d to run", dataset, len(source), len(shards),
-                len(finished), len(runs))
-    scheduler = _Scheduler(source, run_output, config, storage_options, task_runner, ray_brick_resources,
-                           write_images, judge, Progress(len(shards), len(shards) - len(runs)))
-    scheduler.run(runs, max(1, max_concurrent_shards))
+    config = _recorded_config(run_output) if recorded_config else config or Config()
+    run = {"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
+           "rows": len(source), "config": config.model_dump(mode="json"), "versions": versions(toolset_for(config))}
+    with run_output.writing(run):
+        shards = source.shards(shard_size)
+        finished = run_output.finished()
+        runs = [_ShardRun(shard) for shard in shards if shard.index not in finished]
+        if retry_failed:
+            runs += _retry_runs(run_output, shards, finished)
+        logger.info("%s: %d rows in %d shards; %d finished earlier, %d to run", dataset, len(source), len(shards),
+                    len(finished), len(runs))
+        scheduler = _Scheduler(source, run_output, config, storage_options, task_runner, ray_brick_resources,
+                               write_images, judge, Progress(len(shards), len(shards) - len(runs)))
+        scheduler.run(runs, max(1, max_concurrent_shards))
 
-    parts = [PartInfo(**{k: v for k, v in entry.items() if k != "committed"})
-             for entry in run_output.finished().values()]
-    summary = summary_table(parts)
+    summary = summary_table([PartInfo.from_record(entry) for entry in run_output.finished().values()])
     report_uri = run_output.storage.uri(REPORT) if report else None
     if report:
-        table = run_output.read_table()
-        run_output.storage.write_bytes(render_report(table, title=f"legoedit: {dataset}").encode(), REPORT)
-        gallery(table.to_pylist(), run_output.storage, write_images, report_uri, storage_options)
+        html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}")
+        run_output.storage.write_bytes(html.encode(), REPORT)
+        rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image"])
+                for row in part.to_pylist())
+        gallery(rows, run_output.storage, write_images, report_uri, storage_options)
     if scheduler.failures:
         raise ShardsFailed(f"{len(scheduler.failures)} shard(s) failed; the others are committed in {output} and "
                            "a rerun with the same output does only what is missing:\n"
@@ -209,6 +249,14 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     logger.info("done: %s; report at %s", summary["counts"], report_uri)
     return summary | {"output": output, "parts": run_output.parts_uri(), "report": report_uri,
                       "shards": len(shards), "rows": len(source)}
+
+
+def _recorded_config(output: RunOutput) -> Config:
+    """The config an output was started with (``--recorded-config``)."""
+    recorded = output.manifest().get("config")
+    if recorded is None:
+        raise OutputMismatch(f"{output.uri} records no config yet: there is nothing to continue")
+    return Config.model_validate(recorded)
 
 
 def run_catalogue(dataset: str, output: str, task_runner: RunnerKind = "threads", address: str | None = None,

@@ -45,17 +45,17 @@ def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | N
     run = {"benchmark": benchmark, "kind": kind, "dataset_fingerprint": source.fingerprint(),
            "shard_size": shard_size, "rows": len(source), "config": config.model_dump(mode="json"),
            "judge": judge.model_dump(mode="json"), "versions": versions(toolset_for(config))}
-    run_output.begin(run)
-    finished = run_output.finished()
 
     def submit(shard: Shard) -> PrefectFuture:
-        prepared = plan_shard.submit(source, shard, config, storage_options)
+        prepared = plan_shard.submit(source, shard, config)
         results = edit_shard.submit(prepared, config)
         judgements = judge_results.submit(prepared, results, judge)
         return write_part.submit(output, storage_options, prepared, results, config, judgements=judgements)
 
-    shards = [shard for shard in source.shards(shard_size) if shard.index not in finished]
-    failures = commit_bounded(shards, submit, run_output, max_concurrent_shards)
+    with run_output.writing(run):
+        finished = run_output.finished()
+        shards = [shard for shard in source.shards(shard_size) if shard.index not in finished]
+        failures = commit_bounded(shards, submit, run_output, max_concurrent_shards)
     if failures:
         raise ShardsFailed(f"{len(failures)} shard(s) failed; a rerun with the same output does only what is "
                            "missing:\n" + "\n".join(failures))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 from prefect.artifacts import (
@@ -64,11 +66,14 @@ def _browser_url(uri: str | None, storage_options: dict[str, Any] | None) -> str
     return url if url and url.startswith("http") else None
 
 
-def gallery(rows: list[dict[str, Any]], output: Storage, with_images: bool, report_uri: str,
+def gallery(rows: Iterable[dict[str, Any]], output: Storage, with_images: bool, report_uri: str,
             storage_options: dict[str, Any] | None) -> None:
-    """A markdown artifact with a few before/after pairs, linked by URL where the storage gives one."""
+    """A markdown artifact with a few before/after pairs, linked by URL where the storage gives one.
+
+    ``rows`` may be a lazy iterable over the output: it is read only until ``GALLERY_SIZE`` ok rows are found.
+    """
     lines = [f"Full report: `{report_uri}`", "", "| id | instruction | before | after |", "|---|---|---|---|"]
-    for row in [r for r in rows if r["status"] == "ok"][:GALLERY_SIZE]:
+    for row in islice((r for r in rows if r["status"] == "ok"), GALLERY_SIZE):
         before = _browser_url((row["source_image"] or {}).get("path"), storage_options)
         after = _browser_url(output.uri(image_key(row["id"])), storage_options) if with_images else None
         cells = [f"![before]({before})" if before else "see report", f"![after]({after})" if after else "see report"]

@@ -40,19 +40,20 @@ def rollouts(dataset: str, output: str, k: int = 4, temperature: float = 1.0, co
     earlier = run_output.manifest().get("k")
     if earlier not in (None, k):
         raise OutputMismatch(f"{output} holds rollouts with k={earlier}, this run has k={k}: use a new output")
-    run_output.begin({"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
-                      "rows": len(source), "k": k, "temperature": temperature,
-                      "config": config.model_dump(mode="json"), "judge": judge.model_dump(mode="json"),
-                      "rewards": rewards.model_dump(mode="json"), "versions": versions(toolset_for(config))})
-    finished = run_output.finished()
+    run = {"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
+           "rows": len(source), "k": k, "temperature": temperature, "config": config.model_dump(mode="json"),
+           "judge": judge.model_dump(mode="json"), "rewards": rewards.model_dump(mode="json"),
+           "versions": versions(toolset_for(config))}
 
     def submit(shard: Shard) -> PrefectFuture:
-        sampled = sample_plans.submit(source, shard, config, k, storage_options)
+        sampled = sample_plans.submit(source, shard, config, k)
         results = edit_shard.submit(sampled, config)
         return reward_and_write.submit(output, storage_options, sampled, results, config, judge, rewards)
 
-    shards = [shard for shard in source.shards(shard_size) if shard.index not in finished]
-    failures = commit_bounded(shards, submit, run_output, max_concurrent_shards)
+    with run_output.writing(run):
+        finished = run_output.finished()
+        shards = [shard for shard in source.shards(shard_size) if shard.index not in finished]
+        failures = commit_bounded(shards, submit, run_output, max_concurrent_shards)
     if failures:
         raise ShardsFailed(f"{len(failures)} shard(s) failed; a rerun with the same output does only what is "
                            "missing:\n" + "\n".join(failures))

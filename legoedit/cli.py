@@ -30,13 +30,26 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Mark a command that runs a Prefect flow: Prefect's temporary local server gets time to start."""
+    """Mark a command that runs a Prefect flow: it gets a temporary local server of its own (unless
+    ``PREFECT_API_URL`` names one), and Ctrl-C / SIGTERM stop it cleanly within seconds (exit code 130)."""
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        from flows.server import patient_ephemeral_server
+        from prefect.exceptions import TerminationSignal
 
-        with patient_ephemeral_server():
-            return handler(args)
+        from flows.server import temporary_server
+        from flows.stopping import EXIT_CODE, Interrupted, stop_on_signals
+        from legoedit_core.data.lease import LeaseHeld, LeaseLost
+
+        with temporary_server() as stop_server, stop_on_signals(on_deadline=stop_server):
+            try:
+                return handler(args)
+            except (Interrupted, TerminationSignal) as error:  # Prefect turns SIGTERM into TerminationSignal
+                print(f"error: {str(error) or 'stopped by SIGTERM'}; committed shards are kept and a rerun of the same "
+                      "command resumes", file=sys.stderr)
+                return EXIT_CODE
+            except (LeaseHeld, LeaseLost) as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
     return run
 
 
@@ -53,11 +66,12 @@ def cmd_bricks(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from legoedit_core.workflow import WorkflowError, parse_workflow, validate
+    from legoedit_core.workflow import WorkflowError, WorkflowLimits, parse_workflow, validate
 
-    toolset = Toolset(load_config(args))
+    config = load_config(args)
     try:
-        problems = validate(parse_workflow(Path(args.workflow).read_text()), toolset)
+        problems = validate(parse_workflow(Path(args.workflow).read_text()), Toolset(config),
+                            limits=WorkflowLimits.of(config.executor))
     except WorkflowError as error:
         problems = error.problems
     if not problems:
@@ -121,7 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = pipeline_settings(args, config)
     try:
         summary = run_catalogue(args.dataset, args.output, config=config, retry_failed=args.retry_failed,
-                                **pipeline.model_dump())
+                                recorded_config=args.recorded_config, **pipeline.model_dump())
     except (ShardsFailed, DatasetError, OutputMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -134,6 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     args.config, args.profile, args.overrides = None, "cpu", []
     args.retry_failed, args.write_images, args.task_runner, args.address = False, True, "threads", None
+    args.recorded_config = False
     args.concurrent_shards, args.judge = 4, True  # the judge here is the model-free metrics (no VLM on CPU)
     return cmd_run(args)
 
@@ -314,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("output", help="output prefix (local folder, s3://bucket/prefix, ...)")
     batch.add_argument("--shard-size", type=int, help="rows per shard, kept for reruns (config: pipeline.shard_size)")
     batch.add_argument("--retry-failed", action="store_true", help="re-run the rows whose status is not ok")
+    batch.add_argument("--recorded-config", action="store_true",
+                       help="continue an output with the config it was started with (a different one is refused)")
     batch.add_argument("--concurrent-shards", type=int, help="shards in flight at once (default 4)")
     batch.add_argument("--write-images", action="store_true", help="also write edited images as files")
     batch.add_argument("--judge", action="store_true", help="judge every edit (config: judge) into the judge columns")

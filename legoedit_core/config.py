@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from legoedit_core.settings.bricks import BrickSettings
 from legoedit_core.settings.executor import ExecutorSettings
+from legoedit_core.settings.inputs import InputSettings
 from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.pipeline import PipelineSettings
 from legoedit_core.settings.planner import PlannerSettings
@@ -38,6 +39,7 @@ class Config(BaseModel):
     rewards: RewardSettings = Field(default_factory=RewardSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    inputs: InputSettings = Field(default_factory=InputSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

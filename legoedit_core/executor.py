@@ -26,6 +26,7 @@ from legoedit_core.workflow import (
     Constraint,
     Node,
     Workflow,
+    WorkflowLimits,
     dependencies,
     literal_value,
     needed_nodes,
@@ -92,6 +93,10 @@ def _is_mask(value: Any) -> bool:
     return isinstance(value, np.ndarray) and value.ndim == 2
 
 
+def _is_image(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.ndim == 3
+
+
 @dataclass
 class BrickCall:
     """One node of one item, with its inputs resolved to values."""
@@ -128,6 +133,9 @@ class Executor:
         self.toolset = toolset or Toolset()
         self.cache = cache
         self.constraints = list(constraints)
+        settings = self.toolset.config.executor
+        self.limits = WorkflowLimits.of(settings)
+        self.max_image_pixels = settings.max_image_pixels
 
     def run(self, workflow: Workflow, image: np.ndarray, mask: np.ndarray | None = None, seed: int = 0,
             item_id: str = "item") -> EditResult:
@@ -169,7 +177,14 @@ class _ItemState:
     def __init__(self, item: EditItem, pending: list[str]) -> None:
         self.item = item
         self.pending = pending  # node ids still to run, in dependency order
+        self.needed = list(pending)
+        self.nodes = {node.id: node for node in item.workflow.nodes}
         self.values: dict[str, dict[str, Any]] = {}
+        # How many pending nodes still read each node's outputs: at zero its images are let go.
+        self.readers: dict[str, int] = {}
+        for node_id in pending:
+            for ref in dependencies(self.nodes[node_id]):
+                self.readers[ref.source] = self.readers.get(ref.source, 0) + 1
         self.keys: dict[str, dict[str, str]] = {}  # content keys of values, when caching
         self.trace: list[NodeTrace] = []
         self.result: EditResult | None = None
@@ -183,7 +198,7 @@ class WaveRun:
         self.wave = 0
         self.states: list[_ItemState] = []
         for item in items:
-            problems = validate(item.workflow, executor.toolset, executor.constraints)
+            problems = validate(item.workflow, executor.toolset, executor.constraints, executor.limits)
             state = _ItemState(item, [] if problems else needed_nodes(item.workflow))
             if problems:
                 state.result = EditResult(item.id, "invalid_plan", error="; ".join(str(p) for p in problems))
@@ -209,7 +224,7 @@ class WaveRun:
                         break  # the item failed while preparing this node
                     if self._apply_cached(state, call):
                         continue
-                    tool = state.item.workflow.node(node_id).tool
+                    tool = state.nodes[node_id].tool
                     backend = self.executor.toolset.backend_class(tool).name
                     groups.setdefault((tool, backend), BrickGroup(tool, backend, self.wave, [])).calls.append(call)
                 self._finish_if_done(state)
@@ -230,7 +245,7 @@ class WaveRun:
             try:
                 if isinstance(outputs, BrickError):
                     raise outputs
-                outputs = _check_outputs(spec, outputs, call.inputs)
+                outputs = _check_outputs(spec, outputs, call.inputs, self.executor.max_image_pixels)
             except (BrickError, ValueTypeError) as error:
                 trace.error = str(error)
                 self._fail(state, call.node, group.tool, str(error))
@@ -252,18 +267,15 @@ class WaveRun:
         return self.executor.toolset.backend(group.tool).model_group()
 
     def _ready(self, state: _ItemState) -> list[str]:
-        workflow = state.item.workflow
-        ready = []
+        ready, waiting = [], []
         for node_id in state.pending:
-            deps = {r.source for r in dependencies(workflow.node(node_id)) if r.source != INPUT}
-            if all(d in state.values for d in deps):
-                ready.append(node_id)
-        for node_id in ready:
-            state.pending.remove(node_id)
+            deps = {r.source for r in dependencies(state.nodes[node_id]) if r.source != INPUT}
+            (ready if all(d in state.values for d in deps) else waiting).append(node_id)
+        state.pending = waiting
         return ready
 
     def _prepare(self, index: int, state: _ItemState, node_id: str) -> BrickCall | None:
-        node = state.item.workflow.node(node_id)
+        node = state.nodes[node_id]
         spec = self.executor.toolset.spec(node.tool)
         assert node is not None and spec is not None
         try:
@@ -272,6 +284,7 @@ class WaveRun:
             _trace(state, node_id, None, 0.0, error=str(error), wave=self.wave)
             self._fail(state, node_id, node.tool, str(error))
             return None
+        self._release_read(state, node)
         seed = node_seed(state.item.seed, node_id)
         call = BrickCall(index, node_id, inputs, seed)
         if self.executor.cache is not None:
@@ -316,6 +329,19 @@ class WaveRun:
             return value
         return state.values[ref.source][ref.port]
 
+    @staticmethod
+    def _release_read(state: _ItemState, node: Node) -> None:
+        """``node`` has read its inputs: let go of the images of nodes that no pending node reads any more.
+
+        Masks and small values stay (the judge looks at every mask a run produced); the output nodes are kept.
+        """
+        kept = {INPUT} | {ref.source for ref in map(parse_ref, state.item.workflow.outputs()) if ref is not None}
+        for ref in dependencies(node):
+            state.readers[ref.source] -= 1
+            if state.readers[ref.source] == 0 and ref.source not in kept:
+                values = state.values.get(ref.source, {})
+                state.values[ref.source] = {port: v for port, v in values.items() if not _is_image(v)}
+
     def _value_key(self, state: _ItemState, raw: Any) -> Any:
         ref = parse_ref(raw)
         return state.keys[ref.source][ref.port] if ref else literal_value(raw)
@@ -326,7 +352,7 @@ class WaveRun:
         outputs = self.executor.cache.get(call.key)
         if outputs is None:
             return False
-        backend = self.executor.toolset.backend_class(state.item.workflow.node(call.node).tool).name
+        backend = self.executor.toolset.backend_class(state.nodes[call.node].tool).name
         _trace(state, call.node, backend, 0.0, cache_hit=True, wave=self.wave)
         self._store(state, call, outputs)
         return True
@@ -343,7 +369,7 @@ class WaveRun:
     def _finish_if_done(self, state: _ItemState) -> None:
         if state.result is not None or state.pending:
             return
-        if any(n not in state.values for n in needed_nodes(state.item.workflow)):
+        if any(n not in state.values for n in state.needed):
             return  # nodes of this item are still in flight
         refs = [parse_ref(output) for output in state.item.workflow.outputs()]
         images = [state.values[ref.source][ref.port] for ref in refs]
@@ -353,14 +379,13 @@ class WaveRun:
 
 def _trace(state: _ItemState, node_id: str, backend: str | None, seconds: float, **fields: Any) -> NodeTrace:
     """Append (and return) the trace entry of one node of an item, carrying the node's note."""
-    node = state.item.workflow.node(node_id)
-    assert node is not None
+    node = state.nodes[node_id]
     trace = NodeTrace(node_id, node.tool, backend, seconds, note=node.note, **fields)
     state.trace.append(trace)
     return trace
 
 
-def _check_outputs(spec: BrickSpec, outputs: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+def _check_outputs(spec: BrickSpec, outputs: Any, inputs: dict[str, Any], max_pixels: int) -> dict[str, Any]:
     if not isinstance(outputs, dict):
         raise BrickError(f"backend returned {type(outputs).__name__}, expected a dict of outputs")
     checked = {}
@@ -371,7 +396,11 @@ def _check_outputs(spec: BrickSpec, outputs: Any, inputs: dict[str, Any]) -> dic
             checked[port.name] = check_value(port.type, outputs[port.name])
         except ValueTypeError as error:
             raise BrickError(f"output {port.name!r}: {error}") from None
-        if port.nonempty and not np.any(checked[port.name] > 127):
+        value = checked[port.name]
+        if isinstance(value, np.ndarray) and value.shape[0] * value.shape[1] > max_pixels:
+            raise BrickError(f"output {port.name!r} is {value.shape[1]}x{value.shape[0]}, above the limit of "
+                             f"{max_pixels} pixels (executor.max_image_pixels)")
+        if port.nonempty and not np.any(value > 127):
             prompt = inputs.get("prompt")
             what = f"no {prompt!r}" if isinstance(prompt, str) and prompt.strip() else "nothing"
             raise BrickError(f"{spec.name} found {what} in this image, so there is nothing to edit")

@@ -11,6 +11,7 @@ Values travel between bricks as plain Python / numpy objects:
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any
 
@@ -54,6 +55,8 @@ def check_value(port_type: PortType, value: Any) -> Any:
     if port_type is PortType.NUMBER:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise ValueTypeError(f"expected a number, got {_describe(value)}")
+        if not math.isfinite(value):
+            raise ValueTypeError(f"expected a finite number, got {value}")
         return float(value)
     if port_type is PortType.BBOX:
         if not (isinstance(value, (list, tuple)) and len(value) == 4):

@@ -75,6 +75,24 @@ class Workflow(BaseModel):
 
 
 @dataclass(frozen=True)
+class WorkflowLimits:
+    """Caps that keep a hostile or runaway workflow from exhausting memory or time (config: ``executor``)."""
+
+    max_nodes: int = 64
+    max_depth: int = 32  # the longest chain of nodes, each needing the one before
+    max_image_side: int = 8192  # literal width / height inputs
+
+    @classmethod
+    def of(cls, settings: Any) -> WorkflowLimits:
+        """The limits an ``ExecutorSettings`` names."""
+        return cls(settings.max_nodes, settings.max_depth, settings.max_image_side)
+
+
+DEFAULT_LIMITS = WorkflowLimits()
+SIZE_PORTS = ("width", "height")
+
+
+@dataclass(frozen=True)
 class Ref:
     """A reference to a value: ``source`` is ``input`` or a node id, ``port`` an output port name."""
 
@@ -166,9 +184,11 @@ def load_json(text: str | bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         strict = error
+    except RecursionError:
+        raise WorkflowError([Problem(None, "not a usable workflow: JSON nested too deeply")]) from None
     try:
         return json5.loads(text.decode() if isinstance(text, bytes) else text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise WorkflowError([Problem(None, f"not valid JSON (nor JSON5): {strict}")]) from None
 
 
@@ -180,8 +200,12 @@ def _pydantic_problem(error: dict[str, Any]) -> Problem:
 # ------------------------------------------------------------------------------------------------- validation
 
 
-def validate(workflow: Workflow, tools: ToolCatalog, constraints: Iterable[Constraint] = ()) -> list[Problem]:
+def validate(workflow: Workflow, tools: ToolCatalog, constraints: Iterable[Constraint] = (),
+             limits: WorkflowLimits = DEFAULT_LIMITS) -> list[Problem]:
     """Every problem with ``workflow`` at once; an empty list means it can run."""
+    if len(workflow.nodes) > limits.max_nodes:
+        return [Problem(None, f"{len(workflow.nodes)} nodes, above the limit of {limits.max_nodes} "
+                              "(executor.max_nodes)")]
     problems: list[Problem] = []
     ids = [n.id for n in workflow.nodes]
     seen: set[str] = set()
@@ -204,7 +228,10 @@ def validate(workflow: Workflow, tools: ToolCatalog, constraints: Iterable[Const
         problems += _check_inputs(node, spec, specs)
 
     problems += _check_output(workflow, specs)
-    problems += [Problem(node, f"cycle: {' -> '.join(cycle)}") for node, cycle in _cycles(workflow)]
+    cycles = _cycles(workflow)
+    problems += [Problem(node, f"cycle: {' -> '.join(cycle)}") for node, cycle in cycles]
+    if not cycles:
+        problems += _check_size(workflow, limits)
     for constraint in constraints:
         problems += constraint.violations(workflow)
     return problems
@@ -310,50 +337,89 @@ def dependencies(node: Node) -> list[Ref]:
     return refs
 
 
+def _check_size(workflow: Workflow, limits: WorkflowLimits) -> list[Problem]:
+    """The graph's depth and its literal image sizes against ``limits`` (the graph is acyclic)."""
+    problems = []
+    for node in workflow.nodes:
+        for port in SIZE_PORTS:
+            value = node.inputs.get(port)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limits.max_image_side:
+                problems.append(Problem(node.id, f"input {port!r}: {value:g} is above the limit of "
+                                                 f"{limits.max_image_side} pixels (executor.max_image_side)"))
+    depth: dict[str, int] = {}
+    edges = _edges(workflow)
+    for node_id in _topological(edges):
+        depth[node_id] = 1 + max((depth[d] for d in edges[node_id]), default=0)
+        if depth[node_id] > limits.max_depth:
+            problems.append(Problem(node_id, f"a chain of {depth[node_id]} nodes ends here, above the limit of "
+                                             f"{limits.max_depth} (executor.max_depth)"))
+            break
+    return problems
+
+
+def _edges(workflow: Workflow) -> dict[str, list[str]]:
+    """Each node's dependencies among the workflow's nodes (input references and unknown nodes left out)."""
+    known = {n.id for n in workflow.nodes}
+    return {n.id: [r.source for r in dependencies(n) if r.source in known] for n in workflow.nodes}
+
+
+def _topological(edges: dict[str, list[str]]) -> list[str]:
+    """Nodes in an order where every node follows its dependencies (an acyclic graph), without recursion."""
+    order: list[str] = []
+    done: set[str] = set()
+    for start in edges:
+        stack = [(start, iter(edges[start]))]
+        if start in done:
+            continue
+        done.add(start)
+        while stack:
+            node_id, pending = stack[-1]
+            dep = next((d for d in pending if d not in done), None)
+            if dep is None:
+                stack.pop()
+                order.append(node_id)
+            else:
+                done.add(dep)
+                stack.append((dep, iter(edges[dep])))
+    return order
+
+
 def _cycles(workflow: Workflow) -> list[tuple[str, list[str]]]:
-    """Each cycle once, as (first node, path), found by depth-first search over references."""
-    edges = {n.id: [r.source for r in dependencies(n) if r.source != INPUT] for n in workflow.nodes}
+    """Each cycle once, as (first node, path), found by an iterative depth-first search over references."""
+    edges = _edges(workflow)
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     found: list[tuple[str, list[str]]] = []
-
-    def visit(node_id: str, path: list[str]) -> None:
-        state[node_id] = 1
-        for dep in edges.get(node_id, []):
-            if dep not in edges:
-                continue
-            if state.get(dep) == 1:
-                cycle = path[path.index(dep):] + [dep]
-                found.append((dep, cycle))
+    for start in edges:
+        if start in state:
+            continue
+        state[start] = 1
+        path, stack = [start], [iter(edges[start])]
+        while stack:
+            dep = next(stack[-1], None)
+            if dep is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(dep) == 1:
+                found.append((dep, path[path.index(dep):] + [dep]))
             elif dep not in state:
-                visit(dep, path + [dep])
-        state[node_id] = 2
-
-    for node_id in edges:
-        if node_id not in state:
-            visit(node_id, [node_id])
+                state[dep] = 1
+                path.append(dep)
+                stack.append(iter(edges[dep]))
     return found
 
 
 def needed_nodes(workflow: Workflow) -> list[str]:
     """Ids of the nodes the output depends on, in an order where every node follows its dependencies.
 
-    Assumes a validated (acyclic) workflow. Unused branches are left out.
+    Assumes a validated (acyclic) workflow. Unused branches are left out. No recursion: any depth works.
     """
-    by_id = {n.id: n for n in workflow.nodes}
-    order: list[str] = []
-    done: set[str] = set()
-
-    def visit(node_id: str) -> None:
-        if node_id in done or node_id not in by_id:
-            return
-        done.add(node_id)
-        for ref in dependencies(by_id[node_id]):
-            if ref.source != INPUT:
-                visit(ref.source)
-        order.append(node_id)
-
-    for output in workflow.outputs():
-        ref = parse_ref(output)
-        if ref is not None and ref.source != INPUT:
-            visit(ref.source)
-    return order
+    edges = _edges(workflow)
+    sources = [ref.source for ref in map(parse_ref, workflow.outputs())
+               if ref is not None and ref.source != INPUT and ref.source in edges]
+    needed, stack = set(sources), list(sources)
+    while stack:
+        for dep in edges[stack.pop()]:
+            if dep not in needed:
+                needed.add(dep)
+                stack.append(dep)
+    return _topological({n: edges[n] for n in edges if n in needed})

@@ -24,14 +24,13 @@ TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": Fals
 
 
 @task(name="plan-shard", **TASK_OPTIONS)
-def plan_shard(dataset: Dataset, shard: Shard, config: Config, storage_options: dict[str, Any] | None = None,
-               only_ids: list[str] | None = None) -> PreparedShard:
+def plan_shard(dataset: Dataset, shard: Shard, config: Config, only_ids: list[str] | None = None) -> PreparedShard:
     """Read a shard's rows and images, then plan them all in one batched Builder call."""
     rows = dataset.read_rows(shard.start, shard.stop)
     if only_ids is not None:
         wanted = set(only_ids)
         rows = [row for row in rows if row.id in wanted]
-    prepared = prepare_shard(rows, shard, planner_for(config), storage_options)
+    prepared = prepare_shard(rows, shard, planner_for(config), dataset.reader(config.inputs))
     bad = sum(1 for row in prepared.rows if not row.usable)
     unplanned = sum(1 for plan in prepared.plans if plan is not None and not plan.ok)
     get_run_logger().info("shard %d: %d rows, %d bad input, %d without a valid plan", shard.index,

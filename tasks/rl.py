@@ -20,10 +20,10 @@ from tasks.runtime import planner_for, toolset_for
 
 
 @task(name="sample-shard", **TASK_OPTIONS)
-def sample_plans(dataset: Dataset, shard: Shard, config: Config, k: int,
-                 storage_options: dict[str, Any] | None = None) -> SampledShard:
+def sample_plans(dataset: Dataset, shard: Shard, config: Config, k: int) -> SampledShard:
     """Read a shard and plan K samples of each usable row in one batched Builder call."""
-    return sample_shard(dataset.read_rows(shard.start, shard.stop), shard, planner_for(config), k, storage_options)
+    return sample_shard(dataset.read_rows(shard.start, shard.stop), shard, planner_for(config), k,
+                        dataset.reader(config.inputs))
 
 
 @task(name="reward-shard", **TASK_OPTIONS)

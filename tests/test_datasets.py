@@ -40,7 +40,7 @@ def test_jsonl_manifest_reads_rows_lazily_and_resolves_relative_paths(tmp_path):
     assert [r.id for r in rows] == ["item-00002", "item-00003"]
     assert rows[0].image == str(tmp_path / "images/item-00002.png")  # a path, not yet pixels
     assert rows[0].seed == 2 and rows[0].error is None
-    assert np.array_equal(load_row(rows[0]).image, synthetic_image(2))
+    assert np.array_equal(load_row(rows[0], dataset.reader()).image, synthetic_image(2))
 
 
 def test_bad_rows_are_rows_with_clear_errors(tmp_path):
@@ -56,7 +56,8 @@ def test_bad_rows_are_rows_with_clear_errors(tmp_path):
         b"{not json",
     ]
     (tmp_path / "m.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    rows = [load_row(r) for r in open_dataset(str(tmp_path / "m.jsonl")).read_rows(0, 7)]
+    dataset = open_dataset(str(tmp_path / "m.jsonl"))
+    rows = [load_row(r, dataset.reader()) for r in dataset.read_rows(0, 7)]
     errors = {r.row.id: r.row.error for r in rows}
     assert errors["good"] is None and rows[0].image is not None
     assert "file not found" in errors["missing"] and "nowhere.png" in errors["missing"]
@@ -83,7 +84,7 @@ def test_parquet_dataset_with_embedded_images_reads_only_its_slice(tmp_path):
     dataset = open_dataset(str(tmp_path / "data.parquet"))
     rows = dataset.read_rows(3, 5)
     assert [r.id for r in rows] == ["p3", "p4"]
-    assert np.array_equal(load_row(rows[0]).image, synthetic_image(3))
+    assert np.array_equal(load_row(rows[0], dataset.reader()).image, synthetic_image(3))
     pq.write_table(table.append_column("colour", pa.array(["red"] * 6)), tmp_path / "wrong.parquet")
     with pytest.raises(DatasetError, match="unknown column"):
         open_dataset(str(tmp_path / "wrong.parquet"))
@@ -92,8 +93,8 @@ def test_parquet_dataset_with_embedded_images_reads_only_its_slice(tmp_path):
 def test_memory_filesystem_works_like_a_folder():
     manifest = write_catalogue("memory://legoedit-test/cat", 3)
     assert manifest.startswith("memory://") and manifest.endswith("legoedit-test/cat/catalogue.jsonl")
-    rows = open_dataset(manifest).read_rows(0, 3)
-    assert load_row(rows[1]).image.shape == (72, 96, 3)
+    dataset = open_dataset(manifest)
+    assert load_row(dataset.read_rows(0, 3)[1], dataset.reader()).image.shape == (72, 96, 3)
 
 
 def test_storage_retries_transient_errors_and_names_permanent_ones(monkeypatch):

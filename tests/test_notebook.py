@@ -26,7 +26,8 @@ def small_run(root: Path) -> str:
     dataset = open_dataset(write_catalogue(str(root / "in"), 6, ["make it black and white", "sing a song",
                                                                 "flip it horizontally"]))
     output = RunOutput(str(root / "out"))
-    output.begin({"dataset": dataset.uri, "dataset_fingerprint": dataset.fingerprint(), "shard_size": 3})
+    output.begin({"dataset": dataset.uri, "dataset_fingerprint": dataset.fingerprint(), "shard_size": 3,
+                  "config": config.model_dump(mode="json")})
     for shard in dataset.shards(3):
         table = process_shard(dataset, shard, make_planner(config.planner, toolset), Executor(toolset))
         output.commit(output.write_part(shard.index, table))

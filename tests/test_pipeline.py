@@ -158,10 +158,10 @@ def test_resume_after_a_crash_redoes_only_unfinished_shards(tmp_path, config, mo
     output = str(tmp_path / "out")
     commit = RunOutput.commit
 
-    def commit_then_crash(self, info):
+    def commit_then_crash(self, info, attempt=0):
         if len(self.finished()) == 3:
             raise Crash("killed")
-        commit(self, info)
+        commit(self, info, attempt)
 
     monkeypatch.setattr(RunOutput, "commit", commit_then_crash)
     with pytest.raises(Crash):

@@ -73,6 +73,7 @@ class ParquetBenchmark(Dataset):
             [storage.path(f) for f in storage.glob("**/*.parquet")]
         if not files:
             raise DatasetError(f"{layout.name}: no .parquet files in {uri}")
+        self.root = posixpath.dirname(storage.uri()) if uri.endswith(".parquet") else storage.uri()
         self._data = pads.dataset(files, filesystem=storage.fs, format="parquet")
         missing = [c for c in layout.columns() if c not in self._data.schema.names]
         if missing:
@@ -120,7 +121,7 @@ class ImgEditBenchmark(Dataset):
             raise DatasetError(f"{uri} is not JSON: {error}") from None
         if not isinstance(data, dict):
             raise DatasetError(f"{uri}: expected a JSON object of items keyed by id")
-        self.images = images or posixpath.dirname(storage.uri())
+        self.root = self.images = images or posixpath.dirname(storage.uri())
         self._items = sorted(data.items())
         self._fingerprint = hashlib.sha256(raw).hexdigest()[:16]
 

@@ -16,20 +16,24 @@ import hashlib
 import io
 import json
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from legoedit_core.data.inputs import InputReader
 from legoedit_core.data.storage import Storage
+from legoedit_core.settings.inputs import InputSettings
 
 MANIFEST_NAMES = ("instructions.jsonl", "instructions.csv", "metadata.jsonl", "metadata.csv")
 FIELDS = ("id", "image", "instruction", "mask", "seed")
 # Ground truth and bookkeeping a dataset may carry; they are kept in the output's ``ground_truth`` column.
 GROUND_TRUTH_FIELDS = ("target", "category", "reference_workflow", "notes")
 ALIASES = {"file_name": "image"}  # the Hugging Face imagefolder convention
+MAX_ID_CHARS = 512
+SEED_LIMIT = 2**63  # seeds are stored as int64
 
 
 class DatasetError(ValueError):
@@ -76,9 +80,10 @@ def default_seed(row_id: str) -> int:
 
 
 class Dataset:
-    """A dataset's listing; ``read_rows`` gives the rows of one slice."""
+    """A dataset's listing; ``read_rows`` gives the rows of one slice. Its rows' images resolve inside ``root``."""
 
     uri: str
+    root: str
     storage_options: dict[str, Any]
 
     def __len__(self) -> int:
@@ -93,6 +98,10 @@ class Dataset:
     def fingerprint(self) -> str:
         """Identifies the listing, so that a rerun can tell the dataset changed under the same output."""
         raise NotImplementedError
+
+    def reader(self, settings: InputSettings | None = None) -> InputReader:
+        """Reads this dataset's images and masks, confined to its root (and the roots ``settings`` add)."""
+        return InputReader(self.root, self.storage_options, settings or InputSettings())
 
 
 def read_dataset_file(storage: Storage, what: str) -> bytes:
@@ -111,11 +120,13 @@ class ManifestDataset(Dataset):
         self.storage_options = dict(storage_options or {})
         storage = Storage(uri, self.storage_options)
         raw = read_dataset_file(storage, "dataset manifest")
-        self.base = posixpath.dirname(storage.uri())
+        self.root = self.base = posixpath.dirname(storage.uri())
         self._digest = hashlib.sha256(raw).hexdigest()[:16]
-        # surrogateescape keeps undecodable bytes visible per row, so one bad line does not sink the manifest.
-        text = raw.decode("utf-8", errors="surrogateescape")
-        self._records = list(_csv_records(text) if uri.lower().endswith(".csv") else _jsonl_records(text))
+        # surrogateescape keeps undecodable bytes visible per row, so one bad line does not sink the manifest;
+        # a leading byte-order mark (Excel writes one) is not part of the first column's name.
+        text = raw.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+        self._records = list(_csv_records(text, uri) if uri.lower().endswith(".csv") else _jsonl_records(text))
+        refuse_duplicate_ids((_record_id(record, line), line) for line, record, _ in self._records)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -158,16 +169,22 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any] | None, str 
         yield number, record, None
 
 
-def _csv_records(text: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    reader = csv.DictReader(io.StringIO(text))
-    for record in reader:
-        number = reader.line_num
-        if any(_has_undecodable(str(v)) for v in record.values()):
-            yield number, None, "not valid UTF-8"
-        elif None in record:
-            yield number, None, f"{len(record[None])} more value(s) than the header has columns"
-        else:
-            yield number, {k: v for k, v in record.items() if v not in ("", None)}, None
+def _csv_records(text: str, uri: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Records of a CSV manifest; a quote left open is a ``DatasetError`` naming the line it opens on (the
+    reader would otherwise swallow every following line into one field)."""
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    start = 2  # the line the next record starts on (line 1 is the header)
+    try:
+        for record in reader:
+            number, start = start, reader.line_num + 1
+            if any(_has_undecodable(str(v)) for v in record.values()):
+                yield number, None, "not valid UTF-8"
+            elif None in record:
+                yield number, None, f"{len(record[None])} more value(s) than the header has columns"
+            else:
+                yield number, {k: v for k, v in record.items() if v not in ("", None)}, None
+    except csv.Error as error:
+        raise DatasetError(f"{uri}: line {start}: broken CSV ({error}): is a quote left open?") from None
 
 
 def _has_undecodable(text: str) -> bool:
@@ -178,11 +195,31 @@ def _has_undecodable(text: str) -> bool:
     return False
 
 
+def _record_id(record: dict[str, Any] | None, line: int) -> str:
+    """The id a record's row will have (the fallback for a record without one)."""
+    given = str((record or {}).get("id") or "").strip()
+    return given or f"line-{line}"
+
+
+def refuse_duplicate_ids(ids: Iterable[tuple[str, int]], unit: str = "lines") -> None:
+    """Raise a ``DatasetError`` listing every id that occurs more than once, with its lines (or rows)."""
+    where: dict[str, list[int]] = {}
+    for row_id, line in ids:
+        where.setdefault(row_id, []).append(line)
+    duplicated = {row_id: lines for row_id, lines in where.items() if len(lines) > 1}
+    if duplicated:
+        listed = "; ".join(f"{row_id[:80]!r} on {unit} {', '.join(map(str, lines))}"
+                           for row_id, lines in list(duplicated.items())[:20])
+        raise DatasetError(f"{len(duplicated)} id(s) occur more than once (every row needs its own id): {listed}")
+
+
 def row_from_record(index: int, record: dict[str, Any], fallback_id: str) -> InputRow:
     """Check one record's fields and build its row; every problem found goes into ``error``."""
     record = {ALIASES.get(k, k): v for k, v in record.items()}
     row_id = str(record.get("id") or "").strip() or fallback_id
     problems = []
+    if len(row_id) > MAX_ID_CHARS:
+        problems.append(f"the id is {len(row_id)} characters long, above {MAX_ID_CHARS}")
     unknown = sorted(set(record) - set(FIELDS) - set(GROUND_TRUTH_FIELDS))
     if unknown:
         known = ", ".join(FIELDS + GROUND_TRUTH_FIELDS)
@@ -203,7 +240,10 @@ def row_from_record(index: int, record: dict[str, Any], fallback_id: str) -> Inp
         try:
             seed = int(seed)
         except (TypeError, ValueError):
-            problems.append(f"seed must be an integer, got {seed!r}")
+            problems.append(f"seed must be an integer, got {str(seed)[:40]!r}")
+            seed = 0
+        if not -SEED_LIMIT <= seed < SEED_LIMIT:
+            problems.append(f"seed {seed} is outside the 64-bit range [-2**63, 2**63)")
             seed = 0
     ground_truth = {k: record[k] for k in GROUND_TRUTH_FIELDS if k in record}
     return InputRow(index, row_id, instruction.strip(), image, mask, seed, ground_truth,
@@ -236,6 +276,7 @@ class ParquetDataset(Dataset):
         if not self._files:
             raise DatasetError(f"no .parquet files in {uri}")
         self._storage = storage
+        self.root = storage.uri() if not uri.endswith(".parquet") else posixpath.dirname(storage.uri())
         self._counts: list[int] = []
         for file in self._files:
             with storage.fs.open(storage.path(file), "rb") as handle:
@@ -246,9 +287,23 @@ class ParquetDataset(Dataset):
                 raise DatasetError(f"{file}: unknown column(s) {', '.join(sorted(unknown))} "
                                    f"(known: {', '.join(FIELDS + GROUND_TRUTH_FIELDS)})")
             self._counts.append(metadata.num_rows)
+        self._refuse_duplicate_ids()
 
     def __len__(self) -> int:
         return sum(self._counts)
+
+    def _refuse_duplicate_ids(self) -> None:
+        """Read only the ``id`` column (when there is one) and refuse ids that repeat, naming their rows."""
+        ids: list[tuple[str, int]] = []
+        for file in self._files:
+            with self._storage.fs.open(self._storage.path(file), "rb") as handle:
+                parquet = pq.ParquetFile(handle)
+                if "id" not in parquet.schema_arrow.names:
+                    return
+                column = parquet.read(columns=["id"]).column("id").to_pylist()
+            ids += [(str(v).strip() if v not in (None, "") else f"row-{len(ids) + i}", len(ids) + i)
+                    for i, v in enumerate(column)]
+        refuse_duplicate_ids(ids, unit="rows")
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps([self._files, self._counts]).encode()).hexdigest()[:16]

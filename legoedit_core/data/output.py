@@ -1,24 +1,33 @@
-"""A run's output location: Parquet parts, one per shard, committed through ``_manifest.json``.
+"""A run's output location: Parquet parts, one per shard, each committed by its own immutable record.
 
 Layout under the output prefix::
 
-    _manifest.json            run settings, versions, and one entry per finished shard
-    parts/part-00003.parquet  the rows of shard 3 (output row schema)
-    images/<id>.png           edited images as files (optional)
-    report.html               the HTML report
+    _manifest.json                 the run: dataset, shard size, config and its fingerprint (written once)
+    _lease/0000000007.json         who writes this output now, and until when (see ``lease.py``)
+    _commits/00003-0000.json       shard 3 is finished: its part's row counts and brick seconds (attempt 0)
+    parts/part-00003.parquet       the rows of shard 3 (output row schema)
+    images/<id>-<hash>.png         edited images as files (optional)
+    report.html                    the HTML report
 
 A part is written in one piece (a single PUT on object stores, which is atomic; a temporary file and a rename on
-local disks), and only then is the shard's entry added to the manifest. A shard counts as finished when its entry
-is there, so a crash at any point leaves either a finished shard or one that the next run redoes and overwrites.
-Only the flow's own thread updates the manifest; two runs must not share one output.
+local disks), and only then is its commit record written, with a conditional put (put-if-absent) under a name no
+other commit uses. Records are never rewritten or deleted, so a commit delayed by the network can add its own
+record late but cannot undo anyone else's: finished shards never go backwards (the shape of Delta Lake's
+append-only log). A shard retried with ``--retry-failed`` gets the next attempt number; the newest attempt wins.
+
+One run writes an output at a time: ``writing`` takes the output's lease, records the run (or checks that it
+matches the recorded one: same dataset, shard size and config fingerprint) and releases the lease at the end.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,15 +35,49 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from legoedit_core.data.images import output_name
+from legoedit_core.data.lease import Lease
 from legoedit_core.data.rows import OUTPUT_SCHEMA, STATUSES
 from legoedit_core.data.storage import Storage
 
 MANIFEST = "_manifest.json"
+COMMITS = "_commits"
 PARTS = "parts"
+# The run settings a rerun must share with the recorded run, and what to tell the user when one differs.
+MUST_MATCH = {
+    "dataset_fingerprint": "the same dataset",
+    "shard_size": "the same shard size",
+    "config_fingerprint": "the same config (or --recorded-config to continue with the recorded one)",
+}
 
 
 class OutputMismatch(ValueError):
-    """The output already holds a run over another dataset or with another shard size."""
+    """The output already holds a run over another dataset, with another shard size or another config."""
+
+
+class CommitConflict(RuntimeError):
+    """A commit record could not be written under any free name (another writer keeps taking them)."""
+
+
+def config_fingerprint(config: dict[str, Any]) -> str:
+    """What identifies a config's results: a hash of its JSON without the ``pipeline`` section (concurrency,
+    task runner and similar do not change a row)."""
+    relevant = {key: value for key, value in config.items() if key != "pipeline"}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def config_differences(recorded: dict[str, Any], given: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts (the ``pipeline`` section aside)."""
+    changed = []
+    keys = sorted(set(recorded) | set(given))
+    for key in keys:
+        if not prefix and key == "pipeline":
+            continue
+        old, new = recorded.get(key), given.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += config_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changed.append(f"{prefix}{key}")
+    return changed
 
 
 @dataclass
@@ -68,8 +111,18 @@ class PartInfo:
                    dict(model_loads), resident)
 
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> PartInfo:
+        """The part a commit record describes."""
+        return cls(**{name: record[name] for name in cls.__dataclass_fields__})
+
+
 def part_name(shard: int) -> str:
     return f"{PARTS}/part-{shard:05d}.parquet"
+
+
+def commit_name(shard: int, attempt: int) -> str:
+    return f"{COMMITS}/{shard:05d}-{attempt:04d}.json"
 
 
 def table_bytes(table: pa.Table) -> bytes:
@@ -87,43 +140,84 @@ class RunOutput:
                  storage: Storage | None = None) -> None:
         self.uri = uri
         self.storage = storage or Storage(uri, storage_options)
+        self.lease: Lease | None = None
 
-    # ------------------------------------------------------------------------------------------ manifest
+    # ------------------------------------------------------------------------------------------ the run
     def manifest(self) -> dict[str, Any]:
-        """The manifest, or an empty one when nothing was written yet."""
+        """The recorded run, or an empty dict when nothing was written yet."""
         try:
             return json.loads(self.storage.read_bytes(MANIFEST))
         except FileNotFoundError:
-            return {"shards": {}}
+            return {}
+
+    @contextmanager
+    def writing(self, run: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Own the output for the block: take the lease, record or check the run, release the lease at the end.
+
+        ``run`` must hold ``dataset_fingerprint``, ``shard_size`` and ``config`` (a JSON dict); its config
+        fingerprint is added. Raises ``LeaseHeld`` when another run writes the output, ``OutputMismatch`` when the
+        output holds a different run.
+        """
+        lease = Lease(self.storage)
+        lease.acquire()
+        self.lease = lease
+        try:
+            yield self.begin(run)
+        finally:
+            self.lease = None
+            lease.release()
 
     def begin(self, run: dict[str, Any]) -> dict[str, Any]:
-        """Start (or resume) a run: check that it matches what is there, record its settings, return the manifest.
+        """Record the run (first time) or check that it matches the recorded one; the recorded manifest."""
+        run = dict(run, config_fingerprint=config_fingerprint(run["config"]))
+        recorded = self.manifest()
+        if not recorded:
+            # FileExistsError: a retried put of ours, or a concurrent first run: compare with what is there
+            with suppress(FileExistsError):
+                self.storage.create_bytes(json.dumps(dict(run, created=time.time()), indent=2, sort_keys=True)
+                                          .encode(), MANIFEST)
+            recorded = self.manifest()
+        for key, meaning in MUST_MATCH.items():
+            if recorded.get(key) != run[key]:
+                detail = ""
+                if key == "config_fingerprint":
+                    changed = config_differences(recorded.get("config") or {}, run["config"])
+                    detail = f" (changed: {', '.join(changed[:12]) or 'unknown'})"
+                raise OutputMismatch(f"{self.uri} holds a run with {key}={recorded.get(key)!r}, this run has "
+                                     f"{run[key]!r}{detail}: use a new output, or {meaning}")
+        return recorded
 
-        ``run`` must hold ``dataset_fingerprint`` and ``shard_size``; a resumed run must agree on both, since
-        finished shards are identified by index.
-        """
-        manifest = self.manifest()
-        for key in ("dataset_fingerprint", "shard_size"):
-            if manifest.get(key) not in (None, run[key]):
-                raise OutputMismatch(f"{self.uri} holds a run with {key}={manifest[key]!r}, this run has "
-                                     f"{run[key]!r}: use a new output, or the same dataset and shard size")
-        manifest.update(run, updated=time.time())
-        self._write_manifest(manifest)
-        return manifest
-
+    # ------------------------------------------------------------------------------------------ commits
     def finished(self) -> dict[int, dict[str, Any]]:
-        """Finished shards by index, with their manifest entries."""
-        return {int(k): v for k, v in self.manifest()["shards"].items()}
+        """Finished shards by index, each with the record of its newest commit (``attempt`` included)."""
+        newest: dict[int, int] = {}
+        for name in self.storage.glob(f"{COMMITS}/*.json"):
+            match = re.search(r"(\d+)-(\d+)\.json$", name)
+            if match:
+                shard, attempt = int(match.group(1)), int(match.group(2))
+                newest[shard] = max(attempt, newest.get(shard, -1))
+        return {shard: json.loads(self.storage.read_bytes(commit_name(shard, attempt)))
+                for shard, attempt in sorted(newest.items())}
 
-    def commit(self, info: PartInfo) -> None:
-        """Mark a shard finished (after its part is in place)."""
-        manifest = self.manifest()
-        manifest["shards"][str(info.shard)] = vars(info) | {"committed": time.time()}
-        manifest["updated"] = time.time()
-        self._write_manifest(manifest)
+    def commit(self, info: PartInfo, attempt: int = 0) -> None:
+        """Mark a shard finished (after its part is in place) with an immutable record, put-if-absent.
 
-    def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        self.storage.write_bytes(json.dumps(manifest, indent=2, sort_keys=True).encode(), MANIFEST)
+        ``attempt`` is the first attempt number to try (the shard's newest + 1 for a retry); a name taken by a
+        stale writer moves on to the next. While a lease is held, a commit without it raises ``LeaseLost``.
+        """
+        for number in range(attempt, attempt + 100):
+            if self.lease is not None:
+                self.lease.check()
+            holder = self.lease.holder if self.lease is not None else None
+            record = vars(info) | {"attempt": number, "committed": time.time(), "holder": holder}
+            try:
+                self.storage.create_bytes(json.dumps(record, sort_keys=True).encode(), commit_name(info.shard, number))
+                return
+            except FileExistsError:
+                there = json.loads(self.storage.read_bytes(commit_name(info.shard, number)))
+                if holder is not None and there.get("holder") == holder and there.get("path") == info.path:
+                    return  # our own put, retried after it landed
+        raise CommitConflict(f"{self.uri}: shard {info.shard} could not be committed: 100 commit names taken")
 
     # --------------------------------------------------------------------------------------------- parts
     def write_part(self, shard: int, table: pa.Table) -> PartInfo:
@@ -136,10 +230,15 @@ class RunOutput:
         return pq.read_table(pa.BufferReader(self.storage.read_bytes(part_name(shard))), schema=self.schema)
 
     def read_table(self) -> pa.Table:
-        """Every committed part, in shard order."""
-        finished = self.finished()
-        tables = [self.read_part(shard) for shard in sorted(finished)]
+        """Every committed part, in shard order (all in memory: use ``iter_parts`` for big outputs)."""
+        tables = list(self.iter_parts())
         return pa.concat_tables(tables) if tables else self.schema.empty_table()
+
+    def iter_parts(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """The committed parts one at a time, in shard order (only ``columns`` when given)."""
+        for shard in sorted(self.finished()):
+            table = self.read_part(shard)
+            yield table.select(columns) if columns else table
 
     def parts_uri(self) -> str:
         """The glob of the committed parts, for ``datasets.load_dataset("parquet", data_files=...)``."""
@@ -154,12 +253,21 @@ class RunOutput:
 
 
 def image_key(row_id: str) -> str:
-    """Where a row's edited image goes as a file (when images are written): ``images/<id>.png``, made safe."""
-    return f"images/{re.sub(r'[^A-Za-z0-9._-]', '_', row_id)}.png"
+    """Where a row's edited image goes as a file: ``images/<readable part of the id>-<hash of the id>.png``.
+
+    The hash of the exact id makes names collision-free (``a/b`` and ``a_b``, or two non-ASCII ids, differ), and
+    the readable part is cut at 64 characters, so a name stays short whatever the id.
+    """
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", row_id)[:64]
+    digest = hashlib.blake2b(row_id.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"images/{readable}-{digest}.png"
 
 
 def merge_retried(previous: pa.Table, retried: pa.Table) -> pa.Table:
-    """A part with the rows of ``retried`` replacing the rows of the same id in ``previous``, order kept."""
+    """A part with the rows of ``retried`` replacing the rows of the same id in ``previous``, order kept.
+
+    Only rows that are not ``ok`` are replaced: an ``ok`` row is never overwritten by a retry.
+    """
     replacements = {row["id"]: row for row in retried.to_pylist()}
-    rows = [replacements.get(row["id"], row) for row in previous.to_pylist()]
+    rows = [replacements.get(row["id"], row) if row["status"] != "ok" else row for row in previous.to_pylist()]
     return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)

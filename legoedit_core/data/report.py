@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
+from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
@@ -111,28 +112,51 @@ def _card(row: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _models_line(table: pa.Table) -> str:
+def _models_line(loads: Counter[str], resident: int) -> str:
     """Loads per model and the peak resident bytes, from the traces (empty when no model ran)."""
-    info = PartInfo.of(0, "", table.select(["status", "trace"]))
-    if not info.model_loads:
+    if not loads:
         return ""
-    loads = ", ".join(f"{escape(model)}: {n} load(s)" for model, n in sorted(info.model_loads.items()))
-    return f"<p class='models'>models: {loads}; peak resident {info.resident_bytes / 2**20:.1f} MiB</p>"
+    listed = ", ".join(f"{escape(model)}: {n} load(s)" for model, n in sorted(loads.items()))
+    return f"<p class='models'>models: {listed}; peak resident {resident / 2**20:.1f} MiB</p>"
 
 
-def render_report(table: pa.Table, title: str = "legoedit run", max_rows: int = 500) -> str:
-    """The report as one HTML string. At most ``max_rows`` cards: the failed rows first, then the rest."""
-    rows = table.to_pylist()
-    counts = Counter(row["status"] for row in rows)
-    shown = sorted(rows, key=lambda row: row["status"] == "ok")[:max_rows]
+def render_report(parts: pa.Table | Callable[[], Iterable[pa.Table]], title: str = "legoedit run",
+                  max_rows: int = 500) -> str:
+    """The report as one HTML string. At most ``max_rows`` cards: the rows that are not ok first, then the rest.
+
+    ``parts`` is a table, or a function that yields the output's parts one at a time (called twice: once for the
+    rows that are not ok, once for the ok ones), so a report over a big output holds one part and at most
+    ``max_rows`` cards in memory, never the whole table.
+    """
+    passes = (lambda: [parts]) if isinstance(parts, pa.Table) else parts
+    counts: Counter[str] = Counter()
+    loads: Counter[str] = Counter()
+    resident = 0
+    cards: list[str] = []
+    annotated = 0
+    for wanted_ok in (False, True):
+        for part in passes():
+            statuses = part.column("status").to_pylist()
+            if not wanted_ok:
+                counts.update(statuses)
+                info = PartInfo.of(0, "", part.select(["status", "trace"]))
+                loads.update(info.model_loads)
+                resident = max(resident, info.resident_bytes)
+            for position, status in enumerate(statuses):
+                if (status == "ok") != wanted_ok:
+                    continue
+                row = part.slice(position, 1).to_pylist()[0]
+                annotated += bool(notes(row))
+                if len(cards) < max_rows:
+                    cards.append(_card(row))
+    total = sum(counts.values())
     count_line = "".join(f"<span>{escape(status)}: {n}</span>" for status, n in sorted(counts.items()))
-    annotated = sum(1 for row in rows if notes(row))
     if annotated:
         count_line += f"<span class='note'>with planner notes (approximations): {annotated}</span>"
-    count_line += _models_line(table)
-    note = f"<p>showing {len(shown)} of {len(rows)} rows</p>" if len(shown) < len(rows) else ""
+    count_line += _models_line(loads, resident)
+    note = f"<p>showing {len(cards)} of {total} rows</p>" if len(cards) < total else ""
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{STYLE}</style>"
         f"</head><body><h1>{escape(title)}</h1><div class='counts'>{count_line}</div>{note}"
-        f"<div class='grid'>{''.join(_card(row) for row in shown)}</div><script>{SCRIPT}</script></body></html>"
+        f"<div class='grid'>{''.join(cards)}</div><script>{SCRIPT}</script></body></html>"
     )

@@ -8,10 +8,12 @@ names the operation and the key.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import posixpath
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,10 @@ _S3 = ("s3", "s3a")
 
 class StorageError(OSError):
     """The object store kept failing (or refused) an operation; the message names the operation and the key."""
+
+
+class TooLarge(ValueError):
+    """An object that is not a regular file, or is larger than the caller allows."""
 
 
 def is_transient(error: BaseException) -> bool:
@@ -119,6 +125,29 @@ class Storage:
         path = self.path(*parts)
         return self._call("read", path, self.fs.cat_file, path)
 
+    def read_capped(self, limit: int, *parts: str) -> bytes:
+        """A regular object's bytes, refused (``ValueError``) when it is not one or holds more than ``limit`` bytes.
+
+        The size the store reports is checked before anything is read, and only that many bytes are asked for (a
+        ranged read), so an object that grows meanwhile cannot make us read more.
+        """
+        path = self.path(*parts)
+        info = self._call("check", path, self.fs.info, path)
+        if info.get("type") not in (None, "file"):
+            raise TooLarge(f"{self.uri(*parts)}: refused: not a regular file ({info.get('type')})")
+        size = info.get("size")
+        if (size or 0) > limit:
+            raise TooLarge(f"{self.uri(*parts)}: refused: {size} bytes, above {limit}")
+        if size == 0:
+            return b""
+        # A range within the reported size; limit + 1 when the store reports no size, so that more than ``limit``
+        # bytes show up as too many. (Keywords: s3fs's cat_file takes a version id before start and end.)
+        read_range = functools.partial(self.fs.cat_file, start=0, end=size if size else limit + 1)
+        data = self._call("read", path, read_range, path)
+        if len(data) > limit:
+            raise TooLarge(f"{self.uri(*parts)}: refused: more than {limit} bytes")
+        return data
+
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """Write a whole object. On object stores a single PUT is atomic; locally it goes through a rename."""
         path = self.path(*parts)
@@ -128,6 +157,34 @@ class Storage:
             self._call("write", path, self._write_local, temporary, path, data)
         else:
             self._call("write", path, self.fs.pipe_file, path, data)
+
+    def create_bytes(self, data: bytes, *parts: str) -> None:
+        """Write a whole object only if none is there yet (a conditional put), else ``FileExistsError``.
+
+        On S3 this is a PUT with ``If-None-Match: *`` (AWS, moto, SeaweedFS and MinIO honour it); locally a hard
+        link of a complete temporary file, which fails if the name exists. A retried PUT whose first try landed
+        also answers ``FileExistsError``: callers read the object back to tell their own write from another's.
+        """
+        path = self.path(*parts)
+        if self.is_local:
+            temporary = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
+            self._call("create", path, self._create_local, temporary, path, data)
+        else:
+            self._call("create", path, functools.partial(self.fs.pipe_file, mode="create"), path, data)
+
+    def _create_local(self, temporary: str, path: str, data: bytes) -> None:
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        self.fs.pipe_file(temporary, data)
+        try:
+            os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+
+    def delete(self, *parts: str) -> None:
+        """Remove an object; one that is already gone is fine."""
+        path = self.path(*parts)
+        with suppress(FileNotFoundError):
+            self._call("delete", path, self.fs.rm_file, path)
 
     def _write_local(self, temporary: str, path: str, data: bytes) -> None:
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)

@@ -41,7 +41,7 @@ def judged_table(prepared: PreparedShard, results: Sequence[EditResult], judgeme
 def evaluate_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor,
                    judge: VLMJudge | None) -> pa.Table:
     """Plan, edit and judge one shard in a plain loop (what the evaluation flow does with tasks)."""
-    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner)
+    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, dataset.reader())
     items, _ = prepared.edit_items()
     results = executor.run_many(items)
     return judged_table(prepared, results, judge_shard(prepared, results, judge), executor.toolset)

@@ -19,10 +19,11 @@ import pyarrow as pa
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.data.datasets import Dataset, InputRow, Shard
 from legoedit_core.data.images import ImageDecodeError, decode_image, decode_mask, encode_png, output_name
+from legoedit_core.data.inputs import InputReader, RefusedInput
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
-from legoedit_core.data.storage import Storage
 from legoedit_core.executor import EditItem, EditResult, Executor
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
+from legoedit_core.settings.inputs import InputSettings
 
 
 @dataclass
@@ -39,34 +40,30 @@ class LoadedRow:
         return self.row.error is None
 
 
-def load_row(row: InputRow, storage_options: dict[str, Any] | None = None) -> LoadedRow:
-    """Read and decode one row's image and mask. A missing or corrupt file marks the row bad input; a failing
-    object store raises ``StorageError`` (the shard fails and is retried by a rerun)."""
+def load_row(row: InputRow, reader: InputReader) -> LoadedRow:
+    """Read and decode one row's image and mask through the dataset's confined ``reader``.
+
+    A missing, refused or corrupt file marks the row bad input (and its ``source`` stays None unless the image
+    decoded: a bad row never carries bytes that are not an image); a failing dataset store raises
+    ``StorageError`` (the shard fails and is retried by a rerun).
+    """
     loaded = LoadedRow(row)
     if row.error is not None:
         return loaded
     try:
-        loaded.source = _read(row.image, storage_options)
-        loaded.image = decode_image(loaded.source)
+        assert row.image is not None
+        data = reader.read(row.image)
+        loaded.image = decode_image(data)
+        loaded.source = data
         if row.mask is not None:
-            loaded.mask = decode_mask(_read(row.mask, storage_options), size=(loaded.image.shape[1],
-                                                                               loaded.image.shape[0]))
+            loaded.mask = decode_mask(reader.read(row.mask), size=(loaded.image.shape[1], loaded.image.shape[0]))
     except FileNotFoundError as error:
         row.error = f"file not found: {error.filename or error}"
-    except (ImageDecodeError, IsADirectoryError) as error:
+    except RefusedInput as error:
+        row.error = str(error)
+    except ImageDecodeError as error:
         row.error = f"{_name(row.mask if loaded.image is not None else row.image)}: {error}"
     return loaded
-
-
-def _read(value: str | bytes | None, storage_options: dict[str, Any] | None) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    assert value is not None
-    storage = Storage(value, storage_options)
-    try:
-        return storage.read_bytes()
-    except FileNotFoundError as error:
-        raise FileNotFoundError(2, "no such file", value) from error
 
 
 def _name(value: str | bytes | None) -> str:
@@ -93,10 +90,10 @@ class PreparedShard:
         return items, positions
 
 
-def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner,
-                  storage_options: dict[str, Any] | None = None) -> PreparedShard:
-    """Load every row of a shard, then plan all usable rows in one batched Builder call."""
-    loaded = [load_row(row, storage_options) for row in rows]
+def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, reader: InputReader) -> PreparedShard:
+    """Load every row of a shard (through the dataset's ``reader``), then plan all usable rows in one batched
+    Builder call."""
+    loaded = [load_row(row, reader) for row in rows]
     requests = [PlanRequest(r.row.id, r.image, r.row.instruction, has_mask=r.mask is not None, seed=r.row.seed)
                 for r in loaded if r.usable]
     planned = iter(planner.plan_batch(requests) if requests else [])
@@ -150,8 +147,8 @@ def build_rows(prepared: PreparedShard, results: Sequence[EditResult], toolset: 
 
 
 def process_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor,
-                  storage_options: dict[str, Any] | None = None) -> pa.Table:
+                  inputs: InputSettings | None = None) -> pa.Table:
     """Everything for one shard in a plain loop: the reference the Prefect flow is measured against."""
-    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, storage_options)
+    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, dataset.reader(inputs))
     items, _ = prepared.edit_items()
     return build_rows(prepared, executor.run_many(items), executor.toolset)

@@ -30,6 +30,7 @@ import pyarrow as pa
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, InputRow, Shard
+from legoedit_core.data.inputs import InputReader
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.rows import IMAGE, OUTPUT_FIELDS, OUTPUT_SCHEMA
 from legoedit_core.executor import EditItem, EditResult, Executor
@@ -138,11 +139,11 @@ def expand(loaded: Sequence[LoadedRow], k: int) -> tuple[list[LoadedRow], list[i
 
 
 def sample_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, k: int,
-                 storage_options: dict[str, Any] | None = None) -> SampledShard:
+                 reader: InputReader) -> SampledShard:
     """Read a shard's rows, expand each usable one to ``k`` samples, and plan every sample in one batched call."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    samples, indices = expand([load_row(row, storage_options) for row in rows], k)
+    samples, indices = expand([load_row(row, reader) for row in rows], k)
     requests = [PlanRequest(s.row.id, s.image, s.row.instruction, has_mask=s.mask is not None, seed=s.row.seed)
                 if s.usable else None for s in samples]
     planned = iter(planner.plan_batch([r for r in requests if r is not None]) if any(requests) else [])
@@ -199,10 +200,10 @@ def score_shard(sampled: SampledShard, results: Sequence[EditResult], config: Co
 
 
 def rollout_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor, config: Config, k: int,
-                  rewards: RewardModel, judge: VLMJudge | None = None,
-                  storage_options: dict[str, Any] | None = None) -> pa.Table:
+                  rewards: RewardModel, judge: VLMJudge | None = None) -> pa.Table:
     """Everything for one shard of rollouts in a plain loop (``planner`` should sample: temperature > 0)."""
-    sampled = sample_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, k, storage_options)
+    sampled = sample_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, k,
+                           dataset.reader(config.inputs))
     items, _ = sampled.prepared.edit_items()
     return score_shard(sampled, executor.run_many(items), config, executor.toolset, rewards, judge)
 

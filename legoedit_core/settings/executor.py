@@ -7,3 +7,7 @@ from pydantic import BaseModel, Field
 
 class ExecutorSettings(BaseModel):
     cache_dir: str | None = Field(None, description="directory of the node cache; no caching when unset")
+    max_nodes: int = Field(64, ge=1, description="nodes a workflow may have")
+    max_depth: int = Field(32, ge=1, description="the longest chain of dependent nodes a workflow may have")
+    max_image_side: int = Field(8192, ge=1, description="largest literal width / height a node may be given")
+    max_image_pixels: int = Field(4096 * 4096, ge=1, description="largest image a node may produce (pixels)")

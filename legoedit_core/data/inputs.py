@@ -1,0 +1,149 @@
+"""Input confinement: a catalogue row's image and mask references reach only the dataset's own files.
+
+A reference resolves inside the dataset's root (its folder, or its bucket prefix) or inside one of the extra roots
+the config names (``inputs.extra_roots``); a scheme listed in ``inputs.schemes`` (e.g. ``https``) is allowed
+anywhere. Everything else is refused, per row (``bad_input``): absolute paths and ``..`` that leave the root,
+symlinks leading out of it (paths are resolved with ``realpath`` first), ``file://`` outside it, other buckets and
+prefixes, other schemes, and hosts that resolve to loopback, private or link-local addresses (unless
+``inputs.private_hosts`` is set).
+
+Only regular files are opened (a named pipe, ``/dev/zero`` or a folder is refused without reading a byte; local
+files are opened non-blocking and without following a last-moment symlink), and at most
+``inputs.max_image_bytes`` are read, checked against the size the store reports before reading and again on the
+bytes read.
+
+A failure of the dataset's own store is a machinery fault (``StorageError``, the shard is retried); a reference
+outside it (an allowed URL that does not answer) is the row's problem and becomes ``RefusedInput``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import posixpath
+import socket
+import stat
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import fsspec
+
+from legoedit_core.data.storage import Storage, StorageError, TooLarge
+from legoedit_core.settings.inputs import InputSettings
+
+_REMOTE_HOSTS = ("http", "https")
+
+
+class RefusedInput(ValueError):
+    """A reference this row may not read: outside every root, not a regular file, too large, or unreachable."""
+
+
+@dataclass(frozen=True)
+class _Root:
+    protocol: str
+    path: str  # realpath for local roots; a normalised key prefix otherwise
+
+    def holds(self, protocol: str, path: str) -> bool:
+        return protocol == self.protocol and (path == self.path or path.startswith(self.path.rstrip("/") + "/"))
+
+
+def _split(reference: str) -> tuple[str, str]:
+    """(protocol, normalised path): local paths resolved with realpath, other paths with ``..`` folded."""
+    protocol = fsspec.utils.get_protocol(reference)
+    if protocol == "file":
+        path = reference[len("file://"):] if reference.startswith("file://") else reference
+        return "file", os.path.realpath(path)
+    if protocol in _REMOTE_HOSTS:
+        return protocol, reference.split("?", 1)[0].split("#", 1)[0]
+    path = reference.split("://", 1)[1]
+    normal = posixpath.normpath("/" + path).lstrip("/")  # "/.." folds to "/": a key cannot climb out of the bucket
+    return protocol, normal
+
+
+@dataclass
+class InputReader:
+    """Reads the images and masks of a dataset's rows, confined to ``root`` and the config's extra roots."""
+
+    root: str
+    storage_options: dict[str, Any] | None = None
+    settings: InputSettings = field(default_factory=InputSettings)
+
+    def __post_init__(self) -> None:
+        self._own = Storage(self.root, self.storage_options)
+        self._roots = [_Root(*_split(r if "://" in r or r.startswith("/") else os.path.abspath(r)))
+                       for r in (self._own.uri(), *self.settings.extra_roots)]
+
+    def read(self, value: str | bytes) -> bytes:
+        """The bytes of an image reference (or embedded bytes), or ``RefusedInput`` / ``FileNotFoundError``."""
+        cap = self.settings.max_image_bytes
+        if isinstance(value, bytes):
+            return _capped(value, cap, "embedded image")
+        reference = value if "://" in value or value.startswith("/") else self._own.uri(value)
+        protocol, path = _split(reference)
+        inside_own = self._roots[0].holds(protocol, path)
+        if not inside_own and not any(r.holds(protocol, path) for r in self._roots[1:]) \
+                and protocol not in self.settings.schemes:
+            raise RefusedInput(f"{value}: refused: outside the dataset's root {self.root} (allow other roots or "
+                               "schemes with inputs.extra_roots / inputs.schemes)")
+        if protocol == "file":
+            return _read_local(path, cap, value)
+        if protocol in _REMOTE_HOSTS and not self.settings.private_hosts:
+            _check_public_host(value)
+        try:
+            if inside_own:
+                return self._own.read_capped(cap, self._own.fs.unstrip_protocol(path))
+            return Storage(reference, self.storage_options).read_capped(cap)
+        except TooLarge as error:
+            raise RefusedInput(str(error)) from None
+        except (StorageError, OSError) as error:
+            if inside_own or isinstance(error, FileNotFoundError):
+                raise  # the dataset's own store failing is the machinery's fault: the shard is retried
+            raise RefusedInput(f"{value}: could not be read: {error}") from error
+
+
+def _capped(data: bytes, cap: int, name: str) -> bytes:
+    if len(data) > cap:
+        raise RefusedInput(f"{name}: refused: more than {cap} bytes (inputs.max_image_bytes)")
+    return data
+
+
+def _read_local(path: str, cap: int, name: str) -> bytes:
+    """A regular file's bytes, at most ``cap``: opened non-blocking (a FIFO cannot hang) and without following a
+    symlink swapped in after ``realpath``."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileNotFoundError(2, "no such file", name) from None
+    except OSError as error:
+        raise RefusedInput(f"{name}: refused: {error.strerror}") from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise RefusedInput(f"{name}: refused: not a regular file")
+        if info.st_size > cap:
+            raise RefusedInput(f"{name}: refused: {info.st_size} bytes, above {cap} (inputs.max_image_bytes)")
+        chunks, size = [], 0
+        while size <= cap:
+            chunk = os.read(descriptor, min(1 << 20, cap + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return _capped(b"".join(chunks), cap, name)
+    finally:
+        os.close(descriptor)
+
+
+def _check_public_host(url: str) -> None:
+    """Refuse a URL whose host resolves to a loopback, private, link-local or reserved address."""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror as error:
+        raise RefusedInput(f"{url}: could not be read: cannot resolve {host!r} ({error})") from None
+    for address in addresses:
+        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            raise RefusedInput(f"{url}: refused: {host} is a loopback or private address "
+                               "(allow with inputs.private_hosts)")

@@ -1,0 +1,185 @@
+"""Data safety of the ``edit_catalogue`` flow and the ``legoedit run`` command: confinement end to end (local and
+S3), one writer per output, config changes, retries, image file names, and stopping on Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import s3fs
+from test_data_safety import SECRET, escaping_catalogue
+from test_pipeline import (  # noqa: F401 (fixtures: a Prefect test server for the module, a moto server)
+    make_bucket,
+    moto_server,
+    prefect_server,
+    run_flow,
+    s3_options,
+)
+
+from legoedit_core.config import Config
+from legoedit_core.data.datasets import DatasetError
+from legoedit_core.data.lease import LeaseHeld
+from legoedit_core.data.output import OutputMismatch, RunOutput, image_key
+from legoedit_core.data.synthetic import write_catalogue
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return Config.load()
+
+
+def every_byte(folder: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in folder.rglob("*") if path.is_file())
+
+
+def test_escaping_references_in_one_shard_are_bad_input_and_nothing_of_them_reaches_the_output(tmp_path, config):
+    manifest, escapes = escaping_catalogue(tmp_path)
+    summary, _ = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=100,
+                          write_images=True)
+    assert summary["counts"] == {"ok": 3, "bad_input": len(escapes)}
+    rows = {row["id"]: row for row in RunOutput(str(tmp_path / "out")).read_table().to_pylist()}
+    assert all(rows[row_id]["status"] == "bad_input" and rows[row_id]["source_image"] is None for row_id in escapes)
+    written = every_byte(tmp_path / "out")  # parts, images, report, manifest, commit records
+    assert SECRET not in written and b"AWS_SECRET" not in written and os.environ["PATH"].encode() not in written
+
+
+def test_s3_keys_outside_the_dataset_prefix_are_refused(moto_server, config):  # noqa: F811
+    make_bucket(moto_server, "data")
+    make_bucket(moto_server, "elsewhere")
+    options = s3_options(moto_server)
+    fs = s3fs.S3FileSystem(**options, skip_instance_cache=True)
+    manifest = write_catalogue("s3://data/catalogue", 2, ["make it black and white"], storage_options=options)
+    fs.pipe("data/private/secret.png", SECRET)
+    fs.pipe("elsewhere/secret.png", SECRET)
+    escapes = {"sibling-prefix": "s3://data/private/secret.png", "climbing": "../private/secret.png",
+               "other-bucket": "s3://elsewhere/secret.png", "local-file": "/etc/hostname"}
+    lines = fs.cat(manifest).decode() + "".join(
+        json.dumps({"id": row_id, "image": image, "instruction": "make it black and white"}) + "\n"
+        for row_id, image in escapes.items())
+    fs.pipe(manifest, lines.encode())
+    summary, _ = run_flow(dataset=manifest, output="s3://data/run", config=config, shard_size=10,
+                          storage_options=options)
+    assert summary["counts"] == {"ok": 2, "bad_input": 4}
+    rows = {row["id"]: row for row in RunOutput("s3://data/run", options).read_table().to_pylist()}
+    assert all("outside the dataset's root s3://data/catalogue" in rows[row_id]["error"] for row_id in escapes)
+    written = b"".join(fs.cat(path) for path in fs.find("data/run"))
+    assert SECRET not in written
+
+
+def test_two_concurrent_runs_into_one_output_one_is_refused_and_each_id_is_written_once(tmp_path, config):
+    manifest = write_catalogue(str(tmp_path / "in"), 80, ["make it black and white and then flip it"],
+                               size=(256, 192))
+    output = tmp_path / "out"
+    first: dict = {}
+    runner = threading.Thread(target=lambda: first.update(result=run_flow(
+        dataset=manifest, output=str(output), config=config, shard_size=2, max_concurrent_shards=1)))
+    runner.start()
+    deadline = time.monotonic() + 120
+    while not glob.glob(str(output / "_commits" / "*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    other = Config.load(overrides=["planner.max_attempts=5"])  # even a different config: refused for the lease
+    with pytest.raises(LeaseHeld, match=r"is being written by .* pid"):
+        run_flow(dataset=manifest, output=str(output), config=other, shard_size=2)
+    runner.join()
+    assert first["result"][0]["counts"] == {"ok": 80}
+    ids = pq.read_table(output / "parts").column("id").to_pylist()
+    assert sorted(ids) == [f"item-{i:05d}" for i in range(80)]  # each id exactly once
+
+
+def test_a_rerun_with_another_config_is_refused_unless_it_continues_with_the_recorded_one(tmp_path, config):
+    manifest = write_catalogue(str(tmp_path / "in"), 6, ["make it black and white"])
+    output = str(tmp_path / "out")
+    (tmp_path / "in" / "images" / "item-00004.png").rename(tmp_path / "item-00004.png")
+    run_flow(dataset=manifest, output=output, config=config, shard_size=2)
+    changed = Config.load(overrides=["bricks.GRAYSCALE.backend=\"pillow\"", "planner.max_attempts=4"])
+    with pytest.raises(OutputMismatch, match=r"config_fingerprint.*changed: .*planner.max_attempts"):
+        run_flow(dataset=manifest, output=output, config=changed, shard_size=2, retry_failed=True)
+    (tmp_path / "item-00004.png").rename(tmp_path / "in" / "images" / "item-00004.png")
+    summary, _ = run_flow(dataset=manifest, output=output, config=changed, shard_size=2, retry_failed=True,
+                          recorded_config=True)
+    assert summary["counts"] == {"ok": 6}
+    assert json.loads((tmp_path / "out" / "_manifest.json").read_text())["config"]["planner"]["max_attempts"] != 4
+
+
+def test_retry_failed_never_replaces_an_ok_row_and_colliding_ids_get_their_own_image_files(tmp_path, config):
+    write_catalogue(str(tmp_path), 2, ["make it black and white"])
+    ids = ["a/b", "a_b", "東京", "大阪"]
+    rows = [{"id": row_id, "image": f"images/item-0000{i % 2}.png", "instruction": "make it black and white"}
+            for i, row_id in enumerate(ids)]
+    rows.append({"id": "gone", "image": "images/missing.png", "instruction": "make it black and white"})
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    output = tmp_path / "out"
+    summary, _ = run_flow(dataset=str(tmp_path / "m.jsonl"), output=str(output), config=config, shard_size=8,
+                          write_images=True)
+    assert summary["counts"] == {"ok": 4, "bad_input": 1}
+    before = RunOutput(str(output)).read_part(0).to_pylist()
+    for row in before[:4]:
+        assert (output / image_key(row["id"])).read_bytes() == row["edited_image"]["bytes"]
+    assert len(list((output / "images").iterdir())) == 4
+
+    (tmp_path / "images" / "item-00000.png").unlink()  # the ok rows' file disappears before the retry ...
+    (tmp_path / "images" / "item-00000.png").symlink_to(tmp_path / "images" / "item-00001.png")
+    summary, _ = run_flow(dataset=str(tmp_path / "m.jsonl"), output=str(output), config=config, shard_size=8,
+                          write_images=True, retry_failed=True)
+    after = RunOutput(str(output)).read_part(0).to_pylist()
+    assert after[:4] == before[:4]  # ... and the retry touches only the row that was not ok
+    assert [row["id"] for row in after] == [*ids, "gone"] and RunOutput(str(output)).finished()[0]["attempt"] == 1
+
+
+def test_duplicate_ids_fail_the_run_before_anything_is_written(tmp_path, config):
+    write_catalogue(str(tmp_path), 1)
+    line = json.dumps({"id": "same", "image": "images/item-00000.png", "instruction": "flip it"}) + "\n"
+    (tmp_path / "m.jsonl").write_text(line * 3)
+    with pytest.raises(DatasetError, match="'same' on lines 1, 2, 3"):
+        run_flow(dataset=str(tmp_path / "m.jsonl"), output=str(tmp_path / "out"), config=config)
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------ Ctrl-C and SIGTERM
+def legoedit_run(dataset: str, output: Path) -> subprocess.Popen:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.Popen([sys.executable, "-m", "legoedit.cli", "run", dataset, str(output), "--shard-size", "2",
+                             "--concurrent-shards", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # its own process group, like a terminal's job
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, signum):
+    manifest = write_catalogue(str(tmp_path / "in"), 60, ["make it black and white and then flip it"],
+                               size=(256, 192))
+    output = tmp_path / "out"
+    process = legoedit_run(manifest, output)
+    deadline = time.monotonic() + 240
+    while not glob.glob(str(output / "_commits" / "*.json")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.1)
+    os.killpg(process.pid, signum)
+    sent = time.monotonic()
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 10 and process.returncode == 130, stderr[-2000:]
+    assert "rerun of the same command resumes" in stderr
+    port = int(re.search(r"temporary Prefect server at http://127.0.0.1:(\d+)", stderr).group(1))
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # the temporary server is gone
+    committed = len(RunOutput(str(output)).finished())
+    assert 0 < committed < 30
+
+    rerun = legoedit_run(manifest, output)
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr[-2000:]
+    assert "rows by status: {'ok': 60}" in stdout
+    assert sorted(pq.read_table(output / "parts").column("id").to_pylist()) == [f"item-{i:05d}" for i in range(60)]
