@@ -69,20 +69,20 @@ def test_single_item_runs_only_what_the_output_needs_and_edits_inside_the_mask(c
 def test_waves_make_one_batched_call_per_brick_group_and_a_corrupt_item_fails_alone(coffee, toolset):
     counter = CallCounter(toolset, ["BBOX", "SHARPEN", "BLUR", "GRAYSCALE", "FLIP"])
     items = [EditItem(f"item{i}", coffee, WAVES, _mask(coffee.shape, (10 + i, 10, 90, 80)), seed=i) for i in range(20)]
-    items[5].mask = np.zeros(coffee.shape[:2], np.uint8)  # empty mask: refused before BBOX's call
+    items[5].mask = np.zeros(coffee.shape[:2], np.uint8)  # empty mask: fails before its wave calls anything
     items[9].mask = np.full((10, 10), 255, np.uint8)  # wrong size: BLUR refuses its 10x10 box
     results = Executor(toolset).run_many(items)
 
     tools = [tool for tool, _, _ in counter.calls]
     assert sorted(tools[:2]) == ["BBOX", "SHARPEN"] and tools[2:] == ["BLUR", "GRAYSCALE"]
     sizes = {tool: size for tool, size, _ in counter.calls}
-    assert sizes == {"BBOX": 19, "SHARPEN": 20, "BLUR": 18, "GRAYSCALE": 18}
+    assert sizes == {"BBOX": 19, "SHARPEN": 19, "BLUR": 18, "GRAYSCALE": 18}
     statuses = {r.id: r.status for r in results}
     assert [k for k, v in statuses.items() if v != "ok"] == ["item5", "item9"]
     assert results[5].failed_node == "box" and "node 'box' (BBOX)" in results[5].error and "empty" in results[5].error
     assert results[9].failed_node == "blur" and "is 10x10 but the image is" in results[9].error
     assert results[5].image is None and results[9].image is None
-    assert {t.node: t.batch_size for t in results[0].trace if t.node in ("box", "sharp")} == {"box": 19, "sharp": 20}
+    assert {t.node: t.batch_size for t in results[0].trace if t.node in ("box", "sharp")} == {"box": 19, "sharp": 19}
 
 
 def test_nodes_get_seeds_derived_from_item_seed_and_node_id(coffee, toolset):
