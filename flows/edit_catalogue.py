@@ -21,6 +21,8 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger
 
+from flows.backends import pin_backends
+from flows.failures import ShardFailure, fails_cleanly, log_failure, shards_failed, with_retries
 from flows.monitoring import Progress, gallery, summary_table
 from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
 from flows.stopping import STOP, Interrupted
@@ -36,10 +38,6 @@ from tasks.judge import judge_results
 from tasks.runtime import executor_for, toolset_for
 
 REPORT = "report.html"
-
-
-class ShardsFailed(RuntimeError):
-    """Some shards failed; every other shard is committed and a rerun picks up the failed ones."""
 
 
 @dataclass
@@ -67,7 +65,7 @@ class _Scheduler:
     judge: bool
     progress: Progress
     finished: queue.Queue = field(default_factory=queue.Queue)
-    failures: list[str] = field(default_factory=list)
+    failures: list[ShardFailure] = field(default_factory=list)
     committed: int = 0
 
     def run(self, runs: list[_ShardRun], limit: int) -> None:
@@ -78,18 +76,24 @@ class _Scheduler:
             while waiting and open_runs < limit:
                 self._plan(waiting.pop())
                 open_runs += 1
-            future, shard_run, then = self._next_finished()
+            future, shard_run, task_name, then = self._next_finished()
             if shard_run.failed:
                 continue  # a late task of a shard that already failed
             try:
-                then(shard_run, future.result())
-            except Exception as error:
+                result = future.result()
+            except Exception as error:  # the task failed after its retries: the shard stays uncommitted
                 shard_run.failed = True
-                self._fail(shard_run, error)
+                self._fail(shard_run, task_name, error)
+            else:
+                try:
+                    then(shard_run, result)
+                except Exception as error:  # committing (or starting the next step) failed
+                    shard_run.failed = True
+                    self._fail(shard_run, "commit", error)
             if shard_run.failed or then == self._committed:
                 open_runs -= 1
 
-    def _next_finished(self) -> tuple[Any, _ShardRun, Callable[[_ShardRun, Any], None]]:
+    def _next_finished(self) -> tuple[Any, _ShardRun, str, Callable[[_ShardRun, Any], None]]:
         """The next finished task; ``Interrupted`` as soon as a stop was asked for (Ctrl-C, SIGTERM)."""
         while not STOP.is_set():
             try:
@@ -101,10 +105,12 @@ class _Scheduler:
 
     def _submit(self, shard_run: _ShardRun, task: Task, args: tuple[Any, ...],
                 then: Callable[[_ShardRun, Any], None]) -> None:
-        """Submit ``task(*args)`` for a shard; ``then`` runs on the flow's thread with its result."""
-        future = task.submit(*(task_argument(self.runner, arg) for arg in args))
+        """Submit ``task(*args)`` for a shard, with the config's retries; ``then`` runs on the flow's thread with
+        its result."""
+        name = str(task.task_run_name)
+        future = with_retries(task, self.config.pipeline).submit(*(task_argument(self.runner, arg) for arg in args))
         shard_run.in_flight += 1
-        future.add_done_callback(lambda done: self.finished.put((done, shard_run, then)))
+        future.add_done_callback(lambda done: self.finished.put((done, shard_run, name, then)))
 
     def _plan(self, shard_run: _ShardRun) -> None:
         task = plan_shard.with_options(task_run_name=f"plan shard {shard_run.shard.index}")
@@ -162,11 +168,9 @@ class _Scheduler:
         self.progress.advance()
         get_run_logger().info("shard %d committed: %s", info.shard, info.counts)
 
-    def _fail(self, shard_run: _ShardRun, error: Exception) -> None:
-        shard = shard_run.shard
-        message = f"shard {shard.index} (rows {shard.start}-{shard.stop - 1}): {type(error).__name__}: {error}"
-        self.failures.append(message)
-        get_run_logger().error(message)
+    def _fail(self, shard_run: _ShardRun, task_name: str, error: Exception) -> None:
+        self.failures.append(ShardFailure(shard_run.shard, task_name, error))
+        log_failure(self.failures[-1])
 
 
 def return_freed_memory() -> None:
@@ -200,6 +204,7 @@ def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict
 
 
 @flow(name="edit-catalogue")
+@fails_cleanly
 def edit_catalogue(dataset: str, output: str, config: Config | None = None, shard_size: int = 64,
                    retry_failed: bool = False, max_concurrent_shards: int = 4, write_images: bool = False,
                    storage_options: dict[str, Any] | None = None, report: bool = True,
@@ -219,7 +224,10 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     logger = get_run_logger()
     source = open_dataset(dataset, storage_options)
     run_output = RunOutput(output, storage_options)
-    config = _recorded_config(run_output) if recorded_config else config or Config()
+    config = config or Config()
+    if recorded_config:  # what a row depends on is the output's; how to run (the pipeline section) is this run's
+        config = _recorded_config(run_output).model_copy(update={"pipeline": config.pipeline})
+    config = pin_backends(config)
     run = {"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
            "rows": len(source), "config": config.model_dump(mode="json"), "versions": versions(toolset_for(config))}
     with run_output.writing(run):
@@ -239,13 +247,11 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     if report:
         html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}")
         run_output.storage.write_bytes(html.encode(), REPORT)
-        rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image"])
+        rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image", "edited_image"])
                 for row in part.to_pylist())
-        gallery(rows, run_output.storage, write_images, report_uri, storage_options)
+        gallery(rows, report_uri, storage_options)
     if scheduler.failures:
-        raise ShardsFailed(f"{len(scheduler.failures)} shard(s) failed; the others are committed in {output} and "
-                           "a rerun with the same output does only what is missing:\n"
-                           + "\n".join(scheduler.failures))
+        raise shards_failed(scheduler.failures, len(shards), output)
     logger.info("done: %s; report at %s", summary["counts"], report_uri)
     return summary | {"output": output, "parts": run_output.parts_uri(), "report": report_uri,
                       "shards": len(shards), "rows": len(source)}

@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import prefect
 from prefect.settings import (
     PREFECT_API_URL,
+    PREFECT_SERVER_ANALYTICS_ENABLED,
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
     get_current_settings,
     temporary_settings,
@@ -34,11 +36,15 @@ EPHEMERAL_STARTUP_SECONDS = 120
 
 @contextmanager
 def patient_ephemeral_server() -> Iterator[None]:
-    """Allow the temporary local server ``EPHEMERAL_STARTUP_SECONDS`` to start, unless the user set the timeout."""
-    if "startup_timeout_seconds" in get_current_settings().server.ephemeral.model_fields_set:
-        yield
-        return
-    with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_SECONDS}):
+    """Settings for Prefect's temporary local server, each unless the user set it: ``EPHEMERAL_STARTUP_SECONDS`` to
+    start, and no telemetry (on an offline machine every start logged "Failed to send telemetry" as an error)."""
+    settings = get_current_settings().server
+    wanted: dict[Any, Any] = {}
+    if "startup_timeout_seconds" not in settings.ephemeral.model_fields_set:
+        wanted[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = EPHEMERAL_STARTUP_SECONDS
+    if "analytics_enabled" not in settings.model_fields_set:
+        wanted[PREFECT_SERVER_ANALYTICS_ENABLED] = False
+    with temporary_settings(wanted):
         yield
 
 
@@ -51,6 +57,7 @@ def temporary_server() -> Iterator[Callable[[], None]]:
         return
     with patient_ephemeral_server():
         timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        settings = get_current_settings().to_environment_variables(exclude_unset=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     log = tempfile.NamedTemporaryFile(prefix="legoedit-prefect-server-", suffix=".log", delete=False)  # noqa: SIM115
@@ -58,7 +65,7 @@ def temporary_server() -> Iterator[Callable[[], None]]:
         [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__module_path__).parent), "--factory",
          "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level",
          "error", "--lifespan", "on"],
-        env={**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
+        env={**os.environ, **settings,
              "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
         stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)  # a terminal's Ctrl-C goes to the run, not to its server

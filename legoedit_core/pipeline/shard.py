@@ -102,7 +102,8 @@ def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, read
 
 
 def versions(toolset: Toolset) -> dict[str, Any]:
-    """What produced a row: package versions and the backend chosen for each available brick."""
+    """What produced a row: package versions and, for each available brick, the backend the run pinned (name,
+    version, resource) with the brick's settings (model source, dtype, device, ...)."""
     packages = {}
     for package in ("legoedit", "numpy", "pillow", "opencv-python-headless", "torch", "diffusers", "transformers"):
         try:
@@ -112,7 +113,8 @@ def versions(toolset: Toolset) -> dict[str, Any]:
     bricks = {}
     for spec in toolset.available_specs():
         backend = toolset.backend_class(spec.name)
-        bricks[spec.name] = f"{backend.name}@{backend.version}"
+        bricks[spec.name] = {"backend": backend.name, "version": backend.version, "resource": backend.resource,
+                             "settings": toolset.config.brick(spec.name).backend_settings()}
     return {"python": platform.python_version(), "packages": packages, "bricks": bricks}
 
 
