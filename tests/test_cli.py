@@ -159,7 +159,7 @@ def prefect_api():
     """A temporary Prefect server shared by the commands of these tests (each command is its own process)."""
     from prefect.settings import PREFECT_API_URL
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=180):
         yield {"PREFECT_API_URL": PREFECT_API_URL.value()}
 
 
