@@ -60,9 +60,9 @@ def summary_table(parts: list[PartInfo]) -> dict[str, Any]:
             "resident_bytes": resident}
 
 
-def gallery(rows: Iterable[dict[str, Any]], report_uri: str, storage_options: dict[str, Any] | None) -> str:
+def gallery(rows: Iterable[dict[str, Any]], report_uri: str, storage_options: dict[str, Any] | None) -> None:
     """A markdown artifact with before/after thumbnails (inline images) of the first few ok rows, and a link to
-    the HTML report (presigned on S3, ``file://`` on a local disk). Returns the markdown.
+    the HTML report (presigned on S3, ``file://`` on a local disk).
 
     ``rows`` may be a lazy iterable over the output: it is read only until ``GALLERY_SIZE`` ok rows are found.
     """
@@ -74,6 +74,5 @@ def gallery(rows: Iterable[dict[str, Any]], report_uri: str, storage_options: di
                  for label, column in (("before", "source_image"), ("after", "edited_image"))]
         instruction = row["instruction"].replace("|", "\\|")
         lines.append(f"| {row['id']} | {instruction} | {cells[0]} | {cells[1]} |")
-    markdown = "\n".join(lines)
-    create_markdown_artifact(markdown=markdown, key="edit-catalogue-gallery", description="before / after examples")
-    return markdown
+    create_markdown_artifact(markdown="\n".join(lines), key="edit-catalogue-gallery",
+                             description="before / after examples")
