@@ -423,7 +423,7 @@ class SeaweedFS:
     def __init__(self, folder: Path) -> None:
         ports = {name: _free_port() for name in ("s3", "master", "filer", "volume", "webdav", "admin")}
         self.command = [str(Path(sys.executable).parent / "weed"), "mini", f"-dir={folder}", "-ip=127.0.0.1",
-                        "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false", "-bucket=legoedit"]
+                        "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false"]
         self.command += [f"-{name}.port={port}" for name, port in ports.items()]
         self.command += [f"-{name}.port.grpc={_free_port()}" for name in ("master", "filer", "volume", "admin")]
         self.options = {"key": "legoedit", "secret": "legoedit-secret",
@@ -431,9 +431,11 @@ class SeaweedFS:
                                           "region_name": "us-east-1"}}
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, first: bool = False) -> None:
+        """Start the server (the first time it also creates the bucket: a restart finds it in its folder)."""
         env = dict(os.environ, AWS_ACCESS_KEY_ID="legoedit", AWS_SECRET_ACCESS_KEY="legoedit-secret")
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        command = self.command + (["-bucket=legoedit"] if first else [])
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -448,13 +450,17 @@ class SeaweedFS:
     def stop(self) -> None:
         assert self.process is not None
         self.process.terminate()
-        self.process.wait(10)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:  # a busy machine: do not leave it half-stopped
+            self.process.kill()
+            self.process.wait(10)
 
 
 @pytest.fixture(scope="module")
 def seaweedfs_server(tmp_path_factory):
     server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    server.start()
+    server.start(first=True)
     yield server
     server.stop()
 
@@ -505,9 +511,10 @@ def test_the_object_store_down_for_10_s_in_the_middle_of_a_run(seaweedfs_server,
         # retries of a task, or of the flow's own manifest reads): then a rerun completes
         assert "object store: " in str(failure) and "\n" not in str(failure)
         down.join()
+        assert seaweedfs_server.process.poll() is None  # the store is back
         summary, _ = run_flow(**parameters)
     down.join()
-    assert not seaweedfs_server.process.poll()
+    assert seaweedfs_server.process.poll() is None
     assert summary["counts"] == {"ok": 16, "invalid_plan": 8}
     ids = RunOutput("s3://legoedit/outage/run", options).read_table().column("id").to_pylist()
     assert ids == [f"item-{i:05d}" for i in range(24)]  # each id exactly once
