@@ -73,8 +73,10 @@ def temporary_server() -> Iterator[Callable[[], None]]:
         _wait_healthy(process, url, timeout, log.name)
         print(f"temporary Prefect server at {url} (pid {process.pid})", file=sys.stderr, flush=True)
         with temporary_settings({PREFECT_API_URL: url}):
-            yield lambda: stop_process(process)
-            _drain_prefect_clients()
+            try:
+                yield lambda: stop_process(process)
+            finally:  # also when the block raised: its error is reported after the run's logs are sent
+                _drain_prefect_clients()
     finally:
         stop_process(process)
         log.close()

@@ -490,8 +490,8 @@ def test_the_object_store_down_for_10_s_in_the_middle_of_a_run(seaweedfs_server,
     monkeypatch.setenv("LEGOEDIT_STORAGE_WAIT", "0.5")
     committed, commit = threading.Event(), RunOutput.commit
 
-    def commit_and_tell(self, info):
-        commit(self, info)
+    def commit_and_tell(self, info, attempt=0):
+        commit(self, info, attempt)
         committed.set()
 
     def outage():
