@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, get_run_logger
+from prefect._internal.engine import resolve_custom_task_run_name
 from prefect.futures import PrefectFuture
 from prefect.states import Failed
+from prefect.utilities.callables import get_call_parameters
 
 from flows.stopping import Interrupted
 from legoedit_core.data.datasets import DatasetError, Shard
@@ -71,6 +73,13 @@ def with_retries(task: Task, pipeline: PipelineSettings, **options: Any) -> Task
     times the one before, starting at ``retry_delay_seconds``."""
     delays = [pipeline.retry_delay_seconds * pipeline.retry_backoff ** i for i in range(pipeline.task_retries)]
     return task.with_options(retries=pipeline.task_retries, retry_delay_seconds=delays or 0, **options)
+
+
+def run_name(task: Task, args: tuple[Any, ...]) -> str:
+    """What Prefect names the run of ``task(*args)``: its ``task_run_name`` rendered, else the task's name."""
+    if not task.task_run_name:
+        return task.name
+    return resolve_custom_task_run_name(task, get_call_parameters(task.fn, args, {}))
 
 
 def submit(task: Task, pipeline: PipelineSettings, name: str, *args: Any) -> tuple[str, PrefectFuture]:

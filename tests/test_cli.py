@@ -80,27 +80,29 @@ def test_pipeline_options_come_from_the_config_unless_given(tmp_path):
     assert (pipeline.shard_size, pipeline.max_concurrent_shards, pipeline.task_runner) == (8, 3, "threads")
 
 
-def test_flow_commands_give_prefects_local_server_time_to_start():
+def test_flow_commands_give_prefects_local_server_time_to_start_and_batched_writes():
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as TIMEOUT
+    from prefect.settings import PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE as BATCH
     from prefect.settings import temporary_settings
 
-    from flows.server import EPHEMERAL_STARTUP_SECONDS, patient_ephemeral_server
+    from flows.server import EPHEMERAL_STARTUP_SECONDS, RECORDER_BATCH, local_server_settings
 
-    with patient_ephemeral_server():
+    with local_server_settings():
         assert TIMEOUT.value() == EPHEMERAL_STARTUP_SECONDS > 20  # Prefect's default is 20 s
-    with temporary_settings({TIMEOUT: 7}), patient_ephemeral_server():
-        assert TIMEOUT.value() == 7  # the user's own setting wins
+        assert BATCH.value() == RECORDER_BATCH > 1  # Prefect's default writes task runs one at a time
+    with temporary_settings({TIMEOUT: 7, BATCH: 3}), local_server_settings():
+        assert (TIMEOUT.value(), BATCH.value()) == (7, 3)  # the user's own settings win
 
 
 def test_the_temporary_server_sends_no_telemetry_unless_asked():
     from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED as ANALYTICS
     from prefect.settings import temporary_settings
 
-    from flows.server import patient_ephemeral_server
+    from flows.server import local_server_settings
 
-    with patient_ephemeral_server():
+    with local_server_settings():
         assert ANALYTICS.value() is False
-    with temporary_settings({ANALYTICS: True}), patient_ephemeral_server():
+    with temporary_settings({ANALYTICS: True}), local_server_settings():
         assert ANALYTICS.value() is True
 
 

@@ -6,6 +6,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.edit_catalogue import edit_catalogue
 from flows.failures import ShardsFailed
+from flows.server import started_here
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
 from legoedit_core.data.images import encode_png
@@ -112,7 +114,20 @@ def brick_groups(table: pa.Table) -> set[tuple]:
             if node["backend"] is not None and not node["cache_hit"]}
 
 
-def test_flow_edits_a_catalogue_with_one_task_per_brick_group(tmp_path, config):
+BRICK_RUN = re.compile(r"^(?P<bricks>[A-Z][A-Z0-9_+-]*) shard (?P<shard>\d+) wave (?P<wave>\d+)$")
+
+
+def brick_runs(runs: list) -> dict[tuple[int, int], list[list[str]]]:
+    """Brick-group task runs found by name (``GRAYSCALE+FLIP shard 3 wave 1``): (shard, wave) -> each run's bricks."""
+    found: dict[tuple[int, int], list[list[str]]] = {}
+    for run in runs:
+        if match := BRICK_RUN.match(run.name):
+            key = (int(match["shard"]), int(match["wave"]))
+            found.setdefault(key, []).append(match["bricks"].split("+"))
+    return found
+
+
+def test_flow_edits_a_catalogue_with_one_task_per_wave_of_cpu_brick_groups(tmp_path, config):
     manifest = write_catalogue(str(tmp_path / "in"), 56, INSTRUCTIONS)
     with_empty_masks(manifest)
     summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=8,
@@ -127,20 +142,102 @@ def test_flow_edits_a_catalogue_with_one_task_per_brick_group(tmp_path, config):
     assert all(row["error"] == "node 'erase' (INPAINT): the mask is empty: nothing to edit" for row in failed)
 
     groups = brick_groups(table)
-    runs = task_runs(flow_run_id, expected=7 * 2 + len(groups))
-    bricks = [run for run in runs if run.name.split(" ")[0].isupper()]
-    assert len(bricks) == len(groups)  # one task per (shard, wave, brick group) ...
-    assert len(bricks) < sum(len(row) for row in table.column("trace").to_pylist())  # ... not per image
-    assert sorted(run.name.split(" ")[0] for run in runs if run.name.startswith("plan")) == ["plan"] * 7
-    assert sum(run.name.startswith("write") for run in runs) == 7
-    for run in bricks:
-        assert set(run.tags) == {f"brick:{run.name.split(' ')[0]}", "cpu"}
+    waves = {(shard, wave) for shard, wave, _, _ in groups}
+    runs = task_runs(flow_run_id, expected=7 * 2 + len(waves))
+    found = brick_runs(runs)
+    # Through the API: per shard and wave, one task run named by the bricks that ran (all CPU bricks here) ...
+    assert {key: len(tasks) for key, tasks in found.items()} == dict.fromkeys(waves, 1)
+    assert {(shard, wave, brick) for (shard, wave), tasks in found.items() for brick in tasks[0]} == {
+        (shard, wave, brick) for shard, wave, brick, _ in groups}
+    assert len(found) < len(groups)  # ... fewer than one per group (wave 1 runs GRAYSCALE, BBOX, INPAINT) ...
+    assert sorted(run.name for run in runs if run.name.startswith("plan")) == [f"plan shard {i}" for i in range(7)]
+    assert sorted(run.name for run in runs if run.name.startswith("write")) == [f"write shard {i}" for i in range(7)]
+    # ... and no tags: on the temporary server they would cost a concurrency-slot write each and buy nothing.
+    assert all(run.tags == [] for run in runs)
     assert all(run.state.is_completed() for run in runs)
     report = (tmp_path / "out" / "report.html").read_text()
     assert report.count('class="thumb"') == 56 + 28  # every source, and the edited image of every ok row
     gallery = artifact(flow_run_id, "edit-catalogue-gallery")  # what the Prefect UI shows
     assert f"Full report: [{tmp_path / 'out' / 'report.html'}](file://{tmp_path / 'out' / 'report.html'})" in gallery
     assert gallery.count("](data:image/jpeg;base64,") == 2 * 6  # before and after thumbnails of six ok rows
+
+
+@pytest.fixture
+def flip_on_gpu(monkeypatch) -> None:
+    """FLIP's backend declares the GPU: it stands for a model brick on an accelerator (and still runs here)."""
+    from legoedit_core.bricks.cpu.functions import Flip
+
+    monkeypatch.setattr(Flip, "resource", "gpu")
+
+
+GPU_MIX = ["flip it", "make it black and white", "make it black and white and then flip it"]
+
+
+def test_each_gpu_brick_group_is_its_own_task_run_named_by_brick_shard_and_wave(tmp_path, flip_on_gpu):
+    manifest = write_catalogue(str(tmp_path / "in"), 12, GPU_MIX)
+    summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), shard_size=3,
+                                    config=Config.load(overrides=['profile="gpu"']), max_concurrent_shards=4,
+                                    report=False)
+    assert summary["counts"] == {"ok": 12}
+    groups = brick_groups(RunOutput(str(tmp_path / "out")).read_table())
+    flips = {(shard, wave) for shard, wave, brick, _ in groups if brick == "FLIP"}
+    assert len(flips) == 8  # each shard: FLIP alone in wave 1 and wave 2
+    found = brick_runs(task_runs(flow_run_id, expected=4 * 2 + 12))
+    assert {key for key, tasks in found.items() if ["FLIP"] in tasks} == flips
+    for (shard, wave), tasks in found.items():  # a GPU group never shares its task; the CPU group beside it has one
+        expected = [["FLIP"]] + ([["GRAYSCALE"]] if wave == 1 else [])
+        assert sorted(tasks) == sorted(expected), (shard, wave)
+
+
+def test_tags_go_only_where_a_user_set_a_concurrency_limit(tmp_path, flip_on_gpu):
+    manifest = write_catalogue(str(tmp_path / "in"), 6, GPU_MIX)
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag="gpu", concurrency_limit=1)
+        try:
+            summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), shard_size=3,
+                                            config=Config.load(overrides=['profile="gpu"']), report=False)
+        finally:
+            client.delete_concurrency_limit_by_tag("gpu")
+    assert summary["counts"] == {"ok": 6}
+    runs = task_runs(flow_run_id, expected=2 * 2 + 6)
+    tags = {run.name: sorted(run.tags) for run in runs}
+    assert {name: tag for name, tag in tags.items() if tag} == {
+        f"FLIP shard {shard} wave {wave}": ["gpu"] for shard in (0, 1) for wave in (1, 2)}
+    assert not started_here_with(url="http://127.0.0.1:4200/api")  # a server this process did not start
+
+
+def started_here_with(url: str) -> bool:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url}):
+        return started_here()
+
+
+def test_the_flow_thread_never_hashes_or_reads_cached_images(tmp_path, monkeypatch):
+    from legoedit_core import executor
+    from legoedit_core.cache import DiskCache
+
+    threads: dict[str, set[str]] = {}
+
+    def watched(name, function):
+        def call(*args, **kwargs):
+            threads.setdefault(name, set()).add(threading.current_thread().name)
+            return function(*args, **kwargs)
+        return call
+
+    for owner, name in ((executor, "array_key"), (DiskCache, "get"), (DiskCache, "put"),
+                        (executor.WaveRun, "next_groups")):
+        monkeypatch.setattr(owner, name, watched(name, getattr(owner, name)))
+    config = Config.load(overrides=[f'executor.cache_dir="{tmp_path / "cache"}"'])
+    manifest = write_catalogue(str(tmp_path / "in"), 6, CHEAP)
+    run_flow(dataset=manifest, output=str(tmp_path / "first"), config=config, shard_size=3, report=False)
+    run_flow(dataset=manifest, output=str(tmp_path / "again"), config=config, shard_size=3, report=False)
+    traces = [row["trace"] for row in RunOutput(str(tmp_path / "again")).read_table().to_pylist() if row["trace"]]
+    assert len(traces) == 4 and all(node["cache_hit"] for trace in traces for node in trace)  # the cache answered
+    flow_thread = threading.current_thread().name  # a synchronous flow runs on its caller's thread
+    assert threads.pop("next_groups") == {flow_thread}  # the waves are driven here ...
+    assert set(threads) == {"array_key", "get", "put"}
+    assert all(flow_thread not in names for names in threads.values())  # ... and pixels are touched elsewhere
 
 
 def test_bad_rows_become_bad_input_rows_and_the_rest_of_the_shard_succeeds(tmp_path, config):
