@@ -128,7 +128,8 @@ def brick_runs(runs: list) -> dict[tuple[int, int], list[list[str]]]:
 
 
 def test_flow_edits_a_catalogue_with_one_task_per_wave_of_cpu_brick_groups(tmp_path, config):
-    manifest = write_catalogue(str(tmp_path / "in"), 56, INSTRUCTIONS)
+    instructions = [*INSTRUCTIONS, "flip it"]  # FLIP beside GRAYSCALE in wave 1 (an empty mask fails before INPAINT)
+    manifest = write_catalogue(str(tmp_path / "in"), 56, instructions)
     with_empty_masks(manifest)
     summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=8,
                                     max_concurrent_shards=3)
@@ -136,8 +137,8 @@ def test_flow_edits_a_catalogue_with_one_task_per_wave_of_cpu_brick_groups(tmp_p
     table = pq.read_table(tmp_path / "out" / "parts")  # a plain Parquet folder: readable without legoedit
     assert table.column("id").to_pylist() == [f"item-{i:05d}" for i in range(56)]
     statuses = table.column("status").to_pylist()
-    assert statuses == [EXPECTED[INSTRUCTIONS[i % 4]] for i in range(56)]
-    assert summary["counts"] == {"ok": 28, "failed": 14, "invalid_plan": 14}
+    assert statuses == [(EXPECTED | {"flip it": "ok"})[instructions[i % 5]] for i in range(56)]
+    assert summary["counts"] == {"ok": 34, "failed": 11, "invalid_plan": 11}
     failed = table.filter(pa.compute.equal(table.column("status"), "failed")).to_pylist()
     assert all(row["error"] == "node 'erase' (INPAINT): the mask is empty: nothing to edit" for row in failed)
 
@@ -149,14 +150,14 @@ def test_flow_edits_a_catalogue_with_one_task_per_wave_of_cpu_brick_groups(tmp_p
     assert {key: len(tasks) for key, tasks in found.items()} == dict.fromkeys(waves, 1)
     assert {(shard, wave, brick) for (shard, wave), tasks in found.items() for brick in tasks[0]} == {
         (shard, wave, brick) for shard, wave, brick, _ in groups}
-    assert len(found) < len(groups)  # ... fewer than one per group (wave 1 runs GRAYSCALE, BBOX, INPAINT) ...
+    assert len(found) < len(groups)  # ... fewer than one per group (wave 1 runs GRAYSCALE and FLIP) ...
     assert sorted(run.name for run in runs if run.name.startswith("plan")) == [f"plan shard {i}" for i in range(7)]
     assert sorted(run.name for run in runs if run.name.startswith("write")) == [f"write shard {i}" for i in range(7)]
     # ... and no tags: on the temporary server they would cost a concurrency-slot write each and buy nothing.
     assert all(run.tags == [] for run in runs)
     assert all(run.state.is_completed() for run in runs)
     report = (tmp_path / "out" / "report.html").read_text()
-    assert report.count('class="thumb"') == 56 + 28  # every source, and the edited image of every ok row
+    assert report.count('class="thumb"') == 56 + 34  # every source, and the edited image of every ok row
     gallery = artifact(flow_run_id, "edit-catalogue-gallery")  # what the Prefect UI shows
     assert f"Full report: [{tmp_path / 'out' / 'report.html'}](file://{tmp_path / 'out' / 'report.html'})" in gallery
     assert gallery.count("](data:image/jpeg;base64,") == 2 * 6  # before and after thumbnails of six ok rows
