@@ -1,9 +1,11 @@
 """The batch pipeline: edit a whole catalogue on Prefect, shard by shard.
 
 For each shard: one ``plan-shard`` task (the Builder plans the whole shard at once), then the executor's waves, in
-which each (brick, backend) group is one ``run-brick-group`` task tagged ``brick:<NAME>`` and ``cpu`` or ``gpu``,
-then one ``write-part`` task; the flow commits the part to the output's manifest. Up to ``max_concurrent_shards``
-shards are in flight at once, so the brick groups of one shard overlap with the planning of the next.
+which each GPU (brick, backend) group is one ``run-brick-groups`` task and the CPU groups of the wave share one
+(``GRAYSCALE+FLIP shard 3 wave 1``; with Ray brick routing every group is its own task), then one ``write-part``
+task; the flow commits the part to the output's manifest. Up to ``max_concurrent_shards`` shards are in flight at
+once, so the brick groups of one shard overlap with the planning of the next. Brick-group tasks carry the tags
+``brick:<NAME>`` and ``cpu`` / ``gpu`` where the server makes them worth their cost (``flows.server.TagPolicy``).
 
 The flow's own thread only moves shards from step to step as their tasks finish; it never touches pixels.
 """
@@ -21,8 +23,11 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger
 
+from flows.backends import pin_backends
+from flows.failures import ShardFailure, fails_cleanly, log_failure, run_name, shards_failed, with_retries
 from flows.monitoring import Progress, gallery, summary_table
 from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
+from flows.server import TagPolicy
 from flows.stopping import STOP, Interrupted
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, Shard, open_dataset
@@ -31,15 +36,11 @@ from legoedit_core.data.report import render_report
 from legoedit_core.executor import BrickGroup, GroupResult, WaveRun
 from legoedit_core.judge.judgement import Judgement
 from legoedit_core.pipeline.shard import PreparedShard, versions
-from tasks.edit import plan_shard, run_brick_group, write_part
+from tasks.edit import plan_shard, run_brick_groups, write_part
 from tasks.judge import judge_results
 from tasks.runtime import executor_for, toolset_for
 
 REPORT = "report.html"
-
-
-class ShardsFailed(RuntimeError):
-    """Some shards failed; every other shard is committed and a rerun picks up the failed ones."""
 
 
 @dataclass
@@ -66,9 +67,11 @@ class _Scheduler:
     write_images: bool
     judge: bool
     progress: Progress
+    tags: TagPolicy
     finished: queue.Queue = field(default_factory=queue.Queue)
-    failures: list[str] = field(default_factory=list)
+    failures: list[ShardFailure] = field(default_factory=list)
     committed: int = 0
+    variants: dict[tuple[Task, frozenset[str]], Task] = field(default_factory=dict)
 
     def run(self, runs: list[_ShardRun], limit: int) -> None:
         """Run every shard, at most ``limit`` at once; ``runs`` is consumed (a committed shard is let go)."""
@@ -78,18 +81,24 @@ class _Scheduler:
             while waiting and open_runs < limit:
                 self._plan(waiting.pop())
                 open_runs += 1
-            future, shard_run, then = self._next_finished()
+            future, shard_run, task_name, then = self._next_finished()
             if shard_run.failed:
                 continue  # a late task of a shard that already failed
             try:
-                then(shard_run, future.result())
-            except Exception as error:
+                result = future.result()
+            except Exception as error:  # the task failed after its retries: the shard stays uncommitted
                 shard_run.failed = True
-                self._fail(shard_run, error)
+                self._fail(shard_run, task_name, error)
+            else:
+                try:
+                    then(shard_run, result)
+                except Exception as error:  # committing (or starting the next step) failed
+                    shard_run.failed = True
+                    self._fail(shard_run, "commit", error)
             if shard_run.failed or then == self._committed:
                 open_runs -= 1
 
-    def _next_finished(self) -> tuple[Any, _ShardRun, Callable[[_ShardRun, Any], None]]:
+    def _next_finished(self) -> tuple[Any, _ShardRun, str, Callable[[_ShardRun, Any], None]]:
         """The next finished task; ``Interrupted`` as soon as a stop was asked for (Ctrl-C, SIGTERM)."""
         while not STOP.is_set():
             try:
@@ -100,15 +109,23 @@ class _Scheduler:
                           f"rerun the same command to resume with what is left in {self.output.uri}")
 
     def _submit(self, shard_run: _ShardRun, task: Task, args: tuple[Any, ...],
-                then: Callable[[_ShardRun, Any], None]) -> None:
-        """Submit ``task(*args)`` for a shard; ``then`` runs on the flow's thread with its result."""
-        future = task.submit(*(task_argument(self.runner, arg) for arg in args))
+                then: Callable[[_ShardRun, Any], None], tags: frozenset[str] = frozenset()) -> None:
+        """Submit ``task(*args)`` for a shard, with the config's retries and ``tags``; ``then`` runs on the flow's
+        thread with its result."""
+        name = run_name(task, args)
+        future = self._task(task, tags).submit(*(task_argument(self.runner, arg) for arg in args))
         shard_run.in_flight += 1
-        future.add_done_callback(lambda done: self.finished.put((done, shard_run, then)))
+        future.add_done_callback(lambda done: self.finished.put((done, shard_run, name, then)))
+
+    def _task(self, task: Task, tags: frozenset[str]) -> Task:
+        """``task`` with the config's retries and ``tags``, built once per run and tag set (``with_options`` copies
+        the task, reading its source)."""
+        if (task, tags) not in self.variants:
+            self.variants[task, tags] = with_retries(task, self.config.pipeline, tags=set(tags))
+        return self.variants[task, tags]
 
     def _plan(self, shard_run: _ShardRun) -> None:
-        task = plan_shard.with_options(task_run_name=f"plan shard {shard_run.shard.index}")
-        self._submit(shard_run, task, (self.dataset, shard_run.shard, self.config, shard_run.only_ids),
+        self._submit(shard_run, plan_shard, (self.dataset, shard_run.shard, self.config, shard_run.only_ids),
                      self._planned)
 
     def _planned(self, shard_run: _ShardRun, prepared: PreparedShard) -> None:
@@ -122,19 +139,26 @@ class _Scheduler:
         groups = shard_run.waves.next_groups()
         if not groups:
             if self.judge:
-                task = judge_results.with_options(task_run_name=f"judge shard {shard_run.shard.index}")
-                self._submit(shard_run, task, (shard_run.prepared, shard_run.waves.results(), self.config.judge),
-                             self._judged)
+                self._submit(shard_run, judge_results, (shard_run.prepared, shard_run.waves.results(),
+                                                        self.config.judge), self._judged)
             else:
                 self._write(shard_run, None)
             return
+        for batch, resource in self._batches(groups):
+            tags = self.tags({f"brick:{group.tool}" for group in batch} | {resource})
+            with brick_routing(self.runner, batch, resource, self.ray_brick_resources):
+                self._submit(shard_run, run_brick_groups, (batch, self.config, shard_run.shard.index),
+                             _recorder(batch, self._groups_done), tags)
+
+    def _batches(self, groups: list[BrickGroup]) -> list[tuple[list[BrickGroup], str]]:
+        """The wave's groups as tasks: each GPU group alone, the CPU groups together (alone when routed by brick)."""
+        toolset = toolset_for(self.config)
+        gpu: list[BrickGroup] = []
+        cpu: list[BrickGroup] = []
         for group in groups:
-            resource = toolset_for(self.config).backend_class(group.tool).resource
-            task = run_brick_group.with_options(
-                tags={f"brick:{group.tool}", resource},
-                task_run_name=f"{group.tool} shard {shard_run.shard.index} wave {group.wave}")
-            with brick_routing(self.runner, group, resource, self.ray_brick_resources):
-                self._submit(shard_run, task, (group, self.config), _recorder(group, self._group_done))
+            (gpu if toolset.backend_class(group.tool).resource == "gpu" else cpu).append(group)
+        cpu_batches = [[group] for group in cpu] if self.ray_brick_resources else [cpu] if cpu else []
+        return [([group], "gpu") for group in gpu] + [(batch, "cpu") for batch in cpu_batches]
 
     def _judged(self, shard_run: _ShardRun, judgements: list[Judgement | None]) -> None:
         shard_run.in_flight -= 1
@@ -142,15 +166,15 @@ class _Scheduler:
 
     def _write(self, shard_run: _ShardRun, judgements: list[Judgement | None] | None) -> None:
         assert shard_run.waves is not None and shard_run.prepared is not None
-        task = write_part.with_options(task_run_name=f"write shard {shard_run.shard.index}")
-        self._submit(shard_run, task, (self.output.uri, self.storage_options, shard_run.prepared,
+        self._submit(shard_run, write_part, (self.output.uri, self.storage_options, shard_run.prepared,
                                        shard_run.waves.results(), self.config, shard_run.only_ids is not None,
                                        self.write_images, judgements), self._committed)
 
-    def _group_done(self, shard_run: _ShardRun, group: BrickGroup, result: GroupResult) -> None:
+    def _groups_done(self, shard_run: _ShardRun, groups: list[BrickGroup], results: list[GroupResult]) -> None:
         assert shard_run.waves is not None
         shard_run.in_flight -= 1
-        shard_run.waves.record(group, result)
+        for group, result in zip(groups, results, strict=True):
+            shard_run.waves.record(group, result)
         if shard_run.in_flight == 0:
             self._next_wave(shard_run)
 
@@ -162,11 +186,9 @@ class _Scheduler:
         self.progress.advance()
         get_run_logger().info("shard %d committed: %s", info.shard, info.counts)
 
-    def _fail(self, shard_run: _ShardRun, error: Exception) -> None:
-        shard = shard_run.shard
-        message = f"shard {shard.index} (rows {shard.start}-{shard.stop - 1}): {type(error).__name__}: {error}"
-        self.failures.append(message)
-        get_run_logger().error(message)
+    def _fail(self, shard_run: _ShardRun, task_name: str, error: Exception) -> None:
+        self.failures.append(ShardFailure(shard_run.shard, task_name, error))
+        log_failure(self.failures[-1])
 
 
 def return_freed_memory() -> None:
@@ -183,8 +205,9 @@ def return_freed_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _recorder(group: BrickGroup, record: Callable[[_ShardRun, BrickGroup, GroupResult], None]):
-    return lambda shard_run, result: record(shard_run, group, result)
+def _recorder(groups: list[BrickGroup],
+              record: Callable[[_ShardRun, list[BrickGroup], list[GroupResult]], None]):
+    return lambda shard_run, results: record(shard_run, groups, results)
 
 
 def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict[str, Any]]) -> list[_ShardRun]:
@@ -200,6 +223,7 @@ def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict
 
 
 @flow(name="edit-catalogue")
+@fails_cleanly
 def edit_catalogue(dataset: str, output: str, config: Config | None = None, shard_size: int = 64,
                    retry_failed: bool = False, max_concurrent_shards: int = 4, write_images: bool = False,
                    storage_options: dict[str, Any] | None = None, report: bool = True,
@@ -219,7 +243,10 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     logger = get_run_logger()
     source = open_dataset(dataset, storage_options)
     run_output = RunOutput(output, storage_options)
-    config = _recorded_config(run_output) if recorded_config else config or Config()
+    config = config or Config()
+    if recorded_config:  # what a row depends on is the output's; how to run (the pipeline section) is this run's
+        config = _recorded_config(run_output).model_copy(update={"pipeline": config.pipeline})
+    config = pin_backends(config)
     run = {"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
            "rows": len(source), "config": config.model_dump(mode="json"), "versions": versions(toolset_for(config))}
     with run_output.writing(run):
@@ -231,7 +258,8 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
         logger.info("%s: %d rows in %d shards; %d finished earlier, %d to run", dataset, len(source), len(shards),
                     len(finished), len(runs))
         scheduler = _Scheduler(source, run_output, config, storage_options, task_runner, ray_brick_resources,
-                               write_images, judge, Progress(len(shards), len(shards) - len(runs)))
+                               write_images, judge, Progress(len(shards), len(shards) - len(runs)),
+                               TagPolicy.for_server())
         scheduler.run(runs, max(1, max_concurrent_shards))
 
     summary = summary_table([PartInfo.from_record(entry) for entry in run_output.finished().values()])
@@ -239,13 +267,11 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     if report:
         html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}")
         run_output.storage.write_bytes(html.encode(), REPORT)
-        rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image"])
+        rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image", "edited_image"])
                 for row in part.to_pylist())
-        gallery(rows, run_output.storage, write_images, report_uri, storage_options)
+        gallery(rows, report_uri, storage_options)
     if scheduler.failures:
-        raise ShardsFailed(f"{len(scheduler.failures)} shard(s) failed; the others are committed in {output} and "
-                           "a rerun with the same output does only what is missing:\n"
-                           + "\n".join(scheduler.failures))
+        raise shards_failed(scheduler.failures, len(shards), output)
     logger.info("done: %s; report at %s", summary["counts"], report_uri)
     return summary | {"output": output, "parts": run_output.parts_uri(), "report": report_uri,
                       "shards": len(shards), "rows": len(source)}

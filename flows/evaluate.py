@@ -13,10 +13,10 @@ from typing import Any
 import pyarrow as pa
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.futures import PrefectFuture
 
-from flows.bounded import commit_bounded
-from flows.edit_catalogue import ShardsFailed
+from flows.backends import pin_backends
+from flows.bounded import Chain, commit_bounded
+from flows.failures import fails_cleanly, shards_failed, submit
 from legoedit_core.config import Config
 from legoedit_core.data.benchmarks import open_benchmark
 from legoedit_core.data.datasets import Shard
@@ -32,6 +32,7 @@ REPORT, SCORES = "report.md", "scores.parquet"
 
 
 @flow(name="evaluate")
+@fails_cleanly
 def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | None = None,
              judge: JudgeSettings | None = None, language: str | None = "en", images: str | None = None,
              shard_size: int = 32, storage_options: dict[str, Any] | None = None,
@@ -39,26 +40,29 @@ def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | N
     """Edit and judge every item of ``benchmark`` (see ``open_benchmark`` for ``kind``, ``language``, ``images``)
     into ``output``, at most ``max_concurrent_shards`` shards in flight; finished shards of an earlier run with
     the same output are skipped."""
-    config, judge = config or Config(), judge or JudgeSettings()
+    config, judge = pin_backends(config or Config()), judge or JudgeSettings()
     source = open_benchmark(benchmark, kind, language, images, storage_options)
     run_output = RunOutput(output, storage_options)
     run = {"benchmark": benchmark, "kind": kind, "dataset_fingerprint": source.fingerprint(),
            "shard_size": shard_size, "rows": len(source), "config": config.model_dump(mode="json"),
            "judge": judge.model_dump(mode="json"), "versions": versions(toolset_for(config))}
+    pipeline = config.pipeline
 
-    def submit(shard: Shard) -> PrefectFuture:
-        prepared = plan_shard.submit(source, shard, config)
-        results = edit_shard.submit(prepared, config)
-        judgements = judge_results.submit(prepared, results, judge)
-        return write_part.submit(output, storage_options, prepared, results, config, judgements=judgements)
+    def chain(shard: Shard) -> Chain:
+        prepared = submit(plan_shard, pipeline, f"plan shard {shard.index}", source, shard, config)
+        results = submit(edit_shard, pipeline, f"edit shard {shard.index}", prepared[1], config)
+        judgements = submit(judge_results, pipeline, f"judge shard {shard.index}", prepared[1], results[1], judge)
+        written = submit(write_part, pipeline, f"write shard {shard.index}", output, storage_options, prepared[1],
+                         results[1], config, False, False, judgements[1])
+        return [prepared, results, judgements, written]
 
     with run_output.writing(run):
         finished = run_output.finished()
-        shards = [shard for shard in source.shards(shard_size) if shard.index not in finished]
-        failures = commit_bounded(shards, submit, run_output, max_concurrent_shards)
+        shards = source.shards(shard_size)
+        failures = commit_bounded([shard for shard in shards if shard.index not in finished], chain, run_output,
+                                  max_concurrent_shards)
     if failures:
-        raise ShardsFailed(f"{len(failures)} shard(s) failed; a rerun with the same output does only what is "
-                           "missing:\n" + "\n".join(failures))
+        raise shards_failed(failures, len(shards), output)
 
     records = score_records(run_output.read_table())
     summary = category_means(records)

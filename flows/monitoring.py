@@ -14,10 +14,12 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from legoedit_core.data.output import PartInfo, image_key
+from legoedit_core.data.output import PartInfo
+from legoedit_core.data.report import thumbnail_uri
 from legoedit_core.data.storage import Storage
 
 GALLERY_SIZE = 6
+GALLERY_THUMBNAIL = 128
 
 
 class Progress:
@@ -58,25 +60,19 @@ def summary_table(parts: list[PartInfo]) -> dict[str, Any]:
             "resident_bytes": resident}
 
 
-def _browser_url(uri: str | None, storage_options: dict[str, Any] | None) -> str | None:
-    """An http(s) URL for an object (presigned on S3), or None: a local path means nothing to the UI's browser."""
-    if not uri or "://" not in uri:
-        return None
-    url = Storage(uri, storage_options).url()
-    return url if url and url.startswith("http") else None
-
-
-def gallery(rows: Iterable[dict[str, Any]], output: Storage, with_images: bool, report_uri: str,
-            storage_options: dict[str, Any] | None) -> None:
-    """A markdown artifact with a few before/after pairs, linked by URL where the storage gives one.
+def gallery(rows: Iterable[dict[str, Any]], report_uri: str, storage_options: dict[str, Any] | None) -> None:
+    """A markdown artifact with before/after thumbnails (inline images) of the first few ok rows, and a link to
+    the HTML report (presigned on S3, ``file://`` on a local disk).
 
     ``rows`` may be a lazy iterable over the output: it is read only until ``GALLERY_SIZE`` ok rows are found.
     """
-    lines = [f"Full report: `{report_uri}`", "", "| id | instruction | before | after |", "|---|---|---|---|"]
+    link = Storage(report_uri, storage_options).url()
+    lines = [f"Full report: [{report_uri}]({link})" if link else f"Full report: `{report_uri}`", "",
+             "| id | instruction | before | after |", "|---|---|---|---|"]
     for row in islice((r for r in rows if r["status"] == "ok"), GALLERY_SIZE):
-        before = _browser_url((row["source_image"] or {}).get("path"), storage_options)
-        after = _browser_url(output.uri(image_key(row["id"])), storage_options) if with_images else None
-        cells = [f"![before]({before})" if before else "see report", f"![after]({after})" if after else "see report"]
-        lines.append(f"| {row['id']} | {row['instruction']} | {cells[0]} | {cells[1]} |")
+        cells = [f"![{label}]({uri})" if (uri := thumbnail_uri(row[column], GALLERY_THUMBNAIL)) else "see report"
+                 for label, column in (("before", "source_image"), ("after", "edited_image"))]
+        instruction = row["instruction"].replace("|", "\\|")
+        lines.append(f"| {row['id']} | {instruction} | {cells[0]} | {cells[1]} |")
     create_markdown_artifact(markdown="\n".join(lines), key="edit-catalogue-gallery",
                              description="before / after examples")

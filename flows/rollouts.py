@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.futures import PrefectFuture
 
-from flows.bounded import commit_bounded
-from flows.edit_catalogue import ShardsFailed
+from flows.backends import pin_backends
+from flows.bounded import Chain, commit_bounded
+from flows.failures import fails_cleanly, shards_failed, submit
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Shard, open_dataset
 from legoedit_core.data.output import OutputMismatch
@@ -28,12 +28,13 @@ from tasks.runtime import toolset_for
 
 
 @flow(name="rollouts")
+@fails_cleanly
 def rollouts(dataset: str, output: str, k: int = 4, temperature: float = 1.0, config: Config | None = None,
              judge: JudgeSettings | None = None, rewards: RewardSettings | None = None, shard_size: int = 16,
              storage_options: dict[str, Any] | None = None, max_concurrent_shards: int = 4) -> dict[str, Any]:
     """Write ``k`` rewarded samples of every row of ``dataset`` as Parquet parts under ``output``, at most
     ``max_concurrent_shards`` shards in flight."""
-    config = rollout_config(config or Config(), temperature)
+    config = pin_backends(rollout_config(config or Config(), temperature))
     judge, rewards = judge or JudgeSettings(), rewards or RewardSettings()
     source = open_dataset(dataset, storage_options)
     run_output = RolloutOutput(output, storage_options)
@@ -44,19 +45,22 @@ def rollouts(dataset: str, output: str, k: int = 4, temperature: float = 1.0, co
            "rows": len(source), "k": k, "temperature": temperature, "config": config.model_dump(mode="json"),
            "judge": judge.model_dump(mode="json"), "rewards": rewards.model_dump(mode="json"),
            "versions": versions(toolset_for(config))}
+    pipeline = config.pipeline
 
-    def submit(shard: Shard) -> PrefectFuture:
-        sampled = sample_plans.submit(source, shard, config, k)
-        results = edit_shard.submit(sampled, config)
-        return reward_and_write.submit(output, storage_options, sampled, results, config, judge, rewards)
+    def chain(shard: Shard) -> Chain:
+        sampled = submit(sample_plans, pipeline, f"sample shard {shard.index}", source, shard, config, k)
+        results = submit(edit_shard, pipeline, f"edit shard {shard.index}", sampled[1], config)
+        written = submit(reward_and_write, pipeline, f"reward shard {shard.index}", output, storage_options,
+                         sampled[1], results[1], config, judge, rewards)
+        return [sampled, results, written]
 
     with run_output.writing(run):
         finished = run_output.finished()
-        shards = [shard for shard in source.shards(shard_size) if shard.index not in finished]
-        failures = commit_bounded(shards, submit, run_output, max_concurrent_shards)
+        shards = source.shards(shard_size)
+        failures = commit_bounded([shard for shard in shards if shard.index not in finished], chain, run_output,
+                                  max_concurrent_shards)
     if failures:
-        raise ShardsFailed(f"{len(failures)} shard(s) failed; a rerun with the same output does only what is "
-                           "missing:\n" + "\n".join(failures))
+        raise shards_failed(failures, len(shards), output)
     table = run_output.read_table().select(["reward", "sample_index", "group_id", "workflow", "advantage",
                                              "reward_check", "check_failed"]).to_pylist()
     samples = [row["reward"] for row in table if row["sample_index"] is not None]

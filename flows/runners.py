@@ -34,14 +34,14 @@ def make_task_runner(kind: RunnerKind = "threads", address: str | None = None,
     raise ValueError(f"unknown task runner {kind!r}: use threads, ray or dask")
 
 
-def brick_routing(kind: RunnerKind, group: BrickGroup, resource: str,
+def brick_routing(kind: RunnerKind, groups: list[BrickGroup], resource: str,
                   brick_resources: bool = False) -> AbstractContextManager:
-    """The context to submit a brick group in: Ray remote options on Ray, nothing elsewhere."""
+    """The context to submit a task of brick groups in: Ray remote options on Ray, nothing elsewhere."""
     if kind != "ray":
         return nullcontext()
     from prefect_ray.context import remote_options
 
-    resources = {f"brick:{group.tool}": 1} if brick_resources else {}
+    resources = {f"brick:{group.tool}": 1 for group in groups} if brick_resources else {}
     return remote_options(num_gpus=1 if resource == "gpu" else 0, resources=resources, max_calls=0)
 
 

@@ -1,9 +1,17 @@
-"""The Prefect server a command-line run talks to when the user has not named one.
+"""The Prefect server a run talks to: a temporary local one of its own, its settings, and which task tags are worth
+their cost.
 
 Without ``PREFECT_API_URL``, Prefect would start its own temporary server as a child in the run's process group:
 Ctrl-C in a terminal then kills the server first, and the flow spends minutes retrying a server that is gone.
 ``temporary_server`` starts the same server (uvicorn with Prefect's app, UI off) in its own session instead, so a
 signal reaches only the run, which stops cleanly and then stops the server itself, whatever way it ends.
+
+Such a server runs on SQLite. There, every tagged task run asks the server for tag concurrency slots (a database
+write, even for a tag with no limit), and SQLite's single writer turns those asks into 503s and client back-offs
+that cost more than cheap bricks do. So the flow tags its brick-group tasks only where a tag buys something: on a
+real server (the UI filters by tag, and limits may be set at any time), or for the tags that carry a concurrency
+limit. The limit the flow itself needs, one call at a time per loaded model, holds in the process without any tag:
+the model runtime lends each model to one call at a time.
 """
 
 from __future__ import annotations
@@ -14,32 +22,61 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import prefect
+from prefect import get_client
+from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import (
     PREFECT_API_URL,
+    PREFECT_SERVER_ANALYTICS_ENABLED,
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE,
+    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE,
     get_current_settings,
     temporary_settings,
 )
+from prefect.settings.legacy import Setting
 
 # Prefect gives its temporary local server 20 s to start by default, and the first start migrates a new database:
 # on a small, busy machine that takes longer, and the run fails before it begins.
 EPHEMERAL_STARTUP_SECONDS = 120
+# The server's task-run recorder writes one task run per transaction by default; a batch writes up to this many
+# (events still land within its flush interval, 5 s), so SQLite's one writer is taken far less often.
+RECORDER_BATCH = 100
+# The server's URLs while ``temporary_server`` runs them.
+STARTED_HERE: set[str] = set()
+LOCAL_SERVER_SETTINGS: dict[Setting, Any] = {
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_SECONDS,
+    # no telemetry: on an offline machine every start logged "Failed to send telemetry" as an error
+    PREFECT_SERVER_ANALYTICS_ENABLED: False,
+    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE: RECORDER_BATCH,
+    PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE: RECORDER_BATCH,
+}
 
 
 @contextmanager
-def patient_ephemeral_server() -> Iterator[None]:
-    """Allow the temporary local server ``EPHEMERAL_STARTUP_SECONDS`` to start, unless the user set the timeout."""
-    if "startup_timeout_seconds" in get_current_settings().server.ephemeral.model_fields_set:
+def local_server_settings() -> Iterator[None]:
+    """Settings for a temporary server this process starts (``LOCAL_SERVER_SETTINGS``), except those the user set.
+
+    They go to the server's process when it starts, so enter this before the server starts.
+    """
+    current = get_current_settings()
+    updates = {setting: value for setting, value in LOCAL_SERVER_SETTINGS.items() if not _user_set(current, setting)}
+    with temporary_settings(updates):
         yield
-        return
-    with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_SECONDS}):
-        yield
+
+
+def _user_set(settings: Any, setting: Setting) -> bool:
+    *parents, leaf = setting.accessor.split(".")
+    for parent in parents:
+        settings = getattr(settings, parent)
+    return leaf in settings.model_fields_set
 
 
 @contextmanager
@@ -49,8 +86,9 @@ def temporary_server() -> Iterator[Callable[[], None]]:
     if PREFECT_API_URL.value():
         yield lambda: None
         return
-    with patient_ephemeral_server():
+    with local_server_settings():
         timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        settings = get_current_settings().to_environment_variables(exclude_unset=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     log = tempfile.NamedTemporaryFile(prefix="legoedit-prefect-server-", suffix=".log", delete=False)  # noqa: SIM115
@@ -58,17 +96,21 @@ def temporary_server() -> Iterator[Callable[[], None]]:
         [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__module_path__).parent), "--factory",
          "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level",
          "error", "--lifespan", "on"],
-        env={**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
+        env={**os.environ, **settings,
              "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
         stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)  # a terminal's Ctrl-C goes to the run, not to its server
+    STARTED_HERE.add(url)
     try:
         _wait_healthy(process, url, timeout, log.name)
         print(f"temporary Prefect server at {url} (pid {process.pid})", file=sys.stderr, flush=True)
         with temporary_settings({PREFECT_API_URL: url}):
-            yield lambda: stop_process(process)
-            _drain_prefect_clients()
+            try:
+                yield lambda: stop_process(process)
+            finally:  # also when the block raised: its error is reported after the run's logs are sent
+                _drain_prefect_clients()
     finally:
+        STARTED_HERE.discard(url)
         stop_process(process)
         log.close()
 
@@ -112,3 +154,40 @@ def _wait_healthy(process: subprocess.Popen, url: str, timeout: float, log: str)
         time.sleep(0.2)
     raise RuntimeError(f"the temporary Prefect server did not answer within {timeout:.0f} s "
                        f"(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS; see {log})")
+
+
+def started_here() -> bool:
+    """Whether the API is a server this process started (``temporary_server``, Prefect's temporary local server or
+    its test harness)."""
+    url = PREFECT_API_URL.value()
+    # Prefect keeps the servers it starts in this class attribute (the test harness registers its own there too);
+    # tests/test_pipeline.py fails if a Prefect upgrade moves it, as the brick tasks would then be tagged.
+    if not url or url.rstrip("/") in STARTED_HERE:
+        return True
+    return any(server.running and server.api_url == url.rstrip("/")
+               for server in list(SubprocessASGIServer._instances.values()))
+
+
+def limited_tags() -> frozenset[str]:
+    """The tags that carry an active concurrency limit on the server (Prefect keeps them as ``tag:<tag>``)."""
+    names: list[str] = []
+    with get_client(sync_client=True) as client:
+        while page := client.read_global_concurrency_limits(limit=200, offset=len(names)):
+            names += [limit.name for limit in page if limit.active]
+    return frozenset(name.removeprefix("tag:") for name in names if name.startswith("tag:"))
+
+
+@dataclass(frozen=True)
+class TagPolicy:
+    """Which of a task's tags to put on it: all of them (``everything``), or only those in ``limited``."""
+
+    everything: bool
+    limited: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_server(cls) -> TagPolicy:
+        """Every tag on a real server; on a temporary one, only the tags a user gave a concurrency limit."""
+        return cls(True) if not started_here() else cls(False, limited_tags())
+
+    def __call__(self, tags: Iterable[str]) -> frozenset[str]:
+        return frozenset(tags) if self.everything else frozenset(tags) & self.limited

@@ -1,18 +1,33 @@
-"""The ``legoedit`` command line."""
+"""The ``legoedit`` command line.
+
+Every anticipated failure is one line on stderr, ``error: ...``, with exit status 1 (2 for a usage mistake: bad
+options or config); ``--debug`` shows the traceback instead. A closed pipe (``legoedit bricks --schema | head``)
+ends the command quietly.
+"""
 
 from __future__ import annotations
 
 import argparse
 import functools
 import json
+import os
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
 
 DEMO_CATALOGUE = Path(__file__).resolve().parents[1] / "examples" / "catalogue.jsonl"
+# Exceptions from these packages are the project's own, with messages written for the user.
+OWN_PACKAGES = {"legoedit", "legoedit_core", "flows", "tasks"}
+
+
+class UsageError(ValueError):
+    """The command was given options or a config it cannot use (exit status 2)."""
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +41,30 @@ def load_config(args: argparse.Namespace) -> Config:
     overrides = list(args.overrides)
     if args.profile:
         overrides.insert(0, f"profile={args.profile!r}".replace("'", '"'))
-    return Config.load(args.config, overrides)
+    try:
+        return Config.load(args.config, overrides)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise UsageError(f"config: {problems}") from error
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as error:
+        raise UsageError(f"config: {describe(error)}") from error
+
+
+def describe(error: BaseException) -> str:
+    """An error as one line for the user: the project's own messages as they are, others with their type."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    message = " ".join(str(error).split())
+    own = type(error).__module__.partition(".")[0] in OWN_PACKAGES
+    return message if own or isinstance(error, ValueError) else f"{type(error).__name__}: {message}"
+
+
+def local_parent(path: str) -> str:
+    """``path``, with its folder created first when it is a local file (``--trace out/trace.json`` on a fresh
+    clone)."""
+    if "://" not in path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -38,7 +76,6 @@ def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpa
 
         from flows.server import temporary_server
         from flows.stopping import EXIT_CODE, Interrupted, stop_on_signals
-        from legoedit_core.data.lease import LeaseHeld, LeaseLost
 
         with temporary_server() as stop_server, stop_on_signals(on_deadline=stop_server):
             try:
@@ -47,9 +84,6 @@ def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpa
                 print(f"error: {str(error) or 'stopped by SIGTERM'}; committed shards are kept and a rerun of the same "
                       "command resumes", file=sys.stderr)
                 return EXIT_CODE
-            except (LeaseHeld, LeaseLost) as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 1
     return run
 
 
@@ -92,7 +126,7 @@ def cmd_run_workflow(args: argparse.Namespace) -> int:
         mask = read_mask(args.mask, size=(image.shape[1], image.shape[0])) if args.mask else None
         workflow = parse_workflow(Path(args.workflow).read_text())
     except (ImageDecodeError, WorkflowError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {describe(error)}", file=sys.stderr)
         return 2
     return _execute(Toolset(load_config(args)), workflow, image, mask, args)
 
@@ -106,13 +140,13 @@ def _execute(toolset: Toolset, workflow, image, mask, args: argparse.Namespace) 
     if args.trace:
         trace = {"id": result.id, "status": result.status, "error": result.error,
                  "trace": [vars(t) for t in result.trace]}
-        Path(args.trace).write_text(json.dumps(trace, indent=2))
+        Path(local_parent(args.trace)).write_text(json.dumps(trace, indent=2))
     if result.status != "ok":
         print(f"{result.status}: {result.error}", file=sys.stderr)
         return 1
     for index, image in enumerate(result.images or [result.image]):
         path = output_name(str(args.output), index)
-        write_image(image, path)
+        write_image(image, local_parent(path))
         print(f"wrote {path}")
     return 0
 
@@ -125,20 +159,20 @@ def pipeline_settings(args: argparse.Namespace, config: Config):
     return config.pipeline.model_copy(update={k: v for k, v in given.items() if v is not None})
 
 
+# The pipeline settings that are flow parameters (the task retries are read from the config by the flow).
+FLOW_PARAMETERS = {"shard_size", "max_concurrent_shards", "write_images", "task_runner", "address",
+                   "ray_brick_resources", "judge"}
+
+
 @runs_a_flow
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.edit_catalogue import ShardsFailed, run_catalogue
-    from legoedit_core.data.datasets import DatasetError
-    from legoedit_core.data.output import OutputMismatch
+    from flows.edit_catalogue import run_catalogue
 
     config = load_config(args)
     pipeline = pipeline_settings(args, config)
-    try:
-        summary = run_catalogue(args.dataset, args.output, config=config, retry_failed=args.retry_failed,
-                                recorded_config=args.recorded_config, **pipeline.model_dump())
-    except (ShardsFailed, DatasetError, OutputMismatch) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    config = config.model_copy(update={"pipeline": pipeline})
+    summary = run_catalogue(args.dataset, args.output, config=config, retry_failed=args.retry_failed,
+                            recorded_config=args.recorded_config, **pipeline.model_dump(include=FLOW_PARAMETERS))
     print(f"rows by status: {summary['counts']}")
     print(f"parquet: {summary['parts']}")
     print(f"report:  {summary['report']}")
@@ -193,7 +227,7 @@ def _plan_or_exit(args: argparse.Namespace, show_plan: bool):
     try:
         toolset, image, mask, plan = _plan_one(args)
     except (ImageDecodeError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {describe(error)}", file=sys.stderr)
         return 2, None
     if show_plan:
         _print_plan(plan, dialect=getattr(args, "dialect", False))
@@ -234,20 +268,12 @@ def _add_planner_options(parser: argparse.ArgumentParser) -> None:
 
 @runs_a_flow
 def cmd_rollouts(args: argparse.Namespace) -> int:
-    from flows.edit_catalogue import ShardsFailed
     from flows.rollouts import rollouts
-    from legoedit_core.data.datasets import DatasetError
-    from legoedit_core.data.output import OutputMismatch
 
     config = load_config(args)
-    judge, rewards = config.judge, config.rewards
-    try:
-        summary = rollouts(args.dataset, args.output, k=args.k, temperature=args.temperature, config=config,
-                           judge=judge, rewards=rewards, shard_size=args.shard_size,
-                           max_concurrent_shards=config.pipeline.max_concurrent_shards)
-    except (ShardsFailed, DatasetError, OutputMismatch) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    summary = rollouts(args.dataset, args.output, k=args.k, temperature=args.temperature, config=config,
+                       judge=config.judge, rewards=config.rewards, shard_size=args.shard_size,
+                       max_concurrent_shards=config.pipeline.max_concurrent_shards)
     print(f"{summary['samples']} samples in {summary['rows']} rows, mean reward {summary['mean_reward']}")
     signal = summary["signal"]
     print(f"{signal['groups']} groups: {signal['groups_with_distinct_workflows']} with distinct workflows, "
@@ -268,31 +294,19 @@ def cmd_train(args: argparse.Namespace) -> int:
                              learning_rate=args.learning_rate, batch_size=args.batch_size,
                              num_generations=args.num_generations, max_completion_length=args.max_completion_length,
                              device=args.device)
-    try:
-        output = train(settings, config, rewards, judge)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    output = train(settings, config, rewards, judge)
     print(f"stage {args.stage} saved to {output}")
     return 0
 
 
 @runs_a_flow
 def cmd_eval(args: argparse.Namespace) -> int:
-    from flows.edit_catalogue import ShardsFailed
     from flows.evaluate import evaluate
-    from legoedit_core.data.datasets import DatasetError
-    from legoedit_core.data.output import OutputMismatch
 
     config = load_config(args)
-    judge = config.judge
-    try:
-        result = evaluate(args.benchmark, args.output, kind=args.kind, config=config, judge=judge,
-                          language=None if args.language == "all" else args.language, images=args.images,
-                          shard_size=args.shard_size, max_concurrent_shards=config.pipeline.max_concurrent_shards)
-    except (ShardsFailed, DatasetError, OutputMismatch) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    result = evaluate(args.benchmark, args.output, kind=args.kind, config=config, judge=config.judge,
+                      language=None if args.language == "all" else args.language, images=args.images,
+                      shard_size=args.shard_size, max_concurrent_shards=config.pipeline.max_concurrent_shards)
     overall = result["summary"][-1]
     print(f"{overall['items']} items, {overall['edited']} edited, {overall['judged']} judged")
     print(f"report: {result['report']}")
@@ -301,20 +315,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="legoedit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="legoedit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
+    debug = argparse.ArgumentParser(add_help=False)  # --debug after the command name works too
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    bricks = commands.add_parser("bricks", help="list every brick with its ports and backend")
+    def add_command(name: str, **options) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[debug], **options)
+
+    bricks = add_command("bricks", help="list every brick with its ports and backend")
     bricks.add_argument("--schema", action="store_true", help="print the workflow JSON Schema instead")
     _add_config_options(bricks)
     bricks.set_defaults(handler=cmd_bricks)
 
-    check = commands.add_parser("validate", help="check a workflow; exit 1 listing every problem")
+    check = add_command("validate", help="check a workflow; exit 1 listing every problem")
     check.add_argument("workflow")
     _add_config_options(check)
     check.set_defaults(handler=cmd_validate)
 
-    run = commands.add_parser("run-workflow", help="run a workflow on one image")
+    run = add_command("run-workflow", help="run a workflow on one image")
     run.add_argument("image")
     run.add_argument("workflow")
     run.add_argument("-o", "--output", required=True, help="where to write the edited image")
@@ -324,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(run)
     run.set_defaults(handler=cmd_run_workflow)
 
-    batch = commands.add_parser("run", help="edit a whole dataset on Prefect into Parquet parts + an HTML report")
+    batch = add_command("run", help="edit a whole dataset on Prefect into Parquet parts + an HTML report")
     batch.add_argument("dataset", help="a .jsonl/.csv manifest, .parquet, or image folder (local, s3://, ...)")
     batch.add_argument("output", help="output prefix (local folder, s3://bucket/prefix, ...)")
     batch.add_argument("--shard-size", type=int, help="rows per shard, kept for reruns (config: pipeline.shard_size)")
@@ -339,24 +360,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(batch)
     batch.set_defaults(handler=cmd_run)
 
-    demo = commands.add_parser("demo", help="edit the bundled example catalogue on CPU; prints the outputs")
+    demo = add_command("demo", help="edit the bundled example catalogue on CPU; prints the outputs")
     demo.add_argument("--output", default="legoedit-demo", help="where to write (default: ./legoedit-demo)")
     demo.add_argument("--dataset", default=str(DEMO_CATALOGUE), help=argparse.SUPPRESS)
     demo.add_argument("--shard-size", type=int, default=4, help=argparse.SUPPRESS)
     demo.set_defaults(handler=cmd_demo)
-    plan = commands.add_parser("plan", help="plan an edit: print the reasoning and the workflow")
+    plan = add_command("plan", help="plan an edit: print the reasoning and the workflow")
     _add_planner_options(plan)
     plan.add_argument("--dialect", action="store_true", help="print the workflow in Lego-Edit's pipeline dialect")
     plan.set_defaults(handler=cmd_plan)
 
-    edit = commands.add_parser("edit", help="plan and execute an edit of one image")
+    edit = add_command("edit", help="plan and execute an edit of one image")
     _add_planner_options(edit)
     edit.add_argument("-o", "--output", required=True, help="where to write the edited image")
     edit.add_argument("--show-plan", action="store_true", help="print the reasoning and the workflow too")
     edit.add_argument("--trace", help="write the per-node trace as JSON here")
     edit.set_defaults(handler=cmd_edit)
 
-    roll = commands.add_parser("rollouts", help="sample K plans per item, execute and reward them (RL data)")
+    roll = add_command("rollouts", help="sample K plans per item, execute and reward them (RL data)")
     roll.add_argument("dataset", help="a .jsonl/.csv manifest, .parquet, or image folder; target = ground truth")
     roll.add_argument("output", help="output prefix for the Parquet parts")
     roll.add_argument("-k", type=int, default=4, help="samples per item (the GRPO group)")
@@ -365,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(roll)
     roll.set_defaults(handler=cmd_rollouts)
 
-    training = commands.add_parser("train", help="train the Builder: 1 SFT, 2 GRPO (verifiable), 3 GRPO (judge)")
+    training = add_command("train", help="train the Builder: 1 SFT, 2 GRPO (verifiable), 3 GRPO (judge)")
     training.add_argument("--stage", type=int, choices=[1, 2, 3], required=True)
     training.add_argument("--model", required=True, help="the base Builder (hub id or local path)")
     training.add_argument("--data", required=True, help="JSONL of instructions (+ image, target, workflow)")
@@ -381,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(training)
     training.set_defaults(handler=cmd_train)
 
-    bench = commands.add_parser("eval", help="run and judge a benchmark; write a per-category report")
+    bench = add_command("eval", help="run and judge a benchmark; write a per-category report")
     bench.add_argument("benchmark", help="local copy of GEdit-Bench, ImgEdit-Bench, MagicBrush, Emu Edit, or manifest")
     bench.add_argument("output", help="output prefix for parts, report.md and scores.parquet")
     bench.add_argument("--kind", default="auto", choices=["auto", "gedit", "imgedit", "magicbrush", "emu", "manifest"])
@@ -396,7 +417,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handling below
+        return code
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, and keep Python's exit-time flush from complaining.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"error: {describe(error)}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1
 
 
 if __name__ == "__main__":

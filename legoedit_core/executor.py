@@ -3,7 +3,10 @@
 ``Executor.run`` edits one item. ``Executor.run_many`` edits many in *waves*: every node that is ready across
 all items is grouped by (brick, backend), each group is one batched backend call, and then the next wave starts.
 The wave machinery is public (``Executor.start`` -> ``WaveRun``, ``Executor.run_group``) so that an orchestrator
-such as the Prefect flow can run each group as its own task, possibly on another worker.
+such as the Prefect flow can run each group as its own task, possibly on another worker. Everything that touches
+pixels (node cache lookups and stores, output checks) happens in ``run_group``; ``WaveRun`` only moves references,
+so the thread that drives the waves stays light. With a cache, give items their content ``keys`` (``input_keys``)
+where the pixels are decoded, or ``WaveRun`` hashes them itself.
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ class EditItem:
     workflow: Workflow
     mask: np.ndarray | None = None
     seed: int = 0
+    keys: dict[str, str] | None = None  # content keys of image and mask (``input_keys``), for the node cache
+
+
+def input_keys(image: np.ndarray, mask: np.ndarray | None = None) -> dict[str, str]:
+    """The node cache's content keys of an item's inputs (``@input.image``, ``@input.mask``)."""
+    return {"image": array_key(image)} | ({"mask": array_key(mask)} if mask is not None else {})
 
 
 @dataclass
@@ -66,6 +75,7 @@ class NodeTrace:
     batch_size: int = 1
     models: list[dict[str, Any]] = field(default_factory=list)  # the group's ModelUses: model, loaded, merged...
     note: str | None = None  # the planner's note on the node, e.g. an approximation it made
+    fallback: str | None = None  # why this node ran on a CPU backend instead of the run's pinned GPU backend
 
 
 @dataclass
@@ -120,9 +130,14 @@ class BrickGroup:
 
 @dataclass
 class GroupResult:
+    """Checked outputs (or a per-call error) in call order; ``hits`` marks calls answered by the node cache."""
+
     outputs: list[dict[str, Any] | BrickError]
     seconds: float
+    hits: list[bool] = field(default_factory=list)
     models: list[ModelUse] = field(default_factory=list)
+    backend: str | None = None  # the backend that ran, when it is not the group's (a fallback)
+    fallback: str | None = None
 
 
 class Executor:
@@ -155,22 +170,47 @@ class Executor:
         return WaveRun(self, items)
 
     def run_group(self, group: BrickGroup) -> GroupResult:
-        """Run one batched backend call; an exception fails the whole group.
+        """Run one batched call of the group's pinned backend over the calls the node cache cannot answer, check
+        every output and cache it.
 
+        A ``BrickError`` raised by the backend fails every item of the group with its message (the brick refused
+        the inputs); any other exception is a fault of the machinery and raises, with no result for any item, and
+        so does a backend that is not the one the group was pinned to (``BackendMismatch``).
         Groups may run on many threads at once: every model they use is lent by the model runtime to one call at
         a time, and the models used are recorded with the result.
         """
-        backend = self.toolset.backend(group.tool)
+        spec = self.toolset.spec(group.tool)
+        assert spec is not None
+        cached = [self.cache.get(c.key) if self.cache is not None and c.key is not None else None
+                  for c in group.calls]
+        misses = [call for call, hit in zip(group.calls, cached, strict=True) if hit is None]
         started = time.perf_counter()
-        try:
-            with ModelRuntime.recording() as uses:
-                outputs = backend.run_batch([c.inputs for c in group.calls], [c.seed for c in group.calls])
-            if len(outputs) != len(group.calls):
-                raise BrickError(f"backend returned {len(outputs)} results for {len(group.calls)} inputs")
-        except Exception as error:  # the backend broke as a whole: every call in the group fails with the reason
-            failure = error if isinstance(error, BrickError) else BrickError(f"{type(error).__name__}: {error}")
-            outputs = [failure] * len(group.calls)
-        return GroupResult(outputs, time.perf_counter() - started, uses)
+        results = self._run_backend(group, misses) if misses else GroupResult([], 0.0)
+        computed = iter(results.outputs)
+        outputs: list[dict[str, Any] | BrickError] = []
+        for call, hit in zip(group.calls, cached, strict=True):
+            if hit is not None:
+                outputs.append(hit)
+                continue
+            checked = _check_outputs(spec, next(computed), call.inputs, self.max_image_pixels)
+            if self.cache is not None and call.key is not None and not isinstance(checked, BrickError):
+                self.cache.put(call.key, checked)
+            outputs.append(checked)
+        return GroupResult(outputs, time.perf_counter() - started, [hit is not None for hit in cached],
+                           results.models, results.backend, results.fallback)
+
+    def _run_backend(self, group: BrickGroup, calls: list[BrickCall]) -> GroupResult:
+        """The pinned backend's raw outputs for ``calls`` (a ``BrickError`` it raised, for each of them)."""
+        backend, fallback = self.toolset.pinned_backend(group.tool, group.backend)
+        with ModelRuntime.recording() as uses:
+            try:
+                outputs = list(backend.run_batch([c.inputs for c in calls], [c.seed for c in calls]))
+            except BrickError as error:
+                outputs = [error] * len(calls)
+        if len(outputs) != len(calls):
+            raise RuntimeError(f"{group.tool} backend {group.backend!r} returned {len(outputs)} results for "
+                               f"{len(calls)} inputs")
+        return GroupResult(outputs, 0.0, models=uses, backend=backend.name if fallback else None, fallback=fallback)
 
 
 class _ItemState:
@@ -203,13 +243,11 @@ class WaveRun:
             if problems:
                 state.result = EditResult(item.id, "invalid_plan", error="; ".join(str(p) for p in problems))
             elif executor.cache is not None:
-                state.keys[INPUT] = {"image": array_key(item.image)}
-                if item.mask is not None:
-                    state.keys[INPUT]["mask"] = array_key(item.mask)
+                state.keys[INPUT] = item.keys if item.keys is not None else input_keys(item.image, item.mask)
             self.states.append(state)
 
     def next_groups(self) -> list[BrickGroup]:
-        """The next wave's groups; cache hits are applied here and never become calls. Empty when all done."""
+        """The next wave's groups (the node cache is asked in ``run_group``). Empty when all done."""
         while True:
             self.wave += 1
             groups: dict[tuple[str, str], BrickGroup] = {}
@@ -222,8 +260,6 @@ class WaveRun:
                     call = self._prepare(index, state, node_id)
                     if call is None:
                         break  # the item failed while preparing this node
-                    if self._apply_cached(state, call):
-                        continue
                     tool = state.nodes[node_id].tool
                     backend = self.executor.toolset.backend_class(tool).name
                     groups.setdefault((tool, backend), BrickGroup(tool, backend, self.wave, [])).calls.append(call)
@@ -233,26 +269,21 @@ class WaveRun:
 
     def record(self, group: BrickGroup, result: GroupResult) -> None:
         """Store a group's outputs in each item; a per-item error fails that item alone."""
-        spec = self.executor.toolset.spec(group.tool)
-        assert spec is not None
-        seconds = result.seconds / max(1, len(group.calls))
-        for call, outputs in zip(group.calls, result.outputs, strict=True):
+        hits = result.hits or [False] * len(group.calls)
+        seconds = result.seconds / max(1, hits.count(False))
+        for call, outputs, hit in zip(group.calls, result.outputs, hits, strict=True):
             state = self.states[call.item]
             if state.result is not None:
                 continue
-            trace = _trace(state, call.node, group.backend, seconds, wave=group.wave, batch_size=len(group.calls),
-                           models=[asdict(use) for use in result.models])
-            try:
-                if isinstance(outputs, BrickError):
-                    raise outputs
-                outputs = _check_outputs(spec, outputs, call.inputs, self.executor.max_image_pixels)
-            except (BrickError, ValueTypeError) as error:
-                trace.error = str(error)
-                self._fail(state, call.node, group.tool, str(error))
+            backend = group.backend if hit else result.backend or group.backend
+            trace = _trace(state, call.node, backend, 0.0 if hit else seconds, cache_hit=hit, wave=group.wave,
+                           batch_size=len(group.calls), models=[] if hit else [asdict(use) for use in result.models],
+                           fallback=None if hit else result.fallback)
+            if isinstance(outputs, BrickError):
+                trace.error = str(outputs)
+                self._fail(state, call.node, group.tool, str(outputs))
                 continue
             self._store(state, call, outputs)
-            if call.key is not None and self.executor.cache is not None:
-                self.executor.cache.put(call.key, outputs)
             self._finish_if_done(state)
 
     def results(self) -> list[EditResult]:
@@ -346,17 +377,6 @@ class WaveRun:
         ref = parse_ref(raw)
         return state.keys[ref.source][ref.port] if ref else literal_value(raw)
 
-    def _apply_cached(self, state: _ItemState, call: BrickCall) -> bool:
-        if call.key is None or self.executor.cache is None:
-            return False
-        outputs = self.executor.cache.get(call.key)
-        if outputs is None:
-            return False
-        backend = self.executor.toolset.backend_class(state.nodes[call.node].tool).name
-        _trace(state, call.node, backend, 0.0, cache_hit=True, wave=self.wave)
-        self._store(state, call, outputs)
-        return True
-
     def _store(self, state: _ItemState, call: BrickCall, outputs: dict[str, Any]) -> None:
         state.values[call.node] = outputs
         if call.key is not None:
@@ -385,23 +405,29 @@ def _trace(state: _ItemState, node_id: str, backend: str | None, seconds: float,
     return trace
 
 
-def _check_outputs(spec: BrickSpec, outputs: Any, inputs: dict[str, Any], max_pixels: int) -> dict[str, Any]:
+
+def _check_outputs(spec: BrickSpec, outputs: Any, inputs: dict[str, Any], max_pixels: int
+                   ) -> dict[str, Any] | BrickError:
+    """A backend's outputs for one call, normalised to the spec's port types and checked against the limits, or
+    the error that explains them."""
+    if isinstance(outputs, BrickError):
+        return outputs
     if not isinstance(outputs, dict):
-        raise BrickError(f"backend returned {type(outputs).__name__}, expected a dict of outputs")
+        return BrickError(f"backend returned {type(outputs).__name__}, expected a dict of outputs")
     checked = {}
     for port in spec.outputs:
         if port.name not in outputs:
-            raise BrickError(f"backend returned no {port.name!r} output")
+            return BrickError(f"backend returned no {port.name!r} output")
         try:
             checked[port.name] = check_value(port.type, outputs[port.name])
         except ValueTypeError as error:
-            raise BrickError(f"output {port.name!r}: {error}") from None
+            return BrickError(f"output {port.name!r}: {error}")
         value = checked[port.name]
         if isinstance(value, np.ndarray) and value.shape[0] * value.shape[1] > max_pixels:
-            raise BrickError(f"output {port.name!r} is {value.shape[1]}x{value.shape[0]}, above the limit of "
-                             f"{max_pixels} pixels (executor.max_image_pixels)")
+            return BrickError(f"output {port.name!r} is {value.shape[1]}x{value.shape[0]}, above the limit of "
+                              f"{max_pixels} pixels (executor.max_image_pixels)")
         if port.nonempty and not np.any(value > 127):
             prompt = inputs.get("prompt")
             what = f"no {prompt!r}" if isinstance(prompt, str) and prompt.strip() else "nothing"
-            raise BrickError(f"{spec.name} found {what} in this image, so there is nothing to edit")
+            return BrickError(f"{spec.name} found {what} in this image, so there is nothing to edit")
     return checked

@@ -1,7 +1,9 @@
-"""The tasks of ``edit_catalogue``: one planning task per shard, one task per brick group, one write per shard.
+"""The tasks of ``edit_catalogue``: one planning task per shard, brick-group tasks per wave, one write per shard.
 
 Images travel inside task arguments and results, in memory: nothing here is cached or persisted by Prefect
 (``NO_CACHE``, ``persist_result=False``); the run's durable state is the Parquet parts and their manifest.
+Each task is declared once with its run name (``plan shard 3``, ``GRAYSCALE+FLIP shard 3 wave 1``), so the flow
+submits these objects as they are instead of building a variant per submit.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from tasks.runtime import executor_for, planner_for, toolset_for
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-@task(name="plan-shard", **TASK_OPTIONS)
+@task(name="plan-shard", task_run_name="plan shard {shard.index}", **TASK_OPTIONS)
 def plan_shard(dataset: Dataset, shard: Shard, config: Config, only_ids: list[str] | None = None) -> PreparedShard:
     """Read a shard's rows and images, then plan them all in one batched Builder call."""
     rows = dataset.read_rows(shard.start, shard.stop)
     if only_ids is not None:
         wanted = set(only_ids)
         rows = [row for row in rows if row.id in wanted]
-    prepared = prepare_shard(rows, shard, planner_for(config), dataset.reader(config.inputs))
+    prepared = prepare_shard(rows, shard, planner_for(config), dataset.reader(config.inputs),
+                             content_keys=config.executor.cache_dir is not None)
     bad = sum(1 for row in prepared.rows if not row.usable)
     unplanned = sum(1 for plan in prepared.plans if plan is not None and not plan.ok)
     get_run_logger().info("shard %d: %d rows, %d bad input, %d without a valid plan", shard.index,
@@ -38,13 +41,22 @@ def plan_shard(dataset: Dataset, shard: Shard, config: Config, only_ids: list[st
     return prepared
 
 
-@task(name="run-brick-group", **TASK_OPTIONS)
-def run_brick_group(group: BrickGroup, config: Config) -> GroupResult:
-    """One batched call of one (brick, backend) over every item of a shard that is ready for it."""
-    return executor_for(config).run_group(group)
+def brick_groups_run_name(parameters: dict[str, Any]) -> str:
+    """``<BRICK>[+<BRICK>...] shard <n> wave <w>``: what a brick-group task run is called, to find it by."""
+    groups: list[BrickGroup] = parameters["groups"]
+    return f"{'+'.join(group.tool for group in groups)} shard {parameters['shard']} wave {groups[0].wave}"
 
 
-@task(name="write-part", **TASK_OPTIONS)
+@task(name="run-brick-groups", task_run_name=brick_groups_run_name, **TASK_OPTIONS)
+def run_brick_groups(groups: list[BrickGroup], config: Config, shard: int) -> list[GroupResult]:
+    """Batched calls of (brick, backend) groups of one shard's wave, one after another: the flow gives each GPU
+    group its own task and puts a wave's CPU groups in one. Each model is lent to one call at a time by the model
+    runtime, which also merges the calls of concurrent groups that wait for the same model."""
+    executor = executor_for(config)
+    return [executor.run_group(group) for group in groups]
+
+
+@task(name="write-part", task_run_name="write shard {prepared.shard.index}", **TASK_OPTIONS)
 def write_part(output: str, storage_options: dict[str, Any] | None, prepared: PreparedShard,
                results: list[EditResult], config: Config, merge: bool = False,
                write_images: bool = False, judgements: list[Judgement | None] | None = None) -> PartInfo:

@@ -34,7 +34,7 @@ def edit_shard(planned: PreparedShard | SampledShard, config: Config) -> list[Ed
     return executor_for(config).run_many(planned.edit_items()[0])
 
 
-@task(name="judge-shard", **TASK_OPTIONS)
+@task(name="judge-shard", task_run_name="judge shard {prepared.shard.index}", **TASK_OPTIONS)
 def judge_results(prepared: PreparedShard, results: list[EditResult], judge: JudgeSettings) -> list[Judgement | None]:
     """Judge a shard's edits: one batched VLM judge call (when one is configured) plus the model-free metrics."""
     return judge_shard(prepared, results, judge_for(judge))

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
-from legoedit.cli import build_parser, load_config, main, pipeline_settings
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from legoedit.cli import UsageError, build_parser, load_config, main, pipeline_settings
+from legoedit_core.data.synthetic import write_catalogue
 
 
 def test_bricks_lists_every_brick_with_ports_and_backends(capsys):
@@ -71,13 +80,111 @@ def test_pipeline_options_come_from_the_config_unless_given(tmp_path):
     assert (pipeline.shard_size, pipeline.max_concurrent_shards, pipeline.task_runner) == (8, 3, "threads")
 
 
-def test_flow_commands_give_prefects_local_server_time_to_start():
+def test_flow_commands_give_prefects_local_server_time_to_start_and_batched_writes():
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as TIMEOUT
+    from prefect.settings import PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE as BATCH
     from prefect.settings import temporary_settings
 
-    from flows.server import EPHEMERAL_STARTUP_SECONDS, patient_ephemeral_server
+    from flows.server import EPHEMERAL_STARTUP_SECONDS, RECORDER_BATCH, local_server_settings
 
-    with patient_ephemeral_server():
+    with local_server_settings():
         assert TIMEOUT.value() == EPHEMERAL_STARTUP_SECONDS > 20  # Prefect's default is 20 s
-    with temporary_settings({TIMEOUT: 7}), patient_ephemeral_server():
-        assert TIMEOUT.value() == 7  # the user's own setting wins
+        assert BATCH.value() == RECORDER_BATCH > 1  # Prefect's default writes task runs one at a time
+    with temporary_settings({TIMEOUT: 7, BATCH: 3}), local_server_settings():
+        assert (TIMEOUT.value(), BATCH.value()) == (7, 3)  # the user's own settings win
+
+
+def test_the_temporary_server_sends_no_telemetry_unless_asked():
+    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED as ANALYTICS
+    from prefect.settings import temporary_settings
+
+    from flows.server import local_server_settings
+
+    with local_server_settings():
+        assert ANALYTICS.value() is False
+    with temporary_settings({ANALYTICS: True}), local_server_settings():
+        assert ANALYTICS.value() is True
+
+
+# ------------------------------------------------------------------------------------------- one line per error
+def legoedit(*args: str, env: dict | None = None, **options) -> subprocess.CompletedProcess:
+    """The real command in a fresh process (Prefect's own temporary server, nothing from the tests)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | (env or {})
+    return subprocess.run([sys.executable, "-c", "import sys; from legoedit.cli import main; sys.exit(main())",
+                           *args], capture_output=True, text=True, env=environment, timeout=300, **options)
+
+
+def test_a_run_on_a_missing_dataset_says_so_in_one_line_without_telemetry_errors(tmp_path):
+    done = legoedit("run", str(tmp_path / "nope.jsonl"), str(tmp_path / "out"),
+                    env={"PREFECT_HOME": str(tmp_path / "prefect")})
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"error: dataset manifest {tmp_path / 'nope.jsonl'} does not exist"], done.stderr
+    assert "Traceback" not in done.stderr and "telemetry" not in done.stderr
+
+
+def test_debug_shows_the_traceback_instead(tmp_path, capsys):
+    assert main(["bricks", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert capsys.readouterr().err == f"error: config: {tmp_path / 'nope.toml'}: No such file or directory\n"
+    with pytest.raises(UsageError, match="nope.toml"):
+        main(["bricks", "--config", str(tmp_path / "nope.toml"), "--debug"])
+    with pytest.raises(UsageError, match="nope.toml"):
+        main(["--debug", "bricks", "--config", str(tmp_path / "nope.toml")])
+
+
+def test_a_config_mistake_is_a_usage_error(capsys):
+    assert main(["bricks", "--set", "pipeline.shard_size=0"]) == 2
+    assert capsys.readouterr().err == "error: config: pipeline.shard_size: Input should be greater than or equal to 1\n"
+
+
+def test_a_closed_pipe_ends_quietly():
+    process = subprocess.Popen([sys.executable, "-c", "import sys; from legoedit.cli import main; sys.exit(main())",
+                                "bricks", "--schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the first line is written, as with `| head` at once
+    stderr = process.stderr.read()
+    assert process.wait(120) == 0 and stderr == b""
+
+
+def test_run_workflow_creates_the_folders_of_its_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    code = main(["run-workflow", str(examples / "images" / "coffee.jpg"),
+                 str(examples / "workflows" / "coffee_blur_background.json"), "-o", "out/edited/coffee.png",
+                 "--trace", "out/trace.json"])
+    assert code == 0
+    assert json.loads((tmp_path / "out" / "trace.json").read_text())["status"] == "ok"
+    assert (tmp_path / "out" / "edited" / "coffee.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    """A temporary Prefect server shared by the commands of these tests (each command is its own process)."""
+    from prefect.settings import PREFECT_API_URL
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield {"PREFECT_API_URL": PREFECT_API_URL.value()}
+
+
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    """The command's own message: exit status 1, exactly one ``error:`` line and no traceback."""
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_an_unwritable_output_is_one_line(tmp_path, prefect_api):
+    catalogue = write_catalogue(str(tmp_path / "in"), 2, ["flip it"])
+    (tmp_path / "file").write_text("a file, not a folder")
+    line = one_error_line(legoedit("run", catalogue, str(tmp_path / "file" / "out"), env=prefect_api))
+    assert line == f"error: cannot write the output {tmp_path / 'file' / 'out'}: Not a directory"
+
+
+def test_an_object_store_that_is_down_at_the_start_is_one_line(tmp_path, prefect_api):
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = prefect_api | {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                         "LEGOEDIT_STORAGE_ATTEMPTS": "2", "LEGOEDIT_STORAGE_WAIT": "0.05"}
+    line = one_error_line(legoedit("run", "s3://catalogue/rows.jsonl", str(tmp_path / "out"), env=env))
+    assert line.startswith("error: object store: read catalogue/rows.jsonl failed after 2 attempt(s): "), line
+    assert endpoint in line

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.bricks.catalog import default_registry
+from legoedit_core.bricks.spec import BrickError, BrickSpec, PerItemBackend, image
+from legoedit_core.bricks.toolset import BackendMismatch, Toolset
 from legoedit_core.cache import DiskCache, MemoryCache
-from legoedit_core.executor import EditItem, Executor, node_seed
+from legoedit_core.config import Config
+from legoedit_core.executor import EditItem, Executor, WaveRun, node_seed
+from legoedit_core.settings.executor import ExecutorSettings
 from legoedit_core.workflow import parse_workflow
 
 WAVES = parse_workflow({
@@ -20,6 +24,10 @@ WAVES = parse_workflow({
     ],
     "output": "@grey.image",
 })
+
+
+FLIP = parse_workflow({"nodes": [{"id": "f", "tool": "FLIP", "inputs": {"image": "@input.image"}}],
+                       "output": "@f.image"})
 
 
 def _mask(shape, box) -> np.ndarray:
@@ -69,7 +77,7 @@ def test_single_item_runs_only_what_the_output_needs_and_edits_inside_the_mask(c
 def test_waves_make_one_batched_call_per_brick_group_and_a_corrupt_item_fails_alone(coffee, toolset):
     counter = CallCounter(toolset, ["BBOX", "SHARPEN", "BLUR", "GRAYSCALE", "FLIP"])
     items = [EditItem(f"item{i}", coffee, WAVES, _mask(coffee.shape, (10 + i, 10, 90, 80)), seed=i) for i in range(20)]
-    items[5].mask = np.zeros(coffee.shape[:2], np.uint8)  # empty mask: fails before its wave calls anything
+    items[5].mask = np.zeros(coffee.shape[:2], np.uint8)  # empty mask: refused before BBOX's call (and SHARPEN's)
     items[9].mask = np.full((10, 10), 255, np.uint8)  # wrong size: BLUR refuses its 10x10 box
     results = Executor(toolset).run_many(items)
 
@@ -95,18 +103,98 @@ def test_nodes_get_seeds_derived_from_item_seed_and_node_id(coffee, toolset):
     assert node_seed(3, "sharp") != node_seed(3, "blur") and node_seed(3, "sharp") == node_seed(3, "sharp")
 
 
-def test_a_backend_that_breaks_fails_its_group_and_nothing_else(coffee, toolset):
+def test_a_backend_that_raises_is_a_fault_and_no_item_gets_a_result(coffee, toolset):
     def broken(inputs, seeds):
-        raise RuntimeError("device lost")
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
     toolset.backend("GRAYSCALE").run_batch = broken
-    flip = parse_workflow({"nodes": [{"id": "f", "tool": "FLIP", "inputs": {"image": "@input.image"}}],
-                           "output": "@f.image"})
-    items = [EditItem("grey", coffee, WAVES, _mask(coffee.shape, (0, 0, 40, 40))), EditItem("flip", coffee, flip)]
+    items = [EditItem("grey", coffee, WAVES, _mask(coffee.shape, (0, 0, 40, 40))), EditItem("flip", coffee, FLIP)]
+    with pytest.raises(RuntimeError, match="illegal memory access"):  # the task fails and is retried, no rows
+        Executor(toolset).run_many(items)
+
+
+def test_a_brick_that_refuses_its_inputs_fails_its_group_and_nothing_else(coffee, toolset):
+    def refuses(inputs, seeds):
+        raise BrickError("the mask is empty: nothing to edit")
+
+    toolset.backend("GRAYSCALE").run_batch = refuses
+    items = [EditItem("grey", coffee, WAVES, _mask(coffee.shape, (0, 0, 40, 40))), EditItem("flip", coffee, FLIP)]
     grey, flipped = Executor(toolset).run_many(items)
-    assert grey.status == "failed" and "RuntimeError: device lost" in grey.error and grey.image is None
+    assert grey.status == "failed" and grey.error == "node 'grey' (GRAYSCALE): the mask is empty: nothing to edit"
     assert flipped.status == "ok"
     np.testing.assert_array_equal(flipped.image, coffee[:, ::-1])
+
+
+# A brick with a GPU model backend and a CPU one; whether "CUDA" is there is a switch of the test.
+DENOISE = BrickSpec(name="DENOISE", family="edit", description="Removes noise.", inputs=(image(),),
+                    outputs=(image("image", "the image without noise"),))
+
+
+class GpuNet(PerItemBackend):
+    brick, name, resource = "DENOISE", "gpu-net", "gpu"
+    cuda = True
+
+    @classmethod
+    def missing(cls, settings):
+        return None if cls.cuda else "needs device 'cuda', but torch sees no CUDA device"
+
+    def run_one(self, inputs, seed):
+        return {"image": inputs["image"]}
+
+
+class Median(PerItemBackend):
+    brick, name = "DENOISE", "median"
+
+    def run_one(self, inputs, seed):
+        return {"image": inputs["image"][::-1]}
+
+
+@pytest.fixture
+def denoise_registry(monkeypatch):
+    registry = default_registry(plugins=False)
+    registry.add_brick(DENOISE)
+    registry.add_backend(GpuNet)
+    registry.add_backend(Median)
+    monkeypatch.setattr(GpuNet, "cuda", True)
+    return registry
+
+
+def _denoise_groups(registry, coffee) -> tuple[Config, WaveRun, list]:
+    """The flow's side: on a machine with "CUDA", resolve the backends once and plan the first wave."""
+    flow_toolset = Toolset(Config(profile="gpu"), registry)
+    pinned = flow_toolset.pinned_config()
+    assert pinned.brick("DENOISE").backend == "gpu-net"
+    workflow = parse_workflow({"nodes": [{"id": "d", "tool": "DENOISE", "inputs": {"image": "@input.image"}}],
+                               "output": "@d.image"})
+    waves = Executor(Toolset(pinned, registry)).start([EditItem("a", coffee, workflow)])
+    return pinned, waves, waves.next_groups()
+
+
+def test_a_worker_that_cannot_run_the_pinned_backend_fails_naming_brick_and_both_backends(coffee, denoise_registry):
+    pinned, _, (group,) = _denoise_groups(denoise_registry, coffee)
+    assert (group.tool, group.backend) == ("DENOISE", "gpu-net")
+    GpuNet.cuda = False  # the worker has no GPU
+    worker = Executor(Toolset(pinned, denoise_registry))
+    with pytest.raises(BackendMismatch) as mismatch:
+        worker.run_group(group)
+    assert str(mismatch.value) == ("DENOISE: the run pinned backend 'gpu-net', but this worker cannot run it "
+                                   "(DENOISE backend 'gpu-net': needs device 'cuda', but torch sees no CUDA device)")
+    unpinned = Executor(Toolset(Config(profile="gpu"), denoise_registry))  # it would choose median on its own
+    with pytest.raises(BackendMismatch, match="this worker cannot run it \\(it runs 'median'\\)"):
+        unpinned.run_group(group)
+
+
+def test_with_the_fallback_allowed_rows_record_the_backend_they_really_used(coffee, denoise_registry):
+    pinned, waves, (group,) = _denoise_groups(denoise_registry, coffee)
+    GpuNet.cuda = False
+    allowed = pinned.model_copy(update={"executor": ExecutorSettings(allow_cpu_fallback=True)})
+    waves.record(group, Executor(Toolset(allowed, denoise_registry)).run_group(group))
+    assert waves.next_groups() == []
+    (result,) = waves.results()
+    assert result.status == "ok"
+    np.testing.assert_array_equal(result.image, coffee[::-1])  # median ran, not gpu-net
+    (node,) = result.trace
+    assert node.backend == "median" and node.fallback.startswith("gpu-net -> median: DENOISE backend 'gpu-net'")
 
 
 def test_invalid_plans_and_missing_user_mask_are_reported_per_item(coffee, toolset):

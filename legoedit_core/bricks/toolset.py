@@ -1,4 +1,10 @@
-"""The toolset: the bricks a config can actually run, one chosen backend per brick (or why there is none)."""
+"""The toolset: the bricks a config can actually run, one chosen backend per brick (or why there is none).
+
+A run resolves the backends once (``pinned_config``: the config with every available brick's backend named) and
+sends that config and each group's backend to the workers; a worker runs exactly that backend
+(``pinned_backend``) or fails the task with ``BackendMismatch``, unless the config allows a GPU backend to fall
+back to the brick's CPU backend.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,18 @@ class Unavailable:
     reason: str
 
 
+class BackendMismatch(RuntimeError):
+    """This worker cannot run the backend a brick was pinned to for the run (a fault: the task fails)."""
+
+
+@dataclass
+class Fallback:
+    """A pinned GPU backend this worker cannot run, replaced (as the config allows) by the brick's CPU backend."""
+
+    backend: Backend
+    reason: str
+
+
 class Toolset:
     """The bricks a config can actually run: one chosen backend per brick, or the reason there is none.
 
@@ -38,6 +56,7 @@ class Toolset:
             brick.spec.name: self._choose(brick.spec.name) for brick in self.registry
         }
         self._instances: dict[str, Backend] = {}
+        self._fallbacks: dict[str, Fallback] = {}
         self._lock = threading.Lock()
 
     def _choose(self, name: str) -> type[Backend] | Unavailable:
@@ -54,6 +73,13 @@ class Toolset:
                 return Unavailable(f"{name} has no backend {settings.backend!r} (known: {known})")
             missing = backend.missing(settings.backend_settings())
             return Unavailable(f"{name} backend {backend.name!r}: {missing}") if missing else backend
+        return self._first_runnable(name, allowed)
+
+    def _first_runnable(self, name: str, allowed: tuple[str, ...]) -> type[Backend] | Unavailable:
+        """The first backend of ``name`` that can run, preferring resources in the order of ``allowed``."""
+        brick = self.registry.get(name)
+        assert brick is not None
+        settings = self.config.brick(name)
         candidates = sorted(brick.backends.values(),
                             key=lambda b: allowed.index(b.resource) if b.resource in allowed else 99)
         reasons = []
@@ -100,3 +126,37 @@ class Toolset:
             if name not in self._instances:
                 self._instances[name] = self.backend_class(name)(self.config.brick(name).backend_settings())
             return self._instances[name]
+
+    def pinned_config(self) -> Config:
+        """The config with the backend of every available brick named: what every worker of a run must honour."""
+        bricks = dict(self.config.bricks)
+        for spec in self.available_specs():
+            chosen = self.backend_class(spec.name).name
+            bricks[spec.name] = self.config.brick(spec.name).model_copy(update={"backend": chosen})
+        return self.config.model_copy(update={"bricks": bricks})
+
+    def pinned_backend(self, name: str, wanted: str) -> tuple[Backend, str | None]:
+        """The backend ``wanted`` of brick ``name`` and None, or, when this worker cannot run it, the brick's CPU
+        backend and why (only if the config allows the fallback); otherwise raises ``BackendMismatch``."""
+        choice = self._choice.get(name)
+        if isinstance(choice, type) and choice.name == wanted:
+            return self.backend(name), None
+        have = choice.reason if isinstance(choice, Unavailable) else f"it runs {choice.name!r}" if choice else \
+            "it has no such brick"
+        brick = self.registry.get(name)
+        pinned = brick.backends.get(wanted) if brick else None
+        if self.config.executor.allow_cpu_fallback and pinned is not None and pinned.resource == "gpu":
+            fallback = self._fallback(name, wanted, have)
+            if fallback is not None:
+                return fallback.backend, fallback.reason
+        raise BackendMismatch(f"{name}: the run pinned backend {wanted!r}, but this worker cannot run it ({have})")
+
+    def _fallback(self, name: str, wanted: str, why: str) -> Fallback | None:
+        with self._lock:
+            if name not in self._fallbacks:
+                choice = self._first_runnable(name, ("cpu",))
+                if isinstance(choice, Unavailable) or choice.resource != "cpu":
+                    return None
+                self._fallbacks[name] = Fallback(choice(self.config.brick(name).backend_settings()),
+                                                 f"{wanted} -> {choice.name}: {why}")
+            return self._fallbacks[name]

@@ -80,6 +80,19 @@ def config_differences(recorded: dict[str, Any], given: dict[str, Any], prefix: 
     return changed
 
 
+class OutputUnwritable(OSError):
+    """The output location cannot be written (checked when a run begins, before any work)."""
+
+
+@contextmanager
+def unwritable_as_error(uri: str) -> Iterator[None]:
+    """Turn the file system's refusals (no permission, a file where a folder must be) into ``OutputUnwritable``."""
+    try:
+        yield
+    except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as error:
+        raise OutputUnwritable(f"cannot write the output {uri}: {error.strerror or error}") from error
+
+
 @dataclass
 class PartInfo:
     """What a finished shard left behind: its part, its row counts, brick seconds, and the model runtime's work
@@ -156,13 +169,16 @@ class RunOutput:
 
         ``run`` must hold ``dataset_fingerprint``, ``shard_size`` and ``config`` (a JSON dict); its config
         fingerprint is added. Raises ``LeaseHeld`` when another run writes the output, ``OutputMismatch`` when the
-        output holds a different run.
+        output holds a different run, ``OutputUnwritable`` when the location cannot be written.
         """
         lease = Lease(self.storage)
-        lease.acquire()
+        with unwritable_as_error(self.uri):
+            lease.acquire()
         self.lease = lease
         try:
-            yield self.begin(run)
+            with unwritable_as_error(self.uri):
+                recorded = self.begin(run)
+            yield recorded
         finally:
             self.lease = None
             lease.release()

@@ -28,7 +28,7 @@ h1{font-size:20px}.counts span{margin-right:16px}.grid{display:flex;flex-wrap:wr
 .pair img{max-width:200px;max-height:200px}.missing{height:120px;display:flex;align-items:center;justify-content:center;
 background:#eee;color:#999}.status{font-weight:600;padding:1px 6px;border-radius:4px}
 .ok{background:#d7f5dd}.bad_input{background:#fde2c8}.invalid_plan{background:#f3d9fa}.failed{background:#fbd3d3}
-.error{color:#a00;white-space:pre-wrap}.note{color:#8a5a00;white-space:pre-wrap}pre{font-size:11px;max-height:200px;overflow:auto;background:#f3f3f3;padding:6px}
+.error{color:#a00;white-space:pre-wrap}.note{color:#8a5a00;white-space:pre-wrap}.fallback{color:#8a5a00}pre{font-size:11px;max-height:200px;overflow:auto;background:#f3f3f3;padding:6px}
 """
 SCRIPT = """
 (function(){
@@ -50,18 +50,19 @@ SCRIPT = """
 """
 
 
-def _thumbnail_uri(struct: dict[str, Any] | None) -> str | None:
+def thumbnail_uri(struct: dict[str, Any] | None, size: int = THUMBNAIL) -> str | None:
+    """An image struct's picture as a small inline JPEG (a ``data:`` URI), or None without readable bytes."""
     if not struct or not struct.get("bytes"):
         return None
     try:
-        small = thumbnail(decode_image(struct["bytes"]), THUMBNAIL)
+        small = thumbnail(decode_image(struct["bytes"]), size)
     except ImageDecodeError:
         return None
     return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(small, quality=85)).decode()
 
 
 def _figure(struct: dict[str, Any] | None, caption: str, row_id: str) -> str:
-    uri = _thumbnail_uri(struct)
+    uri = thumbnail_uri(struct)
     if uri is None:
         return f'<figure><div class="missing">no image</div>{caption}</figure>'
     return f'<figure><img class="thumb" data-id="{escape(row_id)}" src="{uri}" alt="{caption}">{caption}</figure>'
@@ -108,6 +109,8 @@ def _card(row: dict[str, Any]) -> str:
     parts.append(_check_line(row["judge_feedback"]))
     if row["error"]:
         parts.append(f'<p class="error">{escape(row["error"])}</p>')
+    parts += [f'<p class="fallback">{escape(node["node"])}: fell back {escape(node["fallback"])}</p>'
+              for node in _fallbacks(row)]
     parts.append("</div>")
     return "".join(parts)
 
@@ -118,6 +121,11 @@ def _models_line(loads: Counter[str], resident: int) -> str:
         return ""
     listed = ", ".join(f"{escape(model)}: {n} load(s)" for model, n in sorted(loads.items()))
     return f"<p class='models'>models: {listed}; peak resident {resident / 2**20:.1f} MiB</p>"
+
+
+def _fallbacks(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes of a row that ran on a CPU backend instead of the run's pinned GPU backend."""
+    return [node for node in row.get("trace") or [] if node.get("fallback")]
 
 
 def render_report(parts: pa.Table | Callable[[], Iterable[pa.Table]], title: str = "legoedit run",
@@ -134,6 +142,7 @@ def render_report(parts: pa.Table | Callable[[], Iterable[pa.Table]], title: str
     resident = 0
     cards: list[str] = []
     annotated = 0
+    fell_back = 0
     for wanted_ok in (False, True):
         for part in passes():
             statuses = part.column("status").to_pylist()
@@ -147,6 +156,7 @@ def render_report(parts: pa.Table | Callable[[], Iterable[pa.Table]], title: str
                     continue
                 row = part.slice(position, 1).to_pylist()[0]
                 annotated += bool(notes(row))
+                fell_back += bool(_fallbacks(row))
                 if len(cards) < max_rows:
                     cards.append(_card(row))
     total = sum(counts.values())
@@ -155,6 +165,9 @@ def render_report(parts: pa.Table | Callable[[], Iterable[pa.Table]], title: str
         count_line += f"<span class='note'>with planner notes (approximations): {annotated}</span>"
     count_line += _models_line(loads, resident)
     note = f"<p>showing {len(cards)} of {total} rows</p>" if len(cards) < total else ""
+    if fell_back:
+        note += (f"<p class='fallback'>{fell_back} row(s) ran a node on a CPU backend instead of the run's pinned "
+                 "GPU backend (the config allowed it); each card says which</p>")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{STYLE}</style>"
         f"</head><body><h1>{escape(title)}</h1><div class='counts'>{count_line}</div>{note}"

@@ -34,6 +34,7 @@ TRACE = pa.struct([
     ("batch_size", pa.int64()),
     ("models", pa.list_(MODEL_USE)),
     ("note", pa.string()),  # the planner's note on the node (e.g. an approximation it made)
+    ("fallback", pa.string()),  # why the node ran on a CPU backend, not the run's pinned GPU one (config allows)
 ])
 
 OUTPUT_FIELDS: list[pa.Field] = [

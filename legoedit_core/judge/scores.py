@@ -125,10 +125,17 @@ def parse_scores(text: str) -> JudgeScores:
     return scores
 
 
+REPEAT_CHUNK = 100
+
+
 def reply_schema(max_reasoning_chars: int) -> dict[str, Any]:
     """The JSON Schema of a reply, for constrained decoding: bounded reasoning first, then integer scores."""
-    properties: dict[str, Any] = {"reasoning": {"type": "string",
-                                                "pattern": f"^[A-Za-z0-9 ,.;:'()-]{{0,{max_reasoning_chars}}}$"}}
+    # At most REPEAT_CHUNK characters per bounded repeat: xgrammar's compiler fails on one repeat of about 200 or
+    # more ("Check failed: per_rule_fsm_hashes"), which made every constrained judge call raise.
+    chunks = -(-max_reasoning_chars // REPEAT_CHUNK)
+    pattern = f"^[A-Za-z0-9 ,.;:'()-]{{0,{max_reasoning_chars}}}$" if chunks <= 1 else \
+        f"^([A-Za-z0-9 ,.;:'()-]{{0,{REPEAT_CHUNK}}}){{0,{chunks}}}$"  # up to chunks x REPEAT_CHUNK characters
+    properties: dict[str, Any] = {"reasoning": {"type": "string", "pattern": pattern}}
     properties |= {name: {"type": "integer", "enum": list(range(maximum + 1))}
                    for name, (maximum, _) in SCORES.items()}
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}

@@ -2,7 +2,7 @@
 
 Each item is one chat: the original image, the edited image, and the instruction. All items of a batch go to the
 engine in one call; the replies that cannot be read are asked again (up to ``max_attempts``), and a reply that still
-cannot be read is a recorded judge error, not a score.
+cannot be read is a recorded judge error, not a score. An engine that raises is a fault: the error goes up.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ Answer with one JSON object and nothing else: a short plain "reasoning" first, t
  "perceptual_quality": 0}"""
 
 
-class JudgeError(RuntimeError):
+class JudgeError(ValueError):
     """The judge's reply could not be read as a complete score."""
 
 
@@ -80,11 +80,8 @@ class VLMJudge:
         for attempt in range(self.settings.max_attempts):
             if not pending:
                 break
-            try:
-                replies = self.engine.generate([chats[i] for i in pending], self.format,
-                                               [requests[i].seed + attempt for i in pending])
-            except Exception as error:  # the engine failed as a whole: every open item records why
-                replies = [GenerationError(f"{type(error).__name__}: {error}")] * len(pending)
+            replies = self.engine.generate([chats[i] for i in pending], self.format,
+                                           [requests[i].seed + attempt for i in pending])
             for index, reply in zip(pending, replies, strict=True):
                 results[index] = JudgeScores(errors=[f"judge engine error: {reply}"]) \
                     if isinstance(reply, GenerationError) else parse_scores(reply)

@@ -21,7 +21,7 @@ from legoedit_core.data.datasets import Dataset, InputRow, Shard
 from legoedit_core.data.images import ImageDecodeError, decode_image, decode_mask, encode_png, output_name
 from legoedit_core.data.inputs import InputReader, RefusedInput
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
-from legoedit_core.executor import EditItem, EditResult, Executor
+from legoedit_core.executor import EditItem, EditResult, Executor, input_keys
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
 from legoedit_core.settings.inputs import InputSettings
 
@@ -34,6 +34,7 @@ class LoadedRow:
     image: np.ndarray | None = None
     mask: np.ndarray | None = None
     source: bytes | None = None
+    keys: dict[str, str] | None = None  # the node cache's content keys of image and mask, when asked for
 
     @property
     def usable(self) -> bool:
@@ -85,15 +86,23 @@ class PreparedShard:
         for position, (loaded, plan) in enumerate(zip(self.rows, self.plans, strict=True)):
             if plan is not None and plan.ok:
                 assert plan.workflow is not None and loaded.image is not None
-                items.append(EditItem(loaded.row.id, loaded.image, plan.workflow, loaded.mask, loaded.row.seed))
+                items.append(EditItem(loaded.row.id, loaded.image, plan.workflow, loaded.mask, loaded.row.seed,
+                                      loaded.keys))
                 positions.append(position)
         return items, positions
 
 
-def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, reader: InputReader) -> PreparedShard:
+def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, reader: InputReader,
+                  content_keys: bool = False) -> PreparedShard:
     """Load every row of a shard (through the dataset's ``reader``), then plan all usable rows in one batched
-    Builder call."""
+    Builder call.
+
+    ``content_keys`` also hashes each usable row's pixels for the node cache, here where they are decoded.
+    """
     loaded = [load_row(row, reader) for row in rows]
+    for row in loaded:
+        if content_keys and row.image is not None:
+            row.keys = input_keys(row.image, row.mask)
     requests = [PlanRequest(r.row.id, r.image, r.row.instruction, has_mask=r.mask is not None, seed=r.row.seed)
                 for r in loaded if r.usable]
     planned = iter(planner.plan_batch(requests) if requests else [])
@@ -102,7 +111,8 @@ def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, read
 
 
 def versions(toolset: Toolset) -> dict[str, Any]:
-    """What produced a row: package versions and the backend chosen for each available brick."""
+    """What produced a row: package versions and, for each available brick, the backend the run pinned (name,
+    version, resource) with the brick's settings (model source, dtype, device, ...)."""
     packages = {}
     for package in ("legoedit", "numpy", "pillow", "opencv-python-headless", "torch", "diffusers", "transformers"):
         try:
@@ -112,7 +122,8 @@ def versions(toolset: Toolset) -> dict[str, Any]:
     bricks = {}
     for spec in toolset.available_specs():
         backend = toolset.backend_class(spec.name)
-        bricks[spec.name] = f"{backend.name}@{backend.version}"
+        bricks[spec.name] = {"backend": backend.name, "version": backend.version, "resource": backend.resource,
+                             "settings": toolset.config.brick(spec.name).backend_settings()}
     return {"python": platform.python_version(), "packages": packages, "bricks": bricks}
 
 

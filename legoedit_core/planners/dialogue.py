@@ -1,5 +1,9 @@
 """Asking until the answer is valid: every open chat goes to the engine in one batch per round; a rejected answer
-is re-asked with its problems, up to ``max_attempts``, and every attempt is kept."""
+is re-asked with its problems, up to ``max_attempts``, and every attempt is kept.
+
+An engine that raises (it does not load, a device error, an endpoint that stays down) is a fault of the machinery:
+the error goes up to the task, which is retried; it never becomes an item's ``invalid_plan``.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +37,8 @@ def ask_until_valid(engine: Engine, chats: list[Chat], fmt: OutputFormat | None,
         open_items = [i for i, e in enumerate(exchanges) if e.value is None]
         if not open_items:
             break
-        try:
-            answers = engine.generate([exchanges[i].chat for i in open_items], fmt,
-                                      [seeds[i] + round_index for i in open_items])
-        except Exception as error:  # the engine failed as a whole: every open item records why, nothing is lost
-            answers = [GenerationError(f"{type(error).__name__}: {error}")] * len(open_items)
+        answers = engine.generate([exchanges[i].chat for i in open_items], fmt,
+                                  [seeds[i] + round_index for i in open_items])
         for index, answer in zip(open_items, answers, strict=True):
             exchange = exchanges[index]
             if isinstance(answer, GenerationError):

@@ -72,7 +72,7 @@ def plan_and_verify(planner: Planner, executor: Executor, requests: Sequence[Pla
                 try:
                     round_.score, round_.critique = judge(current[i].image, round_.edit.image,
                                                           current[i].instruction)
-                except Exception as error:  # an unreadable judge reply leaves the round unscored, not failed
+                except ValueError as error:  # an unreadable judge reply (JudgeError) leaves the round unscored
                     round_.critique = f"the judge could not score this edit: {error}"
                     continue
                 if round_.score >= accept_score:

@@ -14,6 +14,10 @@ Rows follow the pipeline's output schema plus what RL trainers read: ``prompt`` 
 placeholder, as verl and EasyR1 expect), ``images`` (the Hugging Face image structs), ``response`` (the Builder's
 answer), ``reward_model`` (``{style, ground_truth}``, verl's column), ``data_source``, every reward component,
 ``group_id`` / ``sample_index`` / ``advantage``. A bad input row gives one row, with no sample index.
+
+A group stays comparable: when the judge still gives no score for one of its edits after its re-asks, every sample
+of the group gets ``excluded`` (the reason) and no advantage, so a trainer never mixes rewards with and without the
+judge component in one group.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ ROLLOUT_FIELDS: list[pa.Field] = [
     pa.field("reward_judge", pa.float64()),
     pa.field("reward_check", pa.float64()),
     pa.field("check_failed", pa.string()),
+    pa.field("excluded", pa.string()),
 ]
 
 
@@ -72,7 +77,8 @@ def _rollout_schema() -> pa.Schema:
         "data_source": {"dtype": "string", "_type": "Value"},
         "check_failed": {"dtype": "string", "_type": "Value"},
     } | {name: {"dtype": "float64", "_type": "Value"} for name in ("reward_executability", "reward_tool",
-                                                                      "reward_judge", "reward_check")}
+                                                                      "reward_judge", "reward_check")} | {
+        "excluded": {"dtype": "string", "_type": "Value"}}
     return pa.schema(OUTPUT_FIELDS + ROLLOUT_FIELDS, metadata={"huggingface": json.dumps(features)})
 
 
@@ -172,15 +178,18 @@ def score_shard(sampled: SampledShard, results: Sequence[EditResult], config: Co
                                               judged=judge is not None,
                                               check=judgement.check.score if judgement and judgement.check else None)
     groups = sampled.group_ids
-    advantage_of = dict(zip(scored, advantages_by_group([groups[p] for p in scored],
-                                                        [r.total for r in scored.values()]), strict=True))
+    excluded = unjudged_groups(groups, [r.row.id for r in prepared.rows], judgement_at) if judge is not None else {}
+    kept = [p for p in scored if groups[p] not in excluded]
+    advantage_of = dict(zip(kept, advantages_by_group([groups[p] for p in kept], [scored[p].total for p in kept]),
+                            strict=True))
     base = build_rows(prepared, results, toolset).to_pylist()
     rows = []
     for position, row in enumerate(base):
         loaded, plan, request = prepared.rows[position], prepared.plans[position], sampled.requests[position]
         reward, judgement = scored.get(position), judgement_at.get(position)
         row |= {"group_id": groups[position], "sample_index": sampled.sample_index[position],
-                "advantage": advantage_of.get(position), "data_source": DATA_SOURCE,
+                "advantage": advantage_of.get(position), "excluded": excluded.get(groups[position]),
+                "data_source": DATA_SOURCE,
                 "images": [row["source_image"]] if row["source_image"] else [],
                 "reward_model": {"style": "rule", "ground_truth": row["ground_truth"]}}
         if request is not None:
@@ -197,6 +206,16 @@ def score_shard(sampled: SampledShard, results: Sequence[EditResult], config: Co
                 row["check_failed"] = ", ".join(judgement.check.failed)
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA)
+
+
+def unjudged_groups(groups: Sequence[str], ids: Sequence[str], judgements: dict[int, Judgement | None]
+                    ) -> dict[str, str]:
+    """The groups with an edit that the judge gave no score (after its re-asks), each with the reason."""
+    excluded: dict[str, str] = {}
+    for position, judgement in judgements.items():
+        if judgement is not None and judgement.score is None:
+            excluded.setdefault(groups[position], f"the judge gave {ids[position]} no score: {judgement.error}")
+    return excluded
 
 
 def rollout_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor, config: Config, k: int,

@@ -11,3 +11,6 @@ class ExecutorSettings(BaseModel):
     max_depth: int = Field(32, ge=1, description="the longest chain of dependent nodes a workflow may have")
     max_image_side: int = Field(8192, ge=1, description="largest literal width / height a node may be given")
     max_image_pixels: int = Field(4096 * 4096, ge=1, description="largest image a node may produce (pixels)")
+    allow_cpu_fallback: bool = Field(False, description=(
+        "a worker that cannot run a brick's pinned GPU backend runs the brick's CPU backend instead (recorded in "
+        "each node's trace as its fallback) rather than failing the task"))

@@ -19,3 +19,6 @@ class PipelineSettings(BaseModel):
     address: str | None = Field(None, description="Ray or Dask cluster address for the ray / dask task runners")
     ray_brick_resources: bool = Field(False, description="route brick groups to Ray workers with brick:<NAME>")
     judge: bool = Field(False, description="judge every shard's edits (the judge section) into the judge columns")
+    task_retries: int = Field(2, ge=0, description="retries of a task that raised (a fault, never an item failure)")
+    retry_delay_seconds: float = Field(10.0, ge=0, description="wait before a task's first retry")
+    retry_backoff: float = Field(2.0, ge=1, description="each further retry waits this many times longer")

@@ -1,7 +1,8 @@
 """Cross-item batching for diffusers pipelines: size buckets, per-item seeded generators, OOM halving.
 
 Items whose working size (and shared call arguments, e.g. strength) agree go to the pipeline in one call with a
-list of per-item ``torch.Generator``s; an out-of-memory error halves the batch and retries, down to one item.
+list of per-item ``torch.Generator``s; an out-of-memory error halves the batch and retries, down to one item, and
+only then raises (a fault of the machinery: the task is retried, no item is marked failed).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def run_halving(items: Sequence[T], call: Callable[[list[T]], list[R]],
                 max_batch: int | None = None) -> list[R | BrickError]:
     """``call`` on chunks of ``items``; out of memory halves the chunk size and retries, down to one item.
 
-    Any other error fails the items of its chunk (with the reason), not the rest.
+    Out of memory for a single item, and any other error of the library, raises: a fault, not the items'.
     """
     import torch
 
@@ -85,14 +86,10 @@ def run_halving(items: Sequence[T], call: Callable[[list[T]], list[R]],
             results = call(chunk)
         except torch.OutOfMemoryError:
             _empty_cache(torch)
-            if batch > 1:
-                batch //= 2
-                continue
-            outputs.append(BrickError("out of accelerator memory even for a batch of one"))
-            start += 1
+            if batch == 1:
+                raise
+            batch //= 2
             continue
-        except Exception as error:  # a library error on this chunk fails its items, not the whole group
-            results = [BrickError(f"{type(error).__name__}: {error}")] * len(chunk)
         outputs.extend(results)
         start += len(chunk)
     return outputs

@@ -1,6 +1,7 @@
 """The OpenAI-compatible engine: ``POST {base_url}/chat/completions`` (vllm serve, a hosted model, ...).
 
-Transient failures (429, 5xx, connection errors, timeouts) are retried with exponential back-off by tenacity.
+Transient failures (429, 5xx, connection errors, timeouts) are retried with exponential back-off by tenacity; when
+they persist, or the endpoint refuses the key or the model, ``EngineUnavailable`` raises (the task is retried).
 A JSON answer is requested with ``response_format={"type": "json_schema", ...}``; a server that rejects that with
 400 is remembered and asked again without it (the prompt still describes the format). Reasoning that a server
 returns separately (``reasoning_content``, as vllm's reasoning parsers do) is put back in front of the answer
@@ -18,6 +19,14 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_messages
+
+# Answers that refuse this one request (too long, malformed): the item's problem. Any other failure, after the
+# retries of the transient ones, means the endpoint cannot serve (down, wrong key or model): a fault that raises.
+ITEM_STATUSES = (400, 413, 422)
+
+
+class EngineUnavailable(RuntimeError):
+    """The endpoint cannot serve requests: a fault of the machinery, not of the item."""
 
 
 def is_transient(error: BaseException) -> bool:
@@ -85,10 +94,12 @@ class OpenAIEngine:
                     self._json_schema_supported = False  # this server does not take json_schema: stop offering it
             return answer_text(self._post(request_body(self.settings, chat, fmt, seed, json_schema_format=False)))
         except httpx.HTTPStatusError as error:
-            return GenerationError(f"{self.settings.base_url} answered {error.response.status_code}: "
-                                   f"{error.response.text[:200]}")
+            message = f"{self.settings.base_url} answered {error.response.status_code}: {error.response.text[:200]}"
+            if error.response.status_code in ITEM_STATUSES:
+                return GenerationError(message)
+            raise EngineUnavailable(message) from error
         except httpx.HTTPError as error:
-            return GenerationError(f"{self.settings.base_url} failed: {type(error).__name__}: {error}")
+            raise EngineUnavailable(f"{self.settings.base_url} failed: {type(error).__name__}: {error}") from error
         except GenerationError as error:
             return error
 

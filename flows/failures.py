@@ -1,0 +1,113 @@
+"""How the flows fail: shards whose task kept failing are left uncommitted and summed up in one paragraph, task
+retries come from the config, and an anticipated failure ends the flow in a Failed state with one line.
+
+Item failures (bad input, no valid plan, a brick refusing an item) are row statuses and never reach this module;
+what does is a fault of the machinery (a model that does not load, a device error, the object store down) that
+raised out of a task after Prefect's retries.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from prefect import Task, get_run_logger
+from prefect._internal.engine import resolve_custom_task_run_name
+from prefect.futures import PrefectFuture
+from prefect.states import Failed
+from prefect.utilities.callables import get_call_parameters
+
+from flows.stopping import Interrupted
+from legoedit_core.data.datasets import DatasetError, Shard
+from legoedit_core.data.lease import LeaseHeld, LeaseLost
+from legoedit_core.data.output import OutputMismatch
+from legoedit_core.settings.pipeline import PipelineSettings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ShardsFailed(RuntimeError):
+    """Some shards failed; every other shard is committed and a rerun picks up the failed ones."""
+
+
+# What a flow run can be expected to end with: one line for the user, no traceback (OSError covers StorageError
+# and OutputUnwritable; a lease held by another run, or lost, and a stop by a signal are expected too).
+ANTICIPATED = (ShardsFailed, DatasetError, OutputMismatch, OSError, LeaseHeld, LeaseLost, Interrupted)
+
+
+@dataclass
+class ShardFailure:
+    """A shard that was not committed: which task failed last, and why."""
+
+    shard: Shard
+    task: str
+    error: BaseException
+
+    def __str__(self) -> str:
+        shard = self.shard
+        return (f"shard {shard.index} (rows {shard.start}-{shard.stop - 1}) failed in task '{self.task}': "
+                f"{type(self.error).__name__}: {_one_line(self.error)}")
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def log_failure(failure: ShardFailure) -> None:
+    get_run_logger().error(str(failure))
+
+
+def shards_failed(failures: list[ShardFailure], shards: int, output: str) -> ShardsFailed:
+    """One paragraph: how many shards were not committed, each with its task and cause, and what to do next."""
+    causes = "; ".join(str(f) for f in sorted(failures, key=lambda f: f.shard.index))
+    return ShardsFailed(f"{len(failures)} of {shards} shard(s) not committed: {causes}. The other shards are "
+                        f"committed in {output}; a rerun with the same output does only what is missing.")
+
+
+def with_retries(task: Task, pipeline: PipelineSettings, **options: Any) -> Task:
+    """``task`` with the config's retries: ``task_retries`` more tries after a failure, each wait ``retry_backoff``
+    times the one before, starting at ``retry_delay_seconds``."""
+    delays = [pipeline.retry_delay_seconds * pipeline.retry_backoff ** i for i in range(pipeline.task_retries)]
+    return task.with_options(retries=pipeline.task_retries, retry_delay_seconds=delays or 0, **options)
+
+
+def run_name(task: Task, args: tuple[Any, ...]) -> str:
+    """What Prefect names the run of ``task(*args)``: its ``task_run_name`` rendered, else the task's name."""
+    if not task.task_run_name:
+        return task.name
+    return resolve_custom_task_run_name(task, get_call_parameters(task.fn, args, {}))
+
+
+def submit(task: Task, pipeline: PipelineSettings, name: str, *args: Any) -> tuple[str, PrefectFuture]:
+    """Submit ``task(*args)`` as a run called ``name``, with the config's retries: (name, future)."""
+    return name, with_retries(task, pipeline, task_run_name=name).submit(*args)
+
+
+def first_failure(shard: Shard, chain: list[tuple[str, PrefectFuture]]) -> ShardFailure | None:
+    """The first task of a shard's chain that did not complete (later ones only waited for it), or None."""
+    for name, future in chain:
+        future.wait()
+        state = future.state
+        if not state.is_completed():
+            error = state.result(raise_on_failure=False)
+            return ShardFailure(shard, name, error if isinstance(error, BaseException) else RuntimeError(state.message))
+    return None
+
+
+def fails_cleanly(flow_function: Callable[P, R]) -> Callable[P, R]:
+    """Make an anticipated failure end the flow run in a Failed state carrying the error, with no traceback in the
+    log; calling the flow still raises that same error."""
+
+    @functools.wraps(flow_function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return flow_function(*args, **kwargs)
+        except ANTICIPATED as error:
+            return Failed(message=_one_line(error), data=error)  # type: ignore[return-value]
+    # Prefect reads the parameters' types from the signature: resolved here, in the flow's own module.
+    run.__signature__ = inspect.signature(flow_function, eval_str=True)  # type: ignore[attr-defined]
+    return run
