@@ -189,9 +189,7 @@ def resident_ratio(root: Path) -> float:
              ).judge_batch([JudgeRequest(item["image"], item["image"], "do nothing")])
 
     one_base = estimate_bytes(from_pretrained(ModelKey("diffusers.FluxFillPipeline", str(base))))
-    from legoedit_core.vlm.engines.hf import _load as load_vlm  # the engine's own loader: model and processors
-
-    one_vlm = estimate_bytes(load_vlm(ModelKey("vlm.transformers", vlm, options="{}")).model)
+    one_vlm = estimate_bytes(from_pretrained(ModelKey("transformers.AutoModelForImageTextToText", vlm)))
     adapters = sum(file.stat().st_size for path in loras.values() for file in path.glob("*.safetensors"))
     stats = runtime.stats()
     for model in stats["models"]:

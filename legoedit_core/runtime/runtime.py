@@ -195,8 +195,10 @@ class ModelRuntime:
     def loads(self, key: ModelKey | None = None) -> int:
         """How often ``key`` (or any model) was loaded."""
         with self._changed:
-            slots = [self._slots[key]] if key in self._slots else [] if key else list(self._slots.values())
-            return sum(s.loads for s in slots)
+            if key is None:
+                return sum(slot.loads for slot in self._slots.values())
+            slot = self._slots.get(key)
+            return slot.loads if slot is not None else 0
 
     def loaded(self) -> list[ModelKey]:
         """Keys of the resident models, least recently used first."""
@@ -254,10 +256,10 @@ class ModelRuntime:
                adapters: tuple[Adapter, ...], adapter_api: AdapterApi) -> None:
         try:
             batch[0].loaded = self._ready(slot, loader, adapters, adapter_api)
-            outputs = list(work(slot.model, [item for request in batch for item in request.items]))
-            if len(outputs) != sum(len(r.items) for r in batch):
-                raise RuntimeError(f"{slot.key}: work returned {len(outputs)} outputs for "
-                                   f"{sum(len(r.items) for r in batch)} items")
+            items = [item for request in batch for item in request.items]
+            outputs = list(work(slot.model, items))
+            if len(outputs) != len(items):
+                raise RuntimeError(f"{slot.key}: work returned {len(outputs)} outputs for {len(items)} items")
             start = 0
             for request in batch:
                 request.outputs, start = outputs[start : start + len(request.items)], start + len(request.items)
