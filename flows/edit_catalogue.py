@@ -28,7 +28,7 @@ from flows.failures import ShardFailure, fails_cleanly, log_failure, run_name, s
 from flows.monitoring import Progress, gallery, summary_table
 from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
 from flows.server import TagPolicy
-from flows.stopping import STOP, Interrupted
+from flows.stopping import STOP, Interrupted, sigterm_stops_like_ctrl_c
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, Shard, open_dataset
 from legoedit_core.data.output import OutputMismatch, PartInfo, RunOutput
@@ -249,7 +249,7 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     config = pin_backends(config)
     run = {"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
            "rows": len(source), "config": config.model_dump(mode="json"), "versions": versions(toolset_for(config))}
-    with run_output.writing(run):
+    with run_output.writing(run), sigterm_stops_like_ctrl_c():
         shards = source.shards(shard_size)
         finished = run_output.finished()
         runs = [_ShardRun(shard) for shard in shards if shard.index not in finished]

@@ -149,6 +149,23 @@ def test_duplicate_ids_fail_the_run_before_anything_is_written(tmp_path, config)
 
 
 # ------------------------------------------------------------------------------------------ Ctrl-C and SIGTERM
+def test_inside_a_flow_run_sigterm_sets_the_stop_flag_instead_of_raising_where_the_main_thread_stands():
+    from prefect import flow
+
+    from flows.stopping import STOP, sigterm_stops_like_ctrl_c, stop_on_signals
+
+    @flow
+    def signalled() -> bool:
+        with sigterm_stops_like_ctrl_c():
+            os.kill(os.getpid(), signal.SIGTERM)  # without the hand-back, Prefect's handler raises TerminationSignal
+            time.sleep(0.05)
+            return STOP.is_set()
+
+    with stop_on_signals(grace=3600):  # the exit deadline must not fall inside this test session
+        assert signalled()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and not STOP.is_set()
+
+
 def legoedit_run(dataset: str, output: Path) -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API")}
     env["PYTHONPATH"] = str(REPO)
@@ -171,7 +188,7 @@ def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_complet
     sent = time.monotonic()
     _, stderr = process.communicate(timeout=30)
     assert time.monotonic() - sent < 10 and process.returncode == 130, stderr[-2000:]
-    assert "rerun of the same command resumes" in stderr
+    assert f"{signal.Signals(signum).name}: stopping" in stderr and "rerun of the same command resumes" in stderr
     port = int(re.search(r"temporary Prefect server at http://127.0.0.1:(\d+)", stderr).group(1))
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # the temporary server is gone
