@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable
 from itertools import islice
@@ -23,10 +24,13 @@ GALLERY_THUMBNAIL = 128
 
 
 class Progress:
-    """A progress artifact moved forward as shards finish."""
+    """A progress artifact moved forward as shards finish: at most once every ``interval`` seconds, and when the
+    last shard finishes (each update is a server round trip on the flow's thread; at shard size 25 one per shard
+    cost the flow ~5% of its time)."""
 
-    def __init__(self, total: int, already: int) -> None:
+    def __init__(self, total: int, already: int, interval: float = 2.0) -> None:
         self.total, self.done = max(total, 1), already
+        self.interval, self.updated = interval, time.monotonic()
         self.artifact = create_progress_artifact(progress=self._percent(), key="edit-catalogue-progress",
                                                  description=f"shards finished out of {total}")
 
@@ -35,7 +39,9 @@ class Progress:
 
     def advance(self) -> None:
         self.done += 1
-        update_progress_artifact(self.artifact, progress=self._percent())
+        if self.done >= self.total or time.monotonic() - self.updated >= self.interval:
+            update_progress_artifact(self.artifact, progress=self._percent())
+            self.updated = time.monotonic()
 
 
 def summary_table(parts: list[PartInfo]) -> dict[str, Any]:

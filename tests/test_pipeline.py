@@ -161,6 +161,23 @@ def test_flow_edits_a_catalogue_with_one_task_per_wave_of_cpu_brick_groups(tmp_p
     gallery = artifact(flow_run_id, "edit-catalogue-gallery")  # what the Prefect UI shows
     assert f"Full report: [{tmp_path / 'out' / 'report.html'}](file://{tmp_path / 'out' / 'report.html'})" in gallery
     assert gallery.count("](data:image/jpeg;base64,") == 2 * 6  # before and after thumbnails of six ok rows
+    assert artifact(flow_run_id, "edit-catalogue-progress") == 100.0
+
+
+def test_progress_updates_its_artifact_at_most_once_per_interval_and_always_for_the_last_shard(monkeypatch):
+    import flows.monitoring
+
+    updates: list[float] = []
+    monkeypatch.setattr(flows.monitoring, "update_progress_artifact", lambda _, progress: updates.append(progress))
+    slow = flows.monitoring.Progress(total=8, already=2, interval=3600)
+    for _ in range(6):
+        slow.advance()
+    assert updates == [100.0]
+    updates.clear()
+    every = flows.monitoring.Progress(total=4, already=0, interval=0)
+    for _ in range(4):
+        every.advance()
+    assert updates == [25.0, 50.0, 75.0, 100.0]
 
 
 @pytest.fixture
@@ -172,6 +189,21 @@ def flip_on_gpu(monkeypatch) -> None:
 
 
 GPU_MIX = ["flip it", "make it black and white", "make it black and white and then flip it"]
+
+
+def test_the_flow_runs_tasks_on_one_thread_per_core_unless_prefect_is_told_otherwise(monkeypatch):
+    from prefect.settings import PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS, temporary_settings
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.runners import make_task_runner, thread_workers
+
+    assert edit_catalogue.task_runner == ThreadPoolTaskRunner(max_workers=thread_workers())  # not one per task
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(6)))
+    assert thread_workers() == 6 and make_task_runner("threads") == ThreadPoolTaskRunner(max_workers=6)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
+    assert thread_workers() == 2  # a GPU group's task and a CPU one still overlap on one core
+    with temporary_settings({PREFECT_TASKS_RUNNER_THREAD_POOL_MAX_WORKERS: 9}):
+        assert thread_workers() == 9
 
 
 def test_each_gpu_brick_group_is_its_own_task_run_named_by_brick_shard_and_wave(tmp_path, flip_on_gpu):

@@ -148,6 +148,18 @@ def test_duplicate_ids_fail_the_run_before_anything_is_written(tmp_path, config)
     assert not (tmp_path / "out").exists()
 
 
+def test_the_heap_is_frozen_only_while_shards_run_so_a_failed_run_leaves_nothing_uncollectable():
+    import gc
+
+    from flows.edit_catalogue import long_lived_objects_frozen
+
+    with long_lived_objects_frozen():
+        frozen = gc.get_freeze_count()
+    with pytest.raises(RuntimeError), long_lived_objects_frozen():
+        raise RuntimeError("a shard's commit failed")
+    assert frozen > 100_000 and gc.get_freeze_count() == 0
+
+
 # ------------------------------------------------------------------------------------------ Ctrl-C and SIGTERM
 def test_inside_a_flow_run_sigterm_sets_the_stop_flag_instead_of_raising_where_the_main_thread_stands():
     from prefect import flow
