@@ -168,6 +168,7 @@ def test_progress_updates_its_artifact_at_most_once_per_interval_and_always_for_
     import flows.monitoring
 
     updates: list[float] = []
+    monkeypatch.setattr(flows.monitoring, "create_progress_artifact", lambda **_: "artifact-id")
     monkeypatch.setattr(flows.monitoring, "update_progress_artifact", lambda _, progress: updates.append(progress))
     slow = flows.monitoring.Progress(total=8, already=2, interval=3600)
     for _ in range(6):
