@@ -79,21 +79,35 @@ def test_s3_keys_outside_the_dataset_prefix_are_refused(moto_server, config):  #
     assert SECRET not in written
 
 
-def test_two_concurrent_runs_into_one_output_one_is_refused_and_each_id_is_written_once(tmp_path, config):
+def test_two_concurrent_runs_into_one_output_one_is_refused_and_each_id_is_written_once(tmp_path, config,
+                                                                                        monkeypatch):
+    from legoedit_core.bricks.cpu.functions import Flip
+
     manifest = write_catalogue(str(tmp_path / "in"), 80, ["make it black and white and then flip it"],
                                size=(256, 192))
     output = tmp_path / "out"
+    refused, calls, flip = threading.Event(), iter(range(10**6)), Flip.run_one
+
+    def flip_held_after_shard_0(self, inputs, seed):  # the first run stays in flight until the second is refused
+        if next(calls) >= 2:
+            refused.wait(timeout=120)
+        return flip(self, inputs, seed)
+
+    monkeypatch.setattr(Flip, "run_one", flip_held_after_shard_0)
     first: dict = {}
     runner = threading.Thread(target=lambda: first.update(result=run_flow(
         dataset=manifest, output=str(output), config=config, shard_size=2, max_concurrent_shards=1)))
     runner.start()
-    deadline = time.monotonic() + 120
-    while not glob.glob(str(output / "_commits" / "*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    other = Config.load(overrides=["planner.max_attempts=5"])  # even a different config: refused for the lease
-    with pytest.raises(LeaseHeld, match=r"is being written by .* pid"):
-        run_flow(dataset=manifest, output=str(output), config=other, shard_size=2)
-    runner.join()
+    try:
+        deadline = time.monotonic() + 120
+        while not glob.glob(str(output / "_commits" / "*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        other = Config.load(overrides=["planner.max_attempts=5"])  # even a different config: refused for the lease
+        with pytest.raises(LeaseHeld, match=r"is being written by .* pid"):
+            run_flow(dataset=manifest, output=str(output), config=other, shard_size=2)
+    finally:
+        refused.set()
+        runner.join()
     assert first["result"][0]["counts"] == {"ok": 80}
     ids = pq.read_table(output / "parts").column("id").to_pylist()
     assert sorted(ids) == [f"item-{i:05d}" for i in range(80)]  # each id exactly once
