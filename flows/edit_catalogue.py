@@ -75,13 +75,8 @@ class _Scheduler:
 
     def run(self, runs: list[_ShardRun], limit: int) -> None:
         """Run every shard, at most ``limit`` at once; ``runs`` is consumed (a committed shard is let go)."""
-        waiting = list(reversed(runs))
+        waiting, open_runs = list(reversed(runs)), 0
         runs.clear()
-        with long_lived_objects_frozen():
-            self._run(waiting, limit)
-
-    def _run(self, waiting: list[_ShardRun], limit: int) -> None:
-        open_runs = 0
         while waiting or open_runs:
             while waiting and open_runs < limit:
                 self._plan(waiting.pop())
@@ -200,9 +195,9 @@ class _Scheduler:
 def long_lived_objects_frozen() -> Iterator[None]:
     """Leave what exists before the shards run (modules, the toolset, Prefect's client) out of the collections
     ``return_freed_memory`` runs after each commit: a full collection of a process with torch, transformers and
-    Prefect imported scans ~350k objects (0.3 s on this project's CI machine, ~12 s of a 1000-row run in shards of
-    25), and one that skips the frozen ones takes milliseconds (``gc.freeze``). No collection first: that would cost
-    a full one, and garbage frozen here is collected after ``unfreeze``."""
+    Prefect imported scans ~350k objects (0.3 s each on the 2-core development machine, ~12 s of a 1000-row run in
+    shards of 25), and one that skips the frozen ones takes milliseconds (``gc.freeze``). No collection first: that
+    would cost a full one, and garbage frozen here is collected after ``unfreeze``."""
     gc.freeze()
     try:
         yield
@@ -268,7 +263,7 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     config = pin_backends(config)
     run = {"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
            "rows": len(source), "config": config.model_dump(mode="json"), "versions": versions(toolset_for(config))}
-    with run_output.writing(run), sigterm_stops_like_ctrl_c():
+    with run_output.writing(run), sigterm_stops_like_ctrl_c(), long_lived_objects_frozen():
         shards = source.shards(shard_size)
         finished = run_output.finished()
         runs = [_ShardRun(shard) for shard in shards if shard.index not in finished]

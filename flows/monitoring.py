@@ -39,9 +39,10 @@ class Progress:
 
     def advance(self) -> None:
         self.done += 1
-        if self.done >= self.total or time.monotonic() - self.updated >= self.interval:
+        now = time.monotonic()
+        if self.done >= self.total or now - self.updated >= self.interval:
             update_progress_artifact(self.artifact, progress=self._percent())
-            self.updated = time.monotonic()
+            self.updated = now
 
 
 def summary_table(parts: list[PartInfo]) -> dict[str, Any]:

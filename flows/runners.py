@@ -28,8 +28,8 @@ RunnerKind = Literal["threads", "ray", "dask"]
 
 def thread_workers() -> int:
     """Threads for the thread task runner: the user's Prefect setting, else one per usable CPU core (at least 2)."""
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    return get_current_settings().tasks.runner.thread_pool_max_workers or max(2, len(usable))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return get_current_settings().tasks.runner.thread_pool_max_workers or max(2, cores)
 
 
 def make_task_runner(kind: RunnerKind = "threads", address: str | None = None,

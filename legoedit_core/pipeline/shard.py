@@ -114,7 +114,7 @@ def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, read
 @functools.cache
 def package_versions() -> tuple[tuple[str, str], ...]:
     """The installed versions of the packages that shape a row, read once per process (each lookup parses the
-    package's metadata file: ~70 ms per shard when read for every shard)."""
+    package's metadata file, a few milliseconds a shard when read for every shard)."""
     found = []
     for package in ("legoedit", "numpy", "pillow", "opencv-python-headless", "torch", "diffusers", "transformers"):
         try:
