@@ -2,8 +2,8 @@
 
 Both sides read the same generated catalogue (cheap CPU bricks, one or two waves), plan each shard with the
 rules planner, run the executor's waves, and write and commit one Parquet part per shard (the flow's HTML report,
-which the loop has no counterpart for, is off). The flow runs against a fresh local Prefect server on a temporary
-SQLite database (Prefect's test harness, with the settings ``legoedit run`` gives the temporary server it starts),
+which the loop has no counterpart for, is off). The flow runs against the temporary local Prefect server that
+``legoedit run`` starts (``flows.server.temporary_server``, on a fresh SQLite database in a temporary PREFECT_HOME),
 or with ``--api-url`` against a running server (e.g. one backed by Postgres, as in infra/), warmed up by a one-item
 run that is not timed. ``--repeat`` times loop and flow that many times in turn on the same server and prints the
 min and median ratio of wall times, and of CPU seconds (this process plus the temporary server's, with psutil): on a
@@ -25,12 +25,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from prefect.server.api.server import SubprocessASGIServer
-from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
 from flows.edit_catalogue import edit_catalogue
-from flows.server import local_server_settings
+from flows.server import temporary_server
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import open_dataset
@@ -89,8 +87,8 @@ def temporary_server_process() -> Any:
         import psutil
     except ImportError:
         return None
-    server = SubprocessASGIServer._instances.get(None)  # where the test harness registers its server
-    return psutil.Process(server.server_process.pid) if server and server.server_process else None
+    servers = [child for child in psutil.Process().children() if "uvicorn" in child.cmdline()]
+    return servers[0] if servers else None
 
 
 def main() -> None:
@@ -108,8 +106,8 @@ def main() -> None:
         if args.api_url:
             server.enter_context(temporary_settings({PREFECT_API_URL: args.api_url}))
         else:
-            server.enter_context(local_server_settings())
-            server.enter_context(prefect_test_harness(server_startup_timeout=60))
+            server.enter_context(temporary_settings({PREFECT_HOME: f"{root}/prefect"}))
+            server.enter_context(temporary_server())
         manifest = write_catalogue(f"{root}/in", args.items, size=(args.width, args.width * 3 // 4))
         warm = time.perf_counter()
         edit_catalogue(write_catalogue(f"{root}/warm", 1), f"{root}/warm-out", config=config, shard_size=1)

@@ -12,12 +12,8 @@ The flow's own thread only moves shards from step to step as their tasks finish;
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import queue
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +21,7 @@ from prefect import Task, flow, get_run_logger
 
 from flows.backends import pin_backends
 from flows.failures import ShardFailure, fails_cleanly, log_failure, run_name, shards_failed, with_retries
+from flows.memory import FreedMemory, long_lived_objects_frozen
 from flows.monitoring import Progress, gallery, summary_table
 from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
 from flows.server import TagPolicy
@@ -72,6 +69,7 @@ class _Scheduler:
     failures: list[ShardFailure] = field(default_factory=list)
     committed: int = 0
     variants: dict[tuple[Task, frozenset[str]], Task] = field(default_factory=dict)
+    freed_memory: FreedMemory = field(default_factory=FreedMemory)
 
     def run(self, runs: list[_ShardRun], limit: int) -> None:
         """Run every shard, at most ``limit`` at once; ``runs`` is consumed (a committed shard is let go)."""
@@ -181,7 +179,7 @@ class _Scheduler:
     def _committed(self, shard_run: _ShardRun, info: PartInfo) -> None:
         self.output.commit(info, shard_run.attempt)
         shard_run.prepared = shard_run.waves = None  # the shard's images and results: let them go
-        return_freed_memory()
+        self.freed_memory.return_after_commit()
         self.committed += 1
         self.progress.advance()
         get_run_logger().info("shard %d committed: %s", info.shard, info.counts)
@@ -189,34 +187,6 @@ class _Scheduler:
     def _fail(self, shard_run: _ShardRun, task_name: str, error: Exception) -> None:
         self.failures.append(ShardFailure(shard_run.shard, task_name, error))
         log_failure(self.failures[-1])
-
-
-@contextmanager
-def long_lived_objects_frozen() -> Iterator[None]:
-    """Leave what exists before the shards run (modules, the toolset, Prefect's client) out of the collections
-    ``return_freed_memory`` runs after each commit: a full collection of a process with torch, transformers and
-    Prefect imported scans ~350k objects (0.3 s each on the 2-core development machine, ~12 s of a 1000-row run in
-    shards of 25), and one that skips the frozen ones takes milliseconds (``gc.freeze``). No collection first: that
-    would cost a full one, and garbage frozen here is collected after ``unfreeze``."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-def return_freed_memory() -> None:
-    """Free what a committed shard left behind, now, and hand the memory back to the operating system.
-
-    Prefect's futures sit in reference cycles (a future's done-callback closes over the future), and each holds its
-    task's final state with the result in it (a shard's images, a brick group's outputs): without a collection
-    those wait for Python's rare full GC, and a long run's RSS saw-tooths far above a short one's. Then glibc's
-    ``malloc_trim`` returns the freed pages, which its per-thread arenas would otherwise keep (a no-op elsewhere).
-    """
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        with suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _recorder(groups: list[BrickGroup],

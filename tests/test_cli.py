@@ -106,6 +106,34 @@ def test_the_temporary_server_sends_no_telemetry_unless_asked():
         assert ANALYTICS.value() is True
 
 
+def test_flow_runs_send_no_heartbeats_to_a_temporary_server_unless_the_user_asked():
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY as HEARTBEAT
+    from prefect.settings import temporary_settings
+
+    from flows.server import local_client_settings
+
+    assert HEARTBEAT.value() is not None  # Prefect's default (180 s): a thread every flow run waits for at its end
+    with local_client_settings("http://127.0.0.1:1/api"):
+        assert HEARTBEAT.value() is None
+    with temporary_settings({HEARTBEAT: 60}), local_client_settings("http://127.0.0.1:1/api"):
+        assert HEARTBEAT.value() == 60
+
+
+def test_the_temporary_server_declines_compressing_the_events_websocket(tmp_path):
+    from prefect.events.clients import events_in_socket_from_api_url
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    from websockets.sync.client import connect
+
+    from flows.server import temporary_server
+
+    with temporary_settings({PREFECT_HOME: str(tmp_path), PREFECT_API_URL: None}), temporary_server():
+        # a client offers per-message deflate, as Prefect's events client does; over loopback it only costs CPU
+        socket = connect(events_in_socket_from_api_url(PREFECT_API_URL.value()), subprotocols=["prefect"])
+        offered, accepted = socket.request.headers["Sec-WebSocket-Extensions"], socket.protocol.extensions
+        socket.close()
+    assert offered.startswith("permessage-deflate") and accepted == []
+
+
 # ------------------------------------------------------------------------------------------- one line per error
 def legoedit(*args: str, env: dict | None = None, **options) -> subprocess.CompletedProcess:
     """The real command in a fresh process (Prefect's own temporary server, nothing from the tests)."""

@@ -165,13 +165,26 @@ def test_duplicate_ids_fail_the_run_before_anything_is_written(tmp_path, config)
 def test_the_heap_is_frozen_only_while_shards_run_so_a_failed_run_leaves_nothing_uncollectable():
     import gc
 
-    from flows.edit_catalogue import long_lived_objects_frozen
+    from flows.memory import long_lived_objects_frozen
 
     with long_lived_objects_frozen():
         frozen = gc.get_freeze_count()
     with pytest.raises(RuntimeError), long_lived_objects_frozen():
         raise RuntimeError("a shard's commit failed")
     assert frozen > 100_000 and gc.get_freeze_count() == 0
+
+
+def test_commits_in_quick_succession_share_one_collection(monkeypatch):
+    from flows import memory
+
+    collections = []
+    monkeypatch.setattr(memory, "return_freed_memory", lambda: collections.append("collected"))
+    quick = memory.FreedMemory(interval=3600)
+    quick.return_after_commit(), quick.return_after_commit()
+    assert collections == ["collected"]  # the first commit is collected at once, the second within the interval
+    slow = memory.FreedMemory(interval=0)
+    slow.return_after_commit(), slow.return_after_commit()
+    assert len(collections) == 3
 
 
 # ------------------------------------------------------------------------------------------ Ctrl-C and SIGTERM
