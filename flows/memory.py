@@ -11,10 +11,10 @@ from __future__ import annotations
 import ctypes
 import gc
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+
+from flows.throttle import Throttle
 
 # The least time between two collections: a collection holds the GIL (~10 ms on the 2-core development machine with
 # the heap frozen), and with shards of 25 cheap items, commits come several times a second.
@@ -44,17 +44,14 @@ def return_freed_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-@dataclass
 class FreedMemory:
     """A run's collections: at most one per ``interval`` seconds."""
 
-    interval: float = COLLECT_INTERVAL_S
-    last: float = float("-inf")
+    def __init__(self, interval: float = COLLECT_INTERVAL_S) -> None:
+        self.collections = Throttle(interval)
 
     def return_after_commit(self) -> None:
         """``return_freed_memory``, unless it ran less than ``interval`` seconds ago: a slow shard (real bricks) is
         collected as soon as it commits, and quick ones are collected together."""
-        now = time.monotonic()
-        if now - self.last >= self.interval:
-            self.last = now
+        if self.collections.due():
             return_freed_memory()

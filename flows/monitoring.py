@@ -15,6 +15,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from flows.throttle import Throttle
 from legoedit_core.data.output import PartInfo
 from legoedit_core.data.report import thumbnail_uri
 from legoedit_core.data.storage import Storage
@@ -30,7 +31,7 @@ class Progress:
 
     def __init__(self, total: int, already: int, interval: float = 2.0) -> None:
         self.total, self.done = max(total, 1), already
-        self.interval, self.updated = interval, time.monotonic()
+        self.updates = Throttle(interval, last=time.monotonic())  # the artifact is created just below
         self.artifact = create_progress_artifact(progress=self._percent(), key="edit-catalogue-progress",
                                                  description=f"shards finished out of {total}")
 
@@ -39,10 +40,8 @@ class Progress:
 
     def advance(self) -> None:
         self.done += 1
-        now = time.monotonic()
-        if self.done >= self.total or now - self.updated >= self.interval:
+        if self.updates.due(force=self.done >= self.total):
             update_progress_artifact(self.artifact, progress=self._percent())
-            self.updated = now
 
 
 def summary_table(parts: list[PartInfo]) -> dict[str, Any]:
