@@ -30,8 +30,9 @@ def child(items: int, shard_size: int, width: int, concurrent_shards: int) -> No
     with tempfile.TemporaryDirectory() as root, prefect_test_harness(server_startup_timeout=120):
         manifest = write_catalogue(f"{root}/in", items, size=(width, width * 3 // 4))
         started = time.perf_counter()
-        summary = edit_catalogue(manifest, f"{root}/out", config=Config.load(), shard_size=shard_size,
-                                 max_concurrent_shards=concurrent_shards)
+        config = Config.load(overrides=[f"pipeline.shard_size={shard_size}",
+                                        f"pipeline.max_concurrent_shards={concurrent_shards}"])
+        summary = edit_catalogue(manifest, f"{root}/out", config=config)
         seconds = time.perf_counter() - started
     assert sum(summary["counts"].values()) == items, summary["counts"]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux

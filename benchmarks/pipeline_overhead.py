@@ -49,8 +49,8 @@ def plain_loop(manifest: str, output: str, shard_size: int, config: Config) -> N
 
 
 def flow(manifest: str, output: str, shard_size: int, config: Config, concurrent_shards: int) -> None:
-    edit_catalogue(manifest, output, config=config, shard_size=shard_size, report=False,
-                   max_concurrent_shards=concurrent_shards)
+    pipeline = config.pipeline.model_copy(update={"shard_size": shard_size, "max_concurrent_shards": concurrent_shards})
+    edit_catalogue(manifest, output, config=config.model_copy(update={"pipeline": pipeline}), report=False)
 
 
 @dataclass
@@ -110,7 +110,8 @@ def main() -> None:
             server.enter_context(temporary_server())
         manifest = write_catalogue(f"{root}/in", args.items, size=(args.width, args.width * 3 // 4))
         warm = time.perf_counter()
-        edit_catalogue(write_catalogue(f"{root}/warm", 1), f"{root}/warm-out", config=config, shard_size=1)
+        warm_config = config.model_copy(update={"pipeline": config.pipeline.model_copy(update={"shard_size": 1})})
+        edit_catalogue(write_catalogue(f"{root}/warm", 1), f"{root}/warm-out", config=warm_config)
         print(f"warm-up run, with server start if any (not timed below): {time.perf_counter() - warm:.1f} s")
         print(f"server: {args.api_url or 'temporary SQLite'}; {args.items} items of {args.width} px, shard size "
               f"{args.shard_size}, {args.concurrent_shards} concurrent shards")

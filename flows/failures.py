@@ -16,7 +16,6 @@ from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, get_run_logger
 from prefect._internal.engine import resolve_custom_task_run_name
-from prefect.futures import PrefectFuture
 from prefect.states import Failed
 from prefect.utilities.callables import get_call_parameters
 
@@ -80,22 +79,6 @@ def run_name(task: Task, args: tuple[Any, ...]) -> str:
     if not task.task_run_name:
         return task.name
     return resolve_custom_task_run_name(task, get_call_parameters(task.fn, args, {}))
-
-
-def submit(task: Task, pipeline: PipelineSettings, name: str, *args: Any) -> tuple[str, PrefectFuture]:
-    """Submit ``task(*args)`` as a run called ``name``, with the config's retries: (name, future)."""
-    return name, with_retries(task, pipeline, task_run_name=name).submit(*args)
-
-
-def first_failure(shard: Shard, chain: list[tuple[str, PrefectFuture]]) -> ShardFailure | None:
-    """The first task of a shard's chain that did not complete (later ones only waited for it), or None."""
-    for name, future in chain:
-        future.wait()
-        state = future.state
-        if not state.is_completed():
-            error = state.result(raise_on_failure=False)
-            return ShardFailure(shard, name, error if isinstance(error, BaseException) else RuntimeError(state.message))
-    return None
 
 
 def fails_cleanly(flow_function: Callable[P, R]) -> Callable[P, R]:

@@ -29,10 +29,10 @@ class Progress:
     last shard finishes (each update is a server round trip on the flow's thread; at shard size 25 one per shard
     cost the flow ~5% of its time)."""
 
-    def __init__(self, total: int, already: int, interval: float = 2.0) -> None:
+    def __init__(self, total: int, already: int, interval: float = 2.0, key: str = "edit-catalogue-progress") -> None:
         self.total, self.done = max(total, 1), already
         self.updates = Throttle(interval, last=time.monotonic())  # the artifact is created just below
-        self.artifact = create_progress_artifact(progress=self._percent(), key="edit-catalogue-progress",
+        self.artifact = create_progress_artifact(progress=self._percent(), key=key,
                                                  description=f"shards finished out of {total}")
 
     def _percent(self) -> float:

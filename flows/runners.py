@@ -17,10 +17,13 @@ import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
+from prefect import Flow
+from prefect.context import FlowRunContext
 from prefect.settings import get_current_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
+from legoedit_core.config import Config
 from legoedit_core.executor import BrickGroup
 
 RunnerKind = Literal["threads", "ray", "dask"]
@@ -46,6 +49,19 @@ def make_task_runner(kind: RunnerKind = "threads", address: str | None = None,
 
         return DaskTaskRunner(address=address) if address else DaskTaskRunner()
     raise ValueError(f"unknown task runner {kind!r}: use threads, ray or dask")
+
+
+def on_configured_runner(flow: Flow, config: Config) -> Flow:
+    """``flow`` on the task runner ``config.pipeline`` names (``task_runner`` at ``address``)."""
+    return flow.with_options(task_runner=make_task_runner(config.pipeline.task_runner, config.pipeline.address))
+
+
+def current_runner_kind() -> RunnerKind:
+    """The kind of task runner the current flow run really has (a deployment runs the flow's own, whatever a
+    config says), for routing its tasks."""
+    context = FlowRunContext.get()
+    name = type(context.task_runner).__name__ if context is not None else ""
+    return "ray" if name == "RayTaskRunner" else "dask" if name == "DaskTaskRunner" else "threads"
 
 
 def brick_routing(kind: RunnerKind, groups: list[BrickGroup], resource: str,

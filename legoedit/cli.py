@@ -151,28 +151,27 @@ def _execute(toolset: Toolset, workflow, image, mask, args: argparse.Namespace) 
     return 0
 
 
-def pipeline_settings(args: argparse.Namespace, config: Config):
-    """The config's pipeline section with the command line's options on top."""
-    given = {"shard_size": args.shard_size, "max_concurrent_shards": args.concurrent_shards,
-             "write_images": args.write_images or None, "task_runner": args.task_runner, "address": args.address,
-             "judge": args.judge or None}
-    return config.pipeline.model_copy(update={k: v for k, v in given.items() if v is not None})
+# The pipeline settings the command line sets: config field -> option (each has a config key as well).
+PIPELINE_OPTIONS = {"shard_size": "shard_size", "max_concurrent_shards": "concurrent_shards",
+                    "write_images": "write_images", "task_runner": "task_runner", "address": "address",
+                    "judge": "judge"}
 
 
-# The pipeline settings that are flow parameters (the task retries are read from the config by the flow).
-FLOW_PARAMETERS = {"shard_size", "max_concurrent_shards", "write_images", "task_runner", "address",
-                   "ray_brick_resources", "judge"}
+def run_config(args: argparse.Namespace) -> Config:
+    """The command's config with its pipeline options on top (an option left out keeps the config's value): the
+    one source of a flow's run parameters."""
+    config = load_config(args)
+    given = {field: getattr(args, option, None) for field, option in PIPELINE_OPTIONS.items()}
+    pipeline = config.pipeline.model_copy(update={k: v for k, v in given.items() if v not in (None, False)})
+    return config.model_copy(update={"pipeline": pipeline})
 
 
 @runs_a_flow
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.edit_catalogue import run_catalogue
 
-    config = load_config(args)
-    pipeline = pipeline_settings(args, config)
-    config = config.model_copy(update={"pipeline": pipeline})
-    summary = run_catalogue(args.dataset, args.output, config=config, retry_failed=args.retry_failed,
-                            recorded_config=args.recorded_config, **pipeline.model_dump(include=FLOW_PARAMETERS))
+    summary = run_catalogue(args.dataset, args.output, config=run_config(args), retry_failed=args.retry_failed,
+                            recorded_config=args.recorded_config)
     print(f"rows by status: {summary['counts']}")
     print(f"parquet: {summary['parts']}")
     print(f"report:  {summary['report']}")
@@ -269,11 +268,11 @@ def _add_planner_options(parser: argparse.ArgumentParser) -> None:
 @runs_a_flow
 def cmd_rollouts(args: argparse.Namespace) -> int:
     from flows.rollouts import rollouts
+    from flows.runners import on_configured_runner
 
-    config = load_config(args)
-    summary = rollouts(args.dataset, args.output, k=args.k, temperature=args.temperature, config=config,
-                       judge=config.judge, rewards=config.rewards, shard_size=args.shard_size,
-                       max_concurrent_shards=config.pipeline.max_concurrent_shards)
+    config = run_config(args)
+    summary = on_configured_runner(rollouts, config)(args.dataset, args.output, k=args.k,
+                                                     temperature=args.temperature, config=config)
     print(f"{summary['samples']} samples in {summary['rows']} rows, mean reward {summary['mean_reward']}")
     signal = summary["signal"]
     print(f"{signal['groups']} groups: {signal['groups_with_distinct_workflows']} with distinct workflows, "
@@ -302,11 +301,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 @runs_a_flow
 def cmd_eval(args: argparse.Namespace) -> int:
     from flows.evaluate import evaluate
+    from flows.runners import on_configured_runner
 
-    config = load_config(args)
-    result = evaluate(args.benchmark, args.output, kind=args.kind, config=config, judge=config.judge,
-                      language=None if args.language == "all" else args.language, images=args.images,
-                      shard_size=args.shard_size, max_concurrent_shards=config.pipeline.max_concurrent_shards)
+    config = run_config(args)
+    result = on_configured_runner(evaluate, config)(args.benchmark, args.output, kind=args.kind, config=config,
+                                                    language=None if args.language == "all" else args.language,
+                                                    images=args.images)
     overall = result["summary"][-1]
     print(f"{overall['items']} items, {overall['edited']} edited, {overall['judged']} judged")
     print(f"report: {result['report']}")
@@ -382,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("output", help="output prefix for the Parquet parts")
     roll.add_argument("-k", type=int, default=4, help="samples per item (the GRPO group)")
     roll.add_argument("--temperature", type=float, default=1.0, help="the Builder's sampling temperature")
-    roll.add_argument("--shard-size", type=int, default=16, help="items per shard (keep it for reruns)")
+    roll.add_argument("--shard-size", type=int, help="items per shard, kept for reruns (config: pipeline.shard_size)")
+    roll.add_argument("--concurrent-shards", type=int, help="shards in flight at once (default 4)")
     _add_config_options(roll)
     roll.set_defaults(handler=cmd_rollouts)
 
@@ -408,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--kind", default="auto", choices=["auto", "gedit", "imgedit", "magicbrush", "emu", "manifest"])
     bench.add_argument("--language", default="en", help="GEdit-Bench instruction language: en, cn or all")
     bench.add_argument("--images", help="ImgEdit-Bench: the folder its image paths are relative to")
-    bench.add_argument("--shard-size", type=int, default=32)
+    bench.add_argument("--shard-size", type=int, help="items per shard, kept for reruns (config: pipeline.shard_size)")
+    bench.add_argument("--concurrent-shards", type=int, help="shards in flight at once (default 4)")
     _add_config_options(bench)
     bench.set_defaults(handler=cmd_eval)
     return parser

@@ -28,7 +28,7 @@ def judge_for(settings: JudgeSettings) -> VLMJudge | None:
     return _judge(settings.model_dump_json())
 
 
-@task(name="edit-shard", **TASK_OPTIONS)
+@task(name="edit-shard", task_run_name="edit shard {planned.shard.index}", **TASK_OPTIONS)
 def edit_shard(planned: PreparedShard | SampledShard, config: Config) -> list[EditResult]:
     """Run every planned item of a shard (or every sample of a rollout shard) through the executor's waves."""
     return executor_for(config).run_many(planned.edit_items()[0])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from legoedit.cli import UsageError, build_parser, load_config, main, pipeline_settings
+from legoedit.cli import UsageError, build_parser, main, run_config
 from legoedit_core.data.synthetic import write_catalogue
 
 
@@ -72,12 +72,20 @@ def test_run_workflow_reports_unreadable_input_with_exit_2(tmp_path, capsys):
     assert "empty file" in capsys.readouterr().err
 
 
-def test_pipeline_options_come_from_the_config_unless_given(tmp_path):
+@pytest.mark.parametrize("command", [["run", "in.jsonl", "out"], ["rollouts", "in.jsonl", "out"],
+                                     ["eval", "bench", "out"]], ids=["run", "rollouts", "eval"])
+def test_pipeline_options_come_from_the_config_unless_given(tmp_path, command):
+    """Every flow command's run parameters are one config: its file, with the command line's options on top."""
     config_file = tmp_path / "run.toml"
-    config_file.write_text("[pipeline]\nshard_size = 16\nmax_concurrent_shards = 3\n")
-    args = build_parser().parse_args(["run", "in.jsonl", "out", "--config", str(config_file), "--shard-size", "8"])
-    pipeline = pipeline_settings(args, load_config(args))
+    config_file.write_text("[pipeline]\nshard_size = 16\nmax_concurrent_shards = 3\nwrite_images = true\n"
+                           "[judge]\nmodel = \"my-judge\"\n")
+    args = build_parser().parse_args(command + ["--config", str(config_file), "--shard-size", "8"])
+    config = run_config(args)
+    pipeline = config.pipeline
     assert (pipeline.shard_size, pipeline.max_concurrent_shards, pipeline.task_runner) == (8, 3, "threads")
+    assert pipeline.write_images and config.judge.model == "my-judge"  # a flag left out keeps the config's value
+    args = build_parser().parse_args(command + ["--config", str(config_file), "--concurrent-shards", "1"])
+    assert (run_config(args).pipeline.shard_size, run_config(args).pipeline.max_concurrent_shards) == (16, 1)
 
 
 def test_flow_commands_give_prefects_local_server_time_to_start_and_batched_writes():

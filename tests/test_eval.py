@@ -15,9 +15,11 @@ from tiny_vlm import save_tiny_vlm
 
 from flows.evaluate import evaluate
 from legoedit.cli import main
+from legoedit_core.config import Config
 from legoedit_core.data.benchmarks import GEDIT_TASK_TYPES, detect_kind, open_benchmark
 from legoedit_core.data.datasets import DatasetError
 from legoedit_core.settings.judge import JudgeSettings
+from legoedit_core.settings.pipeline import PipelineSettings
 
 GEDIT_ITEMS = {
     "background_change": ["change the background to blue", "replace the background with green",
@@ -79,7 +81,8 @@ def test_gedit_loader_reads_its_columns_and_filters_the_language(gedit):
 
 def test_evaluation_writes_a_per_category_report(tmp_path, gedit, judge):
     output = tmp_path / "eval"
-    result = evaluate(gedit, str(output), judge=judge, shard_size=5)
+    config = Config(judge=judge, pipeline=PipelineSettings(shard_size=5))  # the flow judges with config.judge
+    result = evaluate(gedit, str(output), config=config)
     summary = {row["category"]: row for row in result["summary"]}
     assert list(summary) == [*sorted(GEDIT_ITEMS), "all"]
     assert summary["all"]["items"] == 12

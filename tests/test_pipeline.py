@@ -38,6 +38,7 @@ from legoedit_core.data.images import encode_png
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.storage import StorageError
 from legoedit_core.data.synthetic import write_catalogue
+from legoedit_core.settings.pipeline import PipelineSettings
 
 # Each instruction's outcome on the CPU profile: one or two waves of bricks, a brick failure, or no plan.
 EXPECTED = {
@@ -78,8 +79,17 @@ def fast_retries(monkeypatch):
     monkeypatch.setenv("LEGOEDIT_STORAGE_WAIT", "0.05")
 
 
+def with_pipeline(config: Config | None = None, **settings) -> Config:
+    """``config`` with these ``pipeline`` settings (shard size, shards in flight, ...): a flow's run parameters."""
+    config = config or Config()
+    return config.model_copy(update={"pipeline": config.pipeline.model_copy(update=settings)})
+
+
 def run_flow(**parameters) -> tuple[dict, str]:
-    """Run the flow; return its summary and its flow run id (raising what the flow raised)."""
+    """Run the flow, the ``pipeline`` settings among ``parameters`` set in its config; return its summary and its
+    flow run id (raising what the flow raised)."""
+    settings = {name: parameters.pop(name) for name in list(parameters) if name in PipelineSettings.model_fields}
+    parameters["config"] = with_pipeline(parameters.get("config"), **settings)
     state = edit_catalogue(return_state=True, **parameters)
     return state.result(), str(state.state_details.flow_run_id)
 
@@ -315,7 +325,8 @@ def test_resume_after_a_crash_redoes_only_unfinished_shards(tmp_path, config, mo
 
     monkeypatch.setattr(RunOutput, "commit", commit_then_crash)
     with pytest.raises(Crash):
-        edit_catalogue(dataset=manifest, output=output, config=config, shard_size=5, max_concurrent_shards=2)
+        edit_catalogue(dataset=manifest, output=output, config=with_pipeline(config, shard_size=5,
+                                                                            max_concurrent_shards=2))
     monkeypatch.setattr(RunOutput, "commit", commit)
     before = RunOutput(output).finished()
     assert len(before) == 3

@@ -19,8 +19,9 @@ def test_flow_runs_on_a_dask_cluster(tmp_path):
     with (prefect_test_harness(server_startup_timeout=180),
           distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                    dashboard_address=None) as cluster):
-        summary = run_catalogue(manifest, str(tmp_path / "out"), task_runner="dask", address=cluster.scheduler_address,
-                                config=Config.load(), shard_size=3, report=False)
+        config = Config.load(overrides=["pipeline.task_runner='dask'", "pipeline.shard_size=3",
+                                        f"pipeline.address='{cluster.scheduler_address}'"])
+        summary = run_catalogue(manifest, str(tmp_path / "out"), config=config, report=False)
     assert summary["counts"] == {"ok": 6}
     rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
     assert [row["id"] for row in rows] == [f"item-{i:05d}" for i in range(6)]

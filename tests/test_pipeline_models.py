@@ -12,12 +12,14 @@ import tiny_models
 from prefect import flow, task
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.bounded import commit_bounded
 from flows.edit_catalogue import edit_catalogue
+from flows.monitoring import Progress
+from flows.scheduler import Chain, ShardRun, ShardScheduler, Step
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Shard
 from legoedit_core.data.output import PartInfo
 from legoedit_core.data.synthetic import write_catalogue
+from legoedit_core.settings.pipeline import PipelineSettings
 
 # Every shard needs ENV (plain) and STYLE (with its own LoRA) on the same FLUX-Fill base.
 INSTRUCTIONS = ["make it look like a snowy winter day", "turn it into a watercolor painting"]
@@ -45,8 +47,8 @@ def tiny_model_profile(root) -> Config:
 def test_four_shards_in_flight_share_one_loaded_pipeline(tmp_path, runtime):
     config = tiny_model_profile(tmp_path)
     manifest = write_catalogue(str(tmp_path / "in"), 8, INSTRUCTIONS, size=(64, 48))
-    summary = edit_catalogue(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=2,
-                             max_concurrent_shards=4)
+    config.pipeline = config.pipeline.model_copy(update={"shard_size": 2, "max_concurrent_shards": 4})
+    summary = edit_catalogue(dataset=manifest, output=str(tmp_path / "out"), config=config)
 
     table = pq.read_table(tmp_path / "out" / "parts")
     assert table.column("status").to_pylist() == ["ok"] * 8, table.column("error").to_pylist()
@@ -74,21 +76,26 @@ def slow_part(shard: Shard) -> PartInfo:
 
 
 class Committed(list):
-    def commit(self, info: PartInfo) -> None:
+    uri = "memory://committed"
+
+    def commit(self, info: PartInfo, attempt: int = 0) -> None:
         self.append(info.shard)
 
 
 @flow
 def bounded(limit: int) -> list[int]:
     committed = Committed()
-    failures = commit_bounded([Shard(i, i, i + 1) for i in range(6)],
-                              lambda shard: [(f"part {shard.index}", slow_part.submit(shard))], committed, limit)
-    assert failures == []
+    scheduler = ShardScheduler(committed, PipelineSettings(max_concurrent_shards=limit),
+                               Chain([Step("part", slow_part, lambda run: (run.shard,))]), Progress(6, 0))
+    scheduler.run([ShardRun(Shard(i, i, i + 1)) for i in range(6)])
+    assert scheduler.failures == []
     return committed
 
 
 @pytest.mark.parametrize("limit", [1, 2])
-def test_evaluate_and_rollouts_keep_a_bounded_number_of_shards_in_flight(limit):
+def test_the_shard_scheduler_keeps_a_bounded_number_of_shards_in_flight(limit):
+    """Every flow's shards (here a chain of whole-shard tasks, as evaluate and rollouts have) are in flight at
+    most ``max_concurrent_shards`` at once."""
     IN_FLIGHT.update(now=0, most=0)
     assert sorted(bounded(limit)) == list(range(6))  # every shard committed
     assert IN_FLIGHT["most"] == limit

@@ -36,8 +36,9 @@ def test_flow_runs_on_a_ray_cluster_with_brick_resources(tmp_path, ray_cluster, 
     monkeypatch.setattr(prefect_ray.RayTaskRunner, "submit", recording_submit)
     manifest = write_catalogue(str(tmp_path / "in"), 6, ["make it black and white", "flip it"])
     with prefect_test_harness(server_startup_timeout=180):
-        summary = run_catalogue(manifest, str(tmp_path / "out"), task_runner="ray", config=Config.load(),
-                                shard_size=3, report=False, ray_brick_resources=True)
+        config = Config.load(overrides=["pipeline.task_runner='ray'", "pipeline.shard_size=3",
+                                        "pipeline.ray_brick_resources=true"])
+        summary = run_catalogue(manifest, str(tmp_path / "out"), config=config, report=False)
     assert summary["counts"] == {"ok": 6}
     rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
     assert [row["id"] for row in rows] == [f"item-{i:05d}" for i in range(6)]

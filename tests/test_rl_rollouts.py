@@ -18,6 +18,7 @@ from legoedit_core.data.datasets import default_seed
 from legoedit_core.data.output import OutputMismatch
 from legoedit_core.rl.rollouts import ROLLOUT_SCHEMA, sample_seed
 from legoedit_core.settings.judge import JudgeSettings
+from legoedit_core.settings.pipeline import PipelineSettings
 
 ITEMS = [
     ("make it black and white", {"tools": ["GRAYSCALE"]}),
@@ -35,6 +36,11 @@ ITEMS = [
 def prefect_server():
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+def in_shards_of(size: int, **sections) -> Config:
+    """A config whose rollouts run in shards of ``size`` items (and its other ``sections``)."""
+    return Config(pipeline=PipelineSettings(shard_size=size), **sections)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,7 @@ def judge(tmp_path_factory) -> JudgeSettings:
 
 def test_k4_on_8_items_writes_32_rewarded_rows_with_group_advantages(tmp_path, dataset, judge):
     output = str(tmp_path / "rollouts")
-    summary = rollouts(dataset, output, k=4, temperature=1.0, config=Config(), judge=judge, shard_size=4)
+    summary = rollouts(dataset, output, k=4, temperature=1.0, config=in_shards_of(4, judge=judge))
     assert summary["rows"] == summary["samples"] == 32
     table = pq.read_table(f"{output}/parts", schema=ROLLOUT_SCHEMA)
     rows = table.to_pylist()
@@ -92,7 +98,7 @@ def test_rollout_rows_read_as_rl_training_data(tmp_path, dataset):
     from datasets import load_dataset
 
     output = str(tmp_path / "rollouts")
-    rollouts(dataset, output, k=2, config=Config(), shard_size=8)
+    rollouts(dataset, output, k=2, config=in_shards_of(8))
     data = load_dataset("parquet", data_files=f"{output}/parts/*.parquet", split="train")
     row = data[0]
     assert [m["role"] for m in row["prompt"]] == ["system", "user"]
@@ -106,13 +112,13 @@ def test_rollout_rows_read_as_rl_training_data(tmp_path, dataset):
 
 def test_a_rerun_skips_finished_shards_and_refuses_another_k(tmp_path, dataset):
     output = tmp_path / "rollouts"
-    rollouts(dataset, str(output), k=2, config=Config(), shard_size=4)
+    rollouts(dataset, str(output), k=2, config=in_shards_of(4))
     part = output / "parts" / "part-00000.parquet"
     written = part.stat().st_mtime_ns
-    assert rollouts(dataset, str(output), k=2, config=Config(), shard_size=4)["samples"] == 16
+    assert rollouts(dataset, str(output), k=2, config=in_shards_of(4))["samples"] == 16
     assert part.stat().st_mtime_ns == written
     with pytest.raises(OutputMismatch, match="k=2"):
-        rollouts(dataset, str(output), k=3, config=Config(), shard_size=4)
+        rollouts(dataset, str(output), k=3, config=in_shards_of(4))
 
 
 def test_a_bad_input_row_is_one_row_without_samples(tmp_path, dataset):
@@ -121,7 +127,7 @@ def test_a_bad_input_row_is_one_row_without_samples(tmp_path, dataset):
     broken.write_text(source.read_text() + '{"id": "gone", "image": "nowhere.png", "instruction": "flip it"}\n')
     (tmp_path / "astronaut.png").write_bytes((source.parent / "astronaut.png").read_bytes())
     output = str(tmp_path / "out")
-    summary = rollouts(str(broken), output, k=2, config=Config(), shard_size=16)
+    summary = rollouts(str(broken), output, k=2, config=in_shards_of(16))
     rows = pq.read_table(f"{output}/parts", schema=ROLLOUT_SCHEMA).to_pylist()
     assert summary["rows"] == 17 and summary["samples"] == 16
     bad = [r for r in rows if r["id"] == "gone"]

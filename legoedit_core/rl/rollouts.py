@@ -124,6 +124,10 @@ class SampledShard:
         return self.prepared.edit_items()
 
     @property
+    def shard(self) -> Shard:
+        return self.prepared.shard
+
+    @property
     def group_ids(self) -> list[str]:
         return [loaded.row.id.rpartition("#")[0] if index is not None else loaded.row.id
                 for loaded, index in zip(self.prepared.rows, self.sample_index, strict=True)]
