@@ -206,20 +206,33 @@ def test_inside_a_flow_run_sigterm_sets_the_stop_flag_instead_of_raising_where_t
     assert signal.getsignal(signal.SIGTERM) is before and not STOP.is_set()
 
 
-def legoedit_run(dataset: str, output: Path) -> subprocess.Popen:
+# Every flow command, as the scheduler runs it (flows/scheduler.py): its arguments past the dataset and output, what
+# its completed rerun prints, and how many rows its parts then hold (rollouts: 2 samples of each of the 60 rows).
+FLOW_COMMANDS = {
+    "run": (["run"], [], "rows by status: {'ok': 60}", 60),
+    "rollouts": (["rollouts"], ["-k", "2"], "120 samples in 120 rows", 120),
+    "eval": (["eval"], ["--kind", "manifest"], "60 items, 60 edited, 0 judged", 60),
+}
+
+
+def legoedit_run(dataset: str, output: Path, command: str = "run") -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API")}
     env["PYTHONPATH"] = str(REPO)
-    return subprocess.Popen([sys.executable, "-m", "legoedit.cli", "run", dataset, str(output), "--shard-size", "2",
-                             "--concurrent-shards", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # its own process group, like a terminal's job
+    name, options, _, _ = FLOW_COMMANDS[command]
+    return subprocess.Popen([sys.executable, "-m", "legoedit.cli", *name, dataset, str(output), *options,
+                             "--shard-size", "2", "--concurrent-shards", "1"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # its own process group
 
 
+@pytest.mark.parametrize("command", list(FLOW_COMMANDS))
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, signum):
+def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, signum, command):
+    """Ctrl-C (SIGINT to the terminal's process group) and SIGTERM stop ``legoedit run``, ``rollouts`` and ``eval``
+    within 10 s: exit code 130, only whole shards committed, the temporary server gone; the rerun completes."""
     manifest = write_catalogue(str(tmp_path / "in"), 60, ["make it black and white and then flip it"],
                                size=(256, 192))
     output = tmp_path / "out"
-    process = legoedit_run(manifest, output)
+    process = legoedit_run(manifest, output, command)
     deadline = time.monotonic() + 240
     while not glob.glob(str(output / "_commits" / "*.json")) and time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
@@ -229,14 +242,21 @@ def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_complet
     _, stderr = process.communicate(timeout=30)
     assert time.monotonic() - sent < 10 and process.returncode == 130, stderr[-2000:]
     assert f"{signal.Signals(signum).name}: stopping" in stderr and "rerun of the same command resumes" in stderr
+    assert "exiting now" not in stderr  # stopped by the scheduler, not by the grace period's os._exit
     port = int(re.search(r"temporary Prefect server at http://127.0.0.1:(\d+)", stderr).group(1))
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # the temporary server is gone
-    committed = len(RunOutput(str(output)).finished())
-    assert 0 < committed < 30
+    finished = RunOutput(str(output)).finished()
+    assert 0 < len(finished) < 30
+    rows_per_shard = FLOW_COMMANDS[command][3] // 30
+    for shard, record in finished.items():  # nothing half-written: each committed part is whole
+        assert pq.read_table(output / "parts" / f"part-{shard:05d}.parquet").num_rows == rows_per_shard
+        assert sum(record["counts"].values()) == rows_per_shard
 
-    rerun = legoedit_run(manifest, output)
+    rerun = legoedit_run(manifest, output, command)
     stdout, stderr = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, stderr[-2000:]
-    assert "rows by status: {'ok': 60}" in stdout
-    assert sorted(pq.read_table(output / "parts").column("id").to_pylist()) == [f"item-{i:05d}" for i in range(60)]
+    assert FLOW_COMMANDS[command][2] in stdout, stdout
+    ids = pq.read_table(output / "parts").column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == FLOW_COMMANDS[command][3]
+    assert {row_id.partition("#")[0] for row_id in ids} == {f"item-{i:05d}" for i in range(60)}
