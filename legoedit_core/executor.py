@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from legoedit_core.bricks.spec import BrickError, BrickSpec
+from legoedit_core.bricks.spec import Backend, BrickError, BrickSpec, item_error
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.cache import NodeCache, array_key, call_key
+from legoedit_core.faults import Fault, is_fault
 from legoedit_core.runtime import ModelRuntime, ModelUse
 from legoedit_core.types import PortType, ValueTypeError, check_value, size_of
 from legoedit_core.workflow import (
@@ -174,8 +175,10 @@ class Executor:
         every output and cache it.
 
         A ``BrickError`` raised by the backend fails every item of the group with its message (the brick refused
-        the inputs); any other exception is a fault of the machinery and raises, with no result for any item, and
-        so does a backend that is not the one the group was pinned to (``BackendMismatch``).
+        the inputs). A fault of the machinery (``legoedit_core.faults.is_fault``: the device out of memory, a CUDA
+        error, a dead engine, storage) raises, with no result for any item, and so does a backend that is not the
+        one the group was pinned to (``BackendMismatch``). Any other exception of a batched call is some item's:
+        the calls are run again one at a time, so that it fails only the item it belongs to.
         Groups may run on many threads at once: every model they use is lent by the model runtime to one call at
         a time, and the models used are recorded with the result.
         """
@@ -203,14 +206,27 @@ class Executor:
         """The pinned backend's raw outputs for ``calls`` (a ``BrickError`` it raised, for each of them)."""
         backend, fallback = self.toolset.pinned_backend(group.tool, group.backend)
         with ModelRuntime.recording() as uses:
-            try:
-                outputs = list(backend.run_batch([c.inputs for c in calls], [c.seed for c in calls]))
-            except BrickError as error:
-                outputs = [error] * len(calls)
+            outputs = _batch_outputs(backend, calls)
         if len(outputs) != len(calls):
-            raise RuntimeError(f"{group.tool} backend {group.backend!r} returned {len(outputs)} results for "
-                               f"{len(calls)} inputs")
+            raise Fault(f"{group.tool} backend {group.backend!r} returned {len(outputs)} results for "
+                        f"{len(calls)} inputs")
         return GroupResult(outputs, 0.0, models=uses, backend=backend.name if fallback else None, fallback=fallback)
+
+
+def _batch_outputs(backend: Backend, calls: list[BrickCall]) -> list[dict[str, Any] | BrickError]:
+    """One batched call of ``backend``; when it raises an error that is neither a ``BrickError`` nor a fault, each
+    call runs alone (seeds are per call, so a batch equals its calls one at a time) and the error stays with the
+    item that raises it."""
+    try:
+        return list(backend.run_batch([c.inputs for c in calls], [c.seed for c in calls]))
+    except BrickError as error:
+        return [error] * len(calls)
+    except Exception as error:
+        if is_fault(error):
+            raise
+        if len(calls) == 1:
+            return [item_error(error)]
+    return [output for call in calls for output in _batch_outputs(backend, [call])]
 
 
 class _ItemState:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from legoedit_core.faults import is_fault
 from legoedit_core.types import PortType
 
 Family = Literal["predict", "edit", "function"]
@@ -100,6 +101,11 @@ class BrickError(Exception):
     """A brick could not produce a result for one item; the message says why in plain words."""
 
 
+def item_error(error: Exception) -> BrickError:
+    """An item's error that is not a ``BrickError`` (a library refused this item's inputs), as its ``BrickError``."""
+    return BrickError(f"{type(error).__name__}: {error}")
+
+
 class Backend(ABC):
     """One way to run a brick. Subclasses declare ``brick``, ``name``, ``resource`` and implement ``run_batch``.
 
@@ -143,14 +149,9 @@ class Backend(ABC):
         """
 
 
-# Errors of the machinery, not of an item's inputs: a device error (torch raises RuntimeError, OOM included), memory,
-# storage or a missing library. They raise out of the call (the task is retried); other errors stay with their item.
-FAULTS: tuple[type[BaseException], ...] = (RuntimeError, MemoryError, OSError, ImportError)
-
-
 class PerItemBackend(Backend):
     """A backend that handles items one at a time: implement ``run_one``; errors stay with their item, except
-    ``FAULTS``, which raise."""
+    faults of the machinery (``legoedit_core.faults.is_fault``), which raise."""
 
     def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any] | BrickError]:
         results: list[dict[str, Any] | BrickError] = []
@@ -159,10 +160,10 @@ class PerItemBackend(Backend):
                 results.append(self.run_one(item_inputs, seed))
             except BrickError as error:
                 results.append(error)
-            except FAULTS:
-                raise
             except Exception as error:  # a library error on this item's inputs must not sink the batch
-                results.append(BrickError(f"{type(error).__name__}: {error}"))
+                if is_fault(error):
+                    raise
+                results.append(item_error(error))
         return results
 
     @abstractmethod

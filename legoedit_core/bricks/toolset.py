@@ -15,6 +15,7 @@ from legoedit_core.bricks.catalog import default_registry
 from legoedit_core.bricks.registry import BrickRegistry
 from legoedit_core.bricks.spec import Backend, BrickSpec
 from legoedit_core.config import Config
+from legoedit_core.faults import Fault
 from legoedit_core.runtime import ModelRuntime
 
 RESOURCES_BY_PROFILE: dict[str, tuple[str, ...]] = {"cpu": ("cpu",), "gpu": ("gpu", "cpu")}
@@ -27,7 +28,7 @@ class Unavailable:
     reason: str
 
 
-class BackendMismatch(RuntimeError):
+class BackendMismatch(Fault):
     """This worker cannot run the backend a brick was pinned to for the run (a fault: the task fails)."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from legoedit_core.faults import Fault
 from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_messages
 
@@ -25,7 +26,7 @@ from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_m
 ITEM_STATUSES = (400, 413, 422)
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(Fault):
     """The endpoint cannot serve requests: a fault of the machinery, not of the item."""
 
 

@@ -87,7 +87,7 @@ def _build_llm(key: ModelKey) -> Any:
     try:
         from vllm import LLM
     except ImportError:
-        raise RuntimeError(MISSING) from None
+        raise ImportError(MISSING) from None
     return LLM(**json.loads(key.options))
 
 

@@ -1,0 +1,148 @@
+"""Faults of the machinery told from one item's errors by type: a brick's RuntimeError for one item of a batch fails
+that item alone and is never retried; a device out of memory (or a CUDA error, a dead engine) raises out of the
+task and Prefect retries it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_pipeline import prefect_server, run_flow, task_runs  # noqa: F401 (a Prefect test server for the module)
+
+from legoedit_core.bricks.spec import BrickError, PerItemBackend
+from legoedit_core.bricks.toolset import BackendMismatch, Toolset
+from legoedit_core.config import Config
+from legoedit_core.data.images import encode_png
+from legoedit_core.data.output import RunOutput
+from legoedit_core.executor import EditItem, Executor
+from legoedit_core.faults import Fault, is_fault
+from legoedit_core.workflow import parse_workflow
+
+GREY = parse_workflow({"nodes": [{"id": "g", "tool": "GRAYSCALE", "inputs": {"image": "@input.image"}}],
+                       "output": "@g.image"})
+BAD_WIDTH = 40  # the item whose shape the fake library refuses
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return Config.load(overrides=["pipeline.retry_delay_seconds=0"])  # Prefect retries at once in tests
+
+
+class EngineDeadError(Exception):
+    """Named as vLLM names its dead engine's error."""
+
+
+@pytest.mark.parametrize("error, fault", [
+    (RuntimeError("stack expects each tensor to be equal size, but got [3, 40, 32] at entry 1"), False),
+    (RuntimeError("The size of tensor a (40) must match the size of tensor b (32) at non-singleton dimension 2"),
+     False),
+    (ValueError("bad item"), False),
+    (TypeError("unsupported operand"), False),
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (torch.AcceleratorError("CUDA error: an illegal memory access was encountered"), True),
+    (RuntimeError("CUDA error: device-side assert triggered"), True),
+    (RuntimeError("cuBLAS failed: CUBLAS_STATUS_EXECUTION_FAILED when calling cublasSgemm"), True),
+    (EngineDeadError("EngineCore encountered an issue"), True),
+    (MemoryError(), True), (OSError("the store is down"), True), (ImportError("no vllm"), True),
+    (Fault("anything the code calls a fault"), True), (BackendMismatch("pinned elsewhere"), True),
+], ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value))
+def test_faults_are_told_by_type_not_by_runtime_error(error, fault):
+    assert is_fault(error) is fault
+
+
+class ShapeFussy:
+    """A batched backend's ``run_batch`` that raises as torch does: a RuntimeError for the whole batch when one
+    item has a shape it cannot take (``BAD_WIDTH``), or a device error the first ``oom`` times."""
+
+    def __init__(self, brick: str, oom: int = 0) -> None:
+        self.original = Toolset().backend_class(brick).run_batch
+        self.oom, self.calls = oom, []
+
+    def __call__(self, backend, inputs, seeds):
+        self.calls.append(len(inputs))
+        if self.oom > 0:
+            self.oom -= 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        if any(item["image"].shape[1] == BAD_WIDTH for item in inputs):
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got [3, 32, {BAD_WIDTH}]")
+        return self.original(backend, inputs, seeds)
+
+
+def fussy(monkeypatch, brick: str = "GRAYSCALE", oom: int = 0) -> ShapeFussy:
+    fake = ShapeFussy(brick, oom)
+    monkeypatch.setattr(Toolset().backend_class(brick), "run_batch", lambda self, inputs, seeds: fake(self, inputs,
+                                                                                                      seeds))
+    return fake
+
+
+def _items() -> list[EditItem]:
+    return [EditItem(f"i{i}", np.full((32, BAD_WIDTH if i == 2 else 32, 3), 60 * i, np.uint8), GREY)
+            for i in range(4)]
+
+
+def test_a_batch_that_raises_for_one_item_fails_that_item_alone(monkeypatch):
+    fake = fussy(monkeypatch)
+    results = Executor(Toolset()).run_many(_items())
+    assert [r.status for r in results] == ["ok", "ok", "failed", "ok"]
+    assert "RuntimeError: stack expects each tensor" in results[2].error and results[2].image is None
+    assert fake.calls == [4, 1, 1, 1, 1]  # the batch, then each item alone
+
+
+def test_a_device_fault_raises_out_of_the_group(monkeypatch):
+    fussy(monkeypatch, oom=1)
+    with pytest.raises(torch.OutOfMemoryError):
+        Executor(Toolset()).run_many(_items())
+
+
+class Fussy(PerItemBackend):
+    brick, name = "GRAYSCALE", "fussy"
+
+    def run_one(self, inputs, seed):
+        if inputs["image"].shape[1] == BAD_WIDTH:
+            raise RuntimeError("expected a tensor of shape [3, 32, 32]")
+        if inputs["image"].mean() > 150:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return {"image": inputs["image"]}
+
+
+def test_a_per_item_backend_keeps_an_items_runtime_error_and_raises_a_fault():
+    image = np.zeros((32, 32, 3), np.uint8)
+    outputs = Fussy().run_batch([{"image": image}, {"image": np.zeros((32, BAD_WIDTH, 3), np.uint8)}], [0, 1])
+    assert outputs[0]["image"] is image and isinstance(outputs[1], BrickError)
+    with pytest.raises(torch.OutOfMemoryError):
+        Fussy().run_batch([{"image": image}, {"image": np.full((32, 32, 3), 200, np.uint8)}], [0, 1])
+
+
+def _catalogue(folder) -> str:
+    """Four rows for GRAYSCALE in one shard; the third image has the shape the fake library refuses."""
+    folder.mkdir()
+    lines = []
+    for i in range(4):
+        (folder / f"{i}.png").write_bytes(encode_png(np.full((32, BAD_WIDTH if i == 2 else 32, 3), 50 * i,
+                                                             np.uint8)))
+        lines.append(f'{{"id": "row{i}", "image": "{i}.png", "instruction": "make it black and white"}}\n')
+    (folder / "rows.jsonl").write_text("".join(lines))
+    return str(folder / "rows.jsonl")
+
+
+def test_in_the_flow_one_items_runtime_error_fails_that_row_and_the_task_is_not_retried(tmp_path, config,
+                                                                                       monkeypatch):
+    fake = fussy(monkeypatch)
+    summary, flow_run_id = run_flow(dataset=_catalogue(tmp_path / "in"), output=str(tmp_path / "out"),
+                                    config=config, shard_size=4)
+    assert summary["counts"] == {"ok": 3, "failed": 1}
+    rows = {row["id"]: row for row in RunOutput(str(tmp_path / "out")).read_table().to_pylist()}
+    assert rows["row2"]["status"] == "failed" and "stack expects each tensor" in rows["row2"]["error"]
+    assert fake.calls == [4, 1, 1, 1, 1]  # one task run: the batch, then each item alone; no retry
+    bricks = [run for run in task_runs(flow_run_id) if run.name.startswith("GRAYSCALE")]
+    assert [run.run_count for run in bricks] == [1] and bricks[0].state.is_completed()
+
+
+def test_in_the_flow_a_device_out_of_memory_is_retried_and_every_row_is_ok(tmp_path, config, monkeypatch):
+    fake = fussy(monkeypatch, oom=1)
+    manifest = _catalogue(tmp_path / "in")
+    (tmp_path / "in" / "2.png").write_bytes(encode_png(np.zeros((32, 32, 3), np.uint8)))  # no bad item here
+    summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=4)
+    assert summary["counts"] == {"ok": 4} and fake.calls == [4, 4]  # raised once, then the retry ran the batch
+    bricks = [run for run in task_runs(flow_run_id) if run.name.startswith("GRAYSCALE")]
+    assert [run.run_count for run in bricks] == [2] and bricks[0].state.is_completed()
