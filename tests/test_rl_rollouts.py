@@ -203,3 +203,41 @@ def test_a_group_whose_judge_call_still_fails_is_excluded_whole_never_mixed(data
     assert all(row["excluded"] is None and row["reward_judge"] == 1.0 for row in brightened)
     assert all(row["excluded"] is None and row["advantage"] is not None for row in groups["item0"])
     assert sum(text.count("flip it") for text in engine.asked) == 3 * 2  # every sample asked twice
+
+
+def test_rollouts_and_the_trl_reward_score_a_group_with_an_unjudged_sample_the_same(dataset):
+    """One scoring (``rl.scoring.score_samples``) for both: the rollouts' answers given to the TRL reward function as
+    completions get the same rewards, and the group with a sample the judge never scores is excluded by both
+    (rollouts: ``excluded`` and no advantage; TRL: None, which it leaves out of the group's baseline)."""
+    from legoedit_core.bricks.toolset import Toolset
+    from legoedit_core.data.datasets import open_dataset
+    from legoedit_core.executor import Executor
+    from legoedit_core.judge.vlm import VLMJudge
+    from legoedit_core.planners import make_planner
+    from legoedit_core.rl.rewards import COMPONENTS, RewardModel
+    from legoedit_core.rl.rollouts import rollout_config, rollout_shard
+    from legoedit_core.rl.train import BuilderReward
+
+    config = rollout_config(Config(), temperature=1.0)
+    toolset = Toolset(config)
+    judge = VLMJudge(JudgeSettings(engine="transformers", model="scripted", max_attempts=2),
+                     engine=ScriptedJudgeEngine(always="flip it", once="no instruction says this"))
+    source = open_dataset(dataset)
+    rows = [row for row in rollout_shard(source, source.shards(4)[0], make_planner(config.planner, toolset),
+                                         Executor(toolset), config, 3, RewardModel(), judge).to_pylist()
+            if row["response"] is not None]
+    reward = BuilderReward(toolset, RewardModel(), judge)
+    totals = reward([row["prompt"] for row in rows],
+                    [[{"role": "assistant", "content": row["response"]}] for row in rows],
+                    instruction=[row["instruction"] for row in rows],
+                    ground_truth=[row["ground_truth"] for row in rows],
+                    image_uri=[str(Path(dataset).parent / "astronaut.png")] * len(rows))
+    excluded = {row["group_id"] for row in rows if row["excluded"] is not None}
+    assert excluded == {"item2"}  # "flip it horizontally": the judge never scores it
+    for row, total, trained in zip(rows, totals, reward.last, strict=True):
+        unjudged = row["group_id"] in excluded
+        assert (total is None) == unjudged == (row["advantage"] is None) == (trained["excluded"] is not None)
+        for name in COMPONENTS:  # every component the same, the judge's included
+            assert trained[name] == pytest.approx(row[f"reward_{name}"]), (row["id"], name)
+        if not unjudged:
+            assert total == pytest.approx(row["reward"]) and row["reward_judge"] == 1.0

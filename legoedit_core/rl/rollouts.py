@@ -15,9 +15,10 @@ placeholder, as verl and EasyR1 expect), ``images`` (the Hugging Face image stru
 answer), ``reward_model`` (``{style, ground_truth}``, verl's column), ``data_source``, every reward component,
 ``group_id`` / ``sample_index`` / ``advantage``. A bad input row gives one row, with no sample index.
 
-A group stays comparable: when the judge still gives no score for one of its edits after its re-asks, every sample
-of the group gets ``excluded`` (the reason) and no advantage, so a trainer never mixes rewards with and without the
-judge component in one group.
+Samples are scored by ``scoring.score_samples``, the function the TRL reward calls too, with its one exclusion
+rule: when the judge still gives no score for one edit of a group after its re-asks, every sample of the group gets
+``excluded`` (the reason) and no advantage, so a trainer never mixes rewards with and without the judge component
+in one group.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from legoedit_core.data.inputs import InputReader
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.rows import IMAGE, OUTPUT_FIELDS, OUTPUT_SCHEMA
 from legoedit_core.executor import EditItem, EditResult, Executor
-from legoedit_core.judge.judgement import Edit, Judgement, judge_edits
+from legoedit_core.judge.judgement import Edit, Judgement
 from legoedit_core.judge.vlm import VLMJudge
 from legoedit_core.pipeline.shard import LoadedRow, PreparedShard, build_rows, load_row
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
@@ -46,6 +47,7 @@ from legoedit_core.planners.decompose import DECOMPOSITION_PROMPT
 from legoedit_core.planners.prompt import builder_chat
 from legoedit_core.rl.advantages import advantages_by_group
 from legoedit_core.rl.rewards import GroundTruth, RewardModel, Rewards, answer_text
+from legoedit_core.rl.scoring import Sample, score_samples
 
 DATA_SOURCE = "legoedit"
 IMAGE_PLACEHOLDER = "<image>"
@@ -163,36 +165,28 @@ def sample_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, k: in
 
 def score_shard(sampled: SampledShard, results: Sequence[EditResult], config: Config, toolset: Toolset,
                 rewards: RewardModel, judge: VLMJudge | None = None) -> pa.Table:
-    """Judge, reward and lay out every sample of a shard, with advantages relative to each item's samples."""
+    """Judge, reward (``scoring.score_samples``, as training does) and lay out every sample of a shard, with
+    advantages relative to each item's samples; an excluded group's samples get none."""
     prepared = sampled.prepared
     _, positions = prepared.edit_items()
     result_at = dict(zip(positions, results, strict=True))
-    edit_positions = sorted(result_at)
-    judgements = judge_edits([Edit(prepared.rows[p].image, result_at[p], prepared.rows[p].row.instruction,
-                                   prepared.rows[p].row.seed, prepared.rows[p].mask) for p in edit_positions], judge)
-    judgement_at: dict[int, Judgement | None] = dict(zip(edit_positions, judgements, strict=True))
-    scored: dict[int, Rewards] = {}
-    for position, (loaded, plan) in enumerate(zip(prepared.rows, prepared.plans, strict=True)):
-        if plan is None:
-            continue
-        result, judgement = result_at.get(position), judgement_at.get(position)
-        scored[position] = rewards.score_plan(plan, GroundTruth.from_row(loaded.row.ground_truth),
-                                              result.status if result is not None else "invalid_plan",
-                                              judgement.score if judgement is not None else None,
-                                              judged=judge is not None,
-                                              check=judgement.check.score if judgement and judgement.check else None)
     groups = sampled.group_ids
-    excluded = unjudged_groups(groups, [r.row.id for r in prepared.rows], judgement_at) if judge is not None else {}
-    kept = [p for p in scored if groups[p] not in excluded]
+    samples = {p: _sample(prepared.rows[p], plan, groups[p], result_at.get(p))
+               for p, plan in enumerate(prepared.plans) if plan is not None}
+    planned = list(samples)
+    scores = score_samples(list(samples.values()), rewards, judge)
+    scored: dict[int, Rewards] = dict(zip(planned, scores.rewards, strict=True))
+    judgement_at: dict[int, Judgement | None] = dict(zip(planned, scores.judgements, strict=True))
+    kept = [p for p in planned if groups[p] not in scores.excluded]
     advantage_of = dict(zip(kept, advantages_by_group([groups[p] for p in kept], [scored[p].total for p in kept]),
                             strict=True))
     base = build_rows(prepared, results, toolset).to_pylist()
     rows = []
     for position, row in enumerate(base):
-        loaded, plan, request = prepared.rows[position], prepared.plans[position], sampled.requests[position]
+        plan, request = prepared.plans[position], sampled.requests[position]
         reward, judgement = scored.get(position), judgement_at.get(position)
         row |= {"group_id": groups[position], "sample_index": sampled.sample_index[position],
-                "advantage": advantage_of.get(position), "excluded": excluded.get(groups[position]),
+                "advantage": advantage_of.get(position), "excluded": scores.excluded.get(groups[position]),
                 "data_source": DATA_SOURCE,
                 "images": [row["source_image"]] if row["source_image"] else [],
                 "reward_model": {"style": "rule", "ground_truth": row["ground_truth"]}}
@@ -212,14 +206,10 @@ def score_shard(sampled: SampledShard, results: Sequence[EditResult], config: Co
     return pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA)
 
 
-def unjudged_groups(groups: Sequence[str], ids: Sequence[str], judgements: dict[int, Judgement | None]
-                    ) -> dict[str, str]:
-    """The groups with an edit that the judge gave no score (after its re-asks), each with the reason."""
-    excluded: dict[str, str] = {}
-    for position, judgement in judgements.items():
-        if judgement is not None and judgement.score is None:
-            excluded.setdefault(groups[position], f"the judge gave {ids[position]} no score: {judgement.error}")
-    return excluded
+def _sample(loaded: LoadedRow, plan: PlanResult, group: str, result: EditResult | None) -> Sample:
+    row = loaded.row
+    edit = Edit(loaded.image, result, row.instruction, row.seed, loaded.mask) if result is not None else None
+    return Sample(group, row.id, plan, GroundTruth.from_row(row.ground_truth), edit)
 
 
 def rollout_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor, config: Config, k: int,

@@ -32,18 +32,18 @@ from legoedit_core.config import Config
 from legoedit_core.data.images import ImageDecodeError, decode_image, decode_mask
 from legoedit_core.data.storage import Storage
 from legoedit_core.executor import EditItem, Executor
-from legoedit_core.judge.judgement import Edit, judge_edits
+from legoedit_core.judge.judgement import Edit
 from legoedit_core.judge.vlm import VLMJudge
 from legoedit_core.planners.base import PlanRequest
-from legoedit_core.planners.parsing import parse_answer
 from legoedit_core.planners.prompt import builder_chat
 from legoedit_core.planners.rules import expert_traces, trace_text
 from legoedit_core.rl.rewards import COMPONENTS, GroundTruth, RewardModel
+from legoedit_core.rl.scoring import Sample, answer_plan, score_samples
 from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.settings.rewards import RewardSettings
 from legoedit_core.types import size_of
-from legoedit_core.workflow import parse_workflow, validate
+from legoedit_core.workflow import parse_workflow
 
 Stage = Literal[1, 2, 3]
 
@@ -173,8 +173,13 @@ def grpo_examples(records: Sequence[dict[str, Any]], toolset: Toolset, config: C
 
 
 class BuilderReward:
-    """A TRL reward function: each completion is parsed, validated, executed on its image (when there is one),
-    checked (the verifiable edit checks), judged (stage 3) and scored by the reward model."""
+    """A TRL reward function: each completion is parsed, validated, executed on its image (when there is one), and
+    then scored by ``scoring.score_samples``, as rollouts are: checked (the verifiable edit checks), judged
+    (stage 3) and rewarded (format, executability, tool and decomposition match, judge, check).
+
+    The samples of one prompt in a call are a group: when the judge gives one of them no score, every sample of the
+    group gets None (TRL leaves unscorable samples out of the group's baseline and gives them advantage 0), as
+    rollouts exclude such a group."""
 
     def __init__(self, toolset: Toolset, rewards: RewardModel, judge: VLMJudge | None = None,
                  storage_options: dict[str, Any] | None = None) -> None:
@@ -200,35 +205,27 @@ class BuilderReward:
 
     def __call__(self, prompts: list, completions: list, instruction: list[str], ground_truth: list[str],
                  image_uri: list[str], mask_uri: list[str] | None = None,
-                 log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float]:
+                 log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float | None]:
         texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
-        workflows, statuses, results = [], [None] * len(texts), {}
-        for text, wanted in zip(texts, instruction, strict=True):
-            _, workflow, problems = parse_answer(text, wanted)
-            workflows.append(workflow if workflow is not None and not problems
-                             and not validate(workflow, self.toolset) else None)
+        plans = [answer_plan(text, wanted, self.toolset) for text, wanted in zip(texts, instruction, strict=True)]
         images = [self._read(uri, decode_image) for uri in image_uri]
         masks = [self._mask(uri, image) for uri, image in zip(mask_uri or [""] * len(images), images, strict=True)]
-        runnable = [i for i, w in enumerate(workflows) if w is not None and images[i] is not None]
+        runnable = [i for i, plan in enumerate(plans) if plan.ok and images[i] is not None]
+        edits: dict[int, Edit] = {}
         for i, result in zip(runnable, self.executor.run_many(
-                [EditItem(str(i), images[i], workflows[i], masks[i]) for i in runnable]), strict=True):
-            statuses[i], results[i] = result.status, result
-        edits = [Edit(images[i], results[i], instruction[i], mask=masks[i]) for i in runnable]
-        judgements = dict(zip(runnable, judge_edits(edits, self.judge), strict=True))
-        rewards = []
-        for i, (text, truth) in enumerate(zip(texts, ground_truth, strict=True)):
-            judgement = judgements.get(i)
-            rewards.append(self.rewards.score(
-                text, GroundTruth.from_row(truth), workflows[i], plan_ok=workflows[i] is not None,
-                edit_status=statuses[i], judge_score=judgement.score if judgement else None,
-                judged=self.judge is not None, check=judgement.check.score if judgement and judgement.check else None))
-        self.last = [r.as_dict() for r in rewards]
+                [EditItem(str(i), images[i], plans[i].workflow, masks[i]) for i in runnable]), strict=True):
+            edits[i] = Edit(images[i], result, instruction[i], mask=masks[i])
+        groups = [json.dumps([instruction[i], image_uri[i], ground_truth[i]]) for i in range(len(texts))]
+        scores = score_samples([Sample(groups[i], f"sample {i}", plans[i], GroundTruth.from_row(ground_truth[i]),
+                                       edits.get(i)) for i in range(len(texts))], self.rewards, self.judge)
+        self.last = [r.as_dict() | {"excluded": scores.excluded.get(group)}
+                     for r, group in zip(scores.rewards, groups, strict=True)]
         if log_metric is not None:  # each component's mean over the samples it applies to, in the trainer's log
             for name in COMPONENTS:
                 values = [r[name] for r in self.last if r[name] is not None]
                 if values:
                     log_metric(f"reward_{name}", float(np.mean(values)))
-        return [r.total for r in rewards]
+        return [None if group in scores.excluded else r.total for r, group in zip(scores.rewards, groups, strict=True)]
 
 
 # ----------------------------------------------------------------------------------------------------- stages
