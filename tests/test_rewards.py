@@ -132,3 +132,20 @@ def test_advantages_by_group_keep_groups_apart():
     advantages = advantages_by_group(groups, [1.0, 5.0, 0.0, 5.0, 2.0])
     assert advantages == [1.0, 0.0, -1.0, 0.0, 0.0]
 
+
+
+def test_the_trl_reward_scores_a_decomposition_answer_against_its_target(model, cpu_toolset):
+    """Stage 2's decomposition match is wired: a decompose Builder's completion earns the action, subject and goal
+    rewards in the TRL reward function, as it does in rollouts (one scoring: ``rl.scoring.score_samples``)."""
+    import json
+
+    from legoedit_core.rl.train import BuilderReward
+
+    text, _ = _answer(["Recoloring"], ["coat", "hair"], ["scarlet red"])
+    truth = json.dumps({"target": {"actions": ["Recoloring"], "subjects": ["coat", "hair"], "goals": ["scarlet red"]}})
+    reward = BuilderReward(cpu_toolset, model)
+    [total] = reward([[]], [[{"role": "assistant", "content": text}]], instruction=["make her coat and hair red"],
+                     ground_truth=[truth], image_uri=[""])
+    scored = reward.last[0]
+    assert (scored["format"], scored["action"], scored["subject"], scored["goal"]) == (1.0, 1.0, 1.0, 1.0)
+    assert scored["executability"] == 0.0 and 0 < total < 1  # no workflow to run: the plan is not executable
