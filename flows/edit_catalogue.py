@@ -13,8 +13,8 @@ The flow's own thread only moves shards from step to step as their tasks finish;
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -56,7 +56,7 @@ class _EditSteps:
 
     def start(self, scheduler: ShardScheduler, shard_run: ShardRun) -> None:
         scheduler.submit(shard_run, plan_shard, (self.dataset, shard_run.shard, self.config, shard_run.only_ids),
-                         lambda run, prepared: self._planned(scheduler, run, prepared))
+                         partial(self._planned, scheduler))
 
     def _planned(self, scheduler: ShardScheduler, shard_run: ShardRun, prepared: PreparedShard) -> None:
         shard_run.values["prepared"] = prepared
@@ -69,7 +69,7 @@ class _EditSteps:
         if not groups:
             if self.pipeline.judge:
                 scheduler.submit(shard_run, judge_results, (prepared, waves.results(), self.config.judge),
-                                 lambda run, judgements: self._write(scheduler, run, judgements))
+                                 partial(self._write, scheduler))
             else:
                 self._write(scheduler, shard_run, None)
             return
@@ -77,8 +77,7 @@ class _EditSteps:
             tags = self.tags({f"brick:{group.tool}" for group in batch} | {resource})
             with brick_routing(scheduler.runner, batch, resource, self.pipeline.ray_brick_resources):
                 scheduler.submit(shard_run, run_brick_groups, (batch, self.config, shard_run.shard.index),
-                                 _recorder(batch, lambda run, done, results: self._groups_done(scheduler, run, done,
-                                                                                               results)), tags)
+                                 partial(self._groups_done, scheduler, batch), tags)
 
     def _batches(self, groups: list[BrickGroup]) -> list[tuple[list[BrickGroup], str]]:
         """The wave's groups as tasks: each GPU group alone, the CPU groups together (alone when routed by brick)."""
@@ -97,17 +96,13 @@ class _EditSteps:
                                                 shard_run.only_ids is not None, self.pipeline.write_images,
                                                 judgements))
 
-    def _groups_done(self, scheduler: ShardScheduler, shard_run: ShardRun, groups: list[BrickGroup],
+    def _groups_done(self, scheduler: ShardScheduler, groups: list[BrickGroup], shard_run: ShardRun,
                      results: list[GroupResult]) -> None:
         waves: WaveRun = shard_run.values["waves"]
         for group, result in zip(groups, results, strict=True):
             waves.record(group, result)
         if shard_run.in_flight == 0:
             self._next_wave(scheduler, shard_run)
-
-
-def _recorder(groups: list[BrickGroup], record: Callable[[ShardRun, list[BrickGroup], list[GroupResult]], None]):
-    return lambda shard_run, results: record(shard_run, groups, results)
 
 
 def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict[str, Any]]) -> list[ShardRun]:

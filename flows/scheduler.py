@@ -54,7 +54,7 @@ class ShardRun:
 
 class ShardSteps(Protocol):
     """What a flow does with a shard: ``start`` submits its first task(s) through the scheduler; each task's
-    ``then`` submits the next, and the last one calls ``scheduler.commit`` with the written part."""
+    ``then`` submits the next, and the last one is submitted with ``scheduler.write`` (its part is committed)."""
 
     def start(self, scheduler: ShardScheduler, shard_run: ShardRun) -> None: ...
 

@@ -3,9 +3,11 @@ evaluate and rollouts keep a bounded number of shards in flight."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import tiny_models
@@ -60,13 +62,19 @@ def test_four_shards_in_flight_share_one_loaded_pipeline(tmp_path, runtime):
     assert backends == {("ENV", "flux-fill"), ("STYLE", "flux-fill")}
 
 
-IN_FLIGHT = {"now": 0, "most": 0}
+IN_FLIGHT = {"now": 0, "most": 0, "frozen": 0}
 IN_FLIGHT_LOCK = threading.Lock()
 
 
 @task
-def slow_part(shard: Shard) -> PartInfo:
+def read_shard(shard: Shard) -> np.ndarray:
+    return np.zeros((64, 64, 3), np.uint8)  # stands for a shard's images
+
+
+@task
+def slow_part(shard: Shard, images: np.ndarray) -> PartInfo:
     with IN_FLIGHT_LOCK:
+        IN_FLIGHT["frozen"] = min(IN_FLIGHT["frozen"] or gc.get_freeze_count(), gc.get_freeze_count())
         IN_FLIGHT["now"] += 1
         IN_FLIGHT["most"] = max(IN_FLIGHT["most"], IN_FLIGHT["now"])
     time.sleep(0.3)
@@ -85,17 +93,21 @@ class Committed(list):
 @flow
 def bounded(limit: int) -> list[int]:
     committed = Committed()
-    scheduler = ShardScheduler(committed, PipelineSettings(max_concurrent_shards=limit),
-                               Chain([Step("part", slow_part, lambda run: (run.shard,))]), Progress(6, 0))
-    scheduler.run([ShardRun(Shard(i, i, i + 1)) for i in range(6)])
-    assert scheduler.failures == []
+    steps = Chain([Step("images", read_shard, lambda run: (run.shard,)),
+                   Step("part", slow_part, lambda run: (run.shard, run.values["images"]))])
+    scheduler = ShardScheduler(committed, PipelineSettings(max_concurrent_shards=limit), steps, Progress(6, 0))
+    runs = [ShardRun(Shard(i, i, i + 1)) for i in range(6)]
+    scheduler.run(list(runs))
+    assert scheduler.failures == [] and scheduler.committed == 6
+    assert all(run.committed and run.values == {} for run in runs)  # a committed shard's results are let go
     return committed
 
 
 @pytest.mark.parametrize("limit", [1, 2])
 def test_the_shard_scheduler_keeps_a_bounded_number_of_shards_in_flight(limit):
     """Every flow's shards (here a chain of whole-shard tasks, as evaluate and rollouts have) are in flight at
-    most ``max_concurrent_shards`` at once."""
-    IN_FLIGHT.update(now=0, most=0)
+    most ``max_concurrent_shards`` at once, with the long-lived heap frozen while they run."""
+    IN_FLIGHT.update(now=0, most=0, frozen=0)
     assert sorted(bounded(limit)) == list(range(6))  # every shard committed
+    assert IN_FLIGHT["frozen"] > 10_000 and gc.get_freeze_count() == 0
     assert IN_FLIGHT["most"] == limit
