@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from legoedit_core.data.memory import is_out_of_memory
 from legoedit_core.types import PortType
 
 Family = Literal["predict", "edit", "function"]
@@ -162,6 +163,8 @@ class PerItemBackend(Backend):
             except FAULTS:
                 raise
             except Exception as error:  # a library error on this item's inputs must not sink the batch
+                if is_out_of_memory(error):  # e.g. OpenCV's "Insufficient memory": a fault, never a row status
+                    raise MemoryError(f"{type(error).__name__}: {error}") from error
                 results.append(BrickError(f"{type(error).__name__}: {error}"))
         return results
 

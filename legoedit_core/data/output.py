@@ -176,6 +176,7 @@ class RunOutput:
             lease.acquire()
         self.lease = lease
         try:
+            self.storage.remove_temporaries()  # left by a killed writer; the lease says none is alive
             with unwritable_as_error(self.uri):
                 recorded = self.begin(run)
             yield recorded
