@@ -246,14 +246,20 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
                                TagPolicy.for_server())
         scheduler.run(runs, max(1, max_concurrent_shards))
 
-    summary = summary_table([PartInfo.from_record(entry) for entry in run_output.finished().values()])
-    report_uri = run_output.storage.uri(REPORT) if report else None
-    if report:
-        html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}")
-        run_output.storage.write_bytes(html.encode(), REPORT)
-        rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image", "edited_image"])
-                for row in part.to_pylist())
-        gallery(rows, report_uri, storage_options)
+    try:
+        summary = summary_table([PartInfo.from_record(entry) for entry in run_output.finished().values()])
+        report_uri = run_output.storage.uri(REPORT) if report else None
+        if report:
+            html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}")
+            run_output.storage.write_bytes(html.encode(), REPORT)
+            rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image",
+                                                           "edited_image"]) for row in part.to_pylist())
+            gallery(rows, report_uri, storage_options)
+    except OSError as error:  # the store or disk failing after shards failed: name those shards, not only this
+        if not scheduler.failures:
+            raise
+        failed = shards_failed(scheduler.failures, len(shards), output)
+        raise type(failed)(f"{failed} Writing the summary and report failed too: {error}") from error
     if scheduler.failures:
         raise shards_failed(scheduler.failures, len(shards), output)
     logger.info("done: %s; report at %s", summary["counts"], report_uri)

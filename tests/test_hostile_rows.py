@@ -117,3 +117,34 @@ def test_invalid_utf8_in_a_parquet_text_column_is_a_row_status(tmp_path):
     rows = {row.id: row for row in open_dataset(str(folder / "data.parquet")).read_rows(0, 3)}
     assert rows["a"].error is None and rows["b"].error is None
     assert "instruction is not valid Unicode" in rows["hostile"].error
+
+
+def test_a_store_failing_after_a_shard_failed_still_names_the_shard(tmp_path, monkeypatch):
+    from flows.failures import ShardsFailed
+    from legoedit_core.bricks.cpu.functions import Grayscale
+    from legoedit_core.data.storage import StorageError
+
+    manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
+    calls, run_one = iter(range(10**6)), Grayscale.run_one
+
+    def first_call_faults(self, inputs, seed):  # a fault of the machinery, in the first shard's only group
+        if next(calls) == 0:
+            raise RuntimeError("device lost")
+        return run_one(self, inputs, seed)
+
+    listings, finished = iter(range(10**6)), RunOutput.finished
+
+    def store_down_at_the_end(self):
+        if next(listings) > 0:
+            raise StorageError(f"object store: list {self.uri}/_commits/*.json failed after 5 attempt(s): down")
+        return finished(self)
+
+    monkeypatch.setattr(Grayscale, "run_one", first_call_faults)
+    monkeypatch.setattr(RunOutput, "finished", store_down_at_the_end)
+    config = Config.load(overrides=["pipeline.task_retries=0"])
+    with pytest.raises(ShardsFailed) as raised:
+        run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=2,
+                 max_concurrent_shards=1)
+    message = str(raised.value)
+    assert "1 of 2 shard(s) not committed: shard 0 (rows 0-1)" in message and "device lost" in message
+    assert "Writing the summary and report failed too" in message and "_commits/*.json failed" in message
