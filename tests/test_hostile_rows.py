@@ -148,3 +148,14 @@ def test_a_store_failing_after_a_shard_failed_still_names_the_shard(tmp_path, mo
     message = str(raised.value)
     assert "1 of 2 shard(s) not committed: shard 0 (rows 0-1)" in message and "device lost" in message
     assert "Writing the summary and report failed too" in message and "_commits/*.json failed" in message
+
+
+def test_an_edit_whose_output_would_not_fit_is_refused_before_it_runs(tmp_path):
+    import numpy as np
+
+    hostile = line(id="tall", image="images/tall.png", instruction="resize it to 8192 pixels wide")
+    manifest = write_hostile_catalogue(tmp_path / "in", hostile)
+    (tmp_path / "in" / "images" / "tall.png").write_bytes(encode_png(np.full((8192, 4, 3), 90, np.uint8)))
+    rows = run_twice(manifest, tmp_path / "out")  # 8192 wide is 8192x16777216: no MemoryError, a row status
+    assert [rows[row_id]["status"] for row_id in GOOD] == ["ok", "ok"]
+    assert rows["tall"]["status"] == "failed" and "would be 8192x16777216" in rows["tall"]["error"]
