@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from legoedit_core.data.inputs import InputReader
-from legoedit_core.data.records import (  # noqa: F401 (InputRow, default_seed: the row's names, used from here)
+from legoedit_core.data.records import (  # noqa: F401 (default_seed stays importable from here)
     ALIASES,
     FIELDS,
     GROUND_TRUTH_FIELDS,
