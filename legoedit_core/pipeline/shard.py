@@ -29,10 +29,12 @@ from legoedit_core.data.images import (
 )
 from legoedit_core.data.inputs import InputReader, RefusedInput
 from legoedit_core.data.memory import ShardMemory
+from legoedit_core.data.records import storable
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
 from legoedit_core.executor import EditItem, EditResult, Executor, input_keys
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
 from legoedit_core.settings.inputs import InputSettings
+from legoedit_core.workflow import parse_workflow
 
 
 @dataclass
@@ -59,6 +61,7 @@ def load_row(row: InputRow, reader: InputReader, memory: ShardMemory | None = No
     ``StorageError`` (the shard fails and is retried by a rerun).
     """
     loaded = LoadedRow(row)
+    _check_reference_workflow(row)
     if row.error is not None:
         return loaded
     try:
@@ -78,6 +81,18 @@ def load_row(row: InputRow, reader: InputReader, memory: ShardMemory | None = No
     except ImageDecodeError as error:
         row.error = f"{_name(row.mask if loaded.image is not None else row.image)}: {error}"
     return loaded
+
+
+def _check_reference_workflow(row: InputRow) -> None:
+    """Mark the row bad input when its ground truth's ``reference_workflow`` does not parse: scoring (rollouts,
+    training) reads it later, and a row's data must not fail a later stage."""
+    reference = row.ground_truth.get("reference_workflow")
+    if row.error is not None or not reference:
+        return
+    try:
+        parse_workflow(reference)
+    except (ValueError, TypeError, AttributeError) as error:  # WorkflowError is a ValueError
+        row.error = f"reference_workflow does not parse: {storable(str(error))[:300]}"
 
 
 def _name(value: str | bytes | None) -> str:
