@@ -156,14 +156,18 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, retr
                                    Progress(len(shards), len(shards) - len(runs), key="edit-catalogue-progress"))
         scheduler.run(runs)
 
-    summary = summary_table([PartInfo.from_record(entry) for entry in run_output.finished().values()])
-    report_uri = run_output.storage.uri(REPORT) if report else None
-    if report:
-        html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}")
-        run_output.storage.write_bytes(html.encode(), REPORT)
-        rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image", "edited_image"])
-                for row in part.to_pylist())
-        gallery(rows, report_uri, storage_options)
+    try:
+        summary = summary_table([PartInfo.from_record(entry) for entry in run_output.finished().values()])
+        report_uri = run_output.storage.uri(REPORT) if report else None
+        if report:
+            html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}")
+            run_output.storage.write_bytes(html.encode(), REPORT)
+            rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image",
+                                                           "edited_image"]) for row in part.to_pylist())
+            gallery(rows, report_uri, storage_options)
+    except OSError as error:  # the store or disk failing after shards failed: name those shards, not only this
+        scheduler.raise_failures(len(shards), also=error)
+        raise
     scheduler.raise_failures(len(shards))
     logger.info("done: %s; report at %s", summary["counts"], report_uri)
     return summary | {"output": output, "parts": run_output.parts_uri(), "report": report_uri,

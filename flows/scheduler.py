@@ -154,10 +154,15 @@ class ShardScheduler:
         self.failures.append(ShardFailure(shard_run.shard, task_name, error))
         log_failure(self.failures[-1])
 
-    def raise_failures(self, shards: int) -> None:
-        """End the flow with one paragraph over the shards that were not committed (after its report)."""
-        if self.failures:
-            raise shards_failed(self.failures, shards, self.output.uri)
+    def raise_failures(self, shards: int, also: Exception | None = None) -> None:
+        """End the flow with one paragraph over the shards that were not committed (after its report); ``also`` is a
+        later error (the summary or report failing too) that must not hide them."""
+        if not self.failures:
+            return
+        failed = shards_failed(self.failures, shards, self.output.uri)
+        if also is not None:
+            raise type(failed)(f"{failed} Writing the summary and report failed too: {also}") from also
+        raise failed
 
 
 @dataclass(frozen=True)

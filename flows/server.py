@@ -13,6 +13,11 @@ real server (the UI filters by tag, and limits may be set at any time), or for t
 limit. The limit the flow itself needs, one call at a time per loaded model, holds in the process without any tag:
 the model runtime lends each model to one call at a time.
 
+The server dies with its run, however the run ends: on Linux it is started with a parent-death signal
+(``prctl(PR_SET_PDEATHSIG, SIGKILL)``), so a ``kill -9`` of the run (or of its process group, which the server's own
+session does not share) takes the server too. Its output goes to an unnamed temporary file, so nothing is left in
+``/tmp``; when it fails to start, the error quotes that output.
+
 The run and its temporary server talk over loopback, so what pays on a network is waste there: the server declines
 per-message compression of the events websocket (``--ws-per-message-deflate``; compressing and decompressing every
 task run's events cost both processes CPU), and flow runs send no heartbeats (``LOCAL_CLIENT_SETTINGS``).
@@ -20,7 +25,9 @@ task run's events cost both processes CPU), and flow runs send no heartbeats (``
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import prefect
@@ -54,6 +61,7 @@ EPHEMERAL_STARTUP_SECONDS = 120
 # The server's task-run recorder writes one task run per transaction by default; a batch writes up to this many
 # (events still land within its flush interval, 5 s), so SQLite's one writer is taken far less often.
 RECORDER_BATCH = 100
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
 # The server's URLs while ``temporary_server`` runs them.
 STARTED_HERE: set[str] = set()
 LOCAL_SERVER_SETTINGS: dict[Setting, Any] = {
@@ -114,18 +122,18 @@ def temporary_server() -> Iterator[Callable[[], None]]:
         settings = get_current_settings().to_environment_variables(exclude_unset=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    log = tempfile.NamedTemporaryFile(prefix="legoedit-prefect-server-", suffix=".log", delete=False)  # noqa: SIM115
+    log = tempfile.TemporaryFile(prefix="legoedit-prefect-server-", suffix=".log")  # noqa: SIM115 (no name: no file left)
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__module_path__).parent), "--factory",
          "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level",
          "error", "--lifespan", "on", "--ws-per-message-deflate", "false"],
         env={**os.environ, **settings,
              "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent(os.getpid()),
         start_new_session=True)  # a terminal's Ctrl-C goes to the run, not to its server
     STARTED_HERE.add(url)
     try:
-        _wait_healthy(process, url, timeout, log.name)
+        _wait_healthy(process, url, timeout, log)
         print(f"temporary Prefect server at {url} (pid {process.pid})", file=sys.stderr, flush=True)
         with local_client_settings(url):
             try:
@@ -136,6 +144,25 @@ def temporary_server() -> Iterator[Callable[[], None]]:
         STARTED_HERE.discard(url)
         stop_process(process)
         log.close()
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel kill the child when its parent dies (Linux; None elsewhere).
+
+    The signal follows the thread that forked the child, so ``temporary_server`` is entered from a thread that
+    outlives the server (the CLI's main thread). A parent that died before the signal was armed is caught by
+    comparing the parent pid after arming it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arm
 
 
 def _drain_prefect_clients(timeout: float = 1.5) -> None:
@@ -164,11 +191,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_healthy(process: subprocess.Popen, url: str, timeout: float, log: str) -> None:
+def _wait_healthy(process: subprocess.Popen, url: str, timeout: float, log: IO[bytes]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the temporary Prefect server exited with code {process.returncode} (see {log})")
+            raise RuntimeError(f"the temporary Prefect server exited with code {process.returncode}: "
+                               f"{_tail(log)}")
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return
@@ -176,7 +204,14 @@ def _wait_healthy(process: subprocess.Popen, url: str, timeout: float, log: str)
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the temporary Prefect server did not answer within {timeout:.0f} s "
-                       f"(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS; see {log})")
+                       f"(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS): {_tail(log)}")
+
+
+def _tail(log: IO[bytes], size: int = 4000) -> str:
+    """The end of the server's output, for an error message."""
+    log.flush()
+    log.seek(max(0, log.seek(0, os.SEEK_END) - size))
+    return log.read().decode("utf-8", "replace").strip() or "(it wrote nothing)"
 
 
 def started_here() -> bool:

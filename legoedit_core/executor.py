@@ -22,7 +22,8 @@ import numpy as np
 from legoedit_core.bricks.spec import Backend, BrickError, BrickSpec, item_error
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.cache import NodeCache, array_key, call_key
-from legoedit_core.faults import Fault, is_fault
+from legoedit_core.data.memory import MemoryExhausted
+from legoedit_core.faults import Fault, is_fault, is_out_of_memory
 from legoedit_core.runtime import ModelRuntime, ModelUse
 from legoedit_core.types import PortType, ValueTypeError, check_value, size_of
 from legoedit_core.workflow import (
@@ -117,6 +118,7 @@ class BrickCall:
     inputs: dict[str, Any]
     seed: int
     key: str | None = None
+    pixels: int = 0  # the outputs' pixels, estimated before the call runs (memory admission)
 
 
 @dataclass
@@ -152,6 +154,8 @@ class Executor:
         settings = self.toolset.config.executor
         self.limits = WorkflowLimits.of(settings)
         self.max_image_pixels = settings.max_image_pixels
+        self.max_item_pixels = settings.max_item_pixels
+        self.max_batch_pixels = settings.max_batch_pixels
 
     def run(self, workflow: Workflow, image: np.ndarray, mask: np.ndarray | None = None, seed: int = 0,
             item_id: str = "item") -> EditResult:
@@ -206,27 +210,34 @@ class Executor:
         """The pinned backend's raw outputs for ``calls`` (a ``BrickError`` it raised, for each of them)."""
         backend, fallback = self.toolset.pinned_backend(group.tool, group.backend)
         with ModelRuntime.recording() as uses:
-            outputs = _batch_outputs(backend, calls)
+            outputs = _batch_outputs(group.tool, backend, calls)
         if len(outputs) != len(calls):
             raise Fault(f"{group.tool} backend {group.backend!r} returned {len(outputs)} results for "
                         f"{len(calls)} inputs")
         return GroupResult(outputs, 0.0, models=uses, backend=backend.name if fallback else None, fallback=fallback)
 
 
-def _batch_outputs(backend: Backend, calls: list[BrickCall]) -> list[dict[str, Any] | BrickError]:
-    """One batched call of ``backend``; when it raises an error that is neither a ``BrickError`` nor a fault, each
-    call runs alone (seeds are per call, so a batch equals its calls one at a time) and the error stays with the
-    item that raises it."""
+def _batch_outputs(tool: str, backend: Backend, calls: list[BrickCall]) -> list[dict[str, Any] | BrickError]:
+    """One batched call of ``backend``. Out of memory, the calls run again in two halves, down to one call at a time,
+    and then ``MemoryExhausted`` (a fault: memory is never an item's status). Another fault raises. Any other error
+    runs each call alone (seeds are per call, so a batch equals its calls one at a time), so the error stays with
+    the item that raises it."""
     try:
         return list(backend.run_batch([c.inputs for c in calls], [c.seed for c in calls]))
     except BrickError as error:
         return [error] * len(calls)
     except Exception as error:
+        if is_out_of_memory(error):
+            if len(calls) == 1:
+                raise MemoryExhausted(f"{tool}: out of memory on a single call (node {calls[0].node!r}): {error}; "
+                                      "the shard is not committed and a rerun retries it") from error
+            half = len(calls) // 2
+            return _batch_outputs(tool, backend, calls[:half]) + _batch_outputs(tool, backend, calls[half:])
         if is_fault(error):
             raise
         if len(calls) == 1:
             return [item_error(error)]
-    return [output for call in calls for output in _batch_outputs(backend, [call])]
+    return [output for call in calls for output in _batch_outputs(tool, backend, [call])]
 
 
 class _ItemState:
@@ -242,6 +253,7 @@ class _ItemState:
             for ref in dependencies(self.nodes[node_id]):
                 self.readers[ref.source] = self.readers.get(ref.source, 0) + 1
         self.keys: dict[str, dict[str, str]] = {}  # content keys of values, when caching
+        self.reserved = 0  # pixels admitted for the outputs of this item's calls in flight
         self.trace: list[NodeTrace] = []
         self.result: EditResult | None = None
 
@@ -280,8 +292,11 @@ class WaveRun:
                     backend = self.executor.toolset.backend_class(tool).name
                     groups.setdefault((tool, backend), BrickGroup(tool, backend, self.wave, [])).calls.append(call)
                 self._finish_if_done(state)
-            if groups or not progressed:
-                return sorted(groups.values(), key=self._model_order)
+            for group in groups.values():  # an item that failed while preparing a node runs none of its calls
+                group.calls = [call for call in group.calls if self.states[call.item].result is None]
+            split = [part for group in groups.values() if group.calls for part in self._split(group)]
+            if split or not progressed:
+                return sorted(split, key=self._model_order)
 
     def record(self, group: BrickGroup, result: GroupResult) -> None:
         """Store a group's outputs in each item; a per-item error fails that item alone."""
@@ -309,6 +324,36 @@ class WaveRun:
 
     # ------------------------------------------------------------------------------------------------ internals
 
+    def _split(self, group: BrickGroup) -> list[BrickGroup]:
+        """The group as calls whose outputs fit ``max_batch_pixels`` together (one call at least in each)."""
+        parts: list[BrickGroup] = []
+        total = 0
+        for call in group.calls:
+            if not parts or (total + call.pixels > self.executor.max_batch_pixels and parts[-1].calls):
+                parts.append(BrickGroup(group.tool, group.backend, group.wave, []))
+                total = 0
+            parts[-1].calls.append(call)
+            total += call.pixels
+        return parts
+
+    def _admit(self, state: _ItemState, node: Node, spec: BrickSpec, inputs: dict[str, Any]) -> int:
+        """The pixels of the node's outputs, admitted before it runs; ``BrickError`` when one output would be too
+        large (``max_image_pixels``) or the item would hold too many pixels at once (``max_item_pixels``)."""
+        (width, height), count = _output_size(inputs), _image_outputs(spec)
+        limit = self.executor.max_image_pixels
+        if width * height > limit:
+            raise BrickError(f"its output would be {width}x{height}, above the limit of {limit} pixels "
+                             "(executor.max_image_pixels); nothing was computed")
+        pixels = width * height * count
+        held = _pixels(state.item.image) + _pixels(state.item.mask) + state.reserved + sum(
+            _pixels(value) for outputs in state.values.values() for value in outputs.values())
+        if held + pixels > self.executor.max_item_pixels:
+            raise BrickError(f"with its output this item would hold {(held + pixels) / 1e6:.1f} MP of images at "
+                             f"once, above the limit of {self.executor.max_item_pixels / 1e6:.1f} MP "
+                             "(executor.max_item_pixels: bounds fan-out); nothing was computed")
+        state.reserved += pixels
+        return pixels
+
     def _model_order(self, group: BrickGroup) -> tuple[str, ...]:
         """Groups on one base model run next to each other, so its adapters switch once per group."""
         return self.executor.toolset.backend(group.tool).model_group()
@@ -327,13 +372,14 @@ class WaveRun:
         assert node is not None and spec is not None
         try:
             inputs = self._resolve_inputs(state, node, spec)
+            self._release_read(state, node)
+            pixels = self._admit(state, node, spec, inputs)
         except BrickError as error:
             _trace(state, node_id, None, 0.0, error=str(error), wave=self.wave)
             self._fail(state, node_id, node.tool, str(error))
             return None
-        self._release_read(state, node)
         seed = node_seed(state.item.seed, node_id)
-        call = BrickCall(index, node_id, inputs, seed)
+        call = BrickCall(index, node_id, inputs, seed, pixels=pixels)
         if self.executor.cache is not None:
             backend = self.executor.toolset.backend_class(node.tool)
             call.key = call_key({
@@ -395,6 +441,7 @@ class WaveRun:
 
     def _store(self, state: _ItemState, call: BrickCall, outputs: dict[str, Any]) -> None:
         state.values[call.node] = outputs
+        state.reserved -= call.pixels  # now counted as what it is
         if call.key is not None:
             state.keys[call.node] = {port: f"{call.key}:{port}" for port in outputs}
 
@@ -420,6 +467,29 @@ def _trace(state: _ItemState, node_id: str, backend: str | None, seconds: float,
     state.trace.append(trace)
     return trace
 
+
+
+def _pixels(value: Any) -> int:
+    return value.shape[0] * value.shape[1] if isinstance(value, np.ndarray) and value.ndim in (2, 3) else 0
+
+
+def _image_outputs(spec: BrickSpec) -> int:
+    return sum(1 for port in spec.outputs if port.type in (PortType.IMAGE, PortType.MASK))
+
+
+def _output_size(inputs: dict[str, Any]) -> tuple[int, int]:
+    """The (width, height) a node's image outputs will have, estimated before it runs: the size its ``width`` /
+    ``height`` inputs ask for (a missing side follows the aspect ratio), else its largest image input's."""
+    sizes = [size_of(v) for v in inputs.values() if _pixels(v)]
+    width, height = max(sizes, key=lambda size: size[0] * size[1], default=(0, 0))
+    asked_w, asked_h = inputs.get("width"), inputs.get("height")
+    if not (width and height and isinstance(asked_w, int | float) and isinstance(asked_h, int | float)):
+        return width, height
+    if asked_w <= 0 and asked_h <= 0:
+        return width, height
+    new_w = asked_w if asked_w > 0 else width * asked_h / height
+    new_h = asked_h if asked_h > 0 else height * asked_w / width
+    return max(1, round(new_w)), max(1, round(new_h))
 
 
 def _check_outputs(spec: BrickSpec, outputs: Any, inputs: dict[str, Any], max_pixels: int

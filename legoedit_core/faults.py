@@ -30,6 +30,15 @@ _DEVICE_STATUS = re.compile(r"CUDA (driver )?error|CUBLAS_STATUS_|CUDNN_STATUS_|
                             r"device-side assert")
 
 
+# How allocators that raise no MemoryError say they ran out (OpenCV's cv2.error "Insufficient memory", ...).
+_OUT_OF_MEMORY_PHRASES = ("insufficient memory", "failed to allocate", "out of memory", "cannot allocate memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` means the process or device ran out of memory (worth retrying with a smaller batch)."""
+    return isinstance(error, MemoryError) or any(phrase in str(error).lower() for phrase in _OUT_OF_MEMORY_PHRASES)
+
+
 def _torch_faults() -> tuple[type[BaseException], ...]:
     torch = sys.modules.get("torch")
     if torch is None:
@@ -40,7 +49,7 @@ def _torch_faults() -> tuple[type[BaseException], ...]:
 
 def is_fault(error: BaseException) -> bool:
     """Whether ``error`` is a fault of the machinery (raise it out of the task) rather than one item's error."""
-    if isinstance(error, _FAULT_TYPES + _torch_faults()):
+    if isinstance(error, _FAULT_TYPES + _torch_faults()) or is_out_of_memory(error):
         return True
     if any(kind.__name__ in _FAULT_NAMES for kind in type(error).__mro__):
         return True

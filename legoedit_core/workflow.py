@@ -28,6 +28,7 @@ from legoedit_core.types import PortType, ValueTypeError, check_value
 
 INPUT_PORTS: dict[str, PortType] = {"image": PortType.IMAGE, "mask": PortType.MASK}
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,47}$"
+MAX_JSON5_CHARS = 32_768  # lenient JSON is parsed in pure Python: bounded so that parsing stays under ~1 s
 _REF = re.compile(r"^@([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_-]*)$")
 
 
@@ -187,9 +188,22 @@ def load_json(text: str | bytes) -> Any:
     except RecursionError:
         raise WorkflowError([Problem(None, "not a usable workflow: JSON nested too deeply")]) from None
     try:
-        return json5.loads(text.decode() if isinstance(text, bytes) else text)
-    except (ValueError, RecursionError):
-        raise WorkflowError([Problem(None, f"not valid JSON (nor JSON5): {strict}")]) from None
+        return load_json5(text.decode() if isinstance(text, bytes) else text)
+    except (ValueError, RecursionError) as error:
+        raise WorkflowError([Problem(None, f"not valid JSON (nor JSON5): {strict}"
+                                     + (f"; {error}" if isinstance(error, JSON5TooLong) else ""))]) from None
+
+
+class JSON5TooLong(ValueError):
+    """Text too long for the lenient parser (refused without parsing)."""
+
+
+def load_json5(text: str) -> Any:
+    """JSON5 text, refused (``JSON5TooLong``) above ``MAX_JSON5_CHARS``: the pure-Python parser takes about a
+    second per 30 KB, and a workflow of the largest allowed size is about 10 KB (strict JSON has no such limit)."""
+    if len(text) > MAX_JSON5_CHARS:
+        raise JSON5TooLong(f"JSON5 is only read up to {MAX_JSON5_CHARS} characters, this is {len(text)}")
+    return json5.loads(text)
 
 
 def _pydantic_problem(error: dict[str, Any]) -> Problem:

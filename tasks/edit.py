@@ -33,7 +33,8 @@ def plan_shard(dataset: Dataset, shard: Shard, config: Config, only_ids: list[st
         wanted = set(only_ids)
         rows = [row for row in rows if row.id in wanted]
     prepared = prepare_shard(rows, shard, planner_for(config), dataset.reader(config.inputs),
-                             content_keys=config.executor.cache_dir is not None)
+                             content_keys=config.executor.cache_dir is not None,
+                             memory_budget=config.pipeline.shard_memory())
     bad = sum(1 for row in prepared.rows if not row.usable)
     unplanned = sum(1 for plan in prepared.plans if plan is not None and not plan.ok)
     get_run_logger().info("shard %d: %d rows, %d bad input, %d without a valid plan", shard.index,

@@ -5,8 +5,12 @@ dataset reads only its listing (the manifest text, or the Parquet metadata); ima
 that needs them. Rows keep their dataset order and shards are consecutive slices of it, so a rerun over the same
 dataset with the same shard size makes the same shards.
 
-A row that cannot be used (not UTF-8, not JSON, unknown fields, no instruction, ...) is still a row: it carries
-``error`` and becomes a ``bad_input`` output row; the rest of its shard goes on.
+A row that cannot be used (not UTF-8, not JSON, nested too deep, unknown fields, no instruction, a value of the
+wrong type, ...) is still a row: it carries ``error`` and becomes a ``bad_input`` output row; the rest of its shard
+goes on. Every value is checked where rows are read (``records.py``), so no later stage can fail on a row's data.
+
+A JSONL manifest is split into lines the way JSON defines them: at ``\n`` only (``\r\n`` too), so a raw U+2028,
+NEL or form feed inside a string stays inside its row.
 """
 
 from __future__ import annotations
@@ -17,41 +21,32 @@ import io
 import json
 import posixpath
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from legoedit_core.data.inputs import InputReader
+from legoedit_core.data.records import (  # noqa: F401 (default_seed stays importable from here)
+    ALIASES,
+    FIELDS,
+    GROUND_TRUTH_FIELDS,
+    MAX_NESTING,
+    InputRow,
+    default_seed,
+    nesting,
+    normalise_id,
+    row_from_record,
+)
 from legoedit_core.data.storage import Storage
 from legoedit_core.settings.inputs import InputSettings
 
 MANIFEST_NAMES = ("instructions.jsonl", "instructions.csv", "metadata.jsonl", "metadata.csv")
-FIELDS = ("id", "image", "instruction", "mask", "seed")
-# Ground truth and bookkeeping a dataset may carry; they are kept in the output's ``ground_truth`` column.
-GROUND_TRUTH_FIELDS = ("target", "category", "reference_workflow", "notes")
-ALIASES = {"file_name": "image"}  # the Hugging Face imagefolder convention
-MAX_ID_CHARS = 512
-SEED_LIMIT = 2**63  # seeds are stored as int64
 
 
 class DatasetError(ValueError):
     """The dataset as a whole cannot be read (no such file, unknown format, wrong columns)."""
-
-
-@dataclass
-class InputRow:
-    """One row of a dataset. ``image`` / ``mask`` are a URI or the bytes themselves; ``error`` marks a bad row."""
-
-    index: int
-    id: str
-    instruction: str = ""
-    image: str | bytes | None = None
-    mask: str | bytes | None = None
-    seed: int = 0
-    ground_truth: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,11 +67,6 @@ def make_shards(count: int, shard_size: int) -> list[Shard]:
     if shard_size < 1:
         raise ValueError(f"shard size must be at least 1, got {shard_size}")
     return [Shard(i, start, min(start + shard_size, count)) for i, start in enumerate(range(0, count, shard_size))]
-
-
-def default_seed(row_id: str) -> int:
-    """The seed of a row that names none: a stable hash of its id (31 bits)."""
-    return int.from_bytes(hashlib.blake2b(row_id.encode(), digest_size=4).digest(), "big") >> 1
 
 
 class Dataset:
@@ -152,7 +142,10 @@ class ManifestDataset(Dataset):
 
 
 def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    """Records of a JSONL manifest, by ``\n``-separated lines (not ``str.splitlines``: U+2028, NEL, form feed and
+    the like are legal inside JSON strings), each checked for its nesting with its line number."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         if _has_undecodable(line):
@@ -163,10 +156,15 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any] | None, str 
         except json.JSONDecodeError as error:
             yield number, None, f"not valid JSON ({error.msg} at column {error.colno})"
             continue
+        except RecursionError:
+            yield number, None, f"nested more than {MAX_NESTING} levels deep"
+            continue
         if not isinstance(record, dict):
             yield number, None, f"expected a JSON object, got {type(record).__name__}"
-            continue
-        yield number, record, None
+        elif nesting(record) > MAX_NESTING:
+            yield number, None, f"nested more than {MAX_NESTING} levels deep"
+        else:
+            yield number, record, None
 
 
 def _csv_records(text: str, uri: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
@@ -196,9 +194,8 @@ def _has_undecodable(text: str) -> bool:
 
 
 def _record_id(record: dict[str, Any] | None, line: int) -> str:
-    """The id a record's row will have (the fallback for a record without one)."""
-    given = str((record or {}).get("id") or "").strip()
-    return given or f"line-{line}"
+    """The id a record's row will have (the fallback for a record without a usable one)."""
+    return normalise_id((record or {}).get("id"), f"line-{line}")[0]
 
 
 def refuse_duplicate_ids(ids: Iterable[tuple[str, int]], unit: str = "lines") -> None:
@@ -208,58 +205,9 @@ def refuse_duplicate_ids(ids: Iterable[tuple[str, int]], unit: str = "lines") ->
         where.setdefault(row_id, []).append(line)
     duplicated = {row_id: lines for row_id, lines in where.items() if len(lines) > 1}
     if duplicated:
-        listed = "; ".join(f"{row_id[:80]!r} on {unit} {', '.join(map(str, lines))}"
+        listed = "; ".join(f"{ascii(row_id[:80])} on {unit} {', '.join(map(str, lines))}"
                            for row_id, lines in list(duplicated.items())[:20])
         raise DatasetError(f"{len(duplicated)} id(s) occur more than once (every row needs its own id): {listed}")
-
-
-def row_from_record(index: int, record: dict[str, Any], fallback_id: str) -> InputRow:
-    """Check one record's fields and build its row; every problem found goes into ``error``."""
-    record = {ALIASES.get(k, k): v for k, v in record.items()}
-    row_id = str(record.get("id") or "").strip() or fallback_id
-    problems = []
-    if len(row_id) > MAX_ID_CHARS:
-        problems.append(f"the id is {len(row_id)} characters long, above {MAX_ID_CHARS}")
-    unknown = sorted(set(record) - set(FIELDS) - set(GROUND_TRUTH_FIELDS))
-    if unknown:
-        known = ", ".join(FIELDS + GROUND_TRUTH_FIELDS)
-        problems.append(f"unknown field(s) {', '.join(unknown)} (known: {known})")
-    instruction = record.get("instruction")
-    if not isinstance(instruction, str) or not instruction.strip():
-        problems.append("the instruction is empty" if instruction in (None, "") or isinstance(instruction, str)
-                        else f"the instruction must be text, got {type(instruction).__name__}")
-        instruction = instruction if isinstance(instruction, str) else ""
-    image = _image_value(record.get("image"), "image", problems)
-    if image is None and not any(p.startswith("image") for p in problems):
-        problems.append("no image given")
-    mask = _image_value(record.get("mask"), "mask", problems)
-    seed = record.get("seed")
-    if seed is None:
-        seed = default_seed(row_id)
-    else:
-        try:
-            seed = int(seed)
-        except (TypeError, ValueError):
-            problems.append(f"seed must be an integer, got {str(seed)[:40]!r}")
-            seed = 0
-        if not -SEED_LIMIT <= seed < SEED_LIMIT:
-            problems.append(f"seed {seed} is outside the 64-bit range [-2**63, 2**63)")
-            seed = 0
-    ground_truth = {k: record[k] for k in GROUND_TRUTH_FIELDS if k in record}
-    return InputRow(index, row_id, instruction.strip(), image, mask, seed, ground_truth,
-                    "; ".join(problems) or None)
-
-
-def _image_value(value: Any, name: str, problems: list[str]) -> str | bytes | None:
-    """A URI string, bytes, or the Hugging Face struct ``{bytes, path}``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dict):
-        return value.get("bytes") or value.get("path") or None
-    if isinstance(value, (str, bytes)):
-        return value
-    problems.append(f"{name} must be a path, a URI or image bytes, got {type(value).__name__}")
-    return None
 
 
 class ParquetDataset(Dataset):
@@ -300,9 +248,8 @@ class ParquetDataset(Dataset):
                 parquet = pq.ParquetFile(handle)
                 if "id" not in parquet.schema_arrow.names:
                     return
-                column = parquet.read(columns=["id"]).column("id").to_pylist()
-            ids += [(str(v).strip() if v not in (None, "") else f"row-{len(ids) + i}", len(ids) + i)
-                    for i, v in enumerate(column)]
+                column = _values(parquet.read(columns=["id"]).column("id"))
+            ids += [(normalise_id(v, f"row-{len(ids) + i}")[0], len(ids) + i) for i, v in enumerate(column)]
         refuse_duplicate_ids(ids, unit="rows")
 
     def fingerprint(self) -> str:
@@ -315,9 +262,10 @@ class ParquetDataset(Dataset):
             lo, hi = max(start, offset), min(stop, offset + count)
             if lo < hi:
                 table = self._read_slice(file, lo - offset, hi - offset)
-                for position, record in enumerate(table.to_pylist()):
+                columns = {name: _values(table.column(name)) for name in table.column_names}
+                for position, values in enumerate(zip(*columns.values(), strict=True)):
                     index = lo + position
-                    clean = {k: v for k, v in record.items() if v is not None}
+                    clean = {k: v for k, v in zip(columns, values, strict=True) if v is not None}
                     rows.append(row_from_record(index, clean, f"row-{index}"))
             offset += count
         return rows
@@ -335,6 +283,32 @@ class ParquetDataset(Dataset):
                 position += size
             table = parquet.read_row_groups(groups)
         return table.slice(start - (first or 0), stop - start)
+
+
+class Undecodable:
+    """A Parquet value that Arrow cannot turn into Python (invalid UTF-8 inside a struct): its row's problem."""
+
+    def __repr__(self) -> str:
+        return "<undecodable value>"
+
+
+def _values(column: pa.ChunkedArray) -> list[Any]:
+    """A column's Python values. Text is decoded leniently (invalid UTF-8 becomes lone surrogates, which the row's
+    checks refuse), and a value Arrow cannot convert becomes ``Undecodable``: one bad value never fails a shard."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        raw = column.cast(pa.large_binary()).to_pylist()
+        return [None if value is None else value.decode("utf-8", "surrogateescape") for value in raw]
+    try:
+        return column.to_pylist()
+    except (UnicodeDecodeError, pa.ArrowException, ValueError, OverflowError):
+        return [_value(scalar) for scalar in column]
+
+
+def _value(scalar: pa.Scalar) -> Any:
+    try:
+        return scalar.as_py()
+    except (UnicodeDecodeError, pa.ArrowException, ValueError, OverflowError):
+        return Undecodable()
 
 
 def open_dataset(uri: str, storage_options: dict[str, Any] | None = None) -> Dataset:

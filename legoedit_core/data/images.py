@@ -147,6 +147,19 @@ def _open_file(path_or_url, mode: str, fs: fsspec.AbstractFileSystem | None):
     return fs.open(os.fspath(path_or_url), mode) if fs is not None else fsspec.open(os.fspath(path_or_url), mode)
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from an image's header, without decoding a pixel; None when the header is unreadable
+    (decoding then says why)."""
+    width, height = imagesize.get(io.BytesIO(data), exif_rotation=False)
+    if width > 0 and height > 0:
+        return int(width), int(height)
+    try:
+        with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as picture:
+            return picture.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, *_CORRUPT):
+        return None
+
+
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Pillow image with its pixels loaded and EXIF orientation applied, after the size checks."""
     if not data:

@@ -12,6 +12,14 @@ files are opened non-blocking and without following a last-moment symlink), and 
 ``inputs.max_image_bytes`` are read, checked against the size the store reports before reading and again on the
 bytes read.
 
+URLs (opt-in, through ``inputs.extra_roots`` or ``inputs.schemes``) are normalised before they are checked:
+percent-escapes decoded, dot segments folded, the host lower-cased, so ``/public/../private/`` and ``%2e%2e`` are
+what they lead to; the normalised URL is what is requested. Redirects are followed by hand, each target checked
+again (root, scheme, public host) before it is requested, at most ``MAX_REDIRECTS``. The bytes are counted as they
+arrive and the read stops past the cap, whatever the headers say (a server may ignore ranges and send no length).
+A host that resolves to a public address when checked and to a private one when connected (DNS rebinding) is not
+caught: keep ``inputs.schemes`` off for untrusted catalogues, and name URL roots instead.
+
 A failure of the dataset's own store is a machinery fault (``StorageError``, the shard is retried); a reference
 outside it (an allowed URL that does not answer) is the row's problem and becomes ``RefusedInput``.
 """
@@ -25,14 +33,17 @@ import socket
 import stat
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import fsspec
+import httpx
 
 from legoedit_core.data.storage import Storage, StorageError, TooLarge
 from legoedit_core.settings.inputs import InputSettings
 
 _REMOTE_HOSTS = ("http", "https")
+MAX_REDIRECTS = 5
+URL_TIMEOUT_SECONDS = 30.0
 
 
 class RefusedInput(ValueError):
@@ -55,10 +66,25 @@ def _split(reference: str) -> tuple[str, str]:
         path = reference[len("file://"):] if reference.startswith("file://") else reference
         return "file", os.path.realpath(path)
     if protocol in _REMOTE_HOSTS:
-        return protocol, reference.split("?", 1)[0].split("#", 1)[0]
+        return protocol, normal_url(reference)
     path = reference.split("://", 1)[1]
     normal = posixpath.normpath("/" + path).lstrip("/")  # "/.." folds to "/": a key cannot climb out of the bucket
     return protocol, normal
+
+
+def normal_url(url: str) -> str:
+    """``scheme://host[:port]/path`` with percent-escapes decoded (repeatedly: ``%252e`` too), backslashes as
+    slashes and dot segments folded; query and fragment dropped. What is checked is what is requested."""
+    parts = urlsplit(url)
+    path = parts.path
+    for _ in range(4):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    path = posixpath.normpath("/" + path.replace("\\", "/")) + ("/" if path.endswith("/") and path != "/" else "")
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}{port}{path.replace('//', '/')}"
 
 
 @dataclass
@@ -80,16 +106,11 @@ class InputReader:
         if isinstance(value, bytes):
             return _capped(value, cap, "embedded image")
         reference = value if "://" in value or value.startswith("/") else self._own.uri(value)
-        protocol, path = _split(reference)
-        inside_own = self._roots[0].holds(protocol, path)
-        if not inside_own and not any(r.holds(protocol, path) for r in self._roots[1:]) \
-                and protocol not in self.settings.schemes:
-            raise RefusedInput(f"{value}: refused: outside the dataset's root {self.root} (allow other roots or "
-                               "schemes with inputs.extra_roots / inputs.schemes)")
+        protocol, path, inside_own = self._allowed(reference, value)
         if protocol == "file":
             return _read_local(path, cap, value)
-        if protocol in _REMOTE_HOSTS and not self.settings.private_hosts:
-            _check_public_host(value)
+        if protocol in _REMOTE_HOSTS:
+            return self._read_url(path, cap, value)
         try:
             if inside_own:
                 return self._own.read_capped(cap, self._own.fs.unstrip_protocol(path))
@@ -100,6 +121,59 @@ class InputReader:
             if inside_own or isinstance(error, FileNotFoundError):
                 raise  # the dataset's own store failing is the machinery's fault: the shard is retried
             raise RefusedInput(f"{value}: could not be read: {error}") from error
+
+
+    def _allowed(self, reference: str, name: str) -> tuple[str, str, bool]:
+        """(protocol, normalised path, inside the dataset's own root) of a reference this row may read, or
+        ``RefusedInput``."""
+        protocol, path = _split(reference)
+        inside_own = self._roots[0].holds(protocol, path)
+        if not inside_own and not any(r.holds(protocol, path) for r in self._roots[1:]) \
+                and protocol not in self.settings.schemes:
+            where = "" if reference == name else f" (it leads to {path})"
+            raise RefusedInput(f"{name}: refused: outside the dataset's root {self.root}{where} (allow other roots "
+                               "or schemes with inputs.extra_roots / inputs.schemes)")
+        if protocol in _REMOTE_HOSTS and not self.settings.private_hosts:
+            _check_public_host(path)
+        return protocol, path, inside_own
+
+    def _read_url(self, url: str, cap: int, name: str) -> bytes:
+        """An allowed URL's bytes, at most ``cap`` counted as they arrive; every redirect target is checked again
+        before it is requested."""
+        try:
+            with httpx.Client(follow_redirects=False, timeout=URL_TIMEOUT_SECONDS) as client:
+                for _ in range(MAX_REDIRECTS + 1):
+                    with client.stream("GET", _request_url(url)) as response:
+                        if response.is_redirect:
+                            target = urljoin(url, response.headers.get("location", ""))
+                            if not target.lower().startswith(("http://", "https://")):
+                                raise RefusedInput(f"{name}: refused: redirected to {target!r}, not an http(s) URL")
+                            url = self._allowed(target, f"{name} (redirected to {target})")[1]
+                            continue
+                        if response.status_code != 200:
+                            raise RefusedInput(f"{name}: could not be read: HTTP {response.status_code}")
+                        return _received(response, cap, name)
+        except httpx.HTTPError as error:
+            raise RefusedInput(f"{name}: could not be read: {type(error).__name__}: {error}") from None
+        raise RefusedInput(f"{name}: refused: more than {MAX_REDIRECTS} redirects")
+
+
+def _request_url(url: str) -> str:
+    """A normalised URL as sent: its path percent-encoded again (``..`` is folded already)."""
+    scheme, rest = url.split("://", 1)
+    host, _, path = rest.partition("/")
+    return f"{scheme}://{host}/{quote(path)}"
+
+
+def _received(response: httpx.Response, cap: int, name: str) -> bytes:
+    """The body, counted as it arrives: past ``cap`` bytes the read stops (whatever Content-Length said)."""
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise RefusedInput(f"{name}: refused: more than {cap} bytes (inputs.max_image_bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _capped(data: bytes, cap: int, name: str) -> bytes:

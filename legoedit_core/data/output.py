@@ -3,7 +3,7 @@
 Layout under the output prefix::
 
     _manifest.json                 the run: dataset, shard size, config and its fingerprint (written once)
-    _lease/0000000007.json         who writes this output now, and until when (see ``lease.py``)
+    _lease/0000000007-000002.json  who writes this output now, and until when (see ``lease.py``)
     _commits/00003-0000.json       shard 3 is finished: its part's row counts and brick seconds (attempt 0)
     parts/part-00003.parquet       the rows of shard 3 (output row schema)
     images/<id>-<hash>.png         edited images as files (optional)
@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from legoedit_core.data.images import output_name
-from legoedit_core.data.lease import Lease
+from legoedit_core.data.lease import Lease, fence
 from legoedit_core.data.rows import OUTPUT_SCHEMA, STATUSES
 from legoedit_core.data.storage import Storage
 
@@ -176,6 +176,7 @@ class RunOutput:
             lease.acquire()
         self.lease = lease
         try:
+            self.storage.remove_temporaries()  # left by a killed writer; the lease says none is alive
             with unwritable_as_error(self.uri):
                 recorded = self.begin(run)
             yield recorded
@@ -205,15 +206,25 @@ class RunOutput:
 
     # ------------------------------------------------------------------------------------------ commits
     def finished(self) -> dict[int, dict[str, Any]]:
-        """Finished shards by index, each with the record of its newest commit (``attempt`` included)."""
-        newest: dict[int, int] = {}
+        """Finished shards by index, each with the record of its newest commit (``attempt`` included).
+
+        A record that a fenced writer put after another run took the lease is ignored (``lease.fence``)."""
+        attempts: dict[int, list[int]] = {}
         for name in self.storage.glob(f"{COMMITS}/*.json"):
             match = re.search(r"(\d+)-(\d+)\.json$", name)
             if match:
-                shard, attempt = int(match.group(1)), int(match.group(2))
-                newest[shard] = max(attempt, newest.get(shard, -1))
-        return {shard: json.loads(self.storage.read_bytes(commit_name(shard, attempt)))
-                for shard, attempt in sorted(newest.items())}
+                attempts.setdefault(int(match.group(1)), []).append(int(match.group(2)))
+        finished, superseded = {}, None
+        for shard in sorted(attempts):
+            for attempt in sorted(attempts[shard], reverse=True):
+                record = json.loads(self.storage.read_bytes(commit_name(shard, attempt)))
+                if record.get("lease_epoch") is not None:
+                    superseded = superseded or fence(self.storage)
+                    if superseded(record["lease_epoch"], record["committed"]):
+                        continue
+                finished[shard] = record
+                break
+        return finished
 
     def commit(self, info: PartInfo, attempt: int = 0) -> None:
         """Mark a shard finished (after its part is in place) with an immutable record, put-if-absent.
@@ -225,7 +236,9 @@ class RunOutput:
             if self.lease is not None:
                 self.lease.check()
             holder = self.lease.holder if self.lease is not None else None
-            record = vars(info) | {"attempt": number, "committed": time.time(), "holder": holder}
+            epoch = self.lease.epoch if self.lease is not None else None  # the fencing token
+            record = vars(info) | {"attempt": number, "committed": time.time(), "holder": holder,
+                                   "lease_epoch": epoch}
             try:
                 self.storage.create_bytes(json.dumps(record, sort_keys=True).encode(), commit_name(info.shard, number))
                 return
@@ -239,6 +252,8 @@ class RunOutput:
     def write_part(self, shard: int, table: pa.Table) -> PartInfo:
         """Write a shard's part in one piece (it is committed separately, by ``commit``)."""
         table = table.cast(self.schema)
+        if self.lease is not None:
+            self.lease.check()  # a fenced writer does not overwrite the part of the run that took over
         self.storage.write_bytes(table_bytes(table), part_name(shard))
         return PartInfo.of(shard, part_name(shard), table)
 

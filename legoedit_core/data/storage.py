@@ -8,6 +8,7 @@ names the operation and the key.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -29,6 +30,8 @@ _PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirecto
 # Libraries whose own errors (EndpointConnectionError, ClientConnectorError, ...) are network trouble.
 _NETWORK_LIBRARIES = {"botocore", "aiobotocore", "aiohttp", "urllib3", "requests"}
 _S3 = ("s3", "s3a")
+_FULL = (errno.ENOSPC, errno.EDQUOT)  # a full disk or quota: retrying at once cannot help
+TEMPORARY_SUFFIX = ".tmp"  # local writes go through ``.<name>.<random>.tmp`` files (a dot name: readers skip it)
 
 
 class StorageError(OSError):
@@ -40,8 +43,9 @@ class TooLarge(ValueError):
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether an object-store error is worth retrying: network trouble and server errors, not missing keys."""
-    if isinstance(error, _PERMANENT):
+    """Whether an object-store error is worth retrying: network trouble and server errors, not missing keys nor a
+    full disk."""
+    if isinstance(error, _PERMANENT) or getattr(error, "errno", None) in _FULL:
         return False
     if isinstance(error, OSError):  # s3fs maps 5xx / throttling to OSError(EIO, EBUSY); sockets raise ConnectionError
         return True
@@ -77,6 +81,11 @@ def _client_options(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
     config = dict(options.get("config_kwargs") or {})
     config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
     return dict(options, config_kwargs=config)
+
+
+def _temporary(path: str) -> str:
+    """A fresh temporary name beside ``path``: a dot name, so Parquet readers skip it if a crash leaves it."""
+    return posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}")
 
 
 class Storage:
@@ -117,7 +126,8 @@ class Storage:
             raise
         except Exception as error:
             tries = self.retry.attempts if is_transient(error) else 1
-            raise StorageError(f"object store: {operation} {path} failed after {tries} attempt(s): "
+            full = " (the disk is full)" if getattr(error, "errno", None) in _FULL else ""
+            raise StorageError(f"object store: {operation} {path} failed after {tries} attempt(s){full}: "
                                f"{type(error).__name__}: {error}") from error
         raise AssertionError("unreachable")
 
@@ -152,9 +162,7 @@ class Storage:
         """Write a whole object. On object stores a single PUT is atomic; locally it goes through a rename."""
         path = self.path(*parts)
         if self.is_local:
-            # A dot name: Parquet readers skip it if a crash leaves it behind.
-            temporary = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
-            self._call("write", path, self._write_local, temporary, path, data)
+            self._call("write", path, self._write_local, _temporary(path), path, data)
         else:
             self._call("write", path, self.fs.pipe_file, path, data)
 
@@ -167,18 +175,18 @@ class Storage:
         """
         path = self.path(*parts)
         if self.is_local:
-            temporary = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
-            self._call("create", path, self._create_local, temporary, path, data)
+            self._call("create", path, self._create_local, _temporary(path), path, data)
         else:
             self._call("create", path, functools.partial(self.fs.pipe_file, mode="create"), path, data)
 
     def _create_local(self, temporary: str, path: str, data: bytes) -> None:
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        self.fs.pipe_file(temporary, data)
         try:
+            self.fs.pipe_file(temporary, data)
             os.link(temporary, path)
         finally:
-            os.unlink(temporary)
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
 
     def delete(self, *parts: str) -> None:
         """Remove an object; one that is already gone is fine."""
@@ -188,8 +196,26 @@ class Storage:
 
     def _write_local(self, temporary: str, path: str, data: bytes) -> None:
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        self.fs.pipe_file(temporary, data)
-        self.fs.mv(temporary, path)
+        try:
+            self.fs.pipe_file(temporary, data)
+            os.replace(temporary, path)
+        finally:  # a failed write (a full disk) leaves no partial temporary behind
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
+
+    def remove_temporaries(self) -> list[str]:
+        """Delete the temporary files that killed writers left under the root (local disks only; call while
+        holding the output's lease, so that no live writer owns one); the paths removed."""
+        if not self.is_local:
+            return []
+        removed = []
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
+                    with suppress(FileNotFoundError):
+                        os.unlink(os.path.join(folder, name))
+                        removed.append(os.path.join(folder, name))
+        return removed
 
     def exists(self, *parts: str) -> bool:
         path = self.path(*parts)

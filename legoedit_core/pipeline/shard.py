@@ -19,12 +19,22 @@ import pyarrow as pa
 
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.data.datasets import Dataset, InputRow, Shard
-from legoedit_core.data.images import ImageDecodeError, decode_image, decode_mask, encode_png, output_name
+from legoedit_core.data.images import (
+    ImageDecodeError,
+    decode_image,
+    decode_mask,
+    encode_png,
+    image_size,
+    output_name,
+)
 from legoedit_core.data.inputs import InputReader, RefusedInput
+from legoedit_core.data.memory import ShardMemory
+from legoedit_core.data.records import storable
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
 from legoedit_core.executor import EditItem, EditResult, Executor, input_keys
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
 from legoedit_core.settings.inputs import InputSettings
+from legoedit_core.workflow import parse_workflow
 
 
 @dataclass
@@ -42,19 +52,24 @@ class LoadedRow:
         return self.row.error is None
 
 
-def load_row(row: InputRow, reader: InputReader) -> LoadedRow:
-    """Read and decode one row's image and mask through the dataset's confined ``reader``.
+def load_row(row: InputRow, reader: InputReader, memory: ShardMemory | None = None) -> LoadedRow:
+    """Read and decode one row's image and mask through the dataset's confined ``reader``; with ``memory``, the
+    image's decoded size is admitted (from its header) before it is decoded (``MemoryBudgetExceeded``: a fault).
 
     A missing, refused or corrupt file marks the row bad input (and its ``source`` stays None unless the image
     decoded: a bad row never carries bytes that are not an image); a failing dataset store raises
     ``StorageError`` (the shard fails and is retried by a rerun).
     """
     loaded = LoadedRow(row)
+    _check_reference_workflow(row)
     if row.error is not None:
         return loaded
     try:
         assert row.image is not None
         data = reader.read(row.image)
+        size = image_size(data)
+        if memory is not None and size is not None:
+            memory.admit(*size, _name(row.image))
         loaded.image = decode_image(data)
         loaded.source = data
         if row.mask is not None:
@@ -66,6 +81,18 @@ def load_row(row: InputRow, reader: InputReader) -> LoadedRow:
     except ImageDecodeError as error:
         row.error = f"{_name(row.mask if loaded.image is not None else row.image)}: {error}"
     return loaded
+
+
+def _check_reference_workflow(row: InputRow) -> None:
+    """Mark the row bad input when its ground truth's ``reference_workflow`` does not parse: scoring (rollouts,
+    training) reads it later, and a row's data must not fail a later stage."""
+    reference = row.ground_truth.get("reference_workflow")
+    if row.error is not None or not reference:
+        return
+    try:
+        parse_workflow(reference)
+    except (ValueError, TypeError, AttributeError) as error:  # WorkflowError is a ValueError
+        row.error = f"reference_workflow does not parse: {storable(str(error))[:300]}"
 
 
 def _name(value: str | bytes | None) -> str:
@@ -94,13 +121,15 @@ class PreparedShard:
 
 
 def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, reader: InputReader,
-                  content_keys: bool = False) -> PreparedShard:
+                  content_keys: bool = False, memory_budget: int | None = None) -> PreparedShard:
     """Load every row of a shard (through the dataset's ``reader``), then plan all usable rows in one batched
     Builder call.
 
     ``content_keys`` also hashes each usable row's pixels for the node cache, here where they are decoded.
+    ``memory_budget`` is the bytes of decoded pixels the shard may hold (``PipelineSettings.shard_memory``).
     """
-    loaded = [load_row(row, reader) for row in rows]
+    memory = ShardMemory(shard.index, memory_budget)
+    loaded = [load_row(row, reader, memory) for row in rows]
     for row in loaded:
         if content_keys and row.image is not None:
             row.keys = input_keys(row.image, row.mask)
@@ -166,8 +195,9 @@ def build_rows(prepared: PreparedShard, results: Sequence[EditResult], toolset: 
 
 
 def process_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor,
-                  inputs: InputSettings | None = None) -> pa.Table:
+                  inputs: InputSettings | None = None, memory_budget: int | None = None) -> pa.Table:
     """Everything for one shard in a plain loop: the reference the Prefect flow is measured against."""
-    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, dataset.reader(inputs))
+    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, dataset.reader(inputs),
+                             memory_budget=memory_budget)
     items, _ = prepared.edit_items()
     return build_rows(prepared, executor.run_many(items), executor.toolset)

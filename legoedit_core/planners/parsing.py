@@ -10,10 +10,9 @@ import json
 import re
 from typing import Any
 
-import json5
+from legoedit_core.workflow import MAX_JSON5_CHARS, Problem, Workflow, WorkflowError, load_json5, parse_workflow
 
-from legoedit_core.workflow import Problem, Workflow, WorkflowError, parse_workflow
-
+JSON5_TRIES = 8  # spans tried with the lenient parser, longest first
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S | re.I)
 
 
@@ -37,10 +36,10 @@ def extract_json(text: str) -> Any:
         return value
     except json.JSONDecodeError as error:
         strict = error
-    ends = [match.start() for match in re.finditer("}", body) if match.start() > start]
-    for end in reversed(ends):  # the longest span from the first "{" that JSON5 reads
+    ends = [match.start() for match in re.finditer("}", body) if start < match.start() < start + MAX_JSON5_CHARS]
+    for end in reversed(ends[-JSON5_TRIES:]):  # the longest span from the first "{" that JSON5 reads (bounded)
         try:
-            return json5.loads(body[start : end + 1])
+            return load_json5(body[start : end + 1])
         except ValueError:
             continue
     raise WorkflowError([Problem(None, f"the workflow JSON is malformed: {strict}")])

@@ -1,0 +1,99 @@
+"""Memory is admitted before it is spent, and running out of it is a fault, never a row status (issue 24)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legoedit_core.bricks.cpu.functions import Grayscale
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.config import Config
+from legoedit_core.data.datasets import InputRow, Shard
+from legoedit_core.data.images import encode_png
+from legoedit_core.data.inputs import InputReader
+from legoedit_core.data.memory import MemoryBudgetExceeded, MemoryExhausted
+from legoedit_core.executor import EditItem, Executor
+from legoedit_core.pipeline.shard import prepare_shard
+from legoedit_core.planners.rules import RulesPlanner
+from legoedit_core.workflow import parse_workflow
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import memory_bound  # noqa: E402 (the benchmark's child is the memory test's workload)
+
+GRAY = parse_workflow({"nodes": [{"id": "g", "tool": "GRAYSCALE", "inputs": {"image": "@input.image"}}],
+                       "output": "@g.image"})
+
+
+def items(count: int) -> list[EditItem]:
+    return [EditItem(f"i{n}", np.full((16, 16, 3), n, np.uint8), GRAY) for n in range(count)]
+
+
+def test_out_of_memory_in_a_batch_is_retried_in_halves_then_is_a_fault(monkeypatch):
+    calls: list[int] = []
+    run_batch = Grayscale.run_batch
+
+    def tight(self, inputs, seeds):  # more than two items at once do not fit
+        calls.append(len(inputs))
+        if len(inputs) > 2:
+            raise MemoryError("no room")
+        return run_batch(self, inputs, seeds)
+
+    monkeypatch.setattr(Grayscale, "run_batch", tight)
+    results = Executor(Toolset()).run_many(items(8))
+    assert [r.status for r in results] == ["ok"] * 8 and calls == [8, 4, 2, 2, 4, 2, 2]
+
+    def insufficient(self, inputs, seed):  # OpenCV's way of saying it
+        raise Exception("OpenCV(4.10.0) error: (-4:Insufficient memory) Failed to allocate 201326592 bytes")
+
+    monkeypatch.setattr(Grayscale, "run_batch", run_batch)
+    monkeypatch.setattr(Grayscale, "run_one", insufficient)
+    with pytest.raises(MemoryExhausted, match="out of memory on a single call"):
+        Executor(Toolset()).run_many(items(4))  # a fault: no item gets a row status for it
+
+
+def test_a_batch_is_split_to_fit_the_batch_pixel_budget(monkeypatch):
+    sizes: list[int] = []
+    run_batch = Grayscale.run_batch
+    monkeypatch.setattr(Grayscale, "run_batch", lambda self, inputs, seeds: sizes.append(len(inputs)) or
+                        run_batch(self, inputs, seeds))
+    toolset = Toolset(Config.load(overrides=[f"executor.max_batch_pixels={3 * 16 * 16}"]))
+    results = Executor(toolset).run_many(items(7))
+    assert [r.status for r in results] == ["ok"] * 7 and sizes == [3, 3, 1]
+
+
+def test_outputs_are_admitted_before_their_node_runs(monkeypatch):
+    ran: list[int] = []
+    monkeypatch.setattr("legoedit_core.bricks.cpu.functions.Resize.run_one",
+                        lambda self, inputs, seed: ran.append(1) or {"image": np.zeros((2, 2, 3), np.uint8)})
+    huge = parse_workflow(memory_bound.fan_out_workflow(1) | {"nodes": [{"id": "r", "tool": "RESIZE", "inputs": {
+        "image": "@input.image", "width": 8192}}], "output": "@r.image"})
+    result = Executor(Toolset()).run(huge, np.zeros((8192, 4, 3), np.uint8))  # 4 wide: 8192 wide is 16.7M tall
+    assert result.status == "failed" and "would be 8192x16777216" in result.error and not ran
+    fan = Executor(Toolset()).run(parse_workflow(memory_bound.fan_out_workflow(63)), np.zeros((96, 128, 3), np.uint8))
+    assert fan.status == "failed" and "executor.max_item_pixels" in fan.error and not ran
+
+
+def test_a_shard_whose_images_exceed_its_share_fails_before_decoding(tmp_path, monkeypatch):
+    (tmp_path / "a.png").write_bytes(encode_png(np.zeros((512, 512, 3), np.uint8)))
+    decoded: list[int] = []
+    monkeypatch.setattr("legoedit_core.pipeline.shard.decode_image", lambda data: decoded.append(1))
+    rows = [InputRow(i, f"r{i}", "make it black and white", "a.png") for i in range(3)]
+    with pytest.raises(MemoryBudgetExceeded, match=r"shard 5: its images need 9 MiB.*above its share"):
+        prepare_shard(rows, Shard(5, 0, 3), RulesPlanner(Toolset()), InputReader(str(tmp_path)),
+                      memory_budget=8 * 2**20)
+    assert len(decoded) == 2  # the third row was refused from its header, before a pixel of it was decoded
+
+
+def test_8192_pixel_images_and_a_fan_out_stay_under_the_bound_within_ulimit_v_8_gb():
+    rows, budget = 6, 4096
+    result = memory_bound.run_limited(rows, shard_size=2, concurrent_shards=2, budget_mib=budget,
+                                      limit_kb=8_000_000)
+    statuses = {row_id: status for row_id, (status, _) in result["rows"].items()}
+    assert [statuses[f"big-{i:03d}"] for i in range(rows)] == ["ok"] * rows
+    assert "above the limit" in result["rows"]["tall"][1]  # refused from its size, before anything was computed
+    assert result["fan_out"][0] == "failed" and "executor.max_item_pixels" in result["fan_out"][1]
+    assert not any("memory" in (error or "").lower() for _, error in result["rows"].values())
+    assert result["peak_mib"] < budget + memory_bound.BASELINE_MIB
