@@ -42,12 +42,26 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.profile:
         overrides.insert(0, f"profile={args.profile!r}".replace("'", '"'))
     try:
-        return Config.load(args.config, overrides)
+        config = Config.load(args.config, overrides)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise UsageError(f"config: {problems}") from error
     except (OSError, tomllib.TOMLDecodeError, ValueError) as error:
         raise UsageError(f"config: {describe(error)}") from error
+    from legoedit_core.bricks.settings_check import brick_settings_problems
+
+    if problems := brick_settings_problems(config):
+        raise UsageError(f"config: {'; '.join(problems)}")
+    return config
+
+
+def check_dataset(uri: str) -> None:
+    """Refuse a dataset that does not exist, or whose rows all lack a required column, in one line."""
+    from legoedit_core.data.datasets import open_dataset
+
+    missing = open_dataset(uri).missing_columns()
+    if missing:
+        raise UsageError(f"{uri}: no row has {' or '.join(map(repr, missing))}: every row would be bad_input")
 
 
 def describe(error: BaseException) -> str:
@@ -67,9 +81,18 @@ def local_parent(path: str) -> str:
     return path
 
 
+def check_run_inputs(args: argparse.Namespace) -> None:
+    """What a command that runs a flow checks before any server starts: its config (every key, bricks included)
+    and its dataset (it exists and has the required columns)."""
+    load_config(args)
+    if getattr(args, "dataset", None):  # eval's benchmarks are checked by their own readers
+        check_dataset(args.dataset)
+
+
 def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Mark a command that runs a Prefect flow: it gets a temporary local server of its own (unless
-    ``PREFECT_API_URL`` names one), and Ctrl-C / SIGTERM stop it cleanly within seconds (exit code 130)."""
+    """Mark a command that runs a Prefect flow: its inputs are checked first (``check_run_inputs``), then it gets a
+    temporary local server of its own (unless ``PREFECT_API_URL`` names one), and Ctrl-C / SIGTERM stop it cleanly
+    within seconds (exit code 130)."""
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         from prefect.exceptions import TerminationSignal
@@ -77,6 +100,7 @@ def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpa
         from flows.server import temporary_server
         from flows.stopping import EXIT_CODE, Interrupted, stop_on_signals
 
+        check_run_inputs(args)
         with temporary_server() as stop_server, stop_on_signals(on_deadline=stop_server):
             try:
                 return handler(args)
@@ -176,7 +200,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"rows by status: {summary['counts']}")
     print(f"parquet: {summary['parts']}")
     print(f"report:  {summary['report']}")
+    if set(summary["counts"]) == {"bad_input"}:
+        print(f"error: every row is bad_input ({_first_error(args.output)}): nothing was edited", file=sys.stderr)
+        return 1
     return 0
+
+
+def _first_error(output: str) -> str:
+    """The first row's error in an output, as an example of what went wrong."""
+    from legoedit_core.data.output import RunOutput
+
+    for part in RunOutput(output).iter_parts(["error"]):
+        for error in part.column("error").to_pylist():
+            return f"e.g. {error}"
+    return "no error recorded"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
