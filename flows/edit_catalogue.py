@@ -23,7 +23,8 @@ from flows.backends import pin_backends
 from flows.failures import ShardFailure, fails_cleanly, log_failure, run_name, shards_failed, with_retries
 from flows.memory import FreedMemory, long_lived_objects_frozen
 from flows.monitoring import Progress, gallery, summary_table
-from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
+from flows.references import ScratchStore
+from flows.runners import RunnerKind, brick_routing, make_task_runner, scratch_for, task_argument
 from flows.server import TagPolicy
 from flows.stopping import STOP, Interrupted, sigterm_stops_like_ctrl_c
 from legoedit_core.config import Config
@@ -70,6 +71,7 @@ class _Scheduler:
     committed: int = 0
     variants: dict[tuple[Task, frozenset[str]], Task] = field(default_factory=dict)
     freed_memory: FreedMemory = field(default_factory=FreedMemory)
+    scratch: ScratchStore | None = None  # where images go by reference on Dask (flows/references.py)
 
     def run(self, runs: list[_ShardRun], limit: int) -> None:
         """Run every shard, at most ``limit`` at once; ``runs`` is consumed (a committed shard is let go)."""
@@ -111,7 +113,7 @@ class _Scheduler:
         """Submit ``task(*args)`` for a shard, with the config's retries and ``tags``; ``then`` runs on the flow's
         thread with its result."""
         name = run_name(task, args)
-        future = self._task(task, tags).submit(*(task_argument(self.runner, arg) for arg in args))
+        future = self._task(task, tags).submit(*(task_argument(self.runner, arg, self.scratch) for arg in args))
         shard_run.in_flight += 1
         future.add_done_callback(lambda done: self.finished.put((done, shard_run, name, then)))
 
@@ -233,7 +235,8 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     config = pin_backends(config)
     run = {"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
            "rows": len(source), "config": config.model_dump(mode="json"), "versions": versions(toolset_for(config))}
-    with run_output.writing(run), sigterm_stops_like_ctrl_c(), long_lived_objects_frozen():
+    with (run_output.writing(run), sigterm_stops_like_ctrl_c(), long_lived_objects_frozen(),
+          scratch_for(task_runner, output, storage_options) as scratch):
         shards = source.shards(shard_size)
         finished = run_output.finished()
         runs = [_ShardRun(shard) for shard in shards if shard.index not in finished]
@@ -243,7 +246,7 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
                     len(finished), len(runs))
         scheduler = _Scheduler(source, run_output, config, storage_options, task_runner, ray_brick_resources,
                                write_images, judge, Progress(len(shards), len(shards) - len(runs)),
-                               TagPolicy.for_server())
+                               TagPolicy.for_server(), scratch=scratch)
         scheduler.run(runs, max(1, max_concurrent_shards))
 
     summary = summary_table([PartInfo.from_record(entry) for entry in run_output.finished().values()])

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import os
 import socket
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -30,6 +31,7 @@ from prefect.settings import get_current_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
+from flows.references import ByReference, ScratchStore
 from legoedit_core.executor import BrickGroup
 
 RunnerKind = Literal["threads", "ray", "dask"]
@@ -132,12 +134,29 @@ def require_ray_resources(needed: dict[str, float]) -> None:
         "GPUs for GPU bricks), or turn pipeline.ray_brick_resources off")
 
 
-def task_argument(kind: RunnerKind, value: Any) -> Any:
-    """``value`` as a task argument: quoted on the thread runner, as it is elsewhere.
+def task_argument(kind: RunnerKind, value: Any, scratch: ScratchStore | None = None) -> Any:
+    """``value`` as a task argument: quoted on the thread runner, by reference into ``scratch`` on Dask.
 
     Prefect walks every nested object of a task's arguments (a shard's rows, plans and images) looking for futures,
     which costs more than a cheap brick's work; ``quote`` skips that walk, and the flow never nests futures in
-    arguments. Dask packs arguments itself and turns the quote (a tuple) into a plain tuple, so the cluster runners
-    get the value unquoted.
+    arguments. Dask packs arguments into its task graph itself (it would turn the quote, a tuple, into a plain
+    tuple): there the value's images go to the run's scratch storage and the graph carries their names
+    (``flows/references.py``). Ray keeps arguments in its object store, so it gets the value as it is.
     """
-    return quote(value) if kind == "threads" else value
+    if kind == "threads":
+        return quote(value)
+    return ByReference(value, scratch) if kind == "dask" and scratch is not None else value
+
+
+@contextmanager
+def scratch_for(kind: RunnerKind, output: str, storage_options: dict[str, Any] | None) -> Iterator[
+        ScratchStore | None]:
+    """The scratch store a run on ``kind`` passes images through (Dask only), emptied when the run ends."""
+    if kind != "dask":
+        yield None
+        return
+    scratch = ScratchStore(output, storage_options)
+    try:
+        yield scratch
+    finally:
+        scratch.clear()
