@@ -330,9 +330,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                              adapter=args.adapter, lora=not args.full, max_steps=args.max_steps,
                              learning_rate=args.learning_rate, batch_size=args.batch_size,
                              num_generations=args.num_generations, max_completion_length=args.max_completion_length,
-                             device=args.device)
+                             device=args.device, **({"max_length": args.max_length} if args.max_length else {}))
     output = train(settings, config, rewards, judge)
     print(f"stage {args.stage} saved to {output}")
+    return 0
+
+
+def cmd_export_rollouts(args: argparse.Namespace) -> int:
+    from legoedit_core.rl.trainers import export_rollouts
+
+    count = export_rollouts(args.rollouts, local_parent(args.destination), args.trainer)
+    print(f"wrote {count} rows for {args.trainer} to {args.destination}")
     return 0
 
 
@@ -426,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     training = add_command("train", help="train the Builder: 1 SFT, 2 GRPO (verifiable), 3 GRPO (judge)")
     training.add_argument("--stage", type=int, choices=[1, 2, 3], required=True)
     training.add_argument("--model", required=True, help="the base Builder (hub id or local path)")
-    training.add_argument("--data", required=True, help="JSONL of instructions (+ image, target, workflow)")
+    training.add_argument("--data", required=True,
+                          help="a rollouts output (legoedit rollouts' output) or JSONL of instructions (+ image, "
+                               "target, workflow)")
     training.add_argument("--output-dir", required=True, help="where the adapter is saved")
     training.add_argument("--adapter", help="start from an earlier stage's adapter")
     training.add_argument("--full", action="store_true", help="train every weight instead of a LoRA adapter")
@@ -434,10 +444,18 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--learning-rate", type=float, default=1e-5)
     training.add_argument("--batch-size", type=int, default=4)
     training.add_argument("--num-generations", type=int, default=4, help="GRPO: samples per prompt")
-    training.add_argument("--max-completion-length", type=int, default=512)
+    training.add_argument("--max-completion-length", type=int, default=512, help="GRPO: longest sampled answer")
+    training.add_argument("--max-length", type=int,
+                          help="SFT: longest prompt (image tokens included) + answer, in tokens (default 4096)")
     training.add_argument("--device", default="cpu", help="cpu or cuda")
     _add_config_options(training)
     training.set_defaults(handler=cmd_train)
+
+    export = add_command("export-rollouts", help="write a rollouts output in an RL trainer's dataset shape")
+    export.add_argument("rollouts", help="the output prefix of legoedit rollouts")
+    export.add_argument("destination", help="the Parquet file to write")
+    export.add_argument("--trainer", required=True, choices=["verl", "easyr1", "trl"])
+    export.set_defaults(handler=cmd_export_rollouts)
 
     bench = add_command("eval", help="run and judge a benchmark; write a per-category report")
     bench.add_argument("benchmark", help="local copy of GEdit-Bench, ImgEdit-Bench, MagicBrush, Emu Edit, or manifest")
