@@ -266,3 +266,23 @@ def test_a_flow_run_without_legoedit_home_fails_with_one_clear_line(monkeypatch)
         require_environment()
     monkeypatch.setenv("LEGOEDIT_HOME", str(REPO))
     assert require_environment() == {"LEGOEDIT_HOME": str(REPO)}
+
+
+def test_prefect_yaml_pull_steps_check_the_environment_first(monkeypatch, tmp_path):
+    """The pull steps as a worker's flow-run process runs them: the check fails first, with its message."""
+    import asyncio
+
+    from prefect.deployments.steps.core import run_steps
+
+    from flows.environment import MissingEnvironment
+
+    pull = yaml.safe_load(PREFECT_FILE.read_text())["pull"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEGOEDIT_HOME", raising=False)
+    with pytest.raises(Exception, match="while running flows.environment.require_environment") as failure:
+        asyncio.run(run_steps(pull))
+    cause = failure.value.__cause__
+    assert isinstance(cause, MissingEnvironment) and str(cause).startswith("LEGOEDIT_HOME is not set: it must name")
+    monkeypatch.setenv("LEGOEDIT_HOME", str(REPO))
+    asyncio.run(run_steps(pull))
+    assert Path.cwd() == REPO  # the flow runs from the checkout, where its entrypoint is
