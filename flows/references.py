@@ -13,6 +13,7 @@ import hashlib
 import io
 import pickle
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -24,24 +25,38 @@ MIN_BYTES = 16 * 1024  # smaller arrays (masks of thumbnails, vectors) stay inli
 
 
 class ScratchStore:
-    """Arrays by content hash in a run's scratch folder; each written once per process."""
+    """Arrays by content hash in a run's scratch folder. Each is written once per process: the first thread to put
+    an array writes it, and a thread putting the same array meanwhile waits for that write, so no reference leaves
+    the process before its file is complete."""
 
     def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
         self.root, self.storage_options = root, dict(storage_options or {})
         self.storage = Storage(root, self.storage_options)
-        self._written: set[str] = set()
+        self._writes: dict[str, Future] = {}
         self._lock = threading.Lock()
 
     def put(self, array: np.ndarray) -> str:
+        """Store ``array`` (once) and return its name."""
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
         data = buffer.getvalue()
         name = f"{hashlib.sha256(data).hexdigest()[:32]}.npy"
         with self._lock:
-            fresh = name not in self._written
-            self._written.add(name)
-        if fresh:
+            write = self._writes.get(name)
+            mine = write is None
+            if mine:
+                write = self._writes[name] = Future()
+        if not mine:
+            write.result()  # the first writer's outcome: done, or its error
+            return name
+        try:
             self.storage.write_bytes(data, SCRATCH, name)
+        except BaseException as error:
+            with self._lock:
+                del self._writes[name]  # a later put tries again
+            write.set_exception(error)
+            raise
+        write.set_result(None)
         return name
 
     def get(self, name: str) -> np.ndarray:
@@ -50,7 +65,8 @@ class ScratchStore:
     def clear(self) -> None:
         for uri in self.storage.glob(f"{SCRATCH}/*.npy"):
             self.storage.delete(uri)
-        self._written.clear()
+        with self._lock:
+            self._writes.clear()
 
 
 class ByReference:
