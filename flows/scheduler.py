@@ -29,7 +29,8 @@ from prefect import Task, get_run_logger
 from flows.failures import ShardFailure, log_failure, run_name, shards_failed, with_retries
 from flows.memory import FreedMemory, long_lived_objects_frozen
 from flows.monitoring import Progress
-from flows.runners import RunnerKind, current_runner_kind, task_argument
+from flows.references import ScratchStore
+from flows.runners import RunnerKind, current_runner_kind, scratch_for, task_argument
 from flows.stopping import STOP, Interrupted, sigterm_stops_like_ctrl_c
 from legoedit_core.data.datasets import Shard
 from legoedit_core.data.output import PartInfo, RunOutput
@@ -73,11 +74,13 @@ class ShardScheduler:
     variants: dict[tuple[Task, frozenset[str]], Task] = field(default_factory=dict)
     freed_memory: FreedMemory = field(default_factory=FreedMemory)
     runner: RunnerKind = field(default_factory=current_runner_kind)
+    scratch: ScratchStore | None = None  # where images go by reference on Dask (flows/references.py)
 
     def run(self, runs: list[ShardRun]) -> None:
         """Run every shard, at most ``pipeline.max_concurrent_shards`` at once; ``runs`` is consumed (a committed
         shard is let go). Raises ``Interrupted`` on a stop."""
-        with sigterm_stops_like_ctrl_c(), long_lived_objects_frozen():
+        with (sigterm_stops_like_ctrl_c(), long_lived_objects_frozen(),
+              scratch_for(self.runner, self.output.uri, self.output.storage.storage_options) as self.scratch):
             self._run(runs, max(1, self.pipeline.max_concurrent_shards))
 
     def _run(self, runs: list[ShardRun], limit: int) -> None:
@@ -124,7 +127,7 @@ class ShardScheduler:
         """Submit ``task(*args)`` for a shard, with the config's retries and ``tags``; ``then`` runs on the flow's
         thread with its result."""
         name = run_name(task, args)
-        future = self._task(task, tags).submit(*(task_argument(self.runner, arg) for arg in args))
+        future = self._task(task, tags).submit(*(task_argument(self.runner, arg, self.scratch) for arg in args))
         shard_run.in_flight += 1
         future.add_done_callback(lambda done: self.finished.put((done, shard_run, name, then)))
 

@@ -42,12 +42,26 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.profile:
         overrides.insert(0, f"profile={args.profile!r}".replace("'", '"'))
     try:
-        return Config.load(args.config, overrides)
+        config = Config.load(args.config, overrides)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise UsageError(f"config: {problems}") from error
     except (OSError, tomllib.TOMLDecodeError, ValueError) as error:
         raise UsageError(f"config: {describe(error)}") from error
+    from legoedit_core.bricks.settings_check import brick_settings_problems
+
+    if problems := brick_settings_problems(config):
+        raise UsageError(f"config: {'; '.join(problems)}")
+    return config
+
+
+def check_dataset(uri: str) -> None:
+    """Refuse a dataset that does not exist, or whose rows all lack a required column, in one line."""
+    from legoedit_core.data.datasets import open_dataset
+
+    missing = open_dataset(uri).missing_columns()
+    if missing:
+        raise UsageError(f"{uri}: no row has {' or '.join(map(repr, missing))}: every row would be bad_input")
 
 
 def describe(error: BaseException) -> str:
@@ -67,9 +81,18 @@ def local_parent(path: str) -> str:
     return path
 
 
+def check_run_inputs(args: argparse.Namespace) -> None:
+    """What a command that runs a flow checks before any server starts: its config (every key, bricks included)
+    and its dataset (it exists and has the required columns)."""
+    load_config(args)
+    if getattr(args, "dataset", None):  # eval's benchmarks are checked by their own readers
+        check_dataset(args.dataset)
+
+
 def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Mark a command that runs a Prefect flow: it gets a temporary local server of its own (unless
-    ``PREFECT_API_URL`` names one), and Ctrl-C / SIGTERM stop it cleanly within seconds (exit code 130)."""
+    """Mark a command that runs a Prefect flow: its inputs are checked first (``check_run_inputs``), then it gets a
+    temporary local server of its own (unless ``PREFECT_API_URL`` names one), and Ctrl-C / SIGTERM stop it cleanly
+    within seconds (exit code 130)."""
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         from prefect.exceptions import TerminationSignal
@@ -77,6 +100,7 @@ def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpa
         from flows.server import temporary_server
         from flows.stopping import EXIT_CODE, Interrupted, stop_on_signals
 
+        check_run_inputs(args)
         with temporary_server() as stop_server, stop_on_signals(on_deadline=stop_server):
             try:
                 return handler(args)
@@ -175,7 +199,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"rows by status: {summary['counts']}")
     print(f"parquet: {summary['parts']}")
     print(f"report:  {summary['report']}")
+    if set(summary["counts"]) == {"bad_input"}:
+        print(f"error: every row is bad_input ({_first_error(args.output)}): nothing was edited", file=sys.stderr)
+        return 1
     return 0
+
+
+def _first_error(output: str) -> str:
+    """The first row's error in an output, as an example of what went wrong."""
+    from legoedit_core.data.output import RunOutput
+
+    for part in RunOutput(output).iter_parts(["error"]):
+        for error in part.column("error").to_pylist():
+            return f"e.g. {error}"
+    return "no error recorded"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -292,9 +329,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                              adapter=args.adapter, lora=not args.full, max_steps=args.max_steps,
                              learning_rate=args.learning_rate, batch_size=args.batch_size,
                              num_generations=args.num_generations, max_completion_length=args.max_completion_length,
-                             device=args.device)
+                             device=args.device, **({"max_length": args.max_length} if args.max_length else {}))
     output = train(settings, config, rewards, judge)
     print(f"stage {args.stage} saved to {output}")
+    return 0
+
+
+def cmd_export_rollouts(args: argparse.Namespace) -> int:
+    from legoedit_core.rl.trainers import export_rollouts
+
+    count = export_rollouts(args.rollouts, local_parent(args.destination), args.trainer)
+    print(f"wrote {count} rows for {args.trainer} to {args.destination}")
     return 0
 
 
@@ -390,7 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     training = add_command("train", help="train the Builder: 1 SFT, 2 GRPO (verifiable), 3 GRPO (judge)")
     training.add_argument("--stage", type=int, choices=[1, 2, 3], required=True)
     training.add_argument("--model", required=True, help="the base Builder (hub id or local path)")
-    training.add_argument("--data", required=True, help="JSONL of instructions (+ image, target, workflow)")
+    training.add_argument("--data", required=True,
+                          help="a rollouts output (legoedit rollouts' output) or JSONL of instructions (+ image, "
+                               "target, workflow)")
     training.add_argument("--output-dir", required=True, help="where the adapter is saved")
     training.add_argument("--adapter", help="start from an earlier stage's adapter")
     training.add_argument("--full", action="store_true", help="train every weight instead of a LoRA adapter")
@@ -398,10 +445,18 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--learning-rate", type=float, default=1e-5)
     training.add_argument("--batch-size", type=int, default=4)
     training.add_argument("--num-generations", type=int, default=4, help="GRPO: samples per prompt")
-    training.add_argument("--max-completion-length", type=int, default=512)
+    training.add_argument("--max-completion-length", type=int, default=512, help="GRPO: longest sampled answer")
+    training.add_argument("--max-length", type=int,
+                          help="SFT: longest prompt (image tokens included) + answer, in tokens (default 4096)")
     training.add_argument("--device", default="cpu", help="cpu or cuda")
     _add_config_options(training)
     training.set_defaults(handler=cmd_train)
+
+    export = add_command("export-rollouts", help="write a rollouts output in an RL trainer's dataset shape")
+    export.add_argument("rollouts", help="the output prefix of legoedit rollouts")
+    export.add_argument("destination", help="the Parquet file to write")
+    export.add_argument("--trainer", required=True, choices=["verl", "easyr1", "trl"])
+    export.set_defaults(handler=cmd_export_rollouts)
 
     bench = add_command("eval", help="run and judge a benchmark; write a per-category report")
     bench.add_argument("benchmark", help="local copy of GEdit-Bench, ImgEdit-Bench, MagicBrush, Emu Edit, or manifest")

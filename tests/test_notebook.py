@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -51,3 +54,20 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert "GRAYSCALE" in text(code[4]) and "FLIP" in text(code[4])
     assert "no judge scores in this run" in text(code[5])
     assert "2 rows not ok" in text(code[6]) and "does not cover" in text(code[6])
+
+
+def test_notebook_runs_under_papermill_with_p_parameters(tmp_path):
+    run = small_run(tmp_path)
+    executed = tmp_path / "executed.ipynb"
+    # LEGOEDIT_RUN names nothing: only the -p value can make the notebook find the run
+    env = os.environ | {"LEGOEDIT_RUN": str(tmp_path / "not-a-run"), "PYTHONPATH": str(NOTEBOOK.parents[1])}
+    done = subprocess.run([str(Path(sys.executable).with_name("papermill")), str(NOTEBOOK), str(executed),
+                           "-p", "OUTPUT", run, "-p", "GRID_ROWS", "2", "-k", "python3", "--cwd", str(NOTEBOOK.parent)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    notebook = nbformat.read(executed, as_version=4)
+    injected = [cell for cell in notebook.cells if "injected-parameters" in cell.metadata.get("tags", [])]
+    assert len(injected) == 1 and f'OUTPUT = "{run}"' in injected[0].source and "GRID_ROWS = 2" in injected[0].source
+    outputs = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for output in cell.outputs)
+    assert "6 rows in 2 finished shards" in outputs

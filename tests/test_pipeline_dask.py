@@ -26,3 +26,31 @@ def test_flow_runs_on_a_dask_cluster(tmp_path):
     rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
     assert [row["id"] for row in rows] == [f"item-{i:05d}" for i in range(6)]
     assert {tuple(node["tool"] for node in row["trace"]) for row in rows} == {("GRAYSCALE",), ("FLIP",)}
+
+
+def test_images_reach_dask_workers_by_reference_not_inside_the_task_graph(tmp_path, monkeypatch):
+    import cloudpickle
+    import prefect_dask
+
+    graph_sizes = []
+    submit = prefect_dask.DaskTaskRunner.submit
+
+    def measuring_submit(self, task, parameters, *args, **kwargs):
+        graph_sizes.append((task.name, len(cloudpickle.dumps(parameters))))  # as Dask pickles its graph
+        return submit(self, task, parameters, *args, **kwargs)
+
+    monkeypatch.setattr(prefect_dask.DaskTaskRunner, "submit", measuring_submit)
+    manifest = write_catalogue(str(tmp_path / "in"), 8, ["make it black and white", "flip it"], size=(512, 512))
+    with (prefect_test_harness(server_startup_timeout=180),
+          distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                   dashboard_address=None) as cluster):
+        summary = run_catalogue(manifest, str(tmp_path / "out"), task_runner="dask", address=cluster.scheduler_address,
+                                config=Config.load(), shard_size=8, report=False)
+    assert summary["counts"] == {"ok": 8}  # the workers read every image back from the references
+    names = {name for name, _ in graph_sizes}
+    assert {"plan-shard", "run-brick-groups", "write-part"} <= names
+    # the shard's 8 source images alone are 6 MiB; every graph stays under 1 MiB
+    assert max(size for _, size in graph_sizes) < 2**20, graph_sizes
+    rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
+    assert all(row["edited_image"]["bytes"] for row in rows)
+    assert not list((tmp_path / "out").glob(".scratch/*.npy"))  # the scratch images go with the run

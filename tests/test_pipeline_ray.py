@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.edit_catalogue import run_catalogue
+from flows.runners import ClusterUnavailable
 from legoedit_core.config import Config
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.synthetic import write_catalogue
@@ -14,9 +17,10 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 prefect_ray = pytest.importorskip("prefect_ray", reason="the ray extra is not installed")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_cluster():
-    # One node that advertises the brick resources, as `ray start --resources=...` would on a model worker.
+    # One node that advertises the brick resources, as `ray start --resources=...` would on a model worker; one per
+    # module, since a Ray start takes seconds on two cores.
     ray.init(num_cpus=2, resources={"brick:GRAYSCALE": 1, "brick:FLIP": 1}, include_dashboard=False,
              namespace="prefect", log_to_driver=False)
     yield
@@ -49,3 +53,34 @@ def test_flow_runs_on_a_ray_cluster_with_brick_resources(tmp_path, ray_cluster, 
         "{'brick:FLIP': 1}", "{'brick:FLIP': 1}", "{'brick:GRAYSCALE': 1}", "{'brick:GRAYSCALE': 1}"]
     assert all(options["num_gpus"] == 0 and options["max_calls"] == 0 for options in brick_options)
     assert all(options == {} for name, options in submitted if name != "run-brick-groups")
+
+
+def _flow_run_states() -> list[tuple[str, str]]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return [(run.state_type.value, run.state.message or "") for run in client.read_flow_runs()]
+
+
+def test_a_brick_no_ray_node_has_fails_the_flow_with_its_name_instead_of_waiting(tmp_path, ray_cluster):
+    # SHARPEN's groups ask for brick:SHARPEN, which the one node does not advertise
+    manifest = write_catalogue(str(tmp_path / "in"), 2, ["sharpen the image"])
+    with prefect_test_harness(server_startup_timeout=180):
+        with pytest.raises(Exception, match=r"no Ray node has brick:SHARPEN \(of 1 live node\(s\)\)"):
+            run_catalogue(manifest, str(tmp_path / "out"), task_runner="ray", config=Config.load(), shard_size=2,
+                          report=False, ray_brick_resources=True)
+        assert [state for state, _ in _flow_run_states()] == ["FAILED"]
+    assert RunOutput(str(tmp_path / "out")).finished() == {}  # nothing committed
+
+
+def test_a_ray_cluster_that_refuses_the_connection_fails_the_flow_run(tmp_path):
+    manifest = write_catalogue(str(tmp_path / "in"), 2, ["flip it"])
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        with prefect_test_harness(server_startup_timeout=180):
+            with pytest.raises(ClusterUnavailable, match=f"cannot connect to ray://127.0.0.1:{port}: 127.0.0.1:{port}"):
+                run_catalogue(manifest, str(tmp_path / "out"), task_runner="ray", address=f"ray://127.0.0.1:{port}",
+                              config=Config.load(), shard_size=2, report=False)
+            [(state, message)] = _flow_run_states()
+    assert state == "FAILED" and "cannot connect" in message

@@ -118,6 +118,13 @@ class Backend(ABC):
     name: ClassVar[str]
     resource: ClassVar[Resource] = "cpu"
     version: ClassVar[str] = "1"
+    # the settings keys it reads (a config key no backend of the brick knows is refused as a typo)
+    setting_keys: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def known_settings(cls) -> frozenset[str]:
+        """Every settings key this backend reads."""
+        return cls.setting_keys
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         self.settings: dict[str, Any] = dict(settings or {})

@@ -37,6 +37,7 @@ class _VLMBackend(Backend):
 
     resource = "gpu"
     max_new_tokens: ClassVar[int] = 64
+    setting_keys = frozenset(PlannerSettings.model_fields)
 
     @classmethod
     def missing(cls, settings: dict[str, Any]) -> str | None:

@@ -43,6 +43,7 @@ from legoedit_core.data.storage import Storage
 from legoedit_core.settings.inputs import InputSettings
 
 MANIFEST_NAMES = ("instructions.jsonl", "instructions.csv", "metadata.jsonl", "metadata.csv")
+REQUIRED_FIELDS = ("image", "instruction")  # without them every row is bad_input
 
 
 class DatasetError(ValueError):
@@ -85,6 +86,14 @@ class Dataset:
     def shards(self, shard_size: int) -> list[Shard]:
         return make_shards(len(self), shard_size)
 
+    def columns(self) -> set[str]:
+        """The fields its rows carry (under their canonical names), read from the listing only."""
+        raise NotImplementedError
+
+    def missing_columns(self) -> list[str]:
+        """The required fields that no row carries: a run of it could only write ``bad_input`` rows."""
+        return [name for name in REQUIRED_FIELDS if name not in self.columns()]
+
     def fingerprint(self) -> str:
         """Identifies the listing, so that a rerun can tell the dataset changed under the same output."""
         raise NotImplementedError
@@ -123,6 +132,9 @@ class ManifestDataset(Dataset):
 
     def fingerprint(self) -> str:
         return self._digest
+
+    def columns(self) -> set[str]:
+        return {ALIASES.get(key, key) for _, record, _ in self._records if record for key in record}
 
     def read_rows(self, start: int, stop: int) -> list[InputRow]:
         return [self._row(index, *self._records[index]) for index in range(start, stop)]
@@ -226,6 +238,7 @@ class ParquetDataset(Dataset):
         self._storage = storage
         self.root = storage.uri() if not uri.endswith(".parquet") else posixpath.dirname(storage.uri())
         self._counts: list[int] = []
+        self._columns: set[str] = set()
         for file in self._files:
             with storage.fs.open(storage.path(file), "rb") as handle:
                 metadata = pq.ParquetFile(handle).metadata
@@ -235,10 +248,14 @@ class ParquetDataset(Dataset):
                 raise DatasetError(f"{file}: unknown column(s) {', '.join(sorted(unknown))} "
                                    f"(known: {', '.join(FIELDS + GROUND_TRUTH_FIELDS)})")
             self._counts.append(metadata.num_rows)
+            self._columns |= {ALIASES.get(name, name) for name in metadata.schema.to_arrow_schema().names}
         self._refuse_duplicate_ids()
 
     def __len__(self) -> int:
         return sum(self._counts)
+
+    def columns(self) -> set[str]:
+        return set(self._columns)
 
     def _refuse_duplicate_ids(self) -> None:
         """Read only the ``id`` column (when there is one) and refuse ids that repeat, naming their rows."""

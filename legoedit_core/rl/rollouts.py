@@ -11,9 +11,10 @@ them together in a loop):
    item's group of K; then lay the rows out.
 
 Rows follow the pipeline's output schema plus what RL trainers read: ``prompt`` (chat messages with an ``<image>``
-placeholder, as verl and EasyR1 expect), ``images`` (the Hugging Face image structs), ``response`` (the Builder's
-answer), ``reward_model`` (``{style, ground_truth}``, verl's column), ``data_source``, every reward component,
-``group_id`` / ``sample_index`` / ``advantage``. A bad input row gives one row, with no sample index.
+placeholder, as verl expects; ``rl/trainers.py`` writes EasyR1's and TRL's shapes from these rows), ``images`` (the
+Hugging Face image structs), ``response`` (the Builder's answer), ``reward_model`` (``{style, ground_truth}``, verl's
+column), ``data_source``, every reward component, ``group_id`` / ``sample_index`` / ``advantage``. A bad input row
+gives one row, with no sample index.
 
 Samples are scored by ``scoring.score_samples``, the function the TRL reward calls too, with its one exclusion
 rule: when the judge still gives no score for one edit of a group after its re-asks, every sample of the group gets

@@ -6,7 +6,8 @@
    instructions.
 3. ``grpo`` with the judge's score as the reward, on unannotated open-domain instructions with images.
 
-Training data is JSONL, one object per line: ``instruction`` and, as a stage needs them, ``image`` (path or URI,
+Training data is a rollouts output (``legoedit rollouts``'s output: its items, with the best answer of each as
+the stage-1 target), or JSONL, one object per line: ``instruction`` and, as a stage needs them, ``image`` (path or URI,
 relative to the file), ``target`` ({actions, subjects, goals, tools}), ``reference_workflow``, ``workflow`` /
 ``reasoning`` / ``text`` (stage 1); every record needs its ``image``. Prompts are the Builder's own chat
 (``planners.prompt.builder_chat``): the system prompt, then the user turn with the image scaled to
@@ -39,6 +40,7 @@ from legoedit_core.planners.prompt import builder_chat
 from legoedit_core.planners.rules import expert_traces, trace_text
 from legoedit_core.rl.rewards import COMPONENTS, GroundTruth, RewardModel
 from legoedit_core.rl.scoring import Sample, answer_plan, score_samples
+from legoedit_core.rl.trainers import rollout_records
 from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.settings.rewards import RewardSettings
@@ -82,7 +84,10 @@ class TrainSettings(BaseModel):
 
 
 def read_records(uri: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The JSON objects of a JSONL file; ``image`` paths are made absolute against the file's folder."""
+    """The JSON objects of a JSONL file, ``image`` paths made absolute against the file's folder; or the items of a
+    rollouts output (any other ``uri``: ``legoedit rollouts``'s output prefix, see ``trainers.rollout_records``)."""
+    if not uri.lower().endswith(".jsonl"):
+        return rollout_records(uri, storage_options)
     storage = Storage(uri, storage_options)
     base = posixpath.dirname(storage.uri())
     records = []

@@ -24,6 +24,8 @@ def grow(mask: np.ndarray, radius: int) -> np.ndarray:
 class ClassicalFill(PerItemBackend):
     """What the classical fills share: they refuse an empty hole and one covering most of the frame."""
 
+    setting_keys = frozenset({"max_fraction"})
+
     def fillable(self, hole: np.ndarray) -> None:
         """Raise a BrickError unless ``hole`` is non-empty and small enough to fill from its surroundings."""
         require_nonempty(hole)

@@ -31,6 +31,11 @@ class ModelBackend(Backend):
     packages: ClassVar[tuple[str, ...]] = ("torch", "diffusers")
     sources: ClassVar[dict[str, str]] = {"model": "a diffusers pipeline"}
     defaults: ClassVar[dict[str, Any]] = {}
+    setting_keys = frozenset({"dtype", "device", "cpu_offload", "download", "lora", "adapter_weight", "max_batch"})
+
+    @classmethod
+    def known_settings(cls) -> frozenset[str]:
+        return cls.setting_keys | set(cls.defaults) | set(cls.sources)
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__(settings)

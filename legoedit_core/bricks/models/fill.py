@@ -47,6 +47,7 @@ REMOVAL_PROMPT = "empty background, nothing there, seamless continuation of the 
 class MaskedGeneration(PipelineBackend):
     """A brick run as masked generation on an inpainting pipeline ``kind``, following the brick's ``recipe``."""
 
+    setting_keys = PipelineBackend.setting_keys | {"removal_prompt"}
     multiple: ClassVar[int]
     call_options: ClassVar[tuple[str, ...]] = ()
     recipe: ClassVar[Recipe]

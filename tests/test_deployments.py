@@ -1,0 +1,292 @@
+"""Deployments as a user runs them: a real Prefect server (SQLite) on loopback, ``prefect deploy`` of
+``deployments/prefect.yaml`` to process work pools with workers, and ``deployments/serve.py``; a run triggered with
+parameters completes, and an interval schedule fires at least twice.
+
+The test copy of prefect.yaml differs from the real one only where a test must: the scheduled deployment's
+dataset, output and profile point at a tiny local catalogue on the CPU profile, and its cron is a short interval.
+Every wait is bounded and every process started here is killed (with the flow runs it started) at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from packaging.version import Version
+
+from legoedit_core.data.output import RunOutput
+from legoedit_core.data.synthetic import write_catalogue
+
+REPO = Path(__file__).resolve().parents[1]
+PREFECT_FILE = REPO / "deployments" / "prefect.yaml"
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+INTERVAL_SECONDS = 3
+FLOW = "edit-catalogue"
+
+
+def test_installed_fastapi_and_sqlalchemy_are_ones_prefect_works_with():
+    # fastapi >= 0.151 answers 422 to Prefect 3.8.8's worker filter (limit: null); SQLAlchemy 2.1 breaks the
+    # scheduler's bulk insert of scheduled runs. pyproject.toml pins both; the tests below show them working.
+    assert Version(version("prefect")) == Version("3.8.8")
+    assert Version(version("fastapi")) < Version("0.151")
+    assert Version(version("sqlalchemy")) < Version("2.1")
+
+
+def test_served_deployments_are_the_yaml_ones_under_their_own_names(monkeypatch):
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "deployments"))
+    try:
+        from serve import SERVED_SUFFIX, served_deployments
+    finally:
+        sys.path.remove(str(REPO / "deployments"))
+    declared = yaml.safe_load(PREFECT_FILE.read_text())["deployments"]
+    served = served_deployments()
+    assert [d.name for d in served] == [entry["name"] + SERVED_SUFFIX for entry in declared]
+    for entry, deployment in zip(declared, served, strict=True):
+        assert deployment.entrypoint == entry["entrypoint"]
+        assert deployment.parameters == entry["parameters"]
+        assert deployment.description == entry["description"]
+        assert [s.schedule.cron for s in deployment.schedules] == [s["cron"] for s in entry.get("schedules", [])]
+    # run settings live in the flow's config (config.pipeline), as the flows read them
+    assert all(set(entry["parameters"]) <= {"dataset", "output", "config"} for entry in declared)
+
+
+class Processes:
+    """Processes started by a test, each in its own process group, all killed (children too) by ``stop``."""
+
+    def __init__(self, logs: Path):
+        self.logs = logs
+        self.started: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = self.logs / f"{name}.log"
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        self.started.append((process, log))
+        return process
+
+    def tails(self) -> str:
+        return "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for _, log in self.started)
+
+    def stop(self) -> None:
+        for process, _ in self.started:
+            _signal_group(process, signal.SIGTERM)
+        for process, _ in self.started:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+            _signal_group(process, signal.SIGKILL)  # whatever it left behind (flow-run processes) goes too
+            process.wait(timeout=10)
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def _wait(condition: Callable[[], Any], timeout: float, what: str, processes: Processes) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(1)
+    raise AssertionError(f"{what} not within {timeout:.0f} s\n{processes.tails()}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """A Prefect server on a free loopback port, SQLite in a fresh PREFECT_HOME, scheduler every second."""
+    root = tmp_path_factory.mktemp("prefect")
+    processes = Processes(root)
+    port = _free_port()
+    server_env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"} | {
+        "PREFECT_HOME": str(root / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1"}
+    process = processes.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              server_env)
+    api = f"http://127.0.0.1:{port}/api"
+    http = httpx.Client(base_url=api, timeout=30)
+
+    def healthy() -> bool:
+        assert process.poll() is None, f"the Prefect server exited\n{processes.tails()}"
+        try:
+            return http.get("/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        _wait(healthy, 120, "the Prefect server answering", processes)
+        # what each flow-run process needs (flows/environment.py), and quick polling for a quick test
+        client_env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")} | {
+            "PREFECT_API_URL": api, "PREFECT_HOME": str(root / "client-home"), "LEGOEDIT_HOME": str(REPO),
+            "PYTHONPATH": str(REPO), "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+        yield {"http": http, "env": client_env, "root": root}
+    finally:
+        http.close()
+        processes.stop()
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory) -> str:
+    return write_catalogue(str(tmp_path_factory.mktemp("catalogue")), 2, ["make it black and white", "flip it"])
+
+
+@pytest.fixture
+def processes(tmp_path) -> Iterator[Processes]:
+    started = Processes(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _test_prefect_file(folder: Path, catalogue: str) -> Path:
+    """prefect.yaml with its scheduled deployments on the tiny catalogue, CPU profile and a short interval."""
+    spec = yaml.safe_load(PREFECT_FILE.read_text())
+    for entry in spec["deployments"]:
+        if entry.get("schedules"):
+            entry["schedules"] = [{"interval": INTERVAL_SECONDS}]
+            entry["parameters"].update(dataset=catalogue, output=str(folder / entry["name"]))
+            entry["parameters"]["config"]["profile"] = "cpu"
+            entry["parameters"]["config"]["pipeline"]["write_images"] = False
+    path = folder / "prefect.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def _command(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run([PREFECT, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"prefect {' '.join(args)}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
+
+
+def _deployment(http: httpx.Client, name: str) -> dict[str, Any]:
+    answer = http.get(f"/deployments/name/{FLOW}/{name}")
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _state(http: httpx.Client, run_id: str, processes: Processes) -> str | None:
+    """The run's final state type, or None while it is not final; a failed run fails the test with its message."""
+    state = http.get(f"/flow_runs/{run_id}").json()["state"]
+    assert state["type"] not in {"FAILED", "CRASHED", "CANCELLED"}, f"{state}\n{processes.tails()}"
+    return state["type"] if state["type"] == "COMPLETED" else None
+
+
+def _runs_completed_on_schedule(http: httpx.Client, deployment_id: str, processes: Processes) -> int:
+    runs = http.post("/flow_runs/filter", json={"deployments": {"id": {"any_": [deployment_id]}}}).json()
+    for run in runs:
+        assert run["state_type"] not in {"FAILED", "CRASHED"}, f"{run['state']}\n{processes.tails()}"
+    return sum(1 for run in runs if run["auto_scheduled"] and run["state_type"] == "COMPLETED")
+
+
+def _trigger_and_see_it_work(server: dict[str, Any], processes: Processes, on_demand: str, nightly: str,
+                             catalogue: str, output: Path) -> None:
+    http = server["http"]
+    deployment = _deployment(http, on_demand)
+    parameters = {"dataset": catalogue, "output": str(output),
+                  "config": {"profile": "cpu", "pipeline": {"shard_size": 1}}}
+    run = http.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters})
+    assert run.status_code == 201, run.text
+    _wait(lambda: _state(http, run.json()["id"], processes), 240, f"{on_demand} run Completed", processes)
+    rows = RunOutput(str(output)).read_table().to_pylist()
+    assert sorted((row["id"], row["status"]) for row in rows) == [("item-00000", "ok"), ("item-00001", "ok")]
+
+    scheduled = _deployment(http, nightly)
+    assert [s["schedule"]["interval"] for s in scheduled["schedules"]] == [INTERVAL_SECONDS]
+    _wait(lambda: _runs_completed_on_schedule(http, scheduled["id"], processes) >= 2, 300,
+          f"two scheduled {nightly} runs Completed", processes)
+
+
+@pytest.fixture(scope="module")
+def deployed(server, catalogue, tmp_path_factory) -> None:
+    """The process work pools, and prefect.yaml (its test copy) deployed to them as the file's header says."""
+    env = server["env"]
+    # Prefect's client sends limit: null here; Prefect 3.8.8 on fastapi >= 0.151 answers 422 (checked: 0.150 200,
+    # 0.151 422), and `prefect deploy` fails with it
+    unlimited = {"limit": None, "offset": None}
+    assert server["http"].post("/work_pools/legoedit-cpu/workers/filter", json=unlimited).status_code == 404
+    for pool in ("legoedit-cpu", "legoedit-gpu"):
+        _command(env, "work-pool", "create", pool, "--type", "process")
+    assert server["http"].post("/work_pools/legoedit-cpu/workers/filter", json=unlimited).status_code == 200
+    _command(env, "--no-prompt", "deploy", "--all", "--prefect-file",
+             str(_test_prefect_file(tmp_path_factory.mktemp("deployed"), catalogue)))
+
+
+def test_prefect_yaml_deploys_to_process_pools_and_workers_run_it(server, deployed, catalogue, processes, tmp_path):
+    for pool in ("legoedit-cpu", "legoedit-gpu"):
+        processes.start(f"worker-{pool}", [PREFECT, "worker", "start", "--pool", pool], server["env"])
+    _trigger_and_see_it_work(server, processes, "on-demand", "nightly-bulk-edit", catalogue, tmp_path / "triggered")
+
+
+def test_serve_py_serves_the_same_deployments_and_runs_them(server, deployed, catalogue, processes, tmp_path):
+    prefect_file = _test_prefect_file(tmp_path, catalogue)
+    processes.start("serve", [sys.executable, str(REPO / "deployments" / "serve.py"), str(prefect_file)],
+                    server["env"])
+    http = server["http"]
+    _wait(lambda: http.get(f"/deployments/name/{FLOW}/on-demand-served").status_code == 200, 120,
+          "serve.py registering its deployments", processes)
+    _trigger_and_see_it_work(server, processes, "on-demand-served", "nightly-bulk-edit-served", catalogue,
+                             tmp_path / "triggered")
+    # the same settings as the deployed ones (where the test ran them), under other names
+    for name in ("on-demand", "nightly-bulk-edit"):
+        deployed = _deployment(http, name)
+        served = _deployment(http, name + "-served")
+        for key in ("entrypoint", "description", "concurrency_limit", "tags"):
+            assert served[key] == deployed[key], key
+        assert [s["schedule"].get("interval") for s in served["schedules"]] == [
+            s["schedule"].get("interval") for s in deployed["schedules"]]
+        served_output, deployed_output = (d["parameters"].pop("output", "") for d in (served, deployed))
+        assert served["parameters"] == deployed["parameters"]  # the tests' outputs differ, in name only
+        assert Path(served_output).name == Path(deployed_output).name
+
+
+def test_a_flow_run_without_legoedit_home_fails_with_one_clear_line(monkeypatch):
+    from flows.environment import MissingEnvironment, require_environment
+
+    monkeypatch.delenv("LEGOEDIT_HOME", raising=False)
+    with pytest.raises(MissingEnvironment, match="LEGOEDIT_HOME is not set: it must name the legoedit checkout"):
+        require_environment()
+    monkeypatch.setenv("LEGOEDIT_HOME", "/nonexistent")
+    with pytest.raises(MissingEnvironment, match="LEGOEDIT_HOME=/nonexistent holds no flows/edit_catalogue.py"):
+        require_environment()
+    monkeypatch.setenv("LEGOEDIT_HOME", str(REPO))
+    assert require_environment() == {"LEGOEDIT_HOME": str(REPO)}
+
+
+def test_prefect_yaml_pull_steps_check_the_environment_first(server, monkeypatch, tmp_path):
+    """The pull steps as a worker's flow-run process runs them: the check fails first, with its message."""
+    import asyncio
+
+    from prefect.deployments.steps.core import run_steps
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.environment import MissingEnvironment
+
+    pull = yaml.safe_load(PREFECT_FILE.read_text())["pull"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEGOEDIT_HOME", raising=False)
+    with temporary_settings({PREFECT_API_URL: server["env"]["PREFECT_API_URL"]}):  # where the steps' events go
+        with pytest.raises(Exception, match="while running flows.environment.require_environment") as failure:
+            asyncio.run(run_steps(pull))
+        cause = failure.value.__cause__
+        assert isinstance(cause, MissingEnvironment) and str(cause).startswith("LEGOEDIT_HOME is not set: it must")
+        monkeypatch.setenv("LEGOEDIT_HOME", str(REPO))
+        asyncio.run(run_steps(pull))
+    assert Path.cwd() == REPO  # the flow runs from the checkout, where its entrypoint is
