@@ -101,10 +101,3 @@ def _tensors(module: Any, which: str) -> list[Any]:
     method = getattr(module, which, None)
     return list(method()) if callable(method) else []
 
-
-def free_accelerator_memory() -> None:
-    import sys
-
-    torch = sys.modules.get("torch")  # never import torch just to free memory that it cannot hold
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
