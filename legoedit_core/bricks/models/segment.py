@@ -26,7 +26,7 @@ class TransformersBackend(ModelBackend):
     """A perception backend: ``predict`` a chunk of items at once; chunks halve on out-of-memory."""
 
     packages = ("torch", "transformers")
-    defaults = {"dtype": "float32"}
+    cuda_dtype = "float32"  # detection thresholds and mask logits are tuned in float32
 
     def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[Result]:
         import torch
@@ -53,7 +53,7 @@ class ClipSeg(TransformersBackend):
 
     brick, name = "RES", "clipseg"
     sources = {"model": "a CLIPSeg checkpoint"}
-    defaults = {"dtype": "float32", "threshold": 0.4}
+    defaults = {"threshold": 0.4}
 
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
         import torch
@@ -102,7 +102,7 @@ class GroundedSam(SamMasks):
 
     brick, name = "RES", "grounded-sam"
     sources = {"detector": "a Grounding DINO checkpoint", "segmenter": "a SAM checkpoint"}
-    defaults = {"dtype": "float32", "box_threshold": 0.3, "text_threshold": 0.25}
+    defaults = {"box_threshold": 0.3, "text_threshold": 0.25}
 
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
         processor = self.shared("transformers.AutoProcessor", "detector")
@@ -148,7 +148,7 @@ class SemanticSalient(TransformersBackend):
 
     brick, name = "SOS", "semantic"
     sources = {"model": "a semantic segmentation checkpoint (e.g. SegFormer)"}
-    defaults = {"dtype": "float32", "background_labels": ["background"]}
+    defaults = {"background_labels": ["background"]}
 
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
         processor = self.shared("transformers.AutoImageProcessor")
