@@ -186,3 +186,29 @@ def test_sizes_before_loading_match_what_the_loaded_pipeline_measures(tmp_path, 
     offloaded = size_before_load(ModelKey(key.kind, str(path), dtype, cpu_offload=True), None)
     largest = max(safetensors_bytes(f, dtype) for f in path.rglob("*.safetensors"))
     assert offloaded == largest  # offloaded, one component at a time is on the device
+
+
+def test_a_vllm_engine_is_admitted_at_its_share_and_eviction_stops_its_engine_core():
+    """The vLLM engine's own figure (gpu_memory_utilization of the GPU) is admitted before it starts; evicting it
+    shuts its engine core down, the process that holds the memory."""
+    from types import SimpleNamespace
+
+    from legoedit_core.settings.planner import PlannerSettings
+    from legoedit_core.vlm.engines import vllm as vllm_engine
+
+    device = FakeDevice(capacity=10_000)
+    runtime = ModelRuntime(memory=device, reserves={})
+    settings = PlannerSettings(engine="vllm", model="org/vlm", device="cuda",
+                               engine_args={"gpu_memory_utilization": 0.4})
+    key = vllm_engine.VLLMEngine(settings).key
+
+    def start(key: ModelKey):  # what vllm.LLM would claim: its share of the whole GPU
+        share = json.loads(key.options)["gpu_memory_utilization"]
+        device.allocate(int(share * device.capacity), "engine core")
+        core = SimpleNamespace(shutdown=lambda: device.closed.append(int(share * device.capacity)))
+        return vllm_engine._Engine(SimpleNamespace(llm_engine=SimpleNamespace(engine_core=core)))
+
+    runtime.call(key, lambda engine, items: items, [1], loader=start)
+    assert runtime.resident_bytes(GPU) == 4000 == device.used
+    runtime.clear()
+    assert device.used == 0 and runtime.resident_bytes(GPU) == 0

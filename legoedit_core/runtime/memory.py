@@ -1,8 +1,9 @@
 """What a device really has free, and how memory is really given back after a model is dropped.
 
-The runtime asks a ``DeviceMemory`` before every load. On CUDA that is ``torch.cuda.mem_get_info`` (free and
-total bytes as the driver sees them: other processes and PyTorch's own cache included); on the CPU nothing is
-probed and the configured budget is the only limit. Tests pass a fake device with the same three methods.
+The runtime asks a ``DeviceMemory`` before every load. On CUDA that is ``torch.cuda.mem_get_info`` (free and total
+bytes as the driver sees them, so other processes count) plus what PyTorch's allocator has cached but not handed
+out; on the CPU nothing is probed and the configured budget is the only limit. Tests pass a fake device with the
+same three methods.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ def _cuda_info(device: str) -> tuple[int, int] | None:
 
     if not torch.cuda.is_available():
         return None
-    free, total = torch.cuda.mem_get_info(torch.device(device))
-    return int(free), int(total)
+    where = torch.device(device)
+    free, total = torch.cuda.mem_get_info(where)
+    # Blocks PyTorch has cached but not handed out are free for the next model too (the driver counts them used).
+    cached = torch.cuda.memory_reserved(where) - torch.cuda.memory_allocated(where)
+    return int(free + cached), int(total)
 
 
 def close_model(model: Any) -> None:

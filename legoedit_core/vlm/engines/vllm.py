@@ -8,6 +8,7 @@ one small function that imports vLLM and turns that data into its objects.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from legoedit_core.runtime import Adapter, ModelKey, ModelRuntime
@@ -88,16 +89,30 @@ class VLLMEngine:
         lora = lora_args(self.settings)
         runtime = self.runtime or ModelRuntime.default()
         # vLLM seeds each request itself, so requests of every thread can share one call.
-        return runtime.call(self.key, lambda llm, batch: _vllm_chat(llm, batch, lora), requests, loader=_build_llm,
-                            merge=("chat", json.dumps(lora, sort_keys=True)))
+        return runtime.call(self.key, lambda engine, batch: _vllm_chat(engine.llm, batch, lora), requests,
+                            loader=_build_llm, merge=("chat", json.dumps(lora, sort_keys=True)))
 
 
-def _build_llm(key: ModelKey) -> Any:
+@dataclass
+class _Engine:
+    """A vLLM ``LLM`` as the runtime holds it. The runtime counts it at its ``gpu_memory_utilization`` share of the
+    GPU; ``close`` (called on eviction) stops its engine core, the process that holds that memory."""
+
+    llm: Any
+
+    def close(self) -> None:
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        shutdown = getattr(self.llm, "shutdown", None) or getattr(core, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+
+
+def _build_llm(key: ModelKey) -> _Engine:
     try:
         from vllm import LLM
     except ImportError:
         raise RuntimeError(MISSING) from None
-    return LLM(**json.loads(key.options))
+    return _Engine(LLM(**json.loads(key.options)))
 
 
 def _vllm_chat(llm: Any, requests: list[tuple[list[dict[str, Any]], dict[str, Any]]],
