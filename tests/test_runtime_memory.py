@@ -157,6 +157,21 @@ def test_a_load_waits_for_a_model_in_use_then_evicts_it(tmp_path):
     assert device.events == ["load held", "close held", "load other"] and device.peak <= 500
 
 
+def test_concurrent_loads_never_pass_the_budget_together(tmp_path):
+    """Two threads admitted at once would each see room for one model: a load in progress holds its bytes."""
+    device = FakeDevice(capacity=10_000)
+    runtime = fake_runtime(device, budgets={GPU: 600}, reserves={})
+    slow = runtime.pretrained
+    runtime.pretrained = lambda key: (time.sleep(0.1), slow(key))[1]
+    keys = [ModelKey("vlm.fake", str(weights_dir(tmp_path, name, 100)), "float32", GPU) for name in ("a", "b", "c")]
+    threads = [threading.Thread(target=runtime.shared, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert device.peak <= 600 and runtime.loads() == 3 and len(runtime.loaded()) == 1
+
+
 def test_a_model_larger_than_everything_it_could_get_is_a_fault(tmp_path):
     device = FakeDevice(capacity=10_000)
     runtime = fake_runtime(device, budgets={GPU: 300}, reserves={})

@@ -42,7 +42,7 @@ from legoedit_core.runtime.sizing import size_before_load
 BUDGET_ENV = "LEGOEDIT_MODEL_BUDGET_GB"
 # Kept free on a CUDA device for activations (ComfyUI keeps about 1 GiB of "inference memory" the same way).
 DEFAULT_RESERVES = {"cuda": 2 * 2**30}
-Estimate = Callable[[ModelKey, "int | None"], "int | None"]
+Estimate = Callable[[ModelKey, int | None], int | None]
 
 
 class ModelDoesNotFit(MemoryError):
@@ -81,6 +81,7 @@ class _Slot:
     model: Any = None
     size: int = 0  # bytes counted against the device while resident (measured, else the size admitted)
     admitted: int | None = None  # bytes the last load was admitted for, sized before it loaded (None: unknown)
+    loading: int = 0  # bytes admitted for a load in progress: held for it until the model is resident
     resident: bool = False
     busy: bool = False
     holder: int | None = None  # the thread using the model while busy
@@ -264,6 +265,7 @@ class ModelRuntime:
     def _leave(self, slot: _Slot) -> None:
         with self._changed:
             slot.users -= 1
+            self._changed.notify_all()  # a load waiting for room may evict this model now
 
     def _wait_for_turn(self, slot: _Slot, request: _Request) -> list[_Request]:
         """Block until this request was served by another caller (returns []) or it is this caller's turn
@@ -315,7 +317,13 @@ class ModelRuntime:
             need = slot.size or self.estimate(slot.key, self.memory.total(device))
             with self._changed:
                 self._make_room(slot, need or 0, admitting=True)
-            slot.model = (loader or self.pretrained)(slot.key)
+                slot.loading = need or 0  # loads of other threads count it from now on
+            try:
+                slot.model = (loader or self.pretrained)(slot.key)
+            finally:
+                with self._changed:
+                    slot.loading = 0
+                    self._changed.notify_all()
             loaded_now = True
             with self._changed:
                 slot.admitted = need
@@ -350,9 +358,9 @@ class ModelRuntime:
         released, and raise ``ModelDoesNotFit`` when nothing left could make room; after a load (``admitting``
         False) evict what is idle and stop. Called with the lock held."""
         device = keep.key.device
-        while not self._fits(device, need):
-            idle = [s for s in self._slots.values() if s is not keep and s.resident and s.key.device == device
-                    and not s.busy and s.users == 0]
+        while (room := self._room(device)) is not None and need > room:
+            others = [s for s in self._slots.values() if s is not keep and s.key.device == device]
+            idle = [s for s in others if s.resident and not s.busy and s.users == 0]
             if idle:
                 self._drop(min(idle, key=lambda s: s.last_used))
                 self.evictions += 1
@@ -360,27 +368,21 @@ class ModelRuntime:
             if not admitting:
                 return
             me = threading.get_ident()
-            if not any(s is not keep and s.resident and s.key.device == device and (s.busy or s.users)
-                       and s.holder != me for s in self._slots.values()):
+            if not any((s.resident or s.loading) and (s.busy or s.users) and s.holder != me for s in others):
                 raise ModelDoesNotFit(f"{keep.key} needs {need / 2**30:.2f} GiB on {device}: "
-                                      f"{self._room(device) / 2**30:.2f} GiB is all there is to give it, with every "
-                                      "other model there evicted")
-            self._changed.wait()
+                                      f"{max(room, 0) / 2**30:.2f} GiB is all there is to give it, with every "
+                                      "other model there evicted or held by this thread")
+            self._changed.wait()  # a model in use elsewhere: once released, it may be evicted
 
-    def _fits(self, device: str, need: int) -> bool:
-        budget = self._limit(self.budgets, device, self.default_budget)
-        if budget is not None and self._resident_bytes(device) + need > budget:
-            return False
-        free = self.memory.free(device)
-        return free is None or free - (self._limit(self.reserves, device, 0) or 0) >= need
-
-    def _room(self, device: str) -> int:
-        """The most a new model could have on ``device`` now: the tighter of budget and free memory."""
+    def _room(self, device: str) -> int | None:
+        """Bytes a new model may take on ``device`` now (None: no limit): the tighter of the budget less what is
+        resident, and the free memory less the reserve, both less the loads in progress."""
+        in_flight = sum(s.loading for s in self._slots.values() if s.key.device == device)
         budget = self._limit(self.budgets, device, self.default_budget)
         free = self.memory.free(device)
         rooms = [budget - self._resident_bytes(device)] if budget is not None else []
         rooms += [free - (self._limit(self.reserves, device, 0) or 0)] if free is not None else []
-        return max(0, min(rooms)) if rooms else 0
+        return min(rooms) - in_flight if rooms else None
 
     @staticmethod
     def _limit(table: dict[str, int], device: str, default: int | None) -> int | None:
