@@ -154,9 +154,23 @@ def test_an_engine_that_does_not_load_raises_instead_of_planning_invalid_plans(c
 
 
 def test_a_model_family_without_a_chat_adapter_is_refused_before_its_weights_load(tmp_path):
-    from transformers import LlavaConfig
+    from transformers import Idefics3Config
 
-    LlavaConfig().save_pretrained(tmp_path)  # a config only: the refusal must come before any weight is read
+    Idefics3Config().save_pretrained(tmp_path)  # a config only: the refusal must come before any weight is read
     engine = TransformersEngine(PlannerSettings(strategy="workflow", engine="transformers", model=str(tmp_path)))
-    with pytest.raises(ValueError, match=r"no chat adapter for model type 'llava' \(known: qwen2_vl, qwen2_5_vl\)"):
+    with pytest.raises(ValueError, match=r"no chat adapter for model type 'idefics3' "
+                                         r"\(known: qwen2_vl, qwen2_5_vl, llava\)"):
         engine.generate([[Message("user", "hi")]], None, [0])
+
+
+def test_a_second_model_family_answers_with_images_through_its_chat_adapter(tmp_path):
+    """LLaVA expands ``<image>`` by vision patches, not Qwen's merged grid: the model checks the count itself."""
+    from tiny_vlm import save_tiny_llava
+
+    engine = TransformersEngine(PlannerSettings(strategy="workflow", engine="transformers", max_new_tokens=16,
+                                                model=str(save_tiny_llava(tmp_path / "llava")), image_size=64))
+    rng = np.random.default_rng(0)
+    chats = [[Message("user", f"caption {i}", shown_image(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), 64))]
+             for i in range(2)]
+    answers = engine.generate(chats, OutputFormat(regex=r"(cat|dog) [a-z]{1,6}"), [0, 1])
+    assert all(re.fullmatch(r"(cat|dog) [a-z]{1,6}", answer) for answer in answers)

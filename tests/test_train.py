@@ -164,7 +164,7 @@ def test_training_tokenises_the_prompt_and_image_as_the_engine_does(workdir, cpu
     image_processor = AutoImageProcessor.from_pretrained(workdir / "vlm")
     vision = image_processor(images=images, return_tensors="pt")
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    prompt = chat_adapter("qwen2_vl").expand([prompt], vision, image_processor)[0]
+    prompt = chat_adapter("qwen2_vl").expand([prompt], vision, image_processor, None)[0]
     assert trained["input_ids"][0].tolist() == tokenizer(prompt, add_special_tokens=False)["input_ids"]
     assert np.array_equal(trained["pixel_values"].numpy(), vision["pixel_values"].numpy())
     assert tuple(trained["pixel_values"].shape) == PATCHES

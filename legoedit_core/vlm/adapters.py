@@ -20,13 +20,14 @@ class ChatAdapter:
     model_types: tuple[str, ...]
     image_token: str
 
-    def tokens_per_image(self, vision: dict[str, Any], image_processor: Any) -> list[int]:
-        """Placeholder tokens each image of a batch takes, in order, from the image processor's output."""
+    def tokens_per_image(self, vision: dict[str, Any], image_processor: Any, config: Any) -> list[int]:
+        """Placeholder tokens each image of a batch takes, in order, from the image processor's output and the
+        model's config."""
         raise NotImplementedError
 
-    def expand(self, prompts: list[str], vision: dict[str, Any], image_processor: Any) -> list[str]:
+    def expand(self, prompts: list[str], vision: dict[str, Any], image_processor: Any, config: Any) -> list[str]:
         """Replace each image placeholder of ``prompts`` (images in order across prompts) by its full count."""
-        counts = iter(self.tokens_per_image(vision, image_processor))
+        counts = iter(self.tokens_per_image(vision, image_processor, config))
         expanded = []
         for prompt in prompts:
             pieces = prompt.split(self.image_token)
@@ -40,12 +41,25 @@ class ChatAdapter:
 class QwenVLAdapter(ChatAdapter):
     """Qwen2-VL, Qwen2.5-VL: one ``<|image_pad|>`` per merged patch (grid t x h x w over merge_size squared)."""
 
-    def tokens_per_image(self, vision: dict[str, Any], image_processor: Any) -> list[int]:
+    def tokens_per_image(self, vision: dict[str, Any], image_processor: Any, config: Any) -> list[int]:
         grid = vision["image_grid_thw"]
         return [int(n) for n in grid.prod(dim=-1) // image_processor.merge_size**2]
 
 
-ADAPTERS: tuple[ChatAdapter, ...] = (QwenVLAdapter(("qwen2_vl", "qwen2_5_vl"), "<|image_pad|>"),)
+class LlavaAdapter(ChatAdapter):
+    """LLaVA (1.5): one ``<image>`` per vision patch of the (fixed-size) image, plus the CLS token when the model
+    keeps it (``vision_feature_select_strategy = "full"``)."""
+
+    def tokens_per_image(self, vision: dict[str, Any], image_processor: Any, config: Any) -> list[int]:
+        pixels = vision["pixel_values"]
+        patch = config.vision_config.patch_size
+        count = (pixels.shape[-2] // patch) * (pixels.shape[-1] // patch)
+        count += config.vision_feature_select_strategy == "full"
+        return [count] * pixels.shape[0]
+
+
+ADAPTERS: tuple[ChatAdapter, ...] = (QwenVLAdapter(("qwen2_vl", "qwen2_5_vl"), "<|image_pad|>"),
+                                     LlavaAdapter(("llava",), "<image>"))
 
 
 def chat_adapter(model_type: str) -> ChatAdapter:

@@ -85,7 +85,7 @@ class TransformersEngine:
         vision: dict[str, Any] = {}
         if images:
             vision = dict(loaded.image_processor(images=images, return_tensors="pt"))
-            prompts = loaded.chat.expand(prompts, vision, loaded.image_processor)
+            prompts = loaded.chat.expand(prompts, vision, loaded.image_processor, loaded.model.config)
         inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         processors = [LogitsProcessor(loaded.compiled(fmt))] if fmt is not None else []
         sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p} \
@@ -93,7 +93,7 @@ class TransformersEngine:
         torch.manual_seed(_batch_seed([seed for _, seed in batch]))
         with torch.inference_mode():
             output = loaded.model.generate(
-                **inputs.to(loaded.model.device), **{k: v.to(loaded.model.device) for k, v in vision.items()},
+                **inputs.to(loaded.model.device), **_on_model(vision, loaded.model),
                 max_new_tokens=settings.max_new_tokens, logits_processor=processors,
                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **sampling,
             )
@@ -127,6 +127,12 @@ def _peft_activate(loaded: _Loaded, wanted: tuple[Adapter, ...]) -> None:
 PEFT_ADAPTERS = AdapterApi(load=lambda loaded, adapter: loaded.model.load_adapter(adapter.path,
                                                                                   adapter_name=adapter.name),
                            activate=_peft_activate, disable=lambda loaded: loaded.model.disable_adapters())
+
+
+def _on_model(tensors: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Image-processor outputs on the model's device, floating ones in its dtype (bfloat16 on cuda)."""
+    return {k: v.to(model.device, model.dtype) if v.is_floating_point() else v.to(model.device)
+            for k, v in tensors.items()}
 
 
 def _batch_seed(seeds: list[int]) -> int:
