@@ -227,3 +227,14 @@ def test_a_vllm_engine_is_admitted_at_its_share_and_eviction_stops_its_engine_co
     assert runtime.resident_bytes(GPU) == 4000 == device.used
     runtime.clear()
     assert device.used == 0 and runtime.resident_bytes(GPU) == 0
+
+
+def test_the_cpu_profiles_onnx_session_is_counted_at_its_file_size(runtime, coffee):
+    """A real model without torch parameters: U^2-Net's ONNX session, sized from its file before it loads."""
+    from legoedit_core.bricks.cpu.segment import saliency, u2netp_path
+
+    saliency(coffee)
+    (model,) = runtime.stats()["models"]
+    assert model["model"].startswith("cpu.u2netp")
+    assert model["bytes"] == model["admitted_bytes"] == u2netp_path().stat().st_size > 4_000_000
+    assert runtime.resident_bytes("cpu") == model["bytes"]

@@ -7,7 +7,8 @@
 - Processors, tokenizers, feature extractors: 0 (they hold no device memory).
 - ``vllm.*``: the engine's own figure, ``gpu_memory_utilization`` (vLLM's default 0.9) of the device's total memory:
   vLLM claims that much up front, weights and KV cache together.
-- Any kind whose source is a file (an ONNX session, an OpenCV cascade): the file's size.
+- Any kind whose source is a file (an ONNX session, an OpenCV cascade): the file's size; a folder of ONNX models
+  (the OCR engine's): their sizes summed.
 
 Anything else is unknown (None): the runtime then measures it right after loading and evicts to fit.
 """
@@ -25,7 +26,7 @@ DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "float8_
 _FLOATING = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
 _ELEMENT_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4,
                   "I16": 2, "I8": 1, "U8": 1, "BOOL": 1, "U16": 2, "U32": 4, "U64": 8}
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx")
 STATELESS = ("Processor", "Tokenizer", "TokenizerFast", "FeatureExtractor")
 VLLM_DEFAULT_UTILIZATION = 0.9
 
