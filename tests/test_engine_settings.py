@@ -19,6 +19,8 @@ def test_planner_and_judge_share_one_engine_settings_model():
     judge = JudgeSettings(engine="transformers", model="m", device="cuda")
     assert JudgeSettings.model_fields["image_size"].default == 512  # a role keeps its own defaults
     assert isinstance(judge, EngineSettings) and judge.dtype == "bfloat16"
+    vllm = JudgeSettings(engine="vllm", model="org/vlm")  # vLLM runs on a GPU only: its device defaults to cuda
+    assert (vllm.device, vllm.dtype) == ("cuda", "bfloat16")
 
 
 def test_the_gpu_profile_puts_every_vlm_role_on_cuda_in_bfloat16():

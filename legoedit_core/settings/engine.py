@@ -1,7 +1,8 @@
 """How a VLM engine is configured: one settings model that the Builder, the judge and the VLM bricks all extend.
 
-Device and dtype come from the profile: the ``gpu`` profile sets ``device = "cuda"`` for the planner and the judge,
-and a dtype left ``auto`` follows the device (``bfloat16`` on CUDA, ``float32`` on the CPU).
+Device and dtype come from the profile: the ``gpu`` profile sets ``device = "cuda"`` for the planner and the judge
+(the vLLM engine, which runs on a GPU only, defaults to it anywhere), and a dtype left ``auto`` follows the device
+(``bfloat16`` on CUDA, ``float32`` on the CPU).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class EngineSettings(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(1024, ge=16)
     constrained: bool = Field(True, description="constrain decoding to the answer's JSON Schema where the engine can")
-    device: str = Field("cpu", description="cpu, cuda or cuda:N (the gpu profile sets cuda)")
+    device: str = Field("cpu", description="cpu, cuda or cuda:N (the gpu profile sets cuda; vllm: cuda)")
     dtype: str = Field("auto", description="float32, bfloat16 or float16; auto: bfloat16 on cuda, float32 on cpu")
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="extra keyword arguments for vllm.LLM or from_pretrained (equal in two "
@@ -45,6 +46,8 @@ class EngineSettings(BaseModel):
 
     @model_validator(mode="after")
     def _dtype_follows_device(self) -> EngineSettings:
+        if self.engine == "vllm" and "device" not in self.model_fields_set:
+            self.device = "cuda"  # vLLM runs on a GPU only
         if self.dtype == "auto":
             self.dtype = default_dtype(self.device)
         return self
