@@ -24,3 +24,18 @@ def test_the_gpu_tier_is_collected_and_skipped_here():
     assert run.returncode == 0, run.stdout[-2000:]
     assert run.stdout.strip().splitlines()[-1].strip("= ").startswith("5 skipped")
     assert "needs a CUDA device" in run.stdout
+
+
+def test_the_parity_checks_run_here_cpu_against_cpu(tmp_path, monkeypatch):
+    """Only their code paths (no GPU here): the FLUX-Fill and VLM parity checks, their device swapped for the CPU,
+    build their tiny models, run them through the bricks and the engine, and find no difference."""
+    import tiny_models
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import gpu_check
+
+    monkeypatch.setattr(gpu_check, "DEVICE", "cpu")
+    ok, text = gpu_check.pipeline_parity(tmp_path, "FILL", "flux-fill", tiny_models.build_flux_fill)
+    assert ok and text.startswith("max_abs_diff=0 levels")
+    ok, text = gpu_check.vlm_parity(tmp_path)
+    assert ok and "greedy_text_equal=True" in text
