@@ -9,21 +9,22 @@ load with a message naming the families there are adapters for.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
 
 @dataclass(frozen=True)
-class ChatAdapter:
+class ChatAdapter(ABC):
     """One family's image placeholder and how many of them each image takes."""
 
     model_types: tuple[str, ...]
     image_token: str
 
+    @abstractmethod
     def tokens_per_image(self, vision: dict[str, Any], image_processor: Any, config: Any) -> list[int]:
         """Placeholder tokens each image of a batch takes, in order, from the image processor's output and the
         model's config."""
-        raise NotImplementedError
 
     def expand(self, prompts: list[str], vision: dict[str, Any], image_processor: Any, config: Any) -> list[str]:
         """Replace each image placeholder of ``prompts`` (images in order across prompts) by its full count."""

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from legoedit_core.runtime import Adapter, ModelKey, ModelRuntime
-from legoedit_core.runtime.loading import AdapterApi
+from legoedit_core.runtime.loading import AdapterApi, on_model
 from legoedit_core.settings.engine import EngineSettings
 from legoedit_core.vlm.adapters import ChatAdapter, chat_adapter
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, hf_messages
@@ -93,7 +93,7 @@ class TransformersEngine:
         torch.manual_seed(_batch_seed([seed for _, seed in batch]))
         with torch.inference_mode():
             output = loaded.model.generate(
-                **inputs.to(loaded.model.device), **_on_model(vision, loaded.model),
+                **inputs.to(loaded.model.device), **on_model(vision, loaded.model),
                 max_new_tokens=settings.max_new_tokens, logits_processor=processors,
                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **sampling,
             )
@@ -127,12 +127,6 @@ def _peft_activate(loaded: _Loaded, wanted: tuple[Adapter, ...]) -> None:
 PEFT_ADAPTERS = AdapterApi(load=lambda loaded, adapter: loaded.model.load_adapter(adapter.path,
                                                                                   adapter_name=adapter.name),
                            activate=_peft_activate, disable=lambda loaded: loaded.model.disable_adapters())
-
-
-def _on_model(tensors: dict[str, Any], model: Any) -> dict[str, Any]:
-    """Image-processor outputs on the model's device, floating ones in its dtype (bfloat16 on cuda)."""
-    return {k: v.to(model.device, model.dtype) if v.is_floating_point() else v.to(model.device)
-            for k, v in tensors.items()}
 
 
 def _batch_seed(seeds: list[int]) -> int:
