@@ -163,18 +163,21 @@ FILL_BRICKS = ("INPAINT", "FILL", "CBG")
 LORA_BRICKS = ("RCM", "STYLE", "ENV", "POSE")
 
 
-def resident_ratio(root: Path) -> float:
-    """Load every FLUX-Fill brick and every VLM role on tiny saved models; resident bytes over the one-copy ideal."""
+def resident_figures(root: Path, device: str = "cpu") -> tuple[int, int]:
+    """Load every FLUX-Fill brick and every VLM role on tiny saved models on ``device`` (float32); the bytes the
+    runtime holds, and the one-copy ideal (one FLUX base + one VLM + the adapters). The runtime stays the process's
+    default, its models resident, so that a caller can measure the device's memory too."""
     base = tiny_models.build_flux_fill(root / "flux-fill")
     loras = {brick: tiny_models.build_flux_lora(base, root / f"lora-{brick}", seed=i)
              for i, brick in enumerate(LORA_BRICKS, start=1)}
     vlm = str(save_tiny_vlm(root / "vlm"))
-    fast = {"device": "cpu", "dtype": "float32", "steps": 1, "max_area": 64 * 64, "max_sequence_length": 16,
+    fast = {"device": device, "dtype": "float32", "steps": 1, "max_area": 64 * 64, "max_sequence_length": 16,
             "model": str(base)}
     bricks = {brick: {"backend": "flux-fill", "flux-fill": fast} for brick in FILL_BRICKS}
     bricks |= {brick: {"backend": "flux-fill", "flux-fill": {**fast, "lora": str(path)}}
                for brick, path in loras.items()}
-    bricks |= {brick: {"model": vlm, "image_size": 64, "max_new_tokens": 16} for brick in ("ADD-PRED", "CAP-PRED")}
+    vlm_role = {"device": device, "dtype": "float32", "image_size": 64, "max_new_tokens": 16}
+    bricks |= {brick: {"model": vlm, **vlm_role} for brick in ("ADD-PRED", "CAP-PRED")}
     runtime = ModelRuntime()
     ModelRuntime.set_default(runtime)
     toolset = Toolset(Config(profile="gpu", bricks=bricks))
@@ -183,9 +186,9 @@ def resident_ratio(root: Path) -> float:
         inputs = item | {"strength": 1.0} if brick == "INPAINT" else item
         toolset.backend(brick).run_batch([inputs], [0])
     make_planner(PlannerSettings(strategy="workflow", engine="transformers", model=vlm, max_attempts=1, examples=0,
-                                 image_size=64, max_new_tokens=16, max_think_chars=16), toolset
+                                 max_think_chars=16, **vlm_role), toolset
                  ).plan_batch([PlanRequest("a", item["image"], "make it black and white")])
-    VLMJudge(JudgeSettings(engine="transformers", model=vlm, image_size=64, max_new_tokens=16, max_attempts=1)
+    VLMJudge(JudgeSettings(engine="transformers", model=vlm, max_attempts=1, **vlm_role)
              ).judge_batch([JudgeRequest(item["image"], item["image"], "do nothing")])
 
     one_base = estimate_bytes(from_pretrained(ModelKey("diffusers.FluxFillPipeline", str(base))))
@@ -197,7 +200,7 @@ def resident_ratio(root: Path) -> float:
               f" adapters={len(model['adapters'])} switches={model['adapter_switches']}")
     resident = sum(stats["resident_bytes"].values())
     print(f"resident={resident} one FLUX base={one_base} one VLM={one_vlm} adapters={adapters}")
-    return resident / (one_base + one_vlm + adapters)
+    return resident, one_base + one_vlm + adapters
 
 
 def main() -> int:
@@ -213,8 +216,8 @@ def main() -> int:
             print("--resident builds tiny saved models (no full-size VLM config offline): add --tiny", file=sys.stderr)
             return 2
         with tempfile.TemporaryDirectory() as root:
-            ratio = resident_ratio(Path(root))
-        print(f"resident_ratio={ratio:.3f}")
+            resident, ideal = resident_figures(Path(root))
+        print(f"resident_ratio={resident / ideal:.3f}")
         return 0
     preset = PRESETS["tiny" if args.tiny else "full"]
     if not args.tiny and not torch.cuda.is_available():

@@ -1,4 +1,5 @@
-"""Shared fixtures: real photos from scikit-image's bundled data (public domain / CC0), small for speed."""
+"""Shared fixtures: real photos from scikit-image's bundled data (public domain / CC0), small for speed; tests marked
+``gpu`` are skipped where torch sees no CUDA device."""
 
 from __future__ import annotations
 
@@ -49,3 +50,17 @@ def runtime():
     previous = ModelRuntime.set_default(fresh)
     yield fresh
     ModelRuntime.set_default(previous)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the ``gpu`` tests without a CUDA device (they stay collected: ``pytest -m gpu`` lists them)."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch sees none); bash scripts/gpu-check.sh runs it on a GPU")
+    for item in gpu_tests:
+        item.add_marker(skip)

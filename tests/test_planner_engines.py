@@ -113,10 +113,14 @@ def test_box_schema_and_grammar_accept_only_boxes():
 def test_vllm_request_building_without_vllm(cpu_toolset):
     settings = PlannerSettings(strategy="workflow", engine="vllm", model="Qwen/Qwen2.5-VL-7B-Instruct",
                                adapter="/ckpt/builder-lora", temperature=0.7, top_p=0.9, max_new_tokens=512,
-                               engine_args={"gpu_memory_utilization": 0.8})
-    assert vllm_engine.llm_args(settings) == {
-        "model": "Qwen/Qwen2.5-VL-7B-Instruct", "dtype": "float32", "limit_mm_per_prompt": {"image": 2},
+                               engine_args={"gpu_memory_utilization": 0.8}, device="cuda")
+    assert vllm_engine.llm_args(settings) == {  # the dtype follows the device: bfloat16 on cuda
+        "model": "Qwen/Qwen2.5-VL-7B-Instruct", "dtype": "bfloat16", "limit_mm_per_prompt": {"image": 2},
         "enable_lora": True, "gpu_memory_utilization": 0.8}
+    key = vllm_engine.VLLMEngine(settings).key
+    assert (key.device, key.dtype) == ("cuda", "bfloat16")
+    with pytest.raises(ValueError, match="first visible GPU"):
+        vllm_engine.VLLMEngine(settings.model_copy(update={"device": "cpu"}))
     lora = vllm_engine.lora_args(settings)
     assert lora["lora_path"] == "/ckpt/builder-lora" and lora["lora_name"].startswith("lora_")
     judge_lora = vllm_engine.lora_args(settings.model_copy(update={"adapter": "/ckpt/judge-lora"}))
@@ -142,7 +146,31 @@ def test_vllm_request_building_without_vllm(cpu_toolset):
 
 
 def test_an_engine_that_does_not_load_raises_instead_of_planning_invalid_plans(cpu_toolset):
-    planner = make_planner(PlannerSettings(strategy="workflow", engine="vllm", model="m", max_attempts=1),
+    planner = make_planner(PlannerSettings(strategy="workflow", engine="vllm", model="m", max_attempts=1,
+                                           device="cuda"),
                            cpu_toolset)
     with pytest.raises(RuntimeError, match=r"pip install 'legoedit\[vllm\]'"):  # a fault: the task is retried
         planner.plan_batch([PlanRequest("x", np.zeros((32, 32, 3), np.uint8), "flip it")])
+
+
+def test_a_model_family_without_a_chat_adapter_is_refused_before_its_weights_load(tmp_path):
+    from transformers import Idefics3Config
+
+    Idefics3Config().save_pretrained(tmp_path)  # a config only: the refusal must come before any weight is read
+    engine = TransformersEngine(PlannerSettings(strategy="workflow", engine="transformers", model=str(tmp_path)))
+    with pytest.raises(ValueError, match=r"no chat adapter for model type 'idefics3' "
+                                         r"\(known: qwen2_vl, qwen2_5_vl, llava\)"):
+        engine.generate([[Message("user", "hi")]], None, [0])
+
+
+def test_a_second_model_family_answers_with_images_through_its_chat_adapter(tmp_path):
+    """LLaVA expands ``<image>`` by vision patches, not Qwen's merged grid: the model checks the count itself."""
+    from tiny_vlm import save_tiny_llava
+
+    engine = TransformersEngine(PlannerSettings(strategy="workflow", engine="transformers", max_new_tokens=16,
+                                                model=str(save_tiny_llava(tmp_path / "llava")), image_size=64))
+    rng = np.random.default_rng(0)
+    chats = [[Message("user", f"caption {i}", shown_image(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), 64))]
+             for i in range(2)]
+    answers = engine.generate(chats, OutputFormat(regex=r"(cat|dog) [a-z]{1,6}"), [0, 1])
+    assert all(re.fullmatch(r"(cat|dog) [a-z]{1,6}", answer) for answer in answers)

@@ -146,8 +146,8 @@ def test_training_tokenises_the_prompt_and_image_as_the_engine_does(workdir, cpu
 
     from legoedit_core.planners.prompt import builder_chat
     from legoedit_core.rl.processor import load_processor
+    from legoedit_core.vlm.adapters import chat_adapter
     from legoedit_core.vlm.chat import hf_messages
-    from legoedit_core.vlm.engines.hf import _expand_image_tokens
 
     record = read_records(str(workdir / "data.jsonl"))[0]
     config = Config()
@@ -161,9 +161,10 @@ def test_training_tokenises_the_prompt_and_image_as_the_engine_does(workdir, cpu
     messages, images = hf_messages(builder_chat(cpu_toolset, config.planner.model_copy(update={"examples": 0}),
                                                 request))
     tokenizer = AutoTokenizer.from_pretrained(workdir / "vlm")
-    vision = AutoImageProcessor.from_pretrained(workdir / "vlm")(images=images, return_tensors="pt")
+    image_processor = AutoImageProcessor.from_pretrained(workdir / "vlm")
+    vision = image_processor(images=images, return_tensors="pt")
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    prompt = _expand_image_tokens([prompt], vision["image_grid_thw"], 2)[0]
+    prompt = chat_adapter("qwen2_vl").expand([prompt], vision, image_processor, None)[0]
     assert trained["input_ids"][0].tolist() == tokenizer(prompt, add_special_tokens=False)["input_ids"]
     assert np.array_equal(trained["pixel_values"].numpy(), vision["pixel_values"].numpy())
     assert tuple(trained["pixel_values"].shape) == PATCHES

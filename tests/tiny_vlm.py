@@ -1,4 +1,4 @@
-"""A tiny random-weight Qwen2-VL / Qwen2.5-VL saved like a hub checkpoint, for tests of the Builder's engines.
+"""Tiny random-weight Qwen2-VL / Qwen2.5-VL (and LLaVA) saved like hub checkpoints, for tests of the engines.
 
 The tokenizer is byte-level with no merges (every byte is a token) plus Qwen's special tokens, built in memory;
 the chat template follows Qwen2-VL's. ``save_tiny_vlm(path)`` writes model, tokenizer and image processor with
@@ -73,4 +73,36 @@ def save_tiny_vlm(path: str | Path, kind: str = "qwen2_vl", seed: int = 0) -> Pa
     tokenizer.save_pretrained(path)
     # Small pixel budget keeps the image at a few dozen patches.
     Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=112 * 112).save_pretrained(path)
+    return path
+
+
+LLAVA_TEMPLATE = CHAT_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<image>")
+
+
+def save_tiny_llava(path: str | Path, seed: int = 0) -> Path:
+    """A ~100k-parameter LLaVA (CLIP vision tower, Llama text model) with random weights, saved at ``path``: a
+    second model family for the engine's chat adapters (``<image>``, one per vision patch)."""
+    import torch
+    from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration
+
+    path = Path(path)
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": [*SPECIAL_TOKENS[1:], "<image>"]})
+    tokenizer.chat_template = LLAVA_TEMPLATE
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in ("<|im_end|>", "<|endoftext|>", "<image>")}
+    text = {"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+            "max_position_embeddings": 4096, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+            "bos_token_id": None, "tie_word_embeddings": True}
+    vision = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 2, "num_hidden_layers": 2,
+              "image_size": 28, "patch_size": 7, "projection_dim": 32}
+    config = LlavaConfig(text_config=text, vision_config=vision, image_token_id=ids["<image>"],
+                         vision_feature_layer=-1, vision_feature_select_strategy="default", tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}).save_pretrained(path)
     return path

@@ -43,7 +43,8 @@ class Fallback:
 class Toolset:
     """The bricks a config can actually run: one chosen backend per brick, or the reason there is none.
 
-    Building one applies the config's memory budgets to the process's model runtime, which its backends use.
+    Building one applies the config's memory budgets and reserves to the process's model runtime, which its
+    backends use.
     """
 
     def __init__(self, config: Config | None = None, registry: BrickRegistry | None = None) -> None:
@@ -51,6 +52,8 @@ class Toolset:
         runtime = ModelRuntime.default()
         for device, gigabytes in self.config.runtime.memory_budget_gb.items():
             runtime.set_budget(device, int(gigabytes * 2**30))
+        for device, gigabytes in self.config.runtime.reserve_gb.items():
+            runtime.set_reserve(device, int(gigabytes * 2**30))
         self.registry = registry or default_registry()
         self._passed_over: dict[str, list[str]] = {}
         self._choice: dict[str, type[Backend] | Unavailable] = {

@@ -1,9 +1,10 @@
 """ADD-PRED and CAP-PRED backends that ask a vision-language model (the Builder's kind) through a Builder engine.
 
-Settings (``[bricks.ADD-PRED]`` / ``[bricks.CAP-PRED]``) are those of ``PlannerSettings``: ``model`` (required),
-``engine`` (``transformers`` by default, or ``vllm`` / ``openai``), ``base_url``, ``device``, ``dtype``,
-``image_size`` ... ADD-PRED asks for a box ``{"box": [x0, y0, x1, y1]}`` in pixels of the image it was shown,
-under a JSON-Schema constraint, and returns it as a filled mask of the original size. CAP-PRED returns a caption.
+Settings (``[bricks.ADD-PRED]`` / ``[bricks.CAP-PRED]``) are the engine settings of the Builder and the judge
+(``EngineSettings``): ``model`` (required), ``engine`` (``transformers`` by default, or ``vllm`` / ``openai``),
+``base_url``, ``device``, ``dtype``, ``image_size`` ... ADD-PRED asks for a box ``{"box": [x0, y0, x1, y1]}`` in
+pixels of the image it was shown, under a JSON-Schema constraint, and returns it as a filled mask of the original
+size. CAP-PRED returns a caption.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from legoedit_core.bricks.spec import Backend, BrickError
-from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.settings.engine import EngineSettings
 from legoedit_core.types import bbox_to_mask
 from legoedit_core.vlm.chat import Chat, GenerationError, Message, OutputFormat, shown_image
 
@@ -26,9 +27,9 @@ CAPTION_PROMPT = "You describe images. Answer with one plain sentence and nothin
 CAPTION_REGEX = r"[^<>\x00-\x1f]{1,300}"
 
 
-def vlm_settings(settings: dict[str, Any], max_new_tokens: int) -> PlannerSettings:
-    """PlannerSettings for a brick's VLM: the brick's settings over the defaults (transformers, short answers)."""
-    return PlannerSettings.model_validate({"engine": "transformers", "max_new_tokens": max_new_tokens,
+def vlm_settings(settings: dict[str, Any], max_new_tokens: int) -> EngineSettings:
+    """EngineSettings for a brick's VLM: the brick's settings over the defaults (transformers, short answers)."""
+    return EngineSettings.model_validate({"engine": "transformers", "max_new_tokens": max_new_tokens,
                                            "image_size": 448, **settings})
 
 
@@ -37,32 +38,33 @@ class _VLMBackend(Backend):
 
     resource = "gpu"
     max_new_tokens: ClassVar[int] = 64
-    setting_keys = frozenset(PlannerSettings.model_fields)
+    setting_keys = frozenset(EngineSettings.model_fields)
 
     @classmethod
     def missing(cls, settings: dict[str, Any]) -> str | None:
         if not settings.get("model"):
             return f"needs a vision-language model: set bricks.{cls.brick}.model (a hub id or local path)"
         try:
-            planner = vlm_settings(settings, cls.max_new_tokens)
+            engine = vlm_settings(settings, cls.max_new_tokens)
         except ValidationError as error:
             return f"bad settings: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}"
-        absent = [p for p in ENGINE_PACKAGES[planner.engine] if find_spec(p) is None]
-        return f"the {planner.engine} engine needs {', '.join(absent)}" if absent else None
+        name = engine.engine or "transformers"
+        absent = [p for p in ENGINE_PACKAGES[name] if find_spec(p) is None]
+        return f"the {name} engine needs {', '.join(absent)}" if absent else None
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__(settings)
-        self.planner_settings = vlm_settings(self.settings, self.max_new_tokens)
+        self.engine_settings = vlm_settings(self.settings, self.max_new_tokens)
         self._engine = None
 
     def describe_needs(self) -> str:
-        return f"{self.planner_settings.engine} {self.planner_settings.model}"
+        return f"{self.engine_settings.engine} {self.engine_settings.model}"
 
     def ask(self, chats: list[Chat], fmt: OutputFormat, seeds: list[int]) -> list[str | GenerationError]:
         if self._engine is None:
             from legoedit_core.vlm.engines import make_engine
 
-            self._engine = make_engine(self.planner_settings)
+            self._engine = make_engine(self.engine_settings)
         return self._engine.generate(chats, fmt, seeds)
 
 
@@ -79,7 +81,7 @@ class VLMAddPred(_VLMBackend):
     name = "vlm"
 
     def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any] | BrickError]:
-        size = self.planner_settings.image_size
+        size = self.engine_settings.image_size
         shown = [shown_image(item["image"], size) for item in inputs]
         chats = [[Message("system", BOX_PROMPT), Message("user", f"Object to add: {item['prompt']}", picture)]
                  for item, picture in zip(inputs, shown, strict=True)]
@@ -112,7 +114,7 @@ class VLMCapPred(_VLMBackend):
     max_new_tokens = 96
 
     def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any] | BrickError]:
-        size = self.planner_settings.image_size
+        size = self.engine_settings.image_size
         chats = [[Message("system", CAPTION_PROMPT),
                   Message("user", "Caption this image" + (f", focusing on {item['prompt']}" if item["prompt"] else "")
                           + ".", shown_image(item["image"], size))] for item in inputs]

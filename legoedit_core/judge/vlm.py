@@ -67,7 +67,7 @@ class VLMJudge:
         if settings.engine is None and engine is None:
             raise ValueError("the VLM judge needs judge.engine (transformers, vllm or openai) and judge.model")
         self.settings = settings
-        self.engine = engine or make_engine(settings.engine_settings())
+        self.engine = engine or make_engine(settings)
         self.name = f"judge/{self.engine.name}"
         self.format = OutputFormat(json_schema=reply_schema(settings.max_reasoning_chars)) \
             if settings.constrained else None

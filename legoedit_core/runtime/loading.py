@@ -87,6 +87,12 @@ DIFFUSERS_LORA = AdapterApi(load=lambda pipe, adapter: pipe.load_lora_weights(ad
                             activate=_diffusers_activate, disable=lambda pipe: pipe.disable_lora())
 
 
+def on_model(tensors: Any, model: Any) -> dict[str, Any]:
+    """A processor's outputs (a mapping of tensors) on ``model``'s device, floating ones in its dtype."""
+    return {k: v.to(model.device, model.dtype) if v.is_floating_point() else v.to(model.device)
+            for k, v in tensors.items() if hasattr(v, "to")}
+
+
 def estimate_bytes(model: Any) -> int:
     """Bytes held by the parameters and buffers of a model, or of every module of a pipeline (0 for others)."""
     modules = list(getattr(model, "components", {}).values()) if hasattr(model, "components") else [model]
@@ -101,10 +107,3 @@ def _tensors(module: Any, which: str) -> list[Any]:
     method = getattr(module, which, None)
     return list(method()) if callable(method) else []
 
-
-def free_accelerator_memory() -> None:
-    import sys
-
-    torch = sys.modules.get("torch")  # never import torch just to free memory that it cannot hold
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()

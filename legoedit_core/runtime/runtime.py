@@ -2,8 +2,11 @@
 
 - **One cache.** Every model (diffusers pipelines, transformers models and processors, vLLM engines, ONNX sessions,
   the embedding model) is obtained here, keyed by ``ModelKey``, loaded once even when many threads ask at once.
-- **One memory budget per device.** Beyond it, least-recently-used models are evicted; a model in use, or with a
-  caller waiting for it, is never evicted.
+- **Memory admitted before loading.** A model is sized before it loads (``sizing.size_before_load``); least
+  recently used idle models are evicted (closed, collected, the CUDA cache emptied) until it fits both the device's
+  budget and what the device really has free less a reserve for inference. A model in use, or with a caller
+  waiting for it, is never evicted: a load waits for it to be released, and raises ``ModelDoesNotFit`` when
+  nothing it could wait for would make room.
 - **Exclusive use.** ``call`` and ``use`` give one caller at a time a model (a pipeline's scheduler, a generate
   call: loaded models hold per-call state). Callers that wait for the same model with the same ``merge`` key are
   served together: their items are joined into one batch, the point of fanning out by brick type.
@@ -31,11 +34,20 @@ from legoedit_core.runtime.loading import (
     Loader,
     ModelKey,
     estimate_bytes,
-    free_accelerator_memory,
     from_pretrained,
 )
+from legoedit_core.runtime.memory import DeviceMemory, TorchDeviceMemory, close_model
+from legoedit_core.runtime.sizing import size_before_load
 
 BUDGET_ENV = "LEGOEDIT_MODEL_BUDGET_GB"
+# Kept free on a CUDA device for activations (ComfyUI keeps about 1 GiB of "inference memory" the same way).
+DEFAULT_RESERVES = {"cuda": 2 * 2**30}
+Estimate = Callable[[ModelKey, int | None], int | None]
+
+
+class ModelDoesNotFit(MemoryError):
+    """A model cannot be admitted on its device: even with every evictable model gone it exceeds the budget or
+    the device's free memory less the reserve. A fault of the machinery (the task fails and is retried)."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -67,9 +79,12 @@ class _Request:
 class _Slot:
     key: ModelKey
     model: Any = None
-    size: int = 0
+    size: int = 0  # bytes counted against the device while resident (measured, else the size admitted)
+    admitted: int | None = None  # bytes the last load was admitted for, sized before it loaded (None: unknown)
+    loading: int = 0  # bytes admitted for a load in progress: held for it until the model is resident
     resident: bool = False
     busy: bool = False
+    holder: int | None = None  # the thread using the model while busy
     users: int = 0  # callers between asking and leaving: a slot with users is never evicted
     last_used: int = 0
     loads: int = 0
@@ -87,20 +102,27 @@ _recording: ContextVar[list[ModelUse] | None] = ContextVar("legoedit_model_uses"
 class ModelRuntime:
     """Owns every loaded model of a process; see the module docstring.
 
-    ``budgets`` maps a device to its memory budget in bytes; ``default_budget`` is that of any other device
-    (None: unlimited). ``pretrained`` loads the keys of callers that pass no loader (``from_pretrained``; tests and
-    benchmarks swap in random-weight or fault-injecting loaders). ``measure`` gives a loaded model's bytes.
+    ``budgets`` maps a device (``cuda:1``, or a type: ``cuda``) to its memory budget in bytes; ``default_budget`` is
+    that of any other device (None: unlimited). ``reserves`` is the memory kept free per device beside the models.
+    ``pretrained`` loads the keys of callers that pass no loader (``from_pretrained``; tests and benchmarks swap in
+    random-weight or fault-injecting loaders). ``measure`` gives a loaded model's bytes (0: not a torch model, the
+    admitted size counts), ``estimate`` its bytes before loading, ``memory`` what the devices really have free.
     """
 
     _default: ModelRuntime | None = None
     _default_lock = threading.Lock()
 
     def __init__(self, budgets: dict[str, int] | None = None, default_budget: int | None = None,
-                 pretrained: Loader = from_pretrained, measure: Callable[[Any], int] = estimate_bytes) -> None:
+                 pretrained: Loader = from_pretrained, measure: Callable[[Any], int] = estimate_bytes,
+                 estimate: Estimate = size_before_load, memory: DeviceMemory | None = None,
+                 reserves: dict[str, int] | None = None) -> None:
         self.budgets = dict(budgets or {})
         self.default_budget = default_budget
+        self.reserves = dict(DEFAULT_RESERVES if reserves is None else reserves)
         self.pretrained = pretrained
         self.measure = measure
+        self.estimate = estimate
+        self.memory: DeviceMemory = memory or TorchDeviceMemory()
         self.evictions = 0
         self._slots: dict[ModelKey, _Slot] = {}
         self._changed = threading.Condition()
@@ -131,6 +153,11 @@ class ModelRuntime:
                 self.budgets.pop(device, None)
             else:
                 self.budgets[device] = budget_bytes
+
+    def set_reserve(self, device: str, reserve_bytes: int) -> None:
+        """Bytes kept free on ``device`` (or on every device of a type: ``cuda``) beside the loaded models."""
+        with self._changed:
+            self.reserves[device] = reserve_bytes
 
     # --------------------------------------------------------------------------------------------------- using
 
@@ -213,7 +240,7 @@ class ModelRuntime:
         """Per model: loads, calls, merged calls, adapters and switches, bytes; resident bytes per device."""
         with self._changed:
             models = [{"model": str(s.key), "device": s.key.device, "resident": s.resident, "bytes": s.size,
-                       "loads": s.loads, "calls": s.calls, "merged_calls": s.merged_calls,
+                       "admitted_bytes": s.admitted, "loads": s.loads, "calls": s.calls, "merged_calls": s.merged_calls,
                        "adapters": sorted(s.adapters_loaded), "adapter_switches": s.adapter_switches}
                       for s in self._slots.values()]
             devices = sorted({s.key.device for s in self._slots.values()})
@@ -221,12 +248,11 @@ class ModelRuntime:
                     "resident_bytes": {d: self._resident_bytes(d) for d in devices}}
 
     def clear(self) -> None:
-        """Drop every model that is not in use (and free accelerator memory if torch is in use)."""
+        """Drop every model that is not in use and give its memory back to the device."""
         with self._changed:
             for slot in self._slots.values():
-                if not slot.busy and slot.users == 0:
+                if slot.resident and not slot.busy and slot.users == 0:
                     self._drop(slot)
-        free_accelerator_memory()
 
     # ----------------------------------------------------------------------------------------------- internals
 
@@ -239,6 +265,7 @@ class ModelRuntime:
     def _leave(self, slot: _Slot) -> None:
         with self._changed:
             slot.users -= 1
+            self._changed.notify_all()  # a load waiting for room may evict this model now
 
     def _wait_for_turn(self, slot: _Slot, request: _Request) -> list[_Request]:
         """Block until this request was served by another caller (returns []) or it is this caller's turn
@@ -249,7 +276,7 @@ class ModelRuntime:
                 self._changed.wait()
             if request.done:
                 return []
-            slot.busy = True
+            slot.busy, slot.holder = True, threading.get_ident()
             return slot.pending.pop(request.group)
 
     def _serve(self, slot: _Slot, batch: list[_Request], work: Work, loader: Loader | None,
@@ -276,7 +303,7 @@ class ModelRuntime:
         with self._changed:
             for request in batch:
                 request.done = True
-            slot.busy = False
+            slot.busy, slot.holder = False, None
             slot.last_used = next(self._clock)
             self._changed.notify_all()
 
@@ -285,16 +312,25 @@ class ModelRuntime:
         """Load the slot's model if it is not resident and activate ``adapters``; True when it was loaded now."""
         loaded_now = False
         if not slot.resident:
-            if slot.size:
+            device = slot.key.device
+            # A reload needs what the model measured last time; a first load what its files say it will hold.
+            need = slot.size or self.estimate(slot.key, self.memory.total(device))
+            with self._changed:
+                self._make_room(slot, need or 0, admitting=True)
+                slot.loading = need or 0  # loads of other threads count it from now on
+            try:
+                slot.model = (loader or self.pretrained)(slot.key)
+            finally:
                 with self._changed:
-                    self._evict_for(slot, slot.size)  # a reload: make room first, its size is known
-            slot.model = (loader or self.pretrained)(slot.key)
-            slot.size = self.measure(slot.model)
+                    slot.loading = 0
+                    self._changed.notify_all()
             loaded_now = True
             with self._changed:
+                slot.admitted = need
+                slot.size = self.measure(slot.model) or need or 0
                 slot.resident = True
                 slot.loads += 1
-                self._evict_for(slot, 0)
+                self._make_room(slot, 0, admitting=False)  # it measured more than it was admitted for
         if (adapters or slot.adapters_loaded) and slot.active != adapters:
             self._switch_adapters(slot, adapters, adapter_api)
         return loaded_now
@@ -313,30 +349,54 @@ class ModelRuntime:
         slot.active = wanted
         if new:  # the new adapters' weights now live in the model too
             with self._changed:
-                slot.size = self.measure(slot.model)
-                self._evict_for(slot, 0)
+                slot.size = self.measure(slot.model) or slot.size
+                self._make_room(slot, 0, admitting=False)
 
-    def _evict_for(self, keep: _Slot, extra: int) -> None:
-        """Evict least-recently-used idle models on ``keep``'s device until ``extra`` more bytes fit the budget."""
+    def _make_room(self, keep: _Slot, need: int, *, admitting: bool) -> None:
+        """Evict least recently used idle models on ``keep``'s device until ``need`` more bytes fit its budget and
+        its free memory less the reserve. Admitting a load, wait for models in use by other threads to be
+        released, and raise ``ModelDoesNotFit`` when nothing left could make room; after a load (``admitting``
+        False) evict what is idle and stop. Called with the lock held."""
         device = keep.key.device
-        budget = self.budgets.get(device, self.default_budget)
-        if budget is None:
-            return
-        idle = sorted((s for s in self._slots.values() if s is not keep and s.resident and s.key.device == device
-                       and not s.busy and s.users == 0), key=lambda s: s.last_used)
-        evicted = False
-        for victim in idle:
-            if self._resident_bytes(device) + extra <= budget:
-                break
-            self._drop(victim)
-            self.evictions += 1
-            evicted = True
-        if evicted:
-            free_accelerator_memory()
+        while (room := self._room(device)) is not None and need > room:
+            others = [s for s in self._slots.values() if s is not keep and s.key.device == device]
+            idle = [s for s in others if s.resident and not s.busy and s.users == 0]
+            if idle:
+                self._drop(min(idle, key=lambda s: s.last_used))
+                self.evictions += 1
+                continue
+            if not admitting:
+                return
+            me = threading.get_ident()
+            if not any((s.resident or s.loading) and (s.busy or s.users) and s.holder != me for s in others):
+                raise ModelDoesNotFit(f"{keep.key} needs {need / 2**30:.2f} GiB on {device}: "
+                                      f"{max(room, 0) / 2**30:.2f} GiB is all there is to give it, with every "
+                                      "other model there evicted or held by this thread")
+            self._changed.wait()  # a model in use elsewhere: once released, it may be evicted
+
+    def _room(self, device: str) -> int | None:
+        """Bytes a new model may take on ``device`` now (None: no limit): the tighter of the budget less what is
+        resident, and the free memory less the reserve, both less the loads in progress."""
+        in_flight = sum(s.loading for s in self._slots.values() if s.key.device == device)
+        budget = self._limit(self.budgets, device, self.default_budget)
+        free = self.memory.free(device)
+        rooms = [budget - self._resident_bytes(device)] if budget is not None else []
+        rooms += [free - (self._limit(self.reserves, device, 0) or 0)] if free is not None else []
+        return min(rooms) - in_flight if rooms else None
+
+    @staticmethod
+    def _limit(table: dict[str, int], device: str, default: int | None) -> int | None:
+        """The entry of ``device`` (``cuda:1``), else of its type (``cuda``), else ``default``."""
+        return table.get(device, table.get(device.partition(":")[0], default))
 
     def _drop(self, slot: _Slot) -> None:
+        """Evict a model and really free it: its own release hook, then garbage collection and the device cache."""
+        model = slot.model
         slot.model, slot.resident, slot.active = None, False, None
         slot.adapters_loaded = set()
+        close_model(model)
+        del model
+        self.memory.release(slot.key.device)
 
     def _resident_bytes(self, device: str | None) -> int:
         return sum(s.size for s in self._slots.values() if s.resident and (device is None or s.key.device == device))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -69,7 +71,7 @@ def _detect(grey: np.ndarray, cascade: str, mirrored: bool = False) -> list[Box]
     width = grey.shape[1]
     source = cv2.flip(grey, 1) if mirrored else grey
     min_side = max(20, min(grey.shape) // 12)
-    with cpu_model(f"haar:{cascade}", lambda: _cascade(cascade)) as detector:
+    with cpu_model(f"haar:{cascade}", lambda: _cascade(cascade), Path(cv2.data.haarcascades) / cascade) as detector:
         found = detector.detectMultiScale(source, scaleFactor=1.1, minNeighbors=5,
                                                    minSize=(min_side, min_side))
     boxes = []
@@ -255,10 +257,16 @@ def _ocr_engine() -> Any:
     return RapidOCR(params={"Global.log_level": "error"})
 
 
+def _ocr_models() -> Path | None:
+    """The folder of ONNX models inside the rapidocr wheel (what the runtime counts the engine at), if installed."""
+    spec = find_spec("rapidocr")
+    return Path(spec.submodule_search_locations[0]) / "models" if spec and spec.submodule_search_locations else None
+
+
 def _ocr(image: np.ndarray) -> Any:
     """RapidOCR's result for ``image`` (the engine is loaded once per process)."""
     try:
-        with cpu_model("rapidocr", _ocr_engine) as engine:
+        with cpu_model("rapidocr", _ocr_engine, _ocr_models()) as engine:
             return engine(Image.fromarray(image))
     except ImportError as error:
         raise BrickError("reading text needs the rapidocr package (with onnxruntime)") from error

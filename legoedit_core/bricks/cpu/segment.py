@@ -22,10 +22,12 @@ from legoedit_core.runtime import ModelKey, ModelRuntime
 T = TypeVar("T")
 
 @contextmanager
-def cpu_model(name: str, loader: Callable[[], T]) -> Iterator[T]:
+def cpu_model(name: str, loader: Callable[[], T], file: Path | None = None) -> Iterator[T]:
     """The CPU model ``name`` (an ONNX session, an OpenCV detector...), from the model runtime like every model:
-    loaded once by ``loader``, held exclusively for the ``with`` block (detectors keep per-scan state)."""
-    with ModelRuntime.default().use(ModelKey(f"cpu.{name}", name), loader=lambda _key: loader()) as model:
+    loaded once by ``loader``, held exclusively for the ``with`` block (detectors keep per-scan state). ``file``,
+    the model's weights file, lets the runtime count its size before loading it."""
+    key = ModelKey(f"cpu.{name}", str(file or name))
+    with ModelRuntime.default().use(key, loader=lambda _key: loader()) as model:
         yield model
 
 
@@ -57,7 +59,7 @@ def _u2netp_session() -> Any:
 
 def saliency(image: np.ndarray) -> np.ndarray:
     """U^2-Net saliency of an RGB image: float32 (H, W) in [0, 1], stretched so the most salient pixel is 1."""
-    with cpu_model("u2netp", _u2netp_session) as session:
+    with cpu_model("u2netp", _u2netp_session, u2netp_path()) as session:
         (prediction,) = session.predict(Image.fromarray(image))
     return np.asarray(prediction, np.float32) / 255.0
 

@@ -23,15 +23,18 @@ from legoedit_core.runtime.runtime import Work
 class ModelBackend(Backend):
     """A backend that runs diffusers / transformers models owned by the model runtime.
 
-    Subclasses declare ``packages`` (import names needed), ``sources`` (settings key -> what model it names) and
-    ``defaults`` (dtype, device, steps, ...).
+    Subclasses declare ``packages`` (import names needed), ``sources`` (settings key -> what model it names),
+    ``defaults`` (steps, guidance, ...) and ``cuda_dtype``, the dtype of the family on an accelerator when the
+    settings leave ``dtype`` unset or ``auto`` (on the CPU: float32, the one dtype every CPU kernel has).
     """
 
     resource = "gpu"
     packages: ClassVar[tuple[str, ...]] = ("torch", "diffusers")
     sources: ClassVar[dict[str, str]] = {"model": "a diffusers pipeline"}
     defaults: ClassVar[dict[str, Any]] = {}
-    setting_keys = frozenset({"dtype", "device", "cpu_offload", "download", "lora", "adapter_weight", "max_batch"})
+    cuda_dtype: ClassVar[str] = "bfloat16"
+    setting_keys = frozenset({"dtype", "device", "cpu_offload", "download", "lora", "adapter_weight", "max_batch",
+                              "generator_device"})
 
     @classmethod
     def known_settings(cls) -> frozenset[str]:
@@ -44,11 +47,15 @@ class ModelBackend(Backend):
 
     @classmethod
     def resolve(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        """Defaults, then the brick's shared keys, then this backend's own sub-table."""
+        """Defaults, then the brick's shared keys, then this backend's own sub-table; an ``auto`` dtype follows
+        the device."""
         shared = {k: v for k, v in settings.items() if not isinstance(v, dict)}
         own = settings.get(cls.name, {})
-        return {"dtype": "float32", "device": "cpu", "cpu_offload": False, "download": False,
-                **cls.defaults, **shared, **(own if isinstance(own, dict) else {})}
+        options = {"dtype": "auto", "device": "cpu", "cpu_offload": False, "download": False,
+                   **cls.defaults, **shared, **(own if isinstance(own, dict) else {})}
+        if options["dtype"] == "auto":
+            options["dtype"] = "float32" if options["device"] == "cpu" else cls.cuda_dtype
+        return options
 
     @classmethod
     def missing(cls, settings: dict[str, Any]) -> str | None:

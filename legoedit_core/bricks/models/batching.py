@@ -126,7 +126,7 @@ class PipelineBackend(ModelBackend):
             except BrickError as error:
                 results[index] = error
         if prepared:
-            generator_device = "cpu" if self.options["cpu_offload"] else str(self.options["device"])
+            generator_device = self.generator_device()
 
             def work(pipe: Any, jobs: list[Job]) -> list[Image.Image | BrickError]:
                 return run_grouped(jobs, lambda chunk, gens: self.call(pipe, chunk, gens), generator_device,
@@ -137,6 +137,13 @@ class PipelineBackend(ModelBackend):
                 is_error = isinstance(output, BrickError)
                 results[index] = output if is_error else {"image": prepared[index].finish(output)}
         return results  # type: ignore[return-value]
+
+    def generator_device(self) -> str:
+        """Where each item's noise is drawn: ``generator_device`` when set (``cpu`` gives an item the same noise on
+        every device: what the GPU check compares), else the pipeline's device (the CPU under offload)."""
+        if self.options.get("generator_device"):
+            return str(self.options["generator_device"])
+        return "cpu" if self.options["cpu_offload"] else str(self.options["device"])
 
     def model_group(self) -> tuple[str, ...]:
         return (str(self.model_key(self.kind)), *(adapter.name for adapter in self.adapters()))

@@ -39,7 +39,7 @@ class FluxKontext(InstructionEditor):
     name = "flux-kontext"
     kind = "diffusers.FluxKontextPipeline"
     sources = {"model": "a FLUX.1-Kontext diffusers pipeline"}
-    defaults = {"dtype": "bfloat16", "steps": 28, "guidance": 2.5, "max_area": 1024 * 1024,
+    defaults = {"steps": 28, "guidance": 2.5, "max_area": 1024 * 1024,
                 "max_sequence_length": 512}
 
     def guidance(self, jobs: list[Job]) -> dict[str, Any]:
@@ -55,7 +55,7 @@ class QwenImageEdit(InstructionEditor):
     # Its Qwen2-VL processor needs torchvision in transformers 5.
     packages = ("torch", "diffusers", "torchvision")
     sources = {"model": "a Qwen-Image-Edit diffusers pipeline"}
-    defaults = {"dtype": "bfloat16", "steps": 50, "true_cfg_scale": 4.0, "max_area": 1024 * 1024}
+    defaults = {"steps": 50, "true_cfg_scale": 4.0, "max_area": 1024 * 1024}
 
     def guidance(self, jobs: list[Job]) -> dict[str, Any]:
         return {"true_cfg_scale": float(self.options["true_cfg_scale"]), "negative_prompt": [" "] * len(jobs)}

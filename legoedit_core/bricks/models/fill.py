@@ -118,7 +118,7 @@ class FluxFill(MaskedGeneration):
     multiple = 16  # VAE factor 8 x 2x2 latent packing
     call_options = ("max_sequence_length",)
     sources = {"model": "a FLUX.1-Fill diffusers pipeline"}
-    defaults = {"dtype": "bfloat16", "steps": 28, "guidance": 30.0, "max_area": 1024 * 1024,
+    defaults = {"steps": 28, "guidance": 30.0, "max_area": 1024 * 1024,
                 "max_sequence_length": 512}
 
 
@@ -127,7 +127,8 @@ class SDInpaint(MaskedGeneration):
     kind = "diffusers.StableDiffusionInpaintPipeline"
     multiple = 8
     sources = {"model": "a Stable Diffusion inpainting pipeline"}
-    defaults = {"dtype": "float16", "steps": 30, "guidance": 7.5, "max_area": 512 * 512}
+    cuda_dtype = "float16"
+    defaults = {"steps": 30, "guidance": 7.5, "max_area": 512 * 512}
 
 
 def _for_brick(family: type[MaskedGeneration], brick: str) -> type[MaskedGeneration]:

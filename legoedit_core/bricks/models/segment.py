@@ -17,6 +17,7 @@ from PIL import Image
 from legoedit_core.bricks.models.base import ModelBackend
 from legoedit_core.bricks.models.batching import run_halving
 from legoedit_core.bricks.spec import BrickError
+from legoedit_core.runtime.loading import on_model
 from legoedit_core.types import BBox, binarize, mask_to_bbox, size_of
 
 Result = dict[str, Any] | BrickError
@@ -26,7 +27,7 @@ class TransformersBackend(ModelBackend):
     """A perception backend: ``predict`` a chunk of items at once; chunks halve on out-of-memory."""
 
     packages = ("torch", "transformers")
-    defaults = {"dtype": "float32"}
+    cuda_dtype = "float32"  # detection thresholds and mask logits are tuned in float32
 
     def run_batch(self, inputs: list[dict[str, Any]], seeds: list[int]) -> list[Result]:
         import torch
@@ -38,11 +39,6 @@ class TransformersBackend(ModelBackend):
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
         """One result per item of a chunk."""
 
-    def to_model(self, batch: Any, model: Any) -> dict[str, Any]:
-        """Processor outputs on the model's device, floating tensors in its dtype."""
-        return {k: v.to(model.device, model.dtype) if v.is_floating_point() else v.to(model.device)
-                for k, v in batch.items() if hasattr(v, "to")}
-
 
 def _pictures(items: list[dict[str, Any]]) -> list[Image.Image]:
     return [Image.fromarray(item["image"]) for item in items]
@@ -53,7 +49,7 @@ class ClipSeg(TransformersBackend):
 
     brick, name = "RES", "clipseg"
     sources = {"model": "a CLIPSeg checkpoint"}
-    defaults = {"dtype": "float32", "threshold": 0.4}
+    defaults = {"threshold": 0.4}
 
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
         import torch
@@ -62,7 +58,7 @@ class ClipSeg(TransformersBackend):
         batch = processor(text=[item["prompt"] for item in items], images=_pictures(items), padding=True,
                           return_tensors="pt")
         with self.use("transformers.CLIPSegForImageSegmentation") as model:
-            logits = model(**self.to_model(batch, model)).logits
+            logits = model(**on_model(batch, model)).logits
         probabilities = torch.sigmoid(logits.float().reshape(len(items), *logits.shape[-2:])).cpu().numpy()
         threshold = float(self.options["threshold"])
         return [{"mask": _resize_mask(p > threshold, size_of(item["image"]))} for p, item in zip(probabilities, items,
@@ -80,7 +76,7 @@ class SamMasks(TransformersBackend):
     def _decode(self, sam: Any, processor: Any, items: list[dict[str, Any]], boxes: list[list[BBox]]
                 ) -> list[np.ndarray]:
         pixels = processor(images=_pictures(items), return_tensors="pt")
-        embeddings = sam.get_image_embeddings(self.to_model(pixels, sam)["pixel_values"])
+        embeddings = sam.get_image_embeddings(on_model(pixels, sam)["pixel_values"])
         masks = []
         for index, (item, item_boxes) in enumerate(zip(items, boxes, strict=True)):
             width, height = size_of(item["image"])
@@ -102,7 +98,7 @@ class GroundedSam(SamMasks):
 
     brick, name = "RES", "grounded-sam"
     sources = {"detector": "a Grounding DINO checkpoint", "segmenter": "a SAM checkpoint"}
-    defaults = {"dtype": "float32", "box_threshold": 0.3, "text_threshold": 0.25}
+    defaults = {"box_threshold": 0.3, "text_threshold": 0.25}
 
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
         processor = self.shared("transformers.AutoProcessor", "detector")
@@ -110,7 +106,7 @@ class GroundedSam(SamMasks):
         texts = [item["prompt"].strip().lower().rstrip(".") + "." for item in items]
         batch = processor(images=_pictures(items), text=texts, padding=True, return_tensors="pt")
         with self.use("transformers.GroundingDinoForObjectDetection", "detector") as detector:
-            outputs = detector(**self.to_model(batch, detector))
+            outputs = detector(**on_model(batch, detector))
         detections = processor.post_process_grounded_object_detection(
             outputs, batch["input_ids"], threshold=float(self.options["box_threshold"]),
             text_threshold=float(self.options["text_threshold"]),
@@ -148,13 +144,13 @@ class SemanticSalient(TransformersBackend):
 
     brick, name = "SOS", "semantic"
     sources = {"model": "a semantic segmentation checkpoint (e.g. SegFormer)"}
-    defaults = {"dtype": "float32", "background_labels": ["background"]}
+    defaults = {"background_labels": ["background"]}
 
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:
         processor = self.shared("transformers.AutoImageProcessor")
         batch = processor(images=_pictures(items), return_tensors="pt")
         with self.use("transformers.AutoModelForSemanticSegmentation") as model:
-            outputs = model(**self.to_model(batch, model))
+            outputs = model(**on_model(batch, model))
             id2label = model.config.id2label
         outputs.logits = outputs.logits.float()
         maps = processor.post_process_semantic_segmentation(

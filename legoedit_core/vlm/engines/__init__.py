@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.settings.engine import EngineSettings
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat
 
 
@@ -18,7 +18,7 @@ class Engine(Protocol):
         ...
 
 
-def make_engine(settings: PlannerSettings) -> Engine:
+def make_engine(settings: EngineSettings) -> Engine:
     """The engine ``settings.engine`` names, built lazily: nothing loads until the first ``generate``."""
     if settings.engine == "transformers":
         from legoedit_core.vlm.engines.hf import TransformersEngine
@@ -32,4 +32,4 @@ def make_engine(settings: PlannerSettings) -> Engine:
         from legoedit_core.vlm.engines.openai import OpenAIEngine
 
         return OpenAIEngine(settings)
-    raise ValueError(f"planner.strategy={settings.strategy} needs planner.engine: transformers, vllm or openai")
+    raise ValueError(f"a model engine is needed (engine = {settings.engine!r}): transformers, vllm or openai")

@@ -1,8 +1,9 @@
-"""The transformers engine: a Qwen2-VL-class model through ``from_pretrained``, batched ``generate``.
+"""The transformers engine: a VLM through ``from_pretrained``, batched ``generate``.
 
 The tokenizer and the image processor are loaded separately (the combined processor needs torchvision), so the
-image placeholder of the chat template is expanded here: one ``<|image_pad|>`` per merged patch. Constrained
-decoding uses xgrammar's logits processor with the grammar of ``legoedit_core.vlm.grammar``.
+image placeholders of the chat template are expanded by the model family's chat adapter
+(``legoedit_core.vlm.adapters``). Constrained decoding uses xgrammar's logits processor with the grammar of
+``legoedit_core.vlm.grammar``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from legoedit_core.runtime import Adapter, ModelKey, ModelRuntime
-from legoedit_core.runtime.loading import AdapterApi
-from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.runtime.loading import AdapterApi, on_model
+from legoedit_core.settings.engine import EngineSettings
+from legoedit_core.vlm.adapters import ChatAdapter, chat_adapter
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, hf_messages
 from legoedit_core.vlm.grammar import build_grammar
-
-IMAGE_TOKEN = "<|image_pad|>"
 
 
 @dataclass
@@ -27,6 +27,7 @@ class _Loaded:
     model: Any
     tokenizer: Any
     image_processor: Any
+    chat: ChatAdapter
     compiler: Any
     grammars: dict[str, Any] = field(default_factory=dict)
 
@@ -51,7 +52,7 @@ class TransformersEngine:
     settings from several threads are merged into one ``generate``.
     """
 
-    def __init__(self, settings: PlannerSettings, runtime: ModelRuntime | None = None) -> None:
+    def __init__(self, settings: EngineSettings, runtime: ModelRuntime | None = None) -> None:
         if not settings.model:
             raise ValueError("the transformers engine needs planner.model (a hub id or a local path)")
         self.settings = settings
@@ -84,7 +85,7 @@ class TransformersEngine:
         vision: dict[str, Any] = {}
         if images:
             vision = dict(loaded.image_processor(images=images, return_tensors="pt"))
-            prompts = _expand_image_tokens(prompts, vision["image_grid_thw"], loaded.image_processor.merge_size)
+            prompts = loaded.chat.expand(prompts, vision, loaded.image_processor, loaded.model.config)
         inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         processors = [LogitsProcessor(loaded.compiled(fmt))] if fmt is not None else []
         sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p} \
@@ -92,7 +93,7 @@ class TransformersEngine:
         torch.manual_seed(_batch_seed([seed for _, seed in batch]))
         with torch.inference_mode():
             output = loaded.model.generate(
-                **inputs.to(loaded.model.device), **{k: v.to(loaded.model.device) for k, v in vision.items()},
+                **inputs.to(loaded.model.device), **on_model(vision, loaded.model),
                 max_new_tokens=settings.max_new_tokens, logits_processor=processors,
                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **sampling,
             )
@@ -102,8 +103,9 @@ class TransformersEngine:
 def _load(key: ModelKey) -> _Loaded:
     import torch
     import xgrammar as xgr
-    from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
+    adapter = chat_adapter(AutoConfig.from_pretrained(key.source).model_type)  # before the weights: fail fast
     model = AutoModelForImageTextToText.from_pretrained(
         key.source, dtype=getattr(torch, key.dtype), **json.loads(key.options or "{}"))
     model = model.to(key.device).eval()
@@ -113,7 +115,7 @@ def _load(key: ModelKey) -> _Loaded:
     image_processor = AutoImageProcessor.from_pretrained(key.source)
     vocab_size = model.config.get_text_config().vocab_size
     info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=[tokenizer.eos_token_id])
-    return _Loaded(model, tokenizer, image_processor, xgr.GrammarCompiler(info))
+    return _Loaded(model, tokenizer, image_processor, adapter, xgr.GrammarCompiler(info))
 
 
 def _peft_activate(loaded: _Loaded, wanted: tuple[Adapter, ...]) -> None:
@@ -125,19 +127,6 @@ def _peft_activate(loaded: _Loaded, wanted: tuple[Adapter, ...]) -> None:
 PEFT_ADAPTERS = AdapterApi(load=lambda loaded, adapter: loaded.model.load_adapter(adapter.path,
                                                                                   adapter_name=adapter.name),
                            activate=_peft_activate, disable=lambda loaded: loaded.model.disable_adapters())
-
-
-def _expand_image_tokens(prompts: list[str], grid_thw: Any, merge_size: int) -> list[str]:
-    """Replace each image placeholder with as many placeholders as that image has merged patches."""
-    counts = iter(int(n) for n in grid_thw.prod(dim=-1) // merge_size**2)
-    expanded = []
-    for prompt in prompts:
-        pieces = prompt.split(IMAGE_TOKEN)
-        out = pieces[0]
-        for piece in pieces[1:]:
-            out += IMAGE_TOKEN * next(counts) + piece
-        expanded.append(out)
-    return expanded
 
 
 def _batch_seed(seeds: list[int]) -> int:

@@ -18,7 +18,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from legoedit_core.faults import Fault
-from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.settings.engine import EngineSettings
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_messages
 
 # Answers that refuse this one request (too long, malformed): the item's problem. Any other failure, after the
@@ -37,7 +37,7 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, httpx.TransportError)
 
 
-def request_body(settings: PlannerSettings, chat: Chat, fmt: OutputFormat | None, seed: int,
+def request_body(settings: EngineSettings, chat: Chat, fmt: OutputFormat | None, seed: int,
                  json_schema_format: bool = True) -> dict[str, Any]:
     """The chat-completions request for one chat."""
     body: dict[str, Any] = {
@@ -70,7 +70,7 @@ def answer_text(reply: dict[str, Any]) -> str:
 class OpenAIEngine:
     """Sends each chat as its own request, ``concurrency`` at a time."""
 
-    def __init__(self, settings: PlannerSettings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, settings: EngineSettings, transport: httpx.BaseTransport | None = None) -> None:
         if not settings.base_url or not settings.model:
             raise ValueError("the openai engine needs planner.base_url and planner.model")
         self.settings = settings

@@ -8,21 +8,30 @@ one small function that imports vLLM and turns that data into its objects.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from legoedit_core.runtime import Adapter, ModelKey, ModelRuntime
-from legoedit_core.settings.planner import PlannerSettings
+from legoedit_core.settings.engine import EngineSettings
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_messages
 from legoedit_core.vlm.grammar import build_grammar
 
 MISSING = "the vllm engine needs vLLM, an optional extra: pip install 'legoedit[vllm]' (GPU machines only)"
 
 
-def llm_args(settings: PlannerSettings) -> dict[str, Any]:
+def llm_args(settings: EngineSettings) -> dict[str, Any]:
     """Keyword arguments of ``vllm.LLM``: up to two images per prompt (the judge's), LoRA on for every role."""
     args: dict[str, Any] = {"model": settings.model, "dtype": settings.dtype, "limit_mm_per_prompt": {"image": 2},
                             "enable_lora": True}
     return args | settings.engine_args
+
+
+def check_device(device: str) -> None:
+    """vLLM places its engine on the first visible GPU itself (it takes no device argument): the settings' device
+    must say so, so that the runtime counts the engine's memory on the device it really takes."""
+    if device not in ("cuda", "cuda:0"):
+        raise ValueError(f"the vllm engine runs on the first visible GPU, not {device!r}: set device = \"cuda\" "
+                         "(the gpu profile does) and pick the GPU with CUDA_VISIBLE_DEVICES")
 
 
 def structured_outputs(fmt: OutputFormat | None) -> dict[str, Any] | None:
@@ -36,7 +45,7 @@ def structured_outputs(fmt: OutputFormat | None) -> dict[str, Any] | None:
     return {"regex": fmt.regex}
 
 
-def sampling_args(settings: PlannerSettings, fmt: OutputFormat | None, seed: int) -> dict[str, Any]:
+def sampling_args(settings: EngineSettings, fmt: OutputFormat | None, seed: int) -> dict[str, Any]:
     """Keyword arguments of ``SamplingParams`` for one request (``structured_outputs`` still as a dict)."""
     args: dict[str, Any] = {"temperature": settings.temperature, "top_p": settings.top_p,
                             "max_tokens": settings.max_new_tokens, "seed": seed}
@@ -46,7 +55,7 @@ def sampling_args(settings: PlannerSettings, fmt: OutputFormat | None, seed: int
     return args
 
 
-def lora_args(settings: PlannerSettings) -> dict[str, Any] | None:
+def lora_args(settings: EngineSettings) -> dict[str, Any] | None:
     """Keyword arguments of ``LoRARequest`` for this role's adapter, or None without one. Name and id derive from
     the path, so roles sharing one engine keep their adapters apart and one path is loaded once."""
     if not settings.adapter:
@@ -64,13 +73,14 @@ class VLLMEngine:
     bring an adapter; set ``engine_args.enable_lora = false`` on every role to save its buffers when none does.
     """
 
-    def __init__(self, settings: PlannerSettings, runtime: ModelRuntime | None = None) -> None:
+    def __init__(self, settings: EngineSettings, runtime: ModelRuntime | None = None) -> None:
         if not settings.model:
             raise ValueError("the vllm engine needs planner.model (a hub id or a local path)")
+        check_device(settings.device)
         self.settings = settings
         self.name = f"vllm:{settings.model}" + (f"+{settings.adapter}" if settings.adapter else "")
         self.runtime = runtime
-        self.key = ModelKey("vllm.LLM", settings.model, settings.dtype, "cuda",
+        self.key = ModelKey("vllm.LLM", settings.model, settings.dtype, settings.device,
                             options=json.dumps(llm_args(settings), sort_keys=True))
 
     def generate(self, chats: list[Chat], fmt: OutputFormat | None, seeds: list[int]) -> list[str | GenerationError]:
@@ -79,16 +89,30 @@ class VLLMEngine:
         lora = lora_args(self.settings)
         runtime = self.runtime or ModelRuntime.default()
         # vLLM seeds each request itself, so requests of every thread can share one call.
-        return runtime.call(self.key, lambda llm, batch: _vllm_chat(llm, batch, lora), requests, loader=_build_llm,
-                            merge=("chat", json.dumps(lora, sort_keys=True)))
+        return runtime.call(self.key, lambda engine, batch: _vllm_chat(engine.llm, batch, lora), requests,
+                            loader=_build_llm, merge=("chat", json.dumps(lora, sort_keys=True)))
 
 
-def _build_llm(key: ModelKey) -> Any:
+@dataclass
+class _Engine:
+    """A vLLM ``LLM`` as the runtime holds it. The runtime counts it at its ``gpu_memory_utilization`` share of the
+    GPU; ``close`` (called on eviction) stops its engine core, the process that holds that memory."""
+
+    llm: Any
+
+    def close(self) -> None:
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        shutdown = getattr(self.llm, "shutdown", None) or getattr(core, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+
+
+def _build_llm(key: ModelKey) -> _Engine:
     try:
         from vllm import LLM
     except ImportError:
         raise ImportError(MISSING) from None
-    return LLM(**json.loads(key.options))
+    return _Engine(LLM(**json.loads(key.options)))
 
 
 def _vllm_chat(llm: Any, requests: list[tuple[list[dict[str, Any]], dict[str, Any]]],
