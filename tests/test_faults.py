@@ -13,6 +13,7 @@ from legoedit_core.bricks.spec import BrickError, PerItemBackend
 from legoedit_core.bricks.toolset import BackendMismatch, Toolset
 from legoedit_core.config import Config
 from legoedit_core.data.images import encode_png
+from legoedit_core.data.memory import MemoryExhausted
 from legoedit_core.data.output import RunOutput
 from legoedit_core.executor import EditItem, Executor
 from legoedit_core.faults import Fault, is_fault
@@ -52,24 +53,28 @@ def test_faults_are_told_by_type_not_by_runtime_error(error, fault):
 
 class ShapeFussy:
     """A batched backend's ``run_batch`` that raises as torch does: a RuntimeError for the whole batch when one
-    item has a shape it cannot take (``BAD_WIDTH``), or a device error the first ``oom`` times."""
+    item has a shape it cannot take (``BAD_WIDTH``), a device out of memory the first ``oom`` times, or a CUDA
+    error the first ``cuda`` times."""
 
-    def __init__(self, brick: str, oom: int = 0) -> None:
+    def __init__(self, brick: str, oom: int = 0, cuda: int = 0) -> None:
         self.original = Toolset().backend_class(brick).run_batch
-        self.oom, self.calls = oom, []
+        self.oom, self.cuda, self.calls = oom, cuda, []
 
     def __call__(self, backend, inputs, seeds):
         self.calls.append(len(inputs))
         if self.oom > 0:
             self.oom -= 1
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        if self.cuda > 0:
+            self.cuda -= 1
+            raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
         if any(item["image"].shape[1] == BAD_WIDTH for item in inputs):
             raise RuntimeError(f"stack expects each tensor to be equal size, but got [3, 32, {BAD_WIDTH}]")
         return self.original(backend, inputs, seeds)
 
 
-def fussy(monkeypatch, brick: str = "GRAYSCALE", oom: int = 0) -> ShapeFussy:
-    fake = ShapeFussy(brick, oom)
+def fussy(monkeypatch, brick: str = "GRAYSCALE", oom: int = 0, cuda: int = 0) -> ShapeFussy:
+    fake = ShapeFussy(brick, oom, cuda)
     monkeypatch.setattr(Toolset().backend_class(brick), "run_batch", lambda self, inputs, seeds: fake(self, inputs,
                                                                                                       seeds))
     return fake
@@ -88,10 +93,14 @@ def test_a_batch_that_raises_for_one_item_fails_that_item_alone(monkeypatch):
     assert fake.calls == [4, 1, 1, 1, 1]  # the batch, then each item alone
 
 
-def test_a_device_fault_raises_out_of_the_group(monkeypatch):
-    fussy(monkeypatch, oom=1)
-    with pytest.raises(torch.OutOfMemoryError):
+def test_out_of_memory_halves_the_batch_then_raises_a_fault(monkeypatch):
+    fake = fussy(monkeypatch, oom=1)  # once: the two halves run
+    results = Executor(Toolset()).run_many(_items())
+    assert [r.status for r in results] == ["ok", "ok", "failed", "ok"] and fake.calls[:3] == [4, 2, 2]
+    fussy(monkeypatch, oom=100)  # always: halved down to one call, then a fault, never a row status
+    with pytest.raises(MemoryExhausted) as raised:
         Executor(Toolset()).run_many(_items())
+    assert isinstance(raised.value, Fault) and isinstance(raised.value.__cause__, torch.OutOfMemoryError)
 
 
 class Fussy(PerItemBackend):
@@ -138,8 +147,8 @@ def test_in_the_flow_one_items_runtime_error_fails_that_row_and_the_task_is_not_
     assert [run.run_count for run in bricks] == [1] and bricks[0].state.is_completed()
 
 
-def test_in_the_flow_a_device_out_of_memory_is_retried_and_every_row_is_ok(tmp_path, config, monkeypatch):
-    fake = fussy(monkeypatch, oom=1)
+def test_in_the_flow_a_device_error_is_retried_and_every_row_is_ok(tmp_path, config, monkeypatch):
+    fake = fussy(monkeypatch, cuda=1)
     manifest = _catalogue(tmp_path / "in")
     (tmp_path / "in" / "2.png").write_bytes(encode_png(np.zeros((32, 32, 3), np.uint8)))  # no bad item here
     summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=4)
