@@ -77,8 +77,8 @@ def current_runner_kind() -> RunnerKind:
     """The kind of task runner the current flow run really has (a deployment runs the flow's own, whatever a
     config says), for routing its tasks."""
     context = FlowRunContext.get()
-    name = type(context.task_runner).__name__ if context is not None else ""
-    return "ray" if name == "RayTaskRunner" else "dask" if name == "DaskTaskRunner" else "threads"
+    names = {kind.__name__ for kind in type(context.task_runner).__mro__} if context is not None else set()
+    return "ray" if "RayTaskRunner" in names else "dask" if "DaskTaskRunner" in names else "threads"
 
 
 def _failing_the_flow_run(runner: type[TaskRunner]) -> type[TaskRunner]:

@@ -125,26 +125,33 @@ def test_invalid_utf8_in_a_parquet_text_column_is_a_row_status(tmp_path):
 
 def test_a_store_failing_after_a_shard_failed_still_names_the_shard(tmp_path, monkeypatch):
     from flows.failures import ShardsFailed
+    from flows.scheduler import ShardScheduler
     from legoedit_core.bricks.cpu.functions import Grayscale
     from legoedit_core.data.storage import StorageError
+    from legoedit_core.faults import Fault
 
     manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
     calls, run_one = iter(range(10**6)), Grayscale.run_one
 
     def first_call_faults(self, inputs, seed):  # a fault of the machinery, in the first shard's only group
         if next(calls) == 0:
-            raise RuntimeError("device lost")
+            raise Fault("device lost")
         return run_one(self, inputs, seed)
 
-    listings, finished = iter(range(10**6)), RunOutput.finished
+    store_down, finished, run_shards = [], RunOutput.finished, ShardScheduler.run
 
     def store_down_at_the_end(self):
-        if next(listings) > 0:
+        if store_down:
             raise StorageError(f"object store: list {self.uri}/_commits/*.json failed after 5 attempt(s): down")
         return finished(self)
 
+    def run_then_store_goes_down(self, runs):
+        run_shards(self, runs)
+        store_down.append(True)
+
     monkeypatch.setattr(Grayscale, "run_one", first_call_faults)
     monkeypatch.setattr(RunOutput, "finished", store_down_at_the_end)
+    monkeypatch.setattr(ShardScheduler, "run", run_then_store_goes_down)
     config = Config.load(overrides=["pipeline.task_retries=0"])
     with pytest.raises(ShardsFailed) as raised:
         run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=2,

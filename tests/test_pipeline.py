@@ -430,7 +430,7 @@ def test_a_fault_that_persists_leaves_its_shard_uncommitted_and_a_rerun_does_onl
 
 def test_an_engine_that_does_not_load_writes_no_invalid_plan_rows(tmp_path, config):
     broken = config.model_copy(update={"planner": config.planner.model_copy(
-        update={"strategy": "workflow", "engine": "vllm", "model": "builder"})})  # vLLM is not installed here
+        update={"strategy": "workflow", "engine": "vllm", "model": "builder", "device": "cuda"})})  # no vLLM here
     manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
     with pytest.raises(ShardsFailed, match=r"failed in task 'plan shard 0': ImportError: .*legoedit\[vllm\]"):
         run_flow(dataset=manifest, output=str(tmp_path / "out"), config=broken, shard_size=2)

@@ -44,8 +44,9 @@ def test_images_reach_dask_workers_by_reference_not_inside_the_task_graph(tmp_pa
     with (prefect_test_harness(server_startup_timeout=180),
           distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                    dashboard_address=None) as cluster):
-        summary = run_catalogue(manifest, str(tmp_path / "out"), task_runner="dask", address=cluster.scheduler_address,
-                                config=Config.load(), shard_size=8, report=False)
+        config = Config.load(overrides=["pipeline.task_runner='dask'", "pipeline.shard_size=8",
+                                        f"pipeline.address='{cluster.scheduler_address}'"])
+        summary = run_catalogue(manifest, str(tmp_path / "out"), config=config, report=False)
     assert summary["counts"] == {"ok": 8}  # the workers read every image back from the references
     names = {name for name, _ in graph_sizes}
     assert {"plan-shard", "run-brick-groups", "write-part"} <= names
