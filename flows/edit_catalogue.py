@@ -22,12 +22,13 @@ from prefect import Task, flow, get_run_logger
 from flows.backends import pin_backends
 from flows.failures import ShardFailure, fails_cleanly, log_failure, run_name, shards_failed, with_retries
 from flows.memory import FreedMemory, long_lived_objects_frozen
-from flows.monitoring import Progress, gallery, summary_table
+from flows.monitoring import Progress, gallery, summary_table, version_counts
 from flows.runners import RunnerKind, brick_routing, make_task_runner, task_argument
 from flows.server import TagPolicy
 from flows.stopping import STOP, Interrupted, sigterm_stops_like_ctrl_c
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, Shard, open_dataset
+from legoedit_core.data.incremental import commit_version, decide, version_report_name, work_output
 from legoedit_core.data.output import OutputMismatch, PartInfo, RunOutput
 from legoedit_core.data.report import render_report
 from legoedit_core.executor import BrickGroup, GroupResult, WaveRun
@@ -194,31 +195,20 @@ def _recorder(groups: list[BrickGroup],
     return lambda shard_run, results: record(shard_run, groups, results)
 
 
-def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict[str, Any]]) -> list[_ShardRun]:
-    """Finished shards that have rows which are not ok, with the ids of those rows."""
-    runs = []
-    for shard in shards:
-        entry = finished.get(shard.index)
-        if entry and set(entry["counts"]) - {"ok"}:
-            table = output.read_part(shard.index).select(["id", "status"]).to_pylist()
-            runs.append(_ShardRun(shard, [row["id"] for row in table if row["status"] != "ok"],
-                                  attempt=entry["attempt"] + 1))
-    return runs
-
-
 @flow(name="edit-catalogue", task_runner=make_task_runner("threads"))
 @fails_cleanly
 def edit_catalogue(dataset: str, output: str, config: Config | None = None, shard_size: int = 64,
                    retry_failed: bool = False, max_concurrent_shards: int = 4, write_images: bool = False,
                    storage_options: dict[str, Any] | None = None, report: bool = True,
                    task_runner: RunnerKind = "threads", ray_brick_resources: bool = False,
-                   judge: bool = False, recorded_config: bool = False) -> dict[str, Any]:
-    """Edit every row of ``dataset`` into Parquet parts under ``output``; finished shards of an earlier run with
-    the same output are skipped, and with ``retry_failed`` their rows that are not ``ok`` are run again.
+                   judge: bool = False, recorded_config: bool = False, reedit_all: bool = False) -> dict[str, Any]:
+    """Edit ``dataset`` into a new version of ``output``: only the rows that are new or changed since the output's
+    newest version (with ``retry_failed``, also its rows that are not ``ok``); removed ids leave the version. A
+    rerun after a crash skips the shards of this work that were committed (``legoedit_core.data.incremental``).
 
-    The run owns ``output`` while it runs (a lease: a second run into it is refused), and an output keeps the
-    config it was started with: a rerun with another config is refused, unless ``recorded_config`` (continue with
-    the recorded config, whatever ``config`` says).
+    The run owns ``output`` while it runs (a lease: a second run into it is refused), and an output keeps its
+    config: a rerun with another config is refused, unless ``recorded_config`` (continue with the recorded config,
+    whatever ``config`` says) or ``reedit_all`` (take this config and re-edit every row with it).
     ``report`` writes ``report.html`` and the gallery artifact (it reads the parts back one at a time).
     ``judge`` adds a ``judge-shard`` task per shard (the config's judge: a VLM when one is set, else model-free
     metrics) that fills the judge columns.
@@ -233,37 +223,44 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, shar
     config = pin_backends(config)
     run = {"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
            "rows": len(source), "config": config.model_dump(mode="json"), "versions": versions(toolset_for(config))}
-    with run_output.writing(run), sigterm_stops_like_ctrl_c(), long_lived_objects_frozen():
-        shards = source.shards(shard_size)
-        finished = run_output.finished()
+    with run_output.writing(run, new_config=reedit_all), sigterm_stops_like_ctrl_c(), long_lived_objects_frozen():
+        change = decide(run_output, source, run["config"], shard_size, retry_failed)
+        work = work_output(run_output, change)
+        shards = change.dataset(source).shards(shard_size)
+        finished = work.finished()
         runs = [_ShardRun(shard) for shard in shards if shard.index not in finished]
-        if retry_failed:
-            runs += _retry_runs(run_output, shards, finished)
-        logger.info("%s: %d rows in %d shards; %d finished earlier, %d to run", dataset, len(source), len(shards),
-                    len(finished), len(runs))
-        scheduler = _Scheduler(source, run_output, config, storage_options, task_runner, ray_brick_resources,
-                               write_images, judge, Progress(len(shards), len(shards) - len(runs)),
+        logger.info("%s: %d rows; %s; %d shard(s), %d finished earlier", dataset, len(source), change.describe(),
+                    len(shards), len(finished))
+        scheduler = _Scheduler(change.dataset(source), work, config, storage_options, task_runner,
+                               ray_brick_resources, write_images, judge, Progress(len(shards), len(shards) - len(runs)),
                                TagPolicy.for_server())
         scheduler.run(runs, max(1, max_concurrent_shards))
+        version_report = version_report_name(change.version) if report else None
+        committed = None if scheduler.failures else commit_version(run_output, change, work, run, version_report)
 
-    summary = summary_table([PartInfo.from_record(entry) for entry in run_output.finished().values()])
+    summary = summary_table(run_output.current_parts())
     report_uri = run_output.storage.uri(REPORT) if report else None
     if report:
-        html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}")
-        run_output.storage.write_bytes(html.encode(), REPORT)
+        html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}").encode()
+        if committed is not None:
+            run_output.storage.write_bytes(html, version_report)
+        run_output.storage.write_bytes(html, REPORT)
         rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image", "edited_image"])
                 for row in part.to_pylist())
         gallery(rows, report_uri, storage_options)
     if scheduler.failures:
         raise shards_failed(scheduler.failures, len(shards), output)
-    logger.info("done: %s; report at %s", summary["counts"], report_uri)
-    return summary | {"output": output, "parts": run_output.parts_uri(), "report": report_uri,
-                      "shards": len(shards), "rows": len(source)}
+    version_counts(committed, run_output.storage.url(version_report) if version_report else None)
+    logger.info("done: %s; version %d: %s; report at %s", summary["counts"], committed["version"],
+                committed["counts"], report_uri)
+    return summary | {"output": output, "parts": run_output.current_files(), "report": report_uri,
+                      "shards": len(shards), "rows": len(source), "version": committed["version"],
+                      "changes": committed["counts"]}
 
 
 def _recorded_config(output: RunOutput) -> Config:
     """The config an output was started with (``--recorded-config``)."""
-    recorded = output.manifest().get("config")
+    recorded = output.recorded_config()
     if recorded is None:
         raise OutputMismatch(f"{output.uri} records no config yet: there is nothing to continue")
     return Config.model_validate(recorded)
