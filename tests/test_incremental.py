@@ -214,7 +214,7 @@ def test_deciding_reads_no_image_and_sees_a_replaced_object_on_s3(moto_server, c
         raise AssertionError(f"an image was read: {args}")
 
     monkeypatch.setattr(Storage, "read_capped", no_reads)  # what every image read of an S3 dataset goes through
-    change = decide(output, open_dataset(manifest, options), config.model_dump(mode="json"), 4)
+    change = decide(output, open_dataset(manifest, options), output.recorded_config(), 4)
     assert change.counts["changed"] == 1 and [change.ids[i] for i in change.work] == ["item-00002"]
 
 

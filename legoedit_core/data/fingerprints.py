@@ -47,6 +47,9 @@ class ContentIdentities:
         path = self.storage.fs._strip_protocol(reference)
         return os.path.realpath(path) if self.storage.is_local and resolve else posixpath.normpath(path)
 
+    def _uri(self, path: str) -> str:
+        return path if self.storage.is_local else self.storage.fs.unstrip_protocol(path)
+
     def of(self, value: str | bytes | None) -> str | None:
         if value is None:
             return None
@@ -58,7 +61,8 @@ class ContentIdentities:
         folder = posixpath.dirname(path)
         if folder not in self.folders:
             self.folders[folder] = {self._normal(entry["name"], resolve=False): entry_identity(entry)
-                                    for entry in self.storage.listing(folder) if entry.get("type") != "directory"}
+                                    for entry in self.storage.listing(self._uri(folder))
+                                    if entry.get("type") != "directory"}
         return self.folders[folder].get(path, "missing")
 
 
