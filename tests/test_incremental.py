@@ -69,11 +69,19 @@ def run(manifest: str, output: str, config: Config, **parameters) -> tuple[dict,
     return state.result(), str(state.state_details.flow_run_id)
 
 
-def planned(flow_run_id: str) -> int:
-    """How many rows the flow run's plan tasks planned, read back from the server's task runs."""
+def planned(flow_run_id: str, expected: int = 0) -> int:
+    """How many shards the flow run planned, from the server's task runs (which it records shortly after the run:
+    waits up to 15 s for ``expected`` of them, then a little more for any late ones)."""
+    def count() -> int:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200)
+        return sum(run.name.startswith("plan shard") for run in runs)
+
+    deadline = time.monotonic() + 15
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return sum(run.name.startswith("plan shard") for run in runs)
+        while count() < expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        return count()
 
 
 def manifest_rows(manifest: str, options: dict | None = None) -> list[dict]:
@@ -119,7 +127,7 @@ def test_a_grown_catalogue_edits_only_its_new_rows_and_the_others_stay_byte_iden
     append_rows(tmp_path / "in", manifest, 8, 4)
     second, flow_run_id = run(manifest, output.uri, config)
     assert second["version"] == 2 and second["changes"]["new"] == 4 and second["changes"]["unchanged"] == 8
-    assert planned(flow_run_id) == 1  # one shard of 4 new rows, not three shards of the catalogue
+    assert planned(flow_run_id, 1) == 1  # one shard of 4 new rows, not three shards of the catalogue
     after = rows_by_id(output)
     assert sorted(after) == [f"item-{i:05d}" for i in range(12)]
     assert all(after[row_id] == row for row_id, row in before.items())  # untouched, byte for byte
@@ -281,7 +289,8 @@ def test_kill_9_mid_incremental_run_then_rerun_holds_every_id_once(tmp_path, con
                            return_state=True)
     summary = state.result()
     assert summary["version"] == 2 and summary["changes"]["new"] == 36
-    assert planned(str(state.state_details.flow_run_id)) == 18 - committed  # the committed shards are kept
+    left = 18 - committed
+    assert planned(str(state.state_details.flow_run_id), left) == left  # the committed shards are not redone
     current = rows_by_id(output)  # (asserts every id once)
     assert sorted(current) == [f"item-{i:05d}" for i in range(40)]
     assert rows_by_id(output, version=1) == version_1

@@ -16,7 +16,7 @@ from flows.bounded import commit_bounded
 from flows.edit_catalogue import edit_catalogue
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Shard
-from legoedit_core.data.output import PartInfo
+from legoedit_core.data.output import PartInfo, RunOutput
 from legoedit_core.data.synthetic import write_catalogue
 
 # Every shard needs ENV (plain) and STYLE (with its own LoRA) on the same FLUX-Fill base.
@@ -48,7 +48,7 @@ def test_four_shards_in_flight_share_one_loaded_pipeline(tmp_path, runtime):
     summary = edit_catalogue(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=2,
                              max_concurrent_shards=4)
 
-    table = pq.read_table(tmp_path / "out" / "parts")
+    table = pq.read_table(RunOutput(str(tmp_path / "out")).current_files())
     assert table.column("status").to_pylist() == ["ok"] * 8, table.column("error").to_pylist()
     (model,) = [m for m in runtime.stats()["models"] if m["model"].startswith("diffusers.FluxFillPipeline")]
     assert model["loads"] == 1 and len(model["adapters"]) == 1

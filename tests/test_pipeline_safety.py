@@ -100,7 +100,7 @@ def test_two_concurrent_runs_into_one_output_one_is_refused_and_each_id_is_writt
     runner.start()
     try:
         deadline = time.monotonic() + 120
-        while not glob.glob(str(output / "_commits" / "*.json")) and time.monotonic() < deadline:
+        while not glob.glob(str(output / "work" / "*" / "_commits" / "*.json")) and time.monotonic() < deadline:
             time.sleep(0.05)
         other = Config.load(overrides=["planner.max_attempts=5"])  # even a different config: refused for the lease
         with pytest.raises(LeaseHeld, match=r"is being written by .* pid"):
@@ -109,7 +109,7 @@ def test_two_concurrent_runs_into_one_output_one_is_refused_and_each_id_is_writt
         refused.set()
         runner.join()
     assert first["result"][0]["counts"] == {"ok": 80}
-    ids = pq.read_table(output / "parts").column("id").to_pylist()
+    ids = pq.read_table(RunOutput(str(output)).current_files()).column("id").to_pylist()
     assert sorted(ids) == [f"item-{i:05d}" for i in range(80)]  # each id exactly once
 
 
@@ -139,7 +139,7 @@ def test_retry_failed_never_replaces_an_ok_row_and_colliding_ids_get_their_own_i
     summary, _ = run_flow(dataset=str(tmp_path / "m.jsonl"), output=str(output), config=config, shard_size=8,
                           write_images=True)
     assert summary["counts"] == {"ok": 4, "bad_input": 1}
-    before = RunOutput(str(output)).read_part(0).to_pylist()
+    before = RunOutput(str(output)).read_table().to_pylist()
     for row in before[:4]:
         assert (output / image_key(row["id"])).read_bytes() == row["edited_image"]["bytes"]
     assert len(list((output / "images").iterdir())) == 4
@@ -148,9 +148,9 @@ def test_retry_failed_never_replaces_an_ok_row_and_colliding_ids_get_their_own_i
     (tmp_path / "images" / "item-00000.png").symlink_to(tmp_path / "images" / "item-00001.png")
     summary, _ = run_flow(dataset=str(tmp_path / "m.jsonl"), output=str(output), config=config, shard_size=8,
                           write_images=True, retry_failed=True)
-    after = RunOutput(str(output)).read_part(0).to_pylist()
+    after = RunOutput(str(output)).read_table().to_pylist()
     assert after[:4] == before[:4]  # ... and the retry touches only the row that was not ok
-    assert [row["id"] for row in after] == [*ids, "gone"] and RunOutput(str(output)).finished()[0]["attempt"] == 1
+    assert [row["id"] for row in after] == [*ids, "gone"] and summary["changes"]["retried"] == 1
 
 
 def test_duplicate_ids_fail_the_run_before_anything_is_written(tmp_path, config):
@@ -221,7 +221,7 @@ def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_complet
     output = tmp_path / "out"
     process = legoedit_run(manifest, output)
     deadline = time.monotonic() + 240
-    while not glob.glob(str(output / "_commits" / "*.json")) and time.monotonic() < deadline:
+    while not glob.glob(str(output / "work" / "*" / "_commits" / "*.json")) and time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         time.sleep(0.1)
     os.killpg(process.pid, signum)
@@ -232,11 +232,12 @@ def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_complet
     port = int(re.search(r"temporary Prefect server at http://127.0.0.1:(\d+)", stderr).group(1))
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # the temporary server is gone
-    committed = len(RunOutput(str(output)).finished())
+    committed = len(glob.glob(str(output / "work" / "*" / "_commits" / "*.json")))
     assert 0 < committed < 30
 
     rerun = legoedit_run(manifest, output)
     stdout, stderr = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, stderr[-2000:]
     assert "rows by status: {'ok': 60}" in stdout
-    assert sorted(pq.read_table(output / "parts").column("id").to_pylist()) == [f"item-{i:05d}" for i in range(60)]
+    ids = pq.read_table(RunOutput(str(output)).current_files()).column("id").to_pylist()
+    assert sorted(ids) == [f"item-{i:05d}" for i in range(60)]
