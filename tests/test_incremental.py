@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -195,6 +196,8 @@ def test_a_config_change_is_refused_unless_asked_for(tmp_path, config):
     assert summary["changes"]["changed"] == 4 and output.version()["config"]["planner"]["max_attempts"] == 5
     summary, _ = run(manifest, output.uri, other)  # the output now follows the new config
     assert summary["changes"]["unchanged"] == 4
+    summary, _ = run(manifest, output.uri, other, reedit_all=True)  # asked for: every row again, same config
+    assert summary["changes"]["changed"] == 4 and summary["version"] == 6
 
 
 def test_retry_failed_re_edits_only_rows_that_are_not_ok(tmp_path, config):
@@ -322,3 +325,54 @@ def test_a_scheduled_deployment_makes_a_version_and_a_counts_artifact_per_run(tm
     assert RunOutput(output).versions() == [1, 2]
     assert "| new | 4 |" in artifacts[0] and "| new | 1 |" in artifacts[1] and "| unchanged | 4 |" in artifacts[1]
     assert f"(file://{output}/reports/00002.html)" in artifacts[1]
+
+
+# ------------------------------------------------------------------------------------------- the core, no Prefect
+def commit_plain(output: RunOutput, manifest: str, before_commit=lambda: None) -> dict:
+    """One version the plain-loop way: decide, write each shard of the work as image-less ok rows, commit."""
+    from legoedit_core.data.incremental import commit_version, work_output
+    from legoedit_core.data.rows import empty_row, rows_to_table
+
+    dataset = open_dataset(manifest)
+    config = Config().model_dump(mode="json")
+    change = decide(output, dataset, config, 2)
+    work = work_output(output, change)
+    for shard in change.dataset(dataset).shards(2):
+        work.commit(work.write_part(shard.index, rows_to_table(
+            [empty_row(row.id, "ok") for row in change.dataset(dataset).read_rows(shard.start, shard.stop)])))
+    before_commit()
+    return commit_version(output, change, work, {"config": config})
+
+
+def test_two_writers_racing_for_one_version_number_commit_it_once(tmp_path):
+    from legoedit_core.data.output import CommitConflict
+
+    manifest = write_catalogue(str(tmp_path / "in"), 5, [GREY])
+    output = RunOutput(str(tmp_path / "out"))
+    outcomes: list[str] = []
+    decided = threading.Barrier(4)  # all four decided version 1 before any commits it
+
+    def commit() -> None:
+        try:
+            outcomes.append(f"version {commit_plain(output, manifest, decided.wait)['version']}")
+        except CommitConflict:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=commit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 3 + ["version 1"] and output.versions() == [1]
+    assert sorted(rows_by_id(output)) == [f"item-{i:05d}" for i in range(5)]
+
+
+def test_an_emptied_catalogue_removes_every_row_and_an_empty_one_makes_an_empty_version(tmp_path):
+    manifest = write_catalogue(str(tmp_path / "in"), 3, [GREY])
+    output = RunOutput(str(tmp_path / "out"))
+    commit_plain(output, manifest)
+    Path(manifest).write_text("")
+    record = commit_plain(output, manifest)
+    assert record["counts"]["removed"] == 3 and output.read_table().num_rows == 0
+    assert output.read_table(version=1).num_rows == 3
+    assert commit_plain(RunOutput(str(tmp_path / "fresh")), manifest)["rows"] == 0

@@ -430,8 +430,8 @@ def test_an_engine_that_does_not_load_writes_no_invalid_plan_rows(tmp_path, conf
     manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
     with pytest.raises(ShardsFailed, match=r"failed in task 'plan shard 0': RuntimeError: .*legoedit\[vllm\]"):
         run_flow(dataset=manifest, output=str(tmp_path / "out"), config=broken, shard_size=2)
-    assert work_finished(RunOutput(str(tmp_path / "out"))) == {}
-    assert not list((tmp_path / "out").glob("work/*/parts"))  # not one row written
+    assert RunOutput(str(tmp_path / "out")).versions() == []
+    assert not list((tmp_path / "out").glob("work/*/*"))  # not one row written, not one shard committed
 
 
 # ---------------------------------------------------------------------------------------------- object storage

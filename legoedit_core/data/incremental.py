@@ -36,10 +36,10 @@ from legoedit_core.data.output import (
     config_fingerprint,
     table_bytes,
     version_name,
+    work_name,
 )
 from legoedit_core.settings.inputs import InputSettings
 
-WORK = "work"
 REPORTS = "reports"
 INDEX_SCHEMA = pa.schema([("id", pa.string()), ("fingerprint", pa.string()), ("status", pa.string()),
                           ("path", pa.string())])
@@ -91,7 +91,7 @@ class Change:
     @property
     def prefix(self) -> str:
         """Where the work goes under the output."""
-        return f"{WORK}/v{self.version:05d}-{self.key}"
+        return work_name(self.version, self.key)
 
     @property
     def nothing_changed(self) -> bool:
@@ -127,8 +127,9 @@ def read_index(output: RunOutput, record: dict[str, Any] | None) -> pa.Table:
 
 
 def decide(output: RunOutput, dataset: Dataset, config: dict[str, Any], shard_size: int,
-           retry_failed: bool = False) -> Change:
-    """Sort the catalogue's rows against the output's newest version (see the module's docstring)."""
+           retry_failed: bool = False, reedit_all: bool = False) -> Change:
+    """Sort the catalogue's rows against the output's newest version (see the module's docstring); with
+    ``reedit_all`` every row the version has counts as changed."""
     previous = output.version()
     index = read_index(output, previous).select(["id", "fingerprint", "status"]).to_pydict()
     before = {row_id: (fingerprint, status)
@@ -138,7 +139,7 @@ def decide(output: RunOutput, dataset: Dataset, config: dict[str, Any], shard_si
     kinds = []
     for row, fingerprint in zip(rows, prints, strict=True):
         earlier = before.get(row.id)
-        kinds.append("new" if earlier is None else "changed" if earlier[0] != fingerprint else
+        kinds.append("new" if earlier is None else "changed" if reedit_all or earlier[0] != fingerprint else
                      "retried" if retry_failed and earlier[1] != "ok" else "unchanged")
     ids = [row.id for row in rows]
     removed = sorted(set(before) - set(ids))
@@ -182,7 +183,7 @@ def commit_version(output: RunOutput, change: Change, work: RunOutput, run: dict
         index_path = change.previous["index"]
     else:
         index_path = f"{VERSIONS}/{change.version:05d}-{change.key}.index.parquet"
-        output.storage.write_bytes(table_bytes(pa.concat_tables(index)), index_path)
+        output.storage.write_bytes(table_bytes(pa.concat_tables(index or [INDEX_SCHEMA.empty_table()])), index_path)
     holder = output.lease.holder if output.lease is not None else None
     record = {"version": change.version, "previous": (change.previous or {}).get("version"),
               "parts": [vars(info) for info in parts], "index": index_path, "work": change.prefix,

@@ -51,6 +51,8 @@ MANIFEST = "_manifest.json"
 COMMITS = "_commits"
 PARTS = "parts"
 VERSIONS = "_versions"
+WORK = "work"
+WORK_URI = re.compile(rf"^(?P<output>.+)/{WORK}/v\d{{5}}-[0-9a-f]+/?$")  # a version's work, inside its output
 # The run settings a rerun must share with the recorded run, and what to tell the user when one differs. (The
 # dataset may change: a rerun edits what changed into a new version.)
 MUST_MATCH = {
@@ -150,6 +152,11 @@ def commit_name(shard: int, attempt: int) -> str:
 
 def version_name(number: int) -> str:
     return f"{VERSIONS}/{number:05d}.json"
+
+
+def work_name(version: int, key: str) -> str:
+    """Where the rows a version edits are written and committed, under the output."""
+    return f"{WORK}/v{version:05d}-{key}"
 
 
 def table_bytes(table: pa.Table) -> bytes:
@@ -322,11 +329,14 @@ class RunOutput:
         return self.storage.uri(PARTS, "*.parquet")
 
     def write_images(self, table: pa.Table) -> None:
-        """Also write each edited image as ``images/<id>.png`` (several outputs: ``<id>-2.png``, ...)."""
+        """Also write each edited image as ``images/<id>.png`` (several outputs: ``<id>-2.png``, ...), in the
+        output's own ``images/`` when this is a version's work."""
+        work = WORK_URI.match(self.uri)
+        storage = Storage(work["output"], self.storage.storage_options) if work else self.storage
         columns = (table.column(name).to_pylist() for name in ("id", "edited_image", "edited_images"))
         for row_id, edited, several in zip(*columns, strict=True):
             for index, image in enumerate(several or ([edited] if edited is not None else [])):
-                self.storage.write_bytes(image["bytes"], output_name(image_key(row_id), index))
+                storage.write_bytes(image["bytes"], output_name(image_key(row_id), index))
 
 
 def image_key(row_id: str) -> str:
