@@ -39,31 +39,44 @@ class ContentIdentities:
 
     def __init__(self, dataset: Dataset) -> None:
         self.storage = Storage(dataset.root, dataset.storage_options)
-        self.root = self._normal(self.storage.uri())
-        self.folders: dict[str, dict[str, str]] = {}
+        self.folders: dict[str, str] = {}  # a folder as rows name it -> as the store has it (local links resolved)
+        self.listings: dict[str, dict[str, dict]] = {}  # a folder -> its files' listing entries, by name
+        self.root = self._folder(self._path(self.storage.uri())).rstrip("/") + "/"
 
-    def _normal(self, reference: str, resolve: bool = True) -> str:
-        """The store's path of a reference (local links resolved, as the reader resolves them)."""
-        path = self.storage.fs._strip_protocol(reference)
-        return os.path.realpath(path) if self.storage.is_local and resolve else posixpath.normpath(path)
+    def _path(self, reference: str) -> str:
+        """The store's path of a reference (``..`` folded)."""
+        local_path = self.storage.is_local and reference.startswith("/")
+        return posixpath.normpath(reference if local_path else self.storage.fs._strip_protocol(reference))
 
-    def _uri(self, path: str) -> str:
-        return path if self.storage.is_local else self.storage.fs.unstrip_protocol(path)
+    def _folder(self, folder: str) -> str:
+        if folder not in self.folders:  # one realpath per folder, not per row
+            self.folders[folder] = os.path.realpath(folder) if self.storage.is_local else folder
+        return self.folders[folder]
+
+    def _entry(self, folder: str, name: str) -> dict | None:
+        if folder not in self.listings:
+            uri = folder if self.storage.is_local else self.storage.fs.unstrip_protocol(folder)
+            self.listings[folder] = {entry["name"].rsplit("/", 1)[-1]: entry for entry in self.storage.listing(uri)
+                                     if entry.get("type") != "directory"}
+        return self.listings[folder].get(name)
 
     def of(self, value: str | bytes | None) -> str | None:
+        """The content identity of an image or mask value (None when the row has none)."""
         if value is None:
             return None
         if isinstance(value, bytes):
             return "bytes:" + hashlib.blake2b(value, digest_size=16).hexdigest()
-        path = self._normal(value)
-        if not path.startswith(self.root.rstrip("/") + "/"):
+        folder, name = posixpath.split(self._path(value))
+        folder = self._folder(folder)
+        if not (folder + "/").startswith(self.root):
             return f"ref:{value}"
-        folder = posixpath.dirname(path)
-        if folder not in self.folders:
-            self.folders[folder] = {self._normal(entry["name"], resolve=False): entry_identity(entry)
-                                    for entry in self.storage.listing(self._uri(folder))
-                                    if entry.get("type") != "directory"}
-        return self.folders[folder].get(path, "missing")
+        entry = self._entry(folder, name)
+        if entry is not None and entry.get("islink"):  # a local link: the file it leads to, as the reader reads it
+            target = os.path.realpath(posixpath.join(folder, name))
+            if not target.startswith(self.root):
+                return f"ref:{value}"
+            entry = self._entry(*posixpath.split(target))
+        return "missing" if entry is None else entry_identity(entry)
 
 
 def row_fingerprint(row: InputRow, identities: ContentIdentities, config_fingerprint: str) -> str:
