@@ -376,3 +376,18 @@ def test_an_emptied_catalogue_removes_every_row_and_an_empty_one_makes_an_empty_
     assert record["counts"]["removed"] == 3 and output.read_table().num_rows == 0
     assert output.read_table(version=1).num_rows == 3
     assert commit_plain(RunOutput(str(tmp_path / "fresh")), manifest)["rows"] == 0
+
+
+def test_a_version_whose_work_is_incomplete_is_not_committed(tmp_path):
+    from legoedit_core.data.incremental import IncompleteVersion, commit_version, work_output
+    from legoedit_core.data.rows import empty_row, rows_to_table
+
+    manifest = write_catalogue(str(tmp_path / "in"), 5, [GREY])
+    output = RunOutput(str(tmp_path / "out"))
+    config = Config().model_dump(mode="json")
+    change = decide(output, open_dataset(manifest), config, 2)
+    work = work_output(output, change)
+    work.commit(work.write_part(0, rows_to_table([empty_row(row_id, "ok") for row_id in change.ids[:2]])))
+    with pytest.raises(IncompleteVersion, match="5 ids exactly once \\(2 rows\\)"):
+        commit_version(output, change, work, {"config": config})
+    assert output.versions() == []

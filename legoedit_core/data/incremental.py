@@ -46,6 +46,10 @@ INDEX_SCHEMA = pa.schema([("id", pa.string()), ("fingerprint", pa.string()), ("s
 CHANGE_KINDS = ("new", "changed", "unchanged", "removed", "retried")
 
 
+class IncompleteVersion(RuntimeError):
+    """A version would not hold each id of the catalogue exactly once (its work is not complete): not committed."""
+
+
 class Selection(Dataset):
     """Some rows of a dataset (by index, in dataset order), read and confined exactly as the dataset's own."""
 
@@ -143,7 +147,7 @@ def decide(output: RunOutput, dataset: Dataset, config: dict[str, Any], shard_si
                      "retried" if retry_failed and earlier[1] != "ok" else "unchanged")
     ids = [row.id for row in rows]
     removed = sorted(set(before) - set(ids))
-    work = [index for index, kind in enumerate(kinds) if kind != "unchanged"]
+    work = [i for i, kind in enumerate(kinds) if kind != "unchanged"]
     counts = {kind: kinds.count(kind) for kind in CHANGE_KINDS} | {"removed": len(removed)}
     change = Change((previous or {}).get("version", 0) + 1, previous, ids, prints, work,
                     {ids[i] for i in work if kinds[i] != "new"}, removed, counts)
@@ -164,8 +168,9 @@ def commit_version(output: RunOutput, change: Change, work: RunOutput, run: dict
                    report: str | None = None) -> dict[str, Any]:
     """Put the version together from the earlier parts and the finished work, and commit it (put-if-absent).
 
-    Call only when every shard of the work is committed. Raises ``CommitConflict`` when another run committed
-    this version number first, ``LeaseLost`` when this run no longer owns the output.
+    Call only when every shard of the work is committed. Raises ``IncompleteVersion`` when the parts would not
+    hold every id exactly once, ``CommitConflict`` when another run committed this version number first,
+    ``LeaseLost`` when this run no longer owns the output.
     """
     parts, index = _kept_parts(output, change)
     fingerprint_of = dict(zip(change.ids, change.fingerprints, strict=True))
@@ -179,11 +184,15 @@ def commit_version(output: RunOutput, change: Change, work: RunOutput, run: dict
         index.append(pa.table({"id": rows["id"], "fingerprint": [fingerprint_of[i] for i in rows["id"]],
                                "status": rows["status"], "path": [info.path] * len(rows["id"])},
                               schema=INDEX_SCHEMA))
+    table = pa.concat_tables(index or [INDEX_SCHEMA.empty_table()])
+    if table.num_rows != len(change.ids) or pc.count_distinct(table.column("id")).as_py() != table.num_rows:
+        raise IncompleteVersion(f"{output.uri}: version {change.version} would not hold each of the catalogue's "
+                             f"{len(change.ids)} ids exactly once ({table.num_rows} rows): is its work complete?")
     if change.nothing_changed and change.previous is not None:
         index_path = change.previous["index"]
     else:
         index_path = f"{VERSIONS}/{change.version:05d}-{change.key}.index.parquet"
-        output.storage.write_bytes(table_bytes(pa.concat_tables(index or [INDEX_SCHEMA.empty_table()])), index_path)
+        output.storage.write_bytes(table_bytes(table), index_path)
     holder = output.lease.holder if output.lease is not None else None
     record = {"version": change.version, "previous": (change.previous or {}).get("version"),
               "parts": [vars(info) for info in parts], "index": index_path, "work": change.prefix,
