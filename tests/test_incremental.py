@@ -19,15 +19,18 @@ import pytest
 from moto.server import ThreadedMotoServer
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.edit_catalogue import edit_catalogue
+from legoedit.cli import main
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import open_dataset
 from legoedit_core.data.images import encode_png
-from legoedit_core.data.incremental import decide
-from legoedit_core.data.output import OutputMismatch, RunOutput, config_fingerprint
+from legoedit_core.data.incremental import IncompleteVersion, commit_version, decide, work_output
+from legoedit_core.data.output import CommitConflict, OutputMismatch, RunOutput, config_fingerprint
+from legoedit_core.data.rows import empty_row, rows_to_table
 from legoedit_core.data.storage import Storage
 from legoedit_core.data.synthetic import synthetic_image, write_catalogue
 
@@ -177,7 +180,7 @@ def test_no_change_edits_nothing_and_says_so(tmp_path, config, capsys):
     assert summary["changes"] == {"new": 0, "changed": 0, "unchanged": 6, "removed": 0, "retried": 0, "failed": 0}
     assert output.version(2)["parts"] == output.version(1)["parts"]
 
-    from legoedit.cli import main  # the command prints the same counts (on the test's Prefect server)
+    # the command prints the same counts (on the test's Prefect server)
     assert main(["run", manifest, output.uri, "--shard-size", "4", "--set", "pipeline.retry_delay_seconds=0"]) == 0
     printed = capsys.readouterr().out
     assert "version 3: new 0, changed 0, unchanged 6, removed 0, failed 0: nothing changed, nothing edited" in printed
@@ -308,8 +311,6 @@ def test_a_scheduled_deployment_makes_a_version_and_a_counts_artifact_per_run(tm
         parameters={"dataset": manifest, "output": output, "shard_size": 4,
                     "config": config.model_dump(mode="json")})
     deployment_id = deployment.apply()
-    from prefect.flow_engine import run_flow
-
     artifacts = []
     with get_client(sync_client=True) as client:
         assert client.read_deployment(deployment_id).schedules[0].schedule.interval == timedelta(days=1)
@@ -330,8 +331,6 @@ def test_a_scheduled_deployment_makes_a_version_and_a_counts_artifact_per_run(tm
 # ------------------------------------------------------------------------------------------- the core, no Prefect
 def commit_plain(output: RunOutput, manifest: str, before_commit=lambda: None) -> dict:
     """One version the plain-loop way: decide, write each shard of the work as image-less ok rows, commit."""
-    from legoedit_core.data.incremental import commit_version, work_output
-    from legoedit_core.data.rows import empty_row, rows_to_table
 
     dataset = open_dataset(manifest)
     config = Config().model_dump(mode="json")
@@ -345,7 +344,6 @@ def commit_plain(output: RunOutput, manifest: str, before_commit=lambda: None) -
 
 
 def test_two_writers_racing_for_one_version_number_commit_it_once(tmp_path):
-    from legoedit_core.data.output import CommitConflict
 
     manifest = write_catalogue(str(tmp_path / "in"), 5, [GREY])
     output = RunOutput(str(tmp_path / "out"))
@@ -379,8 +377,6 @@ def test_an_emptied_catalogue_removes_every_row_and_an_empty_one_makes_an_empty_
 
 
 def test_a_version_whose_work_is_incomplete_is_not_committed(tmp_path):
-    from legoedit_core.data.incremental import IncompleteVersion, commit_version, work_output
-    from legoedit_core.data.rows import empty_row, rows_to_table
 
     manifest = write_catalogue(str(tmp_path / "in"), 5, [GREY])
     output = RunOutput(str(tmp_path / "out"))
