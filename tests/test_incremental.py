@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import boto3
+import datasets as hf
 import numpy as np
 import pytest
 from moto.server import ThreadedMotoServer
@@ -168,7 +169,10 @@ def test_exactly_the_changed_rows_are_re_edited_and_removed_rows_leave_the_curre
     for row_id in ("item-00000", "item-00005", "item-00006", "item-00007"):
         assert current[row_id] == version_1[row_id]
     assert rows_by_id(output, version=1) == version_1  # the earlier version reads as it was, removed rows too
-    assert output.current_files(1) != output.current_files()
+    current_view = hf.load_dataset("parquet", data_files=output.current_files(), split="train")
+    assert sorted(current_view["id"]) == sorted(current) and isinstance(current_view.features["edited_image"],
+                                                                        hf.Image)
+    assert hf.load_dataset("parquet", data_files=output.current_files(1), split="train").num_rows == 10
 
 
 def test_no_change_edits_nothing_and_says_so(tmp_path, config, capsys):

@@ -615,7 +615,7 @@ def test_flow_against_a_real_seaweedfs_server(seaweedfs, config):
                           storage_options=seaweedfs)
     assert summary["counts"] == {"ok": 7, "invalid_plan": 3}
     fs = s3fs.S3FileSystem(**seaweedfs, skip_instance_cache=True)
-    with fs.open("legoedit/run/parts/part-00001.parquet", "rb") as handle:
+    with fs.open(summary["parts"][1], "rb") as handle:
         part = pq.read_table(handle)
     assert part.column("id").to_pylist() == [f"item-{i:05d}" for i in range(4, 8)]
     table = RunOutput("s3://legoedit/run", seaweedfs).read_table()

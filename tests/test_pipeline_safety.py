@@ -144,13 +144,17 @@ def test_retry_failed_never_replaces_an_ok_row_and_colliding_ids_get_their_own_i
         assert (output / image_key(row["id"])).read_bytes() == row["edited_image"]["bytes"]
     assert len(list((output / "images").iterdir())) == 4
 
-    (tmp_path / "images" / "item-00000.png").unlink()  # the ok rows' file disappears before the retry ...
+    (tmp_path / "images" / "item-00000.png").unlink()  # the file of two ok rows is replaced before the retry ...
     (tmp_path / "images" / "item-00000.png").symlink_to(tmp_path / "images" / "item-00001.png")
     summary, _ = run_flow(dataset=str(tmp_path / "m.jsonl"), output=str(output), config=config, shard_size=8,
                           write_images=True, retry_failed=True)
-    after = RunOutput(str(output)).read_table().to_pylist()
-    assert after[:4] == before[:4]  # ... and the retry touches only the row that was not ok
-    assert [row["id"] for row in after] == [*ids, "gone"] and summary["changes"]["retried"] == 1
+    after = {row["id"]: row for row in RunOutput(str(output)).read_table().to_pylist()}
+    assert sorted(after) == sorted([*ids, "gone"])
+    assert summary["changes"] | {"failed": 0} == {"new": 0, "changed": 2, "unchanged": 2, "removed": 0,
+                                                  "retried": 1, "failed": 0}
+    # ... so those two are edited again (a changed row); the other ok rows are untouched, the bad one retried
+    assert [after[row["id"]] == row for row in before[:4]] == [False, True, False, True]
+    assert after["東京"]["source_image"]["bytes"] == (tmp_path / "images" / "item-00001.png").read_bytes()
 
 
 def test_duplicate_ids_fail_the_run_before_anything_is_written(tmp_path, config):
