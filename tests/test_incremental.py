@@ -15,9 +15,11 @@ from pathlib import Path
 
 import boto3
 import datasets as hf
+import nbformat
 import numpy as np
 import pytest
 from moto.server import ThreadedMotoServer
+from nbclient import NotebookClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.flow_engine import run_flow
@@ -36,6 +38,7 @@ from legoedit_core.data.storage import Storage
 from legoedit_core.data.synthetic import synthetic_image, write_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "explore_run.ipynb"
 GREY = "make it black and white"
 
 
@@ -121,7 +124,8 @@ def append_rows(root: Path, manifest: str, start: int, count: int) -> None:
     write_manifest(manifest, rows)
 
 
-def test_a_grown_catalogue_edits_only_its_new_rows_and_the_others_stay_byte_identical(tmp_path, config):
+def test_a_grown_catalogue_edits_only_its_new_rows_and_the_others_stay_byte_identical(tmp_path, config,
+                                                                                      monkeypatch):
     manifest = write_catalogue(str(tmp_path / "in"), 8, [GREY])
     output = RunOutput(str(tmp_path / "out"))
     first, _ = run(manifest, output.uri, config)
@@ -139,6 +143,13 @@ def test_a_grown_catalogue_edits_only_its_new_rows_and_the_others_stay_byte_iden
     assert edited_in(output, 2) == {f"item-{i:05d}" for i in range(8, 12)}
     assert output.version(2)["parts"][:2] == output.version(1)["parts"]  # the earlier parts reused, not rewritten
     assert (tmp_path / "out" / "reports" / "00002.html").exists()
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)  # the notebook reads the current view
+    monkeypatch.setenv("LEGOEDIT_RUN", output.uri)
+    NotebookClient(notebook, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    first_code = next(cell for cell in notebook.cells[1:] if cell.cell_type == "code" and "RunOutput(" in cell.source)
+    assert "12 rows in version 2 of 2" in "".join(out.get("text", "") for out in first_code.outputs)
 
 
 def test_exactly_the_changed_rows_are_re_edited_and_removed_rows_leave_the_current_view_only(tmp_path, config):

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from legoedit_core.data.datasets import Dataset, InputRow
 from legoedit_core.data.fingerprints import fingerprints
+from legoedit_core.data.inputs import InputReader
 from legoedit_core.data.output import (
     VERSIONS,
     CommitConflict,
@@ -63,7 +64,7 @@ class Selection(Dataset):
     def fingerprint(self) -> str:
         return self.source.fingerprint()
 
-    def reader(self, settings: InputSettings | None = None):
+    def reader(self, settings: InputSettings | None = None) -> InputReader:
         return self.source.reader(settings)
 
     def read_rows(self, start: int, stop: int) -> list[InputRow]:
