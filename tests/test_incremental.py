@@ -18,6 +18,7 @@ import datasets as hf
 import nbformat
 import numpy as np
 import pytest
+import s3fs
 from moto.server import ThreadedMotoServer
 from nbclient import NotebookClient
 from prefect.client.orchestration import get_client
@@ -402,3 +403,29 @@ def test_a_version_whose_work_is_incomplete_is_not_committed(tmp_path):
     with pytest.raises(IncompleteVersion, match="5 ids exactly once \\(2 rows\\)"):
         commit_version(output, change, work, {"config": config})
     assert output.versions() == []
+
+
+def test_a_version_put_that_lands_but_answers_an_error_is_retried_and_recognised_on_s3(moto_server, config,
+                                                                                       monkeypatch):
+    """The store takes the version record, then the connection drops before the answer: the retried conditional put
+    finds the name taken by this run's own record and the run goes on (no second version, no conflict)."""
+    make_bucket(moto_server, "dropped")
+    options = s3_options(moto_server)
+    manifest = write_catalogue("s3://dropped/catalogue", 4, [GREY], storage_options=options)
+    monkeypatch.setenv("LEGOEDIT_STORAGE_WAIT", "0.05")
+    pipe = s3fs.S3FileSystem._pipe_file
+    dropped: list[str] = []
+
+    async def lands_then_drops(self, path, data, *args, **kwargs):
+        answer = await pipe(self, path, data, *args, **kwargs)
+        if "_versions/" in path and path.endswith(".json") and not dropped:
+            dropped.append(path)
+            raise ConnectionResetError("connection reset by peer (injected after the put landed)")
+        return answer
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_pipe_file", lands_then_drops)
+    s3fs.S3FileSystem.clear_instance_cache()  # file systems bind their sync methods when made
+    summary, _ = run(manifest, "s3://dropped/out", config, storage_options=options)
+    output = RunOutput("s3://dropped/out", options)
+    assert dropped == ["dropped/out/_versions/00001.json"] and summary["version"] == 1
+    assert output.versions() == [1] and sorted(rows_by_id(output)) == [f"item-{i:05d}" for i in range(4)]
