@@ -21,13 +21,14 @@ from prefect import flow, get_run_logger
 
 from flows.backends import pin_backends
 from flows.failures import fails_cleanly
-from flows.monitoring import Progress, gallery, summary_table
+from flows.monitoring import Progress, gallery, summary_table, version_counts
 from flows.runners import brick_routing, make_task_runner, on_configured_runner
 from flows.scheduler import ShardRun, ShardScheduler, pending_runs
 from flows.server import TagPolicy
 from legoedit_core.config import Config
-from legoedit_core.data.datasets import Dataset, Shard, open_dataset
-from legoedit_core.data.output import OutputMismatch, PartInfo, RunOutput
+from legoedit_core.data.datasets import Dataset, open_dataset
+from legoedit_core.data.incremental import commit_version, decide, version_report_name, work_output
+from legoedit_core.data.output import OutputMismatch, RunOutput
 from legoedit_core.data.report import render_report
 from legoedit_core.executor import BrickGroup, GroupResult, WaveRun
 from legoedit_core.judge.judgement import Judgement
@@ -55,7 +56,7 @@ class _EditSteps:
         return self.config.pipeline
 
     def start(self, scheduler: ShardScheduler, shard_run: ShardRun) -> None:
-        scheduler.submit(shard_run, plan_shard, (self.dataset, shard_run.shard, self.config, shard_run.only_ids),
+        scheduler.submit(shard_run, plan_shard, (self.dataset, shard_run.shard, self.config),
                          partial(self._planned, scheduler))
 
     def _planned(self, scheduler: ShardScheduler, shard_run: ShardRun, prepared: PreparedShard) -> None:
@@ -93,7 +94,7 @@ class _EditSteps:
                judgements: list[Judgement | None] | None) -> None:
         scheduler.write(shard_run, write_part, (self.output.uri, self.storage_options, shard_run.values["prepared"],
                                                 shard_run.values["waves"].results(), self.config,
-                                                shard_run.only_ids is not None, self.pipeline.write_images,
+                                                self.pipeline.write_images,
                                                 judgements))
 
     def _groups_done(self, scheduler: ShardScheduler, groups: list[BrickGroup], shard_run: ShardRun,
@@ -105,32 +106,23 @@ class _EditSteps:
             self._next_wave(scheduler, shard_run)
 
 
-def _retry_runs(output: RunOutput, shards: list[Shard], finished: dict[int, dict[str, Any]]) -> list[ShardRun]:
-    """Finished shards that have rows which are not ok, with the ids of those rows."""
-    runs = []
-    for shard in shards:
-        entry = finished.get(shard.index)
-        if entry and set(entry["counts"]) - {"ok"}:
-            table = output.read_part(shard.index).select(["id", "status"]).to_pylist()
-            runs.append(ShardRun(shard, [row["id"] for row in table if row["status"] != "ok"],
-                                  attempt=entry["attempt"] + 1))
-    return runs
 
 
 @flow(name="edit-catalogue", task_runner=make_task_runner("threads"))
 @fails_cleanly
 def edit_catalogue(dataset: str, output: str, config: Config | None = None, retry_failed: bool = False,
                    storage_options: dict[str, Any] | None = None, report: bool = True,
-                   recorded_config: bool = False) -> dict[str, Any]:
-    """Edit every row of ``dataset`` into Parquet parts under ``output``; finished shards of an earlier run with
-    the same output are skipped, and with ``retry_failed`` their rows that are not ``ok`` are run again.
+                   recorded_config: bool = False, reedit_all: bool = False) -> dict[str, Any]:
+    """Edit ``dataset`` into a new version of ``output``: only the rows that are new or changed since the output's
+    newest version (with ``retry_failed``, also its rows that are not ``ok``); removed ids leave the version. A
+    rerun after a crash skips the shards of this work that were committed (``legoedit_core.data.incremental``).
 
     How the run goes comes from ``config.pipeline``: shard size, shards in flight, image files, retries, and
     ``judge``, which adds a ``judge-shard`` task per shard (the config's judge: a VLM when one is set, else
     model-free metrics) that fills the judge columns.
-    The run owns ``output`` while it runs (a lease: a second run into it is refused), and an output keeps the
-    config it was started with: a rerun with another config is refused, unless ``recorded_config`` (continue with
-    the recorded config, whatever ``config`` says).
+    The run owns ``output`` while it runs (a lease: a second run into it is refused), and an output keeps its
+    config: a rerun with another config is refused, unless ``recorded_config`` (continue with the recorded config,
+    whatever ``config`` says) or ``reedit_all`` (take this config and re-edit every row with it).
     ``report`` writes ``report.html`` and the gallery artifact (it reads the parts back one at a time).
     """
     logger = get_run_logger()
@@ -143,25 +135,28 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, retr
     shard_size = config.pipeline.shard_size
     run = {"dataset": dataset, "dataset_fingerprint": source.fingerprint(), "shard_size": shard_size,
            "rows": len(source), "config": config.model_dump(mode="json"), "versions": versions(toolset_for(config))}
-    with run_output.writing(run):
-        shards = source.shards(shard_size)
-        finished = run_output.finished()
-        runs = pending_runs(run_output, shards)
-        if retry_failed:
-            runs += _retry_runs(run_output, shards, finished)
-        logger.info("%s: %d rows in %d shards; %d finished earlier, %d to run", dataset, len(source), len(shards),
-                    len(finished), len(runs))
-        steps = _EditSteps(source, run_output, config, storage_options, TagPolicy.for_server())
-        scheduler = ShardScheduler(run_output, config.pipeline, steps,
+    with run_output.writing(run, new_config=reedit_all):
+        change = decide(run_output, source, run["config"], shard_size, retry_failed, reedit_all)
+        work, todo = work_output(run_output, change), change.dataset(source)
+        shards = todo.shards(shard_size)
+        runs = pending_runs(work, shards)
+        logger.info("%s: %d rows; %s; %d shard(s), %d finished earlier", dataset, len(source), change.describe(),
+                    len(shards), len(shards) - len(runs))
+        steps = _EditSteps(todo, work, config, storage_options, TagPolicy.for_server())
+        scheduler = ShardScheduler(work, config.pipeline, steps,
                                    Progress(len(shards), len(shards) - len(runs), key="edit-catalogue-progress"))
         scheduler.run(runs)
+        version_report = version_report_name(change.version) if report else None
+        committed = None if scheduler.failures else commit_version(run_output, change, work, run, version_report)
 
     try:
-        summary = summary_table([PartInfo.from_record(entry) for entry in run_output.finished().values()])
+        summary = summary_table(run_output.current_parts())
         report_uri = run_output.storage.uri(REPORT) if report else None
         if report:
-            html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}")
-            run_output.storage.write_bytes(html.encode(), REPORT)
+            html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}").encode()
+            if committed is not None:
+                run_output.storage.write_bytes(html, version_report)
+            run_output.storage.write_bytes(html, REPORT)
             rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image",
                                                            "edited_image"]) for row in part.to_pylist())
             gallery(rows, report_uri, storage_options)
@@ -169,14 +164,17 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, retr
         scheduler.raise_failures(len(shards), also=error)
         raise
     scheduler.raise_failures(len(shards))
-    logger.info("done: %s; report at %s", summary["counts"], report_uri)
-    return summary | {"output": output, "parts": run_output.parts_uri(), "report": report_uri,
-                      "shards": len(shards), "rows": len(source)}
+    version_counts(committed, run_output.storage.url(version_report) if version_report else None)
+    logger.info("done: %s; version %d: %s; report at %s", summary["counts"], committed["version"],
+                committed["counts"], report_uri)
+    return summary | {"output": output, "parts": run_output.current_files(), "report": report_uri,
+                      "shards": len(shards), "rows": len(source), "version": committed["version"],
+                      "changes": committed["counts"]}
 
 
 def _recorded_config(output: RunOutput) -> Config:
     """The config an output was started with (``--recorded-config``)."""
-    recorded = output.manifest().get("config")
+    recorded = output.recorded_config()
     if recorded is None:
         raise OutputMismatch(f"{output.uri} records no config yet: there is nothing to continue")
     return Config.model_validate(recorded)

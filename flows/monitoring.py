@@ -82,3 +82,17 @@ def gallery(rows: Iterable[dict[str, Any]], report_uri: str, storage_options: di
         lines.append(f"| {row['id']} | {instruction} | {cells[0]} | {cells[1]} |")
     create_markdown_artifact(markdown="\n".join(lines), key="edit-catalogue-gallery",
                              description="before / after examples")
+
+
+def version_counts(version: dict[str, Any], report_url: str | None) -> None:
+    """A markdown artifact with what the run's version changed (new / changed / unchanged / removed / failed: edited
+    rows that are not ``ok``) and a link to that version's report."""
+    counts = version["counts"]
+    lines = [f"# Version {version['version']} of the output", "", "| rows | count |", "|---|---|"]
+    lines += [f"| {kind} | {counts.get(kind, 0)} |" for kind in ("new", "changed", "unchanged", "removed", "failed")]
+    if counts.get("retried"):
+        lines.append(f"| retried | {counts['retried']} |")
+    if report_url:
+        lines += ["", f"[report of version {version['version']}]({report_url})"]
+    create_markdown_artifact(markdown="\n".join(lines), key="edit-catalogue-version",
+                             description=f"version {version['version']}: rows new, changed, unchanged, removed, failed")

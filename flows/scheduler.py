@@ -45,8 +45,6 @@ class ShardRun:
     """One shard on its way to a commit; ``values`` holds its steps' results until the commit lets them go."""
 
     shard: Shard
-    only_ids: list[str] | None = None  # --retry-failed: just these rows, merged into the existing part
-    attempt: int = 0  # the commit attempt number this run's record takes (a retry: the newest + 1)
     values: dict[str, Any] = field(default_factory=dict)
     in_flight: int = 0
     failed: bool = False
@@ -143,7 +141,7 @@ class ShardScheduler:
         return self.variants[task, tags]
 
     def _commit_part(self, shard_run: ShardRun, info: PartInfo) -> None:
-        self.output.commit(info, shard_run.attempt)
+        self.output.commit(info)
         shard_run.values.clear()  # the shard's images and results: let them go
         shard_run.committed = True
         self.freed_memory.return_after_commit()

@@ -193,11 +193,14 @@ def run_config(args: argparse.Namespace) -> Config:
 @runs_a_flow
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.edit_catalogue import run_catalogue
+    from legoedit_core.data.incremental import counts_line
 
     summary = run_catalogue(args.dataset, args.output, config=run_config(args), retry_failed=args.retry_failed,
-                            recorded_config=args.recorded_config)
+                            recorded_config=args.recorded_config, reedit_all=args.reedit_all)
+    print(f"version {summary['version']}: {counts_line(summary['changes'])}")
     print(f"rows by status: {summary['counts']}")
-    print(f"parquet: {summary['parts']}")
+    print(f"parquet: {len(summary['parts'])} part(s) in version {summary['version']} of {args.output} "
+          "(RunOutput(...).current_files())")
     print(f"report:  {summary['report']}")
     if set(summary["counts"]) == {"bad_input"}:
         print(f"error: every row is bad_input ({_first_error(args.output)}): nothing was edited", file=sys.stderr)
@@ -218,7 +221,7 @@ def _first_error(output: str) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     args.config, args.profile, args.overrides = None, "cpu", []
     args.retry_failed, args.write_images, args.task_runner, args.address = False, True, "threads", None
-    args.recorded_config = False
+    args.recorded_config = args.reedit_all = False
     args.concurrent_shards, args.judge = 4, True  # the judge here is the model-free metrics (no VLM on CPU)
     return cmd_run(args)
 
@@ -397,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--retry-failed", action="store_true", help="re-run the rows whose status is not ok")
     batch.add_argument("--recorded-config", action="store_true",
                        help="continue an output with the config it was started with (a different one is refused)")
+    batch.add_argument("--reedit-all", action="store_true",
+                       help="take a config other than the output's and re-edit every row with it (a new version)")
     batch.add_argument("--concurrent-shards", type=int, help="shards in flight at once (default 4)")
     batch.add_argument("--write-images", action="store_true", help="also write edited images as files")
     batch.add_argument("--judge", action="store_true", help="judge every edit (config: judge) into the judge columns")

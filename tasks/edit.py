@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, Shard
-from legoedit_core.data.output import PartInfo, RunOutput, merge_retried
+from legoedit_core.data.output import PartInfo, RunOutput
 from legoedit_core.executor import BrickGroup, EditResult, GroupResult
 from legoedit_core.judge.judgement import Judgement
 from legoedit_core.pipeline.evaluation import judged_table
@@ -26,12 +26,9 @@ TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": Fals
 
 
 @task(name="plan-shard", task_run_name="plan shard {shard.index}", **TASK_OPTIONS)
-def plan_shard(dataset: Dataset, shard: Shard, config: Config, only_ids: list[str] | None = None) -> PreparedShard:
+def plan_shard(dataset: Dataset, shard: Shard, config: Config) -> PreparedShard:
     """Read a shard's rows and images, then plan them all in one batched Builder call."""
     rows = dataset.read_rows(shard.start, shard.stop)
-    if only_ids is not None:
-        wanted = set(only_ids)
-        rows = [row for row in rows if row.id in wanted]
     prepared = prepare_shard(rows, shard, planner_for(config), dataset.reader(config.inputs),
                              content_keys=config.executor.cache_dir is not None,
                              memory_budget=config.pipeline.shard_memory())
@@ -59,12 +56,11 @@ def run_brick_groups(groups: list[BrickGroup], config: Config, shard: int) -> li
 
 @task(name="write-part", task_run_name="write shard {prepared.shard.index}", **TASK_OPTIONS)
 def write_part(output: str, storage_options: dict[str, Any] | None, prepared: PreparedShard,
-               results: list[EditResult], config: Config, merge: bool = False,
-               write_images: bool = False, judgements: list[Judgement | None] | None = None) -> PartInfo:
+               results: list[EditResult], config: Config, write_images: bool = False,
+               judgements: list[Judgement | None] | None = None) -> PartInfo:
     """Build the shard's output rows and write its Parquet part (the flow commits it to the manifest).
 
-    With ``merge``, the rows replace those of the same id in the shard's existing part (``--retry-failed``);
-    with ``judgements`` (from ``judge-shard``), the judge columns are filled.
+    With ``judgements`` (from ``judge-shard``), the judge columns are filled.
     """
     run_output = RunOutput(output, storage_options)
     toolset = toolset_for(config)
@@ -72,6 +68,4 @@ def write_part(output: str, storage_options: dict[str, Any] | None, prepared: Pr
         prepared, results, judgements, toolset)
     if write_images:
         run_output.write_images(table)
-    if merge:
-        table = merge_retried(run_output.read_part(prepared.shard.index), table)
     return run_output.write_part(prepared.shard.index, table)

@@ -15,8 +15,8 @@ from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import DatasetError, make_shards, open_dataset
 from legoedit_core.data.images import decode_image, encode_png
-from legoedit_core.data.output import RunOutput, merge_retried
-from legoedit_core.data.rows import OUTPUT_SCHEMA, empty_row, rows_to_table
+from legoedit_core.data.output import RunOutput
+from legoedit_core.data.rows import OUTPUT_SCHEMA, empty_row
 from legoedit_core.data.storage import Storage, StorageError, is_transient
 from legoedit_core.data.synthetic import synthetic_image, write_catalogue
 from legoedit_core.executor import Executor
@@ -141,10 +141,6 @@ def test_output_rows_load_with_pyarrow_pandas_and_datasets(tmp_path):
     assert decode_image(read.column("source_image")[0].as_py()["bytes"]).shape == (72, 96, 3)
 
 
-def test_merge_retried_replaces_rows_by_id_in_order():
-    previous = rows_to_table([empty_row("a", "ok"), empty_row("b", "failed", error="x"), empty_row("c", "ok")])
-    merged = merge_retried(previous, rows_to_table([empty_row("b", "ok")]))
-    assert merged.column("id").to_pylist() == ["a", "b", "c"]
-    assert merged.column("status").to_pylist() == ["ok", "ok", "ok"]
+def test_a_row_with_an_unknown_status_is_refused():
     with pytest.raises(ValueError, match="unknown status"):
         empty_row("a", "great")

@@ -117,6 +117,12 @@ def artifact(flow_run_id: str, key: str) -> str:
     return found["data"]
 
 
+def work_finished(output: RunOutput) -> dict[int, dict]:
+    """The shards committed so far by the output's one unfinished work (``work/v<version>-<key>/``)."""
+    (work,) = output.storage.glob("work/*")
+    return RunOutput(work, output.storage.storage_options).finished()
+
+
 def brick_groups(table: pa.Table) -> set[tuple]:
     """(shard, wave, brick, backend) of every brick call the rows' traces record: one group each."""
     return {(row["shard"], node["wave"], node["tool"], node["backend"])
@@ -144,7 +150,7 @@ def test_flow_edits_a_catalogue_with_one_task_per_wave_of_cpu_brick_groups(tmp_p
     summary, flow_run_id = run_flow(dataset=manifest, output=str(tmp_path / "out"), config=config, shard_size=8,
                                     max_concurrent_shards=3)
 
-    table = pq.read_table(tmp_path / "out" / "parts")  # a plain Parquet folder: readable without legoedit
+    table = pq.read_table(RunOutput(str(tmp_path / "out")).current_files())  # plain Parquet files
     assert table.column("id").to_pylist() == [f"item-{i:05d}" for i in range(56)]
     statuses = table.column("status").to_pylist()
     assert statuses == [(EXPECTED | {"flip it": "ok"})[instructions[i % 5]] for i in range(56)]
@@ -328,15 +334,16 @@ def test_resume_after_a_crash_redoes_only_unfinished_shards(tmp_path, config, mo
         edit_catalogue(dataset=manifest, output=output, config=with_pipeline(config, shard_size=5,
                                                                             max_concurrent_shards=2))
     monkeypatch.setattr(RunOutput, "commit", commit)
-    before = RunOutput(output).finished()
-    assert len(before) == 3
+    before = work_finished(RunOutput(output))
+    assert len(before) == 3 and RunOutput(output).versions() == []  # no version until the work is whole
 
     summary, flow_run_id = run_flow(dataset=manifest, output=output, config=config, shard_size=5)
-    after = RunOutput(output).finished()
+    after = work_finished(RunOutput(output))
     assert len(after) == 10
     assert all(after[shard]["committed"] == entry["committed"] for shard, entry in before.items())
-    planned = [run.name for run in task_runs(flow_run_id) if run.name.startswith("plan")]
-    assert sorted(planned) == sorted(f"plan shard {i}" for i in range(10) if i not in before)
+    left = [i for i in range(10) if i not in before]
+    planned = [run.name for run in task_runs(flow_run_id, expected=2 * len(left)) if run.name.startswith("plan")]
+    assert sorted(planned) == sorted(f"plan shard {i}" for i in left)
     ids = RunOutput(output).read_table().column("id").to_pylist()
     assert ids == [f"item-{i:05d}" for i in range(50)]  # every row exactly once
     assert summary["rows"] == 50
@@ -353,24 +360,24 @@ def test_retry_failed_reruns_only_rows_that_are_not_ok(tmp_path, config):
 
     image.write_bytes(saved)  # the missing file turns up
     summary, flow_run_id = run_flow(dataset=manifest, output=output, config=config, shard_size=4, retry_failed=True)
-    assert summary["counts"] == {"ok": 8}
+    assert summary["counts"] == {"ok": 8} and summary["changes"]["changed"] == 1  # the file turned up
     runs = task_runs(flow_run_id)
-    assert [run.name for run in runs if run.name.startswith("plan")] == ["plan shard 0"]
+    assert [run.name for run in runs if run.name.startswith("plan")] == ["plan shard 0"]  # one shard: one row
     assert sum(run.name.startswith("GRAYSCALE") for run in runs) == 1
-    part = RunOutput(output).read_part(0).to_pylist()
-    assert [row["id"] for row in part] == [f"item-{i:05d}" for i in range(4)]
-    assert [len(row["trace"]) for row in part] == [1, 1, 1, 1]
+    rows = RunOutput(output).read_table().to_pylist()
+    assert sorted(row["id"] for row in rows) == [f"item-{i:05d}" for i in range(8)]
+    assert [len(row["trace"]) for row in rows] == [1] * 8
 
 
-def test_an_output_refuses_another_dataset_or_shard_size(tmp_path, config):
+def test_an_output_refuses_another_shard_size_and_follows_a_changed_dataset(tmp_path, config):
     manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
     output = str(tmp_path / "out")
     run_flow(dataset=manifest, output=output, config=config, shard_size=2)
     with pytest.raises(ValueError, match="shard_size=2"):
         run_flow(dataset=manifest, output=output, config=config, shard_size=3)
     Path(manifest).write_text(Path(manifest).read_text().replace("black and white", "brighter"))
-    with pytest.raises(ValueError, match="dataset_fingerprint"):
-        run_flow(dataset=manifest, output=output, config=config, shard_size=2)
+    summary, _ = run_flow(dataset=manifest, output=output, config=config, shard_size=2)
+    assert summary["version"] == 2 and summary["changes"]["changed"] == 4  # tests/test_incremental.py has more
 
 
 # ---------------------------------------------------------------------------------------- faults of the machinery
@@ -415,10 +422,10 @@ def test_a_fault_that_persists_leaves_its_shard_uncommitted_and_a_rerun_does_onl
         f"CUDA error: an illegal memory access was encountered. The other shards are committed in {output}; a rerun "
         "with the same output does only what is missing.")
     assert fault.raised == 1 + config.pipeline.task_retries
-    assert sorted(RunOutput(output).finished()) == [0, 2]
-    assert sorted(p.name for p in (tmp_path / "out" / "parts").iterdir()) == ["part-00000.parquet",
-                                                                              "part-00002.parquet"]
-    assert "failed" not in RunOutput(output).read_table().column("status").to_pylist()
+    assert sorted(work_finished(RunOutput(output))) == [0, 2]
+    (work,) = (tmp_path / "out" / "work").iterdir()
+    assert sorted(p.name for p in (work / "parts").iterdir()) == ["part-00000.parquet", "part-00002.parquet"]
+    assert RunOutput(output).read_table().num_rows == 0  # no version yet: the rerun completes it
 
     fault.times = 0  # the device is fixed
     summary, flow_run_id = run_flow(dataset=manifest, output=output, config=config, shard_size=4)
@@ -434,8 +441,8 @@ def test_an_engine_that_does_not_load_writes_no_invalid_plan_rows(tmp_path, conf
     manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
     with pytest.raises(ShardsFailed, match=r"failed in task 'plan shard 0': ImportError: .*legoedit\[vllm\]"):
         run_flow(dataset=manifest, output=str(tmp_path / "out"), config=broken, shard_size=2)
-    assert RunOutput(str(tmp_path / "out")).finished() == {}
-    assert not (tmp_path / "out" / "parts").exists()  # not one row written
+    assert RunOutput(str(tmp_path / "out")).versions() == []
+    assert not list((tmp_path / "out").glob("work/*/*"))  # not one row written, not one shard committed
 
 
 # ---------------------------------------------------------------------------------------------- object storage
@@ -531,7 +538,8 @@ def test_flow_reads_and_writes_s3_and_retries_a_flaky_endpoint(moto_server, conf
                           storage_options=options, write_images=True)
     assert proxy.refused == 3 and summary["counts"] == {"ok": 12}
     table = RunOutput("s3://flaky/run", options).read_table()
-    assert table.num_rows == 12 and summary["parts"] == "s3://flaky/run/parts/*.parquet"
+    assert table.num_rows == 12 and summary["parts"] == RunOutput("s3://flaky/run", options).current_files()
+    assert all(part.startswith("s3://flaky/run/work/v00001-") for part in summary["parts"])
     fs = s3fs.S3FileSystem(**options, skip_instance_cache=True)
     assert len(fs.glob("flaky/run/images/*.png")) == 12 and fs.exists("flaky/run/report.html")
 
@@ -548,7 +556,7 @@ def test_a_permanent_store_failure_fails_its_shard_and_keeps_the_others(moto_ser
     assert message.startswith("1 of 3 shard(s) not committed: shard 1 (rows 4-7) failed in task 'plan shard 1'")
     assert "\n" not in message and "a rerun with the same output does only what is missing" in message
     assert "item-00005.png failed after 4 attempt(s)" in message
-    assert sorted(RunOutput("s3://broken/run", options).finished()) == [0, 2]
+    assert sorted(work_finished(RunOutput("s3://broken/run", options))) == [0, 2]
 
     proxy.refuse_containing = None
     summary, _ = run_flow(dataset=manifest, output="s3://broken/run", config=config, shard_size=4,
@@ -618,7 +626,7 @@ def test_flow_against_a_real_seaweedfs_server(seaweedfs, config):
                           storage_options=seaweedfs)
     assert summary["counts"] == {"ok": 7, "invalid_plan": 3}
     fs = s3fs.S3FileSystem(**seaweedfs, skip_instance_cache=True)
-    with fs.open("legoedit/run/parts/part-00001.parquet", "rb") as handle:
+    with fs.open(summary["parts"][1], "rb") as handle:
         part = pq.read_table(handle)
     assert part.column("id").to_pylist() == [f"item-{i:05d}" for i in range(4, 8)]
     table = RunOutput("s3://legoedit/run", seaweedfs).read_table()

@@ -19,7 +19,7 @@ from flows.monitoring import Progress
 from flows.scheduler import Chain, ShardRun, ShardScheduler, Step
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Shard
-from legoedit_core.data.output import PartInfo
+from legoedit_core.data.output import PartInfo, RunOutput
 from legoedit_core.data.synthetic import write_catalogue
 from legoedit_core.settings.pipeline import PipelineSettings
 
@@ -52,7 +52,7 @@ def test_four_shards_in_flight_share_one_loaded_pipeline(tmp_path, runtime):
     config.pipeline = config.pipeline.model_copy(update={"shard_size": 2, "max_concurrent_shards": 4})
     summary = edit_catalogue(dataset=manifest, output=str(tmp_path / "out"), config=config)
 
-    table = pq.read_table(tmp_path / "out" / "parts")
+    table = pq.read_table(RunOutput(str(tmp_path / "out")).current_files())
     assert table.column("status").to_pylist() == ["ok"] * 8, table.column("error").to_pylist()
     (model,) = [m for m in runtime.stats()["models"] if m["model"].startswith("diffusers.FluxFillPipeline")]
     assert model["loads"] == 1 and len(model["adapters"]) == 1

@@ -100,7 +100,7 @@ def test_two_concurrent_runs_into_one_output_one_is_refused_and_each_id_is_writt
     runner.start()
     try:
         deadline = time.monotonic() + 120
-        while not glob.glob(str(output / "_commits" / "*.json")) and time.monotonic() < deadline:
+        while not glob.glob(str(_shard_root(output, "run") / "_commits" / "*.json")) and time.monotonic() < deadline:
             time.sleep(0.05)
         other = Config.load(overrides=["planner.max_attempts=5"])  # even a different config: refused for the lease
         with pytest.raises(LeaseHeld, match=r"is being written by .* pid"):
@@ -109,7 +109,7 @@ def test_two_concurrent_runs_into_one_output_one_is_refused_and_each_id_is_writt
         refused.set()
         runner.join()
     assert first["result"][0]["counts"] == {"ok": 80}
-    ids = pq.read_table(output / "parts").column("id").to_pylist()
+    ids = pq.read_table(RunOutput(str(output)).current_files()).column("id").to_pylist()
     assert sorted(ids) == [f"item-{i:05d}" for i in range(80)]  # each id exactly once
 
 
@@ -139,18 +139,22 @@ def test_retry_failed_never_replaces_an_ok_row_and_colliding_ids_get_their_own_i
     summary, _ = run_flow(dataset=str(tmp_path / "m.jsonl"), output=str(output), config=config, shard_size=8,
                           write_images=True)
     assert summary["counts"] == {"ok": 4, "bad_input": 1}
-    before = RunOutput(str(output)).read_part(0).to_pylist()
+    before = RunOutput(str(output)).read_table().to_pylist()
     for row in before[:4]:
         assert (output / image_key(row["id"])).read_bytes() == row["edited_image"]["bytes"]
     assert len(list((output / "images").iterdir())) == 4
 
-    (tmp_path / "images" / "item-00000.png").unlink()  # the ok rows' file disappears before the retry ...
+    (tmp_path / "images" / "item-00000.png").unlink()  # the file of two ok rows is replaced before the retry ...
     (tmp_path / "images" / "item-00000.png").symlink_to(tmp_path / "images" / "item-00001.png")
     summary, _ = run_flow(dataset=str(tmp_path / "m.jsonl"), output=str(output), config=config, shard_size=8,
                           write_images=True, retry_failed=True)
-    after = RunOutput(str(output)).read_part(0).to_pylist()
-    assert after[:4] == before[:4]  # ... and the retry touches only the row that was not ok
-    assert [row["id"] for row in after] == [*ids, "gone"] and RunOutput(str(output)).finished()[0]["attempt"] == 1
+    after = {row["id"]: row for row in RunOutput(str(output)).read_table().to_pylist()}
+    assert sorted(after) == sorted([*ids, "gone"])
+    assert summary["changes"] | {"failed": 0} == {"new": 0, "changed": 2, "unchanged": 2, "removed": 0,
+                                                  "retried": 1, "failed": 0}
+    # ... so those two are edited again (a changed row); the other ok rows are untouched, the bad one retried
+    assert [after[row["id"]] == row for row in before[:4]] == [False, True, False, True]
+    assert after["東京"]["source_image"]["bytes"] == (tmp_path / "images" / "item-00001.png").read_bytes()
 
 
 def test_duplicate_ids_fail_the_run_before_anything_is_written(tmp_path, config):
@@ -224,6 +228,14 @@ def legoedit_run(dataset: str, output: Path, command: str = "run") -> subprocess
                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # its own process group
 
 
+def _shard_root(output: Path, command: str) -> Path:
+    """Where a flow commits its shards: an edit run under its version's work, rollouts and eval at the top."""
+    if command != "run":
+        return output
+    works = glob.glob(str(output / "work" / "*"))
+    return Path(works[0]) if works else output / "work" / "not-yet"
+
+
 @pytest.mark.parametrize("command", list(FLOW_COMMANDS))
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, signum, command):
@@ -234,7 +246,7 @@ def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_complet
     output = tmp_path / "out"
     process = legoedit_run(manifest, output, command)
     deadline = time.monotonic() + 240
-    while not glob.glob(str(output / "_commits" / "*.json")) and time.monotonic() < deadline:
+    while not glob.glob(str(_shard_root(output, command) / "_commits" / "*.json")) and time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         time.sleep(0.1)
     os.killpg(process.pid, signum)
@@ -246,17 +258,18 @@ def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_complet
     port = int(re.search(r"temporary Prefect server at http://127.0.0.1:(\d+)", stderr).group(1))
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # the temporary server is gone
-    finished = RunOutput(str(output)).finished()
+    root = _shard_root(output, command)
+    finished = RunOutput(str(root)).finished()
     assert 0 < len(finished) < 30
     rows_per_shard = FLOW_COMMANDS[command][3] // 30
     for shard, record in finished.items():  # nothing half-written: each committed part is whole
-        assert pq.read_table(output / "parts" / f"part-{shard:05d}.parquet").num_rows == rows_per_shard
+        assert pq.read_table(root / "parts" / f"part-{shard:05d}.parquet").num_rows == rows_per_shard
         assert sum(record["counts"].values()) == rows_per_shard
 
     rerun = legoedit_run(manifest, output, command)
     stdout, stderr = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, stderr[-2000:]
     assert FLOW_COMMANDS[command][2] in stdout, stdout
-    ids = pq.read_table(output / "parts").column("id").to_pylist()
+    ids = pq.read_table(RunOutput(str(output)).current_files()).column("id").to_pylist()
     assert len(ids) == len(set(ids)) == FLOW_COMMANDS[command][3]
     assert {row_id.partition("#")[0] for row_id in ids} == {f"item-{i:05d}" for i in range(60)}

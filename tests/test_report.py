@@ -19,6 +19,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from legoedit import cli
 from legoedit_core.data.images import encode_png
+from legoedit_core.data.output import RunOutput
 from legoedit_core.data.report import render_report
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
 
@@ -67,7 +68,7 @@ def test_demo_writes_parquet_and_a_report_whose_thumbnails_all_load(capsys, tmp_
     printed = capsys.readouterr().out
     assert f"report:  {demo_output / 'report.html'}" in printed
     catalogue = [json.loads(line) for line in cli.DEMO_CATALOGUE.read_text().splitlines() if line.strip()]
-    table = pq.read_table(demo_output / "parts")
+    table = pq.read_table(RunOutput(str(demo_output)).current_files())
     assert sorted(table.column("id").to_pylist()) == sorted(row["id"] for row in catalogue)
     statuses = table.column("status").to_pylist()
     assert statuses.count("ok") >= len(catalogue) // 2, statuses

@@ -1,22 +1,30 @@
-"""A run's output location: Parquet parts, one per shard, each committed by its own immutable record.
+"""A run's output location: versions of a table of edited rows, each version a set of Parquet parts.
 
 Layout under the output prefix::
 
-    _manifest.json                 the run: dataset, shard size, config and its fingerprint (written once)
-    _lease/0000000007-000002.json  who writes this output now, and until when (see ``lease.py``)
-    _commits/00003-0000.json       shard 3 is finished: its part's row counts and brick seconds (attempt 0)
-    parts/part-00003.parquet       the rows of shard 3 (output row schema)
-    images/<id>-<hash>.png         edited images as files (optional)
-    report.html                    the HTML report
+    _manifest.json                      the first run: dataset, shard size, config and its fingerprint (written once)
+    _lease/0000000007-000002.json       who writes this output now, and until when (see ``lease.py``)
+    _versions/00002.json                version 2: its parts, counts, config fingerprint (put-if-absent: the commit)
+    _versions/00002-<work>.index.parquet   id, fingerprint, status and part of every row of version 2
+    work/v00002-<work>/parts/part-00003.parquet   rows edited by version 2, shard 3 of its work
+    work/v00002-<work>/_commits/00003-0000.json   that shard is finished (attempt 0)
+    work/v00002-<work>/kept/part-00001.parquet    an earlier part without the rows version 2 replaced or removed
+    images/<id>-<hash>.png              edited images as files (optional; the newest edit of each id)
+    report.html, reports/00002.html     the HTML report of the newest version, and of each version
 
-A part is written in one piece (a single PUT on object stores, which is atomic; a temporary file and a rename on
-local disks), and only then is its commit record written, with a conditional put (put-if-absent) under a name no
-other commit uses. Records are never rewritten or deleted, so a commit delayed by the network can add its own
-record late but cannot undo anyone else's: finished shards never go backwards (the shape of Delta Lake's
-append-only log). A shard retried with ``--retry-failed`` gets the next attempt number; the newest attempt wins.
+A run's work (the rows it edits) is a ``RunOutput`` of its own under ``work/``: a part is written in one piece (a
+single PUT on object stores, which is atomic; a temporary file and a rename on local disks), and only then is its
+commit record written, with a conditional put (put-if-absent) under a name no other commit uses. Records are never
+rewritten or deleted, so a commit delayed by the network can add its own record late but cannot undo anyone
+else's: finished shards never go backwards (the shape of Delta Lake's append-only log). When the work is done, the
+version record is put-if-absent under the next number: that one object is the version's commit, and the current
+view (the newest version) changes only then. ``legoedit_core.data.incremental`` decides the work and writes it.
+
+An output without versions (rollouts, evaluation, an output written before versions) is read as its committed
+shards at the top level (``parts/part-00003.parquet``, ``_commits/00003-0000.json``), as before.
 
 One run writes an output at a time: ``writing`` takes the output's lease, records the run (or checks that it
-matches the recorded one: same dataset, shard size and config fingerprint) and releases the lease at the end.
+matches the recorded one: same shard size and config fingerprint) and releases the lease at the end.
 """
 
 from __future__ import annotations
@@ -42,16 +50,20 @@ from legoedit_core.data.storage import Storage
 MANIFEST = "_manifest.json"
 COMMITS = "_commits"
 PARTS = "parts"
-# The run settings a rerun must share with the recorded run, and what to tell the user when one differs.
+VERSIONS = "_versions"
+WORK = "work"
+WORK_URI = re.compile(rf"^(?P<output>.+)/{WORK}/v\d{{5}}-[0-9a-f]+/?$")  # a version's work, inside its output
+# The run settings a rerun must share with the recorded run, and what to tell the user when one differs. (The
+# dataset may change: a rerun edits what changed into a new version.)
 MUST_MATCH = {
-    "dataset_fingerprint": "the same dataset",
     "shard_size": "the same shard size",
-    "config_fingerprint": "the same config (or --recorded-config to continue with the recorded one)",
+    "config_fingerprint": "the same config (or --recorded-config to continue with the recorded one, or "
+                          "--reedit-all to re-edit every row with this one)",
 }
 
 
 class OutputMismatch(ValueError):
-    """The output already holds a run over another dataset, with another shard size or another config."""
+    """The output already holds a run with another shard size or another config."""
 
 
 class CommitConflict(RuntimeError):
@@ -138,6 +150,15 @@ def commit_name(shard: int, attempt: int) -> str:
     return f"{COMMITS}/{shard:05d}-{attempt:04d}.json"
 
 
+def version_name(number: int) -> str:
+    return f"{VERSIONS}/{number:05d}.json"
+
+
+def work_name(version: int, key: str) -> str:
+    """Where the rows a version edits are written and committed, under the output."""
+    return f"{WORK}/v{version:05d}-{key}"
+
+
 def table_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
@@ -164,12 +185,13 @@ class RunOutput:
             return {}
 
     @contextmanager
-    def writing(self, run: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def writing(self, run: dict[str, Any], new_config: bool = False) -> Iterator[dict[str, Any]]:
         """Own the output for the block: take the lease, record or check the run, release the lease at the end.
 
         ``run`` must hold ``dataset_fingerprint``, ``shard_size`` and ``config`` (a JSON dict); its config
-        fingerprint is added. Raises ``LeaseHeld`` when another run writes the output, ``OutputMismatch`` when the
-        output holds a different run, ``OutputUnwritable`` when the location cannot be written.
+        fingerprint is added. ``new_config`` accepts a config other than the recorded one (re-edit every row).
+        Raises ``LeaseHeld`` when another run writes the output, ``OutputMismatch`` when the output holds a
+        different run, ``OutputUnwritable`` when the location cannot be written.
         """
         lease = Lease(self.storage)
         with unwritable_as_error(self.uri):
@@ -178,14 +200,15 @@ class RunOutput:
         try:
             self.storage.remove_temporaries()  # left by a killed writer; the lease says none is alive
             with unwritable_as_error(self.uri):
-                recorded = self.begin(run)
+                recorded = self.begin(run, new_config)
             yield recorded
         finally:
             self.lease = None
             lease.release()
 
-    def begin(self, run: dict[str, Any]) -> dict[str, Any]:
-        """Record the run (first time) or check that it matches the recorded one; the recorded manifest."""
+    def begin(self, run: dict[str, Any], new_config: bool = False) -> dict[str, Any]:
+        """Record the run (first time) or check that it matches the recorded one (the newest version's config,
+        which ``new_config`` lets differ); the recorded manifest."""
         run = dict(run, config_fingerprint=config_fingerprint(run["config"]))
         recorded = self.manifest()
         if not recorded:
@@ -194,15 +217,54 @@ class RunOutput:
                 self.storage.create_bytes(json.dumps(dict(run, created=time.time()), indent=2, sort_keys=True)
                                           .encode(), MANIFEST)
             recorded = self.manifest()
+        current = dict(recorded, **{key: value for key, value in (self.version() or {}).items()
+                                    if key in ("config", "config_fingerprint")})
         for key, meaning in MUST_MATCH.items():
-            if recorded.get(key) != run[key]:
+            if current.get(key) != run[key] and not (new_config and key == "config_fingerprint"):
                 detail = ""
                 if key == "config_fingerprint":
-                    changed = config_differences(recorded.get("config") or {}, run["config"])
+                    changed = config_differences(current.get("config") or {}, run["config"])
                     detail = f" (changed: {', '.join(changed[:12]) or 'unknown'})"
-                raise OutputMismatch(f"{self.uri} holds a run with {key}={recorded.get(key)!r}, this run has "
+                raise OutputMismatch(f"{self.uri} holds a run with {key}={current.get(key)!r}, this run has "
                                      f"{run[key]!r}{detail}: use a new output, or {meaning}")
         return recorded
+
+    def recorded_config(self) -> dict[str, Any] | None:
+        """The config the output's rows were made with: the newest version's, else the first run's."""
+        return (self.version() or self.manifest()).get("config")
+
+    # ----------------------------------------------------------------------------------------- versions
+    def versions(self) -> list[int]:
+        """The committed version numbers, oldest first."""
+        found = (re.search(r"/(\d+)\.json$", name) for name in self.storage.glob(f"{VERSIONS}/*.json"))
+        return [int(match.group(1)) for match in found if match]
+
+    def version(self, number: int | None = None) -> dict[str, Any] | None:
+        """Version ``number``'s record (the newest when None), or None when there is none."""
+        if number is None:
+            numbers = self.versions()
+            if not numbers:
+                return None
+            number = numbers[-1]
+        try:
+            return json.loads(self.storage.read_bytes(version_name(number)))
+        except FileNotFoundError:
+            return None
+
+    def current_parts(self, version: int | None = None) -> list[PartInfo]:
+        """The parts of a version (the newest when None): every id in exactly one of them. An output without
+        versions gives its committed shards."""
+        record = self.version(version)
+        if record is None and version is not None:
+            raise FileNotFoundError(f"{self.uri} has no version {version} (versions: {self.versions()})")
+        if record is None:
+            return [PartInfo.from_record(entry) for entry in self.finished().values()]
+        return [PartInfo.from_record(entry) for entry in record["parts"]]
+
+    def current_files(self, version: int | None = None) -> list[str]:
+        """The URIs of a version's parts (the newest when None): ``datasets.load_dataset("parquet",
+        data_files=...)``, DuckDB's ``read_parquet([...])``, Polars and Spark read exactly that version."""
+        return [self.storage.uri(part.path) for part in self.current_parts(version)]
 
     # ------------------------------------------------------------------------------------------ commits
     def finished(self) -> dict[int, dict[str, Any]]:
@@ -260,27 +322,36 @@ class RunOutput:
     def read_part(self, shard: int) -> pa.Table:
         return pq.read_table(pa.BufferReader(self.storage.read_bytes(part_name(shard))), schema=self.schema)
 
-    def read_table(self) -> pa.Table:
-        """Every committed part, in shard order (all in memory: use ``iter_parts`` for big outputs)."""
-        tables = list(self.iter_parts())
+    def read_path(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        """A part by its path under the output (only ``columns`` when given: the others are not read)."""
+        with self.storage.fs.open(self.storage.path(path), "rb") as handle:
+            table = pq.ParquetFile(handle).read(columns=columns)
+        return table if columns else table.cast(self.schema)
+
+    def read_table(self, version: int | None = None) -> pa.Table:
+        """The current view (or ``version``), all in memory: use ``iter_parts`` for big outputs."""
+        tables = list(self.iter_parts(version=version))
         return pa.concat_tables(tables) if tables else self.schema.empty_table()
 
-    def iter_parts(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
-        """The committed parts one at a time, in shard order (only ``columns`` when given)."""
-        for shard in sorted(self.finished()):
-            table = self.read_part(shard)
-            yield table.select(columns) if columns else table
+    def iter_parts(self, columns: list[str] | None = None, version: int | None = None) -> Iterator[pa.Table]:
+        """The parts of the current view (or of ``version``) one at a time (only ``columns`` when given)."""
+        for part in self.current_parts(version):
+            yield self.read_path(part.path, columns)
 
     def parts_uri(self) -> str:
-        """The glob of the committed parts, for ``datasets.load_dataset("parquet", data_files=...)``."""
+        """The glob of the committed shards of an output without versions (rollouts, evaluation); an edit
+        output's current view is ``current_files()``."""
         return self.storage.uri(PARTS, "*.parquet")
 
     def write_images(self, table: pa.Table) -> None:
-        """Also write each edited image as ``images/<id>.png`` (several outputs: ``<id>-2.png``, ...)."""
+        """Also write each edited image as ``images/<id>.png`` (several outputs: ``<id>-2.png``, ...), in the
+        output's own ``images/`` when this is a version's work."""
+        work = WORK_URI.match(self.uri)
+        storage = Storage(work["output"], self.storage.storage_options) if work else self.storage
         columns = (table.column(name).to_pylist() for name in ("id", "edited_image", "edited_images"))
         for row_id, edited, several in zip(*columns, strict=True):
             for index, image in enumerate(several or ([edited] if edited is not None else [])):
-                self.storage.write_bytes(image["bytes"], output_name(image_key(row_id), index))
+                storage.write_bytes(image["bytes"], output_name(image_key(row_id), index))
 
 
 def image_key(row_id: str) -> str:
@@ -292,13 +363,3 @@ def image_key(row_id: str) -> str:
     readable = re.sub(r"[^A-Za-z0-9._-]", "_", row_id)[:64]
     digest = hashlib.blake2b(row_id.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
     return f"images/{readable}-{digest}.png"
-
-
-def merge_retried(previous: pa.Table, retried: pa.Table) -> pa.Table:
-    """A part with the rows of ``retried`` replacing the rows of the same id in ``previous``, order kept.
-
-    Only rows that are not ``ok`` are replaced: an ``ok`` row is never overwritten by a retry.
-    """
-    replacements = {row["id"]: row for row in retried.to_pylist()}
-    rows = [replacements.get(row["id"], row) if row["status"] != "ok" else row for row in previous.to_pylist()]
-    return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)

@@ -221,6 +221,16 @@ class Storage:
         path = self.path(*parts)
         return self._call("check", path, self.fs.exists, path)
 
+    def listing(self, *parts: str) -> list[dict[str, Any]]:
+        """The store's metadata of each object in a folder (name, size, ETag or mtime, ...), fresh, nothing read;
+        an empty list for a folder that does not exist."""
+        path = self.path(*parts)
+        self.fs.invalidate_cache(path)
+        try:
+            return self._call("list", path, functools.partial(self.fs.ls, detail=True), path)
+        except FileNotFoundError:
+            return []
+
     def glob(self, pattern: str) -> list[str]:
         """Full URIs of the matching objects, sorted (a stable order for sharding)."""
         path = self.path(pattern)
