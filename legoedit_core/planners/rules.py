@@ -22,6 +22,7 @@ from legoedit_core.bricks.cpu.colors import parse_color
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
 from legoedit_core.planners.constraints import parse_feedback
+from legoedit_core.planners.reading import Impossible, Reading, is_chatter, normalise, read_clause
 from legoedit_core.settings.planner import RulesSettings
 from legoedit_core.workflow import Workflow, parse_workflow, validate
 
@@ -128,6 +129,13 @@ class Graph:
     choices: list[Choice] = field(default_factory=list)
     output: str = ""
     instruction: str = ""  # as written: clauses are lower-cased, quoted words keep their case from here
+    reading: Reading = field(default_factory=lambda: Reading(""))  # the clause being planned: strength, slots
+
+    def scaled(self, key: str, options: Sequence[float], neutral: float = 0.0) -> float:
+        """A parameter chosen from ``options``, its distance from ``neutral`` scaled by the clause's strength words
+        ("a bit" less, "much" more)."""
+        value = self.choose(key, options)
+        return round(neutral + (value - neutral) * self.reading.strength, 3)
 
     @property
     def profile(self) -> str:
@@ -308,7 +316,7 @@ def _recolour(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
         target = " ".join(words[:split])
         colour = re.sub(r"^(?:to|into|in|a|an)\s+", "", " ".join(words[split:]))
         colour = colour.split(" or ")[0].strip()
-        if parse_color(colour) is None or _whole(target):
+        if parse_color(colour) is None or _whole(target) or target in _DETERMINERS:
             continue
         target = re.sub(r"^the colou?r of\s+", "", target)
         target = re.sub(r"\s+(?:to|into|in)$", "", target)
@@ -326,6 +334,7 @@ def _shades(colour: str) -> list[str]:
     return [colour, f"light {colour}", f"dark {colour}"]
 
 
+_DETERMINERS = frozenset({"the", "a", "an", "her", "his", "their", "its", "my", "your", "our", "this", "that"})
 _PLAIN_COLOURS = frozenset({"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "grey", "gray"})
 
 
@@ -349,7 +358,7 @@ def _swap(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 def _blur(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     target = match.group("target")
     if target is None or _whole(target):
-        node = graph.add("BLUR", "blur", image=image, radius=graph.choose("blur radius", [6, 4, 10]))
+        node = graph.add("BLUR", "blur", image=image, radius=graph.scaled("blur radius", [6, 4, 10]))
         return f"@{node}.image", "The whole image should be softer: BLUR."
     mask, found = graph.region(_clean(target), image)
     node = graph.add("BLUR", "blur", image=image, radius=graph.choose("region blur radius", [12, 8, 20]), mask=mask)
@@ -367,14 +376,13 @@ def _crop(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 def _adjust(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     clause = match.string
     factors = {name: value for pattern, name, value in ADJUSTMENTS if re.search(pattern, clause)}
-    strength = 1.8 if re.search(r"\b(?:a lot|much|very|significantly|way)\b", clause) else 1.0
-    strength *= graph.choose("adjust strength", [1.0, 0.6, 1.5])
+    strength = graph.reading.strength * graph.choose("adjust strength", [1.0, 0.6, 1.5])
     factors = {name: round(NEUTRAL.get(name, 1.0) + (value - NEUTRAL.get(name, 1.0)) * strength, 2)
                for name, value in factors.items()}
-    target = re.match(r"^(?:brighten|darken|lighten)\s+(?P<t>.+)$", clause)
+    target = re.match(r"^(?:brighten|darken|lighten)\s+(?P<t>.+?)(?:\s+(?:up|down|out))?$", clause)
     inputs: dict[str, Any] = dict(factors)
     where = "the whole image"
-    if target and not _whole(target.group("t")) and not re.search(r"\b(?:a lot|a bit|slightly)\b", target.group("t")):
+    if target and not _whole(target.group("t")):
         inputs["mask"], found = graph.region(_clean(target.group("t")), image)
         where = f"{_clean(target.group('t'))} ({found})"
     node = graph.add("ADJUST", "adjust", image=image, **inputs)
@@ -392,11 +400,34 @@ def _text(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     if match.group("noun") is None and not quoted and not words.isupper():
         # "write a poem" is not a text overlay; "write SALE" and "add 'Fresh'" are
         raise NotCovered("not a text overlay: name the words, text or caption, or quote what to write")
+    slots = graph.reading.slots
     where = (match.group("where") or "bottom").replace("-", " ")
-    position = TEXT_PLACES[where]
-    node = graph.add("TEXT", "text", image=image, prompt=words, position=position,
-                     size=graph.choose("text size", [0.1, 0.08, 0.14]))
-    return f"@{node}.image", f"The words {words!r} go at the {position.replace('-', ' ')}: TEXT draws them."
+    position = slots.get("position") or (TEXT_PLACES[where] if match.group("where") or "opacity" not in slots
+                                         else "center")  # a watermark with no place goes in the middle
+    size = float(slots["size"]) if "size" in slots else graph.choose("text size", [0.1, 0.08, 0.14])
+    opacity = float(slots.get("opacity", 1.0))
+    node = graph.add("TEXT", "text", image=image, prompt=words, position=position, size=size, opacity=opacity)
+    how = " tiled over the image" if position == "tiled" else f" at the {position.replace('-', ' ')}"
+    seen = f", {opacity:.0%} opaque" if opacity < 1 else ""
+    return f"@{node}.image", f"The words {words!r} go{how}{seen}: TEXT draws them."
+
+
+def _crop_shape(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    width, height = graph.size
+    if match.group("ratio") == "center":
+        aspect, keep = width / height, 0.7  # "the centre": the middle 70% of each side
+    else:
+        w, h = (int(n) for n in match.group("ratio").split(":"))
+        if w <= 0 or h <= 0:
+            raise NotCovered(f"{match.group('ratio')!r} is not an aspect ratio")
+        aspect, keep = w / h, 1.0
+    crop_w, crop_h = (width * keep, width * keep / aspect) if width / aspect <= height else (height * keep * aspect,
+                                                                                            height * keep)
+    crop_w, crop_h = round(min(crop_w, width)), round(min(crop_h, height))
+    x0, y0 = (width - crop_w) // 2, (height - crop_h) // 2
+    node = graph.add("CROP", "crop", image=image, bbox=[x0, y0, x0 + crop_w, y0 + crop_h])
+    what = "the centre" if match.group("ratio") == "center" else f"a {match.group('ratio')} frame"
+    return f"@{node}.image", f"Crop to {what} around the middle ({crop_w}x{crop_h}): CROP."
 
 
 def _skin(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
@@ -407,7 +438,8 @@ def _skin(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 
 
 def _denoise(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
-    node = graph.add("SMOOTH", "denoise", image=image, strength=graph.choose("denoise strength", [0.4, 0.25, 0.6]))
+    node = graph.add("SMOOTH", "denoise", image=image,
+                     strength=min(1.0, graph.scaled("denoise strength", [0.4, 0.25, 0.6])))
     return f"@{node}.image", "Less noise and grain: SMOOTH, which keeps edges."
 
 
@@ -431,7 +463,7 @@ def colour_in(text: str) -> str | None:
 
 
 def _sharpen(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
-    node = graph.add("SHARPEN", "sharpen", image=image, amount=graph.choose("sharpen amount", [1.0, 0.6, 1.5]))
+    node = graph.add("SHARPEN", "sharpen", image=image, amount=graph.scaled("sharpen amount", [1.0, 0.6, 1.5]))
     return f"@{node}.image", "Crisper detail: SHARPEN."
 
 
@@ -519,6 +551,7 @@ FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
                           r"(?P<target>.+)$"), _remove),
     ("blur", re.compile(r"^(?:blur|pixelate|obscure|anonymi[sz]e|soften)(?:\s+(?P<target>.+))?$"
                         r"|^make\s+(?P<target2>.+?)\s+(?:blurry|blurred|soft)$"), _blur),
+    ("crop to a shape", re.compile(r"^crop to aspect (?P<ratio>\d+:\d+|center)$"), _crop_shape),
     ("crop", re.compile(r"^(?:crop|cut)\s+(?:it\s+|the image\s+|the photo\s+|the picture\s+)?(?:down\s+)?"
                         r"(?:to|around|on|at)\s+(?P<target>.+)$"), _crop),
     ("brightness / contrast / saturation / warmth", re.compile(
@@ -546,12 +579,26 @@ _VERBS = ("make|turn|remove|erase|delete|change|replace|swap|add|insert|put|blur
 
 
 def split_clauses(instruction: str) -> list[str]:
-    """Lower-cased clauses of an instruction: split on ';', ', then', ' and then', ' then ', and sentence ends."""
-    text = instruction.strip().lower().rstrip(".!")
+    """Normalised clauses of an instruction (``reading.normalise``): split on ';', ', then', ' and then', ' then ',
+    sentence ends, and 'and' before a verb."""
+    text = normalise(instruction).rstrip(".!?")
     text = re.sub(r"^(?:please|can you|could you|i want you to|i'd like you to)\s+", "", text)
-    parts = re.split(r"\s*(?:;|\. |, and then |,? and then |, then | then |, also | and also )\s*", text)
+    parts = re.split(r"\s*(?:;|[.!?] |, and then |,? and then |, then | then |, also | and also )\s*", text)
     parts = [piece for part in parts for piece in re.split(rf",?\s+and\s+(?=(?:{_VERBS})\b)", part)]
     return [re.sub(r"^(?:please|also|and|then)\s+", "", p).strip(" ,") for p in parts if p.strip(" ,")]
+
+
+def read_clauses(instruction: str) -> list[Reading]:
+    """Each clause's reading (intent and slots as a canonical clause), without clauses that carry no edit ("it's
+    for our shop", "thanks") when others do. Raises Declined for a change no brick here can make."""
+    readings = []
+    for clause in split_clauses(instruction):
+        try:
+            readings.append(read_clause(clause))
+        except Impossible as error:
+            raise Declined(str(error)) from None
+    edits = [r for r in readings if not is_chatter(r.text)]
+    return edits or readings
 
 
 class RulesPlanner:
@@ -613,8 +660,9 @@ class RulesPlanner:
         """The graph (nodes, choices) and reasoning for an instruction; raise NotCovered as ``compile`` does."""
         graph = Graph(self.toolset, has_mask, size, self.settings, chooser or self.chooser, instruction=instruction)
         image, sentences = "@input.image", []
-        for clause in split_clauses(instruction):
-            image, sentence = self._clause(clause, graph, image)
+        for reading in read_clauses(instruction):
+            graph.reading = reading
+            image, sentence = self._clause(reading.text, graph, image)
             sentences.append(sentence)
         if not graph.nodes:
             raise NotCovered(f"the rules planner found nothing to do in {instruction!r}")
