@@ -179,8 +179,8 @@ def strength_of(clause: str) -> tuple[float, str]:
 # in from wherever in the sentence they were written; None lets the next reader try.
 
 TEXT_NOUNS = r"(?:text|watermark|caption|captions|writing|words|lettering|letters|logo text|subtitles|label)"
-COLOUR_FILLERS = frozenset({"soft", "nice", "plain", "solid", "pure", "bright", "a", "an", "the", "deeper", "rich", "to",
-                            "in", "into", "of", "and", "with", "on", "make", "paint", "colour", "background"})
+COLOUR_FILLERS = frozenset({"soft", "nice", "plain", "solid", "pure", "bright", "a", "an", "the", "deeper", "rich",
+                            "to", "in", "into", "of", "and", "with", "on", "make", "paint", "colour", "background"})
 _POSITIONS = {"top left": "top-left", "upper left": "top-left", "top right": "top-right", "upper right": "top-right",
               "bottom left": "bottom-left", "lower left": "bottom-left", "bottom right": "bottom-right",
               "lower right": "bottom-right", "top": "top", "bottom": "bottom", "center": "center", "middle": "center"}

@@ -22,6 +22,8 @@ from legoedit_core.bricks.cpu.colors import parse_color
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
 from legoedit_core.planners.constraints import parse_feedback
+from legoedit_core.planners.embeddings import Embeddings
+from legoedit_core.planners.exemplars import ExemplarRanker
 from legoedit_core.planners.reading import Impossible, Reading, is_chatter, normalise, read_clause
 from legoedit_core.settings.planner import RulesSettings
 from legoedit_core.workflow import Workflow, parse_workflow, validate
@@ -560,7 +562,8 @@ FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
     ("flip", re.compile(r"\b(?:flip|mirror)\b"), _flip),
     ("rotate", re.compile(r"\b(?:rotate|turn)\b.*\b(?:\d+|degrees|clockwise|counter-?clockwise|left|right"
                           r"|upside down)"), _rotate),
-    ("resize", re.compile(r"\b(?:resize|rescale|scale|downscale|upscale|shrink|enlarge)\b"), _resize),
+    ("resize", re.compile(r"\b(?:resize|rescale|scale|downscale|upscale|shrink|enlarge)\b"
+                          r"|\b\d+\s*(?:px|pixels)\s*(?:wide|tall|high)\b"), _resize),
     ("text overlay", re.compile(
         rf"^(?P<verb>add|write|put|place|insert|overlay|print|stamp)\s+(?:(?:the|a|an)\s+)?"
         rf"(?:(?P<noun>{_TEXT_NOUNS})\s+(?:saying\s+|that says\s+|reading\s+)?)?(?P<words>.+?)"
@@ -614,12 +617,21 @@ class RulesPlanner:
     name = "rules"
 
     def __init__(self, toolset: Toolset, feedback: Sequence[str] = (), settings: RulesSettings | None = None,
-                 chooser: Chooser | None = None, temperature: float = 0.0) -> None:
+                 chooser: Chooser | None = None, temperature: float = 0.0,
+                 ranker: ExemplarRanker | None = None) -> None:
         self.toolset = toolset
         self.feedback = list(feedback)
         self.settings = settings or RulesSettings()
         self.chooser = chooser or Preferred()
         self.temperature = temperature
+        self._ranker = ranker
+
+    @property
+    def ranker(self) -> ExemplarRanker | None:
+        """The exemplar ranker (made on first use, so a planner that never needs it loads no model)."""
+        if self._ranker is None and self.settings.understanding == "embeddings":
+            self._ranker = ExemplarRanker(Embeddings(encoder="numpy"), threshold=self.settings.exemplar_threshold)
+        return self._ranker
 
     def chooser_for(self, request: PlanRequest) -> Chooser:
         """At temperature 0 the planner's chooser; above it, a ``Sampled`` chooser seeded with the request's seed."""
@@ -673,7 +685,7 @@ class RulesPlanner:
         graph.output = image
         return graph, " ".join(sentences)
 
-    def _clause(self, clause: str, graph: Graph, image: str) -> tuple[str, str]:
+    def _clause(self, clause: str, graph: Graph, image: str, exemplars: bool = True) -> tuple[str, str]:
         reasons = []
         for name, pattern, rule in FAMILIES:
             match = pattern.search(clause)
@@ -687,6 +699,15 @@ class RulesPlanner:
             except NotCovered as error:
                 del graph.nodes[before:], graph.choices[chosen:]
                 reasons.append(f"{name}: {error}")
+        if exemplars and self.ranker is not None:
+            match = self.ranker.rank([clause])[0]
+            if match.confident and match.canonical is None:
+                raise Declined(f"{clause!r} reads as {match.intent} (nearest example: {match.exemplar!r}, similarity "
+                               f"{match.similarity:.2f}), which the rules planner does not do on this profile")
+            if match.confident and match.canonical is not None:
+                image, sentence = self._clause(match.canonical, graph, image, exemplars=False)
+                return image, (f"{clause!r} reads like {match.exemplar!r} (similarity {match.similarity:.2f}), "
+                               f"that is {match.canonical!r}. {sentence}")
         if why_not(self.toolset, "EDIT") is None:
             node = graph.add("EDIT", "edit", image=image, prompt=clause)
             return f"@{node}.image", f"No specific brick fits {clause!r}: EDIT applies it to the whole image."
