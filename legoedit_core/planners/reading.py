@@ -84,7 +84,7 @@ IMPOSSIBLE: list[tuple[str, re.Pattern[str]]] = [
         r"\b(?:smile|smiling|frown|frowning|grin|laugh|wink|cry|crying|pout|angry|happy|sad|surprised|"
         r"expression|mouth open)\b|\b(?:open|close|shut)\b.*\beyes?\b")),
     ("adding something that is not in the photo", re.compile(
-        r"^(?:add|insert|put|place|give|include|draw|paint in)\s+(?!(?:\w+ ){0,3}(?:border|frame|margin|padding|"
+        r"^(?:add|insert|put|place|give|include|draw|paint in)\s+(?!(?:\w+ ){0,5}(?:border|frame|margin|padding|"
         r"text|words?|caption|title|label|watermark|headline|line|slogan|copyright|stamp|sign|background|backdrop)"
         r"\b)(?!['\"“‘A-Z])(?!(?:it|this|the (?:image|photo|picture)|them) )(?!more\b|some (?:more )?"
         r"(?:contrast|saturation|warmth|brightness|sharpness|blur)\b)")),
