@@ -77,7 +77,16 @@ class NumpyMiniLM:
         flat = x.reshape(-1, x.shape[-1]) @ self.weights[f"{name}.weight"] + self.weights[f"{name}.bias"]
         return flat.reshape(*x.shape[:-1], -1)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], chunk: int = 256) -> np.ndarray:
+        """Unit-length embeddings, computed in chunks of similar length (little padding)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.weights["embeddings.LayerNorm.weight"].shape[0]), np.float32)
+        for start in range(0, len(order), chunk):
+            picked = order[start : start + chunk]
+            vectors[picked] = self._embed([texts[i] for i in picked])
+        return vectors
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
         from scipy.special import erf
 
         encoded = self.tokenizer.encode_batch(list(texts))

@@ -11,6 +11,7 @@ can make (head pose, expressions, added objects, materials) are an ``Impossible`
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -113,6 +114,7 @@ class Impossible(ValueError):
     """A change no brick of this planner can make; the message says which kind."""
 
 
+@functools.lru_cache(maxsize=4096)
 def _correct(word: str) -> str:
     if len(word) < 4 or word in VOCABULARY or word in COMMON or not word.isalpha():
         return word
