@@ -13,6 +13,7 @@ from legoedit_core.bricks.cpu.referring import face_boxes, find_skin
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.data.images import read_image
 from legoedit_core.executor import EditItem, Executor
+from legoedit_core.judge import quality
 from legoedit_core.planners.base import PlanRequest
 from legoedit_core.planners.rules import RulesPlanner
 
@@ -92,3 +93,55 @@ def test_a_centred_watermark_sits_in_the_middle(cpu_toolset):
     inked = edit(cpu_toolset, image, "Add a SAMPLE watermark in the centre").max(axis=2) > 20
     rows, cols = np.nonzero(inked)
     assert abs(rows.mean() - 100) < 10 and abs(cols.mean() - 150) < 15
+
+
+PHOTOS = {"portrait": "astronaut", "animal": "chelsea", "landscape": "rocket"}
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    return {kind: read_image(EXAMPLES / f"{name}.jpg") for kind, name in PHOTOS.items()}
+
+
+def run_brick(toolset: Toolset, brick: str, **inputs) -> np.ndarray:
+    result = toolset.backend(brick).run_batch([inputs], [0])[0]
+    assert isinstance(result, dict), result
+    return result["image"]
+
+
+def noisy(image: np.ndarray, sigma: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.clip(np.rint(image + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", PHOTOS)
+@pytest.mark.parametrize("style", ["pencil sketch", "colour pencil", "cartoon", "watercolor", "oil painting",
+                                   "stylize"])
+def test_styles_keep_edges_and_faces_without_dark_blotches(cpu_toolset, photos, kind, style):
+    source = photos[kind]
+    styled = run_brick(cpu_toolset, "STYLE", image=source, prompt=style, mask=None)
+    assert not np.array_equal(styled, source)
+    assert quality.edge_preservation(source, styled) >= 0.6
+    assert quality.new_dark_blobs(source, styled) <= 0.01
+    if kind == "portrait":
+        (x0, y0, x1, y1), = face_boxes(source)
+        found = [box for box in face_boxes(styled) if box[0] < x1 and x0 < box[2] and box[1] < y1 and y0 < box[3]]
+        assert found, f"{style}: the face is no longer recognisable"
+
+
+@pytest.mark.parametrize("kind", PHOTOS)
+def test_sharpen_crisps_edges_without_halos_or_grain(cpu_toolset, photos, kind):
+    source = noisy(photos[kind], 6)  # a scan's grain
+    sharp = run_brick(cpu_toolset, "SHARPEN", image=source, amount=1.0, mask=None)
+    assert quality.edge_contrast_gain(source, sharp) >= 1.05
+    assert quality.halo_fraction(source, sharp) <= 0.005
+    assert quality.flat_noise_gain(source, sharp) <= 1.2
+
+
+@pytest.mark.parametrize("kind", PHOTOS)
+def test_denoise_removes_noise_and_keeps_texture(cpu_toolset, photos, kind):
+    clean = photos[kind]
+    grainy = noisy(clean, 12)
+    denoised = run_brick(cpu_toolset, "SMOOTH", image=grainy, strength=0.4, mask=None)
+    assert quality.psnr(clean, denoised) >= quality.psnr(clean, grainy) + 3.0
+    assert quality.texture_kept(clean, denoised) >= 0.8
