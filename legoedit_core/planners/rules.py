@@ -25,6 +25,7 @@ from legoedit_core.planners.constraints import parse_feedback
 from legoedit_core.planners.embeddings import Embeddings
 from legoedit_core.planners.exemplars import ExemplarRanker
 from legoedit_core.planners.reading import Impossible, Reading, is_chatter, normalise, read_clause
+from legoedit_core.planners.replan import CRITIQUE
 from legoedit_core.settings.planner import RulesSettings
 from legoedit_core.workflow import Workflow, parse_workflow, validate
 
@@ -107,6 +108,18 @@ class Sampled:
         sharpness = max(0.0, 1.0 / self.temperature - 1.0)
         weights = [(index + 1) ** -sharpness for index in range(len(options))]
         return self.random.choices(list(options), weights)[0]
+
+
+class Alternative:
+    """The chooser of a re-plan after a rejected edit: the ``rank``-th alternative at every choice point (the last
+    where there are fewer), so each verify round tries a different eraser, strength, shade ... instead of the
+    plan that was just rejected."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def choose(self, key: str, options: Sequence[T]) -> T:
+        return options[min(self.rank, len(options) - 1)]
 
 
 @dataclass(frozen=True)
@@ -634,8 +647,12 @@ class RulesPlanner:
         return self._ranker
 
     def chooser_for(self, request: PlanRequest) -> Chooser:
-        """At temperature 0 the planner's chooser; above it, a ``Sampled`` chooser seeded with the request's seed."""
-        return Sampled(request.seed, self.temperature) if self.temperature > 0 else self.chooser
+        """At temperature 0 the planner's chooser, or after n critiques of rejected edits (``replan``) the n-th
+        alternatives; above 0, a ``Sampled`` chooser seeded with the request's seed."""
+        if self.temperature > 0:
+            return Sampled(request.seed, self.temperature)
+        critiques = sum(1 for line in request.feedback if line.startswith(CRITIQUE))
+        return Alternative(critiques) if critiques else self.chooser
 
     def plan_batch(self, requests: list[PlanRequest]) -> list[PlanResult]:
         return [self.plan(request) for request in requests]
