@@ -114,3 +114,38 @@ def test_exemplar_ranking_understands_and_declines(cpu_toolset):
     assert not better.ok and "vague" in better.error
     lexical = RulesPlanner(cpu_toolset, settings=RulesSettings(understanding="lexical"))
     assert not lexical.plan(PlanRequest("c", image, "needs more punch")).ok
+
+
+@pytest.mark.parametrize(("instruction", "tools", "literals"), [
+    ("remove the watermark from the bottom right", ["RES", "INPAINT"], {"prompt": "text at the bottom right"}),
+    ("could you do a black-and-white conversion?", ["GRAYSCALE"], {}),
+    ("make it 20% smaller", ["RESIZE"], {"width": 160}),
+    ("Increase saturation slightly", ["ADJUST"], {"saturation": 1.14}),
+    ("give me a square version, cropped", ["CROP"], {"bbox": [50, 0, 150, 100]}),
+])
+def test_unseen_wordings(cpu_toolset, instruction, tools, literals):
+    result = _plan(cpu_toolset, instruction)
+    assert result.ok, result.error
+    assert result.workflow.tools() == tools
+    assert literals.items() <= _literals(result).items()
+
+
+@pytest.mark.parametrize(("instruction", "declined"), [
+    ("sharpen her eyes", "cannot locate 'eyes'"),  # not the whole image instead
+    ("remove the dog behind her", "cannot locate"),  # a relation the classical finder cannot honour
+    ("change the weather to sunny", "does not cover 'change the weather to sunny'"),  # not "sweater"
+])
+def test_targets_and_relations_are_not_dropped(cpu_toolset, instruction, declined):
+    result = _plan(cpu_toolset, instruction)
+    assert not result.ok and declined in result.error
+
+
+def test_the_classical_finder_keeps_the_side_of_the_frame_it_is_told():
+    from legoedit_core.bricks.cpu.referring import in_place
+
+    selected = np.zeros((40, 80), bool)
+    selected[5:15, 5:15] = selected[25:35, 60:70] = True  # one blob top left, one bottom right
+    assert in_place(selected, ["text", "bottom", "right"])[30, 65]
+    assert not in_place(selected, ["text", "bottom", "right"])[10, 10]
+    assert in_place(selected, ["person", "left"]).sum() == 100
+    assert np.array_equal(in_place(selected, ["text"]), selected)

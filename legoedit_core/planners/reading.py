@@ -21,7 +21,8 @@ SHORTHANDS = {
     r"\bbg\b": "background", r"\bb\s*/\s*w\b": "black and white", r"\bb\s*&\s*w\b": "black and white",
     r"\bpl[sz]\b": "please", r"\bur\b": "your", r"\bpics?\b": "picture", r"\bimg\b": "image", r"\blil\b": "little",
     r"\bw/": "with ", r"->": " to ", r"\bcolors\b": "colours", r"\bcolor\b": "colour", r"\bgray\b": "grey",
-    r"\bcentre\b": "center", r"\bblonde\b": "blond", r"\bwatercolor\b": "watercolour", r"\s&\s": " and ",
+    r"(?<=[a-z])-(?=[a-z])": " ", r"\bcentre\b": "center", r"\bblonde\b": "blond", r"\bwatercolor\b": "watercolour",
+    r"\s&\s": " and ",
 }
 
 
@@ -43,7 +44,8 @@ clockwise
 COMMON = _words("""
 back brand blank block track trace stack blue blues shirt short shot sharp share shape shade bright right
 light night sight tight fight might brick bride broke brake crap drop crow grow grew grey great green greet
-greed remote remain reduce rotate relate create curate rack lack black slack slick stick bring brings
+greed remote remain reduce rotate relate create curate rack lack black slack slick stick bring brings weather
+whiten lighter sweeter vertical horizontal letter better matter batter
 """)
 POLITE = re.compile(
     r"^(?:(?:hey|hi|hello)\b(?: team| there)?\W*\s*)?(?:(?:please|kindly|ok|okay|so)\s+)*"
@@ -87,7 +89,7 @@ IMPOSSIBLE: list[tuple[str, re.Pattern[str]]] = [
     ("adding something that is not in the photo", re.compile(
         r"^(?:add|insert|put|place|give|include|draw|paint in)\s+(?!(?:\w+ ){0,5}(?:border|frame|margin|padding|"
         r"text|words?|caption|title|label|watermark|headline|line|slogan|copyright|stamp|sign|background|backdrop)"
-        r"\b)(?!['\"“‘A-Z])(?!(?:it|this|the (?:image|photo|picture)|them) )(?!more\b|some (?:more )?"
+        r"\b)(?!['\"“‘A-Z])(?!(?:it|this|the (?:image|photo|picture)|them|me|us) )(?!more\b|some (?:more )?"
         r"(?:contrast|saturation|warmth|brightness|sharpness|blur)\b)")),
     ("a named artist's or studio's style (needs a generative model)", re.compile(
         r"\b(?:van gogh|picasso|monet|pixar|disney|ghibli|dali|rembrandt|warhol|simpsons)\b")),
@@ -95,8 +97,9 @@ IMPOSSIBLE: list[tuple[str, re.Pattern[str]]] = [
         r"\b(?:leather|metal(?:lic)?|chrome|wood(?:en)?|marble|glass|velvet|denim|silk(?:y)?|plastic|stone|"
         r"concrete|fabric|furry|golden metal)\b")),
     ("a change of age, size or shape of the subject", re.compile(
-        r"\b(?:younger|older|taller|shorter|thinner|slimmer|fatter|bigger|smaller|larger|wider|hairstyle|haircut|"
-        r"teeth|wrinkles?|makeup|muscles?)\b")),
+        r"\b(?:younger|older|taller|shorter|thinner|slimmer|fatter|hairstyle|haircut|teeth|wrinkles?|makeup|"
+        r"muscles?)\b|^(?!(?:make|scale|resize|get) (?:it|this|the (?:image|photo|picture))\b)(?!.*\d\s*(?:%|px|"
+        r"pixels)).*\b(?:bigger|smaller|larger|wider)\b")),
     ("outpainting (showing more than the photo holds)", re.compile(r"\bshow more\b|\bzoom out\b|\bextend the\b")),
 ]
 
@@ -118,7 +121,7 @@ class Impossible(ValueError):
 def _correct(word: str) -> str:
     if len(word) < 4 or word in VOCABULARY or word in COMMON or not word.isalpha():
         return word
-    close = difflib.get_close_matches(word, VOCABULARY, n=1, cutoff=0.84)
+    close = difflib.get_close_matches(word, VOCABULARY, n=1, cutoff=0.87)
     return close[0] if close else word
 
 
@@ -180,7 +183,10 @@ def strength_of(clause: str) -> tuple[float, str]:
 # Each reader looks for one intent's cue and, when it finds it, returns the canonical clause with its slots filled
 # in from wherever in the sentence they were written; None lets the next reader try.
 
-TEXT_NOUNS = r"(?:text|watermark|caption|captions|writing|words|lettering|letters|logo text|subtitles|label)"
+TEXT_NOUNS = (r"(?:text|watermark|caption|captions|writing|words|lettering|letters|logo text|subtitles|label|"
+              r"date stamp|timestamp|time stamp)")
+_SIDE = re.compile(r"\b(?:(?:at|in|on|from|along) (?:the )?)?((?:top|bottom|upper|lower)(?:[- ](?:left|right))?"
+                   r"|left|right)(?: (?:corner|edge|side|half))?\b")
 COLOUR_FILLERS = frozenset({"soft", "nice", "plain", "solid", "pure", "bright", "a", "an", "the", "deeper", "rich",
                             "to", "in", "into", "of", "and", "with", "on", "make", "paint", "colour", "background"})
 _POSITIONS = {"top left": "top-left", "upper left": "top-left", "top right": "top-right", "upper right": "top-right",
@@ -203,7 +209,8 @@ def colour_in(text: str) -> tuple[str, int] | None:
 
 
 def _background(clause: str) -> str | None:
-    behind = re.search(r"\b(?:everything |what'?s |the area )?behind (?:the |her |him |them |it )?\w+", clause)
+    behind = re.search(r"\b(?:everything|what'?s|what is|the (?:area|space|scene)|all) behind\b"
+                       r"|^(?:blur|defocus|soften)\s+behind\b", clause)  # not "the dog behind her"
     isolate = re.match(r"(?:isolate|cut out|extract)\b", clause)
     if not (re.search(r"\b(?:background|backdrop)\b", clause) or behind or isolate or "transparent" in clause):
         return None
@@ -230,9 +237,10 @@ def _black_and_white(clause: str) -> str | None:
     if not cue:
         return None
     before = clause[: cue.start()]
-    target = re.sub(r"^(?:make|turn|convert|render|change|put|have|get|set)\b\s*", "", before.strip())
+    target = re.sub(r"^(?:make|turn|convert|render|change|put|have|get|set|do|give me|create|produce)\b\s*", "",
+                    before.strip())
     target = re.sub(r"\b(?:to|into|in|a|an|version of|the version)\s*$", "", target).strip()
-    if not target or re.fullmatch(WHOLE_WORDS, target) or target in ("version", "a version", "this", "photo"):
+    if not target or re.fullmatch(WHOLE_WORDS, target) or target in ("a", "version", "a version", "this", "photo"):
         return "make it black and white"
     return f"make {target} black and white"
 
@@ -242,7 +250,8 @@ def _remove_text(clause: str) -> str | None:
         return None
     if re.search(r"\b(?:remove|erase|delete|get rid of|clean|take (?:off|out|away)|without|strip|no|lose|drop)\b",
                  clause):
-        return "remove the text"
+        side = _SIDE.search(clause)
+        return f"remove the text at the {side.group(1).replace('-', ' ')}" if side else "remove the text"
     return None
 
 
@@ -301,6 +310,9 @@ def _text_overlay(clause: str) -> tuple[str, dict[str, str]] | None:
 def _recolour(clause: str) -> str | None:
     if re.search(rf"\b(?:background|backdrop|border|frame|{TEXT_NOUNS})\b", clause):
         return None
+    if re.match(r"(?:remove|erase|delete|blur|crop|add|sharpen|rotate|flip|mirror|resize|write|put|place|insert|"
+                r"get rid of|whiten|brighten|darken)\b", clause):
+        return None  # another edit that happens to name a colour ("remove red eye")
     found = colour_in(clause)
     if found is None:
         return None

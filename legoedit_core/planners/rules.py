@@ -48,21 +48,22 @@ STYLES: dict[str, str] = {
 }
 ENVIRONMENTS = ("snowy", "snow", "winter", "rainy", "rain", "night", "nighttime", "sunset", "sunrise", "dawn", "dusk",
                 "autumn", "fall", "summer", "spring", "foggy", "fog", "golden hour", "daytime", "stormy")
+_UP = r"(?:increase|raise|boost|bump up|turn up|crank up|push|more|higher|add(?: more)?|up) (?:the |some )?"
+_DOWN = r"(?:decrease|reduce|lower|tone down|turn down|less|cut|drop) (?:the |some )?"
 ADJUSTMENTS: list[tuple[str, str, float]] = [
-    (r"\b(?:brighten|brighter|lighten|lighter|more light|too dark|increase (?:the )?brightness)\b", "brightness", 1.3),
-    (r"\b(?:darken|darker|dimmer|too bright|reduce (?:the )?brightness|decrease (?:the )?brightness)\b",
-     "brightness", 0.75),
-    (r"\b(?:more contrast|increase (?:the )?contrast|higher contrast|boost (?:the )?contrast|punchier)\b",
-     "contrast", 1.3),
-    (r"\b(?:less contrast|reduce (?:the )?contrast|lower contrast|decrease (?:the )?contrast|softer)\b",
-     "contrast", 0.75),
-    (r"\b(?:more vivid|vivid|vibrant|more saturated|saturate|more colou?rful|boost (?:the )?colou?rs?)\b",
-     "saturation", 1.4),
-    (r"\b(?:less saturated|desaturate|muted|washed out|less colou?rful)\b", "saturation", 0.6),
-    (r"\b(?:warmer|warm (?:it )?up|warm(?:er)? (?:tones?|colou?rs?|light|look)|more warmth|less cold)\b",
+    (rf"\b(?:brighten|brighter|lighten|lighter|more light|too dark|{_UP}(?:brightness|exposure))\b", "brightness",
+     1.3),
+    (rf"\b(?:darken|darker|dimmer|too bright|{_DOWN}(?:brightness|exposure))\b", "brightness", 0.75),
+    (rf"\b(?:higher contrast|punchier|{_UP}contrast)\b", "contrast", 1.3),
+    (rf"\b(?:lower contrast|softer|{_DOWN}contrast)\b", "contrast", 0.75),
+    (rf"\b(?:more vivid|vivid|vibrant|more saturated|saturate|more colou?rful|{_UP}(?:saturation|vibrance|"
+     rf"colou?rs?))\b", "saturation", 1.4),
+    (rf"\b(?:less saturated|desaturate|muted|washed out|less colou?rful|{_DOWN}(?:saturation|vibrance))\b",
+     "saturation", 0.6),
+    (rf"\b(?:warmer|warm (?:it )?up|warm(?:er)? (?:tones?|colou?rs?|light|look)|less cold|{_UP}warmth)\b",
      "temperature", 0.4),
-    (r"\b(?:cooler|colder|cool (?:it )?down|cool(?:er)? (?:tones?|colou?rs?|light|look)|less warm)\b",
-     "temperature", -0.4),
+    (rf"\b(?:cooler|colder|cool (?:it )?down|cool(?:er)? (?:tones?|colou?rs?|light|look)|less warm|{_DOWN}"
+     rf"warmth)\b", "temperature", -0.4),
 ]
 NEUTRAL = {"temperature": 0.0}  # an adjustment's "no change" value; 1 for the factors
 
@@ -478,8 +479,18 @@ def colour_in(text: str) -> str | None:
 
 
 def _sharpen(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
-    node = graph.add("SHARPEN", "sharpen", image=image, amount=graph.scaled("sharpen amount", [1.0, 0.6, 1.5]))
+    amount = graph.scaled("sharpen amount", [1.0, 0.6, 1.5])
+    target = re.match(r"^sharpen\s+(?P<t>.+?)(?:\s+up)?$", match.string)
+    if target and not _whole(target.group("t")) and _clean(target.group("t")) not in _WHOLE_DETAIL:
+        mask, found = graph.region(_clean(target.group("t")), image)
+        node = graph.add("SHARPEN", "sharpen", image=image, amount=amount, mask=mask)
+        return f"@{node}.image", f"Crisper {_clean(target.group('t'))}: {found}, SHARPEN inside it."
+    node = graph.add("SHARPEN", "sharpen", image=image, amount=amount)
     return f"@{node}.image", "Crisper detail: SHARPEN."
+
+
+_WHOLE_DETAIL = frozenset({"details", "detail", "edges", "it up", "the details", "focus", "everything", "image",
+                           "photo", "picture", "textures", "texture"})
 
 
 def _flip(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
@@ -503,8 +514,10 @@ def _resize(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     inputs: dict[str, float]
     if both := re.search(r"(\d+)\s*[x×*]\s*(\d+)", clause):
         inputs = {"width": float(both.group(1)), "height": float(both.group(2))}
-    elif percent := re.search(r"(\d+(?:\.\d+)?)\s*%", clause):
-        inputs = {"width": round(width * float(percent.group(1)) / 100)}
+    elif percent := re.search(r"(\d+(?:\.\d+)?)\s*%(?:\s*(?P<way>smaller|bigger|larger))?", clause):
+        share = float(percent.group(1))
+        share = {"smaller": 100 - share, "bigger": 100 + share, "larger": 100 + share}.get(percent["way"], share)
+        inputs = {"width": round(width * share / 100)}
     elif re.search(r"\bhalf\b", clause):
         inputs = {"width": round(width / 2)}
     elif re.search(r"\b(?:double|twice)\b", clause):
@@ -576,7 +589,8 @@ FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
     ("rotate", re.compile(r"\b(?:rotate|turn)\b.*\b(?:\d+|degrees|clockwise|counter-?clockwise|left|right"
                           r"|upside down)"), _rotate),
     ("resize", re.compile(r"\b(?:resize|rescale|scale|downscale|upscale|shrink|enlarge)\b"
-                          r"|\b\d+\s*(?:px|pixels)\s*(?:wide|tall|high)\b"), _resize),
+                          r"|\b\d+\s*(?:px|pixels)\s*(?:wide|tall|high)\b|\d\s*%\s*(?:smaller|bigger|larger)\b"),
+     _resize),
     ("text overlay", re.compile(
         rf"^(?P<verb>add|write|put|place|insert|overlay|print|stamp)\s+(?:(?:the|a|an)\s+)?"
         rf"(?:(?P<noun>{_TEXT_NOUNS})\s+(?:saying\s+|that says\s+|reading\s+)?)?(?P<words>.+?)"
