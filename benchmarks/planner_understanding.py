@@ -128,7 +128,7 @@ def main() -> None:
     print(f"accepted plans on doable: {len(good)}/{len(doable)} = {len(good) / len(doable):.1%}")
     print(f"correct declines: {sum(not plan.ok for _, plan in declines)}/{len(declines)}")
     print(f"wrong edits: {len(wrong)}")
-    ranked = len(planner.ranker._cache) if planner.ranker is not None else 0
+    ranked = planner.ranker.remembered if planner.ranker is not None else 0
     print(f"planning {args.count} instructions: {seconds:.2f} s wall, {cpu:.2f} s CPU "
           f"({1000 * seconds / args.count:.2f} ms each; {ranked} distinct clauses ranked against exemplars, "
           "the model load and the exemplars' embedding included)")

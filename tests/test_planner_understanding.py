@@ -149,3 +149,22 @@ def test_the_classical_finder_keeps_the_side_of_the_frame_it_is_told():
     assert not in_place(selected, ["text", "bottom", "right"])[10, 10]
     assert in_place(selected, ["person", "left"]).sum() == 100
     assert np.array_equal(in_place(selected, ["text"]), selected)
+
+
+def test_one_ranker_serves_concurrent_planners(cpu_toolset):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ranker = ExemplarRanker(Embeddings(encoder="numpy"), cache_size=3)  # small: the cache is cleared under load
+    planner = RulesPlanner(cpu_toolset, ranker=ranker)
+    image = np.zeros((32, 32, 3), np.uint8)
+    wordings = ["needs more punch", "make the colours really pop", "too grainy", "make it look better",
+                "enhance the details", "cartoonify"] * 4
+    alone = [RulesPlanner(cpu_toolset, ranker=ExemplarRanker(Embeddings(encoder="numpy"))).plan(
+        PlanRequest(str(i), image, text)) for i, text in enumerate(wordings[:6])]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda item: planner.plan(PlanRequest(str(item[0]), image, item[1])),
+                                 enumerate(wordings)))
+    for index, result in enumerate(together):
+        expected = alone[index % 6]
+        assert (result.ok, result.error) == (expected.ok, expected.error)
+        assert result.workflow == expected.workflow

@@ -10,6 +10,7 @@ different intent, is not understood.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -103,7 +104,10 @@ class Match:
 
 
 class ExemplarRanker:
-    """Ranks clauses against ``EXEMPLARS`` with an embedding model (lazily embedded, remembered per clause)."""
+    """Ranks clauses against ``EXEMPLARS`` with an embedding model (lazily embedded, remembered per clause).
+
+    One ranker serves every thread that plans with its planner (the flow's task threads): its lock makes the
+    exemplars be embedded once and keeps the remembered matches consistent."""
 
     def __init__(self, embedder: Embedder, threshold: float = 0.62, margin: float = 0.04,
                  cache_size: int = 10_000) -> None:
@@ -113,23 +117,26 @@ class ExemplarRanker:
         self._vectors: np.ndarray | None = None
         self._cache: dict[str, Match] = {}
         self.cache_size = cache_size
+        self._lock = threading.Lock()
 
     @property
-    def vectors(self) -> np.ndarray:
-        if self._vectors is None:
-            self._vectors = self.embedder.embed([phrase for _, phrase in self.phrasings])
-        return self._vectors
+    def remembered(self) -> int:
+        """How many distinct clauses have been ranked (and are remembered)."""
+        return len(self._cache)
 
     def rank(self, clauses: Sequence[str]) -> list[Match]:
         """The nearest intent of each clause (one embedding call for the clauses not seen before)."""
-        new = [c for c in dict.fromkeys(clauses) if c not in self._cache]
-        if new:
-            similarities = self.embedder.embed(new) @ self.vectors.T
-            if len(self._cache) + len(new) > self.cache_size:
-                self._cache.clear()
-            for clause, row in zip(new, similarities, strict=True):
-                self._cache[clause] = self._match(row)
-        return [self._cache[c] for c in clauses]
+        with self._lock:
+            if self._vectors is None:
+                self._vectors = self.embedder.embed([phrase for _, phrase in self.phrasings])
+            new = [c for c in dict.fromkeys(clauses) if c not in self._cache]
+            if new:
+                similarities = self.embedder.embed(new) @ self._vectors.T
+                if len(self._cache) + len(new) > self.cache_size:
+                    self._cache.clear()
+                for clause, row in zip(new, similarities, strict=True):
+                    self._cache[clause] = self._match(row)
+            return [self._cache[c] for c in clauses]
 
     def _match(self, row: np.ndarray) -> Match:
         order = np.argsort(-row)

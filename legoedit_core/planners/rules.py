@@ -112,15 +112,15 @@ class Sampled:
 
 
 class Alternative:
-    """The chooser of a re-plan after a rejected edit: the ``rank``-th alternative at every choice point (the last
-    where there are fewer), so each verify round tries a different eraser, strength, shade ... instead of the
-    plan that was just rejected."""
+    """The chooser of a re-plan after ``rank`` rejected edits: the options from the last one backwards (the last is
+    mostly the stronger setting: a larger adjustment, blur radius or text, the other eraser), so each verify round
+    tries a different plan instead of the one just rejected."""
 
     def __init__(self, rank: int) -> None:
         self.rank = rank
 
     def choose(self, key: str, options: Sequence[T]) -> T:
-        return options[min(self.rank, len(options) - 1)]
+        return options[(len(options) - self.rank) % len(options)]
 
 
 @dataclass(frozen=True)
@@ -661,8 +661,8 @@ class RulesPlanner:
         return self._ranker
 
     def chooser_for(self, request: PlanRequest) -> Chooser:
-        """At temperature 0 the planner's chooser, or after n critiques of rejected edits (``replan``) the n-th
-        alternatives; above 0, a ``Sampled`` chooser seeded with the request's seed."""
+        """At temperature 0 the planner's chooser, or after critiques of rejected edits (``replan``) an
+        ``Alternative``; above 0, a ``Sampled`` chooser seeded with the request's seed."""
         if self.temperature > 0:
             return Sampled(request.seed, self.temperature)
         critiques = sum(1 for line in request.feedback if line.startswith(CRITIQUE))
