@@ -81,7 +81,7 @@ IMPOSSIBLE: list[tuple[str, re.Pattern[str]]] = [
     ("a pose change (moving a head, a limb or a body)", re.compile(
         rf"\b(?:turn|rotate|tilt|move|raise|lift|lower|bend|cross|point|fold|twist|nod|shift)\b.*\b{_BODY}\b"
         rf"|\b(?:sit|stand|kneel|jump|dance|lie) (?:down|up)\b|\b(?:make|have|let) \S+(?: \S+)? "
-        rf"(?:sit|stand|kneel|jump|wave|dance|walk|run|face|turn)\b|\blook(?:ing)? (?:to|towards|at|"
+        rf"(?:sit|stand|kneel|jump|wave|dance|walk|run)\b|\blook(?:ing)? (?:to|towards|at|"
         rf"away|left|right|up|down)\b|\bface (?:the camera|left|right|forward)\b")),
     ("an expression change", re.compile(
         r"\b(?:smile|smiling|frown|frowning|grin|laugh|wink|cry|crying|pout|angry|happy|sad|surprised|"

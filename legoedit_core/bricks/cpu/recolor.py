@@ -58,7 +58,7 @@ def named_thing(image: np.ndarray, region: np.ndarray, seed: int) -> np.ndarray:
     distance = np.hypot(chroma[:, 0], chroma[:, 1])
     spread = float(np.percentile(distance[labels.ravel() == dominant], 90))
     near = np.zeros(region.shape, bool)
-    near[region] = distance <= max(22.0, 1.5 * spread)  # CIELAB chroma: skin vs an orange suit is ~45
+    near[region] = distance <= max(30.0, 1.5 * spread)  # CIELAB chroma: skin vs an orange suit is ~45
     near = cleanup(near, radius=2)
     return near if near.sum() >= 0.2 * region.sum() else region
 
