@@ -368,6 +368,7 @@ def in_place(selected: np.ndarray, words: list[str]) -> np.ndarray:
 
 class ClassicalReferring(PerItemBackend):
     brick, name = "RES", "classical"
+    version = "2"  # keeps the side of the frame it is told (results differ from 1)
 
     @classmethod
     def understands(cls, prompt: str) -> bool:

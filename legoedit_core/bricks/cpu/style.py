@@ -139,6 +139,7 @@ def choose_style(prompt: str) -> Filter:
 
 class NprStyle(PerItemBackend):
     brick, name = "STYLE", "opencv-npr"
+    version = "2"  # dodge pencil, k-means cartoon, oil without posterising (results differ from 1)
 
     @classmethod
     def understands(cls, prompt: str) -> bool:

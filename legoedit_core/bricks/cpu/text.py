@@ -69,6 +69,7 @@ def _anchors(position: str, width: int, height: int, line: float, pixels: int) -
 
 class PillowText(PerItemBackend):
     brick, name = "TEXT", "pillow"
+    version = "2"  # opacity and tiling
 
     def describe_needs(self) -> str:
         return "Pillow's bundled font (Aileron Regular)"
