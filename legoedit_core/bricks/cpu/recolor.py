@@ -9,7 +9,7 @@ import numpy as np
 
 from legoedit_core.bricks.cpu.colors import RGB, parse_color
 from legoedit_core.bricks.cpu.common import blend_in_mask, require_nonempty
-from legoedit_core.bricks.cpu.referring import boxes_mask, face_boxes
+from legoedit_core.bricks.cpu.referring import boxes_mask, face_boxes, skin
 from legoedit_core.bricks.cpu.segment import as_mask, cleanup
 from legoedit_core.bricks.spec import BrickError, PerItemBackend
 
@@ -38,14 +38,18 @@ class LabRecolor(PerItemBackend):
 
 
 def named_thing(image: np.ndarray, region: np.ndarray, seed: int) -> np.ndarray:
-    """The part of ``region`` that is the thing named: faces it only touches taken out (a region that is mostly a
-    face is about that face), then only the pixels of the region's dominant colour (k-means in CIELAB, chroma
-    distance), so a badge, a strap, skin or a shirt under a jacket keep their colour. Falls back to the region when
-    that would leave almost nothing."""
-    for face in face_boxes(image):
+    """The part of ``region`` that is the thing named: faces it only touches and the skin of the people found taken
+    out (a region that is mostly a face or skin is about that), then only the pixels of the region's dominant colour
+    (k-means in CIELAB, chroma distance), so a badge, a strap or a shirt under a jacket keep their colour. Falls
+    back to the region when that would leave almost nothing."""
+    faces = face_boxes(image)
+    for face in faces:
         box = boxes_mask(image.shape, [_grow_box(face)])
         if (region & box).sum() < 0.5 * region.sum():
             region = region & ~box
+    if faces:  # the skin of the people found (a model of their own skin colour), unless that is the region
+        bare = region & ~skin(image, faces)
+        region = bare if bare.sum() >= 0.5 * region.sum() else region
     if region.sum() < 50:
         return region
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab).astype(np.float32)
