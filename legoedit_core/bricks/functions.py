@@ -87,15 +87,16 @@ SMOOTH = BrickSpec(
 TEXT = BrickSpec(
     name="TEXT",
     family="function",
-    description="Writes one line of text onto the image at a named position, with a contrasting outline, in a font "
-                "that ships with the image library.",
+    description="Writes one line of text onto the image at a named position (or tiled over it as a watermark), "
+                "with a contrasting outline, in a font that ships with the image library.",
     inputs=(
         image(),
         text("prompt", "the words to write, exactly as they should appear"),
         text("position", "where the line goes", default="bottom",
-             choices=("top", "bottom", "center", "top-left", "top-right", "bottom-left", "bottom-right")),
+             choices=("top", "bottom", "center", "top-left", "top-right", "bottom-left", "bottom-right", "tiled")),
         number("size", "letter height as a fraction of the image height", default=0.1, minimum=0.02, maximum=0.5),
         text("color", "the colour of the letters", default="white"),
+        number("opacity", "1 is solid; a watermark is usually 0.3-0.5", default=1.0, minimum=0.05, maximum=1.0),
     ),
     outputs=(image("image", "the image with the text"),),
     constraints=("The prompt is the text itself: 'SALE 50%', not 'add the words SALE 50%'.",

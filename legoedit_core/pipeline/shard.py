@@ -31,8 +31,10 @@ from legoedit_core.data.inputs import InputReader, RefusedInput
 from legoedit_core.data.memory import ShardMemory
 from legoedit_core.data.records import storable
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
-from legoedit_core.executor import EditItem, EditResult, Executor, input_keys
+from legoedit_core.executor import EditItem, EditResult, Executor, NodeTrace, input_keys
+from legoedit_core.pipeline.verify import Verifier, round_notes
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
+from legoedit_core.planners.replan import Verified
 from legoedit_core.settings.inputs import InputSettings
 from legoedit_core.workflow import parse_workflow
 
@@ -107,6 +109,7 @@ class PreparedShard:
     rows: list[LoadedRow]
     plans: list[PlanResult | None]  # None for bad input
     planner: str
+    verified: list[Verified | None] | None = None  # every verify round of each row (planner.verify_rounds > 0)
 
     def edit_items(self) -> tuple[list[EditItem], list[int]]:
         """The items to edit (rows with a valid plan) and their positions in ``rows``."""
@@ -121,12 +124,15 @@ class PreparedShard:
 
 
 def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, reader: InputReader,
-                  content_keys: bool = False, memory_budget: int | None = None) -> PreparedShard:
+                  content_keys: bool = False, memory_budget: int | None = None,
+                  verify: Verifier | None = None) -> PreparedShard:
     """Load every row of a shard (through the dataset's ``reader``), then plan all usable rows in one batched
     Builder call.
 
     ``content_keys`` also hashes each usable row's pixels for the node cache, here where they are decoded.
     ``memory_budget`` is the bytes of decoded pixels the shard may hold (``PipelineSettings.shard_memory``).
+    ``verify`` (``pipeline.verify.make_verifier``) executes and judges the plans and re-plans rejected edits; each
+    row keeps its best round's plan and the record of every round.
     """
     memory = ShardMemory(shard.index, memory_budget)
     loaded = [load_row(row, reader, memory) for row in rows]
@@ -135,9 +141,28 @@ def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, read
             row.keys = input_keys(row.image, row.mask)
     requests = [PlanRequest(r.row.id, r.image, r.row.instruction, has_mask=r.mask is not None, seed=r.row.seed)
                 for r in loaded if r.usable]
-    planned = iter(planner.plan_batch(requests) if requests else [])
+    first = planner.plan_batch(requests) if requests else []
+    verified: list[Verified | None] | None = None
+    if verify is not None and requests:
+        rounds = iter(verify(requests, first, [r.mask for r in loaded if r.usable]))
+        verified = [next(rounds) if r.usable else None for r in loaded]
+        first = [v.best.plan for v in verified if v is not None]
+    planned = iter(first)
     plans = [next(planned) if r.usable else None for r in loaded]
-    return PreparedShard(shard, loaded, plans, planner.name)
+    return PreparedShard(shard, loaded, plans, planner.name, verified)
+
+
+def verify_trace(verified: Verified | None) -> list[dict[str, Any]]:
+    """The trace entries of a row's verify rounds: one ``VERIFY`` entry per round (tools, score, critique, kept or
+    not), followed by the nodes of each round that was not kept; the kept round's nodes are the row's own trace."""
+    if verified is None:
+        return []
+    entries = []
+    for index, (round_, line) in enumerate(zip(verified.rounds, round_notes(verified), strict=True)):
+        entries.append(vars(NodeTrace(f"verify_{index}", "VERIFY", None, 0.0, note=line)))
+        if round_ is not verified.best and round_.edit is not None:
+            entries += [vars(node) | {"note": f"verify round {index} (not kept)"} for node in round_.edit.trace]
+    return entries
 
 
 @functools.cache
@@ -188,16 +213,18 @@ def build_rows(prepared: PreparedShard, results: Sequence[EditResult], toolset: 
         edited = image_struct(encode_png(result.image), f"{row.id}.png") if result.image is not None else None
         several = [image_struct(encode_png(image), output_name(f"{row.id}.png", index))
                    for index, image in enumerate(result.images)] if len(result.images) > 1 else None
+        rounds = verify_trace(prepared.verified[position]) if prepared.verified is not None else []
         rows.append(empty_row(row.id, result.status, error=result.error, edited_image=edited, edited_images=several,
-                              trace=[vars(t) for t in result.trace],
+                              trace=rounds + [vars(t) for t in result.trace],
                               seconds=sum(t.seconds for t in result.trace), **common))
     return rows_to_table(rows)
 
 
 def process_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor,
-                  inputs: InputSettings | None = None, memory_budget: int | None = None) -> pa.Table:
+                  inputs: InputSettings | None = None, memory_budget: int | None = None,
+                  verify: Verifier | None = None) -> pa.Table:
     """Everything for one shard in a plain loop: the reference the Prefect flow is measured against."""
     prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, dataset.reader(inputs),
-                             memory_budget=memory_budget)
+                             memory_budget=memory_budget, verify=verify)
     items, _ = prepared.edit_items()
     return build_rows(prepared, executor.run_many(items), executor.toolset)

@@ -41,23 +41,33 @@ class Verified:
         return max(scored, key=lambda r: r.score) if scored else self.rounds[-1]
 
 
+CRITIQUE = "the previous plan"  # how every critique line starts: a planner can count the rounds it is in
+
+
 def critique_feedback(round_: Round) -> str:
     """The feedback line a round leaves for the next plan."""
     if round_.edit is not None and round_.edit.status != "ok":
-        return f"the previous plan failed: {round_.edit.error}"
-    return f"the previous plan scored {round_.score:g}/10: {round_.critique}"
+        return f"{CRITIQUE} failed: {round_.edit.error}"
+    return f"{CRITIQUE} scored {round_.score:g}/10: {round_.critique}"
 
 
 def plan_and_verify(planner: Planner, executor: Executor, requests: Sequence[PlanRequest], judge: Judge,
                     rounds: int = 1, accept_score: float = 7.0,
-                    masks: Sequence[np.ndarray | None] | None = None) -> list[Verified]:
-    """Plan, execute and judge every request; re-plan the ones below ``accept_score`` up to ``rounds`` times."""
+                    masks: Sequence[np.ndarray | None] | None = None,
+                    first: Sequence[PlanResult] | None = None) -> list[Verified]:
+    """Plan, execute and judge every request; re-plan the ones below ``accept_score`` up to ``rounds`` times.
+
+    ``first`` are the requests' plans when they are already planned (the pipeline's shard plan): round 0 uses them.
+    """
     masks = list(masks) if masks is not None else [None] * len(requests)
     verified = [Verified(r.id) for r in requests]
     current = list(requests)
     open_items = list(range(len(requests)))
-    for _ in range(rounds + 1):
-        plans = planner.plan_batch([current[i] for i in open_items])
+    for index in range(rounds + 1):
+        if index == 0 and first is not None:
+            plans = list(first)
+        else:
+            plans = planner.plan_batch([current[i] for i in open_items])
         runnable = [(i, plan) for i, plan in zip(open_items, plans, strict=True) if plan.ok]
         edits = executor.run_many([EditItem(current[i].id, current[i].image, plan.workflow, masks[i], current[i].seed)
                                    for i, plan in runnable])

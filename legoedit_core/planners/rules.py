@@ -22,6 +22,10 @@ from legoedit_core.bricks.cpu.colors import parse_color
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.planners.base import PlanAttempt, PlanRequest, PlanResult
 from legoedit_core.planners.constraints import parse_feedback
+from legoedit_core.planners.embeddings import Embeddings
+from legoedit_core.planners.exemplars import ExemplarRanker
+from legoedit_core.planners.reading import Impossible, Reading, is_chatter, normalise, read_clause
+from legoedit_core.planners.replan import CRITIQUE
 from legoedit_core.settings.planner import RulesSettings
 from legoedit_core.workflow import Workflow, parse_workflow, validate
 
@@ -44,21 +48,22 @@ STYLES: dict[str, str] = {
 }
 ENVIRONMENTS = ("snowy", "snow", "winter", "rainy", "rain", "night", "nighttime", "sunset", "sunrise", "dawn", "dusk",
                 "autumn", "fall", "summer", "spring", "foggy", "fog", "golden hour", "daytime", "stormy")
+_UP = r"(?:increase|raise|boost|bump up|turn up|crank up|push|more|higher|add(?: more)?|up) (?:the |some )?"
+_DOWN = r"(?:decrease|reduce|lower|tone down|turn down|less|cut|drop) (?:the |some )?"
 ADJUSTMENTS: list[tuple[str, str, float]] = [
-    (r"\b(?:brighten|brighter|lighten|lighter|more light|too dark|increase (?:the )?brightness)\b", "brightness", 1.3),
-    (r"\b(?:darken|darker|dimmer|too bright|reduce (?:the )?brightness|decrease (?:the )?brightness)\b",
-     "brightness", 0.75),
-    (r"\b(?:more contrast|increase (?:the )?contrast|higher contrast|boost (?:the )?contrast|punchier)\b",
-     "contrast", 1.3),
-    (r"\b(?:less contrast|reduce (?:the )?contrast|lower contrast|decrease (?:the )?contrast|softer)\b",
-     "contrast", 0.75),
-    (r"\b(?:more vivid|vivid|vibrant|more saturated|saturate|more colou?rful|boost (?:the )?colou?rs?)\b",
-     "saturation", 1.4),
-    (r"\b(?:less saturated|desaturate|muted|washed out|less colou?rful)\b", "saturation", 0.6),
-    (r"\b(?:warmer|warm (?:it )?up|warm(?:er)? (?:tones?|colou?rs?|light|look)|more warmth|less cold)\b",
+    (rf"\b(?:brighten|brighter|lighten|lighter|more light|too dark|{_UP}(?:brightness|exposure))\b", "brightness",
+     1.3),
+    (rf"\b(?:darken|darker|dimmer|too bright|{_DOWN}(?:brightness|exposure))\b", "brightness", 0.75),
+    (rf"\b(?:higher contrast|punchier|{_UP}contrast)\b", "contrast", 1.3),
+    (rf"\b(?:lower contrast|softer|{_DOWN}contrast)\b", "contrast", 0.75),
+    (rf"\b(?:more vivid|vivid|vibrant|more saturated|saturate|more colou?rful|{_UP}(?:saturation|vibrance|"
+     rf"colou?rs?))\b", "saturation", 1.4),
+    (rf"\b(?:less saturated|desaturate|muted|washed out|less colou?rful|{_DOWN}(?:saturation|vibrance))\b",
+     "saturation", 0.6),
+    (rf"\b(?:warmer|warm (?:it )?up|warm(?:er)? (?:tones?|colou?rs?|light|look)|less cold|{_UP}warmth)\b",
      "temperature", 0.4),
-    (r"\b(?:cooler|colder|cool (?:it )?down|cool(?:er)? (?:tones?|colou?rs?|light|look)|less warm)\b",
-     "temperature", -0.4),
+    (rf"\b(?:cooler|colder|cool (?:it )?down|cool(?:er)? (?:tones?|colou?rs?|light|look)|less warm|{_DOWN}"
+     rf"warmth)\b", "temperature", -0.4),
 ]
 NEUTRAL = {"temperature": 0.0}  # an adjustment's "no change" value; 1 for the factors
 
@@ -106,6 +111,18 @@ class Sampled:
         return self.random.choices(list(options), weights)[0]
 
 
+class Alternative:
+    """The chooser of a re-plan after ``rank`` rejected edits: the options from the last one backwards (the last is
+    mostly the stronger setting: a larger adjustment, blur radius or text, the other eraser), so each verify round
+    tries a different plan instead of the one just rejected."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def choose(self, key: str, options: Sequence[T]) -> T:
+        return options[(len(options) - self.rank) % len(options)]
+
+
 @dataclass(frozen=True)
 class Choice:
     """One decision the planner made: what it was about, the alternatives it had, and the one it took."""
@@ -128,6 +145,13 @@ class Graph:
     choices: list[Choice] = field(default_factory=list)
     output: str = ""
     instruction: str = ""  # as written: clauses are lower-cased, quoted words keep their case from here
+    reading: Reading = field(default_factory=lambda: Reading(""))  # the clause being planned: strength, slots
+
+    def scaled(self, key: str, options: Sequence[float], neutral: float = 0.0) -> float:
+        """A parameter chosen from ``options``, its distance from ``neutral`` scaled by the clause's strength words
+        ("a bit" less, "much" more)."""
+        value = self.choose(key, options)
+        return round(neutral + (value - neutral) * self.reading.strength, 3)
 
     @property
     def profile(self) -> str:
@@ -308,7 +332,7 @@ def _recolour(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
         target = " ".join(words[:split])
         colour = re.sub(r"^(?:to|into|in|a|an)\s+", "", " ".join(words[split:]))
         colour = colour.split(" or ")[0].strip()
-        if parse_color(colour) is None or _whole(target):
+        if parse_color(colour) is None or _whole(target) or target in _DETERMINERS:
             continue
         target = re.sub(r"^the colou?r of\s+", "", target)
         target = re.sub(r"\s+(?:to|into|in)$", "", target)
@@ -326,6 +350,7 @@ def _shades(colour: str) -> list[str]:
     return [colour, f"light {colour}", f"dark {colour}"]
 
 
+_DETERMINERS = frozenset({"the", "a", "an", "her", "his", "their", "its", "my", "your", "our", "this", "that"})
 _PLAIN_COLOURS = frozenset({"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "grey", "gray"})
 
 
@@ -349,7 +374,7 @@ def _swap(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 def _blur(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     target = match.group("target")
     if target is None or _whole(target):
-        node = graph.add("BLUR", "blur", image=image, radius=graph.choose("blur radius", [6, 4, 10]))
+        node = graph.add("BLUR", "blur", image=image, radius=graph.scaled("blur radius", [6, 4, 10]))
         return f"@{node}.image", "The whole image should be softer: BLUR."
     mask, found = graph.region(_clean(target), image)
     node = graph.add("BLUR", "blur", image=image, radius=graph.choose("region blur radius", [12, 8, 20]), mask=mask)
@@ -367,14 +392,13 @@ def _crop(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 def _adjust(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     clause = match.string
     factors = {name: value for pattern, name, value in ADJUSTMENTS if re.search(pattern, clause)}
-    strength = 1.8 if re.search(r"\b(?:a lot|much|very|significantly|way)\b", clause) else 1.0
-    strength *= graph.choose("adjust strength", [1.0, 0.6, 1.5])
+    strength = graph.reading.strength * graph.choose("adjust strength", [1.0, 0.6, 1.5])
     factors = {name: round(NEUTRAL.get(name, 1.0) + (value - NEUTRAL.get(name, 1.0)) * strength, 2)
                for name, value in factors.items()}
-    target = re.match(r"^(?:brighten|darken|lighten)\s+(?P<t>.+)$", clause)
+    target = re.match(r"^(?:brighten|darken|lighten)\s+(?P<t>.+?)(?:\s+(?:up|down|out))?$", clause)
     inputs: dict[str, Any] = dict(factors)
     where = "the whole image"
-    if target and not _whole(target.group("t")) and not re.search(r"\b(?:a lot|a bit|slightly)\b", target.group("t")):
+    if target and not _whole(target.group("t")):
         inputs["mask"], found = graph.region(_clean(target.group("t")), image)
         where = f"{_clean(target.group('t'))} ({found})"
     node = graph.add("ADJUST", "adjust", image=image, **inputs)
@@ -392,11 +416,34 @@ def _text(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     if match.group("noun") is None and not quoted and not words.isupper():
         # "write a poem" is not a text overlay; "write SALE" and "add 'Fresh'" are
         raise NotCovered("not a text overlay: name the words, text or caption, or quote what to write")
+    slots = graph.reading.slots
     where = (match.group("where") or "bottom").replace("-", " ")
-    position = TEXT_PLACES[where]
-    node = graph.add("TEXT", "text", image=image, prompt=words, position=position,
-                     size=graph.choose("text size", [0.1, 0.08, 0.14]))
-    return f"@{node}.image", f"The words {words!r} go at the {position.replace('-', ' ')}: TEXT draws them."
+    position = slots.get("position") or (TEXT_PLACES[where] if match.group("where") or "opacity" not in slots
+                                         else "center")  # a watermark with no place goes in the middle
+    size = float(slots["size"]) if "size" in slots else graph.choose("text size", [0.1, 0.08, 0.14])
+    opacity = float(slots.get("opacity", 1.0))
+    node = graph.add("TEXT", "text", image=image, prompt=words, position=position, size=size, opacity=opacity)
+    how = " tiled over the image" if position == "tiled" else f" at the {position.replace('-', ' ')}"
+    seen = f", {opacity:.0%} opaque" if opacity < 1 else ""
+    return f"@{node}.image", f"The words {words!r} go{how}{seen}: TEXT draws them."
+
+
+def _crop_shape(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
+    width, height = graph.size
+    if match.group("ratio") == "center":
+        aspect, keep = width / height, 0.7  # "the centre": the middle 70% of each side
+    else:
+        w, h = (int(n) for n in match.group("ratio").split(":"))
+        if w <= 0 or h <= 0:
+            raise NotCovered(f"{match.group('ratio')!r} is not an aspect ratio")
+        aspect, keep = w / h, 1.0
+    crop_w, crop_h = (width * keep, width * keep / aspect) if width / aspect <= height else (height * keep * aspect,
+                                                                                            height * keep)
+    crop_w, crop_h = round(min(crop_w, width)), round(min(crop_h, height))
+    x0, y0 = (width - crop_w) // 2, (height - crop_h) // 2
+    node = graph.add("CROP", "crop", image=image, bbox=[x0, y0, x0 + crop_w, y0 + crop_h])
+    what = "the centre" if match.group("ratio") == "center" else f"a {match.group('ratio')} frame"
+    return f"@{node}.image", f"Crop to {what} around the middle ({crop_w}x{crop_h}): CROP."
 
 
 def _skin(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
@@ -407,7 +454,8 @@ def _skin(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
 
 
 def _denoise(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
-    node = graph.add("SMOOTH", "denoise", image=image, strength=graph.choose("denoise strength", [0.4, 0.25, 0.6]))
+    node = graph.add("SMOOTH", "denoise", image=image,
+                     strength=min(1.0, graph.scaled("denoise strength", [0.4, 0.25, 0.6])))
     return f"@{node}.image", "Less noise and grain: SMOOTH, which keeps edges."
 
 
@@ -431,8 +479,18 @@ def colour_in(text: str) -> str | None:
 
 
 def _sharpen(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
-    node = graph.add("SHARPEN", "sharpen", image=image, amount=graph.choose("sharpen amount", [1.0, 0.6, 1.5]))
+    amount = graph.scaled("sharpen amount", [1.0, 0.6, 1.5])
+    target = re.match(r"^sharpen\s+(?P<t>.+?)(?:\s+up)?$", match.string)
+    if target and not _whole(target.group("t")) and _clean(target.group("t")) not in _WHOLE_DETAIL:
+        mask, found = graph.region(_clean(target.group("t")), image)
+        node = graph.add("SHARPEN", "sharpen", image=image, amount=amount, mask=mask)
+        return f"@{node}.image", f"Crisper {_clean(target.group('t'))}: {found}, SHARPEN inside it."
+    node = graph.add("SHARPEN", "sharpen", image=image, amount=amount)
     return f"@{node}.image", "Crisper detail: SHARPEN."
+
+
+_WHOLE_DETAIL = frozenset({"details", "detail", "edges", "it up", "the details", "focus", "everything", "image",
+                           "photo", "picture", "textures", "texture"})
 
 
 def _flip(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
@@ -456,8 +514,10 @@ def _resize(match: Groups, graph: Graph, image: str) -> tuple[str, str]:
     inputs: dict[str, float]
     if both := re.search(r"(\d+)\s*[x×*]\s*(\d+)", clause):
         inputs = {"width": float(both.group(1)), "height": float(both.group(2))}
-    elif percent := re.search(r"(\d+(?:\.\d+)?)\s*%", clause):
-        inputs = {"width": round(width * float(percent.group(1)) / 100)}
+    elif percent := re.search(r"(\d+(?:\.\d+)?)\s*%(?:\s*(?P<way>smaller|bigger|larger))?", clause):
+        share = float(percent.group(1))
+        share = {"smaller": 100 - share, "bigger": 100 + share, "larger": 100 + share}.get(percent["way"], share)
+        inputs = {"width": round(width * share / 100)}
     elif re.search(r"\bhalf\b", clause):
         inputs = {"width": round(width / 2)}
     elif re.search(r"\b(?:double|twice)\b", clause):
@@ -519,6 +579,7 @@ FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
                           r"(?P<target>.+)$"), _remove),
     ("blur", re.compile(r"^(?:blur|pixelate|obscure|anonymi[sz]e|soften)(?:\s+(?P<target>.+))?$"
                         r"|^make\s+(?P<target2>.+?)\s+(?:blurry|blurred|soft)$"), _blur),
+    ("crop to a shape", re.compile(r"^crop to aspect (?P<ratio>\d+:\d+|center)$"), _crop_shape),
     ("crop", re.compile(r"^(?:crop|cut)\s+(?:it\s+|the image\s+|the photo\s+|the picture\s+)?(?:down\s+)?"
                         r"(?:to|around|on|at)\s+(?P<target>.+)$"), _crop),
     ("brightness / contrast / saturation / warmth", re.compile(
@@ -527,7 +588,9 @@ FAMILIES: list[tuple[str, re.Pattern[str], Rule]] = [
     ("flip", re.compile(r"\b(?:flip|mirror)\b"), _flip),
     ("rotate", re.compile(r"\b(?:rotate|turn)\b.*\b(?:\d+|degrees|clockwise|counter-?clockwise|left|right"
                           r"|upside down)"), _rotate),
-    ("resize", re.compile(r"\b(?:resize|rescale|scale|downscale|upscale|shrink|enlarge)\b"), _resize),
+    ("resize", re.compile(r"\b(?:resize|rescale|scale|downscale|upscale|shrink|enlarge)\b"
+                          r"|\b\d+\s*(?:px|pixels)\s*(?:wide|tall|high)\b|\d\s*%\s*(?:smaller|bigger|larger)\b"),
+     _resize),
     ("text overlay", re.compile(
         rf"^(?P<verb>add|write|put|place|insert|overlay|print|stamp)\s+(?:(?:the|a|an)\s+)?"
         rf"(?:(?P<noun>{_TEXT_NOUNS})\s+(?:saying\s+|that says\s+|reading\s+)?)?(?P<words>.+?)"
@@ -546,12 +609,26 @@ _VERBS = ("make|turn|remove|erase|delete|change|replace|swap|add|insert|put|blur
 
 
 def split_clauses(instruction: str) -> list[str]:
-    """Lower-cased clauses of an instruction: split on ';', ', then', ' and then', ' then ', and sentence ends."""
-    text = instruction.strip().lower().rstrip(".!")
+    """Normalised clauses of an instruction (``reading.normalise``): split on ';', ', then', ' and then', ' then ',
+    sentence ends, and 'and' before a verb."""
+    text = normalise(instruction).rstrip(".!?")
     text = re.sub(r"^(?:please|can you|could you|i want you to|i'd like you to)\s+", "", text)
-    parts = re.split(r"\s*(?:;|\. |, and then |,? and then |, then | then |, also | and also )\s*", text)
+    parts = re.split(r"\s*(?:;|[.!?] |, and then |,? and then |, then | then |, also | and also )\s*", text)
     parts = [piece for part in parts for piece in re.split(rf",?\s+and\s+(?=(?:{_VERBS})\b)", part)]
     return [re.sub(r"^(?:please|also|and|then)\s+", "", p).strip(" ,") for p in parts if p.strip(" ,")]
+
+
+def read_clauses(instruction: str) -> list[Reading]:
+    """Each clause's reading (intent and slots as a canonical clause), without clauses that carry no edit ("it's
+    for our shop", "thanks") when others do. Raises Declined for a change no brick here can make."""
+    readings = []
+    for clause in split_clauses(instruction):
+        try:
+            readings.append(read_clause(clause))
+        except Impossible as error:
+            raise Declined(str(error)) from None
+    edits = [r for r in readings if not is_chatter(r.text)]
+    return edits or readings
 
 
 class RulesPlanner:
@@ -567,16 +644,29 @@ class RulesPlanner:
     name = "rules"
 
     def __init__(self, toolset: Toolset, feedback: Sequence[str] = (), settings: RulesSettings | None = None,
-                 chooser: Chooser | None = None, temperature: float = 0.0) -> None:
+                 chooser: Chooser | None = None, temperature: float = 0.0,
+                 ranker: ExemplarRanker | None = None) -> None:
         self.toolset = toolset
         self.feedback = list(feedback)
         self.settings = settings or RulesSettings()
         self.chooser = chooser or Preferred()
         self.temperature = temperature
+        self._ranker = ranker
+
+    @property
+    def ranker(self) -> ExemplarRanker | None:
+        """The exemplar ranker (made on first use, so a planner that never needs it loads no model)."""
+        if self._ranker is None and self.settings.understanding == "embeddings":
+            self._ranker = ExemplarRanker(Embeddings(encoder="numpy"), threshold=self.settings.exemplar_threshold)
+        return self._ranker
 
     def chooser_for(self, request: PlanRequest) -> Chooser:
-        """At temperature 0 the planner's chooser; above it, a ``Sampled`` chooser seeded with the request's seed."""
-        return Sampled(request.seed, self.temperature) if self.temperature > 0 else self.chooser
+        """At temperature 0 the planner's chooser, or after critiques of rejected edits (``replan``) an
+        ``Alternative``; above 0, a ``Sampled`` chooser seeded with the request's seed."""
+        if self.temperature > 0:
+            return Sampled(request.seed, self.temperature)
+        critiques = sum(1 for line in request.feedback if line.startswith(CRITIQUE))
+        return Alternative(critiques) if critiques else self.chooser
 
     def plan_batch(self, requests: list[PlanRequest]) -> list[PlanResult]:
         return [self.plan(request) for request in requests]
@@ -613,8 +703,9 @@ class RulesPlanner:
         """The graph (nodes, choices) and reasoning for an instruction; raise NotCovered as ``compile`` does."""
         graph = Graph(self.toolset, has_mask, size, self.settings, chooser or self.chooser, instruction=instruction)
         image, sentences = "@input.image", []
-        for clause in split_clauses(instruction):
-            image, sentence = self._clause(clause, graph, image)
+        for reading in read_clauses(instruction):
+            graph.reading = reading
+            image, sentence = self._clause(reading.text, graph, image)
             sentences.append(sentence)
         if not graph.nodes:
             raise NotCovered(f"the rules planner found nothing to do in {instruction!r}")
@@ -625,7 +716,7 @@ class RulesPlanner:
         graph.output = image
         return graph, " ".join(sentences)
 
-    def _clause(self, clause: str, graph: Graph, image: str) -> tuple[str, str]:
+    def _clause(self, clause: str, graph: Graph, image: str, exemplars: bool = True) -> tuple[str, str]:
         reasons = []
         for name, pattern, rule in FAMILIES:
             match = pattern.search(clause)
@@ -639,6 +730,15 @@ class RulesPlanner:
             except NotCovered as error:
                 del graph.nodes[before:], graph.choices[chosen:]
                 reasons.append(f"{name}: {error}")
+        if exemplars and self.ranker is not None:
+            match = self.ranker.rank([clause])[0]
+            if match.confident and match.canonical is None:
+                raise Declined(f"{clause!r} reads as {match.intent} (nearest example: {match.exemplar!r}, similarity "
+                               f"{match.similarity:.2f}), which the rules planner does not do on this profile")
+            if match.confident and match.canonical is not None:
+                image, sentence = self._clause(match.canonical, graph, image, exemplars=False)
+                return image, (f"{clause!r} reads like {match.exemplar!r} (similarity {match.similarity:.2f}), "
+                               f"that is {match.canonical!r}. {sentence}")
         if why_not(self.toolset, "EDIT") is None:
             node = graph.add("EDIT", "edit", image=image, prompt=clause)
             return f"@{node}.image", f"No specific brick fits {clause!r}: EDIT applies it to the whole image."

@@ -161,7 +161,7 @@ class RewardModel:
     @property
     def similarity(self) -> Similarity:
         if self._similarity is None:
-            from legoedit_core.rl.embeddings import Embeddings
+            from legoedit_core.planners.embeddings import Embeddings
 
             self._similarity = Embeddings(self.settings.embedding_model).similarity
         return self._similarity

@@ -22,6 +22,11 @@ class RulesSettings(BaseModel):
     salient_as_named_subject: bool = Field(
         False, description="when no locator of this profile can find a named subject ('the dog'), use the salient "
         "object (SOS) in its place, recorded as an approximation; for catalogues with one object per photo")
+    understanding: Literal["embeddings", "lexical"] = Field(
+        "embeddings", description="a clause no reader recognises is ranked against exemplar phrasings with the "
+        "bundled MiniLM sentence-embedding model (offline, numpy); 'lexical' skips that step")
+    exemplar_threshold: float = Field(
+        0.62, ge=0.0, le=1.0, description="the cosine similarity a clause needs to its nearest exemplar")
 
 
 class PlannerSettings(EngineSettings):

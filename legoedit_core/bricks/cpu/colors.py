@@ -20,6 +20,7 @@ EXTRA_COLORS: dict[str, RGB] = {
     "copper": (184, 115, 51),
     "copper red": (203, 109, 81),
     "burgundy": (128, 0, 32),
+    "blond": (240, 220, 150),
     "cream": (255, 253, 208),
     "mustard": (225, 173, 1),
     "rust": (183, 65, 14),

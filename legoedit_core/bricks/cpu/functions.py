@@ -36,15 +36,55 @@ class Blur(PerItemBackend):
 
 
 class Adjust(PerItemBackend):
-    brick, name = "ADJUST", "pillow"
+    """Brightness and contrast as tone curves that keep black and white where they are (so highlights are not
+    blown out and shadows not crushed), then saturation (Pillow) and white balance."""
+
+    brick, name = "ADJUST", "tone-curve"
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
-        picture = Image.fromarray(inputs["image"])
-        picture = ImageEnhance.Brightness(picture).enhance(inputs["brightness"])
-        picture = ImageEnhance.Contrast(picture).enhance(inputs["contrast"])
+        image = inputs["image"]
+        mean = float(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).mean()) / 255.0
+        curve = tone_curve(inputs["brightness"], inputs["contrast"], mean)
+        picture = Image.fromarray(cv2.LUT(image, curve))
         picture = ImageEnhance.Color(picture).enhance(inputs["saturation"])
         adjusted = white_balance(np.asarray(picture), inputs["temperature"])
-        return {"image": blend_in_mask(inputs["image"], adjusted, inputs["mask"])}
+        return {"image": blend_in_mask(image, adjusted, inputs["mask"])}
+
+
+def tone_curve(brightness: float, contrast: float, mean: float) -> np.ndarray:
+    """A 256-entry lookup table: brightness, then contrast, each monotonic with 0 -> 0 and 255 -> 255.
+
+    Brightness ``b`` > 1 is ``1 - (1 - x) ** b`` (a lift that flattens into white instead of clipping), < 1 is
+    ``x ** (1 / b)``; at the mid-tones it moves about as far as multiplying by ``b``. Contrast ``c`` > 1 is a
+    sigmoid around the image's mean, scaled so both ends stay put and the slope at the mean is ``c``; ``c`` < 1
+    pulls every value towards the mean, which cannot clip.
+    """
+    x = np.linspace(0.0, 1.0, 256)
+    x = 1.0 - (1.0 - x) ** brightness if brightness >= 1 else x ** (1.0 / max(brightness, 1e-3))
+    pivot = min(max(mean, 0.05), 0.95)
+    if contrast > 1:
+        gain = _sigmoid_gain(contrast, pivot)
+        low, high = _sigmoid(gain * (0.0 - pivot)), _sigmoid(gain * (1.0 - pivot))
+        x = (_sigmoid(gain * (x - pivot)) - low) / (high - low)
+    else:
+        x = pivot + (x - pivot) * contrast
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def _sigmoid(value: np.ndarray | float) -> np.ndarray | float:
+    return 1.0 / (1.0 + np.exp(-value))
+
+
+def _sigmoid_gain(slope: float, pivot: float) -> float:
+    """The sigmoid gain whose end-normalised curve has ``slope`` at ``pivot`` (bisection: the slope grows with it)."""
+    def slope_of(gain: float) -> float:
+        return gain * 0.25 / (_sigmoid(gain * (1.0 - pivot)) - _sigmoid(-gain * pivot))
+
+    low, high = 1e-3, 80.0
+    for _ in range(50):
+        middle = (low + high) / 2
+        low, high = (middle, high) if slope_of(middle) < slope else (low, middle)
+    return (low + high) / 2
 
 
 LUMA = np.float32([0.299, 0.587, 0.114])  # Rec. 601 weights of R, G, B
@@ -106,13 +146,29 @@ class Grayscale(PerItemBackend):
 
 
 class Sharpen(PerItemBackend):
-    brick, name = "SHARPEN", "opencv"
+    """Unsharp masking of the lightness only, gated by the image's own noise level (detail below about twice the
+    noise is left alone, so grain is not amplified) and clamped to each pixel's neighbourhood (so edges get no
+    bright or dark rims)."""
+
+    brick, name = "SHARPEN", "opencv-gated-usm"
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image = inputs["image"]
-        soft = cv2.GaussianBlur(image, (0, 0), 2.0)
-        sharp = cv2.addWeighted(image, 1 + inputs["amount"], soft, -inputs["amount"], 0)
-        return {"image": blend_in_mask(image, sharp, inputs["mask"])}
+        return {"image": blend_in_mask(image, sharpen(image, float(inputs["amount"])), inputs["mask"])}
+
+
+def sharpen(image: np.ndarray, amount: float) -> np.ndarray:
+    """``image`` with its lightness sharpened by ``amount`` (see ``Sharpen``)."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab).astype(np.float32)
+    lightness = lab[:, :, 0]
+    detail = lightness - cv2.GaussianBlur(lightness, (0, 0), 1.5)
+    fine = lightness - cv2.GaussianBlur(lightness, (0, 0), 0.7)
+    noise = 1.4826 * float(np.median(np.abs(fine - np.median(fine)))) + 0.5  # robust sigma of the finest band
+    gate = np.clip((np.abs(detail) - 2.0 * noise) / (2.0 * noise), 0.0, 1.0)
+    sharp = lightness + amount * detail * gate
+    kernel = np.ones((3, 3), np.uint8)
+    lab[:, :, 0] = np.clip(sharp, cv2.erode(lightness, kernel) - 6.0, cv2.dilate(lightness, kernel) + 6.0)
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_Lab2RGB)
 
 
 class Flip(PerItemBackend):

@@ -350,25 +350,52 @@ def choose_finder(words: list[str]) -> Finder | None:
     return colour_finder(colours[0]) if colours else None
 
 
+# Where in the frame a referent is ("the person on the left", "the text at the bottom right"): the words, and the
+# half of the frame each keeps, as (axis, side): axis 1 is x, 0 is y; side 0 the lower half of that axis.
+PLACES = {"left": (1, 0), "right": (1, 1), "top": (0, 0), "upper": (0, 0), "bottom": (0, 1), "lower": (0, 1)}
+# Relations a classical finder cannot honour: the prompt is refused rather than read without them.
+_RELATIONS = {"behind", "front", "next", "near", "beside", "between", "middle", "centre", "center", "biggest",
+              "smallest", "largest", "first", "second", "third", "tallest", "closest", "farthest", "holding",
+              "wearing", "under", "above", "below"}
+
+
+def in_place(selected: np.ndarray, words: list[str]) -> np.ndarray:
+    """The connected parts of ``selected`` whose centre lies in the part of the frame ``words`` name ("left",
+    "bottom right" ...); all of ``selected`` when they name none."""
+    halves = [PLACES[word] for word in words if word in PLACES]
+    if not halves:
+        return selected
+    count, labels, _, centres = cv2.connectedComponentsWithStats(as_mask(selected), connectivity=8)
+    keep = np.zeros(count, bool)
+    size = selected.shape
+    for label in range(1, count):
+        centre = (centres[label][1], centres[label][0])  # (y, x)
+        keep[label] = all((centre[axis] >= size[axis] / 2) == bool(side) for axis, side in halves)
+    return keep[labels]
+
+
 class ClassicalReferring(PerItemBackend):
     brick, name = "RES", "classical"
+    version = "2"  # keeps the side of the frame it is told (results differ from 1)
 
     @classmethod
     def understands(cls, prompt: str) -> bool:
-        return choose_finder(referent_words(prompt)) is not None
+        words = referent_words(prompt)
+        return choose_finder(words) is not None and not set(words) & _RELATIONS
 
     def describe_needs(self) -> str:
         return ("OpenCV Haar/HOG detectors and GrabCut, U^2-Net small saliency, RapidOCR; finds faces, people, skin, "
-                "hair, clothes, sky, text and named colours only")
+                "hair, clothes, sky, text and named colours only, optionally by side of the frame (left, top right)")
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         referent = inputs["prompt"].strip()
         if not referent:
             raise BrickError("the prompt is empty: name what to segment")
-        finder = choose_finder(referent_words(referent))
-        if finder is None:
+        words = referent_words(referent)
+        finder = choose_finder(words)
+        if finder is None or set(words) & _RELATIONS:
             raise BrickError(f"no CPU backend can find '{referent}'")
-        return {"mask": as_mask(finder(inputs["image"], seed))}
+        return {"mask": as_mask(in_place(finder(inputs["image"], seed), words))}
 
 
 BACKENDS = (ClassicalReferring,)

@@ -1,0 +1,147 @@
+"""Pixel checks that the CPU edits are ones a customer accepts: strength words, no blown highlights, recolouring
+that stays on the garment, watermarks, and the quality checks of the style, sharpen and denoise bricks
+(docs/builder.md, "CPU edit quality")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legoedit_core.bricks.cpu.referring import face_boxes, find_skin
+from legoedit_core.bricks.toolset import Toolset
+from legoedit_core.data.images import read_image
+from legoedit_core.executor import EditItem, Executor
+from legoedit_core.judge import quality
+from legoedit_core.planners.base import PlanRequest
+from legoedit_core.planners.rules import RulesPlanner
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
+
+
+def edit(toolset: Toolset, image: np.ndarray, instruction: str) -> np.ndarray:
+    """Plan with the rules planner and run the plan, as `legoedit edit` does."""
+    plan = RulesPlanner(toolset).plan(PlanRequest("x", image, instruction))
+    assert plan.ok, plan.error
+    result = Executor(toolset).run_many([EditItem("x", image, plan.workflow, None, 7)])[0]
+    assert result.status == "ok", result.error
+    return result.image
+
+
+def clipped(image: np.ndarray) -> np.ndarray:
+    """Pixels with a channel at 255 or all channels at 0: detail lost to white or black."""
+    return (image >= 255).any(axis=2) | (image <= 0).all(axis=2)
+
+
+def bright_landscape() -> np.ndarray:
+    """A sky that runs up to near-white (the case that blew out before), over darker ground, with texture."""
+    rng = np.random.default_rng(3)
+    y = np.linspace(0, 1, 240)[:, None, None]
+    sky = np.array([200.0, 225.0, 252.0]) - y * np.array([60.0, 50.0, 30.0]) * 2
+    ground = np.array([70.0, 110.0, 50.0]) * np.ones((240, 1, 3))
+    image = np.where(y < 0.5, sky, ground) * np.ones((1, 320, 1)) + rng.normal(0, 4, (240, 320, 3))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("photo", ["landscape", "rocket", "astronaut"])
+@pytest.mark.parametrize(("instruction", "allowed"), [
+    ("make it a bit brighter", 0.02), ("make it brighter", 0.03), ("more contrast", 0.03),
+])
+def test_brightening_and_contrast_clip_few_new_pixels(cpu_toolset, photo, instruction, allowed):
+    image = bright_landscape() if photo == "landscape" else read_image(EXAMPLES / f"{photo}.jpg")
+    edited = edit(cpu_toolset, image, instruction)
+    newly = (clipped(edited) & ~clipped(image)).mean()
+    assert newly <= allowed, f"{instruction!r} on {photo}: {newly:.1%} newly clipped"
+    grey = lambda im: im.astype(np.float32).mean()  # noqa: E731
+    assert grey(edited) != grey(image)
+
+
+def test_a_bit_brighter_is_less_than_brighter(cpu_toolset):
+    image = read_image(EXAMPLES / "rocket.jpg")
+    means = [edit(cpu_toolset, image, text).astype(np.float32).mean()
+             for text in ("make it a bit brighter", "make it brighter", "make it much brighter")]
+    assert image.mean() < means[0] < means[1] < means[2]
+
+
+def test_recolouring_a_jacket_keeps_face_skin_and_badges(cpu_toolset):
+    image = read_image(EXAMPLES / "astronaut.jpg")
+    edited = edit(cpu_toolset, image, "Change her jacket to burgundy")
+    change = np.abs(edited.astype(np.float32) - image.astype(np.float32)).sum(axis=2)
+    x0, y0, x1, y1 = face_boxes(image)[0]
+    assert change[y0:y1, x0:x1].mean() < 1.0
+    assert change[find_skin(image, 0)].mean() < 3.0
+    badge = (slice(365, 405), slice(150, 190))  # the round mission patch on the chest, dark blue and white
+    assert change[badge].mean() < 15.0
+    suit = (slice(300, 330), slice(40, 110))  # orange sleeve: it is the jacket, so it changes, towards burgundy
+    assert change[suit].mean() > 60.0
+    red, green, blue = edited[suit].reshape(-1, 3).mean(axis=0)
+    assert red > 1.5 * green and red > blue
+
+
+def test_tiled_watermark_covers_the_image_at_its_opacity(cpu_toolset):
+    image = np.zeros((200, 300, 3), np.uint8)
+    edited = edit(cpu_toolset, image, "tiled watermark 'ACME' over the photo, semi transparent")
+    inked = edited.max(axis=2) > 20
+    quadrants = [inked[:100, :150], inked[:100, 150:], inked[100:, :150], inked[100:, 150:]]
+    assert all(q.mean() > 0.01 for q in quadrants)
+    assert edited.max() <= round(0.35 * 255) + 2  # white letters at 35% over black
+
+
+def test_a_centred_watermark_sits_in_the_middle(cpu_toolset):
+    image = np.zeros((200, 300, 3), np.uint8)
+    inked = edit(cpu_toolset, image, "Add a SAMPLE watermark in the centre").max(axis=2) > 20
+    rows, cols = np.nonzero(inked)
+    assert abs(rows.mean() - 100) < 10 and abs(cols.mean() - 150) < 15
+
+
+PHOTOS = {"portrait": "astronaut", "animal": "chelsea", "landscape": "rocket"}
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    return {kind: read_image(EXAMPLES / f"{name}.jpg") for kind, name in PHOTOS.items()}
+
+
+def run_brick(toolset: Toolset, brick: str, **inputs) -> np.ndarray:
+    result = toolset.backend(brick).run_batch([inputs], [0])[0]
+    assert isinstance(result, dict), result
+    return result["image"]
+
+
+def noisy(image: np.ndarray, sigma: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.clip(np.rint(image + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", PHOTOS)
+@pytest.mark.parametrize("style", ["pencil sketch", "colour pencil", "cartoon", "watercolor", "oil painting",
+                                   "stylize"])
+def test_styles_keep_edges_and_faces_without_dark_blotches(cpu_toolset, photos, kind, style):
+    source = photos[kind]
+    styled = run_brick(cpu_toolset, "STYLE", image=source, prompt=style, mask=None)
+    assert not np.array_equal(styled, source)
+    assert quality.edge_preservation(source, styled) >= 0.6
+    assert quality.new_dark_blobs(source, styled) <= 0.01
+    if kind == "portrait":
+        (x0, y0, x1, y1), = face_boxes(source)
+        found = [box for box in face_boxes(styled) if box[0] < x1 and x0 < box[2] and box[1] < y1 and y0 < box[3]]
+        assert found, f"{style}: the face is no longer recognisable"
+
+
+@pytest.mark.parametrize("kind", PHOTOS)
+def test_sharpen_crisps_edges_without_halos_or_grain(cpu_toolset, photos, kind):
+    source = noisy(photos[kind], 6)  # a scan's grain
+    sharp = run_brick(cpu_toolset, "SHARPEN", image=source, amount=1.0, mask=None)
+    assert quality.edge_contrast_gain(source, sharp) >= 1.05
+    assert quality.halo_fraction(source, sharp) <= 0.005
+    assert quality.flat_noise_gain(source, sharp) <= 1.2
+
+
+@pytest.mark.parametrize("kind", PHOTOS)
+def test_denoise_removes_noise_and_keeps_texture(cpu_toolset, photos, kind):
+    clean = photos[kind]
+    grainy = noisy(clean, 12)
+    denoised = run_brick(cpu_toolset, "SMOOTH", image=grainy, strength=0.4, mask=None)
+    assert quality.psnr(clean, denoised) >= quality.psnr(clean, grainy) + 3.0
+    assert quality.texture_kept(clean, denoised) >= 0.8
