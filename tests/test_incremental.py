@@ -26,6 +26,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
+from test_pipeline import with_pipeline
 
 from flows.edit_catalogue import edit_catalogue
 from legoedit.cli import main
@@ -73,8 +74,8 @@ def make_bucket(endpoint: str, bucket: str) -> None:
 
 
 def run(manifest: str, output: str, config: Config, **parameters) -> tuple[dict, str]:
-    state = edit_catalogue(dataset=manifest, output=output, config=config, shard_size=4, return_state=True,
-                           **parameters)
+    state = edit_catalogue(dataset=manifest, output=output, config=with_pipeline(config, shard_size=4),
+                           return_state=True, **parameters)
     return state.result(), str(state.state_details.flow_run_id)
 
 
@@ -264,9 +265,9 @@ import json, sys
 from flows.edit_catalogue import edit_catalogue
 from legoedit_core.config import Config
 manifest, output, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-config = Config.load(overrides=["pipeline.retry_delay_seconds=0"])
-edit_catalogue(dataset=manifest, output=output, config=config, shard_size=2, max_concurrent_shards=1,
-               storage_options=options or None, report=False)
+config = Config.load(overrides=["pipeline.retry_delay_seconds=0", "pipeline.shard_size=2",
+                                "pipeline.max_concurrent_shards=1"])
+edit_catalogue(dataset=manifest, output=output, config=config, storage_options=options or None, report=False)
 """
 
 
@@ -294,7 +295,8 @@ def test_kill_9_mid_incremental_run_then_rerun_holds_every_id_once(tmp_path, con
         options, root = None, str(tmp_path)
     manifest = write_catalogue(f"{root}/in", 4, [GREY], storage_options=options)
     output = RunOutput(f"{root}/out", options)
-    edit_catalogue(dataset=manifest, output=output.uri, config=config, shard_size=2, storage_options=options)
+    config = with_pipeline(config, shard_size=2)
+    edit_catalogue(dataset=manifest, output=output.uri, config=config, storage_options=options)
     version_1 = rows_by_id(output)
     storage = Storage(f"{root}/in", options)
     rows = manifest_rows(manifest, options)
@@ -307,7 +309,7 @@ def test_kill_9_mid_incremental_run_then_rerun_holds_every_id_once(tmp_path, con
     assert output.versions() == [1] and rows_by_id(output) == version_1  # nothing of the killed run is visible
     committed = len(output.storage.glob("work/v00002-*/_commits/*.json"))
 
-    state = edit_catalogue(dataset=manifest, output=output.uri, config=config, shard_size=2, storage_options=options,
+    state = edit_catalogue(dataset=manifest, output=output.uri, config=config, storage_options=options,
                            return_state=True)
     summary = state.result()
     assert summary["version"] == 2 and summary["changes"]["new"] == 36
@@ -324,8 +326,8 @@ def test_a_scheduled_deployment_makes_a_version_and_a_counts_artifact_per_run(tm
     output = str(tmp_path / "out")
     deployment = edit_catalogue.to_deployment(
         name="follow-catalogue", interval=timedelta(days=1),
-        parameters={"dataset": manifest, "output": output, "shard_size": 4,
-                    "config": config.model_dump(mode="json")})
+        parameters={"dataset": manifest, "output": output,
+                    "config": with_pipeline(config, shard_size=4).model_dump(mode="json")})
     deployment_id = deployment.apply()
     artifacts = []
     with get_client(sync_client=True) as client:
