@@ -130,7 +130,7 @@ def test_kill_9_of_the_process_group_leaves_no_process_and_a_rerun_takes_over_at
     with tempfile.TemporaryFile("w+") as stderr:
         run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
         deadline = time.monotonic() + 240
-        while not list((output / "_commits").glob("*.json")) and time.monotonic() < deadline:
+        while not list(output.glob("work/*/_commits/*.json")) and time.monotonic() < deadline:
             assert run.poll() is None
             time.sleep(0.1)
         family = [run.pid] + [child.pid for child in psutil.Process(run.pid).children(recursive=True)]
@@ -149,7 +149,8 @@ def test_kill_9_of_the_process_group_leaves_no_process_and_a_rerun_takes_over_at
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"took over the lease of {socket.gethostname()} pid {run.pid}" in rerun.stderr
     assert "rows by status: {'ok': 30}" in rerun.stdout
-    assert sorted(pq.read_table(output / "parts").column("id").to_pylist()) == [f"item-{i:05d}" for i in range(30)]
+    ids = pq.read_table(RunOutput(str(output)).current_files()).column("id").to_pylist()
+    assert sorted(ids) == [f"item-{i:05d}" for i in range(30)]
 
 
 def alive(pid: int) -> bool:
