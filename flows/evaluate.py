@@ -17,9 +17,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.backends import pin_backends
 from flows.failures import fails_cleanly
-from flows.monitoring import Progress
 from flows.runners import make_task_runner
-from flows.scheduler import Chain, ShardScheduler, Step, pending_runs
+from flows.scheduler import Chain, Step, run_every_shard
 from legoedit_core.config import Config
 from legoedit_core.data.benchmarks import open_benchmark
 from legoedit_core.data.output import RunOutput, table_bytes
@@ -52,15 +51,9 @@ def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | N
         Step("results", edit_shard, lambda run: (run.values["prepared"], config)),
         Step("judgements", judge_results, lambda run: (run.values["prepared"], run.values["results"], judge)),
         Step("part", write_part, lambda run: (output, storage_options, run.values["prepared"], run.values["results"],
-                                              config, False, pipeline.write_images, run.values["judgements"])),
+                                              config, pipeline.write_images, run.values["judgements"])),
     ])
-    with run_output.writing(run):
-        shards = source.shards(pipeline.shard_size)
-        runs = pending_runs(run_output, shards)
-        scheduler = ShardScheduler(run_output, pipeline, steps,
-                                   Progress(len(shards), len(shards) - len(runs), key="evaluate-progress"))
-        scheduler.run(runs)
-    scheduler.raise_failures(len(shards))
+    run_every_shard(run_output, run, source, pipeline, steps, "evaluate-progress")
 
     records = score_records(run_output.read_table())
     summary = category_means(records)

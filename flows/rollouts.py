@@ -15,9 +15,8 @@ from prefect import flow, get_run_logger
 
 from flows.backends import pin_backends
 from flows.failures import fails_cleanly
-from flows.monitoring import Progress
 from flows.runners import make_task_runner
-from flows.scheduler import Chain, ShardScheduler, Step, pending_runs
+from flows.scheduler import Chain, Step, run_every_shard
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import open_dataset
 from legoedit_core.data.output import OutputMismatch
@@ -50,13 +49,7 @@ def rollouts(dataset: str, output: str, k: int = 4, temperature: float = 1.0, co
         Step("part", reward_and_write, lambda run: (output, storage_options, run.values["sampled"],
                                                     run.values["results"], config)),
     ])
-    with run_output.writing(run):
-        shards = source.shards(pipeline.shard_size)
-        runs = pending_runs(run_output, shards)
-        scheduler = ShardScheduler(run_output, pipeline, steps,
-                                   Progress(len(shards), len(shards) - len(runs), key="rollouts-progress"))
-        scheduler.run(runs)
-    scheduler.raise_failures(len(shards))
+    run_every_shard(run_output, run, source, pipeline, steps, "rollouts-progress")
     table = run_output.read_table().select(["reward", "sample_index", "group_id", "workflow", "advantage",
                                              "reward_check", "check_failed"]).to_pylist()
     samples = [row["reward"] for row in table if row["sample_index"] is not None]

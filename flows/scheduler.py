@@ -32,7 +32,7 @@ from flows.monitoring import Progress
 from flows.references import ScratchStore
 from flows.runners import RunnerKind, current_runner_kind, scratch_for, task_argument
 from flows.stopping import STOP, Interrupted, sigterm_stops_like_ctrl_c
-from legoedit_core.data.datasets import Shard
+from legoedit_core.data.datasets import Dataset, Shard
 from legoedit_core.data.output import PartInfo, RunOutput
 from legoedit_core.settings.pipeline import PipelineSettings
 
@@ -197,6 +197,19 @@ class Chain:
             self._submit(scheduler, run, index + 1)
 
         scheduler.submit(shard_run, step.task, args, then)
+
+
+def run_every_shard(output: RunOutput, run: dict[str, Any], source: Dataset, pipeline: PipelineSettings,
+                    steps: ShardSteps, progress_key: str) -> None:
+    """Own ``output`` for ``run``, take every shard of ``source`` that is not committed yet through ``steps``, then
+    end with one paragraph over the shards that failed (the whole-shard flows: evaluate, rollouts)."""
+    with output.writing(run):
+        shards = source.shards(pipeline.shard_size)
+        runs = pending_runs(output, shards)
+        scheduler = ShardScheduler(output, pipeline, steps,
+                                   Progress(len(shards), len(shards) - len(runs), key=progress_key))
+        scheduler.run(runs)
+    scheduler.raise_failures(len(shards))
 
 
 def pending_runs(output: RunOutput, shards: Sequence[Shard]) -> list[ShardRun]:
