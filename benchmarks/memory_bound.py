@@ -61,7 +61,8 @@ def child(rows: int, shard_size: int, concurrent_shards: int, budget_mib: int) -
     from legoedit_core.workflow import parse_workflow
 
     config = Config.load(overrides=[f"pipeline.memory_budget_bytes={budget_mib * 2**20}",
-                                    f"pipeline.max_concurrent_shards={concurrent_shards}"])
+                                    f"pipeline.max_concurrent_shards={concurrent_shards}",
+                                    f"pipeline.shard_size={shard_size}"])
     with tempfile.TemporaryDirectory() as root:
         folder = Path(root, "in")
         folder.mkdir()
@@ -73,9 +74,7 @@ def child(rows: int, shard_size: int, concurrent_shards: int, budget_mib: int) -
         (folder / "catalogue.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
         started = time.perf_counter()
         with prefect_test_harness(server_startup_timeout=180):
-            summary = edit_catalogue(str(folder / "catalogue.jsonl"), f"{root}/out", config=config,
-                                     shard_size=shard_size, max_concurrent_shards=concurrent_shards,
-                                     report=False)
+            summary = edit_catalogue(str(folder / "catalogue.jsonl"), f"{root}/out", config=config, report=False)
         rows_out = RunOutput(f"{root}/out").read_table().select(["id", "status", "error"]).to_pylist()
         seconds = time.perf_counter() - started
     toolset = Toolset(config)

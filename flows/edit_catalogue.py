@@ -144,7 +144,8 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, retr
                     len(shards), len(shards) - len(runs))
         steps = _EditSteps(todo, work, config, storage_options, TagPolicy.for_server())
         scheduler = ShardScheduler(work, config.pipeline, steps,
-                                   Progress(len(shards), len(shards) - len(runs), key="edit-catalogue-progress"))
+                                   Progress(len(shards), len(shards) - len(runs), key="edit-catalogue-progress"),
+                                   named=output)
         scheduler.run(runs)
         version_report = version_report_name(change.version) if report else None
         committed = None if scheduler.failures else commit_version(run_output, change, work, run, version_report)

@@ -35,6 +35,7 @@ from prefect.utilities.annotations import quote
 
 from flows.references import ByReference, ScratchStore
 from legoedit_core.config import Config
+from legoedit_core.data.output import RunOutput
 from legoedit_core.executor import BrickGroup
 
 RunnerKind = Literal["threads", "ray", "dask"]
@@ -165,13 +166,13 @@ def task_argument(kind: RunnerKind, value: Any, scratch: ScratchStore | None = N
 
 
 @contextmanager
-def scratch_for(kind: RunnerKind, output: str, storage_options: dict[str, Any] | None) -> Iterator[
-        ScratchStore | None]:
-    """The scratch store a run on ``kind`` passes images through (Dask only), emptied when the run ends."""
+def scratch_for(kind: RunnerKind, output: RunOutput) -> Iterator[ScratchStore | None]:
+    """The scratch store under ``output`` that a run on ``kind`` passes images through (Dask only), emptied when
+    the run ends."""
     if kind != "dask":
         yield None
         return
-    scratch = ScratchStore(output, storage_options)
+    scratch = ScratchStore(output.uri, output.storage.storage_options)
     try:
         yield scratch
     finally:

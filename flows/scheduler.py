@@ -73,12 +73,13 @@ class ShardScheduler:
     freed_memory: FreedMemory = field(default_factory=FreedMemory)
     runner: RunnerKind = field(default_factory=current_runner_kind)
     scratch: ScratchStore | None = None  # where images go by reference on Dask (flows/references.py)
+    named: str | None = None  # the output as the user named it, for messages (an edit version's work lies below it)
 
     def run(self, runs: list[ShardRun]) -> None:
         """Run every shard, at most ``pipeline.max_concurrent_shards`` at once; ``runs`` is consumed (a committed
         shard is let go). Raises ``Interrupted`` on a stop."""
         with (sigterm_stops_like_ctrl_c(), long_lived_objects_frozen(),
-              scratch_for(self.runner, self.output.uri, self.output.storage.storage_options) as self.scratch):
+              scratch_for(self.runner, self.output) as self.scratch):
             self._run(runs, max(1, self.pipeline.max_concurrent_shards))
 
     def _run(self, runs: list[ShardRun], limit: int) -> None:
@@ -118,7 +119,7 @@ class ShardScheduler:
             except queue.Empty:
                 continue
         raise Interrupted(f"stopped by a signal: {self.committed} shard(s) committed in this run, nothing partial; "
-                          f"rerun the same command to resume with what is left in {self.output.uri}")
+                          f"rerun the same command to resume with what is left in {self.named or self.output.uri}")
 
     def submit(self, shard_run: ShardRun, task: Task, args: tuple[Any, ...], then: Then,
                tags: frozenset[str] = frozenset()) -> None:
@@ -160,7 +161,7 @@ class ShardScheduler:
         later error (the summary or report failing too) that must not hide them."""
         if not self.failures:
             return
-        failed = shards_failed(self.failures, shards, self.output.uri)
+        failed = shards_failed(self.failures, shards, self.named or self.output.uri)
         if also is not None:
             raise type(failed)(f"{failed} Writing the summary and report failed too: {also}") from also
         raise failed

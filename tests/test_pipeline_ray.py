@@ -67,10 +67,11 @@ def test_a_brick_no_ray_node_has_fails_the_flow_with_its_name_instead_of_waiting
     manifest = write_catalogue(str(tmp_path / "in"), 2, ["sharpen the image"])
     with prefect_test_harness(server_startup_timeout=180):
         with pytest.raises(Exception, match=r"no Ray node has brick:SHARPEN \(of 1 live node\(s\)\)"):
-            run_catalogue(manifest, str(tmp_path / "out"), task_runner="ray", config=Config.load(), shard_size=2,
-                          report=False, ray_brick_resources=True)
+            config = Config.load(overrides=["pipeline.task_runner='ray'", "pipeline.shard_size=2",
+                                            "pipeline.ray_brick_resources=true"])
+            run_catalogue(manifest, str(tmp_path / "out"), config=config, report=False)
         assert [state for state, _ in _flow_run_states()] == ["FAILED"]
-    assert RunOutput(str(tmp_path / "out")).finished() == {}  # nothing committed
+    assert not list((tmp_path / "out").rglob("_commits/*.json"))  # nothing committed
 
 
 def test_a_ray_cluster_that_refuses_the_connection_fails_the_flow_run(tmp_path):
@@ -80,7 +81,8 @@ def test_a_ray_cluster_that_refuses_the_connection_fails_the_flow_run(tmp_path):
         port = closed.getsockname()[1]  # bound, never listening: connections are refused
         with prefect_test_harness(server_startup_timeout=180):
             with pytest.raises(ClusterUnavailable, match=f"cannot connect to ray://127.0.0.1:{port}: 127.0.0.1:{port}"):
-                run_catalogue(manifest, str(tmp_path / "out"), task_runner="ray", address=f"ray://127.0.0.1:{port}",
-                              config=Config.load(), shard_size=2, report=False)
+                config = Config.load(overrides=["pipeline.task_runner='ray'", "pipeline.shard_size=2",
+                                                f"pipeline.address='ray://127.0.0.1:{port}'"])
+                run_catalogue(manifest, str(tmp_path / "out"), config=config, report=False)
             [(state, message)] = _flow_run_states()
     assert state == "FAILED" and "cannot connect" in message

@@ -55,9 +55,10 @@ def test_the_check_judge_rejects_a_change_too_small_and_accepts_a_done_one():
 
 
 def test_flow_with_one_verify_round_replans_a_rejected_edit_and_keeps_both_rounds(tmp_path):
-    config = Config.load(overrides=["pipeline.retry_delay_seconds=0", "planner.verify_rounds=1"])
+    config = Config.load(overrides=["pipeline.retry_delay_seconds=0", "planner.verify_rounds=1",
+                                    "pipeline.shard_size=2"])
     output = str(tmp_path / "out")
-    edit_catalogue(dataset=catalogue(tmp_path), output=output, config=config, shard_size=2, report=False)
+    edit_catalogue(dataset=catalogue(tmp_path), output=output, config=config, report=False)
     rows = {row["id"]: row for row in RunOutput(output).read_table().to_pylist()}
     assert {row["status"] for row in rows.values()} == {"ok"}
 
