@@ -87,11 +87,9 @@ class ShardScheduler:
         runs.clear()
         while waiting or open_runs:
             while waiting and open_runs < limit:
-                shard_run = waiting.pop()
+                # not caught: a runner that cannot take tasks (its cluster unreachable) fails the whole run
+                self.steps.start(self, waiting.pop())
                 open_runs += 1
-                self._step(shard_run, "start", lambda run, _: self.steps.start(self, run), None)
-                if shard_run.failed:
-                    open_runs -= 1
             future, shard_run, task_name, then = self._next_finished()
             shard_run.in_flight -= 1
             if shard_run.failed:
