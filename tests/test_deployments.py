@@ -122,7 +122,7 @@ def server(tmp_path_factory) -> Iterator[dict[str, Any]]:
     process = processes.start("server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               server_env)
     api = f"http://127.0.0.1:{port}/api"
-    http = httpx.Client(base_url=api, timeout=30)
+    http = httpx.Client(base_url=api, timeout=30, transport=RetryWhileBusy())
 
     def healthy() -> bool:
         assert process.poll() is None, f"the Prefect server exited\n{processes.tails()}"
@@ -174,6 +174,20 @@ def _test_prefect_file(folder: Path, catalogue: str) -> Path:
 def _command(env: dict[str, str], *args: str) -> None:
     done = subprocess.run([PREFECT, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, f"prefect {' '.join(args)}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
+
+
+class RetryWhileBusy(httpx.HTTPTransport):
+    """A SQLite Prefect server under load answers 503 while its database is locked; Prefect's own client retries
+    that, and so does the test's client (a few times, with growing waits)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for wait in (0.5, 1, 2, 4, 8):
+            response = super().handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.close()
+            time.sleep(wait)
+        return super().handle_request(request)
 
 
 def _deployment(http: httpx.Client, name: str) -> dict[str, Any]:

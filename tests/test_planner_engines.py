@@ -149,7 +149,7 @@ def test_an_engine_that_does_not_load_raises_instead_of_planning_invalid_plans(c
     planner = make_planner(PlannerSettings(strategy="workflow", engine="vllm", model="m", max_attempts=1,
                                            device="cuda"),
                            cpu_toolset)
-    with pytest.raises(RuntimeError, match=r"pip install 'legoedit\[vllm\]'"):  # a fault: the task is retried
+    with pytest.raises(ImportError, match=r"pip install 'legoedit\[vllm\]'"):  # a fault: the task is retried
         planner.plan_batch([PlanRequest("x", np.zeros((32, 32, 3), np.uint8), "flip it")])
 
 
