@@ -13,20 +13,18 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import boto3
 import datasets as hf
 import nbformat
 import numpy as np
 import pytest
 import s3fs
-from moto.server import ThreadedMotoServer
 from nbclient import NotebookClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
-from test_pipeline import with_pipeline
+from test_pipeline import make_bucket, moto_server, s3_options, with_pipeline  # noqa: F401 (moto_server: a fixture)
 
 from flows.edit_catalogue import edit_catalogue
 from legoedit.cli import main
@@ -53,24 +51,6 @@ def prefect_server():
 @pytest.fixture(scope="module")
 def config() -> Config:
     return Config.load(overrides=["pipeline.retry_delay_seconds=0"])
-
-
-@pytest.fixture(scope="module")
-def moto_server():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def s3_options(endpoint: str) -> dict:
-    return {"key": "test", "secret": "test", "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
-
-
-def make_bucket(endpoint: str, bucket: str) -> None:
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket=bucket)
 
 
 def run(manifest: str, output: str, config: Config, **parameters) -> tuple[dict, str]:
@@ -231,7 +211,7 @@ def test_retry_failed_re_edits_only_rows_that_are_not_ok(tmp_path, config):
     assert len(rows_by_id(output)) == 6
 
 
-def test_deciding_reads_no_image_and_sees_a_replaced_object_on_s3(moto_server, config, monkeypatch):
+def test_deciding_reads_no_image_and_sees_a_replaced_object_on_s3(moto_server, config, monkeypatch):  # noqa: F811
     make_bucket(moto_server, "decide")
     options = s3_options(moto_server)
     manifest = write_catalogue("s3://decide/catalogue", 5, [GREY], storage_options=options)
@@ -287,7 +267,7 @@ def kill_9_mid_run(manifest: str, output: RunOutput, options: dict | None) -> No
 
 
 @pytest.mark.parametrize("store", ["local", "s3"])
-def test_kill_9_mid_incremental_run_then_rerun_holds_every_id_once(tmp_path, config, moto_server, store):
+def test_kill_9_mid_incremental_run_then_rerun_holds_every_id_once(tmp_path, config, moto_server, store):  # noqa: F811
     if store == "s3":
         make_bucket(moto_server, "killed")
         options, root = s3_options(moto_server), "s3://killed"
@@ -407,7 +387,7 @@ def test_a_version_whose_work_is_incomplete_is_not_committed(tmp_path):
     assert output.versions() == []
 
 
-def test_a_version_put_that_lands_but_answers_an_error_is_retried_and_recognised_on_s3(moto_server, config,
+def test_a_version_put_that_lands_but_answers_an_error_is_retried_and_recognised_on_s3(moto_server, config,  # noqa: F811
                                                                                        monkeypatch):
     """The store takes the version record, then the connection drops before the answer: the retried conditional put
     finds the name taken by this run's own record and the run goes on (no second version, no conflict)."""

@@ -4,6 +4,7 @@ judge), re-plans a rejected one with the critique, and the row's trace holds eve
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,13 +76,19 @@ def test_flow_with_one_verify_round_replans_a_rejected_edit_and_keeps_both_round
     assert len(grey) == 1 and "score 10/10" in grey[0]["note"] and "kept" in grey[0]["note"]
 
 
-def test_the_plain_loop_verifies_like_the_flow(tmp_path):
+def verified_in_a_plain_loop(folder: Path):
+    """The first shard of the test catalogue planned, verified (one round) and executed in a plain loop."""
     config = Config.load(overrides=["planner.verify_rounds=1"])
     toolset = Toolset(config)
     planner, executor = make_planner(config.planner, toolset), Executor(toolset)
-    dataset = open_dataset(catalogue(tmp_path))
+    dataset = open_dataset(catalogue(folder))
     table = process_shard(dataset, dataset.shards(2)[0], planner, executor,
                           verify=make_verifier(config, planner, executor))
+    return table, planner, executor
+
+
+def test_the_plain_loop_verifies_like_the_flow(tmp_path):
+    table, planner, executor = verified_in_a_plain_loop(tmp_path)
     rows = {row["id"]: row for row in table.to_pylist()}
     assert [entry["node"] for entry in verify_entries(rows["dim"])] == ["verify_0", "verify_1"]
     assert make_verifier(Config.load(), planner, executor) is None  # verify_rounds = 0: no verify step
@@ -90,12 +97,7 @@ def test_the_plain_loop_verifies_like_the_flow(tmp_path):
 def test_legoedit_edit_keeps_the_plan_legoedit_run_keeps(tmp_path, capsys):
     from legoedit.cli import main
 
-    config = Config.load(overrides=["planner.verify_rounds=1"])
-    toolset = Toolset(config)
-    planner, executor = make_planner(config.planner, toolset), Executor(toolset)
-    dataset = open_dataset(catalogue(tmp_path))
-    table = process_shard(dataset, dataset.shards(2)[0], planner, executor,
-                          verify=make_verifier(config, planner, executor))
+    table, _, _ = verified_in_a_plain_loop(tmp_path)
     kept = json.loads(table.to_pylist()[0]["workflow"])["nodes"]
     assert main(["plan", str(tmp_path / "bright.png"), "make it a bit brighter", "--seed", "1",
                  "--set", "planner.verify_rounds=1"]) == 0
