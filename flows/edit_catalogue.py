@@ -94,8 +94,7 @@ class _EditSteps:
                judgements: list[Judgement | None] | None) -> None:
         scheduler.write(shard_run, write_part, (self.output.uri, self.storage_options, shard_run.values["prepared"],
                                                 shard_run.values["waves"].results(), self.config,
-                                                self.pipeline.write_images,
-                                                judgements))
+                                                self.pipeline.write_images, judgements))
 
     def _groups_done(self, scheduler: ShardScheduler, groups: list[BrickGroup], shard_run: ShardRun,
                      results: list[GroupResult]) -> None:
@@ -104,8 +103,6 @@ class _EditSteps:
             waves.record(group, result)
         if shard_run.in_flight == 0:
             self._next_wave(scheduler, shard_run)
-
-
 
 
 @flow(name="edit-catalogue", task_runner=make_task_runner("threads"))

@@ -20,8 +20,8 @@ class Fault(Exception):
     """A failure of the machinery, not of an item: raise it (or a subclass) to have the task retried."""
 
 
-# Always faults: the host out of memory, storage and files (OSError), a package that does not import.
-_FAULT_TYPES: tuple[type[BaseException], ...] = (Fault, MemoryError, OSError, ImportError)
+# Always faults: storage and files (OSError), a package that does not import (and running out of memory, below).
+_FAULT_TYPES: tuple[type[BaseException], ...] = (Fault, OSError, ImportError)
 # Exception classes of optional engines, by name (vLLM's engine process died: every later request fails).
 _FAULT_NAMES = frozenset({"EngineDeadError", "AsyncEngineDeadError"})
 # CUDA library failures that torch raises as a plain RuntimeError (newer torch raises ``AcceleratorError`` for the

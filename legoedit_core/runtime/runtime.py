@@ -27,6 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from legoedit_core.faults import Fault
 from legoedit_core.runtime.loading import (
     DIFFUSERS_LORA,
     Adapter,
@@ -45,9 +46,10 @@ DEFAULT_RESERVES = {"cuda": 2 * 2**30}
 Estimate = Callable[[ModelKey, int | None], int | None]
 
 
-class ModelDoesNotFit(MemoryError):
+class ModelDoesNotFit(Fault):
     """A model cannot be admitted on its device: even with every evictable model gone it exceeds the budget or
-    the device's free memory less the reserve. A fault of the machinery (the task fails and is retried)."""
+    the device's free memory less the reserve. A fault of the machinery (the task fails and is retried), not an
+    out-of-memory of a batch: a smaller batch would not make the model fit."""
 
 T = TypeVar("T")
 R = TypeVar("R")
