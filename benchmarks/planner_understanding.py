@@ -1,17 +1,24 @@
 """How well the offline ``rules`` Builder understands instructions as people write them, and how fast it plans.
 
-Reads the held-out set ``benchmarks/instructions/heldout.jsonl`` (written before the planner was tuned; never edit it
-to fit the code). Each row names a photo (a bundled example or a generated one), an instruction, whether it can be
+Reads one instruction set (``--set``, default the development set ``benchmarks/instructions/dev-wave3.jsonl``).
+Sets named ``heldout-*`` are held out: written by someone who had not read the planner, committed before they were
+run, never edited afterwards; for them only counts are printed (``--show-failures`` is refused), so the engineer who
+changes the planner never reads their sentences. Sets named ``dev-*`` were tuned on.
+
+Each row names a photo (a bundled example or a generated one), an instruction, whether it can be
 done on the CPU profile and, if so, the accepted tool sets and literals (``expect``: a string must appear in some
 node's literal of that name, ``[lo, hi]`` bounds a number). It prints:
 
 - accepted-plan rate on the doable rows: a plan whose tools form one of the accepted sets and whose literals match;
 - wrong edits: a plan for a row that should be declined, or a plan for a doable row with other tools or literals
   (an edit of something other than what was asked);
+- dropped clauses: a plan for a row whose every accepted tool set is larger than the plan's tools (part of what was
+  asked was silently left out);
+- misses per ``category`` (rows that carry one);
 - the seconds the planner takes for ``--count`` instructions (the set cycled; the first pass plans every distinct
   instruction cold, including loading the embedding model).
 
-    python benchmarks/planner_understanding.py [--count 1000] [--show-failures]
+    python benchmarks/planner_understanding.py [--set PATH] [--count 1000] [--show-failures]
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from legoedit_core.planners.base import PlanRequest, PlanResult
 from legoedit_core.planners.rules import RulesPlanner
 
 ROOT = Path(__file__).resolve().parents[1]
-HELDOUT = ROOT / "benchmarks" / "instructions" / "heldout.jsonl"
+DEVELOPMENT_SET = ROOT / "benchmarks" / "instructions" / "dev-wave3.jsonl"
 BUNDLED = {"astronaut", "chelsea", "coffee", "rocket"}
 
 
@@ -91,6 +98,14 @@ def accepted(row: dict[str, Any], plan: PlanResult) -> bool:
     return all(matches(value, found.get(key, [])) for key, value in row.get("expect", {}).items())
 
 
+def dropped_clause(row: dict[str, Any], plan: PlanResult) -> bool:
+    """Whether a plan for a doable row does strictly less than every accepted tool set asks for."""
+    if not plan.ok or not row["doable"]:
+        return False
+    tools = set(plan.workflow.tools())
+    return all(tools < set(option) for option in row["accept"])
+
+
 def requests(rows: list[dict[str, Any]]) -> list[PlanRequest]:
     photos = {name: load_photo(name) for name in {row["image"] for row in rows}}
     return [PlanRequest(row["id"], photos[row["image"]], row["instruction"], has_mask=bool(row.get("mask")))
@@ -100,10 +115,14 @@ def requests(rows: list[dict[str, Any]]) -> list[PlanRequest]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="instructions to time (the set cycled)")
-    parser.add_argument("--show-failures", action="store_true")
+    parser.add_argument("--set", type=Path, default=DEVELOPMENT_SET, help="a JSONL instruction set")
+    parser.add_argument("--show-failures", action="store_true", help="print the failing rows (development sets only)")
     args = parser.parse_args()
+    held_out = args.set.name.startswith("heldout")
+    if args.show_failures and held_out:
+        parser.error(f"{args.set.name} is held out: only its counts are printed")
 
-    rows = [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in args.set.read_text().splitlines() if line.strip()]
     planner = RulesPlanner(Toolset())
     batch = requests(rows)
     timed = [batch[i % len(batch)] for i in range(args.count)]
@@ -124,10 +143,24 @@ def main() -> None:
                 print(f"  not accepted {row['id']} {row['instruction']!r}: {shown}")
         for row, plan in wrong:
             print(f"  WRONG {row['id']} {row['instruction']!r}: {plan.workflow.tools()} {literals(plan)}")
-    print(f"held-out set: {len(rows)} instructions, {len(doable)} doable on CPU, {len(declines)} to decline")
+    dropped = [row for row, plan in doable if dropped_clause(row, plan)]
+    misses: dict[str, int] = {}
+    for row, plan in zip(rows, plans, strict=True):
+        missed = not accepted(row, plan) if row["doable"] else plan.ok
+        if missed:
+            misses[row.get("category", "-")] = misses.get(row.get("category", "-"), 0) + 1
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row.get("category", "-")] = totals.get(row.get("category", "-"), 0) + 1
+    kind = "held-out" if held_out else "development"
+    print(f"{kind} set {args.set.name}: {len(rows)} instructions, {len(doable)} doable on CPU, "
+          f"{len(declines)} to decline")
     print(f"accepted plans on doable: {len(good)}/{len(doable)} = {len(good) / len(doable):.1%}")
     print(f"correct declines: {sum(not plan.ok for _, plan in declines)}/{len(declines)}")
     print(f"wrong edits: {len(wrong)}")
+    print(f"plans that drop a clause: {len(dropped)}")
+    print("misses by category: " + ", ".join(f"{name} {misses.get(name, 0)}/{count}"
+                                             for name, count in sorted(totals.items())))
     ranked = planner.ranker.remembered if planner.ranker is not None else 0
     print(f"planning {args.count} instructions: {seconds:.2f} s wall, {cpu:.2f} s CPU "
           f"({1000 * seconds / args.count:.2f} ms each; {ranked} distinct clauses ranked against exemplars, "
