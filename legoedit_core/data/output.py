@@ -9,7 +9,7 @@ Layout under the output prefix::
     work/v00002-<work>/parts/part-00003.parquet   rows edited by version 2, shard 3 of its work
     work/v00002-<work>/_commits/00003-0000.json   that shard is finished (attempt 0)
     work/v00002-<work>/kept/part-00001.parquet    an earlier part without the rows version 2 replaced or removed
-    images/<id>-<hash>.png              edited images as files (optional; the newest edit of each id)
+    work/v00002-<work>/images/<id>-<hash>.png   edited images of that work as files (optional)
     report.html, reports/00002.html     the HTML report of the newest version, and of each version
 
 A run's work (the rows it edits) is a ``RunOutput`` of its own under ``work/``: a part is written in one piece (a
@@ -24,13 +24,21 @@ An output without versions (rollouts, evaluation, an output written before versi
 shards at the top level (``parts/part-00003.parquet``, ``_commits/00003-0000.json``), as before.
 
 One run writes an output at a time: ``writing`` takes the output's lease, records the run (or checks that it
-matches the recorded one: same shard size and config fingerprint) and releases the lease at the end.
+matches the recorded one: same shard size and config fingerprint) and releases the lease at the end. Every write
+into the output (parts, image files, kept parts, indexes, reports, records) is fenced: made only after checking
+that the lease is still this run's (``check_lease``). Image files belong to the work that made them, so a writer
+that lost its lease, or an earlier run, never changes a file that a current row stands for.
+
+Records stay inside the output: every path a version record, an index or a commit record names is relative,
+normalised and below the output (``inside``); a record naming anything else (an absolute path, ``..``, another
+scheme or bucket) is refused with ``UnsafeRecord`` naming the record, before anything is read from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
 import time
 from collections import Counter
@@ -43,7 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from legoedit_core.data.images import output_name
-from legoedit_core.data.lease import Lease, fence
+from legoedit_core.data.lease import Fence, Lease, fence
 from legoedit_core.data.rows import OUTPUT_SCHEMA, STATUSES
 from legoedit_core.data.storage import Storage
 
@@ -52,7 +60,6 @@ COMMITS = "_commits"
 PARTS = "parts"
 VERSIONS = "_versions"
 WORK = "work"
-WORK_URI = re.compile(rf"^(?P<output>.+)/{WORK}/v\d{{5}}-[0-9a-f]+/?$")  # a version's work, inside its output
 # The run settings a rerun must share with the recorded run, and what to tell the user when one differs. (The
 # dataset may change: a rerun edits what changed into a new version.)
 MUST_MATCH = {
@@ -64,6 +71,20 @@ MUST_MATCH = {
 
 class OutputMismatch(ValueError):
     """The output already holds a run with another shard size or another config."""
+
+
+class UnsafeRecord(ValueError):
+    """A record of the output names a path outside it: refused, never followed nor carried into a new version."""
+
+
+def inside(path: Any, record: str) -> str:
+    """``path`` when it is a relative, normalised path below the output; ``UnsafeRecord`` naming ``record``
+    otherwise."""
+    if not isinstance(path, str) or not path or "://" in path or path.startswith(("/", "~")) or "\\" in path \
+            or posixpath.normpath(path) != path or path.split("/", 1)[0] in ("..", ".") or "\x00" in path:
+        raise UnsafeRecord(f"{record} names {path!r}, which is not a relative path inside the output: refused "
+                           "(the record was changed by hand or by another program; restore it or use a new output)")
+    return path
 
 
 class CommitConflict(RuntimeError):
@@ -137,9 +158,12 @@ class PartInfo:
 
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> PartInfo:
-        """The part a commit record describes."""
-        return cls(**{name: record[name] for name in cls.__dataclass_fields__})
+    def from_record(cls, record: dict[str, Any], where: str = "a commit record") -> PartInfo:
+        """The part a commit or version record (``where``, for messages) describes; its path must lie inside the
+        output (``UnsafeRecord``)."""
+        info = cls(**{name: record[name] for name in cls.__dataclass_fields__})
+        inside(info.path, where)
+        return info
 
 
 def part_name(shard: int) -> str:
@@ -175,6 +199,19 @@ class RunOutput:
         self.uri = uri
         self.storage = storage or Storage(uri, storage_options)
         self.lease: Lease | None = None
+        self.fence: Fence | None = None  # the run's fencing token, in a task that writes away from the run
+
+    def check_lease(self) -> None:
+        """Raise ``LeaseLost`` unless this writer still owns the output (a no-op for a writer without a lease)."""
+        if self.lease is not None:
+            self.lease.check()
+        elif self.fence is not None:
+            self.fence.check()
+
+    def write_fenced(self, data: bytes, path: str) -> None:
+        """Write ``data`` under the output, only while this writer owns it."""
+        self.check_lease()
+        self.storage.write_bytes(data, path)
 
     # ------------------------------------------------------------------------------------------ the run
     def manifest(self) -> dict[str, Any]:
@@ -247,9 +284,16 @@ class RunOutput:
                 return None
             number = numbers[-1]
         try:
-            return json.loads(self.storage.read_bytes(version_name(number)))
+            record = json.loads(self.storage.read_bytes(version_name(number)))
         except FileNotFoundError:
             return None
+        where = f"{self.storage.uri(version_name(number))}"
+        for key in ("index", "work", "report"):
+            if record.get(key) is not None:
+                inside(record[key], f"{where} ({key})")
+        for entry in record.get("parts") or []:
+            PartInfo.from_record(entry, f"{where} (parts)")
+        return record
 
     def current_parts(self, version: int | None = None) -> list[PartInfo]:
         """The parts of a version (the newest when None): every id in exactly one of them. An output without
@@ -259,7 +303,7 @@ class RunOutput:
             raise FileNotFoundError(f"{self.uri} has no version {version} (versions: {self.versions()})")
         if record is None:
             return [PartInfo.from_record(entry) for entry in self.finished().values()]
-        return [PartInfo.from_record(entry) for entry in record["parts"]]
+        return [PartInfo.from_record(entry, f"version {record['version']}") for entry in record["parts"]]
 
     def current_files(self, version: int | None = None) -> list[str]:
         """The URIs of a version's parts (the newest when None): ``datasets.load_dataset("parquet",
@@ -280,6 +324,7 @@ class RunOutput:
         for shard in sorted(attempts):
             for attempt in sorted(attempts[shard], reverse=True):
                 record = json.loads(self.storage.read_bytes(commit_name(shard, attempt)))
+                inside(record.get("path"), self.storage.uri(commit_name(shard, attempt)))
                 if record.get("lease_epoch") is not None:
                     superseded = superseded or fence(self.storage)
                     if superseded(record["lease_epoch"], record["committed"]):
@@ -314,17 +359,16 @@ class RunOutput:
     def write_part(self, shard: int, table: pa.Table) -> PartInfo:
         """Write a shard's part in one piece (it is committed separately, by ``commit``)."""
         table = table.cast(self.schema)
-        if self.lease is not None:
-            self.lease.check()  # a fenced writer does not overwrite the part of the run that took over
-        self.storage.write_bytes(table_bytes(table), part_name(shard))
+        self.write_fenced(table_bytes(table), part_name(shard))
         return PartInfo.of(shard, part_name(shard), table)
 
     def read_part(self, shard: int) -> pa.Table:
         return pq.read_table(pa.BufferReader(self.storage.read_bytes(part_name(shard))), schema=self.schema)
 
     def read_path(self, path: str, columns: list[str] | None = None) -> pa.Table:
-        """A part by its path under the output (only ``columns`` when given: the others are not read)."""
-        with self.storage.fs.open(self.storage.path(path), "rb") as handle:
+        """A part by its path under the output (only ``columns`` when given: the others are not read); a path that
+        leaves the output is refused (``UnsafeRecord``)."""
+        with self.storage.fs.open(self.storage.path(inside(path, "a record")), "rb") as handle:
             table = pq.ParquetFile(handle).read(columns=columns)
         return table if columns else table.cast(self.schema)
 
@@ -344,14 +388,13 @@ class RunOutput:
         return self.storage.uri(PARTS, "*.parquet")
 
     def write_images(self, table: pa.Table) -> None:
-        """Also write each edited image as ``images/<id>.png`` (several outputs: ``<id>-2.png``, ...), in the
-        output's own ``images/`` when this is a version's work."""
-        work = WORK_URI.match(self.uri)
-        storage = Storage(work["output"], self.storage.storage_options) if work else self.storage
+        """Also write each edited image as ``images/<id>-<hash>.png`` (several outputs: ``-2.png``, ...) under this
+        output: a version's work keeps its own, so no other run's writes change them. Fenced like the parts."""
+        self.check_lease()
         columns = (table.column(name).to_pylist() for name in ("id", "edited_image", "edited_images"))
         for row_id, edited, several in zip(*columns, strict=True):
             for index, image in enumerate(several or ([edited] if edited is not None else [])):
-                storage.write_bytes(image["bytes"], output_name(image_key(row_id), index))
+                self.storage.write_bytes(image["bytes"], output_name(image_key(row_id), index))
 
 
 def image_key(row_id: str) -> str:
