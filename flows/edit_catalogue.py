@@ -23,6 +23,7 @@ from prefect import flow, get_run_logger
 
 from flows.backends import pin_backends
 from flows.failures import fails_cleanly
+from flows.memory import return_freed_memory
 from flows.monitoring import Progress, gallery, summary_table, version_counts
 from flows.runners import brick_routing, make_task_runner, on_configured_runner
 from flows.scheduler import ShardRun, ShardScheduler, pending_runs
@@ -108,7 +109,8 @@ class _EditSteps:
 
     def _slice_done(self, scheduler: ShardScheduler, shard_run: ShardRun, rows: Any) -> None:
         stop = shard_run.values.pop("prepared").stop
-        shard_run.values.pop("waves")  # the slice's pixels and results: let them go
+        shard_run.values.pop("waves")  # the slice's pixels and results: let them go, now (Prefect's futures hold
+        return_freed_memory()  # them in reference cycles), before the next slice is admitted to the same share
         shard_run.values.setdefault("earlier", []).append(rows)
         self.start(scheduler, shard_run, stop)
 

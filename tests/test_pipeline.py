@@ -541,7 +541,9 @@ def test_flow_reads_and_writes_s3_and_retries_a_flaky_endpoint(moto_server, conf
     assert table.num_rows == 12 and summary["parts"] == RunOutput("s3://flaky/run", options).current_files()
     assert all(part.startswith("s3://flaky/run/work/v00001-") for part in summary["parts"])
     fs = s3fs.S3FileSystem(**options, skip_instance_cache=True)
-    assert len(fs.glob("flaky/run/images/*.png")) == 12 and fs.exists("flaky/run/report.html")
+    images = RunOutput("s3://flaky/run", options).current_images()  # each work keeps its own image files
+    assert len(images) == 12 and all(image.startswith("s3://flaky/run/work/v00001-") for image in images.values())
+    assert len(fs.glob("flaky/run/work/*/images/*.png")) == 12 and fs.exists("flaky/run/report.html")
 
 
 def test_a_permanent_store_failure_fails_its_shard_and_keeps_the_others(moto_server, config):

@@ -30,6 +30,11 @@ GRAY = "make it black and white"
 SMALL_BUDGET = "pipeline.memory_budget_bytes=67108864"  # 64 MiB: a shard's share is 16 MiB (4 shards at once)
 
 
+@pytest.fixture(scope="module")
+def env(prefect_api):  # noqa: F811 (the environment of a command that reports to the module's Prefect server)
+    return prefect_api
+
+
 def png_header(width: int, height: int) -> bytes:
     """A small PNG whose header declares ``width`` x ``height`` (its pixel data is a few hundred bytes)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -66,7 +71,7 @@ def current_rows(output: Path) -> dict[str, dict]:
     return {row["id"]: row for row in rows}
 
 
-def test_header_limits_are_row_errors_and_a_shard_too_big_for_its_share_is_edited_in_slices(tmp_path, prefect_api):
+def test_header_limits_are_row_errors_and_a_shard_too_big_for_its_share_is_edited_in_slices(tmp_path, env):
     folder = tmp_path / "in"
     manifest = write_catalogue(str(folder), 3, [GRAY])
     (folder / "huge.png").write_bytes(png_header(50000, 50000))
@@ -78,7 +83,7 @@ def test_header_limits_are_row_errors_and_a_shard_too_big_for_its_share_is_edite
     add_rows(manifest, [{"id": name.split(".")[0] + "-" + name.split(".")[1], "image": name, "instruction": GRAY}
                         for name in ("huge.png", "over.png", "huge.webp", "alone.png")]
              + [{"id": f"mid-{i}", "image": f"mid-{i}.png", "instruction": GRAY} for i in range(3)])
-    done = run(manifest, str(tmp_path / "out"), "--shard-size", "100", "--set", SMALL_BUDGET, env=prefect_api)
+    done = run(manifest, str(tmp_path / "out"), "--shard-size", "100", "--set", SMALL_BUDGET, env=env)
 
     rows = current_rows(tmp_path / "out")
     assert len(rows) == 10 and RunOutput(str(tmp_path / "out")).versions() == [1]
@@ -97,11 +102,11 @@ def test_header_limits_are_row_errors_and_a_shard_too_big_for_its_share_is_edite
     assert "MemoryBudgetExceeded" not in done.stderr
 
 
-def test_a_huge_integer_in_jsonl_and_a_huge_csv_field_are_their_rows_errors(tmp_path, prefect_api):
+def test_a_huge_integer_in_jsonl_and_a_huge_csv_field_are_their_rows_errors(tmp_path, env):
     manifest = write_catalogue(str(tmp_path / "in"), 2, [GRAY])
     add_rows(manifest, [], ['{"id": "digits", "image": "images/item-00000.png", "instruction": "flip it", '
                             '"seed": ' + "7" * 4301 + "}"])
-    run(manifest, str(tmp_path / "out"), env=prefect_api)
+    run(manifest, str(tmp_path / "out"), env=env)
     rows = current_rows(tmp_path / "out")
     assert [rows[i]["status"] for i in ("item-00000", "item-00001")] == ["ok", "ok"]
     assert rows["line-3"]["status"] == "bad_input"
@@ -111,7 +116,7 @@ def test_a_huge_integer_in_jsonl_and_a_huge_csv_field_are_their_rows_errors(tmp_
     long_text = "x" * 200_000
     csv_manifest.write_text(f"id,image,instruction\na,images/item-00000.png,{GRAY}\nlong,images/item-00001.png,"
                             f"{long_text}\nb,images/item-00001.png,{GRAY}\n")
-    run(str(csv_manifest), str(tmp_path / "out-csv"), env=prefect_api)
+    run(str(csv_manifest), str(tmp_path / "out-csv"), env=env)
     rows = current_rows(tmp_path / "out-csv")
     assert [rows[i]["status"] for i in ("a", "b")] == ["ok", "ok"]
     assert rows["long"]["status"] == "bad_input" and rows["long"]["error"].startswith("line 3: ")
@@ -138,7 +143,7 @@ class SlowImage(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_url_that_trickles_is_cut_off_at_its_deadline(tmp_path, prefect_api):
+def test_a_url_that_trickles_is_cut_off_at_its_deadline(tmp_path, env):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowImage)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -147,7 +152,7 @@ def test_a_url_that_trickles_is_cut_off_at_its_deadline(tmp_path, prefect_api):
         add_rows(manifest, [{"id": "slow", "image": url, "instruction": GRAY}])
         started = time.monotonic()
         run(manifest, str(tmp_path / "out"), "--set", 'inputs.schemes=["http"]', "--set",
-            "inputs.private_hosts=true", "--set", "inputs.url_seconds=2", env=prefect_api)
+            "inputs.private_hosts=true", "--set", "inputs.url_seconds=2", env=env)
         took = time.monotonic() - started
     finally:
         server.shutdown()
@@ -170,18 +175,18 @@ def rewrite_in_place(path: Path, data: bytes) -> None:
 
 
 @pytest.mark.parametrize("content_hash", [False, True], ids=["size-and-mtime", "content-hash"])
-def test_content_hash_sees_an_image_rewritten_in_place(tmp_path, prefect_api, content_hash):
+def test_content_hash_sees_an_image_rewritten_in_place(tmp_path, env, content_hash):
     folder = tmp_path / "in"
     manifest = write_catalogue(str(folder), 3, [GRAY])
     image = folder / "images" / "item-00001.bmp"  # BMP: the same size in bytes whatever its pixels
     image.write_bytes(encode(synthetic_image(1, 96, 72), "BMP"))
     Path(manifest).write_text(Path(manifest).read_text().replace("item-00001.png", "item-00001.bmp"))
     flags = ["--content-hash"] if content_hash else []
-    run(manifest, str(tmp_path / "out"), *flags, env=prefect_api)
+    run(manifest, str(tmp_path / "out"), *flags, env=env)
     first = current_rows(tmp_path / "out")["item-00001"]["edited_image"]["bytes"]
     rewrite_in_place(image, encode(np.full((72, 96, 3), 200, np.uint8), "BMP"))
 
-    done = run(manifest, str(tmp_path / "out"), *flags, env=prefect_api)
+    done = run(manifest, str(tmp_path / "out"), *flags, env=env)
     rows = current_rows(tmp_path / "out")
     assert len(rows) == 3 and all(row["status"] == "ok" for row in rows.values())
     if content_hash:
@@ -199,22 +204,22 @@ TAMPERED = {
 }
 
 
-def test_records_that_lead_outside_the_output_are_refused_and_never_carried_on(tmp_path, prefect_api):
+def test_records_that_lead_outside_the_output_are_refused_and_never_carried_on(tmp_path, env):
     manifest = write_catalogue(str(tmp_path / "in"), 3, [GRAY])
     output = tmp_path / "out"
-    run(manifest, str(output), env=prefect_api)
+    run(manifest, str(output), env=env)
     outside = tmp_path / "outside"
     outside.mkdir()
     shutil.copy(RunOutput(str(output)).current_files()[0].removeprefix("file://"), outside / "part.parquet")
     pristine = (output / "_versions" / "00001.json").read_text()
-    for name, tamper in TAMPERED.items():
+    for tamper in TAMPERED.values():
         record = json.loads(pristine)
         tamper(record, outside)
         (output / "_versions" / "00001.json").write_text(json.dumps(record))
         with pytest.raises(UnsafeRecord, match=r"_versions/00001.json \((parts|index)\) names .*not a relative path"):
             RunOutput(str(output)).read_table()
     add_rows(manifest, [{"id": "new", "image": "images/item-00000.png", "instruction": GRAY}])
-    line = one_error_line(legoedit("run", manifest, str(output), env=prefect_api))  # the index still leads out
+    line = one_error_line(legoedit("run", manifest, str(output), env=env))  # the index still leads out
     assert "_versions/00001.json (index) names '/etc/passwd'" in line and "refused" in line
     assert RunOutput(str(output)).versions() == [1]  # nothing was committed from it
     for path in ("parts/part-00000.parquet", "a/./b", "a//b", "", "C:\\x", "~/x", "a/../../b"):
@@ -225,14 +230,14 @@ def test_records_that_lead_outside_the_output_are_refused_and_never_carried_on(t
 
 
 # A writer paused past its lease while another run finishes must not write a single file afterwards.
-def test_a_writer_resumed_after_another_run_finished_writes_nothing(tmp_path, prefect_api):
+def test_a_writer_resumed_after_another_run_finished_writes_nothing(tmp_path, env):
     folder = tmp_path / "in"
     manifest = write_catalogue(str(folder), 6, [GRAY], size=(1600, 1200))
     output = tmp_path / "out"
-    env = prefect_api | {"LEGOEDIT_LEASE_SECONDS": "3"}
+    short_lease = env | {"LEGOEDIT_LEASE_SECONDS": "3"}
     args = ["run", manifest, str(output), "--shard-size", "1", "--concurrent-shards", "1", "--write-images"]
     paused = subprocess.Popen([sys.executable, "-c", "import sys; from legoedit.cli import main; sys.exit(main())",
-                               *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               *args], env=short_lease, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not list(output.glob("work/*/_commits/*.json")):
         assert paused.poll() is None and time.monotonic() < deadline, paused.communicate()
@@ -244,7 +249,7 @@ def test_a_writer_resumed_after_another_run_finished_writes_nothing(tmp_path, pr
         Path(manifest).write_text(Path(manifest).read_text().replace(
             f'"id": "item-00005", "image": "images/item-00005.png", "instruction": "{GRAY}"',
             '"id": "item-00005", "image": "images/item-00005.png", "instruction": "flip it"'))
-        legoedit_run = legoedit(*args, env=env)
+        legoedit_run = legoedit(*args, env=short_lease)
         assert legoedit_run.returncode == 0, legoedit_run.stderr[-3000:]
     finally:
         os.kill(paused.pid, signal.SIGCONT)
@@ -264,3 +269,7 @@ def test_a_writer_resumed_after_another_run_finished_writes_nothing(tmp_path, pr
     assert len(images) >= 6 and all(image.relative_to(output).parts[0] == "work" for image in images)
     for image in images:  # every image file under the output is what the current view holds for its id
         assert image.read_bytes() == rows[by_name[image.name]]["edited_image"]["bytes"], image
+    current_images = RunOutput(str(output)).current_images()
+    assert sorted(current_images) == sorted(rows)
+    assert all(Path(uri.removeprefix("file://")).read_bytes() == rows[row_id]["edited_image"]["bytes"]
+               for row_id, uri in current_images.items())

@@ -218,7 +218,8 @@ def commit_version(output: RunOutput, change: Change, work: RunOutput, run: dict
     holder = output.lease.holder if output.lease is not None else None
     record = {"version": change.version, "previous": (change.previous or {}).get("version"),
               "parts": [vars(info) for info in parts + work_parts], "index": index_path, "work": change.prefix,
-              "counts": change.counts | {"failed": failed, "pending": len(pending)}, "dataset": run.get("dataset"),
+              "counts": change.counts | {"failed": failed} | ({"pending": len(pending)} if pending else {}),
+              "dataset": run.get("dataset"),
               "dataset_fingerprint": run.get("dataset_fingerprint"), "config": run["config"],
               "config_fingerprint": config_fingerprint(run["config"]), "rows": table.num_rows, "report": report,
               "committed": time.time(), "holder": holder}
@@ -254,7 +255,9 @@ def _kept_parts(output: RunOutput, change: Change, replaced: set[str]) -> tuple[
             path = f"{change.prefix}/kept/part-{position:05d}.parquet"
             output.write_fenced(table_bytes(table), path)
             renamed[info.path] = path
-            parts.append(PartInfo.of(info.shard, path, table))
+            kept = PartInfo.of(info.shard, path, table)
+            kept.images = info.images_folder  # its rows' image files stay where their edit wrote them
+            parts.append(kept)
     paths = [renamed.get(path, path) for path in kept_index.column("path").to_pylist()]
     kept_index = kept_index.set_column(3, "path", pa.array(paths, pa.string()))
     return parts, [kept_index]

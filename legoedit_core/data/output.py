@@ -58,6 +58,7 @@ from legoedit_core.data.storage import Storage
 MANIFEST = "_manifest.json"
 COMMITS = "_commits"
 PARTS = "parts"
+IMAGES = "images"
 VERSIONS = "_versions"
 WORK = "work"
 # The run settings a rerun must share with the recorded run, and what to tell the user when one differs. (The
@@ -129,7 +130,9 @@ def unwritable_as_error(uri: str) -> Iterator[None]:
 @dataclass
 class PartInfo:
     """What a finished shard left behind: its part, its row counts, brick seconds, and the model runtime's work
-    for it (loads per model, the most bytes resident on one device), read from the rows' traces."""
+    for it (loads per model, the most bytes resident on one device), read from the rows' traces; ``images`` is the
+    folder of its rows' image files when it is not the one beside the part's folder (a kept part's rows keep the
+    files of the work that edited them)."""
 
     shard: int
     path: str
@@ -138,6 +141,12 @@ class PartInfo:
     brick_seconds: dict[str, float]
     model_loads: dict[str, int] = field(default_factory=dict)
     resident_bytes: int = 0
+    images: str | None = None
+
+    @property
+    def images_folder(self) -> str:
+        """Where the image files of this part's rows lie (``--write-images``), under the output."""
+        return self.images or posixpath.join(posixpath.dirname(posixpath.dirname(self.path)), IMAGES)
 
     @classmethod
     def of(cls, shard: int, path: str, table: pa.Table) -> PartInfo:
@@ -161,8 +170,10 @@ class PartInfo:
     def from_record(cls, record: dict[str, Any], where: str = "a commit record") -> PartInfo:
         """The part a commit or version record (``where``, for messages) describes; its path must lie inside the
         output (``UnsafeRecord``)."""
-        info = cls(**{name: record[name] for name in cls.__dataclass_fields__})
+        info = cls(**{name: record[name] for name in cls.__dataclass_fields__ if name in record})
         inside(info.path, where)
+        if info.images is not None:
+            inside(info.images, where)
         return info
 
 
@@ -382,6 +393,17 @@ class RunOutput:
         for part in self.current_parts(version):
             yield self.read_path(part.path, columns)
 
+    def current_images(self, version: int | None = None) -> dict[str, str]:
+        """The image files (``--write-images``) of the current view's rows (or of ``version``'s), by id: each in
+        the images folder of the work that edited it."""
+        files = {}
+        for part in self.current_parts(version):
+            for row_id, edited in zip(*self.read_path(part.path, ["id", "edited_image"]).to_pydict().values(),
+                                      strict=True):
+                if edited is not None:
+                    files[row_id] = self.storage.uri(part.images_folder, image_key(row_id).split("/", 1)[1])
+        return files
+
     def parts_uri(self) -> str:
         """The glob of the committed shards of an output without versions (rollouts, evaluation); an edit
         output's current view is ``current_files()``."""
@@ -405,4 +427,4 @@ def image_key(row_id: str) -> str:
     """
     readable = re.sub(r"[^A-Za-z0-9._-]", "_", row_id)[:64]
     digest = hashlib.blake2b(row_id.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-    return f"images/{readable}-{digest}.png"
+    return f"{IMAGES}/{readable}-{digest}.png"
