@@ -60,9 +60,9 @@ def load_row(row: InputRow, reader: InputReader, memory: ShardMemory | None = No
     is admitted (``SliceFull``: the row waits for the shard's next slice, untouched); only then is it decoded.
 
     A missing, refused, corrupt or too large file (an image that alone exceeds the shard's memory share included)
-    marks the row bad input (and its ``source`` stays None unless the image
-    decoded: a bad row never carries bytes that are not an image); a failing dataset store raises
-    ``StorageError`` (the shard fails and is retried by a rerun).
+    marks the row bad input (and its ``source`` stays None unless the image decoded: a bad row never carries bytes
+    that are not an image); a failing dataset store raises ``StorageError`` (the shard fails and is retried by a
+    rerun).
     """
     loaded = LoadedRow(row)
     _check_reference_workflow(row)
@@ -113,12 +113,15 @@ class PreparedShard:
     plans: list[PlanResult | None]  # None for bad input
     planner: str
     verified: list[Verified | None] | None = None  # every verify round of each row (planner.verify_rounds > 0)
-    start: int = -1  # -1: the shard's start
-    stop: int = -1  # -1: the shard's stop
+    start: int = -1  # the dataset's index of its first row; -1: the shard's start
 
     def __post_init__(self) -> None:
         self.start = self.shard.start if self.start < 0 else self.start
-        self.stop = self.start + len(self.rows) if self.stop < 0 else self.stop
+
+    @property
+    def stop(self) -> int:
+        """The dataset's index after its last row: where the shard's next slice starts."""
+        return self.start + len(self.rows)
 
     @property
     def last(self) -> bool:
