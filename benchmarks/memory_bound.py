@@ -6,12 +6,15 @@ A child process, limited to ``--limit-kb`` of address space (RLIMIT_AS, what ``u
    (about 250 KB on disk, 201 MB decoded), plus one 4x8192 image asked to be "resized to 8192 pixels wide";
 2. a 63-output workflow that fans one 128x96 image out to RESIZE 4096x4096 outputs, through the executor.
 
-It prints the flow's row counts, the fan-out's status and the peak RSS (``ru_maxrss``); the parent checks that no
-row failed for memory and prints ``peak RSS <MiB> MiB (bound <MiB> MiB)``. The bound is what the memory budget
-admits: ``pipeline.memory_budget_bytes`` (set here to ``--budget-mib``) plus a fixed allowance for the
-interpreter, its libraries and Prefect (``BASELINE_MIB``).
+It prints the flow's row counts, the fan-out's status and the peak RSS (``ru_maxrss``); the parent prints
+``peak RSS <MiB> MiB (bound <MiB> MiB)``. The bound is what the memory budget admits: each shard in flight holds at
+most its share (``pipeline.memory_budget_bytes / pipeline.max_concurrent_shards``; a shard whose images do not fit
+is edited a slice at a time), so the shards in flight hold at most ``min(shards, max_concurrent_shards)`` shares;
+plus a fixed allowance for the interpreter, its libraries and Prefect (``BASELINE_MIB``).
 
-    python benchmarks/memory_bound.py [--rows 48] [--shard-size 2] [--concurrent-shards 2] [--budget-mib 4096]
+Every setting is the pipeline's default unless given:
+
+    python benchmarks/memory_bound.py [--rows 48] [--shard-size N] [--concurrent-shards N] [--budget-mib N]
 """
 
 from __future__ import annotations
@@ -47,7 +50,23 @@ def fan_out_workflow(outputs: int = 63) -> dict:
     return {"instruction": "fan out", "nodes": nodes, "output": [f"@r{i}.image" for i in range(outputs)]}
 
 
-def child(rows: int, shard_size: int, concurrent_shards: int, budget_mib: int) -> None:
+def settings(shard_size: int | None, concurrent_shards: int | None, budget_mib: int | None) -> list[str]:
+    """Config overrides for the settings given (the others keep the pipeline's defaults)."""
+    given = {"shard_size": shard_size, "max_concurrent_shards": concurrent_shards,
+             "memory_budget_bytes": budget_mib * 2**20 if budget_mib else None}
+    return [f"pipeline.{name}={value}" for name, value in given.items() if value is not None]
+
+
+def bound_mib(rows: int, overrides: list[str]) -> float:
+    """Peak RSS the budget admits for ``rows`` rows (plus the tall one) under ``overrides``."""
+    from legoedit_core.config import Config
+
+    pipeline = Config.load(overrides=overrides).pipeline
+    shards = -(-(rows + 1) // pipeline.shard_size)
+    return min(shards, pipeline.max_concurrent_shards) * pipeline.shard_memory() / 2**20 + BASELINE_MIB
+
+
+def child(rows: int, overrides: list[str]) -> None:
     import numpy as np
     from prefect.testing.utilities import prefect_test_harness
 
@@ -60,9 +79,7 @@ def child(rows: int, shard_size: int, concurrent_shards: int, budget_mib: int) -
     from legoedit_core.executor import Executor
     from legoedit_core.workflow import parse_workflow
 
-    config = Config.load(overrides=[f"pipeline.memory_budget_bytes={budget_mib * 2**20}",
-                                    f"pipeline.max_concurrent_shards={concurrent_shards}",
-                                    f"pipeline.shard_size={shard_size}"])
+    config = Config.load(overrides=overrides)
     with tempfile.TemporaryDirectory() as root:
         folder = Path(root, "in")
         folder.mkdir()
@@ -85,15 +102,15 @@ def child(rows: int, shard_size: int, concurrent_shards: int, budget_mib: int) -
                                   "fan_out": [fan.status, fan.error], "peak_mib": peak, "seconds": seconds}))
 
 
-def run_limited(rows: int, shard_size: int, concurrent_shards: int, budget_mib: int, limit_kb: int) -> dict:
+def run_limited(rows: int, overrides: list[str], limit_kb: int) -> dict:
     """Run ``child`` under an address-space limit; its RESULT as a dict."""
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit_kb * 1024, limit_kb * 1024))
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    done = subprocess.run([sys.executable, __file__, "--child", "--rows", str(rows), "--shard-size", str(shard_size),
-                           "--concurrent-shards", str(concurrent_shards), "--budget-mib", str(budget_mib)],
-                          env=env, capture_output=True, text=True, preexec_fn=limit, timeout=1800)
+    done = subprocess.run([sys.executable, __file__, "--child", "--rows", str(rows),
+                           *(f"--set={override}" for override in overrides)],
+                          env=env, capture_output=True, text=True, preexec_fn=limit, timeout=3600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the child failed ({done.returncode}): {done.stderr[-4000:]}")
@@ -103,21 +120,23 @@ def run_limited(rows: int, shard_size: int, concurrent_shards: int, budget_mib: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=48)
-    parser.add_argument("--shard-size", type=int, default=2)
-    parser.add_argument("--concurrent-shards", type=int, default=2)
-    parser.add_argument("--budget-mib", type=int, default=4096)
+    parser.add_argument("--shard-size", type=int, help="default: pipeline.shard_size")
+    parser.add_argument("--concurrent-shards", type=int, help="default: pipeline.max_concurrent_shards")
+    parser.add_argument("--budget-mib", type=int, help="default: pipeline.memory_budget_bytes")
     parser.add_argument("--limit-kb", type=int, default=8_000_000)
     parser.add_argument("--child", action="store_true")
+    parser.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.rows, args.shard_size, args.concurrent_shards, args.budget_mib)
+        child(args.rows, args.set)
         return
-    result = run_limited(args.rows, args.shard_size, args.concurrent_shards, args.budget_mib, args.limit_kb)
-    print(f"{args.rows} rows of 8192x8192 in shards of {args.shard_size}, {args.concurrent_shards} at once, "
-          f"ulimit -v {args.limit_kb}: {result['counts']} in {result['seconds']:.0f} s")
+    overrides = settings(args.shard_size, args.concurrent_shards, args.budget_mib)
+    result = run_limited(args.rows, overrides, args.limit_kb)
+    print(f"{args.rows} rows of 8192x8192, settings {overrides or 'the defaults'}, ulimit -v {args.limit_kb}: "
+          f"{result['counts']} in {result['seconds']:.0f} s")
     print(f"tall image resized to 8192 wide: {result['rows']['tall']}")
     print(f"63-output RESIZE 4096 fan-out: {result['fan_out']}")
-    print(f"peak RSS {result['peak_mib']:.0f} MiB (bound {args.budget_mib + BASELINE_MIB} MiB)")
+    print(f"peak RSS {result['peak_mib']:.0f} MiB (bound {bound_mib(args.rows, overrides):.0f} MiB)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 For each shard: one ``plan-shard`` task (the Builder plans the whole shard at once), then the executor's waves, in
 which each GPU (brick, backend) group is one ``run-brick-groups`` task and the CPU groups of the wave share one
 (``GRAYSCALE+FLIP shard 3 wave 1``; with Ray brick routing every group is its own task), then one ``write-part``
-task; the flow commits the part to the output's manifest. The shards are scheduled by ``flows/scheduler.py`` (the
+task; the flow commits the part to the output's manifest. A shard whose images do not fit its memory share at once
+goes through plan and waves slice by slice (``build-rows`` turns each slice but the last into rows), and is still
+written and committed as one part. The shards are scheduled by ``flows/scheduler.py`` (the
 one scheduler of every flow: stopping, failures, memory); up to ``max_concurrent_shards`` shards are in flight at
 once, so the brick groups of one shard overlap with the planning of the next. Brick-group tasks carry the tags
 ``brick:<NAME>`` and ``cpu`` / ``gpu`` where the server makes them worth their cost (``flows.server.TagPolicy``).
@@ -21,6 +23,7 @@ from prefect import flow, get_run_logger
 
 from flows.backends import pin_backends
 from flows.failures import fails_cleanly
+from flows.memory import return_freed_memory
 from flows.monitoring import Progress, gallery, summary_table, version_counts
 from flows.runners import brick_routing, make_task_runner, on_configured_runner
 from flows.scheduler import ShardRun, ShardScheduler, pending_runs
@@ -34,7 +37,7 @@ from legoedit_core.executor import BrickGroup, GroupResult, WaveRun
 from legoedit_core.judge.judgement import Judgement
 from legoedit_core.pipeline.shard import PreparedShard, versions
 from legoedit_core.settings.pipeline import PipelineSettings
-from tasks.edit import plan_shard, run_brick_groups, write_part
+from tasks.edit import build_slice_rows, plan_shard, run_brick_groups, write_part
 from tasks.judge import judge_results
 from tasks.runtime import executor_for, toolset_for
 
@@ -55,8 +58,9 @@ class _EditSteps:
     def pipeline(self) -> PipelineSettings:
         return self.config.pipeline
 
-    def start(self, scheduler: ShardScheduler, shard_run: ShardRun) -> None:
-        scheduler.submit(shard_run, plan_shard, (self.dataset, shard_run.shard, self.config),
+    def start(self, scheduler: ShardScheduler, shard_run: ShardRun, start: int | None = None) -> None:
+        first = shard_run.shard.start if start is None else start
+        scheduler.submit(shard_run, plan_shard, (self.dataset, shard_run.shard, self.config, first),
                          partial(self._planned, scheduler))
 
     def _planned(self, scheduler: ShardScheduler, shard_run: ShardRun, prepared: PreparedShard) -> None:
@@ -92,9 +96,23 @@ class _EditSteps:
 
     def _write(self, scheduler: ShardScheduler, shard_run: ShardRun,
                judgements: list[Judgement | None] | None) -> None:
-        scheduler.write(shard_run, write_part, (self.output.uri, self.storage_options, shard_run.values["prepared"],
-                                                shard_run.values["waves"].results(), self.config,
-                                                self.pipeline.write_images, judgements))
+        prepared: PreparedShard = shard_run.values["prepared"]
+        results = shard_run.values["waves"].results()
+        if not prepared.last:  # the shard's next slice follows this one's rows
+            scheduler.submit(shard_run, build_slice_rows, (prepared, results, self.config, judgements),
+                             partial(self._slice_done, scheduler))
+            return
+        fence = self.output.lease.fence() if self.output.lease is not None else None
+        scheduler.write(shard_run, write_part, (self.output.uri, self.storage_options, prepared, results,
+                                                self.config, self.pipeline.write_images, judgements,
+                                                shard_run.values.get("earlier"), fence))
+
+    def _slice_done(self, scheduler: ShardScheduler, shard_run: ShardRun, rows: Any) -> None:
+        stop = shard_run.values.pop("prepared").stop
+        shard_run.values.pop("waves")  # the slice's pixels and results: let them go, now (Prefect's futures hold
+        return_freed_memory()  # them in reference cycles), before the next slice is admitted to the same share
+        shard_run.values.setdefault("earlier", []).append(rows)
+        self.start(scheduler, shard_run, stop)
 
     def _groups_done(self, scheduler: ShardScheduler, groups: list[BrickGroup], shard_run: ShardRun,
                      results: list[GroupResult]) -> None:
@@ -145,22 +163,22 @@ def edit_catalogue(dataset: str, output: str, config: Config | None = None, retr
                                    named=output)
         scheduler.run(runs)
         version_report = version_report_name(change.version) if report else None
-        committed = None if scheduler.failures else commit_version(run_output, change, work, run, version_report)
-
-    try:
-        summary = summary_table(run_output.current_parts())
-        report_uri = run_output.storage.uri(REPORT) if report else None
-        if report:
-            html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}").encode()
-            if committed is not None:
-                run_output.storage.write_bytes(html, version_report)
-            run_output.storage.write_bytes(html, REPORT)
-            rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image",
-                                                           "edited_image"]) for row in part.to_pylist())
-            gallery(rows, report_uri, storage_options)
-    except OSError as error:  # the store or disk failing after shards failed: name those shards, not only this
-        scheduler.raise_failures(len(shards), also=error)
-        raise
+        try:
+            # committed with what finished, failed shards or not: their rows are pending for the next run
+            committed = commit_version(run_output, change, work, run, version_report)
+            summary = summary_table(run_output.current_parts())
+            report_uri = run_output.storage.uri(REPORT) if report else None
+            if report:  # written under the lease, like every write into the output
+                html = render_report(run_output.iter_parts, title=f"legoedit: {dataset}").encode()
+                if committed is not None:
+                    run_output.write_fenced(html, version_report)
+                run_output.write_fenced(html, REPORT)
+                rows = (row for part in run_output.iter_parts(["id", "instruction", "status", "source_image",
+                                                               "edited_image"]) for row in part.to_pylist())
+                gallery(rows, report_uri, storage_options)
+        except OSError as error:  # the store or disk failing after shards failed: name those shards, not only this
+            scheduler.raise_failures(len(shards), also=error)
+            raise
     scheduler.raise_failures(len(shards))
     version_counts(committed, run_output.storage.url(version_report) if version_report else None)
     logger.info("done: %s; version %d: %s; report at %s", summary["counts"], committed["version"],

@@ -51,7 +51,8 @@ def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | N
         Step("results", edit_shard, lambda run: (run.values["prepared"], config)),
         Step("judgements", judge_results, lambda run: (run.values["prepared"], run.values["results"], judge)),
         Step("part", write_part, lambda run: (output, storage_options, run.values["prepared"], run.values["results"],
-                                              config, pipeline.write_images, run.values["judgements"])),
+                                              config, pipeline.write_images, run.values["judgements"], None,
+                                              run_output.lease.fence() if run_output.lease else None)),
     ])
     run_every_shard(run_output, run, source, pipeline, steps, "evaluate-progress")
 

@@ -22,7 +22,7 @@ from prefect.utilities.callables import get_call_parameters
 from flows.stopping import Interrupted
 from legoedit_core.data.datasets import DatasetError, Shard
 from legoedit_core.data.lease import LeaseHeld, LeaseLost
-from legoedit_core.data.output import OutputMismatch
+from legoedit_core.data.output import OutputMismatch, UnsafeRecord
 from legoedit_core.settings.pipeline import PipelineSettings
 
 P = ParamSpec("P")
@@ -35,7 +35,7 @@ class ShardsFailed(RuntimeError):
 
 # What a flow run can be expected to end with: one line for the user, no traceback (OSError covers StorageError
 # and OutputUnwritable; a lease held by another run, or lost, and a stop by a signal are expected too).
-ANTICIPATED = (ShardsFailed, DatasetError, OutputMismatch, OSError, LeaseHeld, LeaseLost, Interrupted)
+ANTICIPATED = (ShardsFailed, DatasetError, OutputMismatch, UnsafeRecord, OSError, LeaseHeld, LeaseLost, Interrupted)
 
 
 @dataclass
@@ -69,9 +69,15 @@ def shards_failed(failures: list[ShardFailure], shards: int, output: str) -> Sha
 
 def with_retries(task: Task, pipeline: PipelineSettings, **options: Any) -> Task:
     """``task`` with the config's retries: ``task_retries`` more tries after a failure, each wait ``retry_backoff``
-    times the one before, starting at ``retry_delay_seconds``."""
+    times the one before, starting at ``retry_delay_seconds``; a lost lease is never retried (the run stops)."""
     delays = [pipeline.retry_delay_seconds * pipeline.retry_backoff ** i for i in range(pipeline.task_retries)]
-    return task.with_options(retries=pipeline.task_retries, retry_delay_seconds=delays or 0, **options)
+    return task.with_options(retries=pipeline.task_retries, retry_delay_seconds=delays or 0,
+                             retry_condition_fn=_not_lease_lost, **options)
+
+
+def _not_lease_lost(task: Task, task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition: retry anything but ``LeaseLost``."""
+    return not isinstance(state.data, LeaseLost)
 
 
 def run_name(task: Task, args: tuple[Any, ...]) -> str:

@@ -10,7 +10,8 @@ else is here, once:
   while shards run: ``sigterm_stops_like_ctrl_c``). A part is committed only after it is written, so nothing is
   half-written and a rerun resumes from the committed shards.
 - **Failures.** A task that still fails after the config's retries leaves its shard uncommitted; the flow ends
-  with one paragraph over every such shard (``flows.failures.shards_failed``).
+  with one paragraph over every such shard (``flows.failures.shards_failed``). A lost lease (``LeaseLost``) is no
+  shard's failure: the run stops at once, submitting and writing nothing more.
 - **Memory.** The heap that exists before the shards run is frozen (``long_lived_objects_frozen``), a committed
   shard's intermediate results are let go at once and collected soon after (``FreedMemory``).
 
@@ -33,6 +34,7 @@ from flows.references import ScratchStore
 from flows.runners import RunnerKind, current_runner_kind, scratch_for, task_argument
 from flows.stopping import STOP, Interrupted, sigterm_stops_like_ctrl_c
 from legoedit_core.data.datasets import Dataset, Shard
+from legoedit_core.data.lease import LeaseLost
 from legoedit_core.data.output import PartInfo, RunOutput
 from legoedit_core.settings.pipeline import PipelineSettings
 
@@ -96,6 +98,8 @@ class ShardScheduler:
                 continue  # a late task of a shard that already failed
             try:
                 result = future.result()
+            except LeaseLost:
+                raise  # another run owns the output now: nothing more is submitted or written
             except Exception as error:  # the task failed after its retries: the shard stays uncommitted
                 self._fail(shard_run, task_name, error)
             else:
@@ -106,6 +110,8 @@ class ShardScheduler:
     def _step(self, shard_run: ShardRun, name: str, then: Then, result: Any) -> None:
         try:
             then(shard_run, result)
+        except LeaseLost:
+            raise
         except Exception as error:  # committing, or starting the next step, failed
             self._fail(shard_run, name, error)
 
@@ -123,6 +129,8 @@ class ShardScheduler:
                tags: frozenset[str] = frozenset()) -> None:
         """Submit ``task(*args)`` for a shard, with the config's retries and ``tags``; ``then`` runs on the flow's
         thread with its result."""
+        if self.output.lease is not None:
+            self.output.lease.check_known()  # a run that lost its lease starts nothing more
         name = run_name(task, args)
         future = self._task(task, tags).submit(*(task_argument(self.runner, arg, self.scratch) for arg in args))
         shard_run.in_flight += 1

@@ -178,7 +178,7 @@ def _execute(toolset: Toolset, workflow, image, mask, args: argparse.Namespace) 
 # The pipeline settings the command line sets: config field -> option (each has a config key as well).
 PIPELINE_OPTIONS = {"shard_size": "shard_size", "max_concurrent_shards": "concurrent_shards",
                     "write_images": "write_images", "task_runner": "task_runner", "address": "address",
-                    "judge": "judge"}
+                    "judge": "judge", "content_hash": "content_hash"}
 
 
 def run_config(args: argparse.Namespace) -> Config:
@@ -411,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="take a config other than the output's and re-edit every row with it (a new version)")
     batch.add_argument("--concurrent-shards", type=int, help="shards in flight at once (default 4)")
     batch.add_argument("--write-images", action="store_true", help="also write edited images as files")
+    batch.add_argument("--content-hash", action="store_true",
+                       help="tell changed images by a hash of their bytes, not size and mtime (reads every image)")
     batch.add_argument("--judge", action="store_true", help="judge every edit (config: judge) into the judge columns")
     batch.add_argument("--task-runner", choices=["threads", "ray", "dask"], help="default: threads")
     batch.add_argument("--address", help="Ray or Dask cluster address for --task-runner ray|dask")

@@ -1,4 +1,6 @@
-"""The tasks of ``edit_catalogue``: one planning task per shard, brick-group tasks per wave, one write per shard.
+"""The tasks of ``edit_catalogue``: one planning task per shard slice, brick-group tasks per wave, one write per
+shard (a shard whose images do not fit its memory share at once goes through plan and waves slice by slice; each
+slice but the last is turned into rows by ``build-rows``, and the write puts the slices' rows into one part).
 
 Images travel inside task arguments and results, in memory: nothing here is cached or persisted by Prefect
 (``NO_CACHE``, ``persist_result=False``); the run's durable state is the Parquet parts and their manifest.
@@ -10,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, Shard
+from legoedit_core.data.lease import Fence
 from legoedit_core.data.output import PartInfo, RunOutput
 from legoedit_core.executor import BrickGroup, EditResult, GroupResult
 from legoedit_core.judge.judgement import Judgement
@@ -27,18 +31,19 @@ TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": Fals
 
 
 @task(name="plan-shard", task_run_name="plan shard {shard.index}", **TASK_OPTIONS)
-def plan_shard(dataset: Dataset, shard: Shard, config: Config) -> PreparedShard:
-    """Read a shard's rows and images, then plan them all in one batched Builder call."""
-    rows = dataset.read_rows(shard.start, shard.stop)
+def plan_shard(dataset: Dataset, shard: Shard, config: Config, start: int | None = None) -> PreparedShard:
+    """Read a shard's rows and images from row ``start`` on, as many as fit the shard's memory share (without
+    ``start``: the whole shard, or ``MemoryBudgetExceeded``), then plan them all in one batched Builder call."""
+    rows = dataset.read_rows(shard.start if start is None else start, shard.stop)
     planner = planner_for(config)
     prepared = prepare_shard(rows, shard, planner, dataset.reader(config.inputs),
                              content_keys=config.executor.cache_dir is not None,
                              memory_budget=config.pipeline.shard_memory(),
-                             verify=make_verifier(config, planner, executor_for(config)))
+                             verify=make_verifier(config, planner, executor_for(config)), start=start)
     bad = sum(1 for row in prepared.rows if not row.usable)
     unplanned = sum(1 for plan in prepared.plans if plan is not None and not plan.ok)
-    get_run_logger().info("shard %d: %d rows, %d bad input, %d without a valid plan", shard.index,
-                          len(prepared.rows), bad, unplanned)
+    get_run_logger().info("shard %d: rows %d-%d, %d bad input, %d without a valid plan", shard.index,
+                          prepared.start, prepared.stop - 1, bad, unplanned)
     return prepared
 
 
@@ -57,18 +62,39 @@ def run_brick_groups(groups: list[BrickGroup], config: Config, shard: int) -> li
     return [executor.run_group(group) for group in groups]
 
 
+def shard_rows(prepared: PreparedShard, results: list[EditResult], config: Config,
+               judgements: list[Judgement | None] | None = None) -> pa.Table:
+    """A slice's output rows (with the judge columns filled when there are ``judgements``)."""
+    toolset = toolset_for(config)
+    if judgements is None:
+        return build_rows(prepared, results, toolset)
+    return judged_table(prepared, results, judgements, toolset)
+
+
+@task(name="build-rows", task_run_name="rows of shard {prepared.shard.index} from row {prepared.start}",
+      **TASK_OPTIONS)
+def build_slice_rows(prepared: PreparedShard, results: list[EditResult], config: Config,
+                     judgements: list[Judgement | None] | None = None) -> pa.Table:
+    """The output rows of a slice that does not end its shard: its images encoded, its pixels let go."""
+    return shard_rows(prepared, results, config, judgements)
+
+
 @task(name="write-part", task_run_name="write shard {prepared.shard.index}", **TASK_OPTIONS)
 def write_part(output: str, storage_options: dict[str, Any] | None, prepared: PreparedShard,
                results: list[EditResult], config: Config, write_images: bool = False,
-               judgements: list[Judgement | None] | None = None) -> PartInfo:
+               judgements: list[Judgement | None] | None = None, earlier: list[pa.Table] | None = None,
+               fence: Fence | None = None) -> PartInfo:
     """Build the shard's output rows and write its Parquet part (the flow commits it to the manifest).
 
-    With ``judgements`` (from ``judge-shard``), the judge columns are filled.
+    With ``judgements`` (from ``judge-shard``), the judge columns are filled; ``earlier`` are the rows of the
+    shard's earlier slices. With ``fence`` (the run's fencing token), nothing is written once the run lost the
+    output's lease (``LeaseLost``).
     """
     run_output = RunOutput(output, storage_options)
-    toolset = toolset_for(config)
-    table = build_rows(prepared, results, toolset) if judgements is None else judged_table(
-        prepared, results, judgements, toolset)
+    run_output.fence = fence
+    table = shard_rows(prepared, results, config, judgements)
+    if earlier:
+        table = pa.concat_tables([*earlier, table])
     if write_images:
         run_output.write_images(table)
     return run_output.write_part(prepared.shard.index, table)

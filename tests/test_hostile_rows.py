@@ -171,3 +171,33 @@ def test_an_edit_whose_output_would_not_fit_is_refused_before_it_runs(tmp_path):
     rows = run_twice(manifest, tmp_path / "out")  # 8192 wide is 8192x16777216: no MemoryError, a row status
     assert [rows[row_id]["status"] for row_id in GOOD] == ["ok", "ok"]
     assert rows["tall"]["status"] == "failed" and "would be 8192x16777216" in rows["tall"]["error"]
+
+
+def test_a_run_whose_shard_failed_commits_a_version_of_what_finished_and_a_rerun_completes_it(tmp_path, monkeypatch):
+    from flows.failures import ShardsFailed
+    from legoedit_core.bricks.cpu.functions import Grayscale
+    from legoedit_core.faults import Fault
+
+    manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
+    calls, run_one = iter(range(10**6)), Grayscale.run_one
+
+    def first_call_faults(self, inputs, seed):  # a fault of the machinery, in the first shard's only group
+        if next(calls) == 0:
+            raise Fault("device lost")
+        return run_one(self, inputs, seed)
+
+    monkeypatch.setattr(Grayscale, "run_one", first_call_faults)
+    config = Config.load(overrides=["pipeline.task_retries=0"])
+    output = RunOutput(str(tmp_path / "out"))
+    with pytest.raises(ShardsFailed, match="1 of 2 shard"):
+        run_flow(dataset=manifest, output=output.uri, config=config, shard_size=2, max_concurrent_shards=1)
+    record = output.version()
+    assert record["version"] == 1 and record["counts"]["pending"] == 2 and record["rows"] == 2
+    rows = output.read_table().to_pylist()  # the committed shard is the current view: not empty
+    assert [(row["id"], row["status"]) for row in rows] == [("item-00002", "ok"), ("item-00003", "ok")]
+
+    summary, _ = run_flow(dataset=manifest, output=output.uri, config=config, shard_size=2)
+    assert summary["version"] == 2 and summary["changes"]["new"] == 2 and summary["changes"]["unchanged"] == 2
+    rows = output.read_table().to_pylist()
+    assert sorted(row["id"] for row in rows) == [f"item-{i:05d}" for i in range(4)]  # each id once
+    assert {row["status"] for row in rows} == {"ok"} and "pending" not in output.version()["counts"]

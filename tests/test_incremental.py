@@ -374,17 +374,24 @@ def test_an_emptied_catalogue_removes_every_row_and_an_empty_one_makes_an_empty_
     assert commit_plain(RunOutput(str(tmp_path / "fresh")), manifest)["rows"] == 0
 
 
-def test_a_version_whose_work_is_incomplete_is_not_committed(tmp_path):
-
+def test_a_version_is_committed_with_what_finished_and_one_that_would_repeat_an_id_is_not(tmp_path):
     manifest = write_catalogue(str(tmp_path / "in"), 5, [GREY])
     output = RunOutput(str(tmp_path / "out"))
     config = Config().model_dump(mode="json")
     change = decide(output, open_dataset(manifest), config, 2)
     work = work_output(output, change)
     work.commit(work.write_part(0, rows_to_table([empty_row(row_id, "ok") for row_id in change.ids[:2]])))
-    with pytest.raises(IncompleteVersion, match="5 ids exactly once \\(2 rows\\)"):
+    work.commit(work.write_part(1, rows_to_table([empty_row(change.ids[1], "ok")])))  # an id a second time
+    with pytest.raises(IncompleteVersion, match="2 finished ids exactly once \\(3 rows\\)"):
         commit_version(output, change, work, {"config": config})
     assert output.versions() == []
+
+    work.commit(work.write_part(1, rows_to_table([empty_row(row_id, "ok") for row_id in change.ids[2:4]])),
+                attempt=1)
+    record = commit_version(output, change, work, {"config": config})  # shard 2 did not finish: pending
+    assert record["counts"]["pending"] == 1 and output.versions() == [1]
+    assert sorted(output.read_table().column("id").to_pylist()) == change.ids[:4]
+    assert decide(output, open_dataset(manifest), config, 2).counts["new"] == 1  # the next run edits the rest
 
 
 def test_a_version_put_that_lands_but_answers_an_error_is_retried_and_recognised_on_s3(moto_server, config,  # noqa: F811

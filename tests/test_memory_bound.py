@@ -11,12 +11,13 @@ import pytest
 from legoedit_core.bricks.cpu.functions import Grayscale
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
-from legoedit_core.data.datasets import InputRow, Shard
+from legoedit_core.data.datasets import InputRow, Shard, open_dataset
 from legoedit_core.data.images import encode_png
 from legoedit_core.data.inputs import InputReader
 from legoedit_core.data.memory import MemoryBudgetExceeded, MemoryExhausted
 from legoedit_core.executor import EditItem, Executor
-from legoedit_core.pipeline.shard import prepare_shard
+from legoedit_core.pipeline import shard as shard_module
+from legoedit_core.pipeline.shard import prepare_shard, process_shard
 from legoedit_core.planners.rules import RulesPlanner
 from legoedit_core.workflow import parse_workflow
 
@@ -76,24 +77,46 @@ def test_outputs_are_admitted_before_their_node_runs(monkeypatch):
     assert fan.status == "failed" and "executor.max_item_pixels" in fan.error and not ran
 
 
-def test_a_shard_whose_images_exceed_its_share_fails_before_decoding(tmp_path, monkeypatch):
+def test_a_shard_whose_images_exceed_its_share_is_sliced_before_decoding(tmp_path, monkeypatch):
     (tmp_path / "a.png").write_bytes(encode_png(np.zeros((512, 512, 3), np.uint8)))
+    (tmp_path / "m.jsonl").write_text("".join(f'{{"id": "r{i}", "image": "a.png", "instruction": "make it black '
+                                              'and white"}\n' for i in range(5)))
     decoded: list[int] = []
-    monkeypatch.setattr("legoedit_core.pipeline.shard.decode_image", lambda data: decoded.append(1))
-    rows = [InputRow(i, f"r{i}", "make it black and white", "a.png") for i in range(3)]
-    with pytest.raises(MemoryBudgetExceeded, match=r"shard 5: its images need 9 MiB.*above its share"):
-        prepare_shard(rows, Shard(5, 0, 3), RulesPlanner(Toolset()), InputReader(str(tmp_path)),
-                      memory_budget=8 * 2**20)
-    assert len(decoded) == 2  # the third row was refused from its header, before a pixel of it was decoded
+    real_decode = shard_module.decode_image
+    monkeypatch.setattr(shard_module, "decode_image", lambda data: decoded.append(1) or real_decode(data))
+    dataset = open_dataset(str(tmp_path / "m.jsonl"))
+    rows = dataset.read_rows(0, 5)
+    planner = RulesPlanner(Toolset())
+    first = prepare_shard(rows, Shard(5, 0, 5), planner, dataset.reader(), memory_budget=8 * 2**20, start=0)
+    assert (first.start, first.stop, first.last, len(decoded)) == (0, 2, False, 2)  # the third waits, undecoded
+    with pytest.raises(MemoryBudgetExceeded, match=r"shard 5: its images do not fit together .* smaller "
+                                                   r"pipeline.shard_size"):
+        prepare_shard(rows, Shard(5, 0, 5), planner, dataset.reader(), memory_budget=8 * 2**20)  # taken whole
+
+    decoded.clear()
+    table = process_shard(dataset, Shard(5, 0, 5), planner, Executor(Toolset()), memory_budget=8 * 2**20)
+    assert table.column("id").to_pylist() == [f"r{i}" for i in range(5)]  # three slices, one table, in order
+    assert table.column("status").to_pylist() == ["ok"] * 5 and len(decoded) == 5
 
 
-def test_8192_pixel_images_and_a_fan_out_stay_under_the_bound_within_ulimit_v_8_gb():
-    rows, budget = 6, 4096
-    result = memory_bound.run_limited(rows, shard_size=2, concurrent_shards=2, budget_mib=budget,
-                                      limit_kb=8_000_000)
+def test_an_image_that_alone_exceeds_the_share_is_its_rows_bad_input(tmp_path):
+    (tmp_path / "big.png").write_bytes(encode_png(np.zeros((1024, 1024, 3), np.uint8)))  # 12 MiB admitted
+    (tmp_path / "small.png").write_bytes(encode_png(np.zeros((64, 64, 3), np.uint8)))
+    rows = [InputRow(0, "big", "make it black and white", "big.png"),
+            InputRow(1, "small", "make it black and white", "small.png")]
+    prepared = prepare_shard(rows, Shard(0, 0, 2), RulesPlanner(Toolset()), InputReader(str(tmp_path)),
+                             memory_budget=8 * 2**20, start=0)
+    assert prepared.last and [r.usable for r in prepared.rows] == [False, True]
+    assert "big.png: image is 1024x1024: decoded, with room for its results, it needs 12 MiB, more than a " \
+           "shard's share of the memory budget, 8 MiB" in rows[0].error
+
+
+def test_8192_pixel_images_at_default_settings_and_a_fan_out_stay_under_the_bound_within_ulimit_v_8_gb():
+    rows = 6  # one shard of 7 rows at the defaults, more than its 3 GiB share holds at once: edited in slices
+    result = memory_bound.run_limited(rows, [], limit_kb=8_000_000)
     statuses = {row_id: status for row_id, (status, _) in result["rows"].items()}
     assert [statuses[f"big-{i:03d}"] for i in range(rows)] == ["ok"] * rows
     assert "above the limit" in result["rows"]["tall"][1]  # refused from its size, before anything was computed
     assert result["fan_out"][0] == "failed" and "executor.max_item_pixels" in result["fan_out"][1]
     assert not any("memory" in (error or "").lower() for _, error in result["rows"].values())
-    assert result["peak_mib"] < budget + memory_bound.BASELINE_MIB
+    assert result["peak_mib"] < memory_bound.bound_mib(rows, [])

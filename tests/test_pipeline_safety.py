@@ -140,9 +140,11 @@ def test_retry_failed_never_replaces_an_ok_row_and_colliding_ids_get_their_own_i
                           write_images=True)
     assert summary["counts"] == {"ok": 4, "bad_input": 1}
     before = RunOutput(str(output)).read_table().to_pylist()
+    images = RunOutput(str(output)).current_images()
     for row in before[:4]:
-        assert (output / image_key(row["id"])).read_bytes() == row["edited_image"]["bytes"]
-    assert len(list((output / "images").iterdir())) == 4
+        assert images[row["id"]].endswith(image_key(row["id"]).removeprefix("images"))
+        assert Path(images[row["id"]].removeprefix("file://")).read_bytes() == row["edited_image"]["bytes"]
+    assert len(list(output.glob("work/*/images/*.png"))) == 4
 
     (tmp_path / "images" / "item-00000.png").unlink()  # the file of two ok rows is replaced before the retry ...
     (tmp_path / "images" / "item-00000.png").symlink_to(tmp_path / "images" / "item-00001.png")
@@ -155,6 +157,10 @@ def test_retry_failed_never_replaces_an_ok_row_and_colliding_ids_get_their_own_i
     # ... so those two are edited again (a changed row); the other ok rows are untouched, the bad one retried
     assert [after[row["id"]] == row for row in before[:4]] == [False, True, False, True]
     assert after["東京"]["source_image"]["bytes"] == (tmp_path / "images" / "item-00001.png").read_bytes()
+    images = RunOutput(str(output)).current_images()  # the unchanged rows' files stay where version 1 wrote them
+    assert sorted(images) == sorted(row["id"] for row in after.values() if row["status"] == "ok")
+    for row_id, image in images.items():
+        assert Path(image.removeprefix("file://")).read_bytes() == after[row_id]["edited_image"]["bytes"]
 
 
 def test_duplicate_ids_fail_the_run_before_anything_is_written(tmp_path, config):

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import posixpath
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -168,6 +169,9 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any] | None, str 
         except json.JSONDecodeError as error:
             yield number, None, f"not valid JSON ({error.msg} at column {error.colno})"
             continue
+        except ValueError:  # the only other error json.loads raises: an integer longer than Python converts
+            yield number, None, f"holds a number of more than {sys.get_int_max_str_digits()} digits"
+            continue
         except RecursionError:
             yield number, None, f"nested more than {MAX_NESTING} levels deep"
             continue
@@ -182,6 +186,9 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any] | None, str 
 def _csv_records(text: str, uri: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """Records of a CSV manifest; a quote left open is a ``DatasetError`` naming the line it opens on (the
     reader would otherwise swallow every following line into one field)."""
+    # A field may be as long as the file (a long value is its row's problem, judged in records.py): the csv
+    # module's default limit (131,072 characters) would otherwise refuse the whole manifest.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     reader = csv.DictReader(io.StringIO(text), strict=True)
     start = 2  # the line the next record starts on (line 1 is the header)
     try:

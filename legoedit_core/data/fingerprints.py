@@ -7,6 +7,12 @@ says about it in a folder listing (S3's ETag, a checksum, or size + mtime + inod
 opened: one listing per folder, never one read per row. Embedded image bytes (Parquet datasets) are hashed: there
 the bytes are the row. References outside the dataset's root (``inputs.extra_roots``, ``https://``) are not listed;
 they are identified by the reference alone (a file replaced there under the same name is not noticed).
+
+Size + modification time (+ inode) is what a local disk says; a file rewritten in place with the same size and
+mtime (a tool that restores the mtime, a store whose clock is coarse) keeps its identity. For such stores,
+``pipeline.content_hash`` (``legoedit run --content-hash``) identifies every file inside the dataset's root by a
+hash of its bytes instead: every image is read once per run (no pixel is decoded). Turning it on or off changes
+every fingerprint, so the next run re-edits every row once.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ def entry_identity(entry: dict) -> str:
 class ContentIdentities:
     """Content identities of a dataset's files, each folder listed once (lazily, when a row names a file in it)."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset, content_hash: bool = False) -> None:
         self.storage = Storage(dataset.root, dataset.storage_options)
+        self.content_hash = content_hash
         self.folders: dict[str, str] = {}  # a folder as rows name it -> as the store has it (local links resolved)
         self.listings: dict[str, dict[str, dict]] = {}  # a folder -> its files' listing entries, by name
         self.root = self._folder(self._path(self.storage.uri())).rstrip("/") + "/"
@@ -76,7 +83,18 @@ class ContentIdentities:
             if not target.startswith(self.root):
                 return f"ref:{value}"
             entry = self._entry(*posixpath.split(target))
-        return "missing" if entry is None else entry_identity(entry)
+        if entry is None:
+            return "missing"
+        return self._digest(entry["name"]) if self.content_hash else entry_identity(entry)
+
+    def _digest(self, path: str) -> str:
+        """A hash of a file's bytes, read in chunks (the file as the store has it)."""
+        digest = hashlib.blake2b(digest_size=16)
+        uri = path if self.storage.is_local else self.storage.fs.unstrip_protocol(path)
+        with self.storage.fs.open(uri, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        return f"blake2b={digest.hexdigest()}"
 
 
 def row_fingerprint(row: InputRow, identities: ContentIdentities, config_fingerprint: str) -> str:
@@ -86,8 +104,10 @@ def row_fingerprint(row: InputRow, identities: ContentIdentities, config_fingerp
     return hashlib.blake2b(json.dumps(decided).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
-def fingerprints(dataset: Dataset, config_fingerprint: str, rows: Sequence[InputRow] | None = None) -> list[str]:
-    """The fingerprint of every row of ``dataset``, in dataset order, from its listing and its stores' metadata."""
+def fingerprints(dataset: Dataset, config_fingerprint: str, rows: Sequence[InputRow] | None = None,
+                 content_hash: bool = False) -> list[str]:
+    """The fingerprint of every row of ``dataset``, in dataset order, from its listing and its stores' metadata
+    (with ``content_hash``, from its files' bytes)."""
     rows = dataset.read_rows(0, len(dataset)) if rows is None else rows
-    identities = ContentIdentities(dataset)
+    identities = ContentIdentities(dataset, content_hash)
     return [row_fingerprint(row, identities, config_fingerprint) for row in rows]

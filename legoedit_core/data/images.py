@@ -147,26 +147,30 @@ def _open_file(path_or_url, mode: str, fs: fsspec.AbstractFileSystem | None):
     return fs.open(os.fspath(path_or_url), mode) if fs is not None else fsspec.open(os.fspath(path_or_url), mode)
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from an image's header, without decoding a pixel; None when the header is unreadable
-    (decoding then says why)."""
-    width, height = imagesize.get(io.BytesIO(data), exif_rotation=False)
-    if width > 0 and height > 0:
-        return int(width), int(height)
-    try:
-        with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as picture:
-            return picture.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, *_CORRUPT):
-        return None
-
-
-def _open(data: bytes, max_pixels: int) -> Image.Image:
-    """Pillow image with its pixels loaded and EXIF orientation applied, after the size checks."""
+def image_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int] | None:
+    """(width, height) read from an image's header, without decoding a pixel, and checked against ``max_pixels``
+    (``ImageDecodeError`` above it: the one per-image limit checked before anything is admitted or decoded); None
+    when the header is unreadable (decoding then says why)."""
     if not data:
         raise ImageDecodeError("empty file")
     width, height = imagesize.get(io.BytesIO(data), exif_rotation=False)
     if width > 0 and height > 0:
-        _check_pixels((int(width), int(height)), max_pixels)
+        size = int(width), int(height)
+    else:
+        try:
+            with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as picture:
+                size = picture.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ImageDecodeError(f"image is too large to decode safely: {error}") from error
+        except (UnidentifiedImageError, *_CORRUPT):
+            return None
+    _check_pixels(size, max_pixels)
+    return size
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Pillow image with its pixels loaded and EXIF orientation applied, after the size checks."""
+    image_size(data, max_pixels)
     try:
         picture = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except UnidentifiedImageError:

@@ -12,6 +12,11 @@ catalogue finds the same work and skips its committed shards; a catalogue that c
 reused as they are, the others are rewritten without those rows (``kept/``), the work's parts are added, and the
 version record is put-if-absent under the next number. Until that one put, readers see the earlier version whole;
 after it, the new one whole: every id exactly once in each.
+
+A version is committed with what finished: when some shards of the work failed (a fault, after their retries),
+the version still takes the work's committed shards; the rows of the failed shards keep their earlier row (a new
+row has none yet) and are counted as ``pending``, so the next run edits them. A run's failure never leaves the
+current view without the shards it committed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from legoedit_core.data.output import (
     CommitConflict,
     PartInfo,
     RunOutput,
+    UnsafeRecord,
     config_fingerprint,
     table_bytes,
     version_name,
@@ -113,7 +119,8 @@ class Change:
 
 def counts_line(counts: dict[str, int]) -> str:
     """``new 4, changed 1, unchanged 8, removed 0[, failed 0]``, saying so when nothing changed."""
-    shown = [kind for kind in (*CHANGE_KINDS, "failed") if kind in counts and (kind != "retried" or counts[kind])]
+    shown = [kind for kind in (*CHANGE_KINDS, "failed", "pending")
+             if kind in counts and (kind not in ("retried", "pending") or counts[kind])]
     line = ", ".join(f"{kind} {counts[kind]}" for kind in shown)
     edited = sum(counts.get(kind, 0) for kind in ("new", "changed", "removed", "retried"))
     return line if edited else f"{line}: nothing changed, nothing edited"
@@ -128,7 +135,13 @@ def read_index(output: RunOutput, record: dict[str, Any] | None) -> pa.Table:
     """A version's index (id, fingerprint, status, path of its part); empty when there is no version."""
     if record is None:
         return INDEX_SCHEMA.empty_table()
-    return output.read_path(record["index"], INDEX_SCHEMA.names)
+    index = output.read_path(record["index"], INDEX_SCHEMA.names)
+    parts = {entry["path"] for entry in record["parts"]}
+    strays = set(index.column("path").to_pylist()) - parts
+    if strays:
+        raise UnsafeRecord(f"{output.uri}: the index of version {record['version']} ({record['index']}) names "
+                           f"{sorted(strays)[:3]!r}, not parts of that version: refused")
+    return index
 
 
 def decide(output: RunOutput, dataset: Dataset, config: dict[str, Any], shard_size: int,
@@ -140,7 +153,8 @@ def decide(output: RunOutput, dataset: Dataset, config: dict[str, Any], shard_si
     before = {row_id: (fingerprint, status)
               for row_id, fingerprint, status in zip(index["id"], index["fingerprint"], index["status"], strict=True)}
     rows = dataset.read_rows(0, len(dataset))
-    prints = fingerprints(dataset, config_fingerprint(config), rows)
+    content_hash = bool((config.get("pipeline") or {}).get("content_hash"))
+    prints = fingerprints(dataset, config_fingerprint(config), rows, content_hash)
     kinds = []
     for row, fingerprint in zip(rows, prints, strict=True):
         earlier = before.get(row.id)
@@ -166,43 +180,50 @@ def work_output(output: RunOutput, change: Change) -> RunOutput:
 
 
 def commit_version(output: RunOutput, change: Change, work: RunOutput, run: dict[str, Any],
-                   report: str | None = None) -> dict[str, Any]:
-    """Put the version together from the earlier parts and the finished work, and commit it (put-if-absent).
+                   report: str | None = None) -> dict[str, Any] | None:
+    """Put the version together from the earlier parts and the work's committed shards, and commit it
+    (put-if-absent); None when none of the work's shards finished (the current view stays as it is).
 
-    Call only when every shard of the work is committed. Raises ``IncompleteVersion`` when the parts would not
-    hold every id exactly once, ``CommitConflict`` when another run committed this version number first,
-    ``LeaseLost`` when this run no longer owns the output.
+    Rows of shards that did not finish keep their earlier rows and are counted as ``pending``. Raises
+    ``IncompleteVersion`` when the parts would not hold every id exactly once, ``CommitConflict`` when another run
+    committed this version number first, ``LeaseLost`` when this run no longer owns the output.
     """
-    parts, index = _kept_parts(output, change)
     fingerprint_of = dict(zip(change.ids, change.fingerprints, strict=True))
+    work_parts, work_index = [], []
     failed = 0
     for entry in work.finished().values():
         info = PartInfo.from_record(entry)
         info.path = f"{change.prefix}/{info.path}"
-        parts.append(info)
+        work_parts.append(info)
         failed += sum(n for status, n in info.counts.items() if status != "ok")
         rows = output.read_path(info.path, ["id", "status"]).to_pydict()
-        index.append(pa.table({"id": rows["id"], "fingerprint": [fingerprint_of[i] for i in rows["id"]],
-                               "status": rows["status"], "path": [info.path] * len(rows["id"])},
-                              schema=INDEX_SCHEMA))
-    table = pa.concat_tables(index or [INDEX_SCHEMA.empty_table()])
-    if table.num_rows != len(change.ids) or pc.count_distinct(table.column("id")).as_py() != table.num_rows:
+        work_index.append(pa.table({"id": rows["id"], "fingerprint": [fingerprint_of[i] for i in rows["id"]],
+                                    "status": rows["status"], "path": [info.path] * len(rows["id"])},
+                                   schema=INDEX_SCHEMA))
+    done = {row_id for table in work_index for row_id in table.column("id").to_pylist()}
+    pending = [change.ids[i] for i in change.work if change.ids[i] not in done]
+    if pending and not done:
+        return None
+    parts, index = _kept_parts(output, change, change.replaced & done)
+    table = pa.concat_tables(index + work_index or [INDEX_SCHEMA.empty_table()])
+    expected = len(change.ids) - sum(1 for row_id in pending if row_id not in change.replaced)
+    if table.num_rows != expected or pc.count_distinct(table.column("id")).as_py() != table.num_rows:
         raise IncompleteVersion(f"{output.uri}: version {change.version} would not hold each of the catalogue's "
-                             f"{len(change.ids)} ids exactly once ({table.num_rows} rows): is its work complete?")
+                                f"{expected} finished ids exactly once ({table.num_rows} rows)")
     if change.nothing_changed and change.previous is not None:
         index_path = change.previous["index"]
     else:
         index_path = f"{VERSIONS}/{change.version:05d}-{change.key}.index.parquet"
-        output.storage.write_bytes(table_bytes(table), index_path)
+        output.write_fenced(table_bytes(table), index_path)
     holder = output.lease.holder if output.lease is not None else None
     record = {"version": change.version, "previous": (change.previous or {}).get("version"),
-              "parts": [vars(info) for info in parts], "index": index_path, "work": change.prefix,
-              "counts": change.counts | {"failed": failed}, "dataset": run.get("dataset"),
+              "parts": [vars(info) for info in parts + work_parts], "index": index_path, "work": change.prefix,
+              "counts": change.counts | {"failed": failed} | ({"pending": len(pending)} if pending else {}),
+              "dataset": run.get("dataset"),
               "dataset_fingerprint": run.get("dataset_fingerprint"), "config": run["config"],
-              "config_fingerprint": config_fingerprint(run["config"]), "rows": len(change.ids), "report": report,
+              "config_fingerprint": config_fingerprint(run["config"]), "rows": table.num_rows, "report": report,
               "committed": time.time(), "holder": holder}
-    if output.lease is not None:
-        output.lease.check()
+    output.check_lease()
     try:
         output.storage.create_bytes(json.dumps(record, sort_keys=True).encode(), version_name(change.version))
     except FileExistsError:
@@ -214,17 +235,17 @@ def commit_version(output: RunOutput, change: Change, work: RunOutput, run: dict
     return record
 
 
-def _kept_parts(output: RunOutput, change: Change) -> tuple[list[PartInfo], list[pa.Table]]:
-    """The earlier version's parts and index without the replaced and removed rows: parts that hold none of them
-    are reused as they are; the others are rewritten without them under the work's ``kept/``."""
+def _kept_parts(output: RunOutput, change: Change, replaced: set[str]) -> tuple[list[PartInfo], list[pa.Table]]:
+    """The earlier version's parts and index without the ``replaced`` and removed rows: parts that hold none of
+    them are reused as they are; the others are rewritten without them under the work's ``kept/``."""
     if change.previous is None:
         return [], []
-    dropped = pa.array(sorted(change.replaced | set(change.removed)), pa.string())
+    dropped = pa.array(sorted(replaced | set(change.removed)), pa.string())
     index = read_index(output, change.previous)
     touched = set(index.filter(pc.is_in(index.column("id"), dropped)).column("path").to_pylist())
     kept_index = index.filter(pc.invert(pc.is_in(index.column("id"), dropped)))
     parts, renamed = [], {}
-    for position, info in enumerate(PartInfo.from_record(entry) for entry in change.previous["parts"]):
+    for position, info in enumerate(output.current_parts(change.previous["version"])):
         if info.path not in touched:
             parts.append(info)
             continue
@@ -232,9 +253,11 @@ def _kept_parts(output: RunOutput, change: Change) -> tuple[list[PartInfo], list
         table = table.filter(pc.invert(pc.is_in(table.column("id"), dropped)))
         if table.num_rows:
             path = f"{change.prefix}/kept/part-{position:05d}.parquet"
-            output.storage.write_bytes(table_bytes(table), path)
+            output.write_fenced(table_bytes(table), path)
             renamed[info.path] = path
-            parts.append(PartInfo.of(info.shard, path, table))
+            kept = PartInfo.of(info.shard, path, table)
+            kept.images = info.images_folder  # its rows' image files stay where their edit wrote them
+            parts.append(kept)
     paths = [renamed.get(path, path) for path in kept_index.column("path").to_pylist()]
     kept_index = kept_index.set_column(3, "path", pa.array(paths, pa.string()))
     return parts, [kept_index]

@@ -17,6 +17,8 @@ percent-escapes decoded, dot segments folded, the host lower-cased, so ``/public
 what they lead to; the normalised URL is what is requested. Redirects are followed by hand, each target checked
 again (root, scheme, public host) before it is requested, at most ``MAX_REDIRECTS``. The bytes are counted as they
 arrive and the read stops past the cap, whatever the headers say (a server may ignore ranges and send no length).
+Each image has one deadline, ``inputs.url_seconds``, for the whole read (redirects included): a server that sends
+a byte a second is cut off then, however short each wait between bytes.
 A host that resolves to a public address when checked and to a private one when connected (DNS rebinding) is not
 caught: keep ``inputs.schemes`` off for untrusted catalogues, and name URL roots instead.
 
@@ -31,6 +33,7 @@ import os
 import posixpath
 import socket
 import stat
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -138,10 +141,12 @@ class InputReader:
         return protocol, path, inside_own
 
     def _read_url(self, url: str, cap: int, name: str) -> bytes:
-        """An allowed URL's bytes, at most ``cap`` counted as they arrive; every redirect target is checked again
-        before it is requested."""
+        """An allowed URL's bytes, at most ``cap`` counted as they arrive, within ``inputs.url_seconds`` in all;
+        every redirect target is checked again before it is requested."""
+        seconds = self.settings.url_seconds
+        deadline = time.monotonic() + seconds
         try:
-            with httpx.Client(follow_redirects=False, timeout=URL_TIMEOUT_SECONDS) as client:
+            with httpx.Client(follow_redirects=False, timeout=min(URL_TIMEOUT_SECONDS, seconds)) as client:
                 for _ in range(MAX_REDIRECTS + 1):
                     with client.stream("GET", _request_url(url)) as response:
                         if response.is_redirect:
@@ -152,7 +157,7 @@ class InputReader:
                             continue
                         if response.status_code != 200:
                             raise RefusedInput(f"{name}: could not be read: HTTP {response.status_code}")
-                        return _received(response, cap, name)
+                        return _received(response, cap, name, deadline, seconds)
         except httpx.HTTPError as error:
             raise RefusedInput(f"{name}: could not be read: {type(error).__name__}: {error}") from None
         raise RefusedInput(f"{name}: refused: more than {MAX_REDIRECTS} redirects")
@@ -165,10 +170,14 @@ def _request_url(url: str) -> str:
     return f"{scheme}://{host}/{quote(path)}"
 
 
-def _received(response: httpx.Response, cap: int, name: str) -> bytes:
-    """The body, counted as it arrives: past ``cap`` bytes the read stops (whatever Content-Length said)."""
+def _received(response: httpx.Response, cap: int, name: str, deadline: float, seconds: float) -> bytes:
+    """The body, counted as it arrives: past ``cap`` bytes or past ``deadline`` the read stops (whatever
+    Content-Length said)."""
     chunks, size = [], 0
     for chunk in response.iter_bytes():
+        if time.monotonic() > deadline:
+            raise RefusedInput(f"{name}: refused: not received within {seconds:g} s (inputs.url_seconds; "
+                               f"{size} bytes had arrived)")
         size += len(chunk)
         if size > cap:
             raise RefusedInput(f"{name}: refused: more than {cap} bytes (inputs.max_image_bytes)")

@@ -9,9 +9,11 @@ this host and its process is gone (pid and process start time; a reused pid does
 
 Fencing: the epoch is this run's fencing token. An epoch's first object is never deleted (only older renewals of
 one's own epoch are), so a newer epoch is always visible and no name another run wrote is ever written again. A
-writer checks before every part and commit that no newer epoch exists (``check``), and its commit records carry its
-epoch; a record whose epoch was superseded before it was written (a writer paused between its check and its put)
-is ignored by readers (``superseded``). So a writer that lost its lease cannot commit.
+writer checks before every write (parts, image files, kept parts, indexes, reports, commits) that no newer epoch
+exists (``check``; a task that runs away from the run's process checks the same with the ``Fence`` it was given),
+and its commit records carry its epoch; a record whose epoch was superseded before it was written (a writer paused
+between its check and its put) is ignored by readers (``superseded``). So a writer that lost its lease cannot
+commit, and stops at its next write.
 
 S3 conditional writes (``If-None-Match: *``) are honoured by AWS S3, moto and SeaweedFS; a store without them must
 not be shared by two writers. Expiry compares wall clocks of different machines: keep them within a few seconds
@@ -30,6 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -117,6 +120,28 @@ def fence(storage: Storage) -> Callable[[int, float], bool]:
     return superseded
 
 
+@dataclass(frozen=True)
+class Fence:
+    """A run's fencing token as it travels to its tasks (the ``Lease`` itself stays with the run and its renewing
+    thread): the leased output and the run's epoch."""
+
+    uri: str
+    storage_options: dict[str, Any] | None
+    epoch: int
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` when a newer epoch exists, or this epoch's newest record expired unrenewed."""
+        storage = Storage(self.uri, self.storage_options)
+        names = _names(storage)
+        if names and names[-1][0] > self.epoch:
+            holder = _read(storage, *names[-1]).get("holder", "another run")
+            raise LeaseLost(f"{self.uri}: this run no longer owns the output: {holder} took the lease (epoch "
+                            f"{names[-1][0]}, this run's is {self.epoch})")
+        ours = [name for name in names if name[0] == self.epoch]
+        if ours and _read(storage, *ours[-1])["expires"] <= time.time():
+            raise LeaseLost(f"{self.uri}: this run no longer owns the output: its lease expired unrenewed")
+
+
 class Lease:
     """This run's claim on an output prefix."""
 
@@ -169,6 +194,16 @@ class Lease:
             self._fence()
         if self.lost is not None:
             raise LeaseLost(f"{self.storage.uri()}: this run no longer owns the output: {self.lost}")
+
+    def check_known(self) -> None:
+        """``check`` without asking the store: ``LeaseLost`` when the renewing thread found the lease lost, or it
+        expired (cheap enough to call before every task a run submits)."""
+        if self.lost is not None or time.time() >= self.expires:
+            self.check()
+
+    def fence(self) -> Fence:
+        """This run's fencing token, for tasks that write into the output away from the run's process."""
+        return Fence(self.storage.uri(), self.storage.storage_options, self.epoch)
 
     def _fence(self) -> None:
         """Mark the lease lost when a newer epoch than ours exists."""

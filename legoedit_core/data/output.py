@@ -9,7 +9,7 @@ Layout under the output prefix::
     work/v00002-<work>/parts/part-00003.parquet   rows edited by version 2, shard 3 of its work
     work/v00002-<work>/_commits/00003-0000.json   that shard is finished (attempt 0)
     work/v00002-<work>/kept/part-00001.parquet    an earlier part without the rows version 2 replaced or removed
-    images/<id>-<hash>.png              edited images as files (optional; the newest edit of each id)
+    work/v00002-<work>/images/<id>-<hash>.png   edited images of that work as files (optional)
     report.html, reports/00002.html     the HTML report of the newest version, and of each version
 
 A run's work (the rows it edits) is a ``RunOutput`` of its own under ``work/``: a part is written in one piece (a
@@ -24,13 +24,21 @@ An output without versions (rollouts, evaluation, an output written before versi
 shards at the top level (``parts/part-00003.parquet``, ``_commits/00003-0000.json``), as before.
 
 One run writes an output at a time: ``writing`` takes the output's lease, records the run (or checks that it
-matches the recorded one: same shard size and config fingerprint) and releases the lease at the end.
+matches the recorded one: same shard size and config fingerprint) and releases the lease at the end. Every write
+into the output (parts, image files, kept parts, indexes, reports, records) is fenced: made only after checking
+that the lease is still this run's (``check_lease``). Image files belong to the work that made them, so a writer
+that lost its lease, or an earlier run, never changes a file that a current row stands for.
+
+Records stay inside the output: every path a version record, an index or a commit record names is relative,
+normalised and below the output (``inside``); a record naming anything else (an absolute path, ``..``, another
+scheme or bucket) is refused with ``UnsafeRecord`` naming the record, before anything is read from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
 import time
 from collections import Counter
@@ -43,16 +51,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from legoedit_core.data.images import output_name
-from legoedit_core.data.lease import Lease, fence
+from legoedit_core.data.lease import Fence, Lease, fence
 from legoedit_core.data.rows import OUTPUT_SCHEMA, STATUSES
 from legoedit_core.data.storage import Storage
 
 MANIFEST = "_manifest.json"
 COMMITS = "_commits"
 PARTS = "parts"
+IMAGES = "images"
 VERSIONS = "_versions"
 WORK = "work"
-WORK_URI = re.compile(rf"^(?P<output>.+)/{WORK}/v\d{{5}}-[0-9a-f]+/?$")  # a version's work, inside its output
 # The run settings a rerun must share with the recorded run, and what to tell the user when one differs. (The
 # dataset may change: a rerun edits what changed into a new version.)
 MUST_MATCH = {
@@ -64,6 +72,20 @@ MUST_MATCH = {
 
 class OutputMismatch(ValueError):
     """The output already holds a run with another shard size or another config."""
+
+
+class UnsafeRecord(ValueError):
+    """A record of the output names a path outside it: refused, never followed nor carried into a new version."""
+
+
+def inside(path: Any, record: str) -> str:
+    """``path`` when it is a relative, normalised path below the output; ``UnsafeRecord`` naming ``record``
+    otherwise."""
+    if not isinstance(path, str) or not path or "://" in path or path.startswith(("/", "~")) or "\\" in path \
+            or posixpath.normpath(path) != path or path.split("/", 1)[0] in ("..", ".") or "\x00" in path:
+        raise UnsafeRecord(f"{record} names {path!r}, which is not a relative path inside the output: refused "
+                           "(the record was changed by hand or by another program; restore it or use a new output)")
+    return path
 
 
 class CommitConflict(RuntimeError):
@@ -108,7 +130,9 @@ def unwritable_as_error(uri: str) -> Iterator[None]:
 @dataclass
 class PartInfo:
     """What a finished shard left behind: its part, its row counts, brick seconds, and the model runtime's work
-    for it (loads per model, the most bytes resident on one device), read from the rows' traces."""
+    for it (loads per model, the most bytes resident on one device), read from the rows' traces; ``images`` is the
+    folder of its rows' image files when it is not the one beside the part's folder (a kept part's rows keep the
+    files of the work that edited them)."""
 
     shard: int
     path: str
@@ -117,6 +141,12 @@ class PartInfo:
     brick_seconds: dict[str, float]
     model_loads: dict[str, int] = field(default_factory=dict)
     resident_bytes: int = 0
+    images: str | None = None
+
+    @property
+    def images_folder(self) -> str:
+        """Where the image files of this part's rows lie (``--write-images``), under the output."""
+        return self.images or posixpath.join(posixpath.dirname(posixpath.dirname(self.path)), IMAGES)
 
     @classmethod
     def of(cls, shard: int, path: str, table: pa.Table) -> PartInfo:
@@ -137,9 +167,14 @@ class PartInfo:
 
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> PartInfo:
-        """The part a commit record describes."""
-        return cls(**{name: record[name] for name in cls.__dataclass_fields__})
+    def from_record(cls, record: dict[str, Any], where: str = "a commit record") -> PartInfo:
+        """The part a commit or version record (``where``, for messages) describes; its path must lie inside the
+        output (``UnsafeRecord``)."""
+        info = cls(**{name: record[name] for name in cls.__dataclass_fields__ if name in record})
+        inside(info.path, where)
+        if info.images is not None:
+            inside(info.images, where)
+        return info
 
 
 def part_name(shard: int) -> str:
@@ -175,6 +210,19 @@ class RunOutput:
         self.uri = uri
         self.storage = storage or Storage(uri, storage_options)
         self.lease: Lease | None = None
+        self.fence: Fence | None = None  # the run's fencing token, in a task that writes away from the run
+
+    def check_lease(self) -> None:
+        """Raise ``LeaseLost`` unless this writer still owns the output (a no-op for a writer without a lease)."""
+        if self.lease is not None:
+            self.lease.check()
+        elif self.fence is not None:
+            self.fence.check()
+
+    def write_fenced(self, data: bytes, path: str) -> None:
+        """Write ``data`` under the output, only while this writer owns it."""
+        self.check_lease()
+        self.storage.write_bytes(data, path)
 
     # ------------------------------------------------------------------------------------------ the run
     def manifest(self) -> dict[str, Any]:
@@ -247,9 +295,16 @@ class RunOutput:
                 return None
             number = numbers[-1]
         try:
-            return json.loads(self.storage.read_bytes(version_name(number)))
+            record = json.loads(self.storage.read_bytes(version_name(number)))
         except FileNotFoundError:
             return None
+        where = f"{self.storage.uri(version_name(number))}"
+        for key in ("index", "work", "report"):
+            if record.get(key) is not None:
+                inside(record[key], f"{where} ({key})")
+        for entry in record.get("parts") or []:
+            PartInfo.from_record(entry, f"{where} (parts)")
+        return record
 
     def current_parts(self, version: int | None = None) -> list[PartInfo]:
         """The parts of a version (the newest when None): every id in exactly one of them. An output without
@@ -259,7 +314,7 @@ class RunOutput:
             raise FileNotFoundError(f"{self.uri} has no version {version} (versions: {self.versions()})")
         if record is None:
             return [PartInfo.from_record(entry) for entry in self.finished().values()]
-        return [PartInfo.from_record(entry) for entry in record["parts"]]
+        return [PartInfo.from_record(entry, f"version {record['version']}") for entry in record["parts"]]
 
     def current_files(self, version: int | None = None) -> list[str]:
         """The URIs of a version's parts (the newest when None): ``datasets.load_dataset("parquet",
@@ -280,6 +335,7 @@ class RunOutput:
         for shard in sorted(attempts):
             for attempt in sorted(attempts[shard], reverse=True):
                 record = json.loads(self.storage.read_bytes(commit_name(shard, attempt)))
+                inside(record.get("path"), self.storage.uri(commit_name(shard, attempt)))
                 if record.get("lease_epoch") is not None:
                     superseded = superseded or fence(self.storage)
                     if superseded(record["lease_epoch"], record["committed"]):
@@ -314,17 +370,16 @@ class RunOutput:
     def write_part(self, shard: int, table: pa.Table) -> PartInfo:
         """Write a shard's part in one piece (it is committed separately, by ``commit``)."""
         table = table.cast(self.schema)
-        if self.lease is not None:
-            self.lease.check()  # a fenced writer does not overwrite the part of the run that took over
-        self.storage.write_bytes(table_bytes(table), part_name(shard))
+        self.write_fenced(table_bytes(table), part_name(shard))
         return PartInfo.of(shard, part_name(shard), table)
 
     def read_part(self, shard: int) -> pa.Table:
         return pq.read_table(pa.BufferReader(self.storage.read_bytes(part_name(shard))), schema=self.schema)
 
     def read_path(self, path: str, columns: list[str] | None = None) -> pa.Table:
-        """A part by its path under the output (only ``columns`` when given: the others are not read)."""
-        with self.storage.fs.open(self.storage.path(path), "rb") as handle:
+        """A part by its path under the output (only ``columns`` when given: the others are not read); a path that
+        leaves the output is refused (``UnsafeRecord``)."""
+        with self.storage.fs.open(self.storage.path(inside(path, "a record")), "rb") as handle:
             table = pq.ParquetFile(handle).read(columns=columns)
         return table if columns else table.cast(self.schema)
 
@@ -338,20 +393,30 @@ class RunOutput:
         for part in self.current_parts(version):
             yield self.read_path(part.path, columns)
 
+    def current_images(self, version: int | None = None) -> dict[str, str]:
+        """The image files (``--write-images``) of the current view's rows (or of ``version``'s), by id: each in
+        the images folder of the work that edited it."""
+        files = {}
+        for part in self.current_parts(version):
+            for row_id, edited in zip(*self.read_path(part.path, ["id", "edited_image"]).to_pydict().values(),
+                                      strict=True):
+                if edited is not None:
+                    files[row_id] = self.storage.uri(part.images_folder, image_key(row_id).split("/", 1)[1])
+        return files
+
     def parts_uri(self) -> str:
         """The glob of the committed shards of an output without versions (rollouts, evaluation); an edit
         output's current view is ``current_files()``."""
         return self.storage.uri(PARTS, "*.parquet")
 
     def write_images(self, table: pa.Table) -> None:
-        """Also write each edited image as ``images/<id>.png`` (several outputs: ``<id>-2.png``, ...), in the
-        output's own ``images/`` when this is a version's work."""
-        work = WORK_URI.match(self.uri)
-        storage = Storage(work["output"], self.storage.storage_options) if work else self.storage
+        """Also write each edited image as ``images/<id>-<hash>.png`` (several outputs: ``-2.png``, ...) under this
+        output: a version's work keeps its own, so no other run's writes change them. Fenced like the parts."""
+        self.check_lease()
         columns = (table.column(name).to_pylist() for name in ("id", "edited_image", "edited_images"))
         for row_id, edited, several in zip(*columns, strict=True):
             for index, image in enumerate(several or ([edited] if edited is not None else [])):
-                storage.write_bytes(image["bytes"], output_name(image_key(row_id), index))
+                self.storage.write_bytes(image["bytes"], output_name(image_key(row_id), index))
 
 
 def image_key(row_id: str) -> str:
@@ -362,4 +427,4 @@ def image_key(row_id: str) -> str:
     """
     readable = re.sub(r"[^A-Za-z0-9._-]", "_", row_id)[:64]
     digest = hashlib.blake2b(row_id.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-    return f"images/{readable}-{digest}.png"
+    return f"{IMAGES}/{readable}-{digest}.png"

@@ -28,7 +28,7 @@ from legoedit_core.data.images import (
     output_name,
 )
 from legoedit_core.data.inputs import InputReader, RefusedInput
-from legoedit_core.data.memory import ShardMemory
+from legoedit_core.data.memory import MemoryBudgetExceeded, ShardMemory, SliceFull, TooLargeForShare
 from legoedit_core.data.records import storable
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
 from legoedit_core.executor import EditItem, EditResult, Executor, NodeTrace, input_keys
@@ -55,12 +55,14 @@ class LoadedRow:
 
 
 def load_row(row: InputRow, reader: InputReader, memory: ShardMemory | None = None) -> LoadedRow:
-    """Read and decode one row's image and mask through the dataset's confined ``reader``; with ``memory``, the
-    image's decoded size is admitted (from its header) before it is decoded (``MemoryBudgetExceeded``: a fault).
+    """Read and decode one row's image and mask through the dataset's confined ``reader``. Every per-image limit
+    (bytes while reading, pixels from the header) is checked first; then, with ``memory``, the image's decoded size
+    is admitted (``SliceFull``: the row waits for the shard's next slice, untouched); only then is it decoded.
 
-    A missing, refused or corrupt file marks the row bad input (and its ``source`` stays None unless the image
-    decoded: a bad row never carries bytes that are not an image); a failing dataset store raises
-    ``StorageError`` (the shard fails and is retried by a rerun).
+    A missing, refused, corrupt or too large file (an image that alone exceeds the shard's memory share included)
+    marks the row bad input (and its ``source`` stays None unless the image decoded: a bad row never carries bytes
+    that are not an image); a failing dataset store raises ``StorageError`` (the shard fails and is retried by a
+    rerun).
     """
     loaded = LoadedRow(row)
     _check_reference_workflow(row)
@@ -71,7 +73,7 @@ def load_row(row: InputRow, reader: InputReader, memory: ShardMemory | None = No
         data = reader.read(row.image)
         size = image_size(data)
         if memory is not None and size is not None:
-            memory.admit(*size, _name(row.image))
+            memory.admit(*size)
         loaded.image = decode_image(data)
         loaded.source = data
         if row.mask is not None:
@@ -80,7 +82,7 @@ def load_row(row: InputRow, reader: InputReader, memory: ShardMemory | None = No
         row.error = f"file not found: {error.filename or error}"
     except RefusedInput as error:
         row.error = str(error)
-    except ImageDecodeError as error:
+    except (ImageDecodeError, TooLargeForShare) as error:
         row.error = f"{_name(row.mask if loaded.image is not None else row.image)}: {error}"
     return loaded
 
@@ -103,13 +105,28 @@ def _name(value: str | bytes | None) -> str:
 
 @dataclass
 class PreparedShard:
-    """A shard's rows with their pixels and plans: what the executor's waves start from."""
+    """A slice of a shard's rows (all of them when they fit its memory share) with their pixels and plans: what
+    the executor's waves start from. Its rows are the dataset's ``start`` to ``stop``."""
 
     shard: Shard
     rows: list[LoadedRow]
     plans: list[PlanResult | None]  # None for bad input
     planner: str
     verified: list[Verified | None] | None = None  # every verify round of each row (planner.verify_rounds > 0)
+    start: int = -1  # the dataset's index of its first row; -1: the shard's start
+
+    def __post_init__(self) -> None:
+        self.start = self.shard.start if self.start < 0 else self.start
+
+    @property
+    def stop(self) -> int:
+        """The dataset's index after its last row: where the shard's next slice starts."""
+        return self.start + len(self.rows)
+
+    @property
+    def last(self) -> bool:
+        """Whether this slice ends its shard."""
+        return self.stop >= self.shard.stop
 
     def edit_items(self) -> tuple[list[EditItem], list[int]]:
         """The items to edit (rows with a valid plan) and their positions in ``rows``."""
@@ -125,9 +142,12 @@ class PreparedShard:
 
 def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, reader: InputReader,
                   content_keys: bool = False, memory_budget: int | None = None,
-                  verify: Verifier | None = None) -> PreparedShard:
-    """Load every row of a shard (through the dataset's ``reader``), then plan all usable rows in one batched
-    Builder call.
+                  verify: Verifier | None = None, start: int | None = None) -> PreparedShard:
+    """Load the rows of a shard from ``start`` on (its first row by default; ``rows`` are the dataset's rows from
+    there to the shard's end) through the dataset's ``reader``, as many as fit ``memory_budget``, then plan all
+    usable ones in one batched Builder call. The slice ends where a row's image does not fit beside the ones before
+    it (``PreparedShard.stop``): the caller prepares the rest as the shard's next slice. Without ``start`` the
+    shard is taken whole: rows that do not fit together are a fault (``MemoryBudgetExceeded``).
 
     ``content_keys`` also hashes each usable row's pixels for the node cache, here where they are decoded.
     ``memory_budget`` is the bytes of decoded pixels the shard may hold (``PipelineSettings.shard_memory``).
@@ -135,7 +155,17 @@ def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, read
     row keeps its best round's plan and the record of every round.
     """
     memory = ShardMemory(shard.index, memory_budget)
-    loaded = [load_row(row, reader, memory) for row in rows]
+    loaded: list[LoadedRow] = []
+    for row in rows:
+        try:
+            loaded.append(load_row(row, reader, memory))
+        except SliceFull:
+            if start is None:
+                raise MemoryBudgetExceeded(
+                    f"shard {shard.index}: its images do not fit together in its share of the memory budget, "
+                    f"{memory_budget / 2**20:.0f} MiB (from row {row.index}): use a smaller pipeline.shard_size for "
+                    "this output, or a larger pipeline.memory_budget_bytes on a machine with more memory") from None
+            break
     for row in loaded:
         if content_keys and row.image is not None:
             row.keys = input_keys(row.image, row.mask)
@@ -149,7 +179,8 @@ def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, read
         first = [v.best.plan for v in verified if v is not None]
     planned = iter(first)
     plans = [next(planned) if r.usable else None for r in loaded]
-    return PreparedShard(shard, loaded, plans, planner.name, verified)
+    return PreparedShard(shard, loaded, plans, planner.name, verified,
+                         start=shard.start if start is None else start)
 
 
 def verify_trace(verified: Verified | None) -> list[dict[str, Any]]:
@@ -223,8 +254,13 @@ def build_rows(prepared: PreparedShard, results: Sequence[EditResult], toolset: 
 def process_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor,
                   inputs: InputSettings | None = None, memory_budget: int | None = None,
                   verify: Verifier | None = None) -> pa.Table:
-    """Everything for one shard in a plain loop: the reference the Prefect flow is measured against."""
-    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, dataset.reader(inputs),
-                             memory_budget=memory_budget, verify=verify)
-    items, _ = prepared.edit_items()
-    return build_rows(prepared, executor.run_many(items), executor.toolset)
+    """Everything for one shard in a plain loop, slice by slice as memory allows (one table): the reference the
+    Prefect flow is measured against."""
+    reader, tables, start = dataset.reader(inputs), [], shard.start
+    while not tables or start < shard.stop:
+        prepared = prepare_shard(dataset.read_rows(start, shard.stop), shard, planner, reader,
+                                 memory_budget=memory_budget, verify=verify, start=start)
+        items, _ = prepared.edit_items()
+        tables.append(build_rows(prepared, executor.run_many(items), executor.toolset))
+        start = prepared.stop
+    return pa.concat_tables(tables)

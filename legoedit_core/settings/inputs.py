@@ -17,3 +17,5 @@ class InputSettings(BaseModel):
     schemes: list[str] = Field(default_factory=list, description="schemes allowed anywhere, e.g. https")
     private_hosts: bool = Field(False, description="allow URLs whose host is a loopback or private address")
     max_image_bytes: int = Field(DEFAULT_MAX_IMAGE_BYTES, ge=1, description="bytes read at most per image or mask")
+    url_seconds: float = Field(60.0, gt=0, description="seconds an image or mask read from a URL may take in all "
+                               "(redirects included), however slowly the server sends")

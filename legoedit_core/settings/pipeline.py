@@ -22,9 +22,13 @@ class PipelineSettings(BaseModel):
     task_retries: int = Field(2, ge=0, description="retries of a task that raised (a fault, never an item failure)")
     retry_delay_seconds: float = Field(10.0, ge=0, description="wait before a task's first retry")
     retry_backoff: float = Field(2.0, ge=1, description="each further retry waits this many times longer")
+    content_hash: bool = Field(False, description=(
+        "identify a dataset's files by a hash of their bytes, not by size and mtime (read every image once per run; "
+        "for stores where a file can be rewritten in place with the same size and mtime)"))
     memory_budget_bytes: int = Field(12 * 2**30, ge=2**26, description=(
         "decoded image bytes all shards in flight may hold together (each gets an equal share; a shard whose "
-        "images do not fit fails before decoding, uncommitted); the default suits a 24 GB machine"))
+        "images do not fit its share at once is edited a slice at a time; an image that alone needs more is its "
+        "row's bad_input); the default suits a 24 GB machine"))
 
     def shard_memory(self) -> int:
         """The bytes of decoded images one shard may hold: its share of the memory budget."""
