@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 from PIL import Image
+from skimage.filters import apply_hysteresis_threshold
 
 from legoedit_core.bricks.spec import BrickError, PerItemBackend
 from legoedit_core.runtime import ModelKey, ModelRuntime
@@ -74,13 +75,13 @@ def disk(radius: int) -> np.ndarray:
 
 
 def cleanup(selected: np.ndarray, radius: int = 2, min_fraction: float = 0.0005) -> np.ndarray:
-    """Open then close with a disk of ``radius`` and drop specks smaller than ``min_fraction`` of the image.
+    """Close with a disk of ``radius`` and drop specks smaller than ``min_fraction`` of the image.
 
-    Returns a boolean array.
+    No opening: an opening erases every part thinner than the disk (a stem, a leg, a mirror, a strap), so specks
+    go by their area instead. Returns a boolean array.
     """
     mask = as_mask(selected)
     if radius > 0:
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, disk(radius))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, disk(radius))
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     big = stats[:, cv2.CC_STAT_AREA] >= max(1.0, min_fraction * mask.size)
@@ -144,9 +145,11 @@ def saliency_around(image: np.ndarray, region: np.ndarray, margin: float = 0.1) 
     return graded
 
 
-def salient_objects(image: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Boolean mask of the salient object(s): U^2-Net saliency above ``threshold``, cleaned up."""
-    return cleanup(saliency(image) >= threshold)
+def salient_objects(image: np.ndarray, threshold: float = 0.5, thin: float = 0.2) -> np.ndarray:
+    """Boolean mask of the salient object(s): U^2-Net saliency above ``threshold``, plus the pixels above ``thin``
+    that connect to them (hysteresis, scikit-image): thin parts such as a stem or a leg score lower than the body
+    they belong to, and a flat threshold loses them."""
+    return cleanup(apply_hysteresis_threshold(saliency(image), thin, threshold))
 
 
 class SalientObject(PerItemBackend):
