@@ -29,6 +29,7 @@ class Crop(PerItemBackend):
 
 class Blur(PerItemBackend):
     brick, name = "BLUR", "opencv"
+    version = "2"  # the mask edge follows the object (edge_alpha)
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         blurred = cv2.GaussianBlur(inputs["image"], (0, 0), inputs["radius"] / 2)
@@ -130,6 +131,7 @@ class Smooth(PerItemBackend):
     but not across strong edges, so texture and noise flatten while outlines stay sharp."""
 
     brick, name = "SMOOTH", "opencv-domain-transform"
+    version = "2"  # the mask edge follows the object (edge_alpha)
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image, strength = inputs["image"], float(inputs["strength"])
@@ -164,6 +166,7 @@ class Pad(PerItemBackend):
 
 class Grayscale(PerItemBackend):
     brick, name = "GRAYSCALE", "opencv"
+    version = "2"  # the mask edge follows the object (edge_alpha)
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         grey = cv2.cvtColor(cv2.cvtColor(inputs["image"], cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
@@ -176,6 +179,7 @@ class Sharpen(PerItemBackend):
     bright or dark rims)."""
 
     brick, name = "SHARPEN", "opencv-gated-usm"
+    version = "2"  # visible at 100%: radius 2, gain 1.5; edge_alpha mask edge
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image = inputs["image"]

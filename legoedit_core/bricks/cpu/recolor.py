@@ -16,7 +16,7 @@ from legoedit_core.bricks.spec import BrickError, PerItemBackend
 
 class LabRecolor(PerItemBackend):
     brick, name = "RCM", "lab"
-    version = "2"  # the region narrowed to the named thing (results differ from 1)
+    version = "3"  # edge_alpha matte instead of a feathered hard mask (results differ from 2)
 
     @classmethod
     def understands(cls, prompt: str) -> bool:

@@ -462,7 +462,7 @@ def in_place(selected: np.ndarray, words: list[str]) -> np.ndarray:
 
 class ClassicalReferring(PerItemBackend):
     brick, name = "RES", "classical"
-    version = "2"  # keeps the side of the frame it is told (results differ from 1)
+    version = "3"  # clothes without a straight cut, sky to its outlines, colour of a named thing, named text strokes
 
     @classmethod
     def understands(cls, prompt: str) -> bool:

@@ -154,6 +154,7 @@ def salient_objects(image: np.ndarray, threshold: float = 0.5, thin: float = 0.2
 
 class SalientObject(PerItemBackend):
     brick, name = "SOS", "u2netp"
+    version = "2"  # thin parts kept: hysteresis threshold, no opening
 
     @classmethod
     def missing(cls, settings: dict[str, Any]) -> str | None:
@@ -168,6 +169,7 @@ class SalientObject(PerItemBackend):
 
 class ObjectInRegion(PerItemBackend):
     brick, name = "MASK-SEG", "grabcut"
+    version = "2"  # thin parts kept: no opening in the cleanup
 
     @classmethod
     def missing(cls, settings: dict[str, Any]) -> str | None:

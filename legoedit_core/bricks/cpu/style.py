@@ -162,7 +162,7 @@ def choose_style(prompt: str) -> Filter:
 
 class NprStyle(PerItemBackend):
     brick, name = "STYLE", "opencv-npr"
-    version = "2"  # dodge pencil, k-means cartoon, oil without posterising (results differ from 1)
+    version = "3"  # dab oil, clean watercolour, edge_alpha mask edge (results differ from 2)
 
     @classmethod
     def understands(cls, prompt: str) -> bool:
