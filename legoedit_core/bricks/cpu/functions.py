@@ -42,7 +42,7 @@ class Adjust(PerItemBackend):
     factors have a response curve of their own (``tone_curve``, docs/bricks.md): "a bit" is still a visible change."""
 
     brick, name = "ADJUST", "tone-curve"
-    version = "2"  # brightness moves the mean lightness by 70 ln(b) L*; contrast slope c**2 (results differ from 1)
+    version = "2"  # brightness moves the mean lightness by 60 ln(b) L* x room; contrast slope c**2 (differs from 1)
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image, mask = inputs["image"], inputs["mask"]
@@ -54,7 +54,7 @@ class Adjust(PerItemBackend):
         return {"image": blend_along_edges(image, adjusted, mask)}
 
 
-LIGHTNESS_PER_LOG = 70.0  # brightness b moves the mean CIELAB lightness by 70 ln(b): 1.1 -> +6.7, 1.3 -> +18
+LIGHTNESS_PER_LOG = 60.0  # b moves a mid-grey photo's mean lightness by 60 ln(b) L*: 1.1 -> +5.7, 1.3 -> +16
 CONTRAST_POWER = 2.0  # contrast c is a slope of c**2 at the mean: 1.1 -> 1.21, 1.3 -> 1.69
 
 
@@ -63,15 +63,15 @@ def tone_curve(brightness: float, contrast: float, pixels: np.ndarray) -> np.nda
     and 255 -> 255.
 
     Brightness ``b`` is a gamma curve ``x ** (1 / g)`` whose ``g`` is found (bisection, within 1/4 to 4) so that the
-    pixels' mean CIELAB lightness moves by ``LIGHTNESS_PER_LOG * ln(b)``: a dark photo and a bright one both change
-    visibly, and a gamma curve's slope at white is below 1, so almost nothing new clips. Contrast ``c`` > 1 is a
-    sigmoid around the pixels' mean, scaled so both ends stay put and the slope at the mean is ``c ** 2``; ``c`` < 1
-    pulls every value towards the mean by ``c ** 2``, which cannot clip.
+    pixels' mean CIELAB lightness moves by ``LIGHTNESS_PER_LOG * ln(b)`` times the room left (``_gamma_for``): "a
+    bit" is visible on a dark photo and a bright one alike, and a gamma curve's slope at white is below 1, so almost
+    nothing new clips. Contrast ``c`` > 1 is a sigmoid around the pixels' mean, scaled so both ends stay put and the
+    slope at the mean is ``c ** 2``; ``c`` < 1 pulls every value towards the mean by ``c ** 2``, which cannot clip.
     """
-    sample = np.ascontiguousarray(pixels[:: max(1, len(pixels) // 20000)]).reshape(-1, 1, 3)
+    sample = np.ascontiguousarray(pixels[:: max(1, len(pixels) // 4096)]).reshape(-1, 1, 3)
     x = np.linspace(0.0, 1.0, 256)
     if brightness != 1:
-        x = x ** (1.0 / _gamma_for(sample, LIGHTNESS_PER_LOG * float(np.log(max(brightness, 1e-3)))))
+        x = x ** (1.0 / _gamma_for(sample, float(np.log(max(brightness, 1e-3)))))
     mean = float(np.mean(x[cv2.cvtColor(sample, cv2.COLOR_RGB2GRAY)]))
     pivot, slope = min(max(mean, 0.05), 0.95), contrast**CONTRAST_POWER
     if slope > 1:
@@ -83,18 +83,32 @@ def tone_curve(brightness: float, contrast: float, pixels: np.ndarray) -> np.nda
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
-def _gamma_for(sample: np.ndarray, change: float) -> float:
-    """The gamma ``g`` (1/4 to 4) for which ``x ** (1 / g)`` moves ``sample``'s mean CIELAB lightness by ``change``."""
-    def lightness(gamma: float) -> float:
-        lut = np.clip(np.rint(np.linspace(0.0, 1.0, 256) ** (1.0 / gamma) * 255.0), 0, 255).astype(np.uint8)
-        return float(cv2.cvtColor(cv2.LUT(sample, lut), cv2.COLOR_RGB2Lab)[:, :, 0].mean()) * 100.0 / 255.0
+def _gamma_for(sample: np.ndarray, log_brightness: float) -> float:
+    """The gamma ``g`` (1/4 to 4) for which ``x ** (1 / g)`` moves ``sample``'s mean CIELAB lightness ``L`` by
+    ``LIGHTNESS_PER_LOG * log_brightness``, scaled by the room left (``(100 - L) / 50`` up, ``L / 50`` down): a dark
+    photo is lifted more than one that is already bright, which would only wash out."""
+    codes = sample.reshape(-1, 3)
+    levels = np.linspace(0.0, 1.0, 256)
 
-    target = lightness(1.0) + change
-    low, high = (0.0, np.log(4.0)) if change > 0 else (-np.log(4.0), 0.0)
-    for _ in range(20):
+    def lightness(gamma: float) -> float:
+        curve = np.rint(levels ** (1.0 / gamma) * 255.0).astype(np.intp)
+        luminance = SRGB_TO_LINEAR[curve][codes] @ LUMINANCE
+        root = np.where(luminance > 0.008856, np.cbrt(luminance), 7.787 * luminance + 16 / 116)
+        return float(np.mean(116.0 * root - 16.0))
+
+    start = lightness(1.0)
+    room = (100.0 - start if log_brightness > 0 else start) / 50.0
+    target = start + LIGHTNESS_PER_LOG * log_brightness * room
+    low, high = (0.0, np.log(4.0)) if log_brightness > 0 else (-np.log(4.0), 0.0)
+    for _ in range(16):
         middle = (low + high) / 2
         low, high = (middle, high) if lightness(float(np.exp(middle))) < target else (low, middle)
     return float(np.exp((low + high) / 2))
+
+
+_CODES = np.arange(256) / 255.0
+SRGB_TO_LINEAR = np.where(_CODES <= 0.04045, _CODES / 12.92, ((_CODES + 0.055) / 1.055) ** 2.4)
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722])  # linear sRGB -> CIE Y
 
 
 def _sigmoid(value: np.ndarray | float) -> np.ndarray | float:

@@ -340,15 +340,17 @@ def text_finder(named: list[str]) -> Finder:
 
 
 def text_strokes(image: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """The letters inside a detected text line's polygon, grown over their anti-aliased rims and outline: the
-    minority side of an Otsu split of the line's lightness contrast (letters cover less of a box than the
-    background does). Filling strokes instead of the whole box leaves the texture between letters untouched."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    values = grey[line]
-    threshold, _ = cv2.threshold(values.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright = line & (grey > threshold)
-    letters = bright if bright.sum() <= 0.5 * line.sum() else line & ~bright
-    radius = max(2, round(0.08 * np.count_nonzero(line.any(axis=1))))  # 8% of the line's height
+    """The letters inside a detected text line's polygon, grown over their anti-aliased rims: the pixels whose
+    colour is far from the background's (the median colour just outside the polygon), split by Otsu's threshold,
+    so a fill and its outline both count. Filling strokes instead of the whole box leaves the texture between
+    letters untouched."""
+    ring = (cv2.dilate(as_mask(line), disk(3)) > 0) & ~line
+    background = np.median(image[ring], axis=0) if ring.any() else np.median(image[line], axis=0)
+    distance = np.linalg.norm(image.astype(np.float32) - background, axis=2)
+    values = np.clip(distance[line], 0, 255).astype(np.uint8).reshape(-1, 1)
+    threshold, _ = cv2.threshold(values, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    letters = line & (distance > max(threshold, 20.0))
+    radius = max(2, round(0.05 * np.count_nonzero(line.any(axis=1))))  # 5% of the line's height
     return cv2.dilate(as_mask(letters), disk(radius)) > 0
 
 
