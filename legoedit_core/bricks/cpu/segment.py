@@ -146,10 +146,21 @@ def saliency_around(image: np.ndarray, region: np.ndarray, margin: float = 0.1) 
 
 
 def salient_objects(image: np.ndarray, threshold: float = 0.5, thin: float = 0.2) -> np.ndarray:
-    """Boolean mask of the salient object(s): U^2-Net saliency above ``threshold``, plus the pixels above ``thin``
-    that connect to them (hysteresis, scikit-image): thin parts such as a stem or a leg score lower than the body
-    they belong to, and a flat threshold loses them."""
-    return cleanup(apply_hysteresis_threshold(saliency(image), thin, threshold))
+    """Boolean mask of the salient object(s): U^2-Net saliency above ``threshold``, cleaned up, plus its thin parts.
+
+    Thin parts (a stem, a leg, a mirror, an antenna) score lower than the body they belong to, so a flat threshold
+    loses them: the pixels above ``thin`` that connect to the body (hysteresis, scikit-image) are added where they
+    are thin, i.e. gone after an opening with a disk of ``THIN_PART`` of the shorter side. Broad areas of middling
+    saliency (a flag behind a person) stay out."""
+    graded = saliency(image)
+    body = graded >= threshold
+    grown = apply_hysteresis_threshold(graded, thin, threshold) & ~body
+    radius = max(2, round(THIN_PART * min(image.shape[:2])))
+    thin_parts = grown & ~(cv2.morphologyEx(as_mask(grown), cv2.MORPH_OPEN, disk(radius)) > 0)
+    return cleanup(body | components_touching(thin_parts | body, body) & thin_parts)
+
+
+THIN_PART = 0.01  # a part narrower than about 2% of the shorter side counts as thin
 
 
 class SalientObject(PerItemBackend):
