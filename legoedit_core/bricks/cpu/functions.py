@@ -62,36 +62,49 @@ def tone_curve(brightness: float, contrast: float, pixels: np.ndarray) -> np.nda
     """A 256-entry lookup table for RGB ``pixels`` (N, 3): brightness, then contrast, each monotonic with 0 -> 0
     and 255 -> 255.
 
-    Brightness ``b`` is a gamma curve ``x ** (1 / g)`` whose ``g`` is found (bisection, within 1/4 to 4) so that the
-    pixels' mean CIELAB lightness moves by ``LIGHTNESS_PER_LOG * ln(b)`` times the room left (``_gamma_for``): "a
-    bit" is visible on a dark photo and a bright one alike, and a gamma curve's slope at white is below 1, so almost
-    nothing new clips. Contrast ``c`` > 1 is a sigmoid around the pixels' mean, scaled so both ends stay put and the
-    slope at the mean is ``c ** 2``; ``c`` < 1 pulls every value towards the mean by ``c ** 2``, which cannot clip.
+    Brightness ``b`` is a ``lift`` curve whose ``g`` is found (bisection, within 1/4 to 4) so that the pixels' mean
+    CIELAB lightness moves by ``LIGHTNESS_PER_LOG * ln(b)`` times the room left (``_gamma_for``): "a bit" is visible
+    on a dark photo and a bright one alike. Contrast ``c`` > 1 mixes an end-normalised sigmoid around the pixels'
+    mean into the identity so that the slope at the mean is ``c ** 2`` while the slope at black and white stays at
+    least ``1 - w`` (the sigmoid's share), so shadows and highlights are compressed, not crushed; ``c`` < 1 pulls
+    every value towards the mean by ``c ** 2``, which cannot clip.
     """
     sample = np.ascontiguousarray(pixels[:: max(1, len(pixels) // 4096)]).reshape(-1, 1, 3)
     x = np.linspace(0.0, 1.0, 256)
     if brightness != 1:
-        x = x ** (1.0 / _gamma_for(sample, float(np.log(max(brightness, 1e-3)))))
+        x = lift(x, _gamma_for(sample, float(np.log(max(brightness, 1e-3)))))
     mean = float(np.mean(x[cv2.cvtColor(sample, cv2.COLOR_RGB2GRAY)]))
     pivot, slope = min(max(mean, 0.05), 0.95), contrast**CONTRAST_POWER
     if slope > 1:
-        gain = _sigmoid_gain(slope, pivot)
+        steep = max(slope, SIGMOID_SLOPE)
+        gain = _sigmoid_gain(steep, pivot)
         low, high = _sigmoid(gain * (0.0 - pivot)), _sigmoid(gain * (1.0 - pivot))
-        x = (_sigmoid(gain * (x - pivot)) - low) / (high - low)
+        share = (slope - 1.0) / (steep - 1.0)
+        x = x + share * ((_sigmoid(gain * (x - pivot)) - low) / (high - low) - x)
     else:
         x = pivot + (x - pivot) * slope
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
+SIGMOID_SLOPE = 3.0  # the contrast sigmoid's own slope at the mean; a gentler contrast takes a share of it
+
+
+def lift(levels: np.ndarray, gamma: float) -> np.ndarray:
+    """Brighten (``gamma`` > 1: ``x ** (1 / g)``) or darken (< 1: ``1 - (1 - x) ** g``) levels in [0, 1]. Each keeps
+    0 and 1 and has a slope below 1 only at the end it moves towards, and a finite one there, so nothing that was
+    not white or black is pushed into it."""
+    return levels ** (1.0 / gamma) if gamma >= 1 else 1.0 - (1.0 - levels) ** gamma
+
+
 def _gamma_for(sample: np.ndarray, log_brightness: float) -> float:
-    """The gamma ``g`` (1/4 to 4) for which ``x ** (1 / g)`` moves ``sample``'s mean CIELAB lightness ``L`` by
+    """The ``g`` (1/4 to 4) for which ``lift(x, g)`` moves ``sample``'s mean CIELAB lightness ``L`` by
     ``LIGHTNESS_PER_LOG * log_brightness``, scaled by the room left (``(100 - L) / 50`` up, ``L / 50`` down): a dark
     photo is lifted more than one that is already bright, which would only wash out."""
     codes = sample.reshape(-1, 3)
     levels = np.linspace(0.0, 1.0, 256)
 
     def lightness(gamma: float) -> float:
-        curve = np.rint(levels ** (1.0 / gamma) * 255.0).astype(np.intp)
+        curve = np.rint(lift(levels, gamma) * 255.0).astype(np.intp)
         luminance = SRGB_TO_LINEAR[curve][codes] @ LUMINANCE
         root = np.where(luminance > 0.008856, np.cbrt(luminance), 7.787 * luminance + 16 / 116)
         return float(np.mean(116.0 * root - 16.0))
