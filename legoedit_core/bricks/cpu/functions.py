@@ -98,8 +98,9 @@ def lift(levels: np.ndarray, gamma: float) -> np.ndarray:
 
 def _gamma_for(sample: np.ndarray, log_brightness: float) -> float:
     """The ``g`` (1/4 to 4) for which ``lift(x, g)`` moves ``sample``'s mean CIELAB lightness ``L`` by
-    ``LIGHTNESS_PER_LOG * log_brightness``, scaled by the room left (``(100 - L) / 50`` up, ``L / 50`` down): a dark
-    photo is lifted more than one that is already bright, which would only wash out."""
+    ``LIGHTNESS_PER_LOG * log_brightness``, scaled by the room left (``(100 - L) / 50`` up, ``L / 50`` down, at least
+    0.5): a dark photo is lifted more than one that is already bright, which would only wash out, but a bright one
+    still visibly."""
     codes = sample.reshape(-1, 3)
     levels = np.linspace(0.0, 1.0, 256)
 
@@ -110,7 +111,7 @@ def _gamma_for(sample: np.ndarray, log_brightness: float) -> float:
         return float(np.mean(116.0 * root - 16.0))
 
     start = lightness(1.0)
-    room = (100.0 - start if log_brightness > 0 else start) / 50.0
+    room = max(0.5, (100.0 - start if log_brightness > 0 else start) / 50.0)
     target = start + LIGHTNESS_PER_LOG * log_brightness * room
     low, high = (0.0, np.log(4.0)) if log_brightness > 0 else (-np.log(4.0), 0.0)
     for _ in range(16):
