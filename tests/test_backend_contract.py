@@ -27,6 +27,7 @@ from test_plugins import installed_plugin  # noqa: F401 (the fixture that instal
 from tiny_vlm import save_tiny_vlm
 
 from legoedit_core.bricks.catalog import default_registry
+from legoedit_core.bricks.cpu.common import edge_radius
 from legoedit_core.bricks.spec import Backend, BrickError, BrickSpec
 from legoedit_core.types import PortType
 
@@ -46,6 +47,9 @@ NO_TINY_MODEL = {"qwen-image-edit": "its Qwen2-VL processor needs torchvision, w
 TEXT_VALUES = {"prompt": "a red cup", "color": "red", "direction": "horizontal"}
 KEEPS_INSIDE = {"CBG"}  # the mask is the foreground the brick keeps
 REMOVALS = {"INPAINT", "FASTINPAINT"}  # a removal may take the object's edge: a margin around its mask
+# Region edits that blend through a matte refined onto the object's outline: the band of edge_radius on either side
+# of the mask's edge is theirs to mix (docs/bricks.md, "Edge-true masks").
+REFINES_EDGE = {"ADJUST", "BLUR", "CBG", "GRAYSCALE", "RCM", "SHARPEN", "SMOOTH", "STYLE"}
 
 
 class TinyModels:
@@ -161,8 +165,10 @@ def check_masks(spec: BrickSpec, items: list[dict[str, Any]], outputs: list[Any]
             continue
         region = item["mask"] > 127
         if "image" in output and spec.input("image") is not None:
+            band = edge_radius(region.shape) if spec.name in REFINES_EDGE else 0
             given = grown(region, max(2, round(max(WIDTH, HEIGHT) / 100))) if spec.name in REMOVALS else region
-            kept = region if spec.name in KEEPS_INSIDE else ~given
+            given = grown(given, band) if band else given
+            kept = ~grown(~region, band) if spec.name in KEEPS_INSIDE else ~given
             assert np.array_equal(output["image"][kept], item["image"][kept]), \
                 f"{spec.name} changed pixels its mask does not give it"
         elif spec.name == "MASK-SEG":

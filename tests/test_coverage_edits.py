@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from legoedit_core.bricks.cpu.common import edge_radius
 from legoedit_core.bricks.cpu.referring import face_boxes
 from legoedit_core.data.images import read_image
 from legoedit_core.executor import EditResult, Executor
@@ -105,7 +106,9 @@ def test_skin_smoothing_flattens_the_face_and_leaves_the_rest(cpu_toolset):
     inside = face & cv2.erode(skin.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)  # off eyes and lips
     before, after = detail(source)[inside].var(), detail(result.image)[inside].var()
     assert after < 0.7 * before, (before, after)
-    assert np.array_equal(result.image[~skin], source[~skin])  # outside the skin, not one pixel changed
+    # outside the skin (and the band where the mask's edge is refined onto the outline) not one pixel changed
+    near = cv2.dilate(skin.astype(np.uint8), np.ones((2 * edge_radius(skin.shape) + 1,) * 2, np.uint8)) > 0
+    assert np.array_equal(result.image[~near], source[~near])
 
 
 def test_skin_smoothing_without_a_face_fails_the_item(cpu_toolset):

@@ -23,8 +23,10 @@ REGION_BRICKS: dict[str, dict[str, Any]] = {
     "STYLE": {"prompt": "cartoon"},
 }
 ALL_BRICKS: dict[str, dict[str, Any]] = {**REGION_BRICKS, "CBG": {"prompt": "blur"}}
-# How far the inpainting backends grow the mask at 256 px (FASTINPAINT 2 px; INPAINT about 1% of the side).
-GROWTH = {"FASTINPAINT": 2, "INPAINT": 3}
+# How far each backend may change pixels outside the mask at 256 px: the inpainting backends grow the hole
+# (FASTINPAINT 2 px; INPAINT about 1% of the side); RCM and STYLE refine the mask's edge onto the object's outline
+# within edge_radius (3 px at 256 px).
+GROWTH = {"FASTINPAINT": 2, "INPAINT": 3, "RCM": 3, "STYLE": 3}
 
 
 def run(toolset: Toolset, brick: str, seed: int = 0, **inputs: Any) -> dict[str, Any] | BrickError:

@@ -28,17 +28,18 @@ def prefect_server():
         yield
 
 
-def bright_photo() -> np.ndarray:
-    """Bright: "a bit brighter" lifts it by less than the brightness check asks (0.03), so the check rejects it; the
-    re-plan's stronger alternative (x1.5 of the change) passes."""
+def dark_photo() -> np.ndarray:
+    """Dark: "a bit darker" lowers it by less than the darkness check asks (0.03; ADJUST moves a photo less towards
+    the end it is already near), so the check rejects it; the re-plan's stronger alternative (x1.5 of the change)
+    passes."""
     rng = np.random.default_rng(5)
-    return np.clip(220 + rng.normal(0, 6, (48, 64, 3)), 0, 255).astype(np.uint8)
+    return np.clip(40 + rng.normal(0, 6, (48, 64, 3)), 0, 255).astype(np.uint8)
 
 
 def catalogue(tmp_path) -> str:
-    (tmp_path / "bright.png").write_bytes(encode_png(bright_photo()))
-    rows = [{"id": "dim", "image": "bright.png", "instruction": "make it a bit brighter", "seed": 1},
-            {"id": "grey", "image": "bright.png", "instruction": "make it black and white", "seed": 2}]
+    (tmp_path / "dark.png").write_bytes(encode_png(dark_photo()))
+    rows = [{"id": "dim", "image": "dark.png", "instruction": "make it a bit darker", "seed": 1},
+            {"id": "grey", "image": "dark.png", "instruction": "make it black and white", "seed": 2}]
     manifest = tmp_path / "catalogue.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return str(manifest)
@@ -49,9 +50,9 @@ def verify_entries(row: dict) -> list[dict]:
 
 
 def test_the_check_judge_rejects_a_change_too_small_and_accepts_a_done_one():
-    photo = bright_photo()
-    score, critique = check_judge(photo, photo, "make it a bit brighter")
-    assert score < 7 and "brighter" in critique
+    photo = dark_photo()
+    score, critique = check_judge(photo, photo, "make it a bit darker")
+    assert score < 7 and "darker" in critique
     assert check_judge(photo, photo, "sing a song") == (10.0, "no verifiable check applies to this instruction")
 
 
@@ -65,12 +66,12 @@ def test_flow_with_one_verify_round_replans_a_rejected_edit_and_keeps_both_round
 
     dim = verify_entries(rows["dim"])
     assert [entry["node"] for entry in dim] == ["verify_0", "verify_1"]
-    assert "score 5/10" in dim[0]["note"] and "failed checks: brighter" in dim[0]["note"]
+    assert "score 5/10" in dim[0]["note"] and "failed checks: darker" in dim[0]["note"]
     assert dim[0]["note"].endswith("; not kept")
     assert dim[1]["note"].startswith("verify round 1: ADJUST, score 10/10") and dim[1]["note"].endswith("; kept")
     # the round that was not kept keeps its node trace too; the row's workflow is the kept, stronger one
     assert any(node["note"] == "verify round 0 (not kept)" for node in rows["dim"]["trace"])
-    assert json.loads(rows["dim"]["workflow"])["nodes"][0]["inputs"]["brightness"] == pytest.approx(1.16)
+    assert json.loads(rows["dim"]["workflow"])["nodes"][0]["inputs"]["brightness"] == pytest.approx(0.87)
 
     grey = verify_entries(rows["grey"])
     assert len(grey) == 1 and "score 10/10" in grey[0]["note"] and "kept" in grey[0]["note"]
@@ -99,7 +100,7 @@ def test_legoedit_edit_keeps_the_plan_legoedit_run_keeps(tmp_path, capsys):
 
     table, _, _ = verified_in_a_plain_loop(tmp_path)
     kept = json.loads(table.to_pylist()[0]["workflow"])["nodes"]
-    assert main(["plan", str(tmp_path / "bright.png"), "make it a bit brighter", "--seed", "1",
+    assert main(["plan", str(tmp_path / "dark.png"), "make it a bit darker", "--seed", "1",
                  "--set", "planner.verify_rounds=1"]) == 0
     printed = json.loads(capsys.readouterr().out.split("</think>", 1)[1])
     assert printed["nodes"] == kept

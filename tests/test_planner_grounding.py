@@ -85,7 +85,7 @@ def test_salient_option_runs_and_the_trace_and_report_record_the_approximation(t
     assert "with planner notes (approximations): 2" in report
     # The cat fills most of the frame: classical INPAINT refuses rather than smear it into the background.
     assert cat["status"] == "failed" and cat["edited_image"] is None
-    assert "covers 69% of the frame" in cat["error"] and "INPAINT" in cat["error"]
+    assert "covers 70% of the frame" in cat["error"] and "INPAINT" in cat["error"]  # SOS keeps thin parts (fur)
 
 
 def process_table(rows: list[dict]):

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from legoedit_core.bricks.cpu.colors import RGB, parse_color
-from legoedit_core.bricks.cpu.common import require_nonempty
+from legoedit_core.bricks.cpu.common import blend, edge_alpha, require_nonempty
+from legoedit_core.bricks.cpu.segment import as_mask
 from legoedit_core.bricks.spec import BrickError, PerItemBackend
 
 BLUR_WORDS = ("blur", "bokeh", "defocus", "out of focus", "depth of field")
@@ -23,6 +24,7 @@ WHITE: RGB = (255, 255, 255)
 
 class CompositeBackground(PerItemBackend):
     brick, name = "CBG", "composite"
+    version = "2"  # the matte follows the subject's outline (results differ from 1)
 
     @classmethod
     def understands(cls, prompt: str) -> bool:
@@ -96,19 +98,9 @@ def background_blur(image: np.ndarray, foreground: np.ndarray, sigma: float) -> 
 
 
 def composite(image: np.ndarray, background: np.ndarray, foreground: np.ndarray) -> np.ndarray:
-    """``image`` over ``background`` through a mask with a 1-2 px soft edge.
-
-    The soft band straddles the mask's edge only: the foreground eroded by 2 px is the input exactly and the
-    background 2 px away from the mask is ``background`` exactly.
-    """
-    hard = foreground.astype(np.float32)
-    alpha = cv2.GaussianBlur(hard, (0, 0), 1.0)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    alpha[cv2.erode(foreground.astype(np.uint8), kernel) > 0] = 1.0
-    alpha[cv2.dilate(foreground.astype(np.uint8), kernel) == 0] = 0.0
-    alpha = alpha[:, :, None]
-    out = image.astype(np.float32) * alpha + background.astype(np.float32) * (1 - alpha)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    """``image`` over ``background`` through the foreground's ``edge_alpha``: the matte follows the subject's own
+    outline (soft on hair and fur), so no rim of the old background and no cut through the subject is left."""
+    return blend(background, image, edge_alpha(image, as_mask(foreground)))
 
 
 BACKENDS = (CompositeBackground,)

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from legoedit_core.bricks.cpu.colors import parse_color
-from legoedit_core.bricks.cpu.common import blend_in_mask, require_nonempty
+from legoedit_core.bricks.cpu.common import blend_along_edges, blend_in_mask, require_nonempty
 from legoedit_core.bricks.spec import BrickError, PerItemBackend
 from legoedit_core.types import bbox_to_mask, mask_to_bbox, size_of
 
@@ -29,46 +29,100 @@ class Crop(PerItemBackend):
 
 class Blur(PerItemBackend):
     brick, name = "BLUR", "opencv"
+    version = "2"  # the mask edge follows the object (edge_alpha)
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         blurred = cv2.GaussianBlur(inputs["image"], (0, 0), inputs["radius"] / 2)
-        return {"image": blend_in_mask(inputs["image"], blurred, inputs["mask"])}
+        return {"image": blend_along_edges(inputs["image"], blurred, inputs["mask"])}
 
 
 class Adjust(PerItemBackend):
     """Brightness and contrast as tone curves that keep black and white where they are (so highlights are not
-    blown out and shadows not crushed), then saturation (Pillow) and white balance."""
+    blown out and shadows not crushed), then saturation (Pillow) and white balance. The brightness and contrast
+    factors have a response curve of their own (``tone_curve``, docs/bricks.md): "a bit" is still a visible change."""
 
     brick, name = "ADJUST", "tone-curve"
+    version = "2"  # brightness moves the mean lightness by 60 ln(b) L* x room; contrast slope c**2 (differs from 1)
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
-        image = inputs["image"]
-        mean = float(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).mean()) / 255.0
-        curve = tone_curve(inputs["brightness"], inputs["contrast"], mean)
+        image, mask = inputs["image"], inputs["mask"]
+        pixels = image[mask > 127] if mask is not None and np.any(mask > 127) else image.reshape(-1, 3)
+        curve = tone_curve(inputs["brightness"], inputs["contrast"], pixels)
         picture = Image.fromarray(cv2.LUT(image, curve))
         picture = ImageEnhance.Color(picture).enhance(inputs["saturation"])
         adjusted = white_balance(np.asarray(picture), inputs["temperature"])
-        return {"image": blend_in_mask(image, adjusted, inputs["mask"])}
+        return {"image": blend_along_edges(image, adjusted, mask)}
 
 
-def tone_curve(brightness: float, contrast: float, mean: float) -> np.ndarray:
-    """A 256-entry lookup table: brightness, then contrast, each monotonic with 0 -> 0 and 255 -> 255.
+LIGHTNESS_PER_LOG = 60.0  # b moves a mid-grey photo's mean lightness by 60 ln(b) L*: 1.1 -> +5.7, 1.3 -> +16
+CONTRAST_POWER = 2.0  # contrast c is a slope of c**2 at the mean: 1.1 -> 1.21, 1.3 -> 1.69
 
-    Brightness ``b`` > 1 is ``1 - (1 - x) ** b`` (a lift that flattens into white instead of clipping), < 1 is
-    ``x ** (1 / b)``; at the mid-tones it moves about as far as multiplying by ``b``. Contrast ``c`` > 1 is a
-    sigmoid around the image's mean, scaled so both ends stay put and the slope at the mean is ``c``; ``c`` < 1
-    pulls every value towards the mean, which cannot clip.
+
+def tone_curve(brightness: float, contrast: float, pixels: np.ndarray) -> np.ndarray:
+    """A 256-entry lookup table for RGB ``pixels`` (N, 3): brightness, then contrast, each monotonic with 0 -> 0
+    and 255 -> 255.
+
+    Brightness ``b`` is a ``lift`` curve whose ``g`` is found (bisection, within 1/4 to 4) so that the pixels' mean
+    CIELAB lightness moves by ``LIGHTNESS_PER_LOG * ln(b)`` times the room left (``_gamma_for``): "a bit" is visible
+    on a dark photo and a bright one alike. Contrast ``c`` > 1 mixes an end-normalised sigmoid around the pixels'
+    mean into the identity so that the slope at the mean is ``c ** 2`` while the slope at black and white stays at
+    least ``1 - w`` (the sigmoid's share), so shadows and highlights are compressed, not crushed; ``c`` < 1 pulls
+    every value towards the mean by ``c ** 2``, which cannot clip.
     """
+    sample = np.ascontiguousarray(pixels[:: max(1, len(pixels) // 4096)]).reshape(-1, 1, 3)
     x = np.linspace(0.0, 1.0, 256)
-    x = 1.0 - (1.0 - x) ** brightness if brightness >= 1 else x ** (1.0 / max(brightness, 1e-3))
-    pivot = min(max(mean, 0.05), 0.95)
-    if contrast > 1:
-        gain = _sigmoid_gain(contrast, pivot)
+    if brightness != 1:
+        x = lift(x, _gamma_for(sample, float(np.log(max(brightness, 1e-3)))))
+    mean = float(np.mean(x[cv2.cvtColor(sample, cv2.COLOR_RGB2GRAY)]))
+    pivot, slope = min(max(mean, 0.05), 0.95), contrast**CONTRAST_POWER
+    if slope > 1:
+        steep = max(slope, SIGMOID_SLOPE)
+        gain = _sigmoid_gain(steep, pivot)
         low, high = _sigmoid(gain * (0.0 - pivot)), _sigmoid(gain * (1.0 - pivot))
-        x = (_sigmoid(gain * (x - pivot)) - low) / (high - low)
+        share = (slope - 1.0) / (steep - 1.0)
+        x = x + share * ((_sigmoid(gain * (x - pivot)) - low) / (high - low) - x)
     else:
-        x = pivot + (x - pivot) * contrast
+        x = pivot + (x - pivot) * slope
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+SIGMOID_SLOPE = 3.0  # the contrast sigmoid's own slope at the mean; a gentler contrast takes a share of it
+
+
+def lift(levels: np.ndarray, gamma: float) -> np.ndarray:
+    """Brighten (``gamma`` > 1: ``x ** (1 / g)``) or darken (< 1: ``1 - (1 - x) ** g``) levels in [0, 1]. Each keeps
+    0 and 1 and has a slope below 1 only at the end it moves towards, and a finite one there, so nothing that was
+    not white or black is pushed into it."""
+    return levels ** (1.0 / gamma) if gamma >= 1 else 1.0 - (1.0 - levels) ** gamma
+
+
+def _gamma_for(sample: np.ndarray, log_brightness: float) -> float:
+    """The ``g`` (1/4 to 4) for which ``lift(x, g)`` moves ``sample``'s mean CIELAB lightness ``L`` by
+    ``LIGHTNESS_PER_LOG * log_brightness``, scaled by the room left (``(100 - L) / 50`` up, ``L / 50`` down, at least
+    0.5): a dark photo is lifted more than one that is already bright, which would only wash out, but a bright one
+    still visibly."""
+    codes = sample.reshape(-1, 3)
+    levels = np.linspace(0.0, 1.0, 256)
+
+    def lightness(gamma: float) -> float:
+        curve = np.rint(lift(levels, gamma) * 255.0).astype(np.intp)
+        luminance = SRGB_TO_LINEAR[curve][codes] @ LUMINANCE
+        root = np.where(luminance > 0.008856, np.cbrt(luminance), 7.787 * luminance + 16 / 116)
+        return float(np.mean(116.0 * root - 16.0))
+
+    start = lightness(1.0)
+    room = max(0.5, (100.0 - start if log_brightness > 0 else start) / 50.0)
+    target = start + LIGHTNESS_PER_LOG * log_brightness * room
+    low, high = (0.0, np.log(4.0)) if log_brightness > 0 else (-np.log(4.0), 0.0)
+    for _ in range(16):
+        middle = (low + high) / 2
+        low, high = (middle, high) if lightness(float(np.exp(middle))) < target else (low, middle)
+    return float(np.exp((low + high) / 2))
+
+
+_CODES = np.arange(256) / 255.0
+SRGB_TO_LINEAR = np.where(_CODES <= 0.04045, _CODES / 12.92, ((_CODES + 0.055) / 1.055) ** 2.4)
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722])  # linear sRGB -> CIE Y
 
 
 def _sigmoid(value: np.ndarray | float) -> np.ndarray | float:
@@ -105,6 +159,7 @@ class Smooth(PerItemBackend):
     but not across strong edges, so texture and noise flatten while outlines stay sharp."""
 
     brick, name = "SMOOTH", "opencv-domain-transform"
+    version = "2"  # the mask edge follows the object (edge_alpha)
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image, strength = inputs["image"], float(inputs["strength"])
@@ -115,7 +170,7 @@ class Smooth(PerItemBackend):
         scale = min(image.shape[:2]) / 512  # the spatial reach follows the image size
         smooth = cv2.edgePreservingFilter(image, flags=cv2.RECURS_FILTER, sigma_s=(10 + 40 * strength) * scale,
                                           sigma_r=0.1 + 0.3 * strength)
-        return {"image": blend_in_mask(image, smooth, inputs["mask"], feather=1.5)}
+        return {"image": blend_along_edges(image, smooth, inputs["mask"])}
 
 
 class Pad(PerItemBackend):
@@ -139,10 +194,11 @@ class Pad(PerItemBackend):
 
 class Grayscale(PerItemBackend):
     brick, name = "GRAYSCALE", "opencv"
+    version = "2"  # the mask edge follows the object (edge_alpha)
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         grey = cv2.cvtColor(cv2.cvtColor(inputs["image"], cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-        return {"image": blend_in_mask(inputs["image"], grey, inputs["mask"])}
+        return {"image": blend_along_edges(inputs["image"], grey, inputs["mask"])}
 
 
 class Sharpen(PerItemBackend):
@@ -151,21 +207,26 @@ class Sharpen(PerItemBackend):
     bright or dark rims)."""
 
     brick, name = "SHARPEN", "opencv-gated-usm"
+    version = "2"  # visible at 100%: radius 2, gain 1.5; edge_alpha mask edge
 
     def run_one(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
         image = inputs["image"]
-        return {"image": blend_in_mask(image, sharpen(image, float(inputs["amount"])), inputs["mask"])}
+        return {"image": blend_along_edges(image, sharpen(image, float(inputs["amount"])), inputs["mask"])}
+
+
+SHARPEN_SIGMA = 2.0  # px: the unsharp mask's radius; 1.5 left the edges of a 512 px photo looking untouched
+SHARPEN_GAIN = 1.5  # detail added at amount 1 (docs/bricks.md: edge contrast +20% or more, no halo past 6 levels)
 
 
 def sharpen(image: np.ndarray, amount: float) -> np.ndarray:
     """``image`` with its lightness sharpened by ``amount`` (see ``Sharpen``)."""
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab).astype(np.float32)
     lightness = lab[:, :, 0]
-    detail = lightness - cv2.GaussianBlur(lightness, (0, 0), 1.5)
+    detail = lightness - cv2.GaussianBlur(lightness, (0, 0), SHARPEN_SIGMA)
     fine = lightness - cv2.GaussianBlur(lightness, (0, 0), 0.7)
     noise = 1.4826 * float(np.median(np.abs(fine - np.median(fine)))) + 0.5  # robust sigma of the finest band
     gate = np.clip((np.abs(detail) - 2.0 * noise) / (2.0 * noise), 0.0, 1.0)
-    sharp = lightness + amount * detail * gate
+    sharp = lightness + SHARPEN_GAIN * amount * detail * gate
     kernel = np.ones((3, 3), np.uint8)
     lab[:, :, 0] = np.clip(sharp, cv2.erode(lightness, kernel) - 6.0, cv2.dilate(lightness, kernel) + 6.0)
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_Lab2RGB)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from legoedit_core.bricks.cpu.colors import RGB, parse_color
-from legoedit_core.bricks.cpu.common import blend_in_mask, require_nonempty
+from legoedit_core.bricks.cpu.common import blend_along_edges, require_nonempty
 from legoedit_core.bricks.cpu.referring import boxes_mask, face_boxes, skin
 from legoedit_core.bricks.cpu.segment import as_mask, cleanup
 from legoedit_core.bricks.spec import BrickError, PerItemBackend
@@ -16,7 +16,7 @@ from legoedit_core.bricks.spec import BrickError, PerItemBackend
 
 class LabRecolor(PerItemBackend):
     brick, name = "RCM", "lab"
-    version = "2"  # the region narrowed to the named thing (results differ from 1)
+    version = "3"  # edge_alpha matte instead of a feathered hard mask (results differ from 2)
 
     @classmethod
     def understands(cls, prompt: str) -> bool:
@@ -33,8 +33,7 @@ class LabRecolor(PerItemBackend):
         require_nonempty(region)
         named = named_thing(image, region > 127, seed)
         recoloured = recolor(image, named, target)
-        feather = max(1.0, min(region.shape) / 200)
-        return {"image": blend_in_mask(image, recoloured, as_mask(named), feather=feather)}
+        return {"image": blend_along_edges(image, recoloured, as_mask(named))}
 
 
 def named_thing(image: np.ndarray, region: np.ndarray, seed: int) -> np.ndarray:

@@ -221,14 +221,50 @@ def _grow(box: Box, fraction: int) -> Box:
 
 
 def find_clothes(image: np.ndarray, seed: int) -> np.ndarray:
-    """The person below the chin, less skin; the whole person less skin when no face is found."""
+    """The person less skin, faces and hair; the whole person less skin when no face is found.
+
+    Nothing is cut along a straight line near the face: each face comes out as an ellipse, and hair as the pixels
+    around the head whose colour matches the hair sampled above the face, so a collar beside the chin stays
+    clothes and no horizontal cut line crosses the garment.
+    """
     faces = face_boxes(image)
-    clothes = people(image, faces, seed) & ~skin(image, faces)
+    person = people(image, faces, seed)
+    clothes = person & ~skin(image, faces)
     if faces:
-        chin = min(y1 for _, _, _, y1 in faces)
-        clothes[:chin] = False
-        clothes &= ~boxes_mask(image.shape, faces)
+        clothes &= ~face_ellipses(image.shape, faces) & ~hair_coloured(image, faces, person)
+        clothes[: min(y0 for _, y0, _, _ in faces)] = False  # above a face: hair, a hat
+        below = np.zeros(clothes.shape, bool)
+        below[max(y1 for _, _, _, y1 in faces):] = True
+        clothes = components_touching(clothes, below)  # a garment reaches below the chin; a lock of hair does not
     return cleanup(clothes)
+
+
+def face_ellipses(shape: tuple[int, ...], faces: list[Box]) -> np.ndarray:
+    """Each face box's inscribed ellipse, a little taller, down over the chin."""
+    selected = np.zeros(shape[:2], np.uint8)
+    for x0, y0, x1, y1 in faces:
+        centre = ((x0 + x1) // 2, (y0 + y1) // 2 + (y1 - y0) // 10)
+        cv2.ellipse(selected, centre, ((x1 - x0) // 2, 3 * (y1 - y0) // 5), 0, 0, 360, 255, -1)
+    return selected > 0
+
+
+def hair_coloured(image: np.ndarray, faces: list[Box], person: np.ndarray) -> np.ndarray:
+    """Pixels beside and above each face (down to just below the chin) within 3 sigma of the colour of the person's
+    pixels in the band over the face (a Gaussian in CIELAB, lightness down-weighted because hair in shadow keeps
+    its hue but not its lightness): hair, wherever it falls around the head."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab).astype(np.float32) * np.float32([0.3, 1.0, 1.0])
+    found = np.zeros(image.shape[:2], bool)
+    for x0, y0, x1, y1 in faces:
+        w, h = x1 - x0, y1 - y0
+        top = boxes_mask(image.shape, [(x0, y0 - h // 3, x1, y0 + h // 8)]) & person
+        if top.sum() < 20:
+            continue
+        samples = lab[top]
+        offset = lab - samples.mean(axis=0)
+        inverse = np.linalg.inv(np.cov(samples, rowvar=False) + 9.0 * np.eye(3))
+        near = np.einsum("hwi,ij,hwj->hw", offset, inverse, offset) < 9.0
+        found |= near & boxes_mask(image.shape, [(x0 - w // 2, y0 - h, x1 + w // 2, y1 + h // 4)])
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------- scene
@@ -248,6 +284,9 @@ def find_sky(image: np.ndarray, seed: int) -> np.ndarray:
     top = np.zeros(candidate.shape, bool)
     top[0] = True
     sky = components_touching(candidate, top)
+    # The smoothness test keeps the sky a few pixels off every outline (the gradient is blurred); the sky-coloured
+    # pixels in that margin are sky too, or a rim of unedited sky rings the head, the roofs, the trees.
+    sky |= (cv2.dilate(as_mask(sky), disk(8)) > 0) & (blue | cloud)
     return cv2.morphologyEx(as_mask(sky), cv2.MORPH_CLOSE, disk(3)) > 0
 
 
@@ -277,13 +316,42 @@ def read_text(image: np.ndarray) -> list[str]:
     return [str(line) for line in (getattr(_ocr(image), "txts", None) or ())]
 
 
-def find_text(image: np.ndarray, seed: int) -> np.ndarray:
-    """Filled polygons of the text lines that RapidOCR detects and can read."""
-    result = _ocr(image)
-    selected = np.zeros(image.shape[:2], np.uint8)
-    if getattr(result, "boxes", None) is not None:
-        cv2.fillPoly(selected, [np.round(box).astype(np.int32) for box in result.boxes], 255)
-    return selected > 0
+def text_finder(named: list[str]) -> Finder:
+    """A finder for the strokes of the text lines RapidOCR detects and reads; with ``named`` words ("the word SALE",
+    "the text 'Fresh'"), only the lines that contain one of them (none at all when no line does: other text is
+    never taken instead)."""
+
+    def find(image: np.ndarray, seed: int) -> np.ndarray:
+        result = _ocr(image)
+        boxes = getattr(result, "boxes", None)
+        lines = [str(line).lower() for line in (getattr(result, "txts", None) or ())]
+        selected = np.zeros(image.shape[:2], bool)
+        if boxes is None:
+            return selected
+        for box, line in zip(boxes, lines or [""] * len(boxes), strict=True):
+            if named and not any(word in line for word in named):
+                continue
+            polygon = np.zeros(image.shape[:2], np.uint8)
+            cv2.fillPoly(polygon, [np.round(box).astype(np.int32)], 255)
+            selected |= text_strokes(image, polygon > 0)
+        return selected
+
+    return find
+
+
+def text_strokes(image: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """The letters inside a detected text line's polygon, grown over their anti-aliased rims: the pixels whose
+    colour is far from the background's (the median colour just outside the polygon), split by Otsu's threshold,
+    so a fill and its outline both count. Filling strokes instead of the whole box leaves the texture between
+    letters untouched."""
+    ring = (cv2.dilate(as_mask(line), disk(3)) > 0) & ~line
+    background = np.median(image[ring], axis=0) if ring.any() else np.median(image[line], axis=0)
+    distance = np.linalg.norm(image.astype(np.float32) - background, axis=2)
+    values = np.clip(distance[line], 0, 255).astype(np.uint8).reshape(-1, 1)
+    threshold, _ = cv2.threshold(values, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    letters = line & (distance > max(threshold, 20.0))
+    radius = max(2, round(0.05 * np.count_nonzero(line.any(axis=1))))  # 5% of the line's height
+    return cv2.dilate(as_mask(letters), disk(radius)) > 0
 
 
 # HSV in OpenCV's ranges (H 0-179, S and V 0-255): (low, high) pairs, several pairs where the hue wraps.
@@ -303,15 +371,28 @@ _COLOURS: dict[str, list[tuple[tuple[int, int, int], tuple[int, int, int]]]] = {
 }
 
 
-def colour_finder(colour: str) -> Finder:
-    """A finder for pixels of a named colour, small specks removed."""
+def colour_finder(colour: str, of_a_thing: bool = False) -> Finder:
+    """A finder for pixels of a named colour, small specks removed.
+
+    ``of_a_thing`` ("the red paint on the bike", "the blue car"): the prompt names a thing of that colour, so only
+    the colour's connected regions that overlap the salient object are kept (the largest region when nothing
+    salient has the colour); a red box on a shelf behind the bike keeps its colour.
+    """
 
     def find(image: np.ndarray, seed: int) -> np.ndarray:
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
         selected = np.zeros(image.shape[:2], bool)
         for low, high in _COLOURS[colour]:
             selected |= cv2.inRange(hsv, low, high) > 0
-        return cleanup(selected, radius=1)
+        selected = cleanup(selected, radius=1)
+        if not of_a_thing or not selected.any():
+            return selected
+        if saliency_missing() is None:
+            on_subject = components_touching(selected, salient_objects(image))
+            if on_subject.any():
+                return on_subject
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(as_mask(selected), connectivity=8)
+        return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
     return find
 
@@ -327,11 +408,15 @@ _CATS = {"cat", "kitten", "kitty"}
 _OTHER_ANIMALS = {"dog", "puppy", "horse", "bird", "cow", "sheep", "goat", "monkey", "bear", "lion", "tiger", "animal"}
 
 
+_COLOUR_WORDS = {"colour", "color", "coloured", "colored", "one", "bit", "part", "area", "pixel", "tone", "shade",
+                 "light", "dark", "bright", "pale"}
+
+
 def choose_finder(words: list[str]) -> Finder | None:
     """The finder for a referent's words, most specific family first; None when no family matches."""
     vocabulary = set(words)
     if vocabulary & _TEXT:
-        return find_text
+        return text_finder([word for word in words if word not in _TEXT and word not in PLACES and len(word) > 1])
     if "skin" in vocabulary:
         return find_skin if not vocabulary & (_OTHER_ANIMALS | _CATS) else None
     if "face" in vocabulary:
@@ -347,7 +432,10 @@ def choose_finder(words: list[str]) -> Finder | None:
     if vocabulary & _PEOPLE:
         return find_people
     colours = [word for word in words if word in _COLOURS]
-    return colour_finder(colours[0]) if colours else None
+    if not colours:
+        return None
+    things = [word for word in words if word not in _COLOURS and word not in PLACES and word not in _COLOUR_WORDS]
+    return colour_finder(colours[0], of_a_thing=bool(things))
 
 
 # Where in the frame a referent is ("the person on the left", "the text at the bottom right"): the words, and the
@@ -376,7 +464,7 @@ def in_place(selected: np.ndarray, words: list[str]) -> np.ndarray:
 
 class ClassicalReferring(PerItemBackend):
     brick, name = "RES", "classical"
-    version = "2"  # keeps the side of the frame it is told (results differ from 1)
+    version = "3"  # clothes without a straight cut, sky to its outlines, colour of a named thing, named text strokes
 
     @classmethod
     def understands(cls, prompt: str) -> bool:

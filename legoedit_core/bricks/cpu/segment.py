@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 from PIL import Image
+from skimage.filters import apply_hysteresis_threshold
 
 from legoedit_core.bricks.spec import BrickError, PerItemBackend
 from legoedit_core.runtime import ModelKey, ModelRuntime
@@ -74,13 +75,13 @@ def disk(radius: int) -> np.ndarray:
 
 
 def cleanup(selected: np.ndarray, radius: int = 2, min_fraction: float = 0.0005) -> np.ndarray:
-    """Open then close with a disk of ``radius`` and drop specks smaller than ``min_fraction`` of the image.
+    """Close with a disk of ``radius`` and drop specks smaller than ``min_fraction`` of the image.
 
-    Returns a boolean array.
+    No opening: an opening erases every part thinner than the disk (a stem, a leg, a mirror, a strap), so specks
+    go by their area instead. Returns a boolean array.
     """
     mask = as_mask(selected)
     if radius > 0:
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, disk(radius))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, disk(radius))
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     big = stats[:, cv2.CC_STAT_AREA] >= max(1.0, min_fraction * mask.size)
@@ -144,13 +145,27 @@ def saliency_around(image: np.ndarray, region: np.ndarray, margin: float = 0.1) 
     return graded
 
 
-def salient_objects(image: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Boolean mask of the salient object(s): U^2-Net saliency above ``threshold``, cleaned up."""
-    return cleanup(saliency(image) >= threshold)
+def salient_objects(image: np.ndarray, threshold: float = 0.5, thin: float = 0.2) -> np.ndarray:
+    """Boolean mask of the salient object(s): U^2-Net saliency above ``threshold``, cleaned up, plus its thin parts.
+
+    Thin parts (a stem, a leg, a mirror, an antenna) score lower than the body they belong to, so a flat threshold
+    loses them: the pixels above ``thin`` that connect to the body (hysteresis, scikit-image) are added where they
+    are thin, i.e. gone after an opening with a disk of ``THIN_PART`` of the shorter side. Broad areas of middling
+    saliency (a flag behind a person) stay out."""
+    graded = saliency(image)
+    body = graded >= threshold
+    grown = apply_hysteresis_threshold(graded, thin, threshold) & ~body
+    radius = max(2, round(THIN_PART * min(image.shape[:2])))
+    thin_parts = grown & ~(cv2.morphologyEx(as_mask(grown), cv2.MORPH_OPEN, disk(radius)) > 0)
+    return cleanup(body | components_touching(thin_parts | body, body) & thin_parts)
+
+
+THIN_PART = 0.01  # a part narrower than about 2% of the shorter side counts as thin
 
 
 class SalientObject(PerItemBackend):
     brick, name = "SOS", "u2netp"
+    version = "2"  # thin parts kept: hysteresis threshold, no opening
 
     @classmethod
     def missing(cls, settings: dict[str, Any]) -> str | None:
@@ -165,6 +180,7 @@ class SalientObject(PerItemBackend):
 
 class ObjectInRegion(PerItemBackend):
     brick, name = "MASK-SEG", "grabcut"
+    version = "2"  # thin parts kept: no opening in the cleanup
 
     @classmethod
     def missing(cls, settings: dict[str, Any]) -> str | None:
