@@ -21,9 +21,12 @@ from legoedit_core.judge.judgement import Judgement
 from legoedit_core.pipeline.evaluation import judged_table
 from legoedit_core.pipeline.shard import PreparedShard, build_rows, prepare_shard
 from legoedit_core.pipeline.verify import make_verifier
+from tasks.retries import retry_unless_hopeless
 from tasks.runtime import executor_for, planner_for, toolset_for
 
-TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+# A hopeless fault (out of memory for one item, a model larger than its device) is not retried: tasks/retries.py.
+TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False,
+                                "retry_condition_fn": retry_unless_hopeless}
 
 
 @task(name="plan-shard", task_run_name="plan shard {shard.index}", **TASK_OPTIONS)
