@@ -1,8 +1,12 @@
 """The vLLM engine: offline ``LLM.chat`` over a whole batch, structured outputs, optional LoRA adapter.
 
-vLLM is an optional extra (``pip install 'legoedit[vllm]'``). Everything about a request (conversation, sampling,
-structured-output constraint, LoRA request, engine arguments) is built here as plain data; ``_vllm_chat`` is the
-one small function that imports vLLM and turns that data into its objects.
+vLLM cannot share an environment with Prefect 3.8.8 (their fastapi ranges are disjoint), so no extra of this project
+installs it: in production vLLM runs as its own server (``infra/vllm/serve.sh``) and the ``openai`` engine speaks to
+it; this in-process engine runs where vLLM is installed (the GPU check runs it in ``infra/vllm``'s environment).
+
+Everything about a request (conversation, sampling, structured-output constraint, LoRA request, engine arguments)
+is built here as plain data; ``_vllm_chat`` is the one small function that imports vLLM and turns that data into
+its objects.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from legoedit_core.settings.engine import EngineSettings
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_messages
 from legoedit_core.vlm.grammar import build_grammar
 
-MISSING = "the vllm engine needs vLLM, an optional extra: pip install 'legoedit[vllm]' (GPU machines only)"
+MISSING = ("the in-process vllm engine needs vLLM, which cannot share this environment with Prefect: serve the model "
+           "with `bash infra/vllm/serve.sh MODEL` and set planner.engine = \"openai\", planner.base_url = "
+           "\"http://127.0.0.1:8000/v1\" (README, GPU)")
 
 
 def llm_args(settings: EngineSettings) -> dict[str, Any]:
