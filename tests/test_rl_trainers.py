@@ -130,3 +130,21 @@ def test_trl_sft_trains_a_step_on_the_exported_file(rollouts, tmp_path):
                          train_dataset=dataset, processing_class=processor, peft_config=lora)
     result = trainer.train()
     assert result.global_step == 1 and result.training_loss > 0
+
+
+def test_training_follows_the_engine_settings_dtype(tmp_path, monkeypatch):
+    import torch
+
+    from legoedit_core.rl.train import TrainSettings, _common_args, _model_and_peft, training_dtype
+
+    model = str(save_tiny_vlm(tmp_path / "vlm"))
+    settings = TrainSettings(stage=1, model=model, data="unused.jsonl", output_dir=str(tmp_path / "out"))
+    assert training_dtype(settings) == "float32" and not _common_args(settings)["bf16"]
+    on_cuda = settings.model_copy(update={"device": "cuda"})
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert training_dtype(on_cuda) == "bfloat16" and _common_args(on_cuda)["bf16"]  # as the engines: bf16 on cuda
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert training_dtype(on_cuda) == "float32" and not _common_args(on_cuda)["bf16"]  # where it is supported
+    bf16 = settings.model_copy(update={"dtype": "bfloat16"})
+    loaded, _, _ = _model_and_peft(bf16)
+    assert loaded.dtype == torch.bfloat16 and _common_args(bf16)["bf16"] and not _common_args(bf16)["fp16"]
