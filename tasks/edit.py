@@ -20,7 +20,6 @@ from legoedit_core.executor import BrickGroup, EditResult, GroupResult
 from legoedit_core.judge.judgement import Judgement
 from legoedit_core.pipeline.evaluation import judged_table
 from legoedit_core.pipeline.shard import PreparedShard, build_rows, prepare_shard
-from legoedit_core.pipeline.verify import make_verifier
 from tasks.retries import retry_unless_hopeless
 from tasks.runtime import executor_for, planner_for, toolset_for
 
@@ -33,11 +32,9 @@ TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": Fals
 def plan_shard(dataset: Dataset, shard: Shard, config: Config) -> PreparedShard:
     """Read a shard's rows and images, then plan them all in one batched Builder call."""
     rows = dataset.read_rows(shard.start, shard.stop)
-    planner = planner_for(config)
-    prepared = prepare_shard(rows, shard, planner, dataset.reader(config.inputs),
+    prepared = prepare_shard(rows, shard, planner_for(config), dataset.reader(config.inputs),
                              content_keys=config.executor.cache_dir is not None,
-                             memory_budget=config.pipeline.shard_memory(),
-                             verify=make_verifier(config, planner, executor_for(config)))
+                             memory_budget=config.pipeline.shard_memory())
     bad = sum(1 for row in prepared.rows if not row.usable)
     unplanned = sum(1 for plan in prepared.plans if plan is not None and not plan.ok)
     get_run_logger().info("shard %d: %d rows, %d bad input, %d without a valid plan", shard.index,

@@ -18,6 +18,7 @@ from legoedit.cli import main
 from legoedit_core.config import Config
 from legoedit_core.data.benchmarks import GEDIT_TASK_TYPES, detect_kind, open_benchmark
 from legoedit_core.data.datasets import DatasetError
+from legoedit_core.data.output import RunOutput
 from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.pipeline import PipelineSettings
 
@@ -146,15 +147,10 @@ def test_other_benchmark_layouts(tmp_path, astronaut):
         open_benchmark(str(emu), kind="gedit")
 
 
-def test_the_plain_loop_judges_a_shard_without_prefect(gedit):
-    from legoedit_core.bricks.toolset import Toolset
-    from legoedit_core.executor import Executor
-    from legoedit_core.pipeline.evaluation import evaluate_shard
-    from legoedit_core.planners.rules import RulesPlanner
-
-    dataset = open_benchmark(gedit)
-    table = evaluate_shard(dataset, dataset.shards(3)[0], RulesPlanner(Toolset()), Executor(), judge=None)
-    rows = table.to_pylist()
+def test_without_a_vlm_judge_the_metrics_judge_each_edit(tmp_path, gedit):
+    output = tmp_path / "eval"
+    evaluate(gedit, str(output), config=Config(pipeline=PipelineSettings(shard_size=3)))
+    rows = RunOutput(str(output)).read_table().to_pylist()[:3]
     assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
     feedback = json.loads(rows[0]["judge_feedback"])
     assert rows[0]["judge_model"] == "metrics" and rows[0]["judge_score"] is None
