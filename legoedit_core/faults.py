@@ -89,6 +89,8 @@ class OutOfMemorySign:
 OUT_OF_MEMORY: tuple[OutOfMemorySign, ...] = (
     OutOfMemorySign("builtins", "MemoryError"),  # Python, numpy (``_ArrayMemoryError``), Pillow
     OutOfMemorySign("torch", "OutOfMemoryError"),  # the CUDA caching allocator (= torch.cuda.OutOfMemoryError)
+    OutOfMemorySign("torch", "AcceleratorError", "out of memory"),  # the driver's own "CUDA error: out of memory"
+    OutOfMemorySign("builtins", "RuntimeError", "CUBLAS_STATUS_ALLOC_FAILED"),  # cuBLAS cannot allocate its workspace
     # torch's CPU allocator raises a plain RuntimeError
     OutOfMemorySign("builtins", "RuntimeError", "DefaultCPUAllocator: can't allocate memory"),
     OutOfMemorySign("cv2", "error", "Insufficient memory"),  # OpenCV's status -4 (CV_StsNoMem)

@@ -130,6 +130,8 @@ def test_out_of_memory_is_told_by_type_and_by_the_libraries_own_messages():
 
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory")) and is_out_of_memory(MemoryError())
     assert is_out_of_memory(cv2.error("OpenCV(4.10.0) error: (-4:Insufficient memory) Failed to allocate 8 bytes"))
+    assert is_out_of_memory(torch.AcceleratorError("CUDA error: out of memory"))
+    assert not is_out_of_memory(torch.AcceleratorError("CUDA error: an illegal memory access was encountered"))
     with pytest.raises(RuntimeError) as cpu:  # torch's CPU allocator
         torch.empty(2**62, dtype=torch.uint8)
     assert is_out_of_memory(cpu.value)
