@@ -58,11 +58,11 @@ class MemoryExhausted(Fault):
     ``done`` holds the outputs of the chunks that succeeded before, by item index: they are kept, not recomputed.
     """
 
+    retryable = False
+
     def __init__(self, message: str, done: dict[int, Any] | None = None) -> None:
         super().__init__(message)
         self.done = done or {}
-
-    retryable = False
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,9 @@ def is_out_of_memory(error: BaseException) -> bool:
     return any(sign.matches(error) for sign in OUT_OF_MEMORY)
 
 
-def run_fitting_memory(items: Sequence[T], call: Callable[[list[T]], list[R]], what: str,
-                       max_batch: int | None = None) -> list[R]:
-    """``call`` over ``items`` in chunks of at most ``max_batch``: the one place that decides what running out of
-    memory does.
+def run_fitting_memory(items: Sequence[T], call: Callable[[list[T]], list[R]], what: str) -> list[R]:
+    """``call`` over all ``items`` at once, in smaller chunks only when they do not fit: the one place that decides
+    what running out of memory does.
 
     A chunk that runs out of memory is split in two halves, each run in turn (only the failing chunk is halved;
     chunks that succeeded are kept, never run again). One item that runs out of memory alone raises
@@ -114,9 +113,7 @@ def run_fitting_memory(items: Sequence[T], call: Callable[[list[T]], list[R]], w
     most 2 log2(n) + 1 calls. Any other error raises as it is.
     """
     done: dict[int, R] = {}
-    size = max(1, min(len(items), max_batch or len(items)))
-    pending = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
-    pending.reverse()  # a stack of [start, stop) ranges, first chunk on top
+    pending = [(0, len(items))] if items else []  # a stack of [start, stop) ranges still to run, next on top
     while pending:
         start, stop = pending.pop()
         try:

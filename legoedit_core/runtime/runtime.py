@@ -54,6 +54,7 @@ class ModelDoesNotFit(Fault):
 
     retryable = False
 
+
 T = TypeVar("T")
 R = TypeVar("R")
 Work = Callable[[Any, list[T]], Sequence[R]]
