@@ -12,13 +12,26 @@ Prints, as its last lines, one named figure per line (``gpu-check: <name>=<value
   batched 8 at a time over one call per image;
 - ``admitted_vs_measured``: bytes the model runtime admitted before loading (safetensors headers) over the CUDA
   memory the loads really allocated;
+- ``perception_cuda_vs_cpu``: RES (CLIPSeg, Grounding DINO + SAM), SOS (SegFormer) and MASK-SEG (SAM), tiny saved
+  models through their bricks on cuda and on cpu: the share of mask pixels that agree (at least 99%);
+- ``flow_on_cuda``: the edit flow (a temporary Prefect server) over 4 rows on the gpu profile, FLUX-Fill on cuda;
+- ``out_of_memory_path``: FLUX-Fill on cuda under a memory cap (``torch.cuda.set_per_process_memory_fraction``) that
+  leaves no room: the device's real out-of-memory error reaches the one owner (``faults.run_fitting_memory``),
+  which halves down to one item and raises ``MemoryExhausted`` once; with the cap lifted the same batch runs;
+- ``vllm``: ``benchmarks/vllm_check.py`` in the vLLM environment (``infra/vllm``; ``VLLM_PYTHON`` names another):
+  a vLLM ``LLM`` on a tiny local model, one batched ``chat`` with a JSON schema and a LoRA request, the answers
+  parsed, then evicted (GPU memory back within its margin);
 - ``pytest_gpu``: the result of ``pytest -m gpu``.
 
-Without a CUDA device it prints one line, ``gpu-check: skipped: <why>``, and exits 0. Exit 1 when a check failed.
+Without a CUDA device it prints one line, ``gpu-check: skipped: <why>``, and exits 0; with ``--require-gpu`` it
+prints ``gpu-check: FAILED: <why>`` and exits 1 (a GPU machine whose environment cannot reach its GPU fails), and
+there a missing vLLM environment fails the ``vllm`` check too. Exit 1 when a check failed.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +41,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+VLLM_PYTHON = Path(os.environ.get("VLLM_PYTHON", ROOT / "infra" / "vllm" / ".venv" / "bin" / "python"))
+MASK_AGREEMENT = 0.99  # thresholded masks: float32 on two devices may flip a boundary pixel
+# Perception bricks and their tiny models: (brick, backend, settings key -> tiny_models builder)
+PERCEPTION = (("RES", "clipseg", {"model": "build_clipseg"}),
+              ("RES", "grounded-sam", {"detector": "build_grounding_dino", "segmenter": "build_sam"}),
+              ("SOS", "semantic", {"model": "build_segformer"}), ("MASK-SEG", "sam", {"segmenter": "build_sam"}))
 
 DEVICE = "cuda"
 PIXEL_TOLERANCE = 4  # uint8 levels: float32 on two devices, same noise
@@ -95,6 +114,108 @@ def vlm_parity(root: Path) -> tuple[bool, str]:
                for device in ("cpu", DEVICE)]
     return difference <= LOGIT_TOLERANCE, (f"max_logit_diff={difference:.2e} (tolerance {LOGIT_TOLERANCE:g}) "
                                            f"greedy_text_equal={answers[0] == answers[1]}")
+
+
+def perception_parity(root: Path) -> tuple[bool, str]:
+    """The share of mask pixels that agree between cpu and cuda, per perception backend (tiny saved models)."""
+    import numpy as np
+    import tiny_models
+    from bricks_gpu import items
+
+    from legoedit_core.bricks.catalog import default_registry
+    from legoedit_core.runtime import ModelRuntime
+
+    figures, ok = [], True
+    for brick, name, builders in PERCEPTION:
+        sources = {key: str(getattr(tiny_models, builder)(root / "perception" / builder))
+                   for key, builder in builders.items()}
+        backend_class = default_registry().get(brick).backends[name]
+        masks = []
+        for device in ("cpu", DEVICE):
+            backend = backend_class({name: {**sources, "device": device, "dtype": "float32"}})
+            backend.runtime = ModelRuntime()
+            masks.append(np.stack([result["mask"] > 127 for result in backend.run_batch(items(2, 64), [0, 1])]))
+        agreement = float((masks[0] == masks[1]).mean())
+        ok &= agreement >= MASK_AGREEMENT
+        figures.append(f"{brick}/{name}={agreement:.4f}")
+    return ok, f"{' '.join(figures)} (share of mask pixels equal, at least {MASK_AGREEMENT})"
+
+
+def flow_on_cuda(root: Path) -> tuple[bool, str]:
+    """The edit flow over 4 rows on the gpu profile, its FLUX-Fill bricks on a tiny pipeline on cuda."""
+    import pyarrow.parquet as pq
+    import tiny_models
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.edit_catalogue import edit_catalogue
+    from legoedit_core.config import Config
+    from legoedit_core.data.output import RunOutput
+    from legoedit_core.data.synthetic import write_catalogue
+
+    base = tiny_models.build_flux_fill(root / "flow-fill")
+    fast = {**FAST, "model": str(base), "device": DEVICE}
+    config = Config.load(overrides=['profile="gpu"', 'bricks.ENV.backend="flux-fill"',
+                                    *(f"bricks.ENV.flux-fill.{k}={v!r}" for k, v in fast.items()),
+                                    "pipeline.shard_size=2"])
+    manifest = write_catalogue(str(root / "flow-in"), 4, ["make it look like a snowy winter day"], size=(64, 48))
+    with prefect_test_harness(server_startup_timeout=180):
+        summary = edit_catalogue(dataset=manifest, output=str(root / "flow-out"), config=config)
+    statuses = pq.read_table(RunOutput(str(root / "flow-out")).current_files()).column("status").to_pylist()
+    on_cuda = [model for model in summary["model_loads"] if DEVICE in model]
+    return statuses == ["ok"] * 4 and bool(on_cuda), f"statuses={statuses} models_on_cuda={on_cuda}"
+
+
+def out_of_memory_path(root: Path) -> tuple[bool, str]:
+    """FLUX-Fill on cuda under a memory cap that leaves no room: the real CUDA out-of-memory error goes to the one
+    owner, which halves down to one item and raises ``MemoryExhausted`` once; with the cap lifted the batch runs."""
+    import tiny_models
+    import torch
+    from bricks_gpu import items
+
+    from legoedit_core.bricks.catalog import default_registry
+    from legoedit_core.faults import MemoryExhausted, run_fitting_memory
+    from legoedit_core.runtime import ModelRuntime
+
+    backend_class = default_registry().get("FILL").backends["flux-fill"]
+    backend = backend_class({"flux-fill": {**FAST, "device": DEVICE,
+                                           "model": str(tiny_models.build_flux_fill(root / "oom-fill"))}})
+    backend.runtime = ModelRuntime()
+    batch = items(4, 64)
+    calls: list[int] = []
+
+    def call(chunk: list[dict]) -> list:
+        calls.append(len(chunk))
+        return backend.run_batch(chunk, list(range(len(chunk))))
+
+    call(batch[:1])  # loads the pipeline outside the cap
+    calls.clear()
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_allocated() + 2**18) / total)
+    try:
+        run_fitting_memory(batch, call, "FILL")
+        exhausted = "none raised"
+    except MemoryExhausted as error:
+        exhausted = f"MemoryExhausted from {type(error.__cause__).__name__}"
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        torch.cuda.empty_cache()
+    capped = list(calls)
+    outputs = run_fitting_memory(batch, call, "FILL")
+    backend.runtime.clear()
+    ok = capped == [4, 2, 1] and exhausted == "MemoryExhausted from OutOfMemoryError" and len(outputs) == 4
+    return ok, f"under the cap: calls={capped} then {exhausted}; cap lifted: {len(outputs)} of 4 items ran"
+
+
+def vllm_in_its_environment(required: bool) -> tuple[bool, str]:
+    """``benchmarks/vllm_check.py`` run by the vLLM environment's Python; its last line is the figure."""
+    if not VLLM_PYTHON.exists():
+        return not required, (f"skipped: no vLLM environment at {VLLM_PYTHON} (bash infra/vllm/serve.sh --setup "
+                              "builds it from its lock; VLLM_PYTHON names another)")
+    run = subprocess.run([str(VLLM_PYTHON), str(ROOT / "benchmarks" / "vllm_check.py")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=400, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = [line for line in run.stdout.strip().splitlines() if line.strip()]
+    return run.returncode == 0, lines[-1] if lines else run.stderr.strip()[-300:]
 
 
 def resident_on_cuda(root: Path) -> str:
@@ -171,11 +292,15 @@ def pytest_gpu() -> tuple[bool, str]:
     return run.returncode == 0, summary
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The GPU path in one command (docs/models.md).")
+    parser.add_argument("--require-gpu", action="store_true",
+                        help="fail (exit 1) instead of skipping when this environment cannot run on CUDA")
+    args = parser.parse_args(argv)
     reason = no_gpu_reason()
     if reason:
-        print(f"gpu-check: skipped: {reason}")
-        return 0
+        print(f"gpu-check: {'FAILED' if args.require_gpu else 'skipped'}: {reason}")
+        return 1 if args.require_gpu else 0
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False  # parity is checked in true float32
@@ -207,6 +332,10 @@ def main() -> int:
         record("vlm_cuda_vs_cpu", lambda: vlm_parity(root))
         record("resident_ratio_cuda", lambda: resident_on_cuda(root / "resident"))
         record("admitted_vs_measured", lambda: admitted_vs_measured(root))
+        record("perception_cuda_vs_cpu", lambda: perception_parity(root))
+        record("out_of_memory_path", lambda: out_of_memory_path(root))
+        record("flow_on_cuda", lambda: flow_on_cuda(root))
+    record("vllm", lambda: vllm_in_its_environment(args.require_gpu))
     record("batch8_speedup", batch_speedup)
     record("pytest_gpu", pytest_gpu)
     print(f"gpu-check: {torch.cuda.get_device_name()} in {time.perf_counter() - started:.0f} s")

@@ -35,17 +35,23 @@ from legoedit_core.data.datasets import open_dataset
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.synthetic import write_catalogue
 from legoedit_core.executor import Executor
-from legoedit_core.pipeline.shard import process_shard
+from legoedit_core.pipeline.shard import build_rows, prepare_shard
 from legoedit_core.planners import make_planner
 
 
 def plain_loop(manifest: str, output: str, shard_size: int, config: Config) -> None:
+    """The baseline: the flow's own pieces, as its tasks call them, in a loop without Prefect (plan the shard, run
+    the executor's waves, build and commit its part)."""
     toolset = Toolset(config)
     planner, executor = make_planner(config.planner, toolset), Executor(toolset)
     dataset = open_dataset(manifest)
     run = RunOutput(output)
     for shard in dataset.shards(shard_size):
-        run.commit(run.write_part(shard.index, process_shard(dataset, shard, planner, executor)))
+        prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner,
+                                 dataset.reader(config.inputs), content_keys=config.executor.cache_dir is not None,
+                                 memory_budget=config.pipeline.shard_memory())
+        results = executor.run_many(prepared.edit_items()[0])
+        run.commit(run.write_part(shard.index, build_rows(prepared, results, toolset)))
 
 
 def flow(manifest: str, output: str, shard_size: int, config: Config, concurrent_shards: int) -> None:

@@ -33,12 +33,13 @@ from legoedit_core.data.datasets import Dataset, open_dataset
 from legoedit_core.data.incremental import commit_version, decide, version_report_name, work_output
 from legoedit_core.data.output import OutputMismatch, RunOutput
 from legoedit_core.data.report import render_report
-from legoedit_core.executor import BrickGroup, GroupResult, WaveRun
+from legoedit_core.executor import BrickGroup, EditItem, EditResult, GroupResult, WaveRun
 from legoedit_core.judge.judgement import Judgement
-from legoedit_core.pipeline.shard import PreparedShard, versions
+from legoedit_core.pipeline.shard import PreparedShard, keep_verified, start_verify, versions
+from legoedit_core.planners.replan import VerifyRun
 from legoedit_core.settings.pipeline import PipelineSettings
 from tasks.edit import build_slice_rows, plan_shard, run_brick_groups, write_part
-from tasks.judge import judge_results
+from tasks.judge import judge_results, verify_round
 from tasks.runtime import executor_for, toolset_for
 
 REPORT = "report.html"
@@ -46,7 +47,8 @@ REPORT = "report.html"
 
 @dataclass
 class _EditSteps:
-    """A shard's steps in this flow: plan -> waves of brick groups -> (judge) -> write."""
+    """A shard's steps in this flow: plan -> waves of brick groups -> (verify rounds: judge, re-plan, waves of the
+    re-planned edits) -> (judge) -> write."""
 
     dataset: Dataset
     output: RunOutput
@@ -65,24 +67,47 @@ class _EditSteps:
 
     def _planned(self, scheduler: ShardScheduler, shard_run: ShardRun, prepared: PreparedShard) -> None:
         shard_run.values["prepared"] = prepared
-        shard_run.values["waves"] = executor_for(self.config).start(prepared.edit_items()[0])
+        if self.config.planner.verify_rounds > 0:  # each round's edits run as any edit does: in brick-group tasks
+            shard_run.values["verify"] = start_verify(prepared, self.config.planner)
+            self._start_waves(scheduler, shard_run, shard_run.values["verify"].edit_items())
+        else:
+            self._start_waves(scheduler, shard_run, prepared.edit_items()[0])
+
+    def _start_waves(self, scheduler: ShardScheduler, shard_run: ShardRun, items: list[EditItem]) -> None:
+        shard_run.values["waves"] = executor_for(self.config).start(items)
         self._next_wave(scheduler, shard_run)
 
     def _next_wave(self, scheduler: ShardScheduler, shard_run: ShardRun) -> None:
-        prepared, waves = shard_run.values["prepared"], shard_run.values["waves"]
+        waves: WaveRun = shard_run.values["waves"]
         groups = waves.next_groups()
         if not groups:
-            if self.pipeline.judge:
-                scheduler.submit(shard_run, judge_results, (prepared, waves.results(), self.config.judge),
-                                 partial(self._write, scheduler))
+            if "verify" in shard_run.values:
+                scheduler.submit(shard_run, verify_round, (shard_run.values["verify"], waves.results(), self.config,
+                                                           shard_run.shard.index), partial(self._verified, scheduler))
             else:
-                self._write(scheduler, shard_run, None)
+                self._edited(scheduler, shard_run, waves.results())
             return
         for batch, resource in self._batches(groups):
             tags = self.tags({f"brick:{group.tool}" for group in batch} | {resource})
             with brick_routing(scheduler.runner, batch, resource, self.pipeline.ray_brick_resources):
                 scheduler.submit(shard_run, run_brick_groups, (batch, self.config, shard_run.shard.index),
                                  partial(self._groups_done, scheduler, batch), tags)
+
+    def _verified(self, scheduler: ShardScheduler, shard_run: ShardRun, run: VerifyRun) -> None:
+        """A verify round was judged: run the re-planned edits, or keep each row's best round as its result."""
+        shard_run.values["verify"] = run
+        if not run.done:
+            self._start_waves(scheduler, shard_run, run.edit_items())
+            return
+        self._edited(scheduler, shard_run, keep_verified(shard_run.values["prepared"], run))
+
+    def _edited(self, scheduler: ShardScheduler, shard_run: ShardRun, results: list[EditResult]) -> None:
+        shard_run.values["results"] = results
+        if self.pipeline.judge:
+            scheduler.submit(shard_run, judge_results, (shard_run.values["prepared"], results, self.config.judge),
+                             partial(self._write, scheduler))
+        else:
+            self._write(scheduler, shard_run, None)
 
     def _batches(self, groups: list[BrickGroup]) -> list[tuple[list[BrickGroup], str]]:
         """The wave's groups as tasks: each GPU group alone, the CPU groups together (alone when routed by brick)."""
@@ -97,7 +122,7 @@ class _EditSteps:
     def _write(self, scheduler: ShardScheduler, shard_run: ShardRun,
                judgements: list[Judgement | None] | None) -> None:
         prepared: PreparedShard = shard_run.values["prepared"]
-        results = shard_run.values["waves"].results()
+        results = shard_run.values["results"]
         if not prepared.last:  # the shard's next slice follows this one's rows
             scheduler.submit(shard_run, build_slice_rows, (prepared, results, self.config, judgements),
                              partial(self._slice_done, scheduler))
@@ -109,8 +134,9 @@ class _EditSteps:
 
     def _slice_done(self, scheduler: ShardScheduler, shard_run: ShardRun, rows: Any) -> None:
         stop = shard_run.values.pop("prepared").stop
-        shard_run.values.pop("waves")  # the slice's pixels and results: let them go, now (Prefect's futures hold
-        return_freed_memory()  # them in reference cycles), before the next slice is admitted to the same share
+        for name in ("waves", "results", "verify"):  # the slice's pixels and results: let them go, now (Prefect's
+            shard_run.values.pop(name, None)  # futures hold them in reference cycles), before the next slice is
+        return_freed_memory()  # admitted to the same share
         shard_run.values.setdefault("earlier", []).append(rows)
         self.start(scheduler, shard_run, stop)
 

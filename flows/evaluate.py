@@ -25,7 +25,7 @@ from legoedit_core.data.output import RunOutput, table_bytes
 from legoedit_core.judge.report import category_means, markdown_report, score_records
 from legoedit_core.pipeline.shard import versions
 from tasks.edit import plan_shard, write_part
-from tasks.judge import edit_shard, judge_results
+from tasks.judge import edit_shard, judge_results, verify_shard
 from tasks.runtime import toolset_for
 
 REPORT, SCORES = "report.md", "scores.parquet"
@@ -46,8 +46,12 @@ def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | N
     run = {"benchmark": benchmark, "kind": kind, "dataset_fingerprint": source.fingerprint(),
            "shard_size": pipeline.shard_size, "rows": len(source), "config": config.model_dump(mode="json"),
            "versions": versions(toolset_for(config))}
+    # planner.verify_rounds > 0: the verify rounds run their edits, and the kept ones are the rows' results
+    verify = [Step("prepared", verify_shard, lambda run: (run.values["prepared"], config))
+              ] if config.planner.verify_rounds > 0 else []
     steps = Chain([
         Step("prepared", plan_shard, lambda run: (source, run.shard, config)),
+        *verify,
         Step("results", edit_shard, lambda run: (run.values["prepared"], config)),
         Step("judgements", judge_results, lambda run: (run.values["prepared"], run.values["results"], judge)),
         Step("part", write_part, lambda run: (output, storage_options, run.values["prepared"], run.values["results"],

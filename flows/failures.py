@@ -24,6 +24,7 @@ from legoedit_core.data.datasets import DatasetError, Shard
 from legoedit_core.data.lease import LeaseHeld, LeaseLost
 from legoedit_core.data.output import OutputMismatch, UnsafeRecord
 from legoedit_core.settings.pipeline import PipelineSettings
+from tasks.retries import retry_unless_hopeless
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,15 +70,11 @@ def shards_failed(failures: list[ShardFailure], shards: int, output: str) -> Sha
 
 def with_retries(task: Task, pipeline: PipelineSettings, **options: Any) -> Task:
     """``task`` with the config's retries: ``task_retries`` more tries after a failure, each wait ``retry_backoff``
-    times the one before, starting at ``retry_delay_seconds``; a lost lease is never retried (the run stops)."""
+    times the one before, starting at ``retry_delay_seconds``. A fault that a retry cannot mend (a lost lease, one
+    item too large for memory, a model larger than its device) is not retried (``tasks.retries``)."""
     delays = [pipeline.retry_delay_seconds * pipeline.retry_backoff ** i for i in range(pipeline.task_retries)]
     return task.with_options(retries=pipeline.task_retries, retry_delay_seconds=delays or 0,
-                             retry_condition_fn=_not_lease_lost, **options)
-
-
-def _not_lease_lost(task: Task, task_run: Any, state: Any) -> bool:
-    """Prefect's retry condition: retry anything but ``LeaseLost``."""
-    return not isinstance(state.data, LeaseLost)
+                             retry_condition_fn=retry_unless_hopeless, **options)
 
 
 def run_name(task: Task, args: tuple[Any, ...]) -> str:

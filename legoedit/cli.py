@@ -339,7 +339,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                              adapter=args.adapter, lora=not args.full, max_steps=args.max_steps,
                              learning_rate=args.learning_rate, batch_size=args.batch_size,
                              num_generations=args.num_generations, max_completion_length=args.max_completion_length,
-                             device=args.device, **({"max_length": args.max_length} if args.max_length else {}))
+                             device=args.device or config.planner.device,
+                             dtype=config.planner.dtype if "dtype" in config.planner.model_fields_set else "auto",
+                             **({"max_length": args.max_length} if args.max_length else {}))
     output = train(settings, config, rewards, judge)
     print(f"stage {args.stage} saved to {output}")
     return 0
@@ -462,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--max-completion-length", type=int, default=512, help="GRPO: longest sampled answer")
     training.add_argument("--max-length", type=int,
                           help="SFT: longest prompt (image tokens included) + answer, in tokens (default 4096)")
-    training.add_argument("--device", default="cpu", help="cpu or cuda")
+    training.add_argument("--device", help="cpu or cuda (default: planner.device; the dtype is planner.dtype)")
     _add_config_options(training)
     training.set_defaults(handler=cmd_train)
 

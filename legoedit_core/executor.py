@@ -22,8 +22,7 @@ import numpy as np
 from legoedit_core.bricks.spec import Backend, BrickError, BrickSpec, item_error
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.cache import NodeCache, array_key, call_key
-from legoedit_core.data.memory import MemoryExhausted
-from legoedit_core.faults import Fault, is_fault, is_out_of_memory
+from legoedit_core.faults import Fault, is_fault, run_fitting_memory
 from legoedit_core.runtime import ModelRuntime, ModelUse
 from legoedit_core.types import PortType, ValueTypeError, check_value, size_of
 from legoedit_core.workflow import (
@@ -211,33 +210,32 @@ class Executor:
         backend, fallback = self.toolset.pinned_backend(group.tool, group.backend)
         with ModelRuntime.recording() as uses:
             outputs = _batch_outputs(group.tool, backend, calls)
-        if len(outputs) != len(calls):
-            raise Fault(f"{group.tool} backend {group.backend!r} returned {len(outputs)} results for "
-                        f"{len(calls)} inputs")
         return GroupResult(outputs, 0.0, models=uses, backend=backend.name if fallback else None, fallback=fallback)
 
 
 def _batch_outputs(tool: str, backend: Backend, calls: list[BrickCall]) -> list[dict[str, Any] | BrickError]:
-    """One batched call of ``backend``. Out of memory, the calls run again in two halves, down to one call at a time,
-    and then ``MemoryExhausted`` (a fault: memory is never an item's status). Another fault raises. Any other error
-    runs each call alone (seeds are per call, so a batch equals its calls one at a time), so the error stays with
-    the item that raises it."""
-    try:
-        return list(backend.run_batch([c.inputs for c in calls], [c.seed for c in calls]))
-    except BrickError as error:
-        return [error] * len(calls)
-    except Exception as error:
-        if is_out_of_memory(error):
-            if len(calls) == 1:
-                raise MemoryExhausted(f"{tool}: out of memory on a single call (node {calls[0].node!r}): {error}; "
-                                      "the shard is not committed and a rerun retries it") from error
-            half = len(calls) // 2
-            return _batch_outputs(tool, backend, calls[:half]) + _batch_outputs(tool, backend, calls[half:])
-        if is_fault(error):
-            raise
-        if len(calls) == 1:
-            return [item_error(error)]
-    return [output for call in calls for output in _batch_outputs(tool, backend, [call])]
+    """Batched calls of ``backend`` over ``calls``, in chunks that fit in memory (``faults.run_fitting_memory``, the
+    one owner of out-of-memory: it halves a failing chunk and raises ``MemoryExhausted``, a fault, once; memory is
+    never an item's status). Another fault raises. Any other error of a chunk runs each of its calls alone (seeds
+    are per call, so a batch equals its calls one at a time), so the error stays with the item that raises it."""
+
+    def run(chunk: list[BrickCall]) -> list[dict[str, Any] | BrickError]:
+        try:
+            outputs = list(backend.run_batch([c.inputs for c in chunk], [c.seed for c in chunk]))
+            if len(outputs) != len(chunk):
+                raise Fault(f"{tool} backend {backend.name!r} returned {len(outputs)} results for {len(chunk)} "
+                            "inputs")
+            return outputs
+        except BrickError as error:
+            return [error] * len(chunk)
+        except Exception as error:
+            if is_fault(error):
+                raise
+            if len(chunk) == 1:
+                return [item_error(error)]
+        return [output for call in chunk for output in run([call])]
+
+    return run_fitting_memory(calls, run, f"{tool} ({backend.name})")
 
 
 class _ItemState:

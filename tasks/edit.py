@@ -24,10 +24,12 @@ from legoedit_core.executor import BrickGroup, EditResult, GroupResult
 from legoedit_core.judge.judgement import Judgement
 from legoedit_core.pipeline.evaluation import judged_table
 from legoedit_core.pipeline.shard import PreparedShard, build_rows, prepare_shard
-from legoedit_core.pipeline.verify import make_verifier
+from tasks.retries import retry_unless_hopeless
 from tasks.runtime import executor_for, planner_for, toolset_for
 
-TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+# A hopeless fault (out of memory for one item, a model larger than its device) is not retried: tasks/retries.py.
+TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False,
+                                "retry_condition_fn": retry_unless_hopeless}
 
 
 @task(name="plan-shard", task_run_name="plan shard {shard.index}", **TASK_OPTIONS)
@@ -35,11 +37,9 @@ def plan_shard(dataset: Dataset, shard: Shard, config: Config, start: int | None
     """Read a shard's rows and images from row ``start`` on, as many as fit the shard's memory share (without
     ``start``: the whole shard, or ``MemoryBudgetExceeded``), then plan them all in one batched Builder call."""
     rows = dataset.read_rows(shard.start if start is None else start, shard.stop)
-    planner = planner_for(config)
-    prepared = prepare_shard(rows, shard, planner, dataset.reader(config.inputs),
+    prepared = prepare_shard(rows, shard, planner_for(config), dataset.reader(config.inputs),
                              content_keys=config.executor.cache_dir is not None,
-                             memory_budget=config.pipeline.shard_memory(),
-                             verify=make_verifier(config, planner, executor_for(config)), start=start)
+                             memory_budget=config.pipeline.shard_memory(), start=start)
     bad = sum(1 for row in prepared.rows if not row.usable)
     unplanned = sum(1 for plan in prepared.plans if plan is not None and not plan.ok)
     get_run_logger().info("shard %d: rows %d-%d, %d bad input, %d without a valid plan", shard.index,

@@ -6,7 +6,10 @@
   the mask; inside it for CBG, whose mask is the foreground it keeps; a removal, INPAINT or FASTINPAINT, may take
   a margin of 1% of the longer side, at least 2 px, around its mask: the object's edge), and MASK-SEG stays inside
   its rough region;
-- **thread-safe through the runtime**: three threads calling at once get what they get one after another.
+- **thread-safe through the runtime**: three threads calling at once get what they get one after another;
+- **out of memory is the executor's** (model backends): a device out-of-memory raised inside the model leaves
+  ``run_batch`` unchanged after one model call (no backend halves on its own), and the one owner
+  (``faults.run_fitting_memory``) turns it into ``MemoryExhausted`` once, after at most 2 log2(n) + 1 calls.
 
 It runs over every backend of the registry (``legoedit bricks`` lists the bricks and backends of this registry):
 CPU backends directly, model backends on the tiny random-weight models of ``tiny_models`` / ``tiny_vlm``, saved and
@@ -29,6 +32,7 @@ from tiny_vlm import save_tiny_vlm
 from legoedit_core.bricks.catalog import default_registry
 from legoedit_core.bricks.cpu.common import edge_radius
 from legoedit_core.bricks.spec import Backend, BrickError, BrickSpec
+from legoedit_core.faults import MemoryExhausted, run_fitting_memory
 from legoedit_core.types import PortType
 
 WIDTH, HEIGHT = 64, 48
@@ -156,6 +160,30 @@ def check_contract(backend: Backend, spec: BrickSpec, tolerance: int) -> None:
         assert same(one, concurrent, tolerance), f"item {index}: a concurrent call gave {concurrent!r}"
 
 
+def check_out_of_memory(backend: Backend, spec: BrickSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``torch.nn.Linear`` raises the CUDA allocator's error: ``run_batch`` raises it after one model call, and
+    the one owner raises ``MemoryExhausted`` once (the batch of three: whole, then its first half of one item)."""
+    import torch
+
+    raised: list[int] = []
+
+    def exhausted(self, x):
+        raised.append(x.shape[0])
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    items = items_for(spec)
+    monkeypatch.setattr(torch.nn.Linear, "forward", exhausted)
+    with pytest.raises(torch.OutOfMemoryError):
+        backend.run_batch(items, SEEDS)
+    assert len(raised) == 1, f"the backend ran its model {len(raised)} times after out of memory (it must not retry)"
+    calls: list[int] = []
+    with pytest.raises(MemoryExhausted) as exhausted_error:
+        run_fitting_memory(items, lambda chunk: calls.append(len(chunk)) or backend.run_batch(
+            chunk, SEEDS[:len(chunk)]), spec.name)
+    assert calls == [3, 1] and exhausted_error.value.done == {}
+    monkeypatch.undo()
+
+
 def check_masks(spec: BrickSpec, items: list[dict[str, Any]], outputs: list[Any]) -> None:
     """Pixels the mask does not give to the brick are returned exactly; MASK-SEG stays inside its region."""
     if spec.input("mask") is None:
@@ -203,12 +231,14 @@ def run_threads(jobs: list) -> list:
 
 
 @pytest.mark.parametrize(("brick", "name"), registered(), ids=lambda value: value)
-def test_every_registered_backend_meets_the_contract(brick, name, tiny, runtime):
+def test_every_registered_backend_meets_the_contract(brick, name, tiny, runtime, monkeypatch):
     registry = default_registry()
     backend_class = registry.get(brick).backends[name]
     backend = make_backend(backend_class, tiny)
     tolerance = MODEL_TOLERANCE if backend_class.resource == "gpu" else 0
     check_contract(backend, registry.get(brick).spec, tolerance)
+    if backend_class.resource == "gpu":
+        check_out_of_memory(backend, registry.get(brick).spec, monkeypatch)
 
 
 def test_an_installed_plugin_backend_meets_the_contract(installed_plugin, runtime):  # noqa: F811

@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 import pytest
+from flow_runs import edited_rows
+from prefect.testing.utilities import prefect_test_harness
 
-from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import DatasetError, InputRow, open_dataset
 from legoedit_core.data.images import encode_png
@@ -20,12 +21,16 @@ from legoedit_core.data.lease import Lease, LeaseHeld, LeaseLost
 from legoedit_core.data.output import OutputMismatch, RunOutput, image_key, table_bytes
 from legoedit_core.data.rows import empty_row, rows_to_table
 from legoedit_core.data.synthetic import synthetic_image, write_catalogue
-from legoedit_core.executor import Executor
-from legoedit_core.pipeline.shard import load_row, process_shard
-from legoedit_core.planners.rules import RulesPlanner
+from legoedit_core.pipeline.shard import load_row
 from legoedit_core.settings.inputs import InputSettings
 
 SECRET = b"AWS_SECRET_ACCESS_KEY=not-a-real-secret-but-it-must-not-leak"
+
+
+@pytest.fixture(scope="module")
+def prefect_server():
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
 
 
 def escaping_catalogue(tmp_path) -> tuple[str, list[str]]:
@@ -57,12 +62,10 @@ def escaping_catalogue(tmp_path) -> tuple[str, list[str]]:
     return manifest, list(escapes)
 
 
-def test_references_outside_the_dataset_become_bad_input_and_leak_nothing(tmp_path):
+def test_references_outside_the_dataset_become_bad_input_and_leak_nothing(tmp_path, prefect_server):
     manifest, escapes = escaping_catalogue(tmp_path)
-    dataset = open_dataset(manifest)
-    toolset = Toolset(Config.load())
     started = time.monotonic()
-    table = process_shard(dataset, dataset.shards(100)[0], RulesPlanner(toolset), Executor(toolset))
+    table = edited_rows(manifest, str(tmp_path / "out"))
     assert time.monotonic() - started < 60  # the pipe and /dev/zero did not hang the shard
     status = dict(zip(table.column("id").to_pylist(), table.column("status").to_pylist(), strict=True))
     assert [status[f"item-{i:05d}"] for i in range(3)] == ["ok"] * 3

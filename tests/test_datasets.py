@@ -10,18 +10,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from flow_runs import edited_rows
+from prefect.testing.utilities import prefect_test_harness
 
-from legoedit_core.bricks.toolset import Toolset
-from legoedit_core.config import Config
 from legoedit_core.data.datasets import DatasetError, make_shards, open_dataset
 from legoedit_core.data.images import decode_image, encode_png
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.rows import OUTPUT_SCHEMA, empty_row
 from legoedit_core.data.storage import Storage, StorageError, is_transient
 from legoedit_core.data.synthetic import synthetic_image, write_catalogue
-from legoedit_core.executor import Executor
-from legoedit_core.pipeline.shard import load_row, process_shard
-from legoedit_core.planners.rules import RulesPlanner
+from legoedit_core.pipeline.shard import load_row
+
+
+@pytest.fixture(scope="module")
+def prefect_server():
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
 
 
 def test_shards_are_consecutive_and_stable():
@@ -117,21 +121,17 @@ def test_storage_retries_transient_errors_and_names_permanent_ones(monkeypatch):
     assert not is_transient(FileNotFoundError("x")) and not is_transient(PermissionError("x"))
 
 
-def test_output_rows_load_with_pyarrow_pandas_and_datasets(tmp_path):
-    toolset = Toolset(Config.load())
+def test_output_rows_load_with_pyarrow_pandas_and_datasets(tmp_path, prefect_server):
     manifest = write_catalogue(str(tmp_path / "in"), 6, instructions=["make it black and white", "sing a song"])
-    dataset = open_dataset(manifest)
-    output = RunOutput(str(tmp_path / "out"))
-    shard = dataset.shards(6)[0]
-    table = process_shard(dataset, shard, RulesPlanner(toolset), Executor(toolset))
-    output.commit(output.write_part(0, table))
+    table = edited_rows(manifest, str(tmp_path / "out"), shard_size=6)
     assert table.column("status").to_pylist() == ["ok", "invalid_plan"] * 3
 
-    read = pq.read_table(tmp_path / "out/parts")
+    files = RunOutput(str(tmp_path / "out")).current_files()
+    read = pq.read_table(files)
     assert read.schema.equals(OUTPUT_SCHEMA, check_metadata=False) and read.num_rows == 6
-    frame = pd.read_parquet(tmp_path / "out/parts")
+    frame = pd.read_parquet(files)
     assert list(frame["id"]) == [f"item-{i:05d}" for i in range(6)]
-    loaded = hf.load_dataset("parquet", data_files=output.parts_uri(), split="train")
+    loaded = hf.load_dataset("parquet", data_files=files, split="train")
     assert isinstance(loaded.features["edited_image"], hf.Image)
     edited = loaded[0]["edited_image"]
     assert edited.size == (96, 72)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +19,7 @@ from legoedit.cli import main
 from legoedit_core.config import Config
 from legoedit_core.data.benchmarks import GEDIT_TASK_TYPES, detect_kind, open_benchmark
 from legoedit_core.data.datasets import DatasetError
+from legoedit_core.data.output import RunOutput
 from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.pipeline import PipelineSettings
 
@@ -146,16 +148,29 @@ def test_other_benchmark_layouts(tmp_path, astronaut):
         open_benchmark(str(emu), kind="gedit")
 
 
-def test_the_plain_loop_judges_a_shard_without_prefect(gedit):
-    from legoedit_core.bricks.toolset import Toolset
-    from legoedit_core.executor import Executor
-    from legoedit_core.pipeline.evaluation import evaluate_shard
-    from legoedit_core.planners.rules import RulesPlanner
-
-    dataset = open_benchmark(gedit)
-    table = evaluate_shard(dataset, dataset.shards(3)[0], RulesPlanner(Toolset()), Executor(), judge=None)
-    rows = table.to_pylist()
+def test_without_a_vlm_judge_the_metrics_judge_each_edit(tmp_path, gedit):
+    output = tmp_path / "eval"
+    evaluate(gedit, str(output), config=Config(pipeline=PipelineSettings(shard_size=3)))
+    rows = RunOutput(str(output)).read_table().to_pylist()[:3]
     assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
     feedback = json.loads(rows[0]["judge_feedback"])
     assert rows[0]["judge_model"] == "metrics" and rows[0]["judge_score"] is None
     assert feedback["metrics"]["edited_fraction"] > 0  # CBG's subject mask marks what the plan meant to change
+
+def test_with_verify_rounds_the_evaluation_keeps_each_rows_verified_edit(tmp_path, gedit, monkeypatch):
+    from legoedit_core.bricks.toolset import Toolset
+
+    calls = {"GRAYSCALE": 0}
+    backend = Toolset().backend_class("GRAYSCALE")
+    run_batch = backend.run_batch
+    monkeypatch.setattr(backend, "run_batch", lambda self, inputs, seeds: calls.__setitem__(
+        "GRAYSCALE", calls["GRAYSCALE"] + len(inputs)) or run_batch(self, inputs, seeds))
+    config = Config.load(overrides=["planner.verify_rounds=1"])
+    config.pipeline = config.pipeline.model_copy(update={"shard_size": 12})
+    evaluate(gedit, str(tmp_path / "eval"), config=config)
+    rows = RunOutput(str(tmp_path / "eval")).read_table().to_pylist()
+    edited = [row for row in rows if row["status"] == "ok"]
+    assert edited and all(any(node["tool"] == "VERIFY" for node in row["trace"]) for row in edited)
+    rounds = [re.match(r"verify round \d+: ([^,]+),", node["note"]).group(1).split("+")
+              for row in rows for node in row["trace"] or [] if node["tool"] == "VERIFY"]
+    assert calls["GRAYSCALE"] == sum(tools.count("GRAYSCALE") for tools in rounds) > 0  # each round's plan ran once

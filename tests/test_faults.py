@@ -4,6 +4,8 @@ task and Prefect retries it."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,8 @@ from legoedit_core.data.images import encode_png
 from legoedit_core.data.memory import MemoryExhausted
 from legoedit_core.data.output import RunOutput
 from legoedit_core.executor import EditItem, Executor
-from legoedit_core.faults import Fault, is_fault
+from legoedit_core.faults import Fault, is_fault, is_out_of_memory, run_fitting_memory
+from legoedit_core.runtime import ModelDoesNotFit
 from legoedit_core.workflow import parse_workflow
 
 GREY = parse_workflow({"nodes": [{"id": "g", "tool": "GRAYSCALE", "inputs": {"image": "@input.image"}}],
@@ -103,6 +106,39 @@ def test_out_of_memory_halves_the_batch_then_raises_a_fault(monkeypatch):
     assert isinstance(raised.value, Fault) and isinstance(raised.value.__cause__, torch.OutOfMemoryError)
 
 
+@pytest.mark.parametrize("never_fits", [0, 17, 63])
+def test_one_item_that_never_fits_in_a_batch_of_64_costs_at_most_2_log2_64_plus_64_calls(never_fits):
+    calls: list[list[int]] = []
+
+    def call(chunk: list[int]) -> list[str]:
+        calls.append(chunk)
+        if never_fits in chunk or len(chunk) > 16:  # more than 16 at once never fit; nor does one item at all
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return [f"out{item}" for item in chunk]
+
+    with pytest.raises(MemoryExhausted, match="out of memory on a single item") as raised:
+        run_fitting_memory(list(range(64)), call, "FILL")
+    assert len(calls) <= 2 * math.log2(64) + 64
+    succeeded = [item for chunk in calls if never_fits not in chunk and len(chunk) <= 16 for item in chunk]
+    assert len(succeeded) == len(set(succeeded)), "a chunk that succeeded was run again"
+    assert raised.value.done == {item: f"out{item}" for item in succeeded}  # kept, with the fault
+    assert sum(1 for chunk in calls if chunk == [never_fits]) == 1  # raised once, at the single item
+
+
+def test_out_of_memory_is_told_by_type_and_by_the_libraries_own_messages():
+    import cv2
+
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory")) and is_out_of_memory(MemoryError())
+    assert is_out_of_memory(cv2.error("OpenCV(4.10.0) error: (-4:Insufficient memory) Failed to allocate 8 bytes"))
+    assert is_out_of_memory(torch.AcceleratorError("CUDA error: out of memory"))
+    assert not is_out_of_memory(torch.AcceleratorError("CUDA error: an illegal memory access was encountered"))
+    with pytest.raises(RuntimeError) as cpu:  # torch's CPU allocator
+        torch.empty(2**62, dtype=torch.uint8)
+    assert is_out_of_memory(cpu.value)
+    assert not is_out_of_memory(ValueError("the model ran out of memory"))  # words in any message mean nothing
+    assert not is_out_of_memory(RuntimeError("stack expects each tensor to be equal size"))
+
+
 class Fussy(PerItemBackend):
     brick, name = "GRAYSCALE", "fussy"
 
@@ -155,3 +191,19 @@ def test_in_the_flow_a_device_error_is_retried_and_every_row_is_ok(tmp_path, con
     assert summary["counts"] == {"ok": 4} and fake.calls == [4, 4]  # raised once, then the retry ran the batch
     bricks = [run for run in task_runs(flow_run_id) if run.name.startswith("GRAYSCALE")]
     assert [run.run_count for run in bricks] == [2] and bricks[0].state.is_completed()
+
+
+@pytest.mark.parametrize("hopeless", [MemoryExhausted("GRAYSCALE: out of memory on a single item"),
+                                      ModelDoesNotFit("the model needs 80 GiB on cuda")],
+                         ids=lambda error: type(error).__name__)
+def test_in_the_flow_a_hopeless_fault_fails_at_once_without_retries(tmp_path, config, monkeypatch, hopeless):
+    calls: list[int] = []
+
+    def raises(backend, inputs, seeds):
+        calls.append(len(inputs))
+        raise hopeless
+
+    monkeypatch.setattr(Toolset().backend_class("GRAYSCALE"), "run_batch", raises)
+    with pytest.raises(Exception, match="1 of 1 shard"):
+        run_flow(dataset=_catalogue(tmp_path / "in"), output=str(tmp_path / "out"), config=config, shard_size=4)
+    assert calls == [4]  # one try: no Prefect retry (config.pipeline.task_retries is 2)

@@ -19,6 +19,7 @@ from legoedit_core.bricks.spec import BrickError
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
 from legoedit_core.executor import EditItem, Executor
+from legoedit_core.faults import MemoryExhausted, run_fitting_memory
 from legoedit_core.runtime import ModelKey, ModelRuntime, from_pretrained
 from legoedit_core.workflow import parse_workflow
 
@@ -146,25 +147,28 @@ class OutOfMemoryOnce:
         return self.pipe(**kwargs)
 
 
-def test_out_of_memory_halves_the_batch_and_retries(tiny):
+def test_out_of_memory_raises_out_of_the_backend_and_the_one_owner_halves_it(tiny):
     flaky = ModelRuntime(pretrained=lambda key: OutOfMemoryOnce(from_pretrained(key)))
     backend = FLUX["FILL"](settings_for(FLUX["FILL"], tiny))
     backend.runtime = flaky
     items = make_items(sizes=[(64, 48)] * 4)
-    outputs = backend.run_batch(items, [1, 2, 3, 4])
+    outputs = run_fitting_memory(items, lambda chunk: backend.run_batch(chunk, [1, 2, 3, 4][:len(chunk)]), "FILL")
     with flaky.use(backend.model_key(backend.kind)) as pipe:
-        assert pipe.batches == [4, 2, 2]
+        assert pipe.batches == [4, 2, 2]  # the backend raised once; the owner ran the halves
     assert all(isinstance(o, dict) and o["image"].shape == (48, 64, 3) for o in outputs)
 
 
-def test_out_of_memory_for_one_item_raises_after_halving_down_to_one(tiny):
+def test_out_of_memory_for_one_item_is_memory_exhausted_after_halving_down_to_one(tiny):
     failing = ModelRuntime(pretrained=lambda key: OutOfMemoryOnce(from_pretrained(key), times=-1))
     backend = FLUX["FILL"](settings_for(FLUX["FILL"], tiny))
     backend.runtime = failing
-    with pytest.raises(torch.OutOfMemoryError):  # a fault of the machinery: no item is marked failed
+    with pytest.raises(torch.OutOfMemoryError):  # the backend itself never halves
         backend.run_batch(make_items(sizes=[(64, 48)] * 4), [1, 2, 3, 4])
+    with pytest.raises(MemoryExhausted):  # a fault of the machinery: no item is marked failed
+        run_fitting_memory(make_items(sizes=[(64, 48)] * 4), lambda chunk: backend.run_batch(chunk, [1] * len(chunk)),
+                           "FILL")
     with failing.use(backend.model_key(backend.kind)) as pipe:
-        assert pipe.batches == [4, 2, 1]
+        assert pipe.batches == [4, 4, 2, 1]
 
 
 def test_lora_adapter_loads_from_its_path_and_changes_the_output(tiny, runtime):

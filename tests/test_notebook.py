@@ -8,33 +8,22 @@ import sys
 from pathlib import Path
 
 import nbformat
+from flow_runs import edited_rows
 from nbclient import NotebookClient
+from prefect.testing.utilities import prefect_test_harness
 
-from legoedit_core.bricks.toolset import Toolset
-from legoedit_core.config import Config
-from legoedit_core.data.datasets import open_dataset
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.synthetic import write_catalogue
-from legoedit_core.executor import Executor
-from legoedit_core.pipeline.shard import process_shard
-from legoedit_core.planners import make_planner
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_run.ipynb"
 
 
 def small_run(root: Path) -> str:
-    """A two-shard run written the plain-loop way (the notebook only reads the output)."""
-    config = Config.load()
-    toolset = Toolset(config)
-    dataset = open_dataset(write_catalogue(str(root / "in"), 6, ["make it black and white", "sing a song",
-                                                                "flip it horizontally"]))
-    output = RunOutput(str(root / "out"))
-    output.begin({"dataset": dataset.uri, "dataset_fingerprint": dataset.fingerprint(), "shard_size": 3,
-                  "config": config.model_dump(mode="json")})
-    for shard in dataset.shards(3):
-        table = process_shard(dataset, shard, make_planner(config.planner, toolset), Executor(toolset))
-        output.commit(output.write_part(shard.index, table))
-    return output.uri
+    """A two-shard run of the edit flow (the notebook only reads the output)."""
+    manifest = write_catalogue(str(root / "in"), 6, ["make it black and white", "sing a song", "flip it horizontally"])
+    with prefect_test_harness(server_startup_timeout=180):
+        edited_rows(manifest, str(root / "out"), shard_size=3)
+    return RunOutput(str(root / "out")).uri
 
 
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
@@ -48,7 +37,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
                        for output in notebook.cells[index].outputs)
 
     code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
-    assert "6 rows in 2 finished shards" in text(code[1])
+    assert "6 rows in version 1 of 1" in text(code[1]) and "shard size 3" in text(code[1])
     assert "ok              4" in text(code[2]) and "invalid_plan    2" in text(code[2])
     assert any("image/png" in output.get("data", {}) for output in notebook.cells[code[3]].outputs)
     assert "GRAYSCALE" in text(code[4]) and "FLIP" in text(code[4])
@@ -70,4 +59,4 @@ def test_notebook_runs_under_papermill_with_p_parameters(tmp_path):
     assert len(injected) == 1 and f'OUTPUT = "{run}"' in injected[0].source and "GRID_ROWS = 2" in injected[0].source
     outputs = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                       for output in cell.outputs)
-    assert "6 rows in 2 finished shards" in outputs
+    assert "6 rows in version 1 of 1" in outputs

@@ -145,11 +145,44 @@ def test_vllm_request_building_without_vllm(cpu_toolset):
     assert parts[0]["image_url"]["url"].startswith("data:image/png;base64,") and parts[1]["text"].endswith("flip it")
 
 
+VLLM_MISSING = "vLLM is not installed here: it has its own environment (infra/vllm), which the GPU check uses"
+
+
+def test_vllm_builds_the_engines_sampling_structured_output_and_lora_objects(cpu_toolset):
+    pytest.importorskip("vllm", reason=VLLM_MISSING)
+    settings = PlannerSettings(strategy="workflow", engine="vllm", model="m", adapter="/ckpt/builder-lora",
+                               temperature=0.0, max_new_tokens=64, device="cuda")
+    schema = OutputFormat(json_schema=workflow_json_schema(cpu_toolset.available_specs()))
+    requests = [([{"role": "user", "content": "flip it"}], vllm_engine.sampling_args(settings, schema, seed=3)),
+                ([{"role": "user", "content": "flip it"}], vllm_engine.sampling_args(settings, None, seed=4))]
+    params, lora = vllm_engine.vllm_requests(requests, vllm_engine.lora_args(settings))
+    assert params[0].structured_outputs.json == schema.json_schema and params[0].seed == 3
+    assert params[1].structured_outputs is None and params[1].max_tokens == 64
+    assert lora.lora_path == "/ckpt/builder-lora" and lora.lora_int_id == vllm_engine.lora_args(settings)["lora_int_id"]
+
+
+class _EngineCore:
+    def __init__(self) -> None:
+        self.shut = 0
+
+    def shutdown(self) -> None:
+        self.shut += 1
+
+
+def test_closing_a_vllm_engine_shuts_its_engine_core_down_or_says_it_cannot():
+    core = _EngineCore()
+    llm = type("LLM", (), {"llm_engine": type("LLMEngine", (), {"engine_core": core})()})()
+    vllm_engine._Engine(llm).close()
+    assert core.shut == 1
+    with pytest.raises(RuntimeError, match=r"engine_core.shutdown\(\) is missing"):
+        vllm_engine._Engine(type("LLM", (), {})()).close()
+
+
 def test_an_engine_that_does_not_load_raises_instead_of_planning_invalid_plans(cpu_toolset):
     planner = make_planner(PlannerSettings(strategy="workflow", engine="vllm", model="m", max_attempts=1,
                                            device="cuda"),
                            cpu_toolset)
-    with pytest.raises(ImportError, match=r"pip install 'legoedit\[vllm\]'"):  # a fault: the task is retried
+    with pytest.raises(ImportError, match=r"infra/vllm/serve.sh"):  # a fault: the task is retried
         planner.plan_batch([PlanRequest("x", np.zeros((32, 32, 3), np.uint8), "flip it")])
 
 

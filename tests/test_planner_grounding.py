@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from flow_runs import edited_rows
+from prefect.testing.utilities import prefect_test_harness
 
-from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
-from legoedit_core.data.datasets import open_dataset
 from legoedit_core.data.images import read_image
 from legoedit_core.data.report import render_report
 from legoedit_core.executor import Executor
-from legoedit_core.pipeline.shard import process_shard
 from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
 from legoedit_core.planners.rules import RulesPlanner
 from legoedit_core.settings.planner import RulesSettings
@@ -33,6 +32,12 @@ WRONG_EDITS = [  # (photo, instruction, what the refusal must name)
     ("coffee", "change the background to a beach at sunset", "'beach at sunset'"),
     ("chelsea", "remove the cat", "'cat'"),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_server():
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
 
 
 def _request(photo: str, instruction: str) -> PlanRequest:
@@ -57,11 +62,10 @@ def _catalogue(tmp_path: Path, rows: list[tuple[str, str]]) -> str:
 
 
 def _rows(manifest: str, settings: RulesSettings | None = None) -> list[dict]:
-    toolset = Toolset(Config.load())
-    dataset = open_dataset(manifest)
-    table = process_shard(dataset, dataset.shards(len(dataset))[0], RulesPlanner(toolset, settings=settings),
-                          Executor(toolset))
-    return table.to_pylist()
+    config = Config.load()
+    if settings is not None:
+        config.planner = config.planner.model_copy(update={"rules": settings})
+    return edited_rows(manifest, str(Path(manifest).parent / "out"), config).to_pylist()
 
 
 def test_rows_of_wrong_edits_are_invalid_plan(tmp_path):

@@ -16,7 +16,8 @@ from flows.rollouts import rollouts
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import default_seed
 from legoedit_core.data.output import OutputMismatch
-from legoedit_core.rl.rollouts import ROLLOUT_SCHEMA, sample_seed
+from legoedit_core.judge.vlm import VLMJudge
+from legoedit_core.rl.rollouts import ROLLOUT_SCHEMA, RolloutOutput, sample_seed
 from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.pipeline import PipelineSettings
 
@@ -135,20 +136,18 @@ def test_a_bad_input_row_is_one_row_without_samples(tmp_path, dataset):
     assert bad[0]["sample_index"] is None and bad[0]["advantage"] is None
 
 
-def test_the_plain_loop_builds_the_same_rows_without_prefect(dataset):
-    from legoedit_core.bricks.toolset import Toolset
-    from legoedit_core.data.datasets import open_dataset
-    from legoedit_core.executor import Executor
-    from legoedit_core.planners import make_planner
-    from legoedit_core.rl.rewards import RewardModel
-    from legoedit_core.rl.rollouts import rollout_config, rollout_shard
+def flow_rows(dataset: str, output: Path, k: int, shard_size: int, judge: VLMJudge | None = None,
+              monkeypatch: pytest.MonkeyPatch | None = None) -> list[dict]:
+    """The rows of the first shard of a rollouts run (the flow: the one shard path); ``judge`` stands in for the
+    config's judge in its reward task."""
+    if judge is not None and monkeypatch is not None:
+        monkeypatch.setattr("tasks.rl.judge_for", lambda settings: judge)
+    rollouts(dataset, str(output), k=k, temperature=1.0, config=in_shards_of(shard_size))
+    return RolloutOutput(str(output)).read_table().to_pylist()[:shard_size * k]
 
-    config = rollout_config(Config(), temperature=1.0)
-    toolset = Toolset(config)
-    source = open_dataset(dataset)
-    table = rollout_shard(source, source.shards(3)[0], make_planner(config.planner, toolset), Executor(toolset),
-                          config, 2, RewardModel())
-    rows = table.to_pylist()
+
+def test_a_shard_of_rollouts_holds_k_rewarded_samples_per_row_with_opposite_advantages(tmp_path, dataset):
+    rows = flow_rows(dataset, tmp_path / "out", k=2, shard_size=3)
     assert [r["id"] for r in rows] == ["item0#0", "item0#1", "item1#0", "item1#1", "item2#0", "item2#1"]
     assert all(0 < r["reward"] <= 1 and r["reward_judge"] is None for r in rows)
     for first, second in zip(rows[::2], rows[1::2], strict=True):  # the rules planner samples: rewards may differ
@@ -177,24 +176,12 @@ class ScriptedJudgeEngine:
         return replies
 
 
-def test_a_group_whose_judge_call_still_fails_is_excluded_whole_never_mixed(dataset):
-    from legoedit_core.bricks.toolset import Toolset
-    from legoedit_core.data.datasets import open_dataset
-    from legoedit_core.executor import Executor
-    from legoedit_core.judge.vlm import VLMJudge
-    from legoedit_core.planners import make_planner
-    from legoedit_core.rl.rewards import RewardModel
-    from legoedit_core.rl.rollouts import rollout_config, rollout_shard
-
-    config = rollout_config(Config(), temperature=1.0)
-    toolset = Toolset(config)
+def test_a_group_whose_judge_call_still_fails_is_excluded_whole_never_mixed(tmp_path, dataset, monkeypatch):
     engine = ScriptedJudgeEngine(always="flip it", once="brighten")
     judge = VLMJudge(JudgeSettings(engine="transformers", model="scripted", max_attempts=2), engine=engine)
-    source = open_dataset(dataset)
-    table = rollout_shard(source, source.shards(4)[0], make_planner(config.planner, toolset), Executor(toolset),
-                          config, 3, RewardModel(), judge)
+    rows = flow_rows(dataset, tmp_path / "out", k=3, shard_size=4, judge=judge, monkeypatch=monkeypatch)
     groups: dict[str, list[dict]] = {}
-    for row in table.to_pylist():
+    for row in rows:
         groups.setdefault(row["group_id"], []).append(row)
     flipped = groups["item2"]  # "flip it horizontally": the judge never gives a score, even when asked again
     assert all(row["advantage"] is None for row in flipped)
@@ -202,30 +189,23 @@ def test_a_group_whose_judge_call_still_fails_is_excluded_whole_never_mixed(data
     brightened = groups["item3"]  # the first reply was unreadable, the second ask scored it: kept
     assert all(row["excluded"] is None and row["reward_judge"] == 1.0 for row in brightened)
     assert all(row["excluded"] is None and row["advantage"] is not None for row in groups["item0"])
-    assert sum(text.count("flip it") for text in engine.asked) == 3 * 2  # every sample asked twice
+    assert sum(text.count("flip it") for text in engine.asked) == 3 * 2  # every sample asked twice (one shard)
 
 
-def test_rollouts_and_the_trl_reward_score_a_group_with_an_unjudged_sample_the_same(dataset):
+def test_rollouts_and_the_trl_reward_score_a_group_with_an_unjudged_sample_the_same(tmp_path, dataset, monkeypatch):
     """One scoring (``rl.scoring.score_samples``) for both: the rollouts' answers given to the TRL reward function as
     completions get the same rewards, and the group with a sample the judge never scores is excluded by both
     (rollouts: ``excluded`` and no advantage; TRL: None, which it leaves out of the group's baseline)."""
     from legoedit_core.bricks.toolset import Toolset
-    from legoedit_core.data.datasets import open_dataset
-    from legoedit_core.executor import Executor
-    from legoedit_core.judge.vlm import VLMJudge
-    from legoedit_core.planners import make_planner
     from legoedit_core.rl.rewards import COMPONENTS, RewardModel
-    from legoedit_core.rl.rollouts import rollout_config, rollout_shard
+    from legoedit_core.rl.rollouts import rollout_config
     from legoedit_core.rl.train import BuilderReward
 
-    config = rollout_config(Config(), temperature=1.0)
-    toolset = Toolset(config)
+    toolset = Toolset(rollout_config(Config(), temperature=1.0))
     judge = VLMJudge(JudgeSettings(engine="transformers", model="scripted", max_attempts=2),
                      engine=ScriptedJudgeEngine(always="flip it", once="no instruction says this"))
-    source = open_dataset(dataset)
-    rows = [row for row in rollout_shard(source, source.shards(4)[0], make_planner(config.planner, toolset),
-                                         Executor(toolset), config, 3, RewardModel(), judge).to_pylist()
-            if row["response"] is not None]
+    rows = [row for row in flow_rows(dataset, tmp_path / "out", k=3, shard_size=4, judge=judge,
+                                     monkeypatch=monkeypatch) if row["response"] is not None]
     reward = BuilderReward(toolset, RewardModel(), judge)
     totals = reward([row["prompt"] for row in rows],
                     [[{"role": "assistant", "content": row["response"]}] for row in rows],

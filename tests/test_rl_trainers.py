@@ -13,17 +13,15 @@ import json
 import pytest
 from datasets import load_dataset
 from PIL import Image
+from prefect.testing.utilities import prefect_test_harness
 from tiny_vlm import save_tiny_vlm
 
+from flows.rollouts import rollouts as flow_rollouts
 from legoedit.cli import main
-from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
-from legoedit_core.data.datasets import open_dataset
-from legoedit_core.executor import Executor
-from legoedit_core.planners import make_planner
-from legoedit_core.rl.rewards import RewardModel
-from legoedit_core.rl.rollouts import RolloutOutput, rollout_config, rollout_shard
+from legoedit_core.rl.rollouts import RolloutOutput
 from legoedit_core.rl.train import read_records
+from legoedit_core.settings.pipeline import PipelineSettings
 
 ITEMS = [("make it black and white", {"tools": ["GRAYSCALE"]}), ("flip it horizontally", {"tools": ["FLIP"]}),
          ("teach the astronaut to juggle", {})]
@@ -32,21 +30,16 @@ K = 2
 
 @pytest.fixture(scope="module")
 def rollouts(tmp_path_factory, astronaut) -> str:
-    """A rollouts output of 3 items x K samples, written the plain-loop way (the same rows as the flow's)."""
+    """A rollouts output of 3 items x K samples, written by the rollouts flow."""
     folder = tmp_path_factory.mktemp("rollouts")
     Image.fromarray(astronaut).resize((64, 64)).save(folder / "photo.png")
     (folder / "data.jsonl").write_text("".join(json.dumps({"id": f"item{i}", "image": "photo.png", "instruction": text,
                                                            "target": target}) + "\n"
                                                for i, (text, target) in enumerate(ITEMS)))
-    config = rollout_config(Config(), temperature=1.0)
-    toolset = Toolset(config)
-    source = open_dataset(str(folder / "data.jsonl"))
+    with prefect_test_harness(server_startup_timeout=180):
+        flow_rollouts(str(folder / "data.jsonl"), str(folder / "out"), k=K, temperature=1.0,
+                      config=Config(pipeline=PipelineSettings(shard_size=3)))
     output = RolloutOutput(str(folder / "out"))
-    output.begin({"dataset": source.uri, "dataset_fingerprint": source.fingerprint(), "shard_size": 3, "k": K,
-                  "config": config.model_dump(mode="json")})
-    table = rollout_shard(source, source.shards(3)[0], make_planner(config.planner, toolset), Executor(toolset),
-                          config, K, RewardModel())
-    output.commit(output.write_part(0, table))
     return output.uri
 
 
@@ -130,3 +123,21 @@ def test_trl_sft_trains_a_step_on_the_exported_file(rollouts, tmp_path):
                          train_dataset=dataset, processing_class=processor, peft_config=lora)
     result = trainer.train()
     assert result.global_step == 1 and result.training_loss > 0
+
+
+def test_training_follows_the_engine_settings_dtype(tmp_path, monkeypatch):
+    import torch
+
+    from legoedit_core.rl.train import TrainSettings, _common_args, _model_and_peft, training_dtype
+
+    model = str(save_tiny_vlm(tmp_path / "vlm"))
+    settings = TrainSettings(stage=1, model=model, data="unused.jsonl", output_dir=str(tmp_path / "out"))
+    assert training_dtype(settings) == "float32" and not _common_args(settings)["bf16"]
+    on_cuda = settings.model_copy(update={"device": "cuda"})
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert training_dtype(on_cuda) == "bfloat16" and _common_args(on_cuda)["bf16"]  # as the engines: bf16 on cuda
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert training_dtype(on_cuda) == "float32" and not _common_args(on_cuda)["bf16"]  # where it is supported
+    bf16 = settings.model_copy(update={"dtype": "bfloat16"})
+    loaded, _, _ = _model_and_peft(bf16)
+    assert loaded.dtype == torch.bfloat16 and _common_args(bf16)["bf16"] and not _common_args(bf16)["fp16"]

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prefect.testing.utilities import prefect_test_harness
 
-from legoedit_core.bricks.toolset import Toolset
+from flows.rollouts import rollouts
 from legoedit_core.config import Config
-from legoedit_core.data.datasets import open_dataset
-from legoedit_core.executor import Executor
 from legoedit_core.planners import PlannerSettings, PlanRequest, make_planner
 from legoedit_core.planners.rules import RulesPlanner, Sampled
-from legoedit_core.rl.rewards import RewardModel
-from legoedit_core.rl.rollouts import rollout_config, rollout_shard, signal_summary
+from legoedit_core.rl.rollouts import RolloutOutput, signal_summary
+from legoedit_core.settings.pipeline import PipelineSettings
 from legoedit_core.settings.planner import RulesSettings
 from legoedit_core.workflow import validate
 
@@ -71,17 +70,15 @@ def test_the_sampled_chooser_favours_the_preferred_option_below_temperature_1():
         Sampled(0, 0.0)
 
 
-def test_rollouts_of_the_example_photos_carry_a_learning_signal():
+def test_rollouts_of_the_example_photos_carry_a_learning_signal(tmp_path):
     """The issue's acceptance on the 8 bundled rows (4 photos) with k=4 at temperature 1.0: at least half of the
     groups have two or more distinct workflows and a non-zero advantage spread, and at least half of the samples
-    have a verifiable check (the plain loop; the CLI runs the same pieces as Prefect tasks)."""
-    config = rollout_config(Config(), 1.0)
-    toolset = Toolset(config)
-    dataset = open_dataset(str(EXAMPLES / "rollouts.jsonl"))
-    rows = []
-    for shard in dataset.shards(8):
-        rows += rollout_shard(dataset, shard, make_planner(config.planner, toolset), Executor(toolset), config, 4,
-                              RewardModel()).to_pylist()
+    have a verifiable check (through the rollouts flow, as `legoedit rollouts` runs it)."""
+    output = tmp_path / "rollouts"
+    with prefect_test_harness(server_startup_timeout=180):
+        rollouts(str(EXAMPLES / "rollouts.jsonl"), str(output), k=4, temperature=1.0,
+                 config=Config(pipeline=PipelineSettings(shard_size=8)))
+    rows = RolloutOutput(str(output)).read_table().to_pylist()
     signal = signal_summary(rows)
     assert signal["groups"] == 8 and signal["samples"] == 32
     assert signal["groups_with_both"] >= 4, signal

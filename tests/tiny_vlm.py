@@ -38,8 +38,11 @@ def tiny_tokenizer():
     return tokenizer
 
 
-def save_tiny_vlm(path: str | Path, kind: str = "qwen2_vl", seed: int = 0) -> Path:
-    """Build a ~100k-parameter ``qwen2_vl`` or ``qwen2_5_vl`` model with random weights and save it at ``path``."""
+def save_tiny_vlm(path: str | Path, kind: str = "qwen2_vl", seed: int = 0, width: int = 32) -> Path:
+    """Build a ~100k-parameter ``qwen2_vl`` or ``qwen2_5_vl`` model with random weights and save it at ``path``.
+
+    ``width`` is the hidden size of both towers (two heads each): 128 gives the head size of 64 that vLLM's attention
+    kernels take (``benchmarks/vllm_check.py``)."""
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -48,17 +51,19 @@ def save_tiny_vlm(path: str | Path, kind: str = "qwen2_vl", seed: int = 0) -> Pa
     tokenizer = tiny_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     vocab_size = len(tokenizer)
-    text = {"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+    mrope_section = [width // 16, 3 * width // 32, 3 * width // 32]  # sums to half the head size (width / 2)
+    text = {"vocab_size": vocab_size, "hidden_size": width, "intermediate_size": 2 * width, "num_hidden_layers": 2,
             "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section},
             "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"], "bos_token_id": None,
             "tie_word_embeddings": True}
-    vision = {"depth": 1, "hidden_size": 32, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2,
+    vision = {"depth": 1, "hidden_size": width, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2,
               "temporal_patch_size": 2, "in_channels": 3}
     if kind == "qwen2_vl":
-        vision |= {"embed_dim": 32, "mlp_ratio": 2}
+        vision |= {"embed_dim": width, "mlp_ratio": 2}
     else:
-        vision |= {"intermediate_size": 64, "out_hidden_size": 32, "fullatt_block_indexes": [0], "window_size": 56}
+        vision |= {"intermediate_size": 2 * width, "out_hidden_size": width, "fullatt_block_indexes": [0],
+                   "window_size": 56}
     config = AutoConfig.for_model(
         kind, text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],

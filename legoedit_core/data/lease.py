@@ -56,7 +56,9 @@ class LeaseHeld(RuntimeError):
 
 
 class LeaseLost(RuntimeError):
-    """This run's lease expired or another run took it: it must stop writing."""
+    """This run's lease expired or another run took it: it must stop writing (never retried: the run stops)."""
+
+    retryable = False  # faults.is_retryable: a retry would write without the lease
 
 
 def _name(epoch: int, renewal: int) -> str:

@@ -15,21 +15,17 @@ Every shard in flight holds at most its share, so the shards in flight together 
 that takes a shard whole (the evaluate flow) gets ``MemoryBudgetExceeded`` (a fault) instead of a second slice.
 
 Running out of memory anyway (``MemoryError``, OpenCV's "Insufficient memory") is a fault of the machinery:
-``faults.is_out_of_memory`` recognises it, the executor retries the call with smaller batches and then raises
-``MemoryExhausted``, so the shard is not committed and a rerun does it.
+``faults.run_fitting_memory`` (the one owner) halves the failing chunk and then raises ``MemoryExhausted``
+(defined there, named here too), so the shard is not committed and a rerun with more memory does it.
 """
 
 from __future__ import annotations
 
-from legoedit_core.faults import Fault
+from legoedit_core.faults import MemoryExhausted
 
 RGB_BYTES = 3  # bytes per pixel of a decoded image (masks take one: counting three keeps the bound safe)
 # An image, its intermediate results and its output, and the encoder's buffers: what one decoded input costs.
 COPIES_PER_INPUT = 4
-
-
-class MemoryExhausted(Fault):
-    """The machinery ran out of memory even on one item at a time: a fault (the shard is retried)."""
 
 
 class MemoryBudgetExceeded(MemoryExhausted):

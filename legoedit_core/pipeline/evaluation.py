@@ -8,13 +8,11 @@ from typing import Any
 import pyarrow as pa
 
 from legoedit_core.bricks.toolset import Toolset
-from legoedit_core.data.datasets import Dataset, Shard
 from legoedit_core.data.rows import rows_to_table
-from legoedit_core.executor import EditResult, Executor
+from legoedit_core.executor import EditResult
 from legoedit_core.judge.judgement import Edit, Judgement, judge_edits
 from legoedit_core.judge.vlm import VLMJudge
-from legoedit_core.pipeline.shard import PreparedShard, build_rows, prepare_shard
-from legoedit_core.planners.base import Planner
+from legoedit_core.pipeline.shard import PreparedShard, build_rows
 
 
 def judge_shard(prepared: PreparedShard, results: Sequence[EditResult], judge: VLMJudge | None
@@ -36,12 +34,3 @@ def judged_table(prepared: PreparedShard, results: Sequence[EditResult], judgeme
             rows[position] |= {"judge_score": judgement.score, "judge_model": judgement.judge,
                                "judge_feedback": judgement.feedback()}
     return rows_to_table(rows)
-
-
-def evaluate_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor,
-                   judge: VLMJudge | None) -> pa.Table:
-    """Plan, edit and judge one shard in a plain loop (what the evaluation flow does with tasks)."""
-    prepared = prepare_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, dataset.reader())
-    items, _ = prepared.edit_items()
-    results = executor.run_many(items)
-    return judged_table(prepared, results, judge_shard(prepared, results, judge), executor.toolset)

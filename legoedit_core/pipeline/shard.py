@@ -1,7 +1,7 @@
-"""One shard, start to finish, as plain functions: load inputs, plan them in one batch, edit, build output rows.
+"""One shard's pieces as plain functions: load inputs, plan them in one batch, verify, build output rows.
 
-The Prefect flow calls these pieces as separate tasks (and runs each brick group of the executor's waves as its
-own task); ``process_shard`` strings the same pieces together in a plain loop, for use without Prefect.
+The edit flow (``flows/edit_catalogue.py``) runs them as its tasks, and runs each brick group of the executor's
+waves as its own task; tests and benchmarks run a shard through that flow, the one shard path.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from legoedit_core.bricks.toolset import Toolset
-from legoedit_core.data.datasets import Dataset, InputRow, Shard
+from legoedit_core.data.datasets import InputRow, Shard
 from legoedit_core.data.images import (
     ImageDecodeError,
     decode_image,
@@ -31,11 +31,11 @@ from legoedit_core.data.inputs import InputReader, RefusedInput
 from legoedit_core.data.memory import MemoryBudgetExceeded, ShardMemory, SliceFull, TooLargeForShare
 from legoedit_core.data.records import storable
 from legoedit_core.data.rows import empty_row, image_struct, rows_to_table
-from legoedit_core.executor import EditItem, EditResult, Executor, NodeTrace, input_keys
-from legoedit_core.pipeline.verify import Verifier, round_notes
+from legoedit_core.executor import EditItem, EditResult, NodeTrace, input_keys
+from legoedit_core.pipeline.verify import round_notes
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
-from legoedit_core.planners.replan import Verified
-from legoedit_core.settings.inputs import InputSettings
+from legoedit_core.planners.replan import Verified, VerifyRun
+from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.workflow import parse_workflow
 
 
@@ -127,6 +127,7 @@ class PreparedShard:
     def last(self) -> bool:
         """Whether this slice ends its shard."""
         return self.stop >= self.shard.stop
+    kept: list[EditResult] | None = None  # the kept rounds' edits (``keep_verified``): already run, not run again
 
     def edit_items(self) -> tuple[list[EditItem], list[int]]:
         """The items to edit (rows with a valid plan) and their positions in ``rows``."""
@@ -140,9 +141,14 @@ class PreparedShard:
         return items, positions
 
 
+def _plan_requests(loaded: Sequence[LoadedRow]) -> list[PlanRequest]:
+    return [PlanRequest(r.row.id, r.image, r.row.instruction, has_mask=r.mask is not None, seed=r.row.seed)
+            for r in loaded if r.usable]
+
+
 def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, reader: InputReader,
                   content_keys: bool = False, memory_budget: int | None = None,
-                  verify: Verifier | None = None, start: int | None = None) -> PreparedShard:
+                  start: int | None = None) -> PreparedShard:
     """Load the rows of a shard from ``start`` on (its first row by default; ``rows`` are the dataset's rows from
     there to the shard's end) through the dataset's ``reader``, as many as fit ``memory_budget``, then plan all
     usable ones in one batched Builder call. The slice ends where a row's image does not fit beside the ones before
@@ -151,8 +157,6 @@ def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, read
 
     ``content_keys`` also hashes each usable row's pixels for the node cache, here where they are decoded.
     ``memory_budget`` is the bytes of decoded pixels the shard may hold (``PipelineSettings.shard_memory``).
-    ``verify`` (``pipeline.verify.make_verifier``) executes and judges the plans and re-plans rejected edits; each
-    row keeps its best round's plan and the record of every round.
     """
     memory = ShardMemory(shard.index, memory_budget)
     loaded: list[LoadedRow] = []
@@ -169,18 +173,30 @@ def prepare_shard(rows: Sequence[InputRow], shard: Shard, planner: Planner, read
     for row in loaded:
         if content_keys and row.image is not None:
             row.keys = input_keys(row.image, row.mask)
-    requests = [PlanRequest(r.row.id, r.image, r.row.instruction, has_mask=r.mask is not None, seed=r.row.seed)
-                for r in loaded if r.usable]
-    first = planner.plan_batch(requests) if requests else []
-    verified: list[Verified | None] | None = None
-    if verify is not None and requests:
-        rounds = iter(verify(requests, first, [r.mask for r in loaded if r.usable]))
-        verified = [next(rounds) if r.usable else None for r in loaded]
-        first = [v.best.plan for v in verified if v is not None]
-    planned = iter(first)
+    requests = _plan_requests(loaded)
+    planned = iter(planner.plan_batch(requests) if requests else [])
     plans = [next(planned) if r.usable else None for r in loaded]
-    return PreparedShard(shard, loaded, plans, planner.name, verified,
+    return PreparedShard(shard, loaded, plans, planner.name,
                          start=shard.start if start is None else start)
+
+
+def start_verify(prepared: PreparedShard, settings: PlannerSettings) -> VerifyRun:
+    """The verify rounds of a planned shard's usable rows (``planner.verify_rounds``), round 0 on their plans."""
+    usable = [r for r in prepared.rows if r.usable]
+    return VerifyRun.start(_plan_requests(usable), [p for p in prepared.plans if p is not None],
+                           settings.verify_rounds, settings.accept_score, [r.mask for r in usable])
+
+
+def keep_verified(prepared: PreparedShard, run: VerifyRun) -> list[EditResult]:
+    """Give each usable row its kept round's plan and every round's record, and return the kept rounds' edits, one
+    per item of ``prepared.edit_items()``: the row's result is the edit the verification already ran."""
+    rounds = iter(run.verified)
+    prepared.verified = [next(rounds) if r.usable else None for r in prepared.rows]
+    prepared.plans = [v.best.plan if v is not None else None for v in prepared.verified]
+    kept = [prepared.verified[position].best.edit for position in prepared.edit_items()[1]]  # type: ignore[union-attr]
+    assert all(edit is not None for edit in kept)  # a round with a valid plan was executed
+    prepared.kept = kept  # type: ignore[assignment]
+    return prepared.kept
 
 
 def verify_trace(verified: Verified | None) -> list[dict[str, Any]]:
@@ -249,18 +265,3 @@ def build_rows(prepared: PreparedShard, results: Sequence[EditResult], toolset: 
                               trace=rounds + [vars(t) for t in result.trace],
                               seconds=sum(t.seconds for t in result.trace), **common))
     return rows_to_table(rows)
-
-
-def process_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor,
-                  inputs: InputSettings | None = None, memory_budget: int | None = None,
-                  verify: Verifier | None = None) -> pa.Table:
-    """Everything for one shard in a plain loop, slice by slice as memory allows (one table): the reference the
-    Prefect flow is measured against."""
-    reader, tables, start = dataset.reader(inputs), [], shard.start
-    while not tables or start < shard.stop:
-        prepared = prepare_shard(dataset.read_rows(start, shard.stop), shard, planner, reader,
-                                 memory_budget=memory_budget, verify=verify, start=start)
-        items, _ = prepared.edit_items()
-        tables.append(build_rows(prepared, executor.run_many(items), executor.toolset))
-        start = prepared.stop
-    return pa.concat_tables(tables)

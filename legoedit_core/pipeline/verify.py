@@ -1,5 +1,7 @@
 """Verify and re-plan in batch (``planner.verify_rounds`` > 0): the shard's plans are executed and judged, and a
-rejected edit is re-planned with the critique (``planners.replan.plan_and_verify``), every round kept for the row.
+rejected edit is re-planned with the critique (``planners.replan.VerifyRun``), every round kept for the row. The
+edit flow executes each round through its brick-group tasks and keeps the kept round's edit as the row's result
+(``pipeline.shard.start_verify`` / ``keep_verified``); ``Verifier`` runs the rounds through an executor (the CLI).
 
 The judge is the VLM judge where ``judge.engine`` is set, otherwise the verifiable checks (``judge.checks``): an
 edit whose checks all pass scores 10, one where no check applies is accepted as is (nothing to verify), and a
@@ -49,12 +51,17 @@ class Verifier:
                                masks, first=plans)
 
 
+def verify_judge(config: Config) -> Judge:
+    """The judge of the verify rounds: the VLM judge where ``judge.engine`` is set, else the verifiable checks."""
+    return make_judge(config.judge) or check_judge
+
+
 def make_verifier(config: Config, planner: Planner, executor: Executor) -> Verifier | None:
     """The verifier the config asks for, or None when ``planner.verify_rounds`` is 0."""
     if config.planner.verify_rounds == 0:
         return None
-    judge = make_judge(config.judge) or check_judge
-    return Verifier(planner, executor, judge, config.planner.verify_rounds, config.planner.accept_score)
+    return Verifier(planner, executor, verify_judge(config), config.planner.verify_rounds,
+                    config.planner.accept_score)
 
 
 def round_notes(verified: Verified) -> list[str]:

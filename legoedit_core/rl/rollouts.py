@@ -1,7 +1,7 @@
 """Rollouts: K sampled plans per item, each executed, judged and rewarded, with GRPO advantages per item.
 
-A shard of rollouts is built from plain pieces (the Prefect flow runs each as a task, ``rollout_shard`` strings
-them together in a loop):
+A shard of rollouts is built from plain pieces, which the rollouts flow (``flows/rollouts.py``) runs as its tasks
+(tests and benchmarks run a shard through that flow, the one shard path):
 
 1. ``sample_shard``: read the shard's rows, make K copies of each usable row (sample ``i`` of row ``r`` has id
    ``r#i`` and its own seed), and plan them all in one batched Builder call. Each sample is one answer of the
@@ -35,11 +35,11 @@ import pyarrow as pa
 
 from legoedit_core.bricks.toolset import Toolset
 from legoedit_core.config import Config
-from legoedit_core.data.datasets import Dataset, InputRow, Shard
+from legoedit_core.data.datasets import InputRow, Shard
 from legoedit_core.data.inputs import InputReader
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.rows import IMAGE, OUTPUT_FIELDS, OUTPUT_SCHEMA
-from legoedit_core.executor import EditItem, EditResult, Executor
+from legoedit_core.executor import EditItem, EditResult
 from legoedit_core.judge.judgement import Edit, Judgement
 from legoedit_core.judge.vlm import VLMJudge
 from legoedit_core.pipeline.shard import LoadedRow, PreparedShard, build_rows, load_row
@@ -211,15 +211,6 @@ def _sample(loaded: LoadedRow, plan: PlanResult, group: str, result: EditResult 
     row = loaded.row
     edit = Edit(loaded.image, result, row.instruction, row.seed, loaded.mask) if result is not None else None
     return Sample(group, row.id, plan, GroundTruth.from_row(row.ground_truth), edit)
-
-
-def rollout_shard(dataset: Dataset, shard: Shard, planner: Planner, executor: Executor, config: Config, k: int,
-                  rewards: RewardModel, judge: VLMJudge | None = None) -> pa.Table:
-    """Everything for one shard of rollouts in a plain loop (``planner`` should sample: temperature > 0)."""
-    sampled = sample_shard(dataset.read_rows(shard.start, shard.stop), shard, planner, k,
-                           dataset.reader(config.inputs))
-    items, _ = sampled.prepared.edit_items()
-    return score_shard(sampled, executor.run_many(items), config, executor.toolset, rewards, judge)
 
 
 def signal_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from legoedit_core.planners.rules import expert_traces, trace_text
 from legoedit_core.rl.rewards import COMPONENTS, GroundTruth, RewardModel
 from legoedit_core.rl.scoring import Sample, answer_plan, score_samples
 from legoedit_core.rl.trainers import rollout_records
+from legoedit_core.settings.engine import default_dtype
 from legoedit_core.settings.judge import JudgeSettings
 from legoedit_core.settings.planner import PlannerSettings
 from legoedit_core.settings.rewards import RewardSettings
@@ -77,6 +78,8 @@ class TrainSettings(BaseModel):
     examples: int = Field(0, ge=0, description="worked examples in the Builder prompt used for training")
     seed: int = 0
     device: str = Field("cpu", description="cpu, or cuda for the accelerator")
+    dtype: str = Field("auto", description="float32, bfloat16 or float16; auto: as the engines, bfloat16 on an "
+                       "accelerator that supports it, else float32")
     logging_steps: int = Field(1, ge=1)
 
 
@@ -236,8 +239,20 @@ class BuilderReward:
 # ----------------------------------------------------------------------------------------------------- stages
 
 
+def training_dtype(settings: TrainSettings) -> str:
+    """The dtype the Builder trains in: the settings' (``auto`` as the engines: ``default_dtype`` of the device), with
+    bfloat16 on CUDA only where the GPU supports it (float32 otherwise)."""
+    dtype = default_dtype(settings.device) if settings.dtype == "auto" else settings.dtype
+    if dtype == "bfloat16" and settings.device.startswith("cuda"):
+        import torch
+
+        return dtype if torch.cuda.is_bf16_supported() else "float32"
+    return dtype
+
+
 def _model_and_peft(settings: TrainSettings) -> tuple[Any, Any, Any]:
-    """(model, processor, peft config or None): the base Builder, with an earlier adapter made trainable."""
+    """(model, processor, peft config or None): the base Builder in its training dtype, with an earlier adapter
+    made trainable."""
     import torch
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForImageTextToText
@@ -245,7 +260,9 @@ def _model_and_peft(settings: TrainSettings) -> tuple[Any, Any, Any]:
     from legoedit_core.rl.processor import load_processor
 
     torch.manual_seed(settings.seed)
-    model = AutoModelForImageTextToText.from_pretrained(settings.model, dtype=torch.float32)
+    # float16 weights cannot be trained (its gradients would not unscale): float32 weights under fp16 autocast
+    dtype = {"bfloat16": torch.bfloat16}.get(training_dtype(settings), torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(settings.model, dtype=dtype)
     processor = load_processor(settings.model)
     if settings.adapter:
         return PeftModel.from_pretrained(model, settings.adapter, is_trainable=True), processor, None
@@ -257,11 +274,13 @@ def _model_and_peft(settings: TrainSettings) -> tuple[Any, Any, Any]:
 
 
 def _common_args(settings: TrainSettings) -> dict[str, Any]:
+    """The trainer arguments every stage shares; mixed precision follows the training dtype."""
+    dtype = training_dtype(settings)
     return {"output_dir": settings.output_dir, "max_steps": settings.max_steps,
             "learning_rate": settings.learning_rate, "per_device_train_batch_size": settings.batch_size,
             "gradient_accumulation_steps": settings.gradient_accumulation_steps, "seed": settings.seed,
             "logging_steps": settings.logging_steps, "report_to": [], "save_strategy": "no",
-            "use_cpu": settings.device == "cpu"}
+            "use_cpu": settings.device == "cpu", "bf16": dtype == "bfloat16", "fp16": dtype == "float16"}
 
 
 def make_trainer(settings: TrainSettings, config: Config | None = None, rewards: RewardSettings | None = None,

@@ -48,8 +48,12 @@ Estimate = Callable[[ModelKey, int | None], int | None]
 
 class ModelDoesNotFit(Fault):
     """A model cannot be admitted on its device: even with every evictable model gone it exceeds the budget or
-    the device's free memory less the reserve. A fault of the machinery (the task fails and is retried), not an
-    out-of-memory of a batch: a smaller batch would not make the model fit."""
+    the device's free memory less the reserve. A fault of the machinery that a retry on the same device cannot
+    mend (the task fails at once, without retries), not an out-of-memory of a batch: a smaller batch would not make
+    the model fit."""
+
+    retryable = False
+
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -1,8 +1,8 @@
-"""Cross-item batching for diffusers pipelines: size buckets, per-item seeded generators, OOM halving.
+"""Cross-item batching for diffusers pipelines: size buckets, per-item seeded generators.
 
-Items whose working size (and shared call arguments, e.g. strength) agree go to the pipeline in one call with a
-list of per-item ``torch.Generator``s; an out-of-memory error halves the batch and retries, down to one item, and
-only then raises (a fault of the machinery: the task is retried, no item is marked failed).
+Items whose working size (and shared call arguments, e.g. strength) agree go to the pipeline in one call (chunks of
+at most ``max_batch``) with a list of per-item ``torch.Generator``s. Running out of memory is not handled here: it
+raises out of ``run_batch`` to the executor, whose one owner (``faults.run_fitting_memory``) halves the batch.
 """
 
 from __future__ import annotations
@@ -62,42 +62,17 @@ def run_grouped(jobs: Sequence[Job], call: PipelineCall, device: str,
         groups.setdefault(job.group, []).append(index)
     for indices in groups.values():
         group = [jobs[i] for i in indices]
-        outputs = run_halving(group, lambda chunk: call(chunk, generators([j.seed for j in chunk], device)),
-                              max_batch)
+        outputs = in_chunks(group, lambda chunk: call(chunk, generators([j.seed for j in chunk], device)),
+                            max_batch)
         for index, output in zip(indices, outputs, strict=True):
             results[index] = output
     return results  # type: ignore[return-value]
 
 
-def run_halving(items: Sequence[T], call: Callable[[list[T]], list[R]],
-                max_batch: int | None = None) -> list[R | BrickError]:
-    """``call`` on chunks of ``items``; out of memory halves the chunk size and retries, down to one item.
-
-    Out of memory for a single item, and any other error of the library, raises: a fault, not the items'.
-    """
-    import torch
-
-    outputs: list[R | BrickError] = []
-    batch = max(1, min(len(items), max_batch or len(items)))
-    start = 0
-    while start < len(items):
-        chunk = list(items[start : start + batch])
-        try:
-            results = call(chunk)
-        except torch.OutOfMemoryError:
-            _empty_cache(torch)
-            if batch == 1:
-                raise
-            batch //= 2
-            continue
-        outputs.extend(results)
-        start += len(chunk)
-    return outputs
-
-
-def _empty_cache(torch: Any) -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+def in_chunks(items: Sequence[T], call: Callable[[list[T]], list[R]], max_batch: int | None = None) -> list[R]:
+    """``call`` on consecutive chunks of at most ``max_batch`` items (all at once without a limit)."""
+    size = max(1, max_batch or len(items))
+    return [output for start in range(0, len(items), size) for output in call(list(items[start : start + size]))]
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Perception bricks on transformers: RES (Grounding DINO + SAM, or CLIPSeg), MASK-SEG (SAM), SOS (a semantic
 segmenter whose non-background classes are the foreground).
 
-Each backend runs its items through the model in batches (halved on out-of-memory); they are deterministic, so
-the seeds are unused. Every model comes from the model runtime, without remote code, and is held exclusively while
-it runs (processors are shared).
+Each backend runs its items through the model in chunks of ``max_batch`` (out of memory is the executor's to
+halve); they are deterministic, so the seeds are unused. Every model comes from the model runtime, without remote
+code, and is held exclusively while it runs (processors are shared).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from legoedit_core.bricks.models.base import ModelBackend
-from legoedit_core.bricks.models.batching import run_halving
+from legoedit_core.bricks.models.batching import in_chunks
 from legoedit_core.bricks.spec import BrickError
 from legoedit_core.runtime.loading import on_model
 from legoedit_core.types import BBox, binarize, mask_to_bbox, size_of
@@ -24,7 +24,7 @@ Result = dict[str, Any] | BrickError
 
 
 class TransformersBackend(ModelBackend):
-    """A perception backend: ``predict`` a chunk of items at once; chunks halve on out-of-memory."""
+    """A perception backend: ``predict`` a chunk of items at once."""
 
     packages = ("torch", "transformers")
     cuda_dtype = "float32"  # detection thresholds and mask logits are tuned in float32
@@ -33,7 +33,7 @@ class TransformersBackend(ModelBackend):
         import torch
 
         with torch.inference_mode():
-            return run_halving(inputs, self.predict, self.options.get("max_batch"))
+            return in_chunks(inputs, self.predict, self.options.get("max_batch"))
 
     @abstractmethod
     def predict(self, items: list[dict[str, Any]]) -> list[Result]:

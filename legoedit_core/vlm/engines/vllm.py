@@ -1,8 +1,12 @@
 """The vLLM engine: offline ``LLM.chat`` over a whole batch, structured outputs, optional LoRA adapter.
 
-vLLM is an optional extra (``pip install 'legoedit[vllm]'``). Everything about a request (conversation, sampling,
-structured-output constraint, LoRA request, engine arguments) is built here as plain data; ``_vllm_chat`` is the
-one small function that imports vLLM and turns that data into its objects.
+vLLM cannot share an environment with Prefect 3.8.8 (their fastapi ranges are disjoint), so no extra of this project
+installs it: in production vLLM runs as its own server (``infra/vllm/serve.sh``) and the ``openai`` engine speaks to
+it; this in-process engine runs where vLLM is installed (the GPU check runs it in ``infra/vllm``'s environment).
+
+Everything about a request (conversation, sampling, structured-output constraint, LoRA request, engine arguments)
+is built here as plain data; ``vllm_requests`` is the one small function that imports vLLM and turns that data into
+its objects.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from legoedit_core.settings.engine import EngineSettings
 from legoedit_core.vlm.chat import Chat, GenerationError, OutputFormat, openai_messages
 from legoedit_core.vlm.grammar import build_grammar
 
-MISSING = "the vllm engine needs vLLM, an optional extra: pip install 'legoedit[vllm]' (GPU machines only)"
+MISSING = ("the in-process vllm engine needs vLLM, which cannot share this environment with Prefect: serve the model "
+           "with `bash infra/vllm/serve.sh MODEL` and set planner.engine = \"openai\", planner.base_url = "
+           "\"http://127.0.0.1:8000/v1\" (README, GPU)")
 
 
 def llm_args(settings: EngineSettings) -> dict[str, Any]:
@@ -96,15 +102,19 @@ class VLLMEngine:
 @dataclass
 class _Engine:
     """A vLLM ``LLM`` as the runtime holds it. The runtime counts it at its ``gpu_memory_utilization`` share of the
-    GPU; ``close`` (called on eviction) stops its engine core, the process that holds that memory."""
+    GPU; ``close`` (called on eviction) shuts its engine core down, the process that holds that memory."""
 
     llm: Any
 
     def close(self) -> None:
-        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
-        shutdown = getattr(self.llm, "shutdown", None) or getattr(core, "shutdown", None)
-        if callable(shutdown):
-            shutdown()
+        """Shut the engine core down through vLLM's own ``engine_core.shutdown()`` (what ``LLM``'s finaliser calls).
+        A vLLM without it raises here: an engine that frees nothing must not pass for evicted."""
+        engine = getattr(self.llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is None or not callable(getattr(core, "shutdown", None)):
+            raise RuntimeError(f"cannot free the vLLM engine: {type(self.llm).__name__}.llm_engine.engine_core."
+                               "shutdown() is missing in this vLLM, so its GPU memory would stay held")
+        core.shutdown()
 
 
 def _build_llm(key: ModelKey) -> _Engine:
@@ -115,15 +125,22 @@ def _build_llm(key: ModelKey) -> _Engine:
     return _Engine(LLM(**json.loads(key.options)))
 
 
-def _vllm_chat(llm: Any, requests: list[tuple[list[dict[str, Any]], dict[str, Any]]],
-               lora: dict[str, Any] | None) -> list[str]:
-    """Run the batch of (conversation, sampling arguments) on a vLLM ``LLM``."""
+def vllm_requests(requests: list[tuple[list[dict[str, Any]], dict[str, Any]]], lora: dict[str, Any] | None
+                  ) -> tuple[list[Any], Any]:
+    """vLLM's objects for a batch: one ``SamplingParams`` per request (its ``StructuredOutputsParams`` inside), and
+    the ``LoRARequest`` (None without an adapter)."""
     from vllm import SamplingParams
     from vllm.lora.request import LoRARequest
     from vllm.sampling_params import StructuredOutputsParams
 
     params = [SamplingParams(**{**args, "structured_outputs": StructuredOutputsParams(**args["structured_outputs"])})
               if "structured_outputs" in args else SamplingParams(**args) for _, args in requests]
-    outputs = llm.chat([conversation for conversation, _ in requests], params,
-                       lora_request=LoRARequest(**lora) if lora else None)
+    return params, LoRARequest(**lora) if lora else None
+
+
+def _vllm_chat(llm: Any, requests: list[tuple[list[dict[str, Any]], dict[str, Any]]],
+               lora: dict[str, Any] | None) -> list[str]:
+    """Run the batch of (conversation, sampling arguments) on a vLLM ``LLM``."""
+    params, lora_request = vllm_requests(requests, lora)
+    outputs = llm.chat([conversation for conversation, _ in requests], params, lora_request=lora_request)
     return [output.outputs[0].text for output in outputs]
