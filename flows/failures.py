@@ -19,10 +19,12 @@ from prefect._internal.engine import resolve_custom_task_run_name
 from prefect.states import Failed
 from prefect.utilities.callables import get_call_parameters
 
+from flows.runners import ClusterUnavailable
 from flows.stopping import Interrupted
 from legoedit_core.data.datasets import DatasetError, Shard
 from legoedit_core.data.lease import LeaseHeld, LeaseLost
 from legoedit_core.data.output import OutputMismatch
+from legoedit_core.pipeline.preflight import PreflightFailed
 from legoedit_core.settings.pipeline import PipelineSettings
 
 P = ParamSpec("P")
@@ -33,9 +35,11 @@ class ShardsFailed(RuntimeError):
     """Some shards failed; every other shard is committed and a rerun picks up the failed ones."""
 
 
-# What a flow run can be expected to end with: one line for the user, no traceback (OSError covers StorageError
-# and OutputUnwritable; a lease held by another run, or lost, and a stop by a signal are expected too).
-ANTICIPATED = (ShardsFailed, DatasetError, OutputMismatch, OSError, LeaseHeld, LeaseLost, Interrupted)
+# What a flow run can be expected to end with: one line for the user, no traceback (OSError covers StorageError,
+# OutputUnwritable and an unreachable cluster's ConnectionError; a failed preflight, a lease held by another run, or
+# lost, and a stop by a signal are expected too).
+ANTICIPATED = (ShardsFailed, DatasetError, OutputMismatch, OSError, LeaseHeld, LeaseLost, Interrupted,
+               PreflightFailed, ClusterUnavailable)
 
 
 @dataclass
