@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, get_run_logger
 from prefect._internal.engine import resolve_custom_task_run_name
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 from prefect.utilities.callables import get_call_parameters
 
 from flows.runners import ClusterUnavailable
@@ -85,14 +86,40 @@ def run_name(task: Task, args: tuple[Any, ...]) -> str:
     return resolve_custom_task_run_name(task, get_call_parameters(task.fn, args, {}))
 
 
+class AnticipatedFailureLogged(logging.Filter):
+    """Drops Prefect's log record of an anticipated failure with its traceback: a worker's flow-run process logs
+    every Failed run once more as "Engine execution exited with unexpected exception" with the traceback, after the
+    one line of "Finished in state Failed(...)" that already says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ANTICIPATED))
+
+
+# Where Prefect logs it: the flow run's logger (the run's log in the UI) and the engine's (the worker's terminal).
+PREFECT_LOGGERS_OF_FAILURES = ("prefect.flow_runs", "prefect.engine")
+
+
+def anticipated_failures_in_one_line() -> None:
+    """Install ``AnticipatedFailureLogged`` on Prefect's loggers of flow-run failures (once per process)."""
+    for name in PREFECT_LOGGERS_OF_FAILURES:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, AnticipatedFailureLogged) for existing in logger.filters):
+            logger.addFilter(AnticipatedFailureLogged())
+
+
 def fails_cleanly(flow_function: Callable[P, R]) -> Callable[P, R]:
     """Make an anticipated failure end the flow run in a Failed state carrying the error, with no traceback in the
-    log; calling the flow still raises that same error."""
+    log (Prefect's own included: ``AnticipatedFailureLogged``), and a stop by a signal end it Cancelled (what a
+    worker cancelling the run expects); calling the flow still raises that same error."""
 
     @functools.wraps(flow_function)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        anticipated_failures_in_one_line()
         try:
             return flow_function(*args, **kwargs)
+        except Interrupted as error:  # stopped on purpose (Ctrl-C, or SIGTERM from a worker cancelling the run)
+            get_run_logger().warning(_one_line(error))
+            return Cancelled(message=_one_line(error), data=error)  # type: ignore[return-value]
         except ANTICIPATED as error:
             return Failed(message=_one_line(error), data=error)  # type: ignore[return-value]
     # Prefect reads the parameters' types from the signature: resolved here, in the flow's own module.
