@@ -72,11 +72,26 @@ def shards_failed(failures: list[ShardFailure], shards: int, output: str) -> Sha
                         f"committed in {output}; a rerun with the same output does only what is missing.")
 
 
+def cannot_heal(error: BaseException) -> bool:
+    """Whether a fault stays whatever the number of tries: no credentials, a missing bucket or file, permission
+    denied (the storage layer gives up on these at once too: ``legoedit_core.data.storage``)."""
+    if isinstance(error, (PermissionError, FileNotFoundError, NotADirectoryError)):
+        return True
+    return type(error).__module__.startswith("botocore") and "Credential" in type(error).__name__
+
+
+def _worth_retrying(task: Task, task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition: retry unless the failure ``cannot_heal``."""
+    error = state.result(raise_on_failure=False)
+    return not (isinstance(error, BaseException) and cannot_heal(error))
+
+
 def with_retries(task: Task, pipeline: PipelineSettings, **options: Any) -> Task:
     """``task`` with the config's retries: ``task_retries`` more tries after a failure, each wait ``retry_backoff``
-    times the one before, starting at ``retry_delay_seconds``."""
+    times the one before, starting at ``retry_delay_seconds``; a fault that ``cannot_heal`` is not retried."""
     delays = [pipeline.retry_delay_seconds * pipeline.retry_backoff ** i for i in range(pipeline.task_retries)]
-    return task.with_options(retries=pipeline.task_retries, retry_delay_seconds=delays or 0, **options)
+    return task.with_options(retries=pipeline.task_retries, retry_delay_seconds=delays or 0,
+                             retry_condition_fn=_worth_retrying, **options)
 
 
 def run_name(task: Task, args: tuple[Any, ...]) -> str:
@@ -87,24 +102,34 @@ def run_name(task: Task, args: tuple[Any, ...]) -> str:
 
 
 class AnticipatedFailureLogged(logging.Filter):
-    """Drops Prefect's log record of an anticipated failure with its traceback: a worker's flow-run process logs
-    every Failed run once more as "Engine execution exited with unexpected exception" with the traceback, after the
-    one line of "Finished in state Failed(...)" that already says it all."""
+    """Keeps Prefect from logging an anticipated failure with its traceback. A worker's flow-run process logs every
+    Failed run once more as "Engine execution exited with unexpected exception" with the traceback, after the one
+    line of "Finished in state Failed(...)" that says it all: that record is dropped (``drop``). A task that failed
+    with a fault that cannot heal keeps its one line, without the traceback."""
+
+    def __init__(self, drop: bool) -> None:
+        super().__init__()
+        self.drop = drop
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], ANTICIPATED))
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or not (isinstance(error, ANTICIPATED) or cannot_heal(error)):
+            return True
+        record.exc_info = record.exc_text = None
+        return not self.drop
 
 
-# Where Prefect logs it: the flow run's logger (the run's log in the UI) and the engine's (the worker's terminal).
-PREFECT_LOGGERS_OF_FAILURES = ("prefect.flow_runs", "prefect.engine")
+# Prefect's loggers of failures: the flow run's (the run's log in the UI), the engine's (the worker's terminal), and
+# the task runs', whether each drops the record.
+PREFECT_FAILURE_LOGGERS = {"prefect.flow_runs": True, "prefect.engine": True, "prefect.task_runs": False}
 
 
 def anticipated_failures_in_one_line() -> None:
-    """Install ``AnticipatedFailureLogged`` on Prefect's loggers of flow-run failures (once per process)."""
-    for name in PREFECT_LOGGERS_OF_FAILURES:
+    """Install ``AnticipatedFailureLogged`` on Prefect's loggers of failures (once per process)."""
+    for name, drop in PREFECT_FAILURE_LOGGERS.items():
         logger = logging.getLogger(name)
         if not any(isinstance(existing, AnticipatedFailureLogged) for existing in logger.filters):
-            logger.addFilter(AnticipatedFailureLogged())
+            logger.addFilter(AnticipatedFailureLogged(drop))
 
 
 def fails_cleanly(flow_function: Callable[P, R]) -> Callable[P, R]:
