@@ -220,6 +220,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.server import serve_ui
+
+    if PREFECT_API_URL.value():
+        print(f"PREFECT_API_URL names a server ({PREFECT_API_URL.value()}): its UI shows the runs", file=sys.stderr)
+        return 1
+    return serve_ui()
+
+
 def _planner_config(args: argparse.Namespace) -> Config:
     """The config with the plan/edit command's planner options applied on top."""
     config = load_config(args)
@@ -416,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default=str(DEMO_CATALOGUE), help=argparse.SUPPRESS)
     demo.add_argument("--shard-size", type=int, default=4, help=argparse.SUPPRESS)
     demo.set_defaults(handler=cmd_demo)
+    ui = add_command("ui", help="browse finished runs: Prefect's UI on the database of this machine's runs")
+    ui.set_defaults(handler=cmd_ui)
+
     plan = add_command("plan", help="plan an edit: print the reasoning and the workflow")
     _add_planner_options(plan)
     plan.add_argument("--dialect", action="store_true", help="print the workflow in Lego-Edit's pipeline dialect")
