@@ -25,7 +25,7 @@ from prefect import get_run_logger
 from prefect.context import FlowRunContext
 
 from flows import stopping
-from flows.runners import current_runner_kind, on_configured_runner, probe
+from flows.runners import ClusterUnavailable, current_runner_kind, on_configured_runner, probe
 from legoedit_core.config import Config
 from legoedit_core.pipeline.preflight import preflight
 
@@ -50,7 +50,11 @@ def checked_start(dataset: str | None = "dataset") -> Callable[[Callable[P, R]],
                 wanted, running = config.pipeline.task_runner, current_runner_kind()
                 if wanted == running:
                     return flow_function(*args, **kwargs)
-                probe(config.pipeline.address)  # ConnectionError (one line) for a cluster that cannot be reached
+                try:
+                    probe(config.pipeline.address)
+                except ConnectionError as error:
+                    raise ClusterUnavailable(f"the {wanted} cluster at {config.pipeline.address} cannot be reached: "
+                                             f"{error}") from None
                 get_run_logger().info("config.pipeline.task_runner is %s: running on it as a subflow%s", wanted,
                                       f" at {config.pipeline.address}" if config.pipeline.address else "")
                 return on_configured_runner(FlowRunContext.get().flow, config)(*args, **kwargs)

@@ -292,8 +292,9 @@ def test_a_flow_run_without_legoedit_home_fails_with_one_clear_line(monkeypatch)
     assert require_environment() == {"LEGOEDIT_HOME": str(REPO)}
 
 
-def test_prefect_yaml_pull_steps_check_the_environment_first(server, monkeypatch, tmp_path):
-    """The pull steps as a worker's flow-run process runs them: the check fails first, with its message."""
+def test_prefect_yaml_pull_steps_check_the_environment_first(server, deployed, monkeypatch, tmp_path):
+    """The pull steps as a worker's flow-run process runs them: the check fails first, with its message, and the
+    flow run is Failed with it (what the UI shows)."""
     import asyncio
 
     from prefect.deployments.steps.core import run_steps
@@ -304,11 +305,15 @@ def test_prefect_yaml_pull_steps_check_the_environment_first(server, monkeypatch
     pull = yaml.safe_load(PREFECT_FILE.read_text())["pull"]
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LEGOEDIT_HOME", raising=False)
+    run_id = _run_deployment(server["http"], "on-demand", {"dataset": "unused.jsonl", "output": str(tmp_path)})
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", run_id)  # as a worker starts the flow-run process
     with temporary_settings({PREFECT_API_URL: server["env"]["PREFECT_API_URL"]}):  # where the steps' events go
         with pytest.raises(Exception, match="while running flows.environment.require_environment") as failure:
             asyncio.run(run_steps(pull))
         cause = failure.value.__cause__
         assert isinstance(cause, MissingEnvironment) and str(cause).startswith("LEGOEDIT_HOME is not set: it must")
+        state = server["http"].get(f"/flow_runs/{run_id}").json()["state"]
+        assert state["type"] == "FAILED" and state["message"] == str(cause)
         monkeypatch.setenv("LEGOEDIT_HOME", str(REPO))
         asyncio.run(run_steps(pull))
     assert Path.cwd() == REPO  # the flow runs from the checkout, where its entrypoint is
