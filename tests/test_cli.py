@@ -219,6 +219,7 @@ def test_an_object_store_that_is_down_at_the_start_is_one_line(tmp_path, prefect
     assert endpoint in line
 
 
+@pytest.mark.slow
 def test_legoedit_ui_serves_the_finished_run_at_the_link_the_run_printed(tmp_path):
     """The run's temporary server is gone when it ends; ``legoedit ui`` serves the same database where the run's
     "View at" link points."""

@@ -251,12 +251,14 @@ def deployed(server, catalogue, tmp_path_factory) -> None:
              str(_test_prefect_file(tmp_path_factory.mktemp("deployed"), catalogue)))
 
 
+@pytest.mark.slow
 def test_prefect_yaml_deploys_to_process_pools_and_workers_run_it(server, deployed, catalogue, processes, tmp_path):
     for pool in ("legoedit-cpu", "legoedit-gpu"):
         processes.start(f"worker-{pool}", [PREFECT, "worker", "start", "--pool", pool], server["env"])
     _trigger_and_see_it_work(server, processes, "on-demand", "nightly-bulk-edit", catalogue, tmp_path / "triggered")
 
 
+@pytest.mark.slow
 def test_serve_py_serves_the_same_deployments_and_runs_them(server, deployed, catalogue, processes, tmp_path):
     prefect_file = _test_prefect_file(tmp_path, catalogue)
     processes.start("serve", [sys.executable, str(REPO / "deployments" / "serve.py"), str(prefect_file)],
@@ -342,21 +344,29 @@ def _log_naming(http: httpx.Client, run_id: str, text: str) -> str | None:
     return log if text in log else None
 
 
-def _without_aws_credentials(env: dict[str, str], folder: Path) -> dict[str, str]:
-    """A worker's environment in which botocore finds no credentials (none set, no files, no instance metadata)."""
-    return {key: value for key, value in env.items() if not key.startswith("AWS_")} | {
+@pytest.fixture(scope="module")
+def cpu_worker(server, deployed, tmp_path_factory) -> Iterator[Processes]:
+    """One process worker on the CPU pool for the on-demand tests below, in an environment where botocore finds no
+    credentials (none set, no files, no instance metadata): a run that needs S3 passes its storage_options."""
+    folder = tmp_path_factory.mktemp("worker")
+    env = {key: value for key, value in server["env"].items() if not key.startswith("AWS_")} | {
         "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-credentials"), "AWS_CONFIG_FILE": str(folder / "no-config"),
         "AWS_EC2_METADATA_DISABLED": "true"}
+    started = Processes(folder)
+    started.start("worker", [PREFECT, "worker", "start", "--pool", "legoedit-cpu"], env)
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
-def test_on_demand_runs_with_bad_inputs_end_failed_in_one_line_and_write_nothing(server, deployed, catalogue,
-                                                                                  processes, tmp_path):
+@pytest.mark.slow
+def test_on_demand_runs_with_bad_inputs_end_failed_in_one_line_and_write_nothing(server, catalogue, cpu_worker,
+                                                                                  tmp_path):
     """(a) no instruction column, (b) a misspelt brick key, (c) an unwritable output, (d) an S3 dataset without
     credentials: each run ends Failed, its state message and its log name the cause in one line, no traceback, and
     nothing is written."""
-    http = server["http"]
-    processes.start("worker", [PREFECT, "worker", "start", "--pool", "legoedit-cpu"],
-                    _without_aws_credentials(server["env"], tmp_path))
+    http, processes = server["http"], cpu_worker
     no_instruction = tmp_path / "no-instruction.jsonl"
     no_instruction.write_text('{"id": "r0", "image": "a.png", "prompt": "flip it"}\n')
     cpu = {"profile": "cpu"}
@@ -387,11 +397,10 @@ def test_on_demand_runs_with_bad_inputs_end_failed_in_one_line_and_write_nothing
         assert not (tmp_path / case).exists()
 
 
-def test_on_demand_run_with_task_runner_dask_runs_on_the_dask_cluster(server, deployed, catalogue, processes,
-                                                                      tmp_path):
+@pytest.mark.slow
+def test_on_demand_run_with_task_runner_dask_runs_on_the_dask_cluster(server, catalogue, cpu_worker, tmp_path):
     distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
-    http = server["http"]
-    processes.start("worker", [PREFECT, "worker", "start", "--pool", "legoedit-cpu"], server["env"])
+    http, processes = server["http"], cpu_worker
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
                                   host="127.0.0.1", dashboard_address=None) as cluster:  # reachable from the run
         config = {"profile": "cpu", "pipeline": {"shard_size": 1, "task_runner": "dask",
@@ -408,13 +417,13 @@ def test_on_demand_run_with_task_runner_dask_runs_on_the_dask_cluster(server, de
     assert "config.pipeline.task_runner is dask: running on it as a subflow at " in "\n".join(_log_lines(http, run_id))
 
 
+@pytest.mark.slow
 def test_cancelling_a_running_deployment_run_stops_it_cleanly_and_a_rerun_does_each_row_once(
-        server, deployed, moto_server, processes, tmp_path):  # noqa: F811
+        server, moto_server, cpu_worker, tmp_path):  # noqa: F811
     """Cancelled from the API (as the UI's Cancel does) while its dataset's store holds every request, so that the
     run cannot finish first: the worker's SIGTERM stops it between shards, Cancelled, whole shards committed, the
     output's lease released; the rerun completes with each row once."""
-    http = server["http"]
-    processes.start("worker", [PREFECT, "worker", "start", "--pool", "legoedit-cpu"], server["env"])
+    http, processes = server["http"], cpu_worker
     make_bucket(moto_server, "cancel")
     store = FlakyProxy(moto_server)
     options = s3_options(store.url)

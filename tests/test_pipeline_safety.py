@@ -236,6 +236,7 @@ def _shard_root(output: Path, command: str) -> Path:
     return Path(works[0]) if works else output / "work" / "not-yet"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", list(FLOW_COMMANDS))
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, signum, command):
