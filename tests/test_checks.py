@@ -4,6 +4,7 @@ made none."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,7 @@ def test_a_background_changed_to_a_colour_is_judged_on_the_background(cpu_toolse
     done = _edit(cpu_toolset, coffee, [subject, _node("bg", "CBG", mask="@subject.mask", prompt="white")])
     check = _check(coffee, done, instruction)
     assert check.family == "background colour" and check.passed, check.measured
+    assert json.loads(json.dumps(check.as_dict()))["checks"] == {"background_matches": True, "subject_kept": True}
     region = edited_region(done.masks(), (coffee.shape[1], coffee.shape[0]))
     assert edit_check(coffee, coffee, instruction, region).failed == ["background_matches"]  # no-op
     black = _edit(cpu_toolset, coffee, [subject, _node("bg", "CBG", mask="@subject.mask", prompt="black")])

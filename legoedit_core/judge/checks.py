@@ -172,11 +172,11 @@ def _colour_matches(hsv: np.ndarray, colour: tuple[int, int, int]) -> tuple[bool
     if target[1] < 0.15:
         saturation, value = float(hsv[:, 1].mean()), float(hsv[:, 2].mean())
         measured |= {"saturation": saturation, "value": value, "target_value": float(target[2])}
-        return saturation <= 0.2 and abs(value - target[2]) <= 0.25, measured
+        return bool(saturation <= 0.2 and abs(value - target[2]) <= 0.25), measured  # numpy's bool is not JSON's
     chromatic = hsv[hsv[:, 1] >= 0.15]
     distance = np.abs((chromatic[:, 0] - target[0] + 180.0) % 360.0 - 180.0)
     share = float((distance <= HUE_TOLERANCE).sum() / len(hsv))
-    return share >= 0.5, measured | {"share_on_hue": share}
+    return bool(share >= 0.5), measured | {"share_on_hue": share}
 
 
 def _recolour(edit: _Edit, match: re.Match[str]) -> CheckResult | None:
