@@ -36,10 +36,14 @@ def served_deployments(prefect_file: str | Path = PREFECT_FILE) -> list[RunnerDe
 def _served(entry: dict[str, Any]) -> RunnerDeployment:
     # prefect deploy's own reading of a `schedules` entry, so both read the same YAML the same way
     schedules = [_schedule_config_to_deployment_schedule(schedule) for schedule in entry.get("schedules") or []]
-    return load_flow_from_entrypoint(entry["entrypoint"]).to_deployment(
+    deployment = load_flow_from_entrypoint(entry["entrypoint"]).to_deployment(
         name=entry["name"] + SERVED_SUFFIX, description=entry.get("description"), tags=entry.get("tags"),
         parameters=entry.get("parameters") or {}, schedules=schedules,
         concurrency_limit=entry.get("concurrency_limit"))
+    # the module entrypoint as written (Prefect would record the file's path): a flow loaded from a file path is
+    # module `edit_catalogue`, which Dask and Ray workers cannot unpickle
+    deployment.entrypoint = entry["entrypoint"]
+    return deployment
 
 
 def main(argv: list[str]) -> None:

@@ -28,6 +28,7 @@ from flows.monitoring import Progress, gallery, summary_table, version_counts
 from flows.runners import brick_routing, make_task_runner, on_configured_runner
 from flows.scheduler import ShardRun, ShardScheduler, pending_runs
 from flows.server import TagPolicy
+from flows.start import checked_start
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import Dataset, open_dataset
 from legoedit_core.data.incremental import commit_version, decide, version_report_name, work_output
@@ -151,6 +152,7 @@ class _EditSteps:
 
 @flow(name="edit-catalogue", task_runner=make_task_runner("threads"))
 @fails_cleanly
+@checked_start()
 def edit_catalogue(dataset: str, output: str, config: Config | None = None, retry_failed: bool = False,
                    storage_options: dict[str, Any] | None = None, report: bool = True,
                    recorded_config: bool = False, reedit_all: bool = False) -> dict[str, Any]:

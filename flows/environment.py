@@ -3,11 +3,14 @@
 A Prefect worker runs a deployment's flow in a fresh process on its own machine: nothing from the machine that
 deployed it comes along but the deployment's parameters. ``deployments/prefect.yaml`` runs ``require_environment``
 as its first pull step, and ``deployments/serve.py`` runs it before serving, so a missing variable fails the run at
-once, naming the variable and what it is for, instead of a ``FileNotFoundError`` from deep inside Prefect.
+once, naming the variable and what it is for, instead of a ``FileNotFoundError`` from deep inside Prefect. In a
+worker's flow-run process the run is also set Failed with that line, so the UI shows it (the worker would otherwise
+report a crash, and the line would stay in the worker's terminal).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -32,5 +35,19 @@ def require_environment(names: list[str] | None = None) -> dict[str, str]:
     if "LEGOEDIT_HOME" in names and home and not (Path(home) / ENTRYPOINT_FILE).is_file():
         problems.append(f"LEGOEDIT_HOME={home} holds no {ENTRYPOINT_FILE}: it must name {REQUIRED['LEGOEDIT_HOME']}")
     if problems:
-        raise MissingEnvironment("; ".join(problems) + " (set it in the worker's or serve process's environment)")
+        message = "; ".join(problems) + " (set it in the worker's or serve process's environment)"
+        _fail_the_flow_run(message)
+        raise MissingEnvironment(message)
     return {name: os.environ[name] for name in names}
+
+
+def _fail_the_flow_run(message: str) -> None:
+    """Set the flow run of this process (a worker's: ``PREFECT__FLOW_RUN_ID``) Failed with ``message``."""
+    run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
+    if not run_id:
+        return
+    from prefect import get_client
+    from prefect.states import Failed
+
+    with contextlib.suppress(Exception), get_client(sync_client=True) as client:  # best effort: the error is raised
+        client.set_flow_run_state(run_id, Failed(message=message), force=True)

@@ -19,6 +19,7 @@ from flows.backends import pin_backends
 from flows.failures import fails_cleanly
 from flows.runners import make_task_runner
 from flows.scheduler import Chain, Step, run_every_shard
+from flows.start import checked_start
 from legoedit_core.config import Config
 from legoedit_core.data.benchmarks import open_benchmark
 from legoedit_core.data.output import RunOutput, table_bytes
@@ -33,6 +34,7 @@ REPORT, SCORES = "report.md", "scores.parquet"
 
 @flow(name="evaluate", task_runner=make_task_runner("threads"))
 @fails_cleanly
+@checked_start(dataset=None)
 def evaluate(benchmark: str, output: str, kind: str = "auto", config: Config | None = None,
              language: str | None = "en", images: str | None = None,
              storage_options: dict[str, Any] | None = None) -> dict[str, Any]:

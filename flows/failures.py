@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, get_run_logger
 from prefect._internal.engine import resolve_custom_task_run_name
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 from prefect.utilities.callables import get_call_parameters
 
+from flows.runners import ClusterUnavailable
 from flows.stopping import Interrupted
 from legoedit_core.data.datasets import DatasetError, Shard
 from legoedit_core.data.lease import LeaseHeld, LeaseLost
 from legoedit_core.data.output import OutputMismatch, UnsafeRecord
+from legoedit_core.faults import is_retryable
+from legoedit_core.pipeline.preflight import PreflightFailed
 from legoedit_core.settings.pipeline import PipelineSettings
 from tasks.retries import retry_unless_hopeless
 
@@ -34,9 +38,11 @@ class ShardsFailed(RuntimeError):
     """Some shards failed; every other shard is committed and a rerun picks up the failed ones."""
 
 
-# What a flow run can be expected to end with: one line for the user, no traceback (OSError covers StorageError
-# and OutputUnwritable; a lease held by another run, or lost, and a stop by a signal are expected too).
-ANTICIPATED = (ShardsFailed, DatasetError, OutputMismatch, UnsafeRecord, OSError, LeaseHeld, LeaseLost, Interrupted)
+# What a flow run can be expected to end with: one line for the user, no traceback (OSError covers StorageError,
+# OutputUnwritable and an unreachable cluster's ConnectionError; a failed preflight, a lease held by another run, or
+# lost, and a stop by a signal are expected too).
+ANTICIPATED = (ShardsFailed, DatasetError, OutputMismatch, UnsafeRecord, OSError, LeaseHeld, LeaseLost, Interrupted,
+               PreflightFailed, ClusterUnavailable)
 
 
 @dataclass
@@ -71,7 +77,8 @@ def shards_failed(failures: list[ShardFailure], shards: int, output: str) -> Sha
 def with_retries(task: Task, pipeline: PipelineSettings, **options: Any) -> Task:
     """``task`` with the config's retries: ``task_retries`` more tries after a failure, each wait ``retry_backoff``
     times the one before, starting at ``retry_delay_seconds``. A fault that a retry cannot mend (a lost lease, one
-    item too large for memory, a model larger than its device) is not retried (``tasks.retries``)."""
+    item too large for memory, a model larger than its device, missing credentials, permission denied, a missing
+    bucket) is not retried (``tasks.retries``)."""
     delays = [pipeline.retry_delay_seconds * pipeline.retry_backoff ** i for i in range(pipeline.task_retries)]
     return task.with_options(retries=pipeline.task_retries, retry_delay_seconds=delays or 0,
                              retry_condition_fn=retry_unless_hopeless, **options)
@@ -84,14 +91,50 @@ def run_name(task: Task, args: tuple[Any, ...]) -> str:
     return resolve_custom_task_run_name(task, get_call_parameters(task.fn, args, {}))
 
 
+class AnticipatedFailureLogged(logging.Filter):
+    """Keeps Prefect from logging an anticipated failure with its traceback. A worker's flow-run process logs every
+    Failed run once more as "Engine execution exited with unexpected exception" with the traceback, after the one
+    line of "Finished in state Failed(...)" that says it all: that record is dropped (``drop``). A task that failed
+    with a fault that cannot heal keeps its one line, without the traceback."""
+
+    def __init__(self, drop: bool) -> None:
+        super().__init__()
+        self.drop = drop
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or not (isinstance(error, ANTICIPATED) or not is_retryable(error)):
+            return True
+        record.exc_info = record.exc_text = None
+        return not self.drop
+
+
+# Prefect's loggers of failures: the flow run's (the run's log in the UI), the engine's (the worker's terminal), and
+# the task runs', whether each drops the record.
+PREFECT_FAILURE_LOGGERS = {"prefect.flow_runs": True, "prefect.engine": True, "prefect.task_runs": False}
+
+
+def anticipated_failures_in_one_line() -> None:
+    """Install ``AnticipatedFailureLogged`` on Prefect's loggers of failures (once per process)."""
+    for name, drop in PREFECT_FAILURE_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, AnticipatedFailureLogged) for existing in logger.filters):
+            logger.addFilter(AnticipatedFailureLogged(drop))
+
+
 def fails_cleanly(flow_function: Callable[P, R]) -> Callable[P, R]:
     """Make an anticipated failure end the flow run in a Failed state carrying the error, with no traceback in the
-    log; calling the flow still raises that same error."""
+    log (Prefect's own included: ``AnticipatedFailureLogged``), and a stop by a signal end it Cancelled (what a
+    worker cancelling the run expects); calling the flow still raises that same error."""
 
     @functools.wraps(flow_function)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        anticipated_failures_in_one_line()
         try:
             return flow_function(*args, **kwargs)
+        except Interrupted as error:  # stopped on purpose (Ctrl-C, or SIGTERM from a worker cancelling the run)
+            get_run_logger().warning(_one_line(error))
+            return Cancelled(message=_one_line(error), data=error)  # type: ignore[return-value]
         except ANTICIPATED as error:
             return Failed(message=_one_line(error), data=error)  # type: ignore[return-value]
     # Prefect reads the parameters' types from the signature: resolved here, in the flow's own module.

@@ -17,6 +17,7 @@ from flows.backends import pin_backends
 from flows.failures import fails_cleanly
 from flows.runners import make_task_runner
 from flows.scheduler import Chain, Step, run_every_shard
+from flows.start import checked_start
 from legoedit_core.config import Config
 from legoedit_core.data.datasets import open_dataset
 from legoedit_core.data.output import OutputMismatch
@@ -29,6 +30,7 @@ from tasks.runtime import toolset_for
 
 @flow(name="rollouts", task_runner=make_task_runner("threads"))
 @fails_cleanly
+@checked_start()
 def rollouts(dataset: str, output: str, k: int = 4, temperature: float = 1.0, config: Config | None = None,
              storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``k`` rewarded samples of every row of ``dataset`` as Parquet parts under ``output``: judged with

@@ -50,6 +50,7 @@ from prefect.settings import (
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
     PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE,
     PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE,
+    PREFECT_UI_URL,
     get_current_settings,
     temporary_settings,
 )
@@ -90,11 +91,20 @@ def local_server_settings() -> Iterator[None]:
         yield
 
 
+def browse_url() -> str:
+    """Where ``legoedit ui`` serves Prefect's UI: the address ``prefect server start`` takes by default
+    (``PREFECT_SERVER_API_HOST`` / ``PREFECT_SERVER_API_PORT``, 127.0.0.1:4200 unless set)."""
+    api = get_current_settings().server.api
+    return f"http://{api.host}:{api.port}"
+
+
 @contextmanager
 def local_client_settings(url: str) -> Iterator[None]:
     """Run the block against the temporary server at ``url`` with ``LOCAL_CLIENT_SETTINGS``, except those the user
-    set."""
-    with temporary_settings({PREFECT_API_URL: url, **_unless_user_set(LOCAL_CLIENT_SETTINGS)}):
+    set. The run's "View at" link points at ``browse_url``: the temporary server is gone when the run ends, and
+    ``legoedit ui`` serves the same database there."""
+    with temporary_settings({PREFECT_API_URL: url,
+                             **_unless_user_set({**LOCAL_CLIENT_SETTINGS, PREFECT_UI_URL: browse_url()})}):
         yield
 
 
@@ -144,6 +154,24 @@ def temporary_server() -> Iterator[Callable[[], None]]:
         STARTED_HERE.discard(url)
         stop_process(process)
         log.close()
+        print("the temporary Prefect server stopped; to look at this run's page (View at ...): legoedit ui",
+              file=sys.stderr, flush=True)
+
+
+def serve_ui() -> int:
+    """Run Prefect's server with its UI at ``browse_url`` on the database the temporary servers use (the one of
+    ``PREFECT_HOME``, unless ``PREFECT_API_DATABASE_CONNECTION_URL`` names another) until stopped; its exit code."""
+    api = get_current_settings().server.api
+    with local_server_settings():
+        settings = get_current_settings().to_environment_variables(exclude_unset=True)
+    environment = {**os.environ, **settings}
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", api.host, "--port", str(api.port)]
+    print(f"Prefect UI on the runs of this machine's legoedit commands: {browse_url()} (Ctrl-C stops it)",
+          file=sys.stderr, flush=True)
+    try:
+        return subprocess.call(command, env=environment)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _die_with_parent(parent: int) -> Callable[[], None] | None:

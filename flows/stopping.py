@@ -59,6 +59,11 @@ def stop_on_signals(grace: float = 8.0, on_deadline: Callable[[], None] = lambda
             signal.signal(sig, old)
 
 
+def active() -> bool:
+    """Whether ``stop_on_signals`` is active (in this process)."""
+    return _active_handler is not None
+
+
 @contextmanager
 def sigterm_stops_like_ctrl_c() -> Iterator[None]:
     """Inside a flow run, give SIGTERM back to ``stop_on_signals`` (when it is active, on the main thread).

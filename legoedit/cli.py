@@ -55,15 +55,6 @@ def load_config(args: argparse.Namespace) -> Config:
     return config
 
 
-def check_dataset(uri: str) -> None:
-    """Refuse a dataset that does not exist, or whose rows all lack a required column, in one line."""
-    from legoedit_core.data.datasets import open_dataset
-
-    missing = open_dataset(uri).missing_columns()
-    if missing:
-        raise UsageError(f"{uri}: no row has {' or '.join(map(repr, missing))}: every row would be bad_input")
-
-
 def describe(error: BaseException) -> str:
     """An error as one line for the user: the project's own messages as they are, others with their type."""
     if isinstance(error, OSError) and error.filename and error.strerror:
@@ -82,11 +73,14 @@ def local_parent(path: str) -> str:
 
 
 def check_run_inputs(args: argparse.Namespace) -> None:
-    """What a command that runs a flow checks before any server starts: its config (every key, bricks included)
-    and its dataset (it exists and has the required columns)."""
-    load_config(args)
-    if getattr(args, "dataset", None):  # eval's benchmarks are checked by their own readers
-        check_dataset(args.dataset)
+    """What a command that runs a flow checks before any server starts: the flow's own preflight
+    (``legoedit_core.pipeline.preflight``: config, dataset, stores, output), so it fails here in one line, fast."""
+    from legoedit_core.pipeline.preflight import PreflightFailed, preflight
+
+    try:
+        preflight(run_config(args), getattr(args, "dataset", None), args.output)  # eval's benchmark: its reader's
+    except PreflightFailed as error:
+        raise UsageError(str(error)) from None
 
 
 def runs_a_flow(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -226,6 +220,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.server import serve_ui
+
+    if PREFECT_API_URL.value():
+        print(f"PREFECT_API_URL names a server ({PREFECT_API_URL.value()}): its UI shows the runs", file=sys.stderr)
+        return 1
+    return serve_ui()
+
+
 def _planner_config(args: argparse.Namespace) -> Config:
     """The config with the plan/edit command's planner options applied on top."""
     config = load_config(args)
@@ -278,7 +283,7 @@ def _plan_or_exit(args: argparse.Namespace, show_plan: bool):
     if show_plan:
         _print_plan(plan, dialect=getattr(args, "dialect", False))
     if not plan.ok:
-        print(f"invalid_plan ({plan.planner}): {plan.error}", file=sys.stderr)
+        print(f"error: invalid_plan ({plan.planner}): {plan.error}", file=sys.stderr)
         return 1, None
     return None, (toolset, image, mask, plan)
 
@@ -426,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default=str(DEMO_CATALOGUE), help=argparse.SUPPRESS)
     demo.add_argument("--shard-size", type=int, default=4, help=argparse.SUPPRESS)
     demo.set_defaults(handler=cmd_demo)
+    ui = add_command("ui", help="browse finished runs: Prefect's UI on the database of this machine's runs")
+    ui.set_defaults(handler=cmd_ui)
+
     plan = add_command("plan", help="plan an edit: print the reasoning and the workflow")
     _add_planner_options(plan)
     plan.add_argument("--dialect", action="store_true", help="print the workflow in Lego-Edit's pipeline dialect")

@@ -36,9 +36,17 @@ class Fault(Exception):
     retryable: ClassVar[bool] = True
 
 
+# Storage refusals that stay whatever the number of tries: permission denied, a missing bucket or file.
+_HOPELESS_TYPES: tuple[type[BaseException], ...] = (PermissionError, FileNotFoundError, NotADirectoryError)
+
+
 def is_retryable(error: BaseException) -> bool:
-    """Whether retrying the task that raised ``error`` can succeed (everything but a fault marked otherwise)."""
-    return getattr(error, "retryable", True) is not False
+    """Whether retrying the task that raised ``error`` can succeed: everything but a fault marked
+    ``retryable = False``, a storage refusal that no retry changes, and missing credentials (botocore's
+    ``NoCredentialsError`` / ``PartialCredentialsError``, told by name: botocore is an optional import here)."""
+    if getattr(error, "retryable", True) is False or isinstance(error, _HOPELESS_TYPES):
+        return False
+    return not (type(error).__module__.startswith("botocore") and "Credential" in type(error).__name__)
 
 
 # Always faults: storage and files (OSError), a package that does not import (and running out of memory, below).

@@ -4,6 +4,7 @@ made none."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,18 @@ def test_no_check_where_none_applies(astronaut):
     assert edit_check(astronaut, astronaut, "turn it into a cartoon") is None  # no verifiable family
     assert edit_check(astronaut, astronaut, "make it black and white and then brighten it") is None  # two steps
     assert edit_check(astronaut, astronaut[:100], "make it black and white") is None  # size changed
+
+
+def test_a_background_changed_to_a_colour_is_judged_on_the_background(cpu_toolset, coffee):
+    """"change the background to white" (the demo's row): the background is measured, not the subject as a recolour."""
+    instruction = "change the background to white"
+    subject = _node("subject", "SOS")
+    done = _edit(cpu_toolset, coffee, [subject, _node("bg", "CBG", mask="@subject.mask", prompt="white")])
+    check = _check(coffee, done, instruction)
+    assert check.family == "background colour" and check.passed, check.measured
+    assert json.loads(json.dumps(check.as_dict()))["checks"] == {"background_matches": True, "subject_kept": True}
+    region = edited_region(done.masks(), (coffee.shape[1], coffee.shape[0]))
+    assert edit_check(coffee, coffee, instruction, region).failed == ["background_matches"]  # no-op
+    black = _edit(cpu_toolset, coffee, [subject, _node("bg", "CBG", mask="@subject.mask", prompt="black")])
+    assert _check(coffee, black, instruction).failed == ["background_matches"]  # the wrong colour
+    assert edit_check(coffee, done.image, "replace the background with a beach", region) is None  # a scene

@@ -208,13 +208,6 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_an_unwritable_output_is_one_line(tmp_path, prefect_api):
-    catalogue = write_catalogue(str(tmp_path / "in"), 2, ["flip it"])
-    (tmp_path / "file").write_text("a file, not a folder")
-    line = one_error_line(legoedit("run", catalogue, str(tmp_path / "file" / "out"), env=prefect_api))
-    assert line == f"error: cannot write the output {tmp_path / 'file' / 'out'}: Not a directory"
-
-
 def test_an_object_store_that_is_down_at_the_start_is_one_line(tmp_path, prefect_api):
     with socket.socket() as sock:  # a port where nothing listens
         sock.bind(("127.0.0.1", 0))
@@ -224,3 +217,43 @@ def test_an_object_store_that_is_down_at_the_start_is_one_line(tmp_path, prefect
     line = one_error_line(legoedit("run", "s3://catalogue/rows.jsonl", str(tmp_path / "out"), env=env))
     assert line.startswith("error: object store: read catalogue/rows.jsonl failed after 2 attempt(s): "), line
     assert endpoint in line
+
+
+@pytest.mark.slow
+def test_legoedit_ui_serves_the_finished_run_at_the_link_the_run_printed(tmp_path):
+    """The run's temporary server is gone when it ends; ``legoedit ui`` serves the same database where the run's
+    "View at" link points."""
+    import re
+    import signal
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_API_PORT": str(port)}
+    catalogue = write_catalogue(str(tmp_path / "in"), 1, ["flip it"])
+    done = legoedit("run", catalogue, str(tmp_path / "out"), env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    link = re.search(r"View at (http://\S+/runs/flow-run/([0-9a-f-]+))", done.stdout + done.stderr)
+    assert link and link.group(1).startswith(f"http://127.0.0.1:{port}/"), done.stderr[-3000:]
+    assert "legoedit ui" in done.stderr
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | env
+    ui = subprocess.Popen([sys.executable, "-m", "legoedit.cli", "ui"], env=environment, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline, answer = time.monotonic() + 180, None
+        while answer is None and time.monotonic() < deadline:
+            assert ui.poll() is None, ui.stderr.read().decode()
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/flow_runs/{link.group(2)}", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert answer is not None and answer.status_code == 200, answer
+        assert answer.json()["state"]["type"] == "COMPLETED"
+        page = httpx.get(link.group(1), headers={"Accept": "text/html"}, timeout=30)  # as a browser asks for it
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(30)

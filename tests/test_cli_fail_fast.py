@@ -84,3 +84,48 @@ def test_a_run_whose_every_row_is_bad_input_exits_1_with_one_line(tmp_path, caps
     errors = captured.err.splitlines()
     assert len(errors) == 1 and errors[0].startswith("error: every row is bad_input (e.g. "), captured.err
     assert "missing-0.png" in errors[0] and errors[0].endswith("): nothing was edited")
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    ("/proc/out", "error: cannot write the output /proc/out (its folder /proc cannot hold new files): "),
+    ("{tmp}/file/out", "error: cannot write the output {tmp}/file/out: {tmp}/file is not a folder\n"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_a_server_starts(output, message, catalogue, tmp_path,
+                                                                            capsys, no_server):
+    (tmp_path / "file").write_text("in the way")
+    assert main(["run", catalogue, output.format(tmp=tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message.format(tmp=tmp_path)) and err.count("\n") == 1, err
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+        monkeypatch.setenv(name, value)
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def test_an_output_in_a_missing_bucket_is_refused_naming_bucket_and_output(s3_endpoint, catalogue, capsys, no_server):
+    assert main(["run", catalogue, "s3://no-such-bucket/runs/first"]) == 2
+    assert capsys.readouterr().err == ("error: cannot write the output s3://no-such-bucket/runs/first: bucket "
+                                       "'no-such-bucket' does not exist\n")
+
+
+def test_an_s3_dataset_without_credentials_is_refused_in_one_line(monkeypatch, tmp_path, capsys, no_server):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main(["run", "s3://catalogue/incoming/catalogue.jsonl", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        "error: no S3 credentials for the dataset s3://catalogue/incoming/catalogue.jsonl: set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) where the run runs, or give storage_options\n")
+    assert not (tmp_path / "out").exists()

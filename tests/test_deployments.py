@@ -10,6 +10,7 @@ Every wait is bounded and every process started here is killed (with the flow ru
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ import httpx
 import pytest
 import yaml
 from packaging.version import Version
+from test_pipeline import FlakyProxy, make_bucket, moto_server, s3_options  # noqa: F401 (moto_server: a fixture)
 
 from legoedit_core.data.output import RunOutput
 from legoedit_core.data.synthetic import write_catalogue
@@ -177,12 +179,18 @@ def _command(env: dict[str, str], *args: str) -> None:
 
 
 class RetryWhileBusy(httpx.HTTPTransport):
-    """A SQLite Prefect server under load answers 503 while its database is locked; Prefect's own client retries
-    that, and so does the test's client (a few times, with growing waits)."""
+    """A SQLite Prefect server under load answers 503 while its database is locked, or not within the timeout;
+    Prefect's own client retries that, and so does the test's client (a few times, with growing waits; a timed-out
+    request only where asking again changes nothing: reads and filters)."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for wait in (0.5, 1, 2, 4, 8):
-            response = super().handle_request(request)
+            try:
+                response = super().handle_request(request)
+            except httpx.TimeoutException:
+                if request.method != "GET" and not request.url.path.endswith("/filter"):
+                    raise
+                continue
             if response.status_code != 503:
                 return response
             response.close()
@@ -243,12 +251,14 @@ def deployed(server, catalogue, tmp_path_factory) -> None:
              str(_test_prefect_file(tmp_path_factory.mktemp("deployed"), catalogue)))
 
 
+@pytest.mark.slow
 def test_prefect_yaml_deploys_to_process_pools_and_workers_run_it(server, deployed, catalogue, processes, tmp_path):
     for pool in ("legoedit-cpu", "legoedit-gpu"):
         processes.start(f"worker-{pool}", [PREFECT, "worker", "start", "--pool", pool], server["env"])
     _trigger_and_see_it_work(server, processes, "on-demand", "nightly-bulk-edit", catalogue, tmp_path / "triggered")
 
 
+@pytest.mark.slow
 def test_serve_py_serves_the_same_deployments_and_runs_them(server, deployed, catalogue, processes, tmp_path):
     prefect_file = _test_prefect_file(tmp_path, catalogue)
     processes.start("serve", [sys.executable, str(REPO / "deployments" / "serve.py"), str(prefect_file)],
@@ -284,8 +294,9 @@ def test_a_flow_run_without_legoedit_home_fails_with_one_clear_line(monkeypatch)
     assert require_environment() == {"LEGOEDIT_HOME": str(REPO)}
 
 
-def test_prefect_yaml_pull_steps_check_the_environment_first(server, monkeypatch, tmp_path):
-    """The pull steps as a worker's flow-run process runs them: the check fails first, with its message."""
+def test_prefect_yaml_pull_steps_check_the_environment_first(server, deployed, monkeypatch, tmp_path):
+    """The pull steps as a worker's flow-run process runs them: the check fails first, with its message, and the
+    flow run is Failed with it (what the UI shows)."""
     import asyncio
 
     from prefect.deployments.steps.core import run_steps
@@ -296,11 +307,148 @@ def test_prefect_yaml_pull_steps_check_the_environment_first(server, monkeypatch
     pull = yaml.safe_load(PREFECT_FILE.read_text())["pull"]
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LEGOEDIT_HOME", raising=False)
+    run_id = _run_deployment(server["http"], "on-demand", {"dataset": "unused.jsonl", "output": str(tmp_path)})
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", run_id)  # as a worker starts the flow-run process
     with temporary_settings({PREFECT_API_URL: server["env"]["PREFECT_API_URL"]}):  # where the steps' events go
         with pytest.raises(Exception, match="while running flows.environment.require_environment") as failure:
             asyncio.run(run_steps(pull))
         cause = failure.value.__cause__
         assert isinstance(cause, MissingEnvironment) and str(cause).startswith("LEGOEDIT_HOME is not set: it must")
+        state = server["http"].get(f"/flow_runs/{run_id}").json()["state"]
+        assert state["type"] == "FAILED" and state["message"] == str(cause)
         monkeypatch.setenv("LEGOEDIT_HOME", str(REPO))
         asyncio.run(run_steps(pull))
     assert Path.cwd() == REPO  # the flow runs from the checkout, where its entrypoint is
+
+
+# ------------------------------------------------------------------ the on-demand deployment: preflight, runner, stop
+def _run_deployment(http: httpx.Client, name: str, parameters: dict[str, Any]) -> str:
+    run = http.post(f"/deployments/{_deployment(http, name)['id']}/create_flow_run", json={"parameters": parameters})
+    assert run.status_code == 201, run.text
+    return run.json()["id"]
+
+
+def _final_state(http: httpx.Client, run_id: str) -> dict[str, Any] | None:
+    state = http.get(f"/flow_runs/{run_id}").json()["state"]
+    return state if state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} else None
+
+
+def _log_lines(http: httpx.Client, run_id: str) -> list[str]:
+    logs = http.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"})
+    return [entry["message"] for entry in logs.json()]
+
+
+def _log_naming(http: httpx.Client, run_id: str, text: str) -> str | None:
+    """The run's whole log once a line of it contains ``text``."""
+    log = "\n".join(_log_lines(http, run_id))
+    return log if text in log else None
+
+
+@pytest.fixture(scope="module")
+def cpu_worker(server, deployed, tmp_path_factory) -> Iterator[Processes]:
+    """One process worker on the CPU pool for the on-demand tests below, in an environment where botocore finds no
+    credentials (none set, no files, no instance metadata): a run that needs S3 passes its storage_options."""
+    folder = tmp_path_factory.mktemp("worker")
+    env = {key: value for key, value in server["env"].items() if not key.startswith("AWS_")} | {
+        "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-credentials"), "AWS_CONFIG_FILE": str(folder / "no-config"),
+        "AWS_EC2_METADATA_DISABLED": "true"}
+    started = Processes(folder)
+    started.start("worker", [PREFECT, "worker", "start", "--pool", "legoedit-cpu"], env)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.mark.slow
+def test_on_demand_runs_with_bad_inputs_end_failed_in_one_line_and_write_nothing(server, catalogue, cpu_worker,
+                                                                                  tmp_path):
+    """(a) no instruction column, (b) a misspelt brick key, (c) an unwritable output, (d) an S3 dataset without
+    credentials: each run ends Failed, its state message and its log name the cause in one line, no traceback, and
+    nothing is written."""
+    http, processes = server["http"], cpu_worker
+    no_instruction = tmp_path / "no-instruction.jsonl"
+    no_instruction.write_text('{"id": "r0", "image": "a.png", "prompt": "flip it"}\n')
+    cpu = {"profile": "cpu"}
+    cases = {
+        "no instruction column": ({"dataset": str(no_instruction), "output": str(tmp_path / "a"), "config": cpu},
+                                  f"{no_instruction}: no row has 'instruction': every row would be bad_input"),
+        "misspelt brick key": ({"dataset": catalogue, "output": str(tmp_path / "b"),
+                                "config": cpu | {"bricks": {"INPAINT": {"stepz": 20}}}},
+                               "config: bricks.INPAINT.stepz: not a setting of any INPAINT backend (did you mean "
+                               "steps?)"),
+        "unwritable output": ({"dataset": catalogue, "output": "/proc/out", "config": cpu},
+                              "cannot write the output /proc/out (its folder /proc cannot hold new files)"),
+        "S3 without credentials": ({"dataset": "s3://catalogue/incoming/catalogue.jsonl",
+                                    "output": str(tmp_path / "d"), "config": cpu},
+                                   "no S3 credentials for the dataset s3://catalogue/incoming/catalogue.jsonl"),
+    }
+    runs = {case: _run_deployment(http, "on-demand", parameters) for case, (parameters, _) in cases.items()}
+    for case, run_id in runs.items():
+        state = _wait(lambda run_id=run_id: _final_state(http, run_id), 240, f"the {case} run ending", processes)
+        cause = cases[case][1]
+        assert state["type"] == "FAILED", (case, state)
+        assert state["message"].startswith(cause) and "\n" not in state["message"], (case, state["message"])
+        # the run's log reaches the server shortly after its state; the process has exited by then
+        logs = _wait(lambda run_id=run_id, cause=cause: _log_naming(http, run_id, cause), 60, f"the {case} log",
+                     processes)
+        assert "Traceback" not in logs and "exited with unexpected exception" not in logs, (case, logs)
+    for case in ("a", "b", "d"):
+        assert not (tmp_path / case).exists()
+
+
+@pytest.mark.slow
+def test_on_demand_run_with_task_runner_dask_runs_on_the_dask_cluster(server, catalogue, cpu_worker, tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    http, processes = server["http"], cpu_worker
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:  # reachable from the run
+        config = {"profile": "cpu", "pipeline": {"shard_size": 1, "task_runner": "dask",
+                                                 "address": cluster.scheduler_address}}
+        run_id = _run_deployment(http, "on-demand", {"dataset": catalogue, "output": str(tmp_path / "out"),
+                                                     "config": config})
+        _wait(lambda: _state(http, run_id, processes), 240, "the Dask run Completed", processes)
+        ran_on_the_cluster = {key.split("-")[0] for key in cluster.scheduler.task_prefixes}
+    rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
+    assert sorted((row["id"], row["status"]) for row in rows) == [("item-00000", "ok"), ("item-00001", "ok")]
+    assert ran_on_the_cluster, "no task reached the Dask cluster"
+    subflows = http.post("/flow_runs/filter", json={"flow_runs": {"parent_task_run_id": {"is_null_": False}}}).json()
+    assert any(_log_lines(http, subflow["id"]) for subflow in subflows)
+    assert "config.pipeline.task_runner is dask: running on it as a subflow at " in "\n".join(_log_lines(http, run_id))
+
+
+@pytest.mark.slow
+def test_cancelling_a_running_deployment_run_stops_it_cleanly_and_a_rerun_does_each_row_once(
+        server, moto_server, cpu_worker, tmp_path):  # noqa: F811
+    """Cancelled from the API (as the UI's Cancel does) while its dataset's store holds every request, so that the
+    run cannot finish first: the worker's SIGTERM stops it between shards, Cancelled, whole shards committed, the
+    output's lease released; the rerun completes with each row once."""
+    http, processes = server["http"], cpu_worker
+    make_bucket(moto_server, "cancel")
+    store = FlakyProxy(moto_server)
+    options = s3_options(store.url)
+    manifest = write_catalogue("s3://cancel/in", 20, ["make it black and white and then flip it"],
+                               storage_options=options)
+    output = tmp_path / "out"
+    parameters = {"dataset": manifest, "output": str(output), "storage_options": options,
+                  "config": {"profile": "cpu", "pipeline": {"shard_size": 2, "max_concurrent_shards": 1}}}
+    run_id = _run_deployment(http, "on-demand", parameters)
+    _wait(lambda: glob.glob(str(output / "work" / "*" / "_commits" / "*.json")), 240, "a first shard committed",
+          processes)
+    store.open.clear()  # the run stands still: its next reads wait
+    try:
+        cancel = http.post(f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}})
+        assert cancel.status_code in (200, 201), cancel.text
+        state = _wait(lambda: _final_state(http, run_id), 120, "the cancelled run ending", processes)
+    finally:
+        store.open.set()
+    assert state["type"] == "CANCELLED", state
+    work = Path(glob.glob(str(output / "work" / "*"))[0])
+    assert 0 < len(RunOutput(str(work)).finished()) < 10  # stopped between shards, whole shards committed
+    assert _wait(lambda: _log_naming(http, run_id, "stopped by a signal"), 60, "the stop's log line", processes)
+
+    rerun = _run_deployment(http, "on-demand", parameters)
+    _wait(lambda: _state(http, rerun, processes), 240, "the rerun Completed", processes)
+    ids = [row["id"] for row in RunOutput(str(output)).read_table().to_pylist()]
+    assert sorted(ids) == [f"item-{i:05d}" for i in range(20)]  # each row once
+    store.shutdown()

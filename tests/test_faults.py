@@ -207,3 +207,22 @@ def test_in_the_flow_a_hopeless_fault_fails_at_once_without_retries(tmp_path, co
     with pytest.raises(Exception, match="1 of 1 shard"):
         run_flow(dataset=_catalogue(tmp_path / "in"), output=str(tmp_path / "out"), config=config, shard_size=4)
     assert calls == [4]  # one try: no Prefect retry (config.pipeline.task_retries is 2)
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"),
+                                   FileNotFoundError(2, "The specified bucket does not exist")],
+                         ids=["permission-denied", "missing-bucket"])
+def test_a_fault_that_cannot_heal_is_not_retried_and_is_one_line(error, tmp_path, config, monkeypatch, caplog):
+    from flows.failures import ShardsFailed
+
+    writes = []
+
+    def refused(self, shard, table):
+        writes.append(shard)
+        raise error
+
+    monkeypatch.setattr(RunOutput, "write_part", refused)
+    with pytest.raises(ShardsFailed, match=f"failed in task 'write shard 0': {type(error).__name__}: "):
+        run_flow(dataset=_catalogue(tmp_path / "in"), output=str(tmp_path / "out"), config=config, shard_size=4)
+    assert writes == [0]  # one try: a retry could not have helped
+    assert not [record for record in caplog.records if record.exc_info or record.exc_text]  # no traceback logged

@@ -454,7 +454,8 @@ def _free_port() -> int:
 
 
 class FlakyProxy(http.server.ThreadingHTTPServer):
-    """An HTTP proxy in front of an S3 server that answers 503 to the requests we tell it to refuse."""
+    """An HTTP proxy in front of an S3 server that answers 503 to the requests we tell it to refuse, and holds every
+    request while its ``open`` event is cleared (a run stands still until the test sets it)."""
 
     daemon_threads = True
 
@@ -464,6 +465,8 @@ class FlakyProxy(http.server.ThreadingHTTPServer):
         self.refuse_containing: str | None = None
         self.refused = 0
         self.lock = threading.Lock()
+        self.open = threading.Event()
+        self.open.set()
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -487,6 +490,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.open.wait()
         if self.server.should_refuse(self.path):
             error = b"<Error><Code>SlowDown</Code><Message>injected by the test</Message></Error>"
             self.send_response(503)

@@ -55,3 +55,22 @@ def test_images_reach_dask_workers_by_reference_not_inside_the_task_graph(tmp_pa
     rows = RunOutput(str(tmp_path / "out")).read_table().to_pylist()
     assert all(row["edited_image"]["bytes"] for row in rows)
     assert not list((tmp_path / "out").glob(".scratch/*.npy"))  # the scratch images go with the run
+
+
+def test_a_flow_called_as_a_deployment_calls_it_fails_in_one_line_when_its_dask_cluster_is_unreachable(tmp_path):
+    """A deployment runs the flow as declared (threads): the config's runner is reached through a subflow, after a
+    probe of its address, so a cluster that is not there ends the run at once, naming it."""
+    import socket
+
+    from flows.edit_catalogue import edit_catalogue
+    from flows.runners import ClusterUnavailable
+
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    manifest = write_catalogue(str(tmp_path / "in"), 2, ["flip it"])
+    config = Config.load(overrides=["pipeline.task_runner='dask'", f"pipeline.address='{address}'"])
+    with (prefect_test_harness(server_startup_timeout=180),
+          pytest.raises(ClusterUnavailable, match=f"^the dask cluster at {address} cannot be reached: ")):
+        edit_catalogue(manifest, str(tmp_path / "out"), config=config)
+    assert not (tmp_path / "out").exists()

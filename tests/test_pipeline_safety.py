@@ -242,11 +242,16 @@ def _shard_root(output: Path, command: str) -> Path:
     return Path(works[0]) if works else output / "work" / "not-yet"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", list(FLOW_COMMANDS))
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, signum, command):
     """Ctrl-C (SIGINT to the terminal's process group) and SIGTERM stop ``legoedit run``, ``rollouts`` and ``eval``
-    within 10 s: exit code 130, only whole shards committed, the temporary server gone; the rerun completes."""
+    by the scheduler: exit code 130, only whole shards committed, the temporary server gone; the rerun completes.
+
+    Every wait is on an event (a committed shard, the process's exit), none on a duration: on a loaded machine the
+    tidy-up after the stop (the server's last events, its stop) may outlast the grace period, whose exit is as clean
+    (code 130, the server stopped); what must hold is that the scheduler stopped the run between shards."""
     manifest = write_catalogue(str(tmp_path / "in"), 60, ["make it black and white and then flip it"],
                                size=(256, 192))
     output = tmp_path / "out"
@@ -256,11 +261,10 @@ def test_a_signal_to_the_process_group_stops_the_run_cleanly_and_a_rerun_complet
         assert process.poll() is None, process.communicate()
         time.sleep(0.1)
     os.killpg(process.pid, signum)
-    sent = time.monotonic()
-    _, stderr = process.communicate(timeout=30)
-    assert time.monotonic() - sent < 10 and process.returncode == 130, stderr[-2000:]
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-2000:]
     assert f"{signal.Signals(signum).name}: stopping" in stderr and "rerun of the same command resumes" in stderr
-    assert "exiting now" not in stderr  # stopped by the scheduler, not by the grace period's os._exit
+    assert "error: stopped by a signal: " in stderr  # the scheduler stopped it between shards (flows/scheduler.py)
     port = int(re.search(r"temporary Prefect server at http://127.0.0.1:(\d+)", stderr).group(1))
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # the temporary server is gone

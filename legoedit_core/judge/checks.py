@@ -12,6 +12,8 @@ the masks the plan produced or, when it produced none, the user's mask:
 - remove: ``region_changed``, mean change inside the mask at least 0.05;
 - recolour: ``hue_matches``, half the region's pixels within 20 degrees of the target hue (white, grey, black:
   saturation and value near the target's);
+- background to a colour ("change the background to white"): ``background_matches``, the same colour test on the
+  background (outside the subject mask, off the seam); ``subject_kept``, mean change inside at most 0.03;
 - text added (quoted text): ``text_read``, OCR (RapidOCR) reads it in the edit; ``text_new``, not in the source.
 
 Families with a partial region add ``rest_kept``: mean change outside the region at most 0.02.
@@ -162,26 +164,42 @@ def _remove(edit: _Edit, _: re.Match[str]) -> CheckResult | None:
     return result
 
 
+def _colour_matches(hsv: np.ndarray, colour: tuple[int, int, int]) -> tuple[bool, dict[str, float]]:
+    """Whether pixels (HSV rows) have ``colour``: half of them within the hue tolerance, or for white, grey and black
+    (no hue to match) low saturation and a value near the target's; with what was measured."""
+    target = _hsv(np.array([[colour]], np.uint8))[0, 0]
+    measured = {"target_hue": float(target[0])}
+    if target[1] < 0.15:
+        saturation, value = float(hsv[:, 1].mean()), float(hsv[:, 2].mean())
+        measured |= {"saturation": saturation, "value": value, "target_value": float(target[2])}
+        return bool(saturation <= 0.2 and abs(value - target[2]) <= 0.25), measured  # numpy's bool is not JSON's
+    chromatic = hsv[hsv[:, 1] >= 0.15]
+    distance = np.abs((chromatic[:, 0] - target[0] + 180.0) % 360.0 - 180.0)
+    share = float((distance <= HUE_TOLERANCE).sum() / len(hsv))
+    return bool(share >= 0.5), measured | {"share_on_hue": share}
+
+
 def _recolour(edit: _Edit, match: re.Match[str]) -> CheckResult | None:
     colour = _colour_of(match.group("rest"))
     if colour is None:
         return None
-    target = _hsv(np.array([[colour]], np.uint8))[0, 0]
-    hsv = _hsv(edit.edited)[edit.target()]
-    measured = {"target_hue": float(target[0])}
-    if target[1] < 0.15:  # white, grey, black: no hue to match
-        saturation, value = float(hsv[:, 1].mean()), float(hsv[:, 2].mean())
-        ok = saturation <= 0.2 and abs(value - target[2]) <= 0.25
-        measured |= {"saturation": saturation, "value": value, "target_value": float(target[2])}
-    else:
-        chromatic = hsv[hsv[:, 1] >= 0.15]
-        distance = np.abs((chromatic[:, 0] - target[0] + 180.0) % 360.0 - 180.0)
-        share = float((distance <= HUE_TOLERANCE).sum() / len(hsv))
-        ok = share >= 0.5
-        measured["share_on_hue"] = share
+    ok, measured = _colour_matches(_hsv(edit.edited)[edit.target()], colour)
     result = CheckResult("recolour", {"hue_matches": ok}, measured)
     _rest_kept(edit, result)
     return result
+
+
+def _background_colour(edit: _Edit, match: re.Match[str]) -> CheckResult | None:
+    colour = parse_color(match.group("colour"))
+    if colour is None or not edit.partial:
+        return None  # a scene, not a plain colour; or no subject mask to tell the background by
+    background = cv2.erode((~edit.region).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # off the seam
+    if not background.any():
+        return None
+    ok, measured = _colour_matches(_hsv(edit.edited)[background], colour)
+    kept = _change(edit, edit.region)
+    return CheckResult("background colour", {"background_matches": ok, "subject_kept": kept <= KEPT},
+                       measured | {"change_inside": kept})
 
 
 def _colour_of(rest: str) -> tuple[int, int, int] | None:
@@ -234,6 +252,9 @@ FAMILIES: list[tuple[re.Pattern[str], Check]] = [
      _luminance(-1)),
     (re.compile(r"^(?:remove|erase|delete|get rid of|take out|take away|eliminate)\s+"
                 r"(?!(?:the\s+)?(?:background|backdrop)\b)"), _remove),
+    (re.compile(r"^(?:make|turn|paint|colou?r|change|replace|set|swap)\s+(?:the\s+)?(?:background|backdrop)\s+"
+                r"(?:to|into|with|for|in)?\s*(?:an?\s+)?(?:plain\s+|solid\s+)?(?P<colour>.+?)(?:\s+one)?$"),
+     _background_colour),
     (re.compile(r"^(?:make|turn|paint|colou?r|change|recolou?r|dye)\s+(?P<rest>.+)$"), _recolour),
 ]
 _STEPS = re.compile(r"\s*(?:;|\. |,? and then |, then | then |, also | and also )\s*"
