@@ -320,3 +320,36 @@ def test_a_cut_out_keeps_thin_parts(cpu_toolset, kind):
     composed = run_brick(cpu_toolset, "CBG", image=image, mask=subject, prompt="a magenta background")
     kept = np.abs(composed.astype(np.int16) - image.astype(np.int16)).max(axis=2) <= 24
     assert kept[part].mean() >= 0.9
+
+
+# A second thing of the named colour, pasted into each photo away from the named one: (the named thing's pixels to
+# copy, where the copy goes: y0, y1, x0, x1), with the referent and the new colour.
+SAME_COLOUR = {
+    "portrait": ("orange sleeve", "blue", (300, 330, 40, 110), (20, 50, 300, 370)),  # an orange card on the wall
+    "product": ("red cup", "blue", (150, 200, 170, 215), (10, 60, 420, 465)),  # a second red cup's side, on the table
+    "landscape": ("grey rocket", "red", (110, 300, 250, 264), (110, 300, 420, 434)),  # a second rocket, on the sky
+}
+
+
+def recolour(toolset: Toolset, image: np.ndarray, referent: str, colour: str) -> np.ndarray:
+    """What the planner emits for "make the <referent> <colour>": RES finds the referent, RCM recolours it."""
+    mask = toolset.backend("RES").run_batch([{"image": image, "prompt": referent}], [0])[0]
+    assert isinstance(mask, dict), mask
+    return run_brick(toolset, "RCM", image=image, mask=mask["mask"], prompt=colour)
+
+
+@pytest.mark.parametrize("kind", list(SAME_COLOUR))
+def test_recolouring_a_named_thing_leaves_other_things_of_its_colour(cpu_toolset, kind):
+    """"Recolouring the red paint on the bike also blackens a red box on the shelf": a copy of the named thing's
+    pixels pasted elsewhere in the photo keeps its colour (mean change under 3 levels) while the named thing takes
+    the new colour (mean change over 60), and faces keep theirs. Before issue 29 the copy was recoloured too (cup,
+    rocket) or the named thing was missed (sleeve)."""
+    referent, colour, (y0, y1, x0, x1), (v0, v1, u0, u1) = SAME_COLOUR[kind]
+    image = strict_photo(kind).copy()
+    image[v0:v1, u0:u1] = image[y0:y1, x0:x1]
+    edited = recolour(cpu_toolset, image, referent, colour)
+    change = np.abs(edited.astype(np.float32) - image.astype(np.float32)).sum(axis=2)
+    assert change[v0:v1, u0:u1].mean() < 3.0, "the other thing of that colour was recoloured"
+    assert change[y0:y1, x0:x1].mean() > 60.0, "the named thing was not recoloured"
+    for x0, y0, x1, y1 in face_boxes(image):  # faces and skin keep their colour
+        assert change[y0:y1, x0:x1].mean() < 3.0, "the face was recoloured"
