@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from legoedit_core.bricks.cpu.common import edge_radius
 from legoedit_core.bricks.cpu.segment import (
     as_mask,
     cleanup,
@@ -167,8 +168,14 @@ def skin(image: np.ndarray, faces: list[Box]) -> np.ndarray:
     samples = ycrcb[generic & boxes_mask(image.shape, [_shrink(face, 4) for face in faces])].astype(np.float32)
     if len(samples) < 20:
         return generic
-    offset = ycrcb.astype(np.float32) - samples.mean(axis=0)
-    inverse = np.linalg.inv(np.cov(samples, rowvar=False) + 4.0 * np.eye(3))  # + 2 levels of noise per channel
+    return within_3_sigma(ycrcb.astype(np.float32), samples, noise=4.0)  # 2 levels of noise per channel
+
+
+def within_3_sigma(colours: np.ndarray, samples: np.ndarray, noise: float) -> np.ndarray:
+    """Pixels of ``colours`` (float (H, W, 3)) within 3 sigma of a Gaussian fitted to ``samples`` (N, 3), whose
+    covariance is widened by ``noise`` (a variance per channel) so a near-uniform sample still admits its noise."""
+    offset = colours - samples.mean(axis=0)
+    inverse = np.linalg.inv(np.cov(samples, rowvar=False) + noise * np.eye(3))
     return np.einsum("hwi,ij,hwj->hw", offset, inverse, offset) < 9.0
 
 
@@ -259,11 +266,8 @@ def hair_coloured(image: np.ndarray, faces: list[Box], person: np.ndarray) -> np
         top = boxes_mask(image.shape, [(x0, y0 - h // 3, x1, y0 + h // 8)]) & person
         if top.sum() < 20:
             continue
-        samples = lab[top]
-        offset = lab - samples.mean(axis=0)
-        inverse = np.linalg.inv(np.cov(samples, rowvar=False) + 9.0 * np.eye(3))
-        near = np.einsum("hwi,ij,hwj->hw", offset, inverse, offset) < 9.0
-        found |= near & boxes_mask(image.shape, [(x0 - w // 2, y0 - h, x1 + w // 2, y1 + h // 4)])
+        around = boxes_mask(image.shape, [(x0 - w // 2, y0 - h, x1 + w // 2, y1 + h // 4)])
+        found |= within_3_sigma(lab, lab[top], noise=9.0) & around
     return found
 
 
@@ -374,9 +378,9 @@ _COLOURS: dict[str, list[tuple[tuple[int, int, int], tuple[int, int, int]]]] = {
 def colour_finder(colour: str, of_a_thing: bool = False) -> Finder:
     """A finder for pixels of a named colour, small specks removed.
 
-    ``of_a_thing`` ("the red paint on the bike", "the blue car"): the prompt names a thing of that colour, so only
-    the colour's connected regions that overlap the salient object are kept (the largest region when nothing
-    salient has the colour); a red box on a shelf behind the bike keeps its colour.
+    ``of_a_thing`` ("the red paint on the bike", "the blue car"): the prompt names *one* thing of that colour, so
+    only that thing's pixels of the colour are kept (``colour_of_the_thing``); a red box on a shelf behind the bike,
+    or the reddish table under a red cup, keep their colour.
     """
 
     def find(image: np.ndarray, seed: int) -> np.ndarray:
@@ -387,14 +391,42 @@ def colour_finder(colour: str, of_a_thing: bool = False) -> Finder:
         selected = cleanup(selected, radius=1)
         if not of_a_thing or not selected.any():
             return selected
-        if saliency_missing() is None:
-            on_subject = components_touching(selected, salient_objects(image))
-            if on_subject.any():
-                return on_subject
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(as_mask(selected), connectivity=8)
-        return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        return colour_of_the_thing(image, selected)
 
     return find
+
+
+def colour_of_the_thing(image: np.ndarray, coloured: np.ndarray) -> np.ndarray:
+    """The pixels of ``coloured`` (boolean) that belong to the one thing of that colour the prompt names.
+
+    The thing is the salient object (a connected part of the U^2-Net mask) holding the most pixels of the colour.
+    Only the colour's pixels inside it (or within ``edge_radius`` of its outline, where the matte decides) count,
+    with the pixels of the thing's own shade of it (``like_colour``) joined to them; regions of the colour that
+    merely touch the thing (a reddish table under a red cup) and other salient things of the same colour (a second
+    cup, a box on a shelf) are left out. Without a salient object holding the colour, the largest connected region
+    of the colour is the thing.
+    """
+    if saliency_missing() is None:
+        count, parts = cv2.connectedComponents(as_mask(salient_objects(image)), connectivity=8)
+        held = np.bincount(parts[coloured], minlength=count)
+        held[0] = 0  # label 0 is outside every salient object
+        if held.max() > 0:
+            thing = as_mask(parts == int(np.argmax(held)))
+            near = cv2.dilate(thing, disk(edge_radius(image.shape))) > 0
+            seeds = components_touching(coloured & near, thing > 0)
+            return components_touching((seeds | like_colour(image, seeds)) & near, seeds)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(as_mask(coloured), connectivity=8)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def like_colour(image: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Pixels within 3 sigma of the colour of ``seeds`` (a Gaussian in CIELAB, lightness halved as shading changes
+    it most): the thing's own shade of the colour named, e.g. the folds of an orange suit in shadow, which the fixed
+    HSV range for "orange" misses."""
+    if seeds.sum() < 20:
+        return seeds
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab).astype(np.float32) * np.float32([0.5, 1.0, 1.0])
+    return within_3_sigma(lab, lab[seeds], noise=4.0)
 
 
 # ---------------------------------------------------------------------------------------------------- dispatch
@@ -464,7 +496,7 @@ def in_place(selected: np.ndarray, words: list[str]) -> np.ndarray:
 
 class ClassicalReferring(PerItemBackend):
     brick, name = "RES", "classical"
-    version = "3"  # clothes without a straight cut, sky to its outlines, colour of a named thing, named text strokes
+    version = "4"  # a named thing's colour: only inside the salient object holding most of it (3: any region touching)
 
     @classmethod
     def understands(cls, prompt: str) -> bool:
