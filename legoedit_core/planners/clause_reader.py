@@ -18,7 +18,7 @@ _SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": 
 class ClauseReader(Words):
     """Reads one clause; every token is either the action's (``used``) or part of a target."""
 
-    def __init__(self, instruction: str, part: list[Token], before: list[Clause]) -> None:
+    def __init__(self, instruction: str, part: list[Token]) -> None:
         self.vocab = vocabulary()
         self.instruction = instruction
         self.clause = Clause(text=instruction[part[0].start : part[-1].end].strip(" ,"), action="unknown")
@@ -27,7 +27,6 @@ class ClauseReader(Words):
         self.tags = tag_list(self.words)
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]
         self.negated = self._negated()
-        self.before = before
         self.colours = [s for s in colour_spans(self.words) if not inside(self.tags[s[0]], s)
                         and all(self.part[k].kind == "word" for k in range(s[0], s[1]))]
 
@@ -120,6 +119,8 @@ class ClauseReader(Words):
         c, verbs = self.clause, self.verbs()
         if self._write():
             return "write"
+        if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
+            return "remark"  # "don't crop": says what not to do
         if self.statement():
             problems = self.found("problems")
             return self._problem(problems[-1]) if problems else "remark"

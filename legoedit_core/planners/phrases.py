@@ -120,8 +120,7 @@ def _target(view: Words, group: list[int]) -> Target | None:
         elif tag is not None and (tag.has("scope", "whole") or tag.has("pronouns")) and not tag.has(
                 "finder_words"):
             kind = "whole" if kind == "thing" and not content else kind
-        elif tag is not None and (tag.has("filler") and not tag.has("finder_words") or tag.has("undoable", "vague")) \
-                or words[k] in NOT_THINGS:
+        elif words[k] in NOT_THINGS or tag is not None and _not_a_thing(tag):
             continue
         else:
             content.append(k)
@@ -177,3 +176,8 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
 def inside(tag: Tag | None, span: tuple[int, int, str]) -> bool:
     """Whether a colour span is part of a longer phrase ("too yellow", "more golden")."""
     return tag is not None and (tag.start < span[0] or tag.end > span[1])
+
+
+def _not_a_thing(tag: Tag) -> bool:
+    """Filler, a vague wish or a remark inside a target's words ("the sky, which would be great")."""
+    return tag.has("filler") and not tag.has("finder_words") or tag.has("undoable", "vague") or tag.has("remarks")

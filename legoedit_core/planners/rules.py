@@ -32,7 +32,8 @@ from legoedit_core.planners.graph import (
     why_not,
 )
 from legoedit_core.planners.planning import plan_clause
-from legoedit_core.planners.reading import Clause, read
+from legoedit_core.planners.reader import read
+from legoedit_core.planners.reading import Clause
 from legoedit_core.planners.replan import CRITIQUE
 from legoedit_core.settings.planner import RulesSettings
 from legoedit_core.workflow import Workflow, parse_workflow, validate

@@ -141,7 +141,7 @@ _PIECES = re.compile(
     r"|(?P<word>b/w|b&w|[A-Za-z]+(?:'[A-Za-z]+)?)"
     r"|(?P<number>\d+(?:\.\d+)?)"
     r"|(?P<arrow>->)"
-    r"|(?P<punct>[,;.!?:%°&()]|->)")
+    r"|(?P<punct>[,;.!?:%°&()]|(?<=\s)[-–—](?=\s))")
 
 
 def tokens(instruction: str) -> list[Token]:

@@ -1,0 +1,101 @@
+"""Reading an instruction: its tokens split into clauses, each read into a ``Clause`` (``clause_reader``), and
+descriptions joined to the edits they describe. ``read`` is what the planner calls."""
+
+from __future__ import annotations
+
+from legoedit_core.planners.clause_reader import ClauseReader
+from legoedit_core.planners.reading import Clause, Reading
+from legoedit_core.planners.vocabulary import Tag, Token, tokens, vocabulary
+
+_SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
+_EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
+               "write", "add", "replace", "pad", "isolate", "increase", "decrease")
+
+
+def read(instruction: str) -> Reading:
+    """The typed reading of ``instruction``."""
+    toks = tokens(instruction)
+    clauses: list[Clause] = []
+    for piece in split(toks):
+        clauses.append(read_clause(instruction, piece))
+    return Reading(instruction, _described(clauses))
+
+
+def _described(clauses: list[Clause]) -> list[Clause]:
+    """A description of a problem ("the sky looks washed out") followed by an edit of "it" is that edit's target:
+    the change belongs to the region described, and the description itself asks for nothing more. A description
+    beside an edit that makes the same change ("brighter, it's too dark") explains that edit; a vague "fix it"
+    after a description asks for the fix the description implies."""
+    vague = vocabulary().undoable("vague")["reason"]
+    for first, then in zip(clauses, clauses[1:], strict=False):
+        for implied, edit in ((first, then), (then, first)):
+            same = (implied.action, implied.attribute) == (edit.action, edit.attribute) and (
+                implied.attribute is None or implied.direction == edit.direction)
+            if implied.value == "implied" and edit.value != "implied" and same:
+                implied.action = "describe"
+        vague_fix = then.reason == vague or then.action == "remove" and all(t.kind == "whole" for t in then.targets)
+        if first.value == "implied" and vague_fix:
+            then.action = "remark"  # "it's too noisy, clean it up": the fix the description implies
+        if first.action == "background" and then.action == "recolour" and not then.targets and then.value:
+            first.value, then.action = then.value, "describe"  # "lose the background? white would be great"
+        described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
+        if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
+                "undoable", "remark", "unknown", "write", "rotate", "flip", "resize", "pad"):
+            then.targets = list(first.targets)
+            first.action = "describe"
+    return clauses
+
+
+def split(toks: list[Token]) -> list[list[Token]]:
+    """The tokens of each clause: split at ; . ! ?, at "then" / "also", and at "and" or a comma before a verb."""
+    vocab = vocabulary()
+    words = [t.word for t in toks]
+    tags = vocab.tag(words)
+    parts: list[list[Token]] = [[]]
+    for i, token in enumerate(toks):
+        if token.word == ":" and (_between_numbers(toks, i) or i + 1 < len(toks) and toks[i + 1].kind == "quote"):
+            parts[-1].append(token)  # "16:9", "caption: 'Hello'"
+        elif parts[-1] and _ends_clause(toks, tags, i, parts[-1]):
+            parts.append([])
+        elif token.kind != "punct" or token.word in ",%°:&":
+            parts[-1].append(token)
+    return [p for p in parts if any(t.kind != "punct" for t in p)]
+
+
+def _between_numbers(toks: list[Token], i: int) -> bool:
+    return 0 < i < len(toks) - 1 and toks[i - 1].kind == "number" and toks[i + 1].kind == "number"
+
+
+def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[Token]) -> bool:
+    """Whether the clause so far (``part``) ends at token ``i``: at ; . ! ? : ( ), at "then" / "also", at a comma
+    before a statement ("..., it's too dark"), at "and", "but" or a comma before a verb."""
+    token, vocab = toks[i], vocabulary()
+    if token.kind == "punct" and token.word in ";.!?:()-–—" or token.word in _SPLIT_WORDS:
+        return True
+    if token.word not in ("and", ",", "but") or not _has_action(part, vocab):
+        return False
+    rest = toks[i + 1 : next((k for k in range(i + 1, len(toks)) if toks[k].word in (",", "and")), len(toks))]
+    if token.word == "," and _has_action(rest, vocab):
+        return True
+    nxt = next((t for t in tags[i + 1 : i + 4] if t is not None and t.meanings != (("filler",),)), None)
+    verb_next = nxt is not None and (any(nxt.has("verbs", v) for v in _EDIT_VERBS) or (
+        (nxt.has("adjust") or nxt.has("greyscale")) and toks[nxt.start].word.endswith("en")))
+    return verb_next or token.word == "," and _statement_next(tags, i)
+
+
+def _statement_next(tags: list[Tag | None], i: int) -> bool:
+    """Whether the words after position ``i`` state something ("it's too dark", "the fur looks soft")."""
+    ahead = [t for t in tags[i + 1 : i + 5] if t is not None]
+    return any(t.has("copulas") or t.has("problems") for t in ahead)
+
+
+def _has_action(part: list[Token], vocab) -> bool:
+    tags = vocab.tag([t.word for t in part])
+    return any(t is not None and (t.has("verbs") or t.has("adjust") or t.has("styles") or t.has("greyscale")
+                                  or t.has("problems")) for t in tags) or any(t.kind in ("quote", "caps")
+                                                                               for t in part)
+
+
+def read_clause(instruction: str, part: list[Token]) -> Clause:
+    """One clause read from its tokens."""
+    return ClauseReader(instruction, part).read()
