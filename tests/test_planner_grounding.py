@@ -109,7 +109,7 @@ def test_option_off_by_default_and_choices_are_recorded(cpu_toolset):
 
 def test_res_that_finds_nothing_fails_the_row_naming_the_subject(tmp_path):
     rows = _rows(_catalogue(tmp_path, [("coffee", "blur the faces"), ("coffee", "make the sky orange")]))
-    for row, subject in zip(rows, ("faces", "sky"), strict=True):
+    for row, subject in zip(rows, ("face", "sky"), strict=True):
         assert row["status"] == "failed" and row["edited_image"] is None  # no pixel changed: nothing was written
         assert f"RES found no '{subject}' in this image" in row["error"], row["error"]
         assert [entry["tool"] for entry in row["trace"]] == ["RES"]  # the edit never ran

@@ -8,7 +8,6 @@ from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans,
 from legoedit_core.planners.vocabulary import Tag, Token, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
-_TARGET_CLASSES = ("finder_words", "subject", "background", "marked", "places", "relations", "pronouns", "scope")
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
 _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "pad",
                  "isolate")
@@ -162,7 +161,7 @@ class ClauseReader(Words):
         if any(a.unit in ("pixels", "percent") for a in c.amounts) and not set(verbs) & set(_VERB_ACTIONS):
             return "resize"
         verb_action = next((v for v in verbs if v in _VERB_ACTIONS), None)
-        if verb_action in ("blur", "smooth") and self.found("finder_words", "skin"):
+        if verb_action in ("blur", "smooth") and self.found("finder_words", "same", "skin"):
             verb_action = "smooth"
         if verb_action == "blur" and ("sharpen" in verbs or self.found("verbs", "decrease")):
             verb_action = "sharpen"  # "unblur", "less blurry"

@@ -104,18 +104,21 @@ def locate(graph: Graph, clause: Clause, target: Target, image: str, single: boo
 
 
 def finder_prompt(graph: Graph, target: Target) -> str | None:
-    """What to ask RES for: the target's own words where the finder here sees them, else the finder's word for
-    the thing ("logo" -> "text"), else a colour the user named for it; None when the finder sees none of them."""
+    """What to ask RES for: the finder's own word for a thing it knows by another name ("logo", "caption" ->
+    "text"), else the target's words where the finder here sees them (its head word decides: "the coat"), else
+    the finder's word for that kind of thing, else a colour the user named for it ("the red apple" -> "red");
+    None when the finder sees none of them."""
     place = f" on the {target.place.replace('-', ' ')}" if target.place else ""
     relation = f" {target.relation}" if target.relation else ""
     words = " ".join([*target.modifiers, target.head])
-    candidates = []
     tag = vocabulary().tag([target.head])[0]
-    if tag is not None and tag.has("finder_words"):
-        finder_word = tag.get("finder_words")[1]  # type: ignore[index]
-        candidates.append(f"{finder_word}{place}{relation}")
+    same = tag.get("finder_words", "same") if tag is not None else None
+    kind = tag.get("finder_words", "kinds") if tag is not None else None
+    candidates = [f"{same[2]}{place}{relation}"] if same else []
     if graph.understands("RES", target.head + relation):
         candidates.append(f"{words}{place}{relation}")
+    if kind:
+        candidates.append(f"{kind[2]}{place}{relation}")
     colours = colour_spans(list(target.modifiers))
     candidates += [f"{colour}{place}{relation}" for _, _, colour in colours]
     return next((c for c in candidates if graph.understands("RES", c)), None)

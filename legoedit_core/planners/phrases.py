@@ -71,9 +71,11 @@ def read_amounts(view: Words, c: Clause) -> None:
             side = None if side is None else "width" if side in ("wide", "width") else "height"
             c.amounts.append(Amount(value, "number", side=side))
     for tag in view.found("factors"):
-        c.amounts.append(Amount(float(view.vocab.data["factors"][view.words[tag.start]]), "factor"))
+        c.amounts.append(Amount(float(vocabulary().data["factors"][view.words[tag.start]]), "factor"))
     for tag in view.found("rotation"):
         kind = tag.get("rotation")[1]  # type: ignore[index]
+        if kind == "half_turn" and view.found("verbs", "flip"):
+            continue
         if kind == "half_turn":
             c.amounts.append(Amount(180.0, "degrees", "clockwise"))
         elif c.amounts and c.amounts[-1].unit in ("degrees", "number") or view.found("verbs", "rotate"):
@@ -122,6 +124,8 @@ def _target(view: Words, group: list[int]) -> Target | None:
             kind = "whole" if kind == "thing" and not content else kind
         elif words[k] in NOT_THINGS or tag is not None and _not_a_thing(tag):
             continue
+        elif index + 1 < len(group) and words[group[index + 1]] in ("it", "this", "them", "these", "those"):
+            continue  # a verb the vocabulary lacks ("redo it"), not a thing
         else:
             content.append(k)
     if kind in ("marked", "subject", "background") or not content:

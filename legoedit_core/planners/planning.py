@@ -23,6 +23,10 @@ _WARM = {"yellow", "orange", "red", "golden", "gold", "amber"}
 _PLAIN_COLOURS = frozenset({"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "grey", "gray"})
 
 
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _where(found: str, mask: str | None) -> str:
     return "the whole image" if mask is None else found
 
@@ -55,7 +59,7 @@ def greyscale(graph: Graph, clause: Clause, image: str) -> Planned:
         node, tool = graph.add("ADJUST", "gray", image=image, saturation=0.0, **_masked(where.mask)), "ADJUST"
     else:
         node, tool = graph.add("GRAYSCALE", "gray", image=image, **_masked(where.mask)), "GRAYSCALE"
-    return f"@{node}.image", f"{_where(where.found, where.mask).capitalize()} loses its colour: {tool}."
+    return f"@{node}.image", f"{_cap(_where(where.found, where.mask))} loses its colour: {tool}."
 
 
 def style(graph: Graph, clause: Clause, image: str) -> Planned:
@@ -65,7 +69,7 @@ def style(graph: Graph, clause: Clause, image: str) -> Planned:
                                f"its STYLE brick draws {graph.needs('STYLE')}"))
     where = region(graph, clause, image, main_subject=clause.scope == "except")
     node = graph.add("STYLE", "style", image=image, prompt=look, **_masked(where.mask))
-    return f"@{node}.image", f"{_where(where.found, where.mask).capitalize()} gets a {look} look: STYLE."
+    return f"@{node}.image", f"{_cap(_where(where.found, where.mask))} gets a {look} look: STYLE."
 
 
 def remove(graph: Graph, clause: Clause, image: str) -> Planned:
@@ -234,7 +238,7 @@ def recolour(graph: Graph, clause: Clause, image: str) -> Planned:
     shade = graph.choose("colour shade", shades)
     node = graph.add("RCM", "recolor", image=image, mask=where.mask, prompt=shade)
     things = ", ".join(named(t) for t in clause.targets)
-    return f"@{node}.image", f"{things.capitalize()} should become {shade}: {where.found}, RCM recolours it."
+    return f"@{node}.image", f"{_cap(things)} should become {shade}: {where.found}, RCM recolours it."
 
 
 def remark(graph: Graph, clause: Clause, image: str) -> Planned:

@@ -55,8 +55,9 @@ def split(toks: list[Token]) -> list[list[Token]]:
     for i, token in enumerate(toks):
         if token.word == ":" and (_between_numbers(toks, i) or i + 1 < len(toks) and toks[i + 1].kind == "quote"):
             parts[-1].append(token)  # "16:9", "caption: 'Hello'"
-        elif parts[-1] and _ends_clause(toks, tags, i, parts[-1]):
-            parts.append([])
+        elif token.word in _SPLIT_WORDS or parts[-1] and _ends_clause(toks, tags, i, parts[-1]):
+            if parts[-1]:
+                parts.append([])
         elif token.kind != "punct" or token.word in ",%°:&":
             parts[-1].append(token)
     return [p for p in parts if any(t.kind != "punct" for t in p)]
@@ -70,7 +71,7 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     """Whether the clause so far (``part``) ends at token ``i``: at ; . ! ? : ( ), at "then" / "also", at a comma
     before a statement ("..., it's too dark"), at "and", "but" or a comma before a verb."""
     token, vocab = toks[i], vocabulary()
-    if token.kind == "punct" and token.word in ";.!?:()-–—" or token.word in _SPLIT_WORDS:
+    if token.kind == "punct" and token.word in ";.!?:()-–—":
         return True
     if token.word not in ("and", ",", "but") or not _has_action(part, vocab):
         return False
