@@ -122,7 +122,7 @@ class ClauseReader(Words):
             return "remark"  # "don't crop": says what not to do
         if self.statement():
             problems = self.found("problems")
-            return self._problem(problems[-1]) if problems else "remark"
+            return self._problem(problems[-1]) if problems else "statement"
         undoable = self._undoable(verbs)
         if undoable:
             kind, tag = undoable
@@ -158,7 +158,8 @@ class ClauseReader(Words):
             c.amounts.append(Amount(float(self.vocab.data["aspects"][self.words[tag.start]]), "ratio"))
         if any(a.unit == "degrees" for a in c.amounts) and "crop" not in verbs:
             return "rotate"
-        if any(a.unit in ("pixels", "percent") for a in c.amounts) and not set(verbs) & set(_VERB_ACTIONS):
+        sized = {"pixels", "percent"} | (set() if self.found("adjust") else {"factor"})
+        if any(a.unit in sized for a in c.amounts) and not set(verbs) & set(_VERB_ACTIONS):
             return "resize"
         verb_action = next((v for v in verbs if v in _VERB_ACTIONS), None)
         if verb_action in ("blur", "smooth") and self.found("finder_words", "same", "skin"):

@@ -91,7 +91,7 @@ def locate(graph: Graph, clause: Clause, target: Target, image: str, single: boo
     if graph.choose(f"locate {thing}", options) == "RES":
         assert prompt is not None
         node = graph.add("RES", "seg_" + slug(prompt), image=image, prompt=prompt)
-        how = f"RES finds {prompt}" if prompt.lower() in thing.lower() else (
+        how = f"RES finds {prompt}" if target.head in prompt else (
             f"RES finds {prompt!r}, the part of {thing!r} the finder here can see")
         return Region(f"@{node}.mask", how)
     node = graph.add("SOS", "subject", image=image)

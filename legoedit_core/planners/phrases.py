@@ -11,6 +11,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, is_word, vocabulary
 # words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
 NOT_THINGS = {"corner", "side", "edge", "half", "part", "area", "bit", "region", "section", "colour", "color",
               "colours", "colors", "shade", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
+_QUALIFIERS = {"more", "less", "too", "so", "very", "really", "quite", "much", "way", "extra"}
 
 
 @dataclass
@@ -126,6 +127,8 @@ def _target(view: Words, group: list[int]) -> Target | None:
             continue
         elif index + 1 < len(group) and words[group[index + 1]] in ("it", "this", "them", "these", "those"):
             continue  # a verb the vocabulary lacks ("redo it"), not a thing
+        elif k > 0 and words[k - 1] in _QUALIFIERS:
+            continue  # a quality asked for ("more intense", "too shiny"), not a thing
         else:
             content.append(k)
     if kind in ("marked", "subject", "background") or not content:

@@ -232,6 +232,8 @@ def recolour(graph: Graph, clause: Clause, image: str) -> Planned:
         raise Declined(decline(clause, f"RCM cannot make {colour!r} on the {graph.profile} profile",
                                f"its recolour brick uses {graph.needs('RCM')}"))
     where = region(graph, clause, image)
+    if where.mask is None and (colour == "blue" or colour in _WARM):
+        return tint(graph, clause, image)  # a blue or golden cast over the whole photo: its temperature
     if where.mask is None:
         raise Declined(decline(clause, "it names no part to recolour", "name it, e.g. 'make her coat red'"))
     shades = [colour, f"light {colour}", f"dark {colour}"] if colour in _PLAIN_COLOURS else [colour]
@@ -261,7 +263,8 @@ ACTIONS: dict[str, Callable[[Graph, Clause, str], Planned]] = {
     "undoable": undoable, "background": background, "greyscale": greyscale, "style": style, "remove": remove,
     "blur": blur, "hide": hide, "sharpen": sharpen, "denoise": denoise, "smooth": smooth, "crop": crop,
     "rotate": rotate, "flip": flip, "resize": resize, "pad": pad, "write": write, "adjust": adjust, "tint": tint,
-    "recolour": recolour, "remark": remark, "describe": describe, "unknown": unknown, "isolate": background,
+    "recolour": recolour, "remark": remark, "statement": remark, "describe": describe, "unknown": unknown,
+    "isolate": background,
 }
 
 

@@ -3,6 +3,8 @@ descriptions joined to the edits they describe. ``read`` is what the planner cal
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from legoedit_core.planners.clause_reader import ClauseReader
 from legoedit_core.planners.reading import Clause, Reading
 from legoedit_core.planners.vocabulary import Tag, Token, tokens, vocabulary
@@ -12,12 +14,12 @@ _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth
                "write", "add", "replace", "pad", "isolate", "increase", "decrease")
 
 
-def read(instruction: str) -> Reading:
-    """The typed reading of ``instruction``."""
-    toks = tokens(instruction)
-    clauses: list[Clause] = []
-    for piece in split(toks):
-        clauses.append(read_clause(instruction, piece))
+def read(instruction: str, understand: Callable[[Clause], Clause] | None = None) -> Reading:
+    """The typed reading of ``instruction``; ``understand`` reads a clause the vocabulary does not cover (the
+    planner's exemplar ranking) before descriptions are joined to their edits."""
+    clauses = [read_clause(instruction, piece) for piece in split(tokens(instruction))]
+    if understand is not None:
+        clauses = [understand(clause) for clause in clauses]
     return Reading(instruction, _described(clauses))
 
 
@@ -76,7 +78,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     if token.word not in ("and", ",", "but") or not _has_action(part, vocab):
         return False
     rest = toks[i + 1 : next((k for k in range(i + 1, len(toks)) if toks[k].word in (",", "and")), len(toks))]
-    if token.word == "," and _has_action(rest, vocab):
+    first = tags[i + 1] if i + 1 < len(tags) else None
+    if token.word == "," and (_has_action(rest, vocab) or first is not None and first.has("remarks")):
         return True
     nxt = next((t for t in tags[i + 1 : i + 4] if t is not None and t.meanings != (("filler",),)), None)
     verb_next = nxt is not None and (any(nxt.has("verbs", v) for v in _EDIT_VERBS) or (

@@ -115,8 +115,7 @@ class RulesPlanner:
         every clause that cannot be done (in the user's words), NotCovered when nothing was asked."""
         graph = Graph(self.toolset, has_mask, size, self.settings, chooser or self.chooser)
         image, sentences, declined = "@input.image", [], []
-        for clause in read(instruction).clauses:
-            clause = self.understood(clause)
+        for clause in read(instruction, self.understood).clauses:
             try:
                 image, sentence = plan_clause(graph, clause, image)
             except Declined as error:
@@ -135,15 +134,20 @@ class RulesPlanner:
         return graph, " ".join(sentences)
 
     def understood(self, clause: Clause) -> Clause:
-        """A clause the vocabulary does not cover, read by its nearest exemplar when one is close enough."""
-        if clause.action != "unknown" or self.ranker is None:
+        """A clause the vocabulary does not cover, read by its nearest exemplar when one is close enough; a
+        statement ("it looks mushy") is a request only when it reads like one."""
+        if clause.action not in ("unknown", "statement") or self.ranker is None:
             return clause
         match = self.ranker.rank([clause.text.lower()])[0]
+        if clause.action == "statement" and not (match.confident and match.reading):
+            return replace(clause, action="remark")  # "it was shot at night" says something, asks nothing
         if not match.confident:
             return clause
         if match.reading is None:
             return replace(clause, action="undoable", reason=match.intent, value=match.instead)
-        return replace(clause, **match.reading)
+        # a statement that reads as a wish ("it feels icy") is a description: beside the same change it explains it
+        implied = "implied" if clause.action == "statement" else None
+        return replace(clause, targets=[], **{"value": implied, **match.reading})
 
 
 def to_workflow(graph: Graph, instruction: str) -> Workflow:
