@@ -133,8 +133,9 @@ class Graph:
         return why_not(self.toolset, tool) is None
 
     def understands(self, tool: str, prompt: str) -> bool:
-        """Whether ``tool`` runs here and its backend can act on ``prompt`` (what the brick declares)."""
-        return self.can_run(tool) and self.toolset.backend_class(tool).understands(prompt)
+        """Whether ``tool``'s backend here can act on ``prompt`` (what the brick declares); a brick that cannot
+        run here at all is left to the planner's missing-brick check, which names it."""
+        return not self.can_run(tool) or self.toolset.backend_class(tool).understands(prompt)
 
     def needs(self, tool: str) -> str:
         """What ``tool``'s backend here works with, in its own words."""

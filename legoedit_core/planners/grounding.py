@@ -126,9 +126,6 @@ def finder_prompt(graph: Graph, target: Target) -> str | None:
 
 def cannot_find(graph: Graph, clause: Clause, thing: str) -> str:
     """The decline for a thing no finder here sees, in the user's words, with what would work instead."""
-    if not graph.can_run("RES"):
-        return decline(clause, f"no finder runs on the {graph.profile} profile to find {thing!r}",
-                       "edit the whole image")
     instead = f"its finder (RES) sees {graph.needs('RES')}"
     if graph.can_run("SOS"):
         instead += "; say 'the subject' to edit the main object, or set planner.rules.salient_as_named_subject"
