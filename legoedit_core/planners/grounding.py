@@ -111,11 +111,12 @@ def finder_prompt(graph: Graph, target: Target) -> str | None:
     place = f" on the {target.place.replace('-', ' ')}" if target.place else ""
     relation = f" {target.relation}" if target.relation else ""
     words = " ".join([*target.modifiers, target.head])
-    tag = vocabulary().tag([target.head])[0]
+    tag = vocabulary().tag(target.head.split())[0]
+    tag = tag if tag is not None and tag.end == len(target.head.split()) else None
     same = tag.get("finder_words", "same") if tag is not None else None
     kind = tag.get("finder_words", "kinds") if tag is not None else None
     candidates = [f"{same[2]}{place}{relation}"] if same else []
-    if graph.understands("RES", target.head + relation):
+    if graph.understands("RES", target.head) and graph.understands("RES", target.head + relation):
         candidates.append(f"{words}{place}{relation}")
     if kind:
         candidates.append(f"{kind[2]}{place}{relation}")

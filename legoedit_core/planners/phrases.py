@@ -11,6 +11,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, is_word, vocabulary
 # words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
 NOT_THINGS = {"corner", "side", "edge", "half", "part", "area", "bit", "region", "section", "colour", "color",
               "colours", "colors", "shade", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
+_PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
 _QUALIFIERS = {"more", "less", "too", "so", "very", "really", "quite", "much", "way", "extra"}
 
 
@@ -105,11 +106,11 @@ def _target(view: Words, group: list[int]) -> Target | None:
     kind = "thing"
     for index, k in enumerate(group):
         tag = tags[k]
-        if tag is not None and tag.has("relations") and index + 1 < len(group) and any(
-                tags[j] is None or tags[j].has("finder_words") for j in group[index + 1 :]) and not tag.has(
-                "places"):
-            relation = " ".join(words[j] for j in group[index:])
+        if content and _relation_starts(view, group, index):
+            relation = _span(view, group[index:], lead=False).lower()  # "the spots on her face", "the guy at the back"
             break
+        if tag is not None and tag.start < k:
+            continue  # the rest of a phrase already taken ("date stamp")
         if tag is not None and tag.has("places"):
             place = tag.get("places")[1]  # type: ignore[index]
         elif tag is not None and tag.has("marked"):
@@ -134,10 +135,11 @@ def _target(view: Words, group: list[int]) -> Target | None:
     if kind in ("marked", "subject", "background") or not content:
         if kind == "thing" and place is None:
             return None
-        if kind == "thing":
-            kind = "whole"
+        if kind in ("thing", "whole") and place is not None:
+            return Target(_span(view, group), place, "thing", place=place)  # "the left side": a part of the frame
         return Target(_span(view, group), kind, kind, place=place)
-    heads = [words[k] for k in content]
+    heads = [" ".join(words[k : tags[k].end]) if tags[k] is not None and tags[k].start == k else words[k]
+             for k in content]
     if heads[-1].endswith("'s"):
         owner, heads = heads[-1][:-2], heads[:-1] or [heads[-1][:-2]]
     for index, word in enumerate(heads[:-1]):
@@ -149,14 +151,14 @@ def _target(view: Words, group: list[int]) -> Target | None:
                       and w[:-1] != owner)
     return Target(_span(view, group), head, "thing", modifiers, owner, place, relation)
 
-def _span(view: Words, group: list[int]) -> str:
-    """The user's words for a target, without filler at either end."""
+def _span(view: Words, group: list[int], lead: bool = True) -> str:
+    """The user's words for a target, without filler at either end (nor a leading preposition, with ``lead``)."""
     def filler(k: int) -> bool:
-        return view.tags[k] is not None and all(m[0] in ("filler", "relations") for m in view.tags[k].meanings)
+        return view.tags[k] is not None and all(m[0] == "filler" for m in view.tags[k].meanings)
 
     while len(group) > 1 and filler(group[-1]):
         group = group[:-1]
-    while len(group) > 1 and (filler(group[0]) or view.words[group[0]] in ("close", "in", "on", "to", "of")):
+    while lead and len(group) > 1 and (filler(group[0]) or view.words[group[0]] in ("close", "in", "on", "to", "of")):
         group = group[1:]
     return view.instruction[view.part[group[0]].start : view.part[group[-1]].end]
 
@@ -183,6 +185,20 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
 def inside(tag: Tag | None, span: tuple[int, int, str]) -> bool:
     """Whether a colour span is part of a longer phrase ("too yellow", "more golden")."""
     return tag is not None and (tag.start < span[0] or tag.end > span[1])
+
+
+def _relation_starts(view: Words, group: list[int], index: int) -> bool:
+    """Whether a relation to something else starts at ``group[index]``: a relation word, or a preposition followed by
+    more words that are not a side of the frame ("on her face"; but "on the left")."""
+    tag, word = view.tags[group[index]], view.words[group[index]]
+    if tag is not None and tag.has("places") and not tag.has("relations"):
+        return False
+    rest = group[index + 1 :]
+    named = [j for j in rest if view.tags[j] is None or not (view.tags[j].has("filler") or view.tags[j].has("places")
+                                                              or view.tags[j].has("scope", "whole"))]
+    if tag is not None and tag.has("relations"):
+        return bool(rest)
+    return word in _PREPOSITIONS and bool(named)
 
 
 def _not_a_thing(tag: Tag) -> bool:
