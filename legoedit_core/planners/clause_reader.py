@@ -3,8 +3,9 @@ the scope, the value, the amounts and the strength (see ``reading.py``)."""
 
 from __future__ import annotations
 
-from legoedit_core.planners.phrases import Words, inside, read_amounts, split_targets, without_purpose
-from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans, tag_list
+from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
+from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
+from legoedit_core.planners.values import ValueReader
 from legoedit_core.planners.vocabulary import Tag, Token, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
@@ -14,7 +15,7 @@ _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop
 _SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": -1}
 
 
-class ClauseReader(Words):
+class ClauseReader(ValueReader):
     """Reads one clause; every token is either the action's (``used``) or part of a target."""
 
     def __init__(self, instruction: str, part: list[Token]) -> None:
@@ -130,6 +131,8 @@ class ClauseReader(Words):
             c.reason, c.value = spec["reason"], spec["instead"]
             self.use(tag)
             return "undoable"
+        if self.found("canvas", "square") and not {"crop"} & set(verbs) and not self.found("verbs", "blur"):
+            return self._canvas()  # "make it square with a black background": a square canvas in black
         if (self.found("background") or "add" in verbs) and self._background(verbs):
             return "background"
         for name in ("greyscale", "styles"):
@@ -180,6 +183,14 @@ class ClauseReader(Words):
                 for tag in self.found("flip"):
                     self.use(tag)
             return verb_action
+        shade = self._shade()
+        if shade is not None:
+            c.value = shade
+            for k in range(len(self.part)):
+                if self.tags[k] is not None and (self.tags[k].has("adjust") or self.tags[k].has("verbs")) or any(
+                        a <= k < b for a, b, _ in self.colours):
+                    self.used[k] = True
+            return "recolour"
         if self._adjust(verbs):
             return "adjust"
         comparatives = self.found("comparatives")
@@ -189,7 +200,7 @@ class ClauseReader(Words):
             for tag in [*comparatives, *self.found("verbs")]:
                 self.use(tag)
             return "tint"
-        if self.colours and (verbs or self._linking() or self.colours[-1][0] > 0):
+        if self.colours and (verbs or self._linking() or self.colours[-1][0] > 0 or not self.found("verbs")):
             start, end, colour = self.colours[-1]
             c.value = colour
             for k in range(start, end):
@@ -215,48 +226,15 @@ class ClauseReader(Words):
     def _linking(self) -> bool:
         return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)
 
-    def _write(self) -> bool:
-        c = self.clause
-        quoted = [k for k, t in enumerate(self.part) if t.kind == "quote"]
-        caps = [k for k, t in enumerate(self.part) if t.kind == "caps"]
-        verbs = self.verbs()
-        nouns = self.found("text_overlay", "nouns")
-        if any(v in verbs for v in ("remove", "blur", "hide")) or not (quoted or caps):
-            return False
-        if not (quoted or nouns or "write" in verbs):
-            return False
-        if not ({"write", "add", "change"} & set(verbs) or nouns):
-            return False
-        if quoted:
-            c.value = self.part[quoted[0]].word
-            picked = quoted[:1]
-        else:
-            run = [caps[0]]
-            while run[-1] + 1 < len(self.part) and self.part[run[-1] + 1].kind in ("caps", "number"):
-                run.append(run[-1] + 1)
-            c.value = self.instruction[self.part[run[0]].start : self.part[run[-1]].end]
-            picked = run
-        for k in range(len(self.part)):
-            if k in picked or self.tags[k] is not None and not self.tags[k].has("finder_words"):
-                self.used[k] = True
-        places = self.found("places")
-        if places:
-            c.place = places[-1].get("places")[1]  # type: ignore[index]
-        for quality in ("faint", "tiled", "big", "small"):
-            if self.found("text_overlay", quality):
-                c.qualities.add(quality)
-        if "watermark" in self.words:
-            c.qualities.add("watermark")
-        return True
-
     def _undoable(self, verbs: list[str]) -> tuple[str, Tag] | None:
         for kind in ("colourise", "artist", "expression", "outpaint", "generate"):
             for tag in self.found("undoable", kind):
                 return kind, tag
         for tag in self.found("undoable", "pose"):
             if tag.has("undoable", "pose", "body"):
-                if {"rotate", "change", "add", "remove"} & set(verbs) and not ({"remove", "blur", "hide", "crop"}
-                                                                              & set(verbs)):
+                moving = {"rotate", "change", "add"} & set(verbs) and not {"remove", "blur", "hide", "crop"} & set(
+                    verbs)
+                if moving and not self.colours:
                     return "pose", tag
                 continue
             if not (tag.has("verbs") or tag.has("filler")):
@@ -273,6 +251,12 @@ class ClauseReader(Words):
             for tag in self.found("undoable", "weather"):
                 if tag.has("undoable", "weather") and not self.found("background"):
                     return "weather", tag
+        pronoun_only = all(self.tags[k] is not None and (self.tags[k].has("pronouns") or self.tags[k].has("filler"))
+                           for k in range(len(self.part)) if self.part[k].kind == "word" and not (
+                               self.tags[k] is not None and self.tags[k].has("verbs"))
+                           and not any(a <= k < b for a, b, _ in self.colours))
+        if "replace" in verbs and self.colours and pronoun_only:
+            return None  # "... and replace it with blue": a colour for what the clause before named
         if "replace" in verbs and not self.found("background"):
             return "replace", self.found("verbs", "replace")[0]
         if "add" in verbs and not self._adds_known():
@@ -287,60 +271,6 @@ class ClauseReader(Words):
                     or self.found("verbs", "blur") or self.found("styles") or self.found("greyscale")
                     or self.found("verbs", "sharpen") or on_colour
                     or self.found("comparatives") or self.found("problems", "denoise")) or self._pad()
-
-    def _pad(self) -> bool:
-        return bool(self.found("canvas") or self.found("verbs", "pad"))
-
-    def _canvas(self) -> str:
-        """A square canvas or a border (PAD), in a colour."""
-        c = self.clause
-        c.qualities |= {quality for quality in ("square", "border") if self.found("canvas", quality)}
-        if self.found("verbs", "pad") and not c.qualities:
-            c.qualities.add("square")
-        c.value = self.colours[-1][2] if self.colours else "white"
-        for k in range(len(self.part)):
-            self.used[k] = True
-        return "pad"
-
-    def _background(self, verbs: list[str]) -> bool:
-        """A background edit (CBG): removed, blurred, a colour, a gradient, or a described new background."""
-        c = self.clause
-        if "add" in verbs and self.colours and any(w in ("on", "against") for w in self.words):
-            c.value = self.colours[-1][2]
-            c.targets = [Target("the subject", "subject", "subject")]
-            for k in range(len(self.part)):
-                self.used[k] = True
-            return True
-        if not self.found("background"):
-            return False
-        tonal = self.found("adjust") or self.found("greyscale") or self.found("styles") or self.found(
-            "verbs", "sharpen") or self.found("comparatives") or self.found("problems") and not self.colours
-        if tonal and not self.found("verbs", "blur"):
-            return False
-        for tag in self.found("background"):
-            self.use(tag)
-        for tag in self.found("verbs"):
-            self.use(tag)
-        if self.found("verbs", "blur"):
-            c.value = "blur"
-        elif "gradient" in self.words:
-            k = self.words.index("gradient")
-            c.value = " ".join(self.words[k:])
-        elif self.colours:
-            c.value = self.colours[-1][2]
-        elif {"remove", "isolate"} & set(verbs) or "transparent" in self.words or "cutout" in self.words:
-            c.value = "white"
-        else:
-            rest = [k for k in range(len(self.part)) if not self.used[k] and self.part[k].kind == "word"
-                    and not (self.tags[k] and self.tags[k].has("filler"))]
-            if not rest:
-                return False
-            c.value = self.instruction[self.part[rest[0]].start : self.part[rest[-1]].end]
-        for k in range(len(self.part)):
-            self.used[k] = True
-        subject = [k for k, t in enumerate(self.tags) if t is not None and t.has("subject")]
-        c.targets = [Target("the subject", "subject", "subject")] if subject else []
-        return True
 
     def _adjust(self, verbs: list[str]) -> bool:
         c = self.clause

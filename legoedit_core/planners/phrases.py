@@ -11,6 +11,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, is_word, vocabulary
 # words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
 NOT_THINGS = {"corner", "side", "edge", "half", "part", "area", "bit", "region", "section", "colour", "color",
               "colours", "colors", "shade", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
+_VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 _PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
 _QUALIFIERS = {"more", "less", "too", "so", "very", "really", "quite", "much", "way", "extra"}
 
@@ -172,9 +173,13 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         if tag is None:
             continue
         rest = tags[tag.end :]
-        if part[k].word == "for" and (colour_spans(words[k + 1 :]) or any(
+        swapping = any(t is not None and (t.has("verbs", "replace") or t.has("background")) for t in tags[:k])
+        if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(
                 t is not None and t.has("background") for t in rest)):
             continue
+        wanted = {c for c in _VALUES if any(t is not None and t.has(c) for t in rest)}
+        if any(not any(t is not None and t.has(c) for t in tags[:k]) for c in wanted):
+            continue  # "rotate it so it's upside down": the tail holds what was asked
         if any(t is not None and (t.has("verbs") or t.has("adjust") or t.has("styles") or t.has("greyscale")
                                   or t.has("problems") or t.has("background")) for t in tags[:k]) or any(
                 p.kind in ("quote", "caps") for p in part[:k]):

@@ -195,8 +195,9 @@ def write(graph: Graph, clause: Clause, image: str) -> Planned:
     position = {"left": "bottom-left", "right": "bottom-right"}.get(position, position)
     size = 0.2 if "big" in q else 0.05 if "small" in q else graph.choose("text size", [0.1, 0.08, 0.14])
     opacity = 0.35 if "faint" in q else 0.5 if "watermark" in q else 1.0
+    colour = {"color": clause.colour} if clause.colour else {}
     node = graph.add("TEXT", "text", image=image, prompt=clause.value, position=position, size=size,
-                     opacity=opacity)
+                     opacity=opacity, **colour)
     return f"@{node}.image", f"The words {clause.value!r} go at the {position}: TEXT draws them."
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from legoedit_core.planners.clause_reader import ClauseReader
 from legoedit_core.planners.reading import Clause, Reading
-from legoedit_core.planners.vocabulary import Tag, Token, tokens, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, tokens, vocabulary
 
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
@@ -38,7 +38,8 @@ def _described(clauses: list[Clause]) -> list[Clause]:
         vague_fix = then.reason == vague or then.action == "remove" and all(t.kind == "whole" for t in then.targets)
         if first.value == "implied" and vague_fix:
             then.action = "remark"  # "it's too noisy, clean it up": the fix the description implies
-        if first.action == "background" and then.action == "recolour" and not then.targets and then.value:
+        if first.action == "background" and then.action == "recolour" and then.value and all(
+                t.kind == "whole" for t in then.targets):
             first.value, then.action = then.value, "describe"  # "lose the background? white would be great"
         described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
         if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
@@ -75,16 +76,23 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     token, vocab = toks[i], vocabulary()
     if token.kind == "punct" and token.word in ";.!?:()-–—":
         return True
-    if token.word not in ("and", ",", "but") or not _has_action(part, vocab):
+    if token.word not in ("and", ",", "but", "with") or not _has_action(part, vocab):
         return False
     rest = toks[i + 1 : next((k for k in range(i + 1, len(toks)) if toks[k].word in (",", "and")), len(toks))]
     first = tags[i + 1] if i + 1 < len(tags) else None
     if token.word == "," and (_has_action(rest, vocab) or first is not None and first.has("remarks")):
         return True
+    if token.word == "with":  # "black and white with a bit more contrast": a second change
+        return _has_tonal(rest, vocab)
     nxt = next((t for t in tags[i + 1 : i + 4] if t is not None and t.meanings != (("filler",),)), None)
     verb_next = nxt is not None and (any(nxt.has("verbs", v) for v in _EDIT_VERBS) or (
         (nxt.has("adjust") or nxt.has("greyscale")) and toks[nxt.start].word.endswith("en")))
     return verb_next or token.word == "," and _statement_next(tags, i)
+
+
+def _has_tonal(part: list[Token], vocab: Vocabulary) -> bool:
+    tags = vocab.tag([t.word for t in part])
+    return any(t is not None and (t.has("adjust") or t.has("styles") or t.has("greyscale")) for t in tags)
 
 
 def _statement_next(tags: list[Tag | None], i: int) -> bool:

@@ -58,6 +58,7 @@ class Clause:
     place: str | None = None
     strength: float = 1.0
     reason: str | None = None  # why it cannot be done (an undoable change)
+    colour: str | None = None  # the colour text is written in
     qualities: set[str] = field(default_factory=set)  # of text and canvas: faint, tiled, big, small, square, border
 
 
