@@ -92,7 +92,7 @@ class ClauseReader(ValueReader):
             self.use(tag)
             c.scope = "except"
             end = next((k for k in range(tag.end, len(self.part)) if self.words[k] in (",", "and") and
-                        self._action_after(k)), len(self.part))
+                        self._action_after(k) or self._acts(k)), len(self.part))
             run = [k for k in range(tag.end, end) if not self.used[k]]
             for k in run:
                 self.used[k] = True
@@ -104,6 +104,12 @@ class ClauseReader(ValueReader):
 
     def _after_whole(self, k: int) -> bool:
         return any(t is not None and t.has("scope", "whole") for t in self.tags[max(0, k - 3) : k])
+
+    def _acts(self, k: int) -> bool:
+        """Whether the token at ``k`` is part of an action's words ("... except the umbrella black and white")."""
+        tag = self.tags[k]
+        return tag is not None and any(tag.has(c) for c in ("verbs", "adjust", "greyscale", "styles", "comparatives",
+                                                            "problems"))
 
     def _action_after(self, k: int) -> bool:
         return any(t is not None and t.has("verbs") for t in self.tags[k + 1 : k + 3])
@@ -164,6 +170,10 @@ class ClauseReader(ValueReader):
         sized = {"pixels", "percent"} | (set() if self.found("adjust") else {"factor"})
         if any(a.unit in sized for a in c.amounts) and not set(verbs) & set(_VERB_ACTIONS):
             return "resize"
+        if verbs and all(v == "keep" for v in verbs) and not (self.found("adjust") or self.found("comparatives")):
+            for tag in self.found("verbs"):
+                self.use(tag)
+            return "keep"  # "keep the red, make the rest greyscale": what the next change leaves out
         verb_action = next((v for v in verbs if v in _VERB_ACTIONS), None)
         if verb_action in ("blur", "smooth") and self.found("finder_words", "same", "skin"):
             verb_action = "smooth"

@@ -38,12 +38,21 @@ def named(target: Target) -> str:
 def region(graph: Graph, clause: Clause, image: str, main_subject: bool = False) -> Region:
     """The region ``clause`` acts on: the whole image, its targets (several are united), or everything except its
     excluded targets. ``main_subject``: a single thing no finder sees may be the salient object."""
-    if clause.scope == "except" and clause.excluded:
-        kept = unite(graph, clause, clause.excluded, image, main_subject=True)
-        assert kept.mask is not None
-        inverse = graph.add("INVERSE", "except", mask=kept.mask)
-        return Region(f"@{inverse}.mask", f"everything except what {kept.found}")
     targets = [t for t in clause.targets if t.kind != "whole"]
+    excluded = [t for t in clause.excluded if not (targets and t.kind == "background")]  # a named thing is not it
+    if clause.scope == "except" and excluded:
+        kept = unite(graph, clause, excluded, image, main_subject=True)
+        assert kept.mask is not None
+        if not targets:
+            inverse = graph.add("INVERSE", "except", mask=kept.mask)
+            return Region(f"@{inverse}.mask", f"everything except what {kept.found}")
+        # X except Y = not (not X or Y): the bricks have UNION and INVERSE
+        chosen = unite(graph, clause, targets, image, main_subject)
+        assert chosen.mask is not None
+        outside = graph.add("INVERSE", "outside", mask=chosen.mask)
+        either = graph.add("UNION", "outside_or_kept", mask=f"@{outside}.mask", other=kept.mask)
+        inverse = graph.add("INVERSE", "except", mask=f"@{either}.mask")
+        return Region(f"@{inverse}.mask", f"what {chosen.found}, except what {kept.found}")
     if not targets:
         return Region(None, "the whole image")
     return unite(graph, clause, targets, image, main_subject)

@@ -265,7 +265,7 @@ ACTIONS: dict[str, Callable[[Graph, Clause, str], Planned]] = {
     "blur": blur, "hide": hide, "sharpen": sharpen, "denoise": denoise, "smooth": smooth, "crop": crop,
     "rotate": rotate, "flip": flip, "resize": resize, "pad": pad, "write": write, "adjust": adjust, "tint": tint,
     "recolour": recolour, "remark": remark, "statement": remark, "describe": describe, "unknown": unknown,
-    "isolate": background,
+    "isolate": background, "keep": describe,
 }
 
 

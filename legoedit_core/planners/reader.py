@@ -41,6 +41,9 @@ def _described(clauses: list[Clause]) -> list[Clause]:
         if first.action == "background" and then.action == "recolour" and then.value and all(
                 t.kind == "whole" for t in then.targets):
             first.value, then.action = then.value, "describe"  # "lose the background? white would be great"
+        if first.action == "keep" and then.action not in ("keep", "undoable", "remark", "unknown") and all(
+                t.kind == "whole" for t in then.targets):
+            then.scope, then.excluded, first.action = "except", list(first.targets), "describe"
         described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
         if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
                 "undoable", "remark", "unknown", "write", "rotate", "flip", "resize", "pad"):
