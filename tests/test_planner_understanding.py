@@ -51,6 +51,15 @@ def test_only_a_region_is_edited_when_only_it_is_named(cpu_toolset):
     assert 1.0 < _literals(result)["brightness"] < 1.3
 
 
+def test_a_thing_except_another_is_the_first_without_the_second(cpu_toolset):
+    result = _plan(cpu_toolset, "pixelate every face apart from the person on the right")
+    assert result.ok, result.error
+    assert result.workflow.tools() == ["RES", "RES", "INVERSE", "UNION", "INVERSE", "BLUR"]
+    assert [n.inputs["prompt"] for n in result.workflow.nodes if n.tool == "RES"] == ["person on the right", "face"]
+    kept = _plan(cpu_toolset, "keep the yellow, turn everything else grey scale")
+    assert kept.ok and kept.workflow.tools() == ["RES", "INVERSE", "GRAYSCALE"]
+
+
 # ------------------------------------------------------------------------------------- region-relative colour
 
 
@@ -99,6 +108,21 @@ def test_close_styles_stay_apart(cpu_toolset, instruction, prompt):
     result = _plan(cpu_toolset, instruction)
     assert result.ok and result.workflow.tools() == ["STYLE"]
     assert _literals(result)["prompt"] == prompt
+
+
+@pytest.mark.parametrize(("instruction", "literals"), [
+    ("add a label that says Fresh Bread in the top right", {"prompt": "Fresh Bread", "position": "top-right"}),
+    ("stamp COPY in blue across the bottom", {"prompt": "COPY", "color": "blue", "position": "bottom"}),
+])
+def test_words_to_write_are_kept_as_written(cpu_toolset, instruction, literals):
+    result = _plan(cpu_toolset, instruction)
+    assert result.ok and result.workflow.tools() == ["TEXT"], result.error
+    assert literals.items() <= _literals(result).items()
+
+
+def test_a_darker_shade_is_a_colour_not_a_tone(cpu_toolset):
+    result = _plan(cpu_toolset, "give her coat a lighter green")
+    assert result.ok and result.workflow.tools() == ["RES", "RCM"] and _literals(result)["prompt"] == "light green"
 
 
 def test_colourising_is_declined_not_given_a_filter(cpu_toolset):
