@@ -89,6 +89,19 @@ def test_a_request_with_an_undoable_clause_is_declined_whole_naming_it(cpu_tools
     assert f"cannot do {clause!r}" in result.error and "Instead:" in result.error
 
 
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("go black and white and add a thin grey border", ["GRAYSCALE", "PAD"]),
+    ("more contrast + sharpen", ["ADJUST", "SHARPEN"]),
+    ("make her shirt teal and her coat navy", ["RES", "RCM", "RES", "RCM"]),
+    ("background light grey & write 'SALE' at the top", ["SOS", "CBG", "TEXT"]),
+    ("warm it up while keeping the sky as it is", ["RES", "INVERSE", "ADJUST"]),
+])
+def test_every_clause_of_a_compound_is_planned(cpu_toolset, instruction, tools):
+    result = _plan(cpu_toolset, instruction)
+    assert result.ok, result.error
+    assert result.workflow.tools() == tools
+
+
 def test_chatter_is_accounted_for_and_never_planned(cpu_toolset):
     result = _plan(cpu_toolset, "make it warmer, thanks so much!")
     assert result.ok and result.workflow.tools() == ["ADJUST"]

@@ -12,6 +12,8 @@ from legoedit_core.planners.vocabulary import Tag, Token, vocabulary
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
 _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "pad",
                  "isolate")
+_ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
+                    "colors", "colour", "color", "warmth"}
 _SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": -1}
 
 
@@ -49,7 +51,9 @@ class ClauseReader(ValueReader):
 
     def statement(self) -> bool:
         """A clause that states rather than asks: a copula and no verb ("it's too dark", "the fur looks soft")."""
-        return bool(self.found("copulas")) and not self.verbs()
+        acts = any(self.found(c) for c in ("styles", "greyscale", "comparatives")) or any(
+            self.words[t.start] not in _ATTRIBUTE_NOUNS for t in self.found("adjust"))
+        return bool(self.found("copulas")) and not self.verbs() and not acts
 
     def last_content(self) -> int:
         """The index of the last token that is not filler or punctuation."""
@@ -291,9 +295,7 @@ class ClauseReader(ValueReader):
         assert meaning is not None
         c.attribute = meaning[1]
         c.direction = 1 if meaning[2] == "up" else -1
-        noun = tags[0].has("filler") or self.words[tags[0].start] in (
-            "brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours", "colors",
-            "colour", "color", "warmth")
+        noun = tags[0].has("filler") or self.words[tags[0].start] in _ATTRIBUTE_NOUNS
         if noun and self.colours and "change" in verbs:
             return False
         if noun and "decrease" in verbs:

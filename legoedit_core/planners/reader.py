@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from legoedit_core.planners.clause_reader import ClauseReader
-from legoedit_core.planners.reading import Clause, Reading
+from legoedit_core.planners.reading import Clause, Reading, colour_spans, tag_list
 from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, tokens, vocabulary
 
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
@@ -57,10 +57,13 @@ def split(toks: list[Token]) -> list[list[Token]]:
     vocab = vocabulary()
     words = [t.word for t in toks]
     tags = vocab.tag(words)
+    covered = tag_list(words)  # an "and" inside a phrase ("black and white") ends nothing
     parts: list[list[Token]] = [[]]
     for i, token in enumerate(toks):
         if token.word == ":" and (_between_numbers(toks, i) or i + 1 < len(toks) and toks[i + 1].kind == "quote"):
             parts[-1].append(token)  # "16:9", "caption: 'Hello'"
+        elif covered[i] is not None and covered[i].start < i < covered[i].end - 1:
+            parts[-1].append(token)
         elif token.word in _SPLIT_WORDS or parts[-1] and _ends_clause(toks, tags, i, parts[-1]):
             if parts[-1]:
                 parts.append([])
@@ -87,10 +90,22 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         return True
     if token.word == "with":  # "black and white with a bit more contrast": a second change
         return _has_tonal(rest, vocab)
-    nxt = next((t for t in tags[i + 1 : i + 4] if t is not None and t.meanings != (("filler",),)), None)
+    ahead = next((k for k in range(i + 1, min(len(toks), i + 4)) if tags[k] is None or tags[k].meanings != (
+        ("filler",),)), None)
+    nxt = tags[ahead] if ahead is not None else None
     verb_next = nxt is not None and (any(nxt.has("verbs", v) for v in _EDIT_VERBS) or (
         (nxt.has("adjust") or nxt.has("greyscale")) and toks[nxt.start].word.endswith("en")))
-    return verb_next or token.word == "," and _statement_next(tags, i)
+    return verb_next or token.word == "," and _statement_next(tags, i) or token.word == "and" and _pairs(part, rest)
+
+
+def _pairs(part: list[Token], rest: list[Token]) -> bool:
+    """Whether "and" joins two (thing, colour) pairs under one verb: "make her hair blonde and her jacket black"."""
+    def colour_last(words: list[str]) -> bool:
+        spans = colour_spans(words)
+        return bool(spans) and spans[-1][1] == len(words) and spans[-1][0] > 0
+    rest_words = [t.word for t in rest if t.kind == "word"]
+    rest_words = [w for w in rest_words if w not in ("the", "a", "an", "her", "his", "their", "its", "my")]
+    return colour_last([t.word for t in part if t.kind == "word"]) and colour_last(rest_words)
 
 
 def _has_tonal(part: list[Token], vocab: Vocabulary) -> bool:

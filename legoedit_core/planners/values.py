@@ -100,8 +100,10 @@ class ValueReader(Words):
             return True
         if not self.found("background"):
             return False
-        tonal = self.found("adjust") or self.found("greyscale") or self.found("styles") or self.found(
-            "verbs", "sharpen") or self.found("comparatives") or self.found("problems") and not self.colours
+        in_colour = [t for t in self.found("adjust") if any(a <= t.start < b for a, b, _ in self.colours)]
+        tonal = [t for t in self.found("adjust") if t not in in_colour] or any(
+            self.found(*c) for c in (("greyscale",), ("styles",), ("verbs", "sharpen"), ("comparatives",))) or (
+            self.found("problems") and not self.colours)
         if tonal and not self.found("verbs", "blur"):
             return False
         for tag in self.found("background"):

@@ -141,7 +141,7 @@ _PIECES = re.compile(
     r"|(?P<word>b/w|b&w|[A-Za-z]+(?:'[A-Za-z]+)?)"
     r"|(?P<number>\d+(?:\.\d+)?)"
     r"|(?P<arrow>->)"
-    r"|(?P<punct>[,;.!?:%°&()]|(?<=\s)[-–—](?=\s))")
+    r"|(?P<punct>[,;.!?:%°&+()]|(?<=\s)[-–—](?=\s))")
 
 
 def tokens(instruction: str) -> list[Token]:
@@ -153,6 +153,8 @@ def tokens(instruction: str) -> list[Token]:
         word = text.lower()
         if kind == "arrow":
             kind, word = "word", "to"
+        elif text in ("&", "+"):
+            kind, word = "word", "and"
         elif kind == "quote":
             word = text[1:-1]
         elif kind == "word":
