@@ -219,6 +219,11 @@ def test_a_thing_the_finder_cannot_see_is_planned_by_what_it_can_or_declined(cpu
     assert logo.ok and logo.workflow.nodes[0].inputs["prompt"] == "text on the top left"
 
 
+def test_text_named_by_its_words_is_asked_for_by_them(cpu_toolset):
+    result = _plan(cpu_toolset, "erase the word CLOSED from the sign")
+    assert result.ok and result.workflow.nodes[0].inputs["prompt"].startswith("text 'CLOSED'")
+
+
 def test_messages_quote_the_users_words(cpu_toolset):
     result = _plan(cpu_toolset, "Make The Lamp Orange; then Add A Unicorn")
     assert not result.ok

@@ -118,6 +118,7 @@ def finder_prompt(graph: Graph, target: Target) -> str | None:
     the finder's word for that kind of thing, else a colour the user named for it ("the red apple" -> "red");
     None when the finder sees none of them."""
     place = f" on the {target.place.replace('-', ' ')}" if target.place else ""
+    place += f" '{target.name}'" if target.name else ""  # the words it carries: the finder keeps those lines
     relation = f" {target.relation}" if target.relation else ""
     words = " ".join([*target.modifiers, target.head])
     tag = vocabulary().tag(target.head.split())[0]

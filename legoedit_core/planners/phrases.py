@@ -96,7 +96,7 @@ def split_targets(view: Words, run: list[int]) -> list[Target]:
     for k in run:
         if view.words[k] in ("and", ",", "&", "or"):
             groups.append([])
-        elif view.part[k].kind in ("word", "caps", "number"):
+        elif view.part[k].kind in ("word", "caps", "number", "quote"):
             groups[-1].append(k)
     return [t for t in (_target(view, g) for g in groups if g) if t is not None]
 
@@ -104,9 +104,13 @@ def _target(view: Words, group: list[int]) -> Target | None:
     words, tags = view.words, view.tags
     place = relation = owner = None
     content: list[int] = []
+    names: list[str] = []
     kind = "thing"
     for index, k in enumerate(group):
         tag = tags[k]
+        if view.part[k].kind in ("quote", "caps"):
+            names.append(view.part[k].word if view.part[k].kind == "quote" else view.part[k].text)
+            continue
         if content and _relation_starts(view, group, index):
             relation = _span(view, group[index:], lead=False).lower()  # "the spots on her face", "the guy at the back"
             break
@@ -150,7 +154,7 @@ def _target(view: Words, group: list[int]) -> Target | None:
     head = heads[-1]
     modifiers = tuple(w.removesuffix("'s") for w in heads[:-1] if w.removesuffix("'s") != owner
                       and w[:-1] != owner)
-    return Target(_span(view, group), head, "thing", modifiers, owner, place, relation)
+    return Target(_span(view, group), head, "thing", modifiers, owner, place, relation, " ".join(names) or None)
 
 def _span(view: Words, group: list[int], lead: bool = True) -> str:
     """The user's words for a target, without filler at either end (nor a leading preposition, with ``lead``)."""

@@ -21,7 +21,8 @@ from legoedit_core.planners.vocabulary import Tag, vocabulary
 class Target:
     """A thing a clause names: ``words`` as written, ``head`` the thing itself, ``modifiers`` (colours and other
     words before it), ``owner`` ("the robin's breast"), ``place`` (a side of the frame) and ``relation`` (to
-    another thing, "behind the car"). ``kind`` is thing, subject, background, marked or whole."""
+    another thing, "behind the car"), ``name`` (the words it carries). ``kind`` is thing, subject, background,
+    marked or whole."""
 
     words: str
     head: str
@@ -30,6 +31,7 @@ class Target:
     owner: str | None = None
     place: str | None = None
     relation: str | None = None
+    name: str | None = None  # words it carries, quoted or in capitals ("the word SALE", "the 'OPEN' sign")
 
 
 @dataclass(frozen=True)
