@@ -298,7 +298,9 @@ class ClauseReader(ValueReader):
         noun = tags[0].has("filler") or self.words[tags[0].start] in _ATTRIBUTE_NOUNS
         if noun and self.colours and "change" in verbs:
             return False
-        if noun and "decrease" in verbs:
+        if noun and "change" in verbs and {"up", "down"} & set(self.words):  # "turn the brightness down"
+            c.direction = 1 if "up" in self.words else -1
+        elif noun and "decrease" in verbs:
             c.direction = -1
         elif noun and not ("increase" in verbs or "change" in verbs or self.clause.strength != 1.0):
             return False
