@@ -179,6 +179,8 @@ class ClauseReader(ValueReader):
                 self.use(tag)
             return "keep"  # "keep the red, make the rest greyscale": what the next change leaves out
         verb_action = next((v for v in verbs if v in _VERB_ACTIONS), None)
+        if "decrease" in verbs and "cut" in self.words and self.words[-1] == "out":
+            verb_action = "isolate"  # "cut the astronaut out"
         if verb_action in ("blur", "smooth") and self.found("finder_words", "same", "skin"):
             verb_action = "smooth"
         if verb_action == "blur" and ("sharpen" in verbs or self.found("verbs", "decrease")):
@@ -241,7 +243,7 @@ class ClauseReader(ValueReader):
         return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)
 
     def _undoable(self, verbs: list[str]) -> tuple[str, Tag] | None:
-        for kind in ("colourise", "artist", "expression", "outpaint", "generate"):
+        for kind in ("colourise", "artist", "expression", "outpaint", "generate", "retouch"):
             for tag in self.found("undoable", kind):
                 return kind, tag
         for tag in self.found("undoable", "pose"):

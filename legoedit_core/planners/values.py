@@ -112,9 +112,11 @@ class ValueReader(Words):
             self.use(tag)
         if self.found("verbs", "blur"):
             c.value = "blur"
-        elif "gradient" in self.words:
+        elif "gradient" in self.words:  # "a blue to purple gradient", "gradient from blue to white"
             k = self.words.index("gradient")
-            c.value = " ".join(self.words[k:])
+            start = min([k, *(a for a, _, _ in self.colours)])
+            end = max([k + 1, *(b for _, b, _ in self.colours)])
+            c.value = " ".join(self.words[start:end])
         elif self.colours:
             c.value = self.colours[-1][2]
         elif {"remove", "isolate"} & set(verbs) or "transparent" in self.words or "cutout" in self.words:
