@@ -31,7 +31,7 @@ WRONG_EDITS = [  # (photo, instruction, what the refusal must name)
     ("coffee", "erase the cup on the table", "'cup on the table'"),
     ("coffee", "turn the statue into gold", "'statue'"),
     ("coffee", "change the background to a beach at sunset", "'beach at sunset'"),
-    ("chelsea", "remove the cat", "'cat'"),
+    ("chelsea", "erase the cat", "'cat'"),
 ]
 
 
@@ -72,7 +72,7 @@ def test_rows_of_wrong_edits_are_invalid_plan(tmp_path):
 
 
 def test_salient_option_runs_and_the_trace_and_report_record_the_approximation(tmp_path):
-    rows = _rows(_catalogue(tmp_path, [("coffee", "turn the statue into gold"), ("chelsea", "remove the cat")]),
+    rows = _rows(_catalogue(tmp_path, [("coffee", "turn the statue into gold"), ("chelsea", "erase the cat")]),
                  SALIENT)
     statue, cat = rows
     assert statue["status"] == "ok", statue["error"]

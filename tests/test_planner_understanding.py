@@ -81,7 +81,7 @@ def test_a_described_region_gets_the_change_in_the_direction_asked(cpu_toolset, 
 @pytest.mark.parametrize(("instruction", "clause"), [
     ("write 'Hello' at the top and give the cat a crown", "give the cat a crown"),
     ("Brighten it a touch, then make the man frown", "make the man frown"),
-    ("crop to a square and turn the scene into winter", "turn the scene into winter"),
+    ("crop it square and turn the scene into winter", "turn the scene into winter"),
 ])
 def test_a_request_with_an_undoable_clause_is_declined_whole_naming_it(cpu_toolset, instruction, clause):
     result = _plan(cpu_toolset, instruction)
@@ -91,7 +91,7 @@ def test_a_request_with_an_undoable_clause_is_declined_whole_naming_it(cpu_tools
 
 @pytest.mark.parametrize(("instruction", "tools"), [
     ("go black and white and add a thin grey border", ["GRAYSCALE", "PAD"]),
-    ("more contrast + sharpen", ["ADJUST", "SHARPEN"]),
+    ("boost contrast + sharpen", ["ADJUST", "SHARPEN"]),
     ("make her shirt teal and her coat navy", ["RES", "RCM", "RES", "RCM"]),
     ("background light grey & write 'SALE' at the top", ["SOS", "CBG", "TEXT"]),
     ("warm it up while keeping the sky as it is", ["RES", "INVERSE", "ADJUST"]),
@@ -115,7 +115,7 @@ def test_chatter_is_accounted_for_and_never_planned(cpu_toolset):
     ("a coloured pencil version", "colour pencil"),
     ("do it as a pencil drawing", "pencil sketch"),
     ("make it look like a watercolor", "watercolor"),
-    ("anime style", "cartoon"),
+    ("an anime look please", "cartoon"),
 ])
 def test_close_styles_stay_apart(cpu_toolset, instruction, prompt):
     result = _plan(cpu_toolset, instruction)
