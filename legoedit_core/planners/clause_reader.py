@@ -90,8 +90,11 @@ class ClauseReader(ValueReader):
 
     def _scope(self) -> None:
         c = self.clause
-        for tag in self.found("scope", "except"):
+        changes = [t for t in self.found("verbs") if t.get("verbs")[1] != "keep"]  # type: ignore[index]
+        kept = self.found("verbs", "keep") if changes or self.found("adjust") or self.found("greyscale") else []
+        for tag in [*self.found("scope", "except"), *kept]:  # "leave her face and warm up everything else"
             if self.words[tag.start] == "but" and tag.end - tag.start == 1 and not self._after_whole(tag.start):
+                self.use(tag)  # a conjunction ("darker, but only slightly"), not an exception
                 continue
             self.use(tag)
             c.scope = "except"
@@ -171,7 +174,7 @@ class ClauseReader(ValueReader):
             c.amounts.append(Amount(float(self.vocab.data["aspects"][self.words[tag.start]]), "ratio"))
         if any(a.unit == "degrees" for a in c.amounts) and "crop" not in verbs:
             return "rotate"
-        sized = {"pixels", "percent"} | (set() if self.found("adjust") else {"factor"})
+        sized = {"pixels"} | (set() if self.found("adjust") else {"percent", "factor"})  # "brightness by 20%"
         if any(a.unit in sized for a in c.amounts) and not set(verbs) & set(_VERB_ACTIONS):
             return "resize"
         if verbs and all(v == "keep" for v in verbs) and not (self.found("adjust") or self.found("comparatives")):

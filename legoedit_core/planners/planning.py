@@ -205,7 +205,13 @@ def adjust(graph: Graph, clause: Clause, image: str) -> Planned:
     up, down, neutral = TONES[clause.attribute or "brightness"]
     target = up if clause.direction > 0 else down
     strength = graph.strength * graph.choose("adjust strength", [1.0, 0.6, 1.5])
-    value = round(neutral + (target - neutral) * strength, 2)
+    percent = next((a.value / 100 for a in clause.amounts if a.unit == "percent"), None)
+    if percent is not None:  # "by 20%": a factor of 1.2 / 0.8, or that share of the full temperature shift
+        value = round(neutral + (percent if clause.direction > 0 else -percent), 2)
+    elif clause.direction < 0 and neutral:  # a factor lowered a lot shrinks geometrically and never reaches 0
+        value = round(target ** strength, 2)
+    else:
+        value = round(neutral + (target - neutral) * strength, 2)
     if clause.attribute != "temperature":
         value = max(value, 0.05)
     where = region(graph, clause, image, main_subject=clause.scope == "except")

@@ -29,6 +29,7 @@ def _described(clauses: list[Clause]) -> list[Clause]:
     beside an edit that makes the same change ("brighter, it's too dark") explains that edit; a vague "fix it"
     after a description asks for the fix the description implies."""
     vague = vocabulary().undoable("vague")["reason"]
+    rest = set(vocabulary().data["scope"]["rest"])
     for first, then in zip(clauses, clauses[1:], strict=False):
         for implied, edit in ((first, then), (then, first)):
             same = (implied.action, implied.attribute) == (edit.action, edit.attribute) and (
@@ -44,6 +45,10 @@ def _described(clauses: list[Clause]) -> list[Clause]:
         if first.action == "keep" and then.action not in ("keep", "undoable", "remark", "unknown") and all(
                 t.kind == "whole" for t in then.targets):
             then.scope, then.excluded, first.action = "except", list(first.targets), "describe"
+        named = [t for t in first.targets if t.kind != "whole"]
+        if named and then.scope == "whole" and then.targets and all(t.kind == "whole" for t in then.targets) and any(
+                t.words.lower() in rest for t in then.targets):
+            then.scope, then.excluded = "except", named  # "blur her face & turn the rest black and white"
         described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
         if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
                 "undoable", "remark", "unknown", "write", "rotate", "flip", "resize", "pad"):

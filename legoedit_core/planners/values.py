@@ -58,10 +58,20 @@ class ValueReader(Words):
             c.qualities.add("watermark")
         return True
 
+    def _free_word(self, k: int) -> bool:
+        """Whether the word at ``k`` can start words to write: not an article and no term but filler."""
+        tag = self.tags[k]
+        return self.words[k] not in ("a", "an", "the", "some", "this", "it") and (
+            tag is None or all(m[0] == "filler" for m in tag.meanings))
+
     def _said(self) -> list[int]:
         """The positions of words to write given after "saying" / "that says" / "reading", up to a place or an
         opacity, size or colour word ("a caption saying Happy Birthday at the bottom")."""
-        cue = next((k for k, w in enumerate(self.words) if w in ("saying", "says", "reading", "reads")), None)
+        cues = self.vocab.data["text_overlay"]
+        cue = next((k for k, w in enumerate(self.words) if w in cues["said"]), None)
+        if cue is None and not any(t.kind in ("quote", "caps") for t in self.part):
+            cue = next((k for k, w in enumerate(self.words) if w in cues["say_verbs"]  # "write hello at the top"
+                        and k + 1 < len(self.part) and self._free_word(k + 1)), None)
         if cue is None:
             return []
         said = []
