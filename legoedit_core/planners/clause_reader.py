@@ -78,6 +78,8 @@ class ClauseReader(ValueReader):
             self.use(tag)
         if c.action not in ("undoable", "remark", "unknown"):
             c.targets = split_targets(self, [k for k in range(len(self.part)) if not self.used[k]])
+        if c.action == "keep" and all(t.kind == "whole" for t in c.targets):
+            c.action = "remark"  # keeping nothing named asks for nothing
         return c
 
     def _strength(self) -> None:
@@ -133,7 +135,7 @@ class ClauseReader(ValueReader):
         if self._write():
             return "write"
         if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
-            return "remark"  # "don't crop": says what not to do
+            return "keep"  # "don't touch the sky": what the next change leaves out; "don't crop": a remark
         if self.statement():
             problems = self.found("problems")
             return self._problem(problems[-1]) if problems else "statement"
@@ -307,7 +309,8 @@ class ClauseReader(ValueReader):
             c.direction = 1 if "up" in self.words else -1
         elif noun and "decrease" in verbs:
             c.direction = -1
-        elif noun and not ("increase" in verbs or "change" in verbs or self.clause.strength != 1.0):
+        elif noun and not ("increase" in verbs or "change" in verbs or self.clause.strength != 1.0 or any(
+                a.unit == "percent" for a in c.amounts)):  # "brightness +15%"
             return False
         for tag in [*tags, *self.found("verbs")]:
             self.use(tag)

@@ -131,7 +131,7 @@ def _target(view: Words, group: list[int]) -> Target | None:
             kind = "whole" if kind == "thing" and not content else kind
         elif words[k] in NOT_THINGS or tag is not None and _not_a_thing(tag):
             continue
-        elif index + 1 < len(group) and words[group[index + 1]] in ("it", "this", "them", "these", "those"):
+        elif index + 1 < len(group) and words[group[index + 1]] in ("it", "this", "that", "them", "these", "those"):
             continue  # a verb the vocabulary lacks ("redo it"), not a thing
         elif k > 0 and words[k - 1] in _QUALIFIERS:
             continue  # a quality asked for ("more intense", "too shiny"), not a thing
@@ -178,6 +178,8 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
             continue
         rest = tags[tag.end :]
         swapping = any(t is not None and (t.has("verbs", "replace") or t.has("background")) for t in tags[:k])
+        if part[k].word == "for" and tags[k - 1] is not None and tags[k - 1].has("scope", "except"):
+            continue  # "except for the person"
         if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(
                 t is not None and t.has("background") for t in rest)):
             continue

@@ -87,9 +87,13 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     token, vocab = toks[i], vocabulary()
     if token.kind == "punct" and token.word in ";.!?:()-–—":
         return True
-    if token.word not in ("and", ",", "but", "with") or not _has_action(part, vocab):
+    if token.word not in ("and", ",", "but", "with"):
         return False
     rest = toks[i + 1 : next((k for k in range(i + 1, len(toks)) if toks[k].word in (",", "and")), len(toks))]
+    if token.word == "and" and _pairs(part, rest):
+        return True  # "her hair should be blue, and her suit red": two thing-colour pairs, with or without a verb
+    if not _has_action(part, vocab):
+        return False
     first = tags[i + 1] if i + 1 < len(tags) else None
     if token.word == "," and (_has_action(rest, vocab) or first is not None and first.has("remarks")):
         return True

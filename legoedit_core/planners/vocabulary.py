@@ -139,7 +139,7 @@ def spell(word: str) -> str:
 _PIECES = re.compile(
     r"(?P<quote>\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![A-Za-z])'[^']+'(?![A-Za-z]))"
     r"|(?P<word>b/w|b&w|[A-Za-z]+(?:'[A-Za-z]+)?)"
-    r"|(?P<number>\d+(?:\.\d+)?)"
+    r"|(?P<number>(?:(?<![\w.])[+-](?=\d))?\d+(?:\.\d+)?)"  # "+15%": a signed change
     r"|(?P<arrow>->)"
     r"|(?P<punct>[,;.!?:%°&+()]|(?<=\s)[-–—](?=\s))")
 
