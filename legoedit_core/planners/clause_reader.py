@@ -184,6 +184,9 @@ class ClauseReader(ValueReader):
                 self.use(tag)
             return "keep"  # "keep the red, make the rest greyscale": what the next change leaves out
         verb_action = next((v for v in verbs if v in _VERB_ACTIONS), None)
+        if verb_action == "remove" and any(self.words[t.start] in _ATTRIBUTE_NOUNS for t in self.found("adjust")) and (
+                not self.found("greyscale")):
+            verb_action = None  # "drop the saturation": less of a tone, read by the tonal words below
         if "decrease" in verbs and "cut" in self.words and self.words[-1] == "out":
             verb_action = "isolate"  # "cut the astronaut out"
         if verb_action in ("blur", "smooth") and self.found("finder_words", "same", "skin"):
@@ -307,7 +310,7 @@ class ClauseReader(ValueReader):
             return False
         if noun and "change" in verbs and {"up", "down"} & set(self.words):  # "turn the brightness down"
             c.direction = 1 if "up" in self.words else -1
-        elif noun and "decrease" in verbs:
+        elif noun and ("decrease" in verbs or "remove" in verbs):  # "drop the saturation", "lose some contrast"
             c.direction = -1
         elif noun and not ("increase" in verbs or "change" in verbs or self.clause.strength != 1.0 or any(
                 a.unit == "percent" for a in c.amounts)):  # "brightness +15%"

@@ -12,7 +12,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, is_word, vocabulary
 NOT_THINGS = {"corner", "side", "edge", "half", "part", "area", "bit", "region", "section", "colour", "color",
               "colours", "colors", "shade", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
-_PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
+PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
 _QUALIFIERS = {"more", "less", "too", "so", "very", "really", "quite", "much", "way", "extra"}
 
 
@@ -209,7 +209,7 @@ def _relation_starts(view: Words, group: list[int], index: int) -> bool:
                                                               or view.tags[j].has("scope", "whole"))]
     if tag is not None and tag.has("relations"):
         return bool(rest)
-    return word in _PREPOSITIONS and bool(named)
+    return word in PREPOSITIONS and bool(named)
 
 
 def _not_a_thing(tag: Tag) -> bool:

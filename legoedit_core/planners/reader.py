@@ -74,7 +74,9 @@ def split(toks: list[Token]) -> list[list[Token]]:
                 parts.append([])
         elif token.kind != "punct" or token.word in ",%°:&":
             parts[-1].append(token)
-    return [p for p in parts if any(t.kind != "punct" for t in p)]
+    parts = [p[: max(k + 1 for k, t in enumerate(p) if t.word != ",")] for p in parts if any(
+        t.kind != "punct" for t in p)]  # a comma left at a clause's end belongs to no clause
+    return parts
 
 
 def _between_numbers(toks: list[Token], i: int) -> bool:

@@ -3,7 +3,7 @@ shade of a colour. Read by ``ClauseReader`` (which this class is the base of) fr
 
 from __future__ import annotations
 
-from legoedit_core.planners.phrases import Words
+from legoedit_core.planners.phrases import PREPOSITIONS, Words
 from legoedit_core.planners.reading import Clause, Target
 
 
@@ -81,7 +81,7 @@ class ValueReader(Words):
                     tag.has("places") or tag.has("text_overlay")) and k > cue + 1:
                 break
             said.append(k)
-        while said and self.words[said[-1]] in ("at", "in", "on", "the", "to"):
+        while said and self.words[said[-1]] in ("the", "to", *PREPOSITIONS):
             said.pop()
         return said
 
