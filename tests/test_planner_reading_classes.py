@@ -110,3 +110,25 @@ def test_everyday_wordings_of_known_edits(cpu_toolset, instruction, tools):
 def test_removing_what_no_finder_sees_is_still_declined_in_the_users_words(cpu_toolset):
     result = _plan(cpu_toolset, "the lamp has to go")
     assert not result.ok and "'the lamp has to go'" in result.error
+
+
+@pytest.mark.parametrize("instruction", ["the signature in the lower left wants removing", "I'd like the words erased",
+                                         "the writing should be wiped"])
+def test_an_inflected_verb_is_read_as_its_plain_form(cpu_toolset, instruction):
+    result = _plan(cpu_toolset, instruction)
+    assert result.ok, result.error
+    assert result.workflow.tools()[0] == "RES" and result.workflow.tools()[1] in ("INPAINT", "FASTINPAINT")
+
+
+def test_the_words_after_a_text_noun_and_colon_are_the_text(cpu_toolset):
+    result = _plan(cpu_toolset, "headline: grand opening, top")
+    assert result.ok and result.workflow.tools() == ["TEXT"], result.error
+    assert _value(result, "prompt") == "grand opening" and _value(result, "position") == "top"
+    assert _plan(cpu_toolset, "crop it to 4:3").workflow.tools() == ["CROP"]  # a ratio's colon is no text
+
+
+def test_a_bare_more_or_less_of_it_takes_its_change_from_the_description_before(cpu_toolset):
+    result = _plan(cpu_toolset, "there is heaps of noise in this, lower it")
+    assert result.ok and result.workflow.tools() == ["SMOOTH"], result.error
+    alone = _plan(cpu_toolset, "lower it please")  # with nothing described, it names no change: declined
+    assert not alone.ok and "'lower it please'" in alone.error

@@ -245,6 +245,12 @@ class ClauseReader(ValueReader):
                 c.reason, c.value = spec["reason"], spec["instead"]
                 return "undoable"
             return "remark"
+        if verbs and set(verbs) <= {"increase", "decrease"} and all(  # "reduce it": which change, the clause
+                t.kind == "punct" or self.tags[k] is not None and (self.tags[k].has("pronouns") or self.tags[k].has(
+                    "verbs") or self.tags[k].has("filler")) for k, t in enumerate(self.part)):  # before says
+            spec = self.vocab.undoable("vague")
+            c.reason, c.value = spec["reason"], spec["instead"]
+            return "undoable"
         return "unknown"
 
     def _linking(self) -> bool:

@@ -65,8 +65,9 @@ def split(toks: list[Token]) -> list[list[Token]]:
     covered = tag_list(words)  # an "and" inside a phrase ("black and white") ends nothing
     parts: list[list[Token]] = [[]]
     for i, token in enumerate(toks):
-        if token.word == ":" and (_between_numbers(toks, i) or i + 1 < len(toks) and toks[i + 1].kind == "quote"):
-            parts[-1].append(token)  # "16:9", "caption: 'Hello'"
+        if token.word == ":" and (_between_numbers(toks, i) or i + 1 < len(toks) and toks[i + 1].kind == "quote"
+                                  or i > 0 and tags[i - 1] is not None and tags[i - 1].has("text_overlay", "nouns")):
+            parts[-1].append(token)  # "16:9", "caption: 'Hello'", "caption: Hello"
         elif covered[i] is not None and covered[i].start < i < covered[i].end - 1:
             parts[-1].append(token)
         elif token.word in _SPLIT_WORDS or parts[-1] and _ends_clause(toks, tags, i, parts[-1]):

@@ -92,8 +92,20 @@ class Vocabulary:
                 if meanings:
                     tag = Tag(i, i + length, tuple(meanings))
                     break
-            found.append(tag)
+            verbs = [] if tag is not None else [m for stem in _stems(words[i]) for m in self.phrases.get((stem,), ())
+                                                if m[0] == "verbs"]
+            found.append(Tag(i, i + 1, (verbs[0],)) if verbs else tag)  # "needs removing", "cropped"
         return found
+
+
+def _stems(word: str) -> list[str]:
+    """The plain forms an inflected verb may have ("removing" remove, "cropped" crop, "blurred" blur)."""
+    for ending in ("ing", "ed"):
+        if word.endswith(ending) and len(word) > len(ending) + 2:
+            stem = word[: -len(ending)]
+            doubled = [stem[:-1]] if len(stem) > 2 and stem[-1] == stem[-2] else []
+            return [stem, stem + "e", *doubled]
+    return []
 
 
 @functools.cache
