@@ -42,7 +42,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert any("image/png" in output.get("data", {}) for output in notebook.cells[code[3]].outputs)
     assert "GRAYSCALE" in text(code[4]) and "FLIP" in text(code[4])
     assert "no judge scores in this run" in text(code[5])
-    assert "2 rows not ok" in text(code[6]) and "does not cover" in text(code[6])
+    assert "2 rows not ok" in text(code[6]) and "cannot do" in text(code[6])
 
 
 def test_notebook_runs_under_papermill_with_p_parameters(tmp_path):

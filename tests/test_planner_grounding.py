@@ -30,7 +30,7 @@ WRONG_EDITS = [  # (photo, instruction, what the refusal must name)
     ("coffee", "erase the cup on the table", "'cup on the table'"),
     ("coffee", "turn the statue into gold", "'statue'"),
     ("coffee", "change the background to a beach at sunset", "'beach at sunset'"),
-    ("chelsea", "remove the cat", "'cat'"),
+    ("chelsea", "erase the cat", "'cat'"),
 ]
 
 
@@ -76,7 +76,7 @@ def test_rows_of_wrong_edits_are_invalid_plan(tmp_path):
 
 
 def test_salient_option_runs_and_the_trace_and_report_record_the_approximation(tmp_path):
-    rows = _rows(_catalogue(tmp_path, [("coffee", "turn the statue into gold"), ("chelsea", "remove the cat")]),
+    rows = _rows(_catalogue(tmp_path, [("coffee", "turn the statue into gold"), ("chelsea", "erase the cat")]),
                  SALIENT)
     statue, cat = rows
     assert statue["status"] == "ok", statue["error"]
@@ -113,7 +113,7 @@ def test_option_off_by_default_and_choices_are_recorded(cpu_toolset):
 
 def test_res_that_finds_nothing_fails_the_row_naming_the_subject(tmp_path):
     rows = _rows(_catalogue(tmp_path, [("coffee", "blur the faces"), ("coffee", "make the sky orange")]))
-    for row, subject in zip(rows, ("faces", "sky"), strict=True):
+    for row, subject in zip(rows, ("face", "sky"), strict=True):
         assert row["status"] == "failed" and row["edited_image"] is None  # no pixel changed: nothing was written
         assert f"RES found no '{subject}' in this image" in row["error"], row["error"]
         assert [entry["tool"] for entry in row["trace"]] == ["RES"]  # the edit never ran

@@ -1,11 +1,11 @@
-"""Understanding by example: a clause no reader or family recognises is ranked against exemplar phrasings of each
+"""Understanding by example: a clause the vocabulary does not cover is ranked against exemplar phrasings of each
 intent with the bundled sentence-embedding model (all-MiniLM-L6-v2, offline on CPU).
 
-Each intent has a canonical clause that the rule families parse ("more saturated") and the ways people say it
-("make the colours pop"). Intents with no canonical clause are the changes this planner declines (pose,
-expressions, added objects, weather, vague wishes): a clause nearest to one of those is declined with that reason,
-never approximated. A clause whose best match is below ``threshold``, or not ``margin`` ahead of the best
-different intent, is not understood.
+Each intent is a partial reading (the ``Clause`` fields it sets: action, attribute, direction, value) and ways
+people say it. Intents with no reading are changes this planner declines (pose, expressions, added objects,
+weather, vague wishes), with what the profile can do instead. A clause whose best match is below ``threshold``, or
+not ``margin`` ahead of the best different intent, is not understood. The phrasings are written for this file;
+none is taken from an evaluation set (docs/builder.md, "Evaluation").
 """
 
 from __future__ import annotations
@@ -13,74 +13,62 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-# intent -> (canonical clause, or None for a change to decline, with the reason; phrasings)
-EXEMPLARS: dict[str, tuple[str | None, tuple[str, ...]]] = {
-    "brighter": ("brighter", (
-        "brighten it", "increase the exposure", "lift the shadows", "it is too dark", "more light", "lighter please",
-        "raise the brightness", "open up the shadows", "expose it brighter")),
-    "darker": ("darker", (
-        "darken it", "reduce the exposure", "it is too bright", "less light", "lower the brightness",
-        "tone down the highlights", "underexpose it")),
-    "more contrast": ("more contrast", (
-        "more punch", "punchier", "bump up the contrast", "deeper blacks and brighter whites", "it looks flat",
-        "increase contrast", "crank the contrast")),
-    "less contrast": ("less contrast", (
-        "it looks harsh", "flatten the contrast", "softer contrast", "lower the contrast", "less punchy")),
-    "more saturated": ("more saturated", (
-        "make the colours pop", "more vibrant colours", "boost the colours", "richer colours",
-        "the colours look dull", "more saturation", "juicier colours", "more colourful")),
-    "less saturated": ("less saturated", (
-        "tone down the saturation", "mute the colours", "less saturation", "the colours are too strong",
-        "calmer colours", "subdued colours")),
-    "warmer": ("warmer", ("warm it up", "it looks too cold", "too blue", "warmer tones", "cosier colours")),
-    "cooler": ("cooler", ("cool it down", "it looks too warm", "too yellow", "too orange", "cooler tones")),
-    "sharpen": ("sharpen", (
-        "enhance the details", "make it crisper", "more detail", "it looks soft", "bring out the detail",
-        "clearer details", "make the edges crisp", "sharpness up")),
-    "denoise": ("denoise", (
-        "too grainy", "it is noisy", "remove the grain", "clean up the noise", "less grain", "noise reduction",
-        "reduce the speckles")),
-    "black and white": ("make it black and white", (
-        "black and white", "monochrome version", "no colour at all", "greyscale", "drain all the colour")),
-    "pencil sketch": ("turn it into a pencil sketch", (
-        "make it look hand drawn", "a line drawing of it", "sketch it", "turn it into a drawing", "graphite drawing")),
-    "cartoon": ("turn it into a cartoon", ("cartoonify", "comic book look", "toon it", "make it animated",
-                                           "cel shaded look")),
-    "watercolour": ("turn it into a watercolour painting", ("watercolour effect", "paint it in watercolours",
-                                                            "aquarelle look")),
-    "oil painting": ("turn it into an oil painting", ("oil paint look", "painted on canvas", "impasto effect")),
-    "vintage": ("give it a vintage look", ("retro look", "old photo look", "seventies film look", "faded film")),
-    "remove text": ("remove the text", (
-        "without the text", "clean the writing off", "get rid of the watermark", "no words on it",
-        "wipe the lettering", "remove the caption")),
-    "blur faces": ("blur the faces", (
-        "hide the faces", "anonymise the people", "make the faces unrecognisable", "pixelate the faces",
-        "protect their identity")),
-    "blur background": ("blur the background", ("portrait mode", "bokeh behind the subject",
-                                                 "shallow depth of field", "soften what is behind her")),
-    "remove background": ("remove the background", ("cut it out", "isolate the product", "knock out the backdrop",
-                                                     "clipping path")),
-    "flip": ("flip it horizontally", ("mirror it", "reverse left and right", "flop the image")),
-    # changes no brick here can make: declined with the reason
-    "a vague wish with no edit named": (None, (
-        "make it better", "improve it", "fix it", "make it nicer", "make it look good", "enhance it",
-        "make it pretty", "make it professional", "make it pop", "do your magic", "make it awesome")),
-    "a pose change": (None, ("turn her head", "raise his arm", "make him sit", "change the pose", "look at the camera",
-                             "make her stand up straight", "tilt the head")),
-    "an expression change": (None, ("make her smile", "look happier", "close his eyes", "make him laugh",
-                                    "a serious face")),
-    "adding something that is not in the photo": (None, (
-        "add a hat", "put a dog next to her", "add some birds", "include a coffee cup", "insert a tree",
-        "add a moon in the sky", "give him a beard")),
-    "a weather, season or time-of-day change": (None, (
-        "make it snowy", "turn it into night", "golden hour lighting", "make it rain", "sunset mood",
-        "autumn leaves", "foggy morning")),
-    "a change of the subject's shape, size or age": (None, (
-        "make her younger", "make him taller", "make the car bigger", "slim her down", "change the hairstyle")),
+Intent = tuple[dict[str, Any] | None, str, tuple[str, ...]]  # (reading, or None: decline; instead; phrasings)
+
+
+def _tone(attribute: str, direction: int) -> dict[str, Any]:
+    return {"action": "adjust", "attribute": attribute, "direction": direction}
+
+
+EXEMPLARS: dict[str, Intent] = {
+    "brighter": (_tone("brightness", 1), "", (
+        "let more light in", "it is too murky", "open up the dark areas", "the shadows are too deep",
+        "give it more exposure", "it is hard to see anything")),
+    "darker": (_tone("brightness", -1), "", (
+        "it is blinding", "take the exposure down", "the highlights are too hot", "make it moodier and dimmer")),
+    "more contrast": (_tone("contrast", 1), "", (
+        "it needs more depth between lights and darks", "deepen the blacks", "it looks grey and lifeless",
+        "give it more bite", "stronger contrast")),
+    "less contrast": (_tone("contrast", -1), "", (
+        "the shadows are too crushed", "soften the tonal range", "it is too contrasty", "calmer tones")),
+    "more saturated": (_tone("saturation", 1), "", (
+        "the colours need to be stronger", "intensify the colours", "turn up the colour", "colours look tired",
+        "bolder colours", "more colour intensity")),
+    "less saturated": (_tone("saturation", -1), "", (
+        "the colours are screaming", "pull the colour back", "quieter colours", "less colour intensity")),
+    "warmer": (_tone("temperature", 1), "", ("give it a golden glow", "it feels icy", "sunnier tones",
+                                             "a cosy warm feel")),
+    "cooler": (_tone("temperature", -1), "", ("give it a cold blue feel", "it feels too hot", "icy tones",
+                                              "a wintry cool cast")),
+    "sharpen": ({"action": "sharpen"}, "", (
+        "bring out fine texture", "it is a little mushy", "make the details pop out", "more clarity",
+        "crisper edges please")),
+    "denoise": ({"action": "denoise"}, "", (
+        "get rid of the speckles", "it is full of grain", "clean up the sensor noise", "smooth out the noise")),
+    "black and white": ({"action": "greyscale"}, "", ("drain every colour", "shades of grey only",
+                                                      "like an old newspaper photo")),
+    "pencil sketch": ({"action": "style", "value": "pencil sketch"}, "", (
+        "like an artist drew it with graphite", "a sketchbook version")),
+    "cartoon": ({"action": "style", "value": "cartoon"}, "", ("like a kids' animation", "toonish look")),
+    "blur faces": ({"action": "hide"}, "", (
+        "nobody should be recognisable", "keep their identities private", "faces must not be identifiable")),
+    # changes no brick here makes: declined with the reason
+    "a wish that names no edit": (None, "name the change: brighter, more contrast, a style, a new background", (
+        "make it look amazing", "spruce it up", "make it more appealing", "give it some wow", "polish it",
+        "make it look expensive", "jazz it up", "work your magic on it")),
+    "a pose change": (None, "rotate or flip the whole photo", (
+        "have him wave", "get her to look over her shoulder", "make the dog lie down", "straighten his posture")),
+    "an expression change": (None, "adjust the tone, blur or smooth the face", (
+        "make him look cheerful", "give her a grin", "make the baby giggle")),
+    "adding something that is not in the photo": (None, "add text, a border or a new plain background", (
+        "give her sunglasses", "there should be a boat on the lake", "stick a party hat on him",
+        "have a balloon floating above")),
+    "a weather, season or time-of-day change": (None, "make it warmer, cooler, brighter or darker", (
+        "as if it were midnight", "make it look like a blizzard", "a scorching summer afternoon")),
 }
 
 
@@ -93,11 +81,12 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class Match:
-    """The nearest intent to a clause: its canonical clause (None: a change to decline), the exemplar it was
-    nearest, the cosine similarity, and whether it clears the threshold and margin."""
+    """The nearest intent to a clause: its reading (None: a change to decline, with what to do ``instead``), the
+    exemplar it was nearest, the cosine similarity, and whether it clears the threshold and margin."""
 
     intent: str
-    canonical: str | None
+    reading: dict[str, Any] | None
+    instead: str
     exemplar: str
     similarity: float
     confident: bool
@@ -113,7 +102,7 @@ class ExemplarRanker:
                  cache_size: int = 10_000) -> None:
         self.embedder = embedder
         self.threshold, self.margin = threshold, margin
-        self.phrasings = [(intent, phrase) for intent, (_, phrases) in EXEMPLARS.items() for phrase in phrases]
+        self.phrasings = [(intent, phrase) for intent, (_, _, phrases) in EXEMPLARS.items() for phrase in phrases]
         self._vectors: np.ndarray | None = None
         self._cache: dict[str, Match] = {}
         self.cache_size = cache_size
@@ -145,4 +134,5 @@ class ExemplarRanker:
         best = float(row[order[0]])
         # a near-verbatim match stands even beside a close rival ("more saturation" / "less saturation")
         confident = best >= self.threshold and (best - rival >= self.margin or best >= VERBATIM)
-        return Match(intent, EXEMPLARS[intent][0], phrase, best, confident)
+        reading, instead, _ = EXEMPLARS[intent]
+        return Match(intent, reading, instead, phrase, best, confident)

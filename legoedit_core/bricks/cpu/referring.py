@@ -476,7 +476,7 @@ PLACES = {"left": (1, 0), "right": (1, 1), "top": (0, 0), "upper": (0, 0), "bott
 # Relations a classical finder cannot honour: the prompt is refused rather than read without them.
 _RELATIONS = {"behind", "front", "next", "near", "beside", "between", "middle", "centre", "center", "biggest",
               "smallest", "largest", "first", "second", "third", "tallest", "closest", "farthest", "holding",
-              "wearing", "under", "above", "below"}
+              "wearing", "under", "above", "below", "background", "foreground", "distance", "back"}
 
 
 def in_place(selected: np.ndarray, words: list[str]) -> np.ndarray:

@@ -1,0 +1,354 @@
+"""Reading one clause's tokens into a ``Clause``: the action, the targets left once the action's words are taken,
+the scope, the value, the amounts and the strength (see ``reading.py``)."""
+
+from __future__ import annotations
+
+from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
+from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
+from legoedit_core.planners.values import ValueReader
+from legoedit_core.planners.vocabulary import Tag, Token, vocabulary
+
+# word classes that can be part of a target's words (everything else is the action's)
+_VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
+_VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "pad",
+                 "isolate")
+_ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
+                    "colors", "colour", "color", "warmth"}
+_SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": -1}
+
+
+class ClauseReader(ValueReader):
+    """Reads one clause; every token is either the action's (``used``) or part of a target."""
+
+    def __init__(self, instruction: str, part: list[Token]) -> None:
+        self.vocab = vocabulary()
+        self.instruction = instruction
+        self.clause = Clause(text=instruction[part[0].start : part[-1].end].strip(" ,"), action="unknown")
+        self.part = without_purpose(part, tag_list([t.word for t in part]))
+        self.words = [t.word for t in self.part]
+        self.tags = tag_list(self.words)
+        self.used = [t.kind == "punct" and t.word not in "," for t in self.part]
+        self.negated = self._negated()
+        self.colours = [s for s in colour_spans(self.words) if not inside(self.tags[s[0]], s)
+                        and all(self.part[k].kind == "word" for k in range(s[0], s[1]))]
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
+    def verbs(self) -> list[str]:
+        return [t.get("verbs")[1] for t in self.found("verbs") if t.start not in self.negated]  # type: ignore
+
+    def _negated(self) -> set[int]:
+        """Positions of verbs negated by the word before them ("don't crop", "without cropping")."""
+        negated: set[int] = set()
+        for tag in [t for t in self.tags if t is not None and t.has("negation")]:
+            after = self.tags[tag.end] if tag.end < len(self.tags) else None
+            if after is not None and after.has("verbs"):
+                negated.add(after.start)
+                negated.add(tag.start)
+                for k in range(tag.start, after.end):
+                    self.used[k] = True
+        return negated
+
+    def statement(self) -> bool:
+        """A clause that states rather than asks: a copula and no verb ("it's too dark", "the fur looks soft")."""
+        acts = any(self.found(c) for c in ("styles", "greyscale", "comparatives")) or any(
+            self.words[t.start] not in _ATTRIBUTE_NOUNS for t in self.found("adjust"))
+        return bool(self.found("copulas")) and not self.verbs() and not acts
+
+    def last_content(self) -> int:
+        """The index of the last token that is not filler or punctuation."""
+        for k in range(len(self.part) - 1, -1, -1):
+            tag = self.tags[k]
+            if self.part[k].kind != "punct" and not (tag is not None and tag.meanings == (("filler",),)):
+                return k
+        return -1
+
+    # ------------------------------------------------------------------------------------------------ reading
+
+    def read(self) -> Clause:
+        c = self.clause
+        self._strength()
+        read_amounts(self, c)
+        self._scope()
+        c.action = self._action()
+        for tag in self.found("verbs"):
+            if tag.get("verbs")[1] in ("change", "increase", "decrease", "keep", c.action):  # type: ignore[index]
+                self.use(tag)
+        for tag in self.found("aspects"):
+            self.use(tag)
+        if c.action not in ("undoable", "remark", "unknown"):
+            c.targets = split_targets(self, [k for k in range(len(self.part)) if not self.used[k]])
+        if c.action == "keep" and all(t.kind == "whole" for t in c.targets):
+            c.action = "remark"  # keeping nothing named asks for nothing
+        return c
+
+    def _strength(self) -> None:
+        data = self.vocab.data["strength"]
+        for tag in self.found("strength"):
+            level = tag.get("strength")[1]  # type: ignore[index]
+            if len(self.found("strength")) == 1 or level != "slight":
+                self.clause.strength = float(data[level]["factor"])
+            self.use(tag)
+
+    def _scope(self) -> None:
+        c = self.clause
+        changes = [t for t in self.found("verbs") if t.get("verbs")[1] != "keep"]  # type: ignore[index]
+        kept = self.found("verbs", "keep") if changes or self.found("adjust") or self.found("greyscale") else []
+        for tag in [*self.found("scope", "except"), *kept]:  # "leave her face and warm up everything else"
+            if self.words[tag.start] == "but" and tag.end - tag.start == 1 and not self._after_whole(tag.start):
+                self.use(tag)  # a conjunction ("darker, but only slightly"), not an exception
+                continue
+            self.use(tag)
+            c.scope = "except"
+            end = next((k for k in range(tag.end, len(self.part)) if self.words[k] in (",", "and") and
+                        self._action_after(k) or self._acts(k)), len(self.part))
+            run = [k for k in range(tag.end, end) if not self.used[k]]
+            for k in run:
+                self.used[k] = True
+            c.excluded = split_targets(self, run)
+            return
+        for tag in self.found("scope", "only"):
+            self.use(tag)
+            c.scope = "only"
+
+    def _after_whole(self, k: int) -> bool:
+        return any(t is not None and t.has("scope", "whole") for t in self.tags[max(0, k - 3) : k])
+
+    def _acts(self, k: int) -> bool:
+        """Whether the token at ``k`` is part of an action's words ("... except the umbrella black and white")."""
+        tag = self.tags[k]
+        return tag is not None and any(tag.has(c) for c in ("verbs", "adjust", "greyscale", "styles", "comparatives",
+                                                            "problems"))
+
+    def _action_after(self, k: int) -> bool:
+        return any(t is not None and t.has("verbs") for t in self.tags[k + 1 : k + 3])
+
+    def _value_position(self, tag: Tag) -> bool:
+        """Whether the phrase is what something becomes (last content word, or after into / to / like / of)."""
+        lead = self.words[tag.start - 1] if tag.start > 0 else ""
+        return tag.end - 1 >= self.last_content() or lead in _VALUE_LEADS
+
+    # -------------------------------------------------------------------------------------------------- action
+
+    def _action(self) -> str:
+        c, verbs = self.clause, self.verbs()
+        if self._write():
+            return "write"
+        if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
+            return "keep"  # "don't touch the sky": what the next change leaves out; "don't crop": a remark
+        if self.statement():
+            problems = self.found("problems")
+            return self._problem(problems[-1]) if problems else "statement"
+        undoable = self._undoable(verbs)
+        if undoable:
+            kind, tag = undoable
+            spec = self.vocab.undoable(kind)
+            c.reason, c.value = spec["reason"], spec["instead"]
+            self.use(tag)
+            return "undoable"
+        if self.found("canvas", "square") and not {"crop"} & set(verbs) and not self.found("verbs", "blur"):
+            return self._canvas()  # "make it square with a black background": a square canvas in black
+        if (self.found("background") or "add" in verbs) and self._background(verbs):
+            return "background"
+        for name in ("greyscale", "styles"):
+            tags = self.found(name)
+            if tags and not ("remove" in verbs and name == "styles"):
+                for tag in tags:
+                    self.use(tag)
+                if name == "styles":
+                    longest = max(tags, key=lambda t: t.end - t.start)
+                    c.value = longest.get("styles")[1]  # type: ignore[index]
+                    return "style"
+                return "greyscale"
+        if self._pad() and "crop" not in verbs:
+            return self._canvas()
+        size = [t for t in self.found("undoable", "age") if self.words[t.start] in _SIZE_WORDS]
+        if size and (c.amounts or self.found("scope", "whole") or "resize" in verbs):
+            c.direction = _SIZE_WORDS[self.words[size[0].start]]
+            for tag in [*size, *self.found("verbs")]:
+                self.use(tag)
+            return "resize"
+        if self.found("problems", "denoise") and (not verbs or {"remove", "decrease", "change"} & set(verbs)):
+            for tag in [*self.found("problems"), *self.found("verbs")]:
+                self.use(tag)
+            return "denoise"
+        for tag in self.found("aspects"):
+            c.amounts.append(Amount(float(self.vocab.data["aspects"][self.words[tag.start]]), "ratio"))
+        if any(a.unit == "degrees" for a in c.amounts) and "crop" not in verbs:
+            return "rotate"
+        sized = {"pixels"} | (set() if self.found("adjust") else {"percent", "factor"})  # "brightness by 20%"
+        if any(a.unit in sized for a in c.amounts) and not set(verbs) & set(_VERB_ACTIONS):
+            return "resize"
+        if verbs and all(v == "keep" for v in verbs) and not (self.found("adjust") or self.found("comparatives")):
+            for tag in self.found("verbs"):
+                self.use(tag)
+            return "keep"  # "keep the red, make the rest greyscale": what the next change leaves out
+        verb_action = next((v for v in verbs if v in _VERB_ACTIONS), None)
+        if verb_action == "remove" and any(self.words[t.start] in _ATTRIBUTE_NOUNS for t in self.found("adjust")) and (
+                not self.found("greyscale")):
+            verb_action = None  # "drop the saturation": less of a tone, read by the tonal words below
+        if "decrease" in verbs and "cut" in self.words and self.words[-1] == "out":
+            verb_action = "isolate"  # "cut the astronaut out"
+        if verb_action in ("blur", "smooth") and self.found("finder_words", "same", "skin"):
+            verb_action = "smooth"
+        if verb_action == "blur" and ("sharpen" in verbs or self.found("verbs", "decrease")):
+            verb_action = "sharpen"  # "unblur", "less blurry"
+        if verb_action is not None:
+            for tag in self.found("verbs"):
+                if tag.get("verbs")[1] in (verb_action, "change", "increase", "decrease", "keep"):  # type: ignore
+                    self.use(tag)
+            if verb_action == "crop":
+                self._use_places_for(verb_action)
+                if self.found("canvas", "square"):
+                    c.amounts.append(Amount(1.0, "ratio"))
+                    self.use(self.found("canvas", "square")[0])
+            if verb_action == "flip":
+                c.value = "vertical" if self.found("flip", "vertical") else "horizontal"
+                for tag in self.found("flip"):
+                    self.use(tag)
+            return verb_action
+        shade = self._shade()
+        if shade is not None:
+            c.value = shade
+            for k in range(len(self.part)):
+                if self.tags[k] is not None and (self.tags[k].has("adjust") or self.tags[k].has("verbs")) or any(
+                        a <= k < b for a, b, _ in self.colours):
+                    self.used[k] = True
+            return "recolour"
+        if self._adjust(verbs):
+            return "adjust"
+        comparatives = self.found("comparatives")
+        if comparatives:
+            c.value = self.vocab.data["comparatives"][self.words[comparatives[-1].start]]
+            c.direction = 1
+            for tag in [*comparatives, *self.found("verbs")]:
+                self.use(tag)
+            return "tint"
+        if self.colours and (verbs or self._linking() or self.colours[-1][0] > 0 or not self.found("verbs")):
+            start, end, colour = self.colours[-1]
+            c.value = colour
+            for k in range(start, end):
+                self.used[k] = True
+            for tag in self.found("verbs"):
+                self.use(tag)
+            return "recolour"
+        problems = self.found("problems")
+        if problems:
+            return self._problem(problems[-1])
+        aside = not verbs and all(t.kind in ("caps", "number", "punct") for t in self.part)  # "(GDPR)"
+        if aside or self.found("remarks") or self.found("undoable", "vague") or not any(
+                t.kind in ("word", "caps") and not (self.tags[k] and self.tags[k].has("filler"))
+                for k, t in enumerate(self.part)):
+            vague = self.found("undoable", "vague")
+            if vague and verbs:
+                spec = self.vocab.undoable("vague")
+                c.reason, c.value = spec["reason"], spec["instead"]
+                return "undoable"
+            return "remark"
+        if verbs and set(verbs) <= {"increase", "decrease"} and all(  # "reduce it": which change, the clause
+                t.kind == "punct" or self.tags[k] is not None and (self.tags[k].has("pronouns") or self.tags[k].has(
+                    "verbs") or self.tags[k].has("filler")) for k, t in enumerate(self.part)):  # before says
+            spec = self.vocab.undoable("vague")
+            c.reason, c.value = spec["reason"], spec["instead"]
+            return "undoable"
+        return "unknown"
+
+    def _linking(self) -> bool:
+        return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)
+
+    def _undoable(self, verbs: list[str]) -> tuple[str, Tag] | None:
+        for kind in ("colourise", "artist", "expression", "outpaint", "generate", "retouch"):
+            for tag in self.found("undoable", kind):
+                return kind, tag
+        for tag in self.found("undoable", "pose"):
+            if tag.has("undoable", "pose", "body"):
+                moving = {"rotate", "change", "add"} & set(verbs) and not {"remove", "blur", "hide", "crop"} & set(
+                    verbs)
+                if moving and not self.colours:
+                    return "pose", tag
+                continue
+            if not (tag.has("verbs") or tag.has("filler")):
+                return "pose", tag
+        for tag in self.found("undoable", "material"):
+            if self._value_position(tag) and not ({"remove", "blur", "crop", "hide", "sharpen"} & set(verbs)):
+                return "material", tag
+        for tag in self.found("undoable", "age"):
+            resizing = self.words[tag.start] in _SIZE_WORDS and (
+                self.clause.amounts or self.found("scope", "whole") or "resize" in verbs)
+            if not resizing and not ({"crop"} & set(verbs)):
+                return "age", tag
+        if not ({"remove", "blur", "crop", "hide", "sharpen", "denoise"} & set(verbs)):
+            for tag in self.found("undoable", "weather"):
+                if tag.has("undoable", "weather") and not self.found("background"):
+                    return "weather", tag
+        pronoun_only = all(self.tags[k] is not None and (self.tags[k].has("pronouns") or self.tags[k].has("filler"))
+                           for k in range(len(self.part)) if self.part[k].kind == "word" and not (
+                               self.tags[k] is not None and self.tags[k].has("verbs"))
+                           and not any(a <= k < b for a, b, _ in self.colours))
+        if "replace" in verbs and self.colours and pronoun_only:
+            return None  # "... and replace it with blue": a colour for what the clause before named
+        if "replace" in verbs and not self.found("background"):
+            return "replace", self.found("verbs", "replace")[0]
+        if "add" in verbs and not self._adds_known():
+            return "add", self.found("verbs", "add")[0]
+        return None
+
+    def _adds_known(self) -> bool:
+        """Whether an "add"/"put" clause asks for something a brick draws: text, a border, a background, a tonal
+        change, a blur ("add more contrast", "put it on white")."""
+        on_colour = self.colours and any(w in ("on", "against") for w in self.words)
+        return bool(self.found("canvas") or self.found("background") or self.found("adjust")
+                    or self.found("verbs", "blur") or self.found("styles") or self.found("greyscale")
+                    or self.found("verbs", "sharpen") or on_colour
+                    or self.found("comparatives") or self.found("problems", "denoise")) or self._pad()
+
+    def _adjust(self, verbs: list[str]) -> bool:
+        c = self.clause
+        tags = [t for t in self.found("adjust") if not (t.has("verbs") and len(self.found("adjust")) > 1)]
+        if not tags:
+            return False
+        meaning = tags[0].get("adjust")
+        assert meaning is not None
+        c.attribute = meaning[1]
+        c.direction = 1 if meaning[2] == "up" else -1
+        noun = tags[0].has("filler") or self.words[tags[0].start] in _ATTRIBUTE_NOUNS
+        if noun and self.colours and "change" in verbs:
+            return False
+        if noun and "change" in verbs and {"up", "down"} & set(self.words):  # "turn the brightness down"
+            c.direction = 1 if "up" in self.words else -1
+        elif noun and ("decrease" in verbs or "remove" in verbs):  # "drop the saturation", "lose some contrast"
+            c.direction = -1
+        elif noun and not ("increase" in verbs or "change" in verbs or self.clause.strength != 1.0 or any(
+                a.unit == "percent" for a in c.amounts)):  # "brightness +15%"
+            return False
+        for tag in [*tags, *self.found("verbs")]:
+            self.use(tag)
+        return True
+
+    def _problem(self, tag: Tag) -> str:
+        c = self.clause
+        fix = tag.get("problems")[1]  # type: ignore[index]
+        self.use(tag)
+        c.direction = 1
+        c.value = "implied"
+        if " " in fix:
+            c.attribute, way = fix.split()
+            c.direction = 1 if way == "up" else -1
+            return "adjust"
+        return fix
+
+    def _use_places_for(self, action: str) -> None:
+        if action == "crop" and self.clause.amounts:
+            return
+        for tag in self.found("places", "center"):
+            if action == "crop" and not self._other_target():
+                self.clause.place = "center"
+                self.use(tag)
+
+    def _other_target(self) -> bool:
+        return any(t is not None and (t.has("finder_words") or t.has("subject")) for t in self.tags) or any(
+            self.tags[k] is None and self.part[k].kind == "word" for k in range(len(self.part)))
+
+    # ------------------------------------------------------------------------------------------------- targets
+
+

@@ -1,0 +1,217 @@
+"""The parts of a clause that are phrases of their own: the things it names (targets), its numbers with their
+units, and the purpose tail that says why rather than what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans
+from legoedit_core.planners.vocabulary import Tag, Token, is_word, vocabulary
+
+# words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
+NOT_THINGS = {"corner", "side", "edge", "half", "part", "area", "bit", "region", "section", "colour", "color",
+              "colours", "colors", "shade", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
+_VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
+PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
+_QUALIFIERS = {"more", "less", "too", "so", "very", "really", "quite", "much", "way", "extra"}
+
+
+@dataclass
+class Words:
+    """A clause's tokens as read: the instruction they come from, the tokens, their words and tags, and which
+    tokens an action has taken (``used``)."""
+
+    instruction: str
+    part: list[Token]
+    words: list[str]
+    tags: list[Tag | None]
+    used: list[bool]
+
+    def found(self, *path: str) -> list[Tag]:
+        """The distinct tags having a meaning under ``path``, in order."""
+        seen: list[Tag] = []
+        for tag in self.tags:
+            if tag is not None and tag.has(*path) and tag not in seen:
+                seen.append(tag)
+        return seen
+
+    def use(self, tag: Tag | None) -> None:
+        if tag is not None:
+            for k in range(tag.start, tag.end):
+                self.used[k] = True
+
+
+def read_amounts(view: Words, c: Clause) -> None:
+    """The clause's numbers with their units, factors ("half") and turns ("clockwise"), into ``c.amounts``."""
+    words, part = view.words, view.part
+    for k, token in enumerate(part):
+        if token.kind != "number":
+            continue
+        value = float(token.word)
+        view.used[k] = True
+        after = view.tags[k + 1] if k + 1 < len(part) else None
+        nxt = words[k + 1] if k + 1 < len(part) else ""
+        if nxt in ("x", "by", "*") and k + 2 < len(part) and part[k + 2].kind == "number":
+            c.amounts.append(Amount(value, "pixels", side="width"))
+            c.amounts.append(Amount(float(part[k + 2].word), "pixels", side="height"))
+            view.used[k + 1] = view.used[k + 2] = True
+        elif nxt == ":" and k + 2 < len(part) and part[k + 2].kind == "number":
+            c.amounts.append(Amount(value / float(part[k + 2].word or 1), "ratio"))
+            view.used[k + 1] = view.used[k + 2] = True
+        elif k > 1 and words[k - 1] == ":" and part[k - 2].kind == "number" or k > 1 and words[k - 1] in (
+                "x", "by") and part[k - 2].kind == "number":
+            continue
+        elif after is not None and after.has("units"):
+            unit = after.get("units")[1]  # type: ignore[index]
+            side = next((w for w in words[k + 1 : k + 4] if w in ("wide", "tall", "high", "width", "height")),
+                        None)
+            side = None if side is None else "width" if side in ("wide", "width") else "height"
+            c.amounts.append(Amount(value, unit, side=side))
+            view.use(after)
+        else:
+            side = next((w for w in words[k + 1 : k + 3] if w in ("wide", "tall", "high", "width", "height")),
+                        None)
+            side = None if side is None else "width" if side in ("wide", "width") else "height"
+            c.amounts.append(Amount(value, "number", side=side))
+    for tag in view.found("factors"):
+        c.amounts.append(Amount(float(vocabulary().data["factors"][view.words[tag.start]]), "factor"))
+    for tag in view.found("rotation"):
+        kind = tag.get("rotation")[1]  # type: ignore[index]
+        if kind == "half_turn" and view.found("verbs", "flip"):
+            continue
+        if kind == "half_turn":
+            c.amounts.append(Amount(180.0, "degrees", "clockwise"))
+        elif c.amounts and c.amounts[-1].unit in ("degrees", "number") or view.found("verbs", "rotate"):
+            c.amounts = [Amount(a.value, a.unit if a.unit != "number" else "degrees", kind) for a in c.amounts]
+            if not c.amounts:
+                c.amounts.append(Amount(90.0, "degrees", kind))
+        else:
+            continue
+        view.use(tag)
+
+
+def split_targets(view: Words, run: list[int]) -> list[Target]:
+    """The targets named by the tokens at ``run`` (split at "and" and commas)."""
+    groups: list[list[int]] = [[]]
+    for k in run:
+        if view.words[k] in ("and", ",", "&", "or"):
+            groups.append([])
+        elif view.part[k].kind in ("word", "caps", "number", "quote"):
+            groups[-1].append(k)
+    return [t for t in (_target(view, g) for g in groups if g) if t is not None]
+
+def _target(view: Words, group: list[int]) -> Target | None:
+    words, tags = view.words, view.tags
+    place = relation = owner = None
+    content: list[int] = []
+    names: list[str] = []
+    kind = "thing"
+    for index, k in enumerate(group):
+        tag = tags[k]
+        if view.part[k].kind in ("quote", "caps"):
+            names.append(view.part[k].word if view.part[k].kind == "quote" else view.part[k].text)
+            continue
+        if content and _relation_starts(view, group, index):
+            relation = _span(view, group[index:], lead=False).lower()  # "the spots on her face", "the guy at the back"
+            break
+        if tag is not None and tag.start < k:
+            continue  # the rest of a phrase already taken ("date stamp")
+        if tag is not None and tag.has("places"):
+            place = tag.get("places")[1]  # type: ignore[index]
+        elif tag is not None and tag.has("marked"):
+            kind = "marked"
+        elif tag is not None and tag.has("subject") and not content:
+            kind = "subject"
+        elif tag is not None and tag.has("background"):
+            kind = "background"
+        elif tag is not None and tag.has("pronouns", "owners"):
+            continue
+        elif tag is not None and (tag.has("scope", "whole") or tag.has("pronouns")) and not tag.has(
+                "finder_words"):
+            kind = "whole" if kind == "thing" and not content else kind
+        elif words[k] in NOT_THINGS or tag is not None and _not_a_thing(tag):
+            continue
+        elif index + 1 < len(group) and words[group[index + 1]] in ("it", "this", "that", "them", "these", "those"):
+            continue  # a verb the vocabulary lacks ("redo it"), not a thing
+        elif k > 0 and words[k - 1] in _QUALIFIERS:
+            continue  # a quality asked for ("more intense", "too shiny"), not a thing
+        else:
+            content.append(k)
+    if kind in ("marked", "subject", "background") or not content:
+        if kind == "thing" and place is None:
+            return None
+        if kind in ("thing", "whole") and place is not None:
+            return Target(_span(view, group), place, "thing", place=place)  # "the left side": a part of the frame
+        return Target(_span(view, group), kind, kind, place=place)
+    heads = [" ".join(words[k : tags[k].end]) if tags[k] is not None and tags[k].start == k else words[k]
+             for k in content]
+    if heads[-1].endswith("'s"):
+        owner, heads = heads[-1][:-2], heads[:-1] or [heads[-1][:-2]]
+    for index, word in enumerate(heads[:-1]):
+        if word.endswith("'s") or (word.endswith("s") and not word.endswith("ss") and len(heads) > 1
+                                   and index == 0 and is_word(word[:-1])):
+            owner = word[:-2] if word.endswith("'s") else word[:-1]
+    head = heads[-1]
+    modifiers = tuple(w.removesuffix("'s") for w in heads[:-1] if w.removesuffix("'s") != owner
+                      and w[:-1] != owner)
+    return Target(_span(view, group), head, "thing", modifiers, owner, place, relation, " ".join(names) or None)
+
+def _span(view: Words, group: list[int], lead: bool = True) -> str:
+    """The user's words for a target, without filler at either end (nor a leading preposition, with ``lead``)."""
+    def filler(k: int) -> bool:
+        return view.tags[k] is not None and all(m[0] == "filler" for m in view.tags[k].meanings)
+
+    while len(group) > 1 and filler(group[-1]):
+        group = group[:-1]
+    while lead and len(group) > 1 and (filler(group[0]) or view.words[group[0]] in ("close", "in", "on", "to", "of")):
+        group = group[1:]
+    return view.instruction[view.part[group[0]].start : view.part[group[-1]].end]
+
+
+def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
+    """The clause's tokens before a purpose or reason ("so she stands out", "for the newsletter"); a "for" that
+    leads to a colour, a look or a background is kept ("swap it for blue")."""
+    words = [t.word for t in part]
+    for k in range(1, len(part)):
+        tag = vocabulary().phrase_at(words, k, "purpose")
+        if tag is None:
+            continue
+        rest = tags[tag.end :]
+        swapping = any(t is not None and (t.has("verbs", "replace") or t.has("background")) for t in tags[:k])
+        if part[k].word == "for" and tags[k - 1] is not None and tags[k - 1].has("scope", "except"):
+            continue  # "except for the person"
+        if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(
+                t is not None and t.has("background") for t in rest)):
+            continue
+        wanted = {c for c in _VALUES if any(t is not None and t.has(c) for t in rest)}
+        if any(not any(t is not None and t.has(c) for t in tags[:k]) for c in wanted):
+            continue  # "rotate it so it's upside down": the tail holds what was asked
+        if any(t is not None and (t.has("verbs") or t.has("adjust") or t.has("styles") or t.has("greyscale")
+                                  or t.has("problems") or t.has("background")) for t in tags[:k]) or any(
+                p.kind in ("quote", "caps") for p in part[:k]):
+            return part[:k]
+    return part
+
+
+def inside(tag: Tag | None, span: tuple[int, int, str]) -> bool:
+    """Whether a colour span is part of a longer phrase ("too yellow", "more golden")."""
+    return tag is not None and (tag.start < span[0] or tag.end > span[1])
+
+
+def _relation_starts(view: Words, group: list[int], index: int) -> bool:
+    """Whether a relation to something else starts at ``group[index]``: a relation word, or a preposition followed by
+    more words that are not a side of the frame ("on her face"; but "on the left")."""
+    tag, word = view.tags[group[index]], view.words[group[index]]
+    if tag is not None and tag.has("places") and not tag.has("relations"):
+        return False
+    rest = group[index + 1 :]
+    named = [j for j in rest if view.tags[j] is None or not (view.tags[j].has("filler") or view.tags[j].has("places")
+                                                              or view.tags[j].has("scope", "whole"))]
+    if tag is not None and tag.has("relations"):
+        return bool(rest)
+    return word in PREPOSITIONS and bool(named)
+
+
+def _not_a_thing(tag: Tag) -> bool:
+    """Filler, a vague wish or a remark inside a target's words ("the sky, which would be great")."""
+    return tag.has("filler") and not tag.has("finder_words") or tag.has("undoable", "vague") or tag.has("remarks")

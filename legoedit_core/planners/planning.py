@@ -1,0 +1,283 @@
+"""From a read clause to bricks: one function per action, each working from the clause's fields only.
+
+Every function returns the new image reference and one sentence of reasoning, or raises ``Declined`` with the
+clause in the user's words and what the profile can do instead (``grounding.decline``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from legoedit_core.planners.graph import Declined, Graph, NotCovered
+from legoedit_core.planners.grounding import decline, named, region
+from legoedit_core.planners.reading import Clause, Target
+
+Planned = tuple[str, str]
+# attribute -> (value when raised, value when lowered, neutral); ADJUST's factors and temperature offset
+TONES: dict[str, tuple[float, float, float]] = {
+    "brightness": (1.3, 0.75, 1.0), "contrast": (1.3, 0.75, 1.0), "saturation": (1.4, 0.6, 1.0),
+    "temperature": (0.4, -0.4, 0.0),
+}
+_WARM = {"yellow", "orange", "red", "golden", "gold", "amber"}
+_PLAIN_COLOURS = frozenset({"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "grey", "gray"})
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _where(found: str, mask: str | None) -> str:
+    return "the whole image" if mask is None else found
+
+
+def _masked(mask: str | None) -> dict[str, Any]:
+    return {} if mask is None else {"mask": mask}
+
+
+def undoable(graph: Graph, clause: Clause, image: str) -> Planned:
+    if graph.can_run("EDIT"):
+        node = graph.add("EDIT", "edit", image=image, prompt=clause.text)
+        return f"@{node}.image", f"{clause.text!r} asks for {clause.reason}: EDIT, the generative editor, does it."
+    raise Declined(decline(clause, f"it asks for {clause.reason}, which no brick on the {graph.profile} profile "
+                                   "can do", clause.value or "a tone, style, background, text or crop change"))
+
+
+def background(graph: Graph, clause: Clause, image: str) -> Planned:
+    prompt = clause.value or "white"
+    if not graph.understands("CBG", prompt):
+        raise Declined(decline(clause, f"CBG cannot do {prompt!r} on the {graph.profile} profile",
+                               f"its background brick uses {graph.needs('CBG')}"))
+    subject = graph.add("SOS", "subject", image=image)
+    node = graph.add("CBG", "background", image=image, mask=f"@{subject}.mask", prompt=prompt)
+    return f"@{node}.image", f"The background becomes {prompt}: SOS keeps the subject, CBG replaces what is behind."
+
+
+def greyscale(graph: Graph, clause: Clause, image: str) -> Planned:
+    where = region(graph, clause, image, main_subject=clause.scope == "except")
+    if graph.choose("greyscale tool", graph.runnable("GRAYSCALE", "ADJUST")) == "ADJUST":
+        node, tool = graph.add("ADJUST", "gray", image=image, saturation=0.0, **_masked(where.mask)), "ADJUST"
+    else:
+        node, tool = graph.add("GRAYSCALE", "gray", image=image, **_masked(where.mask)), "GRAYSCALE"
+    return f"@{node}.image", f"{_cap(_where(where.found, where.mask))} loses its colour: {tool}."
+
+
+def style(graph: Graph, clause: Clause, image: str) -> Planned:
+    look = clause.value or ""
+    if not graph.understands("STYLE", look):
+        raise Declined(decline(clause, f"no style brick on the {graph.profile} profile draws {look!r}",
+                               f"its STYLE brick draws {graph.needs('STYLE')}"))
+    where = region(graph, clause, image, main_subject=clause.scope == "except")
+    node = graph.add("STYLE", "style", image=image, prompt=look, **_masked(where.mask))
+    return f"@{node}.image", f"{_cap(_where(where.found, where.mask))} gets a {look} look: STYLE."
+
+
+def remove(graph: Graph, clause: Clause, image: str) -> Planned:
+    where = region(graph, clause, image)
+    if where.mask is None:
+        raise Declined(decline(clause, "it names nothing to remove", "name the thing, e.g. 'remove the text'"))
+    return graph.erase(image, where.mask), f"Remove it: {where.found}, {graph.nodes[-1]['tool']} fills it in."
+
+
+def blur(graph: Graph, clause: Clause, image: str) -> Planned:
+    where = region(graph, clause, image, main_subject=clause.scope == "except")
+    if where.mask is None:
+        node = graph.add("BLUR", "blur", image=image, radius=graph.scaled("blur radius", [6, 4, 10]))
+        return f"@{node}.image", "The whole image should be softer: BLUR."
+    radius = graph.scaled("region blur radius", [12, 8, 20])
+    node = graph.add("BLUR", "blur", image=image, radius=radius, mask=where.mask)
+    return f"@{node}.image", f"Blur {where.found}: BLUR inside that region."
+
+
+def hide(graph: Graph, clause: Clause, image: str) -> Planned:
+    if not [t for t in clause.targets if t.kind != "whole"]:
+        clause.targets = [Target("the faces", "face")]
+    return blur(graph, clause, image)
+
+
+def sharpen(graph: Graph, clause: Clause, image: str) -> Planned:
+    where = region(graph, clause, image)
+    amount = graph.scaled("sharpen amount", [1.0, 0.6, 1.5])
+    node = graph.add("SHARPEN", "sharpen", image=image, amount=amount, **_masked(where.mask))
+    return f"@{node}.image", f"Crisper detail in {_where(where.found, where.mask)}: SHARPEN."
+
+
+def denoise(graph: Graph, clause: Clause, image: str) -> Planned:
+    strength = min(1.0, graph.scaled("denoise strength", [0.4, 0.25, 0.6]))
+    node = graph.add("SMOOTH", "denoise", image=image, strength=strength)
+    return f"@{node}.image", "Less noise and grain: SMOOTH, which keeps edges."
+
+
+def smooth(graph: Graph, clause: Clause, image: str) -> Planned:
+    # skin smoothing acts on the skin of whoever is named ("her face", "his skin")
+    people = [t for t in clause.targets if t.kind == "thing"] or [Target("skin", "skin")]
+    clause.targets = [Target(t.words, "skin", place=t.place) for t in people]
+    where = region(graph, clause, image)
+    strength = min(1.0, graph.scaled("skin smoothing", [0.5, 0.35, 0.7]))
+    node = graph.add("SMOOTH", "smooth", image=image, strength=strength, **_masked(where.mask))
+    return f"@{node}.image", f"Smoother skin: {where.found}, SMOOTH evens it out while keeping edges."
+
+
+def crop(graph: Graph, clause: Clause, image: str) -> Planned:
+    ratio = next((a.value for a in clause.amounts if a.unit == "ratio"), None)
+    if ratio is not None or clause.place == "center":
+        return _crop_box(graph, clause, image, ratio)
+    where = region(graph, clause, image)
+    if where.mask is None:
+        raise Declined(decline(clause, "it names nothing to crop to", "say what to keep ('crop to her face') or "
+                                                                        "a shape ('crop to a square', '16:9')"))
+    box = graph.add("BBOX", "box", mask=where.mask)
+    node = graph.add("CROP", "crop", image=image, bbox=f"@{box}.bbox")
+    return f"@{node}.image", f"Keep only what {where.found}: BBOX boxes it, CROP cuts the image to the box."
+
+
+def _crop_box(graph: Graph, clause: Clause, image: str, ratio: float | None) -> Planned:
+    width, height = graph.size
+    aspect, keep = (width / height, 0.7) if ratio is None else (ratio, 1.0)
+    if aspect <= 0:
+        raise Declined(decline(clause, "that is not an aspect ratio", "say e.g. 'crop to 16:9'"))
+    crop_w, crop_h = (width * keep, width * keep / aspect) if width / aspect <= height else (height * keep * aspect,
+                                                                                            height * keep)
+    crop_w, crop_h = round(min(crop_w, width)), round(min(crop_h, height))
+    x0, y0 = (width - crop_w) // 2, (height - crop_h) // 2
+    node = graph.add("CROP", "crop", image=image, bbox=[x0, y0, x0 + crop_w, y0 + crop_h])
+    return f"@{node}.image", f"Crop around the middle to {crop_w}x{crop_h}: CROP."
+
+
+def rotate(graph: Graph, clause: Clause, image: str) -> Planned:
+    turn = next((a for a in clause.amounts if a.unit in ("degrees", "number")), None)
+    if turn is None:
+        raise Declined(decline(clause, "it does not say by how much", "say e.g. 'rotate 5 degrees clockwise'"))
+    counter = turn.direction == "anticlockwise"
+    angle = turn.value if counter else -turn.value  # ROTATE turns counter-clockwise; people mostly mean clockwise
+    node = graph.add("ROTATE", "rotate", image=image, angle=angle)
+    return f"@{node}.image", f"Turn by {turn.value:g} degrees {'anti' if counter else ''}clockwise: ROTATE."
+
+
+def flip(graph: Graph, clause: Clause, image: str) -> Planned:
+    node = graph.add("FLIP", "flip", image=image, direction=clause.value or "horizontal")
+    return f"@{node}.image", f"A mirror image: FLIP {clause.value or 'horizontal'}ly."
+
+
+def resize(graph: Graph, clause: Clause, image: str) -> Planned:
+    width, height = graph.size
+    pixels = {a.side: a.value for a in clause.amounts if a.unit in ("pixels", "number") and a.side}
+    loose = next((a.value for a in clause.amounts if a.unit in ("pixels", "number") and not a.side), None)
+    percent = next((a.value for a in clause.amounts if a.unit == "percent"), None)
+    factor = next((a.value for a in clause.amounts if a.unit == "factor"), None)
+    if pixels:
+        inputs = {side: float(value) for side, value in pixels.items()}
+    elif percent is not None:
+        share = 100 + clause.direction * percent if clause.direction else percent
+        inputs = {"width": float(round(width * share / 100))}
+    elif factor is not None:
+        inputs = {"width": float(round(width * factor))}
+    elif loose is not None:
+        inputs = {"width": float(loose)} if width >= height else {"height": float(loose)}
+    elif clause.direction:
+        inputs = {"width": float(round(width * (2.0 if clause.direction > 0 else 0.5)))}
+    else:
+        raise Declined(decline(clause, "it does not say the new size", "say e.g. '800 pixels wide' or 'half size'"))
+    node = graph.add("RESIZE", "resize", image=image, **inputs)
+    return f"@{node}.image", f"A new size ({', '.join(f'{k} {v:g}' for k, v in inputs.items())}): RESIZE."
+
+
+def pad(graph: Graph, clause: Clause, image: str) -> Planned:
+    border = graph.choose("border width", [0.05, 0.03, 0.08]) if "border" in clause.qualities else 0.0
+    shape = "square" if "square" in clause.qualities else "same"
+    node = graph.add("PAD", "pad", image=image, border=border, shape=shape, color=clause.value or "white")
+    return f"@{node}.image", f"A {'square canvas' if shape == 'square' else 'border'} in {clause.value}: PAD."
+
+
+def write(graph: Graph, clause: Clause, image: str) -> Planned:
+    q = clause.qualities
+    position = "tiled" if "tiled" in q else clause.place or ("center" if "watermark" in q else "bottom")
+    position = {"left": "bottom-left", "right": "bottom-right"}.get(position, position)
+    size = 0.2 if "big" in q else 0.05 if "small" in q else graph.choose("text size", [0.1, 0.08, 0.14])
+    opacity = 0.35 if "faint" in q else 0.5 if "watermark" in q else 1.0
+    colour = {"color": clause.colour} if clause.colour else {}
+    node = graph.add("TEXT", "text", image=image, prompt=clause.value, position=position, size=size,
+                     opacity=opacity, **colour)
+    return f"@{node}.image", f"The words {clause.value!r} go at the {position}: TEXT draws them."
+
+
+def adjust(graph: Graph, clause: Clause, image: str) -> Planned:
+    up, down, neutral = TONES[clause.attribute or "brightness"]
+    target = up if clause.direction > 0 else down
+    strength = graph.strength * graph.choose("adjust strength", [1.0, 0.6, 1.5])
+    percent = next((a.value / 100 for a in clause.amounts if a.unit == "percent"), None)
+    if percent is not None:  # "by 20%": a factor of 1.2 / 0.8, or that share of the full temperature shift
+        value = round(neutral + (percent if clause.direction > 0 else -percent), 2)
+    elif clause.direction < 0 and neutral:  # a factor lowered a lot shrinks geometrically and never reaches 0
+        value = round(target ** strength, 2)
+    else:
+        value = round(neutral + (target - neutral) * strength, 2)
+    if clause.attribute != "temperature":
+        value = max(value, 0.05)
+    where = region(graph, clause, image, main_subject=clause.scope == "except")
+    node = graph.add("ADJUST", "adjust", image=image, **{clause.attribute or "brightness": value},
+                     **_masked(where.mask))
+    return f"@{node}.image", f"{clause.attribute} of {_where(where.found, where.mask)} to {value:g}: ADJUST."
+
+
+def tint(graph: Graph, clause: Clause, image: str) -> Planned:
+    colour = clause.value or ""
+    where = region(graph, clause, image)
+    if where.mask is None:
+        if colour == "blue" or colour in _WARM:
+            clause.attribute, clause.direction = "temperature", -1 if colour == "blue" else 1
+            return adjust(graph, clause, image)
+        raise Declined(decline(clause, f"the whole photo cannot be made {colour}er here",
+                               "name the part to recolour, or say warmer or cooler"))
+    node = graph.add("RCM", "recolor", image=image, mask=where.mask, prompt=colour)
+    return f"@{node}.image", f"Towards {colour} in what {where.found}: RCM."
+
+
+def recolour(graph: Graph, clause: Clause, image: str) -> Planned:
+    colour = clause.value or ""
+    if not graph.understands("RCM", colour):
+        raise Declined(decline(clause, f"RCM cannot make {colour!r} on the {graph.profile} profile",
+                               f"its recolour brick uses {graph.needs('RCM')}"))
+    where = region(graph, clause, image)
+    if where.mask is None and (colour == "blue" or colour in _WARM):
+        return tint(graph, clause, image)  # a blue or golden cast over the whole photo: its temperature
+    if where.mask is None:
+        raise Declined(decline(clause, "it names no part to recolour", "name it, e.g. 'make her coat red'"))
+    shades = [colour, f"light {colour}", f"dark {colour}"] if colour in _PLAIN_COLOURS else [colour]
+    shade = graph.choose("colour shade", shades)
+    node = graph.add("RCM", "recolor", image=image, mask=where.mask, prompt=shade)
+    things = ", ".join(named(t) for t in clause.targets)
+    return f"@{node}.image", f"{_cap(things)} should become {shade}: {where.found}, RCM recolours it."
+
+
+def remark(graph: Graph, clause: Clause, image: str) -> Planned:
+    return image, f"{clause.text!r} asks for no edit."
+
+
+def describe(graph: Graph, clause: Clause, image: str) -> Planned:
+    return image, f"{clause.text!r} says what is wrong; the next clause says how to change it."
+
+
+def unknown(graph: Graph, clause: Clause, image: str) -> Planned:
+    if graph.can_run("EDIT"):
+        node = graph.add("EDIT", "edit", image=image, prompt=clause.text)
+        return f"@{node}.image", f"No specific brick fits {clause.text!r}: EDIT applies it to the whole image."
+    raise Declined(decline(clause, "the rules planner does not understand this", "name an edit: brighter, more "
+                           "contrast, a style, a new background, remove or recolour a named thing, add text"))
+
+
+ACTIONS: dict[str, Callable[[Graph, Clause, str], Planned]] = {
+    "undoable": undoable, "background": background, "greyscale": greyscale, "style": style, "remove": remove,
+    "blur": blur, "hide": hide, "sharpen": sharpen, "denoise": denoise, "smooth": smooth, "crop": crop,
+    "rotate": rotate, "flip": flip, "resize": resize, "pad": pad, "write": write, "adjust": adjust, "tint": tint,
+    "recolour": recolour, "remark": remark, "statement": remark, "describe": describe, "unknown": unknown,
+    "isolate": background, "keep": describe,
+}
+
+
+def plan_clause(graph: Graph, clause: Clause, image: str) -> Planned:
+    """The bricks for one clause, chained after ``image``."""
+    if clause.action not in ACTIONS:
+        raise NotCovered(f"no plan for the action {clause.action!r}")
+    graph.strength = clause.strength
+    return ACTIONS[clause.action](graph, clause, image)

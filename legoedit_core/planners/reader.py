@@ -1,0 +1,143 @@
+"""Reading an instruction: its tokens split into clauses, each read into a ``Clause`` (``clause_reader``), and
+descriptions joined to the edits they describe. ``read`` is what the planner calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from legoedit_core.planners.clause_reader import ClauseReader
+from legoedit_core.planners.reading import Clause, Reading, colour_spans, tag_list
+from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, tokens, vocabulary
+
+_SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
+_EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
+               "write", "add", "replace", "pad", "isolate", "increase", "decrease")
+
+
+def read(instruction: str, understand: Callable[[Clause], Clause] | None = None) -> Reading:
+    """The typed reading of ``instruction``; ``understand`` reads a clause the vocabulary does not cover (the
+    planner's exemplar ranking) before descriptions are joined to their edits."""
+    clauses = [read_clause(instruction, piece) for piece in split(tokens(instruction))]
+    if understand is not None:
+        clauses = [understand(clause) for clause in clauses]
+    return Reading(instruction, _described(clauses))
+
+
+def _described(clauses: list[Clause]) -> list[Clause]:
+    """A description of a problem ("the sky looks washed out") followed by an edit of "it" is that edit's target:
+    the change belongs to the region described, and the description itself asks for nothing more. A description
+    beside an edit that makes the same change ("brighter, it's too dark") explains that edit; a vague "fix it"
+    after a description asks for the fix the description implies."""
+    vague = vocabulary().undoable("vague")["reason"]
+    rest = set(vocabulary().data["scope"]["rest"])
+    for first, then in zip(clauses, clauses[1:], strict=False):
+        for implied, edit in ((first, then), (then, first)):
+            same = (implied.action, implied.attribute) == (edit.action, edit.attribute) and (
+                implied.attribute is None or implied.direction == edit.direction)
+            if implied.value == "implied" and edit.value != "implied" and same:
+                implied.action = "describe"
+        vague_fix = then.reason == vague or then.action == "remove" and all(t.kind == "whole" for t in then.targets)
+        if first.value == "implied" and vague_fix:
+            then.action = "remark"  # "it's too noisy, clean it up": the fix the description implies
+        if first.action == "background" and then.action == "recolour" and then.value and all(
+                t.kind == "whole" for t in then.targets):
+            first.value, then.action = then.value, "describe"  # "lose the background? white would be great"
+        if first.action == "keep" and then.action not in ("keep", "undoable", "remark", "unknown") and all(
+                t.kind == "whole" for t in then.targets):
+            then.scope, then.excluded, first.action = "except", list(first.targets), "describe"
+        named = [t for t in first.targets if t.kind != "whole"]
+        if named and then.scope == "whole" and then.targets and all(t.kind == "whole" for t in then.targets) and any(
+                t.words.lower() in rest for t in then.targets):
+            then.scope, then.excluded = "except", named  # "blur her face & turn the rest black and white"
+        described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
+        if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
+                "undoable", "remark", "unknown", "write", "rotate", "flip", "resize", "pad"):
+            then.targets = list(first.targets)
+            first.action = "describe"
+    return clauses
+
+
+def split(toks: list[Token]) -> list[list[Token]]:
+    """The tokens of each clause: split at ; . ! ?, at "then" / "also", and at "and" or a comma before a verb."""
+    vocab = vocabulary()
+    words = [t.word for t in toks]
+    tags = vocab.tag(words)
+    covered = tag_list(words)  # an "and" inside a phrase ("black and white") ends nothing
+    parts: list[list[Token]] = [[]]
+    for i, token in enumerate(toks):
+        if token.word == ":" and (_between_numbers(toks, i) or i + 1 < len(toks) and toks[i + 1].kind == "quote"
+                                  or i > 0 and tags[i - 1] is not None and tags[i - 1].has("text_overlay", "nouns")):
+            parts[-1].append(token)  # "16:9", "caption: 'Hello'", "caption: Hello"
+        elif covered[i] is not None and covered[i].start < i < covered[i].end - 1:
+            parts[-1].append(token)
+        elif token.word in _SPLIT_WORDS or parts[-1] and _ends_clause(toks, tags, i, parts[-1]):
+            if parts[-1]:
+                parts.append([])
+        elif token.kind != "punct" or token.word in ",%°:&":
+            parts[-1].append(token)
+    parts = [p[: max(k + 1 for k, t in enumerate(p) if t.word != ",")] for p in parts if any(
+        t.kind != "punct" for t in p)]  # a comma left at a clause's end belongs to no clause
+    return parts
+
+
+def _between_numbers(toks: list[Token], i: int) -> bool:
+    return 0 < i < len(toks) - 1 and toks[i - 1].kind == "number" and toks[i + 1].kind == "number"
+
+
+def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[Token]) -> bool:
+    """Whether the clause so far (``part``) ends at token ``i``: at ; . ! ? : ( ), at "then" / "also", at a comma
+    before a statement ("..., it's too dark"), at "and", "but" or a comma before a verb."""
+    token, vocab = toks[i], vocabulary()
+    if token.kind == "punct" and token.word in ";.!?:()-–—":
+        return True
+    if token.word not in ("and", ",", "but", "with"):
+        return False
+    rest = toks[i + 1 : next((k for k in range(i + 1, len(toks)) if toks[k].word in (",", "and")), len(toks))]
+    if token.word == "and" and _pairs(part, rest):
+        return True  # "her hair should be blue, and her suit red": two thing-colour pairs, with or without a verb
+    if not _has_action(part, vocab):
+        return False
+    first = tags[i + 1] if i + 1 < len(tags) else None
+    if token.word == "," and (_has_action(rest, vocab) or first is not None and first.has("remarks")):
+        return True
+    if token.word == "with":  # "black and white with a bit more contrast": a second change
+        return _has_tonal(rest, vocab)
+    ahead = next((k for k in range(i + 1, min(len(toks), i + 4)) if tags[k] is None or tags[k].meanings != (
+        ("filler",),)), None)
+    nxt = tags[ahead] if ahead is not None else None
+    verb_next = nxt is not None and (any(nxt.has("verbs", v) for v in _EDIT_VERBS) or (
+        (nxt.has("adjust") or nxt.has("greyscale")) and toks[nxt.start].word.endswith("en")))
+    return verb_next or token.word == "," and _statement_next(tags, i) or token.word == "and" and _pairs(part, rest)
+
+
+def _pairs(part: list[Token], rest: list[Token]) -> bool:
+    """Whether "and" joins two (thing, colour) pairs under one verb: "make her hair blonde and her jacket black"."""
+    def colour_last(words: list[str]) -> bool:
+        spans = colour_spans(words)
+        return bool(spans) and spans[-1][1] == len(words) and spans[-1][0] > 0
+    rest_words = [t.word for t in rest if t.kind == "word"]
+    rest_words = [w for w in rest_words if w not in ("the", "a", "an", "her", "his", "their", "its", "my")]
+    return colour_last([t.word for t in part if t.kind == "word"]) and colour_last(rest_words)
+
+
+def _has_tonal(part: list[Token], vocab: Vocabulary) -> bool:
+    tags = vocab.tag([t.word for t in part])
+    return any(t is not None and (t.has("adjust") or t.has("styles") or t.has("greyscale")) for t in tags)
+
+
+def _statement_next(tags: list[Tag | None], i: int) -> bool:
+    """Whether the words after position ``i`` state something ("it's too dark", "the fur looks soft")."""
+    ahead = [t for t in tags[i + 1 : i + 5] if t is not None]
+    return any(t.has("copulas") or t.has("problems") for t in ahead)
+
+
+def _has_action(part: list[Token], vocab) -> bool:
+    tags = vocab.tag([t.word for t in part])
+    return any(t is not None and (t.has("verbs") or t.has("adjust") or t.has("styles") or t.has("greyscale")
+                                  or t.has("problems")) for t in tags) or any(t.kind in ("quote", "caps")
+                                                                               for t in part)
+
+
+def read_clause(instruction: str, part: list[Token]) -> Clause:
+    """One clause read from its tokens."""
+    return ClauseReader(instruction, part).read()

@@ -1,0 +1,153 @@
+"""The values a clause names besides its action: the words to write and how, a canvas, a new background, a
+shade of a colour. Read by ``ClauseReader`` (which this class is the base of) from the clause's tokens."""
+
+from __future__ import annotations
+
+from legoedit_core.planners.phrases import PREPOSITIONS, Words
+from legoedit_core.planners.reading import Clause, Target
+
+
+class ValueReader(Words):
+    """The value-reading half of ``ClauseReader``: it sets ``clause`` fields and marks the tokens it takes."""
+
+    clause: Clause
+    colours: list[tuple[int, int, str]]
+
+    def verbs(self) -> list[str]:
+        """The clause's verbs that are not negated (``ClauseReader`` knows which)."""
+        raise NotImplementedError
+
+    def _write(self) -> bool:
+        c = self.clause
+        quoted = [k for k, t in enumerate(self.part) if t.kind == "quote"]
+        caps = [k for k, t in enumerate(self.part) if t.kind == "caps"]
+        verbs = self.verbs()
+        nouns = self.found("text_overlay", "nouns")
+        said = self._said() if nouns or "write" in verbs else []
+        if any(v in verbs for v in ("remove", "blur", "hide")) or not (quoted or caps or said):
+            return False
+        if not (quoted or nouns or "write" in verbs):
+            return False
+        if not ({"write", "add", "change"} & set(verbs) or nouns):
+            return False
+        if said and not quoted:
+            c.value = self.instruction[self.part[said[0]].start : self.part[said[-1]].end]
+            picked = said
+        elif quoted:
+            c.value = self.part[quoted[0]].word
+            picked = quoted[:1]
+        else:
+            run = [caps[0]]
+            while run[-1] + 1 < len(self.part) and self.part[run[-1] + 1].kind in ("caps", "number"):
+                run.append(run[-1] + 1)
+            c.value = self.instruction[self.part[run[0]].start : self.part[run[-1]].end]
+            picked = run
+        for k in range(len(self.part)):
+            if k in picked or self.tags[k] is not None and not self.tags[k].has("finder_words"):
+                self.used[k] = True
+        places = self.found("places")
+        if places:
+            c.place = places[-1].get("places")[1]  # type: ignore[index]
+        colours = [span for span in self.colours if not any(span[0] <= k < span[1] for k in picked)]
+        if colours:
+            c.colour = colours[-1][2]
+        for quality in ("faint", "tiled", "big", "small"):
+            if self.found("text_overlay", quality):
+                c.qualities.add(quality)
+        if "watermark" in self.words:
+            c.qualities.add("watermark")
+        return True
+
+    def _free_word(self, k: int) -> bool:
+        """Whether the word at ``k`` can start words to write: not an article and no term but filler."""
+        tag = self.tags[k]
+        return self.words[k] not in ("a", "an", "the", "some", "this", "it") and (
+            tag is None or all(m[0] == "filler" for m in tag.meanings))
+
+    def _said(self) -> list[int]:
+        """The positions of words to write given after "saying" / "that says" / "reading", up to a place or an
+        opacity, size or colour word ("a caption saying Happy Birthday at the bottom")."""
+        cues = self.vocab.data["text_overlay"]
+        cue = next((k for k, w in enumerate(self.words) if w in cues["said"]), None)
+        if cue is None and not any(t.kind in ("quote", "caps") for t in self.part):
+            cue = next((k for k, w in enumerate(self.words) if w in cues["say_verbs"]  # "write hello at the top"
+                        and k + 1 < len(self.part) and self._free_word(k + 1)), None)
+        if cue is None:
+            return []
+        said = []
+        for k in range(cue + 1, len(self.part)):
+            tag = self.tags[k]
+            if self.part[k].kind == "punct" or tag is not None and tag.start == k and (
+                    tag.has("places") or tag.has("text_overlay")) and k > cue + 1:
+                break
+            said.append(k)
+        while said and self.words[said[-1]] in ("the", "to", *PREPOSITIONS):
+            said.pop()
+        return said
+
+    def _pad(self) -> bool:
+        return bool(self.found("canvas") or self.found("verbs", "pad"))
+
+    def _canvas(self) -> str:
+        """A square canvas or a border (PAD), in a colour."""
+        c = self.clause
+        c.qualities |= {quality for quality in ("square", "border") if self.found("canvas", quality)}
+        if self.found("verbs", "pad") and not c.qualities:
+            c.qualities.add("square")
+        c.value = self.colours[-1][2] if self.colours else "white"
+        for k in range(len(self.part)):
+            self.used[k] = True
+        return "pad"
+
+    def _background(self, verbs: list[str]) -> bool:
+        """A background edit (CBG): removed, blurred, a colour, a gradient, or a described new background."""
+        c = self.clause
+        if "add" in verbs and self.colours and any(w in ("on", "against") for w in self.words):
+            c.value = self.colours[-1][2]
+            c.targets = [Target("the subject", "subject", "subject")]
+            for k in range(len(self.part)):
+                self.used[k] = True
+            return True
+        if not self.found("background"):
+            return False
+        in_colour = [t for t in self.found("adjust") if any(a <= t.start < b for a, b, _ in self.colours)]
+        tonal = [t for t in self.found("adjust") if t not in in_colour] or any(
+            self.found(*c) for c in (("greyscale",), ("styles",), ("verbs", "sharpen"), ("comparatives",))) or (
+            self.found("problems") and not self.colours)
+        if tonal and not self.found("verbs", "blur"):
+            return False
+        for tag in self.found("background"):
+            self.use(tag)
+        for tag in self.found("verbs"):
+            self.use(tag)
+        if self.found("verbs", "blur"):
+            c.value = "blur"
+        elif "gradient" in self.words:  # "a blue to purple gradient", "gradient from blue to white"
+            k = self.words.index("gradient")
+            start = min([k, *(a for a, _, _ in self.colours)])
+            end = max([k + 1, *(b for _, b, _ in self.colours)])
+            c.value = " ".join(self.words[start:end])
+        elif self.colours:
+            c.value = self.colours[-1][2]
+        elif {"remove", "isolate"} & set(verbs) or "transparent" in self.words or "cutout" in self.words:
+            c.value = "white"
+        else:
+            rest = [k for k in range(len(self.part)) if not self.used[k] and self.part[k].kind == "word"
+                    and not (self.tags[k] and self.tags[k].has("filler"))]
+            if not rest:
+                return False
+            c.value = self.instruction[self.part[rest[0]].start : self.part[rest[-1]].end]
+        for k in range(len(self.part)):
+            self.used[k] = True
+        subject = [k for k, t in enumerate(self.tags) if t is not None and t.has("subject")]
+        c.targets = [Target("the subject", "subject", "subject")] if subject else []
+        return True
+
+    def _shade(self) -> str | None:
+        """A lighter or darker shade of a named colour ("a darker blue" -> "dark blue"), or None."""
+        for start, _, colour in self.colours:
+            before = [k for k in range(max(0, start - 2), start) if self.words[k] not in ("a", "an", "the")]
+            shade = {"darker": "dark", "deeper": "dark", "lighter": "light", "paler": "pale", "brighter": "light"}
+            if before and self.words[before[-1]] in shade:
+                return f"{shade[self.words[before[-1]]]} {colour}"
+        return None

@@ -1,0 +1,180 @@
+"""The planner's one vocabulary (``vocabulary.toml``) and the words of an instruction tagged with it.
+
+``tokens`` splits an instruction into words, numbers, quoted text and punctuation, each with its place in the
+instruction (so a decline can quote the user's own words). Misspelt words are put right against a real English word
+list (pyspellchecker's frequency dictionary) and this vocabulary: only a token that is no word at all is corrected,
+so "older" stays "older" and "blurr" becomes "blur". ``tag`` finds every vocabulary phrase in a run of words,
+longest first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+Meaning = tuple[str, ...]  # the path of a phrase in the vocabulary: ("verbs", "remove"), ("adjust", "contrast", "up")
+
+
+@dataclass(frozen=True)
+class Token:
+    """One piece of the instruction: ``text`` as written (at ``start``:``end``), ``word`` as read (lower-case,
+    shorthand expanded, misspelling put right); ``kind`` is word, number, quote, caps or punct."""
+
+    text: str
+    start: int
+    end: int
+    word: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A vocabulary phrase found over tokens ``start``..``end`` (exclusive) with every meaning it has."""
+
+    start: int
+    end: int
+    meanings: tuple[Meaning, ...]
+
+    def has(self, *path: str) -> bool:
+        return any(m[: len(path)] == path for m in self.meanings)
+
+    def get(self, *path: str) -> Meaning | None:
+        return next((m for m in self.meanings if m[: len(path)] == path), None)
+
+
+class Vocabulary:
+    """The word classes of ``vocabulary.toml``: phrases -> meanings, plus the tables of values."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.shorthands: dict[str, str] = data["shorthands"]
+        self.phrases: dict[tuple[str, ...], list[Meaning]] = {}
+        self._walk(data, ())
+        self.longest = max(len(p) for p in self.phrases)
+        self.words = frozenset(w for phrase in self.phrases for w in phrase) | set(self.shorthands.values())
+
+    def _walk(self, node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if path == () and key == "shorthands":
+                    continue
+                self._walk(value, (*path, key))
+        elif isinstance(node, list):
+            meaning = path[:-1] if path[-1] == "words" else path
+            for phrase in node:
+                self.phrases.setdefault(tuple(phrase.split()), []).append(meaning)
+        elif isinstance(node, str | float | int) and path[0] in ("comparatives", "factors", "aspects"):
+            self.phrases.setdefault(tuple(path[1].split()), []).append(path)
+
+    def undoable(self, kind: str) -> dict[str, Any]:
+        return self.data["undoable"][kind]
+
+    def phrase_at(self, words: list[str], i: int, cls: str) -> Tag | None:
+        """The longest phrase of class ``cls`` starting at position ``i``, or None."""
+        for length in range(min(self.longest, len(words) - i), 0, -1):
+            meanings = [m for m in self.phrases.get(tuple(words[i : i + length]), []) if m[0] == cls]
+            if meanings:
+                return Tag(i, i + length, tuple(meanings))
+        return None
+
+    def tag(self, words: list[str]) -> list[Tag | None]:
+        """For each position, the longest vocabulary phrase starting there (None where none does)."""
+        found: list[Tag | None] = []
+        for i in range(len(words)):
+            tag = None
+            for length in range(min(self.longest, len(words) - i), 0, -1):
+                meanings = self.phrases.get(tuple(words[i : i + length]))
+                if meanings:
+                    tag = Tag(i, i + length, tuple(meanings))
+                    break
+            verbs = [] if tag is not None else [m for stem in _stems(words[i]) for m in self.phrases.get((stem,), ())
+                                                if m[0] == "verbs"]
+            found.append(Tag(i, i + 1, (verbs[0],)) if verbs else tag)  # "needs removing", "cropped"
+        return found
+
+
+def _stems(word: str) -> list[str]:
+    """The plain forms an inflected verb may have ("removing" remove, "cropped" crop, "blurred" blur)."""
+    for ending in ("ing", "ed"):
+        if word.endswith(ending) and len(word) > len(ending) + 2:
+            stem = word[: -len(ending)]
+            doubled = [stem[:-1]] if len(stem) > 2 and stem[-1] == stem[-2] else []
+            return [stem, stem + "e", *doubled]
+    return []
+
+
+@functools.cache
+def vocabulary() -> Vocabulary:
+    """The vocabulary shipped with the package (read once)."""
+    text = resources.files("legoedit_core.planners").joinpath("vocabulary.toml").read_text(encoding="utf-8")
+    return Vocabulary(tomllib.loads(text))
+
+
+@functools.cache
+def _checker() -> Any:
+    from spellchecker import SpellChecker
+
+    return SpellChecker(distance=1)
+
+
+def is_word(word: str) -> bool:
+    """Whether ``word`` is in the vocabulary or the English word list."""
+    return word in vocabulary().words or bool(_checker().known([word]))
+
+
+@functools.lru_cache(maxsize=8192)
+def spell(word: str) -> str:
+    """``word`` if it is a word (in the English word list or the vocabulary), else its correction: a vocabulary word
+    one edit away, else the most frequent English word one edit away, else a close vocabulary word; else as is."""
+    vocab = vocabulary()
+    if len(word) < 3 or not word.isalpha() or word in vocab.words:
+        return word
+    checker = _checker()
+    if checker.known([word]):
+        return word
+    near = checker.edit_distance_1(word)
+    ours = sorted(near & vocab.words)
+    if ours:
+        return max(ours, key=lambda w: checker.word_usage_frequency(w))
+    known = checker.known(near)
+    if known:
+        return max(sorted(known), key=lambda w: checker.word_usage_frequency(w))
+    close = difflib.get_close_matches(word, sorted(w for w in vocab.words if len(w) > 3), n=1, cutoff=0.85)
+    return close[0] if close else word
+
+
+_PIECES = re.compile(
+    r"(?P<quote>\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![A-Za-z])'[^']+'(?![A-Za-z]))"
+    r"|(?P<word>b/w|b&w|[A-Za-z]+(?:'[A-Za-z]+)?)"
+    r"|(?P<number>(?:(?<![\w.])[+-](?=\d))?\d+(?:\.\d+)?)"  # "+15%": a signed change
+    r"|(?P<arrow>->)"
+    r"|(?P<punct>[,;.!?:%°&+()]|(?<=\s)[-–—](?=\s))")
+
+
+def tokens(instruction: str) -> list[Token]:
+    """The instruction as tokens, words read (lower-case, shorthand expanded, misspelling put right)."""
+    vocab = vocabulary()
+    found = []
+    for match in _PIECES.finditer(instruction):
+        kind, text = match.lastgroup or "punct", match.group(0)
+        word = text.lower()
+        if kind == "arrow":
+            kind, word = "word", "to"
+        elif text in ("&", "+"):
+            kind, word = "word", "and"
+        elif kind == "quote":
+            word = text[1:-1]
+        elif kind == "word":
+            if text.isupper() and len(text) > 1 and text not in ("OK", "TV"):
+                kind = "caps"
+            word = word.replace("’", "'")
+            word = vocab.shorthands.get(word, word)
+            if kind == "word" and "'" not in word:
+                word = spell(word)
+        found.append(Token(text, match.start(), match.end(), word, kind))
+    return found
