@@ -132,3 +132,26 @@ def test_a_bare_more_or_less_of_it_takes_its_change_from_the_description_before(
     assert result.ok and result.workflow.tools() == ["SMOOTH"], result.error
     alone = _plan(cpu_toolset, "lower it please")  # with nothing described, it names no change: declined
     assert not alone.ok and "'lower it please'" in alone.error
+
+
+@pytest.mark.parametrize("instruction", ["soften everything apart from the picture",
+                                         "grey out all of it but leave the image alone"])
+def test_leaving_out_the_whole_image_is_declined_in_the_users_words(cpu_toolset, instruction):
+    result = _plan(cpu_toolset, instruction)
+    assert not result.ok and result.error.startswith(f"cannot do {instruction!r}")
+    assert "leaves out the whole image" in result.error
+
+
+def test_no_combination_of_verbs_scopes_and_targets_makes_the_planner_raise(cpu_toolset):
+    """Every wording ends in a plan or a decline: an exception would fail the whole shard, not this row."""
+    import itertools
+
+    verbs = ["blur", "sharpen", "make grey", "brighten", "remove", "turn blue", "crop to"]
+    scopes = ["", "everything except", "only", "all but", "the rest apart from"]
+    targets = ["it", "the photo", "her face", "the sky", "the text", "the cup", "the marked area", "the background"]
+    planner = RulesPlanner(cpu_toolset, settings=RulesSettings())
+    image = np.zeros((64, 96, 3), np.uint8)
+    for verb, scope, target in itertools.product(verbs, scopes, targets):
+        instruction = " ".join(part for part in (verb, scope, target) if part)
+        result = planner.plan(PlanRequest("x", image, instruction))
+        assert result.ok or result.error, instruction

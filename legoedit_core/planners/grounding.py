@@ -42,13 +42,14 @@ def region(graph: Graph, clause: Clause, image: str, main_subject: bool = False)
     excluded = [t for t in clause.excluded if not (targets and t.kind == "background")]  # a named thing is not it
     if clause.scope == "except" and excluded:
         kept = unite(graph, clause, excluded, image, main_subject=True)
-        assert kept.mask is not None
-        if not targets:
+        if kept.mask is None:  # what is left out is the whole image: the change would touch nothing
+            raise Declined(decline(clause, "it leaves out the whole image, so nothing would change",
+                                   "name the part to leave as it is, e.g. 'everything except her face'"))
+        chosen = unite(graph, clause, targets, image, main_subject) if targets else Region(None, "")
+        if chosen.mask is None:
             inverse = graph.add("INVERSE", "except", mask=kept.mask)
             return Region(f"@{inverse}.mask", f"everything except what {kept.found}")
         # X except Y = not (not X or Y): the bricks have UNION and INVERSE
-        chosen = unite(graph, clause, targets, image, main_subject)
-        assert chosen.mask is not None
         outside = graph.add("INVERSE", "outside", mask=chosen.mask)
         either = graph.add("UNION", "outside_or_kept", mask=f"@{outside}.mask", other=kept.mask)
         inverse = graph.add("INVERSE", "except", mask=f"@{either}.mask")
