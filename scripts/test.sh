@@ -8,4 +8,6 @@ if [ -f scripts/install-test-deps.sh ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/lint-imports
-exec .venv/bin/python -m pytest -q "$@"
+# Three workers, one test module each at a time (module fixtures: a Prefect test server, S3 servers, tiny models):
+# most of the suite's time is spent waiting on servers and subprocesses, so three workers fit two cores.
+exec .venv/bin/python -m pytest -q -n "${LEGOEDIT_TEST_WORKERS:-3}" --dist loadfile "$@"

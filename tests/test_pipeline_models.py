@@ -85,6 +85,7 @@ def slow_part(shard: Shard, images: np.ndarray) -> PartInfo:
 
 class Committed(list):
     uri = "memory://committed"
+    lease = None  # an output nobody else writes to
 
     def commit(self, info: PartInfo, attempt: int = 0) -> None:
         self.append(info.shard)

@@ -144,6 +144,7 @@ class ClauseReader(ValueReader):
             kind, tag = undoable
             spec = self.vocab.undoable(kind)
             c.reason, c.value = spec["reason"], spec["instead"]
+            c.brick, c.condition = spec.get("brick"), " ".join(self.words[tag.start : tag.end])
             self.use(tag)
             return "undoable"
         if self.found("canvas", "square") and not {"crop"} & set(verbs) and not self.found("verbs", "blur"):

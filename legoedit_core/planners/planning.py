@@ -36,6 +36,11 @@ def _masked(mask: str | None) -> dict[str, Any]:
 
 
 def undoable(graph: Graph, clause: Clause, image: str) -> Planned:
+    """A change no classical brick makes: its own generative brick (``brick`` in the vocabulary), else EDIT, where
+    the profile has them; else the request is declined."""
+    if clause.brick is not None and graph.can_run(clause.brick):
+        node = graph.add(clause.brick, clause.brick.lower(), image=image, prompt=clause.condition)
+        return f"@{node}.image", f"{clause.text!r} asks for {clause.reason}: {clause.brick} does it."
     if graph.can_run("EDIT"):
         node = graph.add("EDIT", "edit", image=image, prompt=clause.text)
         return f"@{node}.image", f"{clause.text!r} asks for {clause.reason}: EDIT, the generative editor, does it."

@@ -60,6 +60,8 @@ class Clause:
     place: str | None = None
     strength: float = 1.0
     reason: str | None = None  # why it cannot be done (an undoable change)
+    brick: str | None = None  # the generative brick that does an undoable change where a profile has it (ENV)
+    condition: str | None = None  # the words that brick is asked for ("snowy")
     colour: str | None = None  # the colour text is written in
     qualities: set[str] = field(default_factory=set)  # of text and canvas: faint, tiled, big, small, square, border
 
