@@ -124,21 +124,27 @@ def test_invalid_utf8_in_a_parquet_text_column_is_a_row_status(tmp_path):
     assert "instruction is not valid Unicode" in rows["hostile"].error
 
 
-def test_a_store_failing_after_a_shard_failed_still_names_the_shard(tmp_path, monkeypatch):
-    from flows.failures import ShardsFailed
-    from flows.scheduler import ShardScheduler
+def first_grayscale_call_faults(monkeypatch) -> None:
+    """A fault of the machinery (``Fault("device lost")``) in the first GRAYSCALE call of the run, none after."""
     from legoedit_core.bricks.cpu.functions import Grayscale
-    from legoedit_core.data.storage import StorageError
     from legoedit_core.faults import Fault
 
-    manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
     calls, run_one = iter(range(10**6)), Grayscale.run_one
 
-    def first_call_faults(self, inputs, seed):  # a fault of the machinery, in the first shard's only group
+    def first_call_faults(self, inputs, seed):
         if next(calls) == 0:
             raise Fault("device lost")
         return run_one(self, inputs, seed)
 
+    monkeypatch.setattr(Grayscale, "run_one", first_call_faults)
+
+
+def test_a_store_failing_after_a_shard_failed_still_names_the_shard(tmp_path, monkeypatch):
+    from flows.failures import ShardsFailed
+    from flows.scheduler import ShardScheduler
+    from legoedit_core.data.storage import StorageError
+
+    manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
     store_down, finished, run_shards = [], RunOutput.finished, ShardScheduler.run
 
     def store_down_at_the_end(self):
@@ -150,7 +156,7 @@ def test_a_store_failing_after_a_shard_failed_still_names_the_shard(tmp_path, mo
         run_shards(self, runs)
         store_down.append(True)
 
-    monkeypatch.setattr(Grayscale, "run_one", first_call_faults)
+    first_grayscale_call_faults(monkeypatch)
     monkeypatch.setattr(RunOutput, "finished", store_down_at_the_end)
     monkeypatch.setattr(ShardScheduler, "run", run_then_store_goes_down)
     config = Config.load(overrides=["pipeline.task_retries=0"])
@@ -175,18 +181,9 @@ def test_an_edit_whose_output_would_not_fit_is_refused_before_it_runs(tmp_path):
 
 def test_a_run_whose_shard_failed_commits_a_version_of_what_finished_and_a_rerun_completes_it(tmp_path, monkeypatch):
     from flows.failures import ShardsFailed
-    from legoedit_core.bricks.cpu.functions import Grayscale
-    from legoedit_core.faults import Fault
 
     manifest = write_catalogue(str(tmp_path / "in"), 4, ["make it black and white"])
-    calls, run_one = iter(range(10**6)), Grayscale.run_one
-
-    def first_call_faults(self, inputs, seed):  # a fault of the machinery, in the first shard's only group
-        if next(calls) == 0:
-            raise Fault("device lost")
-        return run_one(self, inputs, seed)
-
-    monkeypatch.setattr(Grayscale, "run_one", first_call_faults)
+    first_grayscale_call_faults(monkeypatch)
     config = Config.load(overrides=["pipeline.task_retries=0"])
     output = RunOutput(str(tmp_path / "out"))
     with pytest.raises(ShardsFailed, match="1 of 2 shard"):

@@ -35,6 +35,12 @@ def _masked(mask: str | None) -> dict[str, Any]:
     return {} if mask is None else {"mask": mask}
 
 
+def _require(graph: Graph, clause: Clause, brick: str, prompt: str, why: str, offers: str) -> None:
+    """Decline the request unless ``brick`` on this profile understands ``prompt`` (a style, colour, background)."""
+    if not graph.understands(brick, prompt):
+        raise Declined(decline(clause, f"{why} on the {graph.profile} profile", f"{offers} {graph.needs(brick)}"))
+
+
 def undoable(graph: Graph, clause: Clause, image: str) -> Planned:
     """A change no classical brick makes: its own generative brick (``brick`` in the vocabulary), else EDIT, where
     the profile has them; else the request is declined."""
@@ -50,9 +56,7 @@ def undoable(graph: Graph, clause: Clause, image: str) -> Planned:
 
 def background(graph: Graph, clause: Clause, image: str) -> Planned:
     prompt = clause.value or "white"
-    if not graph.understands("CBG", prompt):
-        raise Declined(decline(clause, f"CBG cannot do {prompt!r} on the {graph.profile} profile",
-                               f"its background brick uses {graph.needs('CBG')}"))
+    _require(graph, clause, "CBG", prompt, f"CBG cannot do {prompt!r}", "its background brick uses")
     subject = graph.add("SOS", "subject", image=image)
     node = graph.add("CBG", "background", image=image, mask=f"@{subject}.mask", prompt=prompt)
     return f"@{node}.image", f"The background becomes {prompt}: SOS keeps the subject, CBG replaces what is behind."
@@ -69,9 +73,7 @@ def greyscale(graph: Graph, clause: Clause, image: str) -> Planned:
 
 def style(graph: Graph, clause: Clause, image: str) -> Planned:
     look = clause.value or ""
-    if not graph.understands("STYLE", look):
-        raise Declined(decline(clause, f"no style brick on the {graph.profile} profile draws {look!r}",
-                               f"its STYLE brick draws {graph.needs('STYLE')}"))
+    _require(graph, clause, "STYLE", look, f"no style brick draws {look!r}", "its STYLE brick draws")
     where = region(graph, clause, image, main_subject=clause.scope == "except")
     node = graph.add("STYLE", "style", image=image, prompt=look, **_masked(where.mask))
     return f"@{node}.image", f"{_cap(_where(where.found, where.mask))} gets a {look} look: STYLE."
@@ -240,9 +242,7 @@ def tint(graph: Graph, clause: Clause, image: str) -> Planned:
 
 def recolour(graph: Graph, clause: Clause, image: str) -> Planned:
     colour = clause.value or ""
-    if not graph.understands("RCM", colour):
-        raise Declined(decline(clause, f"RCM cannot make {colour!r} on the {graph.profile} profile",
-                               f"its recolour brick uses {graph.needs('RCM')}"))
+    _require(graph, clause, "RCM", colour, f"RCM cannot make {colour!r}", "its recolour brick uses")
     where = region(graph, clause, image)
     if where.mask is None and (colour == "blue" or colour in _WARM):
         return tint(graph, clause, image)  # a blue or golden cast over the whole photo: its temperature
