@@ -37,6 +37,11 @@ def _edit(toolset, image: np.ndarray, nodes: list[dict], mask: np.ndarray | None
     return result
 
 
+def _new_background(toolset, image: np.ndarray, prompt: str):
+    """SOS keeps the subject, CBG replaces what is behind it with ``prompt``."""
+    return _edit(toolset, image, [_node("subject", "SOS"), _node("bg", "CBG", mask="@subject.mask", prompt=prompt)])
+
+
 def _check(source: np.ndarray, result, instruction: str, mask: np.ndarray | None = None):
     return judge_edits([Edit(source, result, instruction, mask=mask)], None)[0].check
 
@@ -79,8 +84,7 @@ def test_brighter(cpu_toolset):
 
 def test_background_blur(cpu_toolset, coffee):
     instruction = "blur the background"
-    subject = _node("subject", "SOS")
-    done = _edit(cpu_toolset, coffee, [subject, _node("bg", "CBG", mask="@subject.mask", prompt="blur")])
+    done = _new_background(cpu_toolset, coffee, "blur")
     check = _check(coffee, done, instruction)
     assert check.family == "background blur" and check.passed, check.measured
     region = edited_region(done.masks(), (coffee.shape[1], coffee.shape[0]))
@@ -149,13 +153,12 @@ def test_no_check_where_none_applies(astronaut):
 def test_a_background_changed_to_a_colour_is_judged_on_the_background(cpu_toolset, coffee):
     """"change the background to white" (the demo's row): the background is measured, not the subject as a recolour."""
     instruction = "change the background to white"
-    subject = _node("subject", "SOS")
-    done = _edit(cpu_toolset, coffee, [subject, _node("bg", "CBG", mask="@subject.mask", prompt="white")])
+    done = _new_background(cpu_toolset, coffee, "white")
     check = _check(coffee, done, instruction)
     assert check.family == "background colour" and check.passed, check.measured
     assert json.loads(json.dumps(check.as_dict()))["checks"] == {"background_matches": True, "subject_kept": True}
     region = edited_region(done.masks(), (coffee.shape[1], coffee.shape[0]))
     assert edit_check(coffee, coffee, instruction, region).failed == ["background_matches"]  # no-op
-    black = _edit(cpu_toolset, coffee, [subject, _node("bg", "CBG", mask="@subject.mask", prompt="black")])
+    black = _new_background(cpu_toolset, coffee, "black")
     assert _check(coffee, black, instruction).failed == ["background_matches"]  # the wrong colour
     assert edit_check(coffee, done.image, "replace the background with a beach", region) is None  # a scene

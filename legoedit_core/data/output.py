@@ -373,9 +373,6 @@ class RunOutput:
         self.write_fenced(table_bytes(table), part_name(shard))
         return PartInfo.of(shard, part_name(shard), table)
 
-    def read_part(self, shard: int) -> pa.Table:
-        return pq.read_table(pa.BufferReader(self.storage.read_bytes(part_name(shard))), schema=self.schema)
-
     def read_path(self, path: str, columns: list[str] | None = None) -> pa.Table:
         """A part by its path under the output (only ``columns`` when given: the others are not read); a path that
         leaves the output is refused (``UnsafeRecord``)."""
