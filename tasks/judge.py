@@ -12,7 +12,7 @@ from legoedit_core.judge.judgement import Judgement, make_judge
 from legoedit_core.judge.vlm import VLMJudge
 from legoedit_core.pipeline.evaluation import judge_shard
 from legoedit_core.pipeline.shard import PreparedShard, keep_verified, start_verify
-from legoedit_core.pipeline.verify import check_judge
+from legoedit_core.pipeline.verify import verify_judge
 from legoedit_core.planners.replan import VerifyRun, run_rounds
 from legoedit_core.rl.rollouts import SampledShard
 from legoedit_core.settings.judge import JudgeSettings
@@ -49,7 +49,7 @@ def judge_results(prepared: PreparedShard, results: list[EditResult], judge: Jud
 def verify_round(run: VerifyRun, edits: list[EditResult], config: Config, shard: int) -> VerifyRun:
     """Judge a verify round's edits (run by the brick-group tasks) and re-plan the rejected ones with their critique
     in one batched Builder call (``planner.verify_rounds``)."""
-    replan = run.judge(edits, judge_for(config.judge) or check_judge)
+    replan = run.judge(edits, verify_judge(judge_for(config.judge)))
     if replan:
         run.replanned(planner_for(config).plan_batch(replan))
     return run
@@ -60,6 +60,6 @@ def verify_shard(prepared: PreparedShard, config: Config) -> PreparedShard:
     """Every verify round of a planned shard, each round's edits through the executor as ``edit-shard`` runs them
     (the evaluation flow's way): the shard with each row's kept plan, its rounds, and its kept edit."""
     run = run_rounds(start_verify(prepared, config.planner), planner_for(config), executor_for(config),
-                     judge_for(config.judge) or check_judge)
+                     verify_judge(judge_for(config.judge)))
     keep_verified(prepared, run)
     return prepared

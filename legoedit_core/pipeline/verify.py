@@ -19,6 +19,7 @@ from legoedit_core.config import Config
 from legoedit_core.executor import Executor
 from legoedit_core.judge.checks import edit_check
 from legoedit_core.judge.judgement import make_judge
+from legoedit_core.judge.vlm import VLMJudge
 from legoedit_core.planners.base import Planner, PlanRequest, PlanResult
 from legoedit_core.planners.replan import Judge, Verified, plan_and_verify
 
@@ -51,16 +52,16 @@ class Verifier:
                                masks, first=plans)
 
 
-def verify_judge(config: Config) -> Judge:
-    """The judge of the verify rounds: the VLM judge where ``judge.engine`` is set, else the verifiable checks."""
-    return make_judge(config.judge) or check_judge
+def verify_judge(vlm: VLMJudge | None) -> Judge:
+    """The judge of the verify rounds: the VLM judge where ``judge.engine`` set one up, else the verifiable checks."""
+    return vlm or check_judge
 
 
 def make_verifier(config: Config, planner: Planner, executor: Executor) -> Verifier | None:
     """The verifier the config asks for, or None when ``planner.verify_rounds`` is 0."""
     if config.planner.verify_rounds == 0:
         return None
-    return Verifier(planner, executor, verify_judge(config), config.planner.verify_rounds,
+    return Verifier(planner, executor, verify_judge(make_judge(config.judge)), config.planner.verify_rounds,
                     config.planner.accept_score)
 
 
