@@ -14,7 +14,19 @@ _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop
                  "isolate")
 _ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
                     "colors", "colour", "color", "warmth"}
+_LOOKS = {"style", "greyscale", "recolour", "tint", "adjust", "background"}
 _SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": -1}
+
+
+_DETERMINERS = {"the", "a", "an", "this", "that", "her", "his", "its", "their", "my", "your", "our"}
+
+
+def _as_noun(tag: Tag) -> Tag | None:
+    """A phrase after a determiner names a thing, not an action ("the strip", "the pad"): its verb meanings go."""
+    if tag.start != tag.end - 1:
+        return tag
+    meanings = tuple(m for m in tag.meanings if m[0] != "verbs")
+    return Tag(tag.start, tag.end, meanings) if meanings else None
 
 
 class ClauseReader(ValueReader):
@@ -26,11 +38,15 @@ class ClauseReader(ValueReader):
         self.clause = Clause(text=instruction[part[0].start : part[-1].end].strip(" ,"), action="unknown")
         self.part = without_purpose(part, tag_list([t.word for t in part]))
         self.words = [t.word for t in self.part]
-        self.tags = tag_list(self.words)
+        self.tags = [_as_noun(tag) if k and self.words[k - 1] in _DETERMINERS and tag is not None else tag
+                     for k, tag in enumerate(tag_list(self.words))]
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]
         self.negated = self._negated()
         self.colours = [s for s in colour_spans(self.words) if not inside(self.tags[s[0]], s)
                         and all(self.part[k].kind == "word" for k in range(s[0], s[1]))]
+        for start, end, _ in [s for s in self.colours if s[0] and self.words[s[0] - 1] == "not"]:
+            self.used[start - 1 : end] = [True] * (end - start + 1)  # "red, not green": the colour it is now
+        self.colours = [s for s in self.colours if not (s[0] and self.words[s[0] - 1] == "not")]
 
     # ------------------------------------------------------------------------------------------------ helpers
 
@@ -76,6 +92,9 @@ class ClauseReader(ValueReader):
                 self.use(tag)
         for tag in self.found("aspects"):
             self.use(tag)
+        if c.action in _LOOKS and "like" in self.words:  # "sepia, like an old newspaper": a simile, not a thing
+            for k in range(self.words.index("like"), len(self.part)):
+                self.used[k] = True
         if c.action not in ("undoable", "remark", "unknown"):
             c.targets = split_targets(self, [k for k in range(len(self.part)) if not self.used[k]])
         if c.action == "keep" and all(t.kind == "whole" for t in c.targets):
@@ -188,8 +207,12 @@ class ClauseReader(ValueReader):
         if verb_action == "remove" and any(self.words[t.start] in _ATTRIBUTE_NOUNS for t in self.found("adjust")) and (
                 not self.found("greyscale")):
             verb_action = None  # "drop the saturation": less of a tone, read by the tonal words below
-        if "decrease" in verbs and "cut" in self.words and self.words[-1] == "out":
-            verb_action = "isolate"  # "cut the astronaut out"
+        if "decrease" in verbs and "cut" in self.words and "out" in self.words[self.words.index("cut") + 1 :]:
+            verb_action = "isolate"  # "cut the astronaut out (onto white)"
+            if self.colours:
+                c.value = self.colours[-1][2]
+                for k in range(self.colours[-1][0], self.colours[-1][1]):
+                    self.used[k] = True
         if verb_action in ("blur", "smooth") and self.found("finder_words", "same", "skin"):
             verb_action = "smooth"
         if verb_action == "blur" and ("sharpen" in verbs or self.found("verbs", "decrease")):

@@ -113,6 +113,11 @@ class Graph:
         self.nodes.append({"id": node_id, "tool": tool, "inputs": inputs})
         return node_id
 
+    def reuse(self, tool: str, name: str, **inputs: Any) -> str:
+        """The id of a node with this tool and these inputs (a finder asked twice for one thing), else a new one."""
+        same = next((n["id"] for n in self.nodes if n["tool"] == tool and n["inputs"] == inputs), None)
+        return same if same is not None else self.add(tool, name, **inputs)
+
     def note(self, node_id: str, text: str) -> None:
         """Attach a note to a node: it travels with the workflow into the node's trace."""
         next(n for n in self.nodes if n["id"] == node_id)["note"] = text

@@ -16,6 +16,7 @@ from legoedit_core.planners.reading import Clause, Target, colour_spans
 from legoedit_core.planners.vocabulary import vocabulary
 
 _ARTICLES = ("the ", "a ", "an ")
+_WHOLES = {"person", "people", "clothes"}  # what a finder finds that holds other things it finds (a face, hair)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ def region(graph: Graph, clause: Clause, image: str, main_subject: bool = False)
     excluded targets. ``main_subject``: a single thing no finder sees may be the salient object."""
     targets = [t for t in clause.targets if t.kind != "whole"]
     excluded = [t for t in clause.excluded if not (targets and t.kind == "background")]  # a named thing is not it
+    if targets and all(_apart(graph, t, e) for t in targets for e in excluded):
+        excluded = []  # "the fields but not the sky": what is left out is not inside what is changed
     if clause.scope == "except" and excluded:
         kept = unite(graph, clause, excluded, image, main_subject=True)
         if kept.mask is None:  # what is left out is the whole image: the change would touch nothing
@@ -60,22 +63,30 @@ def region(graph: Graph, clause: Clause, image: str, main_subject: bool = False)
 
 
 def unite(graph: Graph, clause: Clause, targets: list[Target], image: str, main_subject: bool) -> Region:
-    """One mask for several targets (UNION of each one's mask)."""
+    """One mask for several targets (UNION of each one's mask). Parts named beside their subject ("the cup and
+    saucer") are inside the subject's mask, so such a group is the subject alone."""
+    subjects = [t for t in targets if t.kind == "thing" and _taken_as_subject(graph, t)]
+    if len(targets) > 1 and subjects and all(t in subjects or _part(t) for t in targets):
+        targets = subjects[:1]
+    if len(targets) > 1 and not all(_part(t) for t in targets):
+        targets = [t for t in targets if not _part(t)]  # "the red cup and saucer": the saucer comes with the cup
     found = [locate(graph, clause, t, image, len(targets) == 1, main_subject) for t in targets]
     if any(r.mask is None for r in found):
         return Region(None, "the whole image")
-    mask = found[0].mask
+    masks = list(dict.fromkeys(r.mask for r in found))  # one thing named twice is one mask
+    mask = masks[0]
     assert mask is not None
-    for other in found[1:]:
-        mask = f"@{graph.add('UNION', 'both', mask=mask, other=other.mask)}.mask"
-    return Region(mask, "; ".join(r.found for r in found))
+    for other in masks[1:]:
+        mask = f"@{graph.add('UNION', 'both', mask=mask, other=other)}.mask"
+    return Region(mask, "; ".join(dict.fromkeys(r.found for r in found)))
 
 
 def locate(graph: Graph, clause: Clause, target: Target, image: str, single: bool = True,
            main_subject: bool = False) -> Region:
     """One target's mask: the user's mask, the salient object (the subject, or everything but it for the
     background), or what RES can find of it; Declined when nothing here can find it. A ``single`` thing no finder
-    sees is the salient object where it is the ``main_subject`` of the edit, or where the settings say so."""
+    sees is the photo's main subject (the salient object) unless the vocabulary says it is the setting or a part
+    of something, or the settings turn that off (then only where it is the ``main_subject`` of the edit)."""
     if target.kind == "whole":
         return Region(None, "the whole image")
     if target.kind == "marked":
@@ -84,33 +95,48 @@ def locate(graph: Graph, clause: Clause, target: Target, image: str, single: boo
                                    "draw a mask, or name the thing to edit"))
         return Region("@input.mask", "the region the user marked")
     if target.kind in ("subject", "background"):
-        subject = graph.add("SOS", "subject", image=image)
+        subject = graph.reuse("SOS", "subject", image=image)
         if target.kind == "subject":
             return Region(f"@{subject}.mask", "SOS finds the main subject")
         inverse = graph.add("INVERSE", "background", mask=f"@{subject}.mask")
         return Region(f"@{inverse}.mask", "SOS finds the subject and INVERSE takes everything behind it")
     thing = named(target)
     prompt = finder_prompt(graph, target)
-    options = ["RES"] if prompt is not None else []
-    salient = single and graph.can_run("SOS") and not target.relation
-    main = salient and main_subject and prompt is None
-    if main or salient and graph.settings.salient_as_named_subject:
-        options.append("SOS")
-    if not options:
-        raise Declined(cannot_find(graph, clause, thing))
-    if graph.choose(f"locate {thing}", options) == "RES":
-        assert prompt is not None
-        node = graph.add("RES", "seg_" + slug(prompt), image=image, prompt=prompt)
+    if prompt is not None:
+        node = graph.reuse("RES", "seg_" + slug(prompt), image=image, prompt=prompt)
         how = f"RES finds {prompt}" if target.head in prompt else (
             f"RES finds {prompt!r}, the part of {thing!r} the finder here can see")
         return Region(f"@{node}.mask", how)
-    node = graph.add("SOS", "subject", image=image)
-    if not main:
-        graph.note(node, f"approximation: the salient object stands in for {thing!r}, which RES cannot find on the "
-                         f"{graph.profile} profile (planner.rules.salient_as_named_subject)")
-        return Region(f"@{node}.mask", f"RES cannot find {thing} on the {graph.profile} profile, so as configured "
-                                       "the salient object (SOS) stands in for it")
+    role = vocabulary().not_subject(target.head)
+    if role in ("setting", "part") or target.relation or not single or not graph.can_run("SOS"):
+        raise Declined(cannot_find(graph, clause, thing, role))
+    if not (main_subject or graph.settings.salient_as_named_subject):
+        raise Declined(cannot_find(graph, clause, thing, role))
+    node = graph.reuse("SOS", "subject", image=image)
+    graph.note(node, f"{thing!r} is taken as the photo's main subject: the salient object; RES cannot find it on "
+                     f"the {graph.profile} profile (planner.rules.salient_as_named_subject)")
     return Region(f"@{node}.mask", f"{thing} is the photo's main subject here: SOS finds it")
+
+
+def _taken_as_subject(graph: Graph, target: Target) -> bool:
+    return finder_prompt(graph, target) is None and vocabulary().not_subject(target.head) in (None, "surface") and (
+        not target.relation)
+
+
+def _apart(graph: Graph, target: Target, left_out: Target) -> bool:
+    """Whether ``left_out`` cannot lie inside ``target``: two different things a finder sees ("the grass", "the
+    sky"), or a part of the setting beside a thing named."""
+    if target.kind != "thing" or left_out.kind != "thing":
+        return False
+    if vocabulary().not_subject(left_out.head) == "setting":
+        return True
+    mine, theirs = finder_prompt(graph, target), finder_prompt(graph, left_out)
+    return mine is not None and theirs is not None and mine.split()[0] != theirs.split()[0] and (
+        mine.split()[0] not in _WHOLES)
+
+
+def _part(target: Target) -> bool:
+    return vocabulary().not_subject(target.head) == "part"
 
 
 def finder_prompt(graph: Graph, target: Target) -> str | None:
@@ -136,12 +162,14 @@ def finder_prompt(graph: Graph, target: Target) -> str | None:
     return next((c for c in candidates if graph.understands("RES", c)), None)
 
 
-def cannot_find(graph: Graph, clause: Clause, thing: str) -> str:
+def cannot_find(graph: Graph, clause: Clause, thing: str, role: str | None = None) -> str:
     """The decline for a thing no finder here sees, in the user's words, with what would work instead."""
     instead = f"its finder (RES) sees {graph.needs('RES')}"
     if graph.can_run("SOS"):
-        instead += "; say 'the subject' to edit the main object, or set planner.rules.salient_as_named_subject"
-    return decline(clause, f"cannot locate {thing!r} on the {graph.profile} profile", instead)
+        instead += "; the salient object (SOS) stands only for the photo's main subject ('the subject')"
+    why = {"setting": ", and it is part of the setting, not the photo's main subject",
+           "part": ", and it is a part of something, not the photo's main subject"}.get(role or "", "")
+    return decline(clause, f"cannot locate {thing!r} on the {graph.profile} profile{why}", instead)
 
 
 def decline(clause: Clause, why: str, instead: str) -> str:

@@ -6,13 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans
-from legoedit_core.planners.vocabulary import Tag, Token, is_word, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, is_word, vocabulary
 
 # words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
 NOT_THINGS = {"corner", "side", "edge", "half", "part", "area", "bit", "region", "section", "colour", "color",
               "colours", "colors", "shade", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
+_PICTURES = {"image", "photo", "picture", "pic", "shot", "portrait", "snap", "photograph", "frame"}
+_SOURCES = {"from", "off", "out"}
+_PERSONS = {"her", "him"}  # a person named by a pronoun alone ("remove her", "blur him out")
 _QUALIFIERS = {"more", "less", "too", "so", "very", "really", "quite", "much", "way", "extra"}
 
 
@@ -75,12 +78,15 @@ def read_amounts(view: Words, c: Clause) -> None:
             c.amounts.append(Amount(value, "number", side=side))
     for tag in view.found("factors"):
         c.amounts.append(Amount(float(vocabulary().data["factors"][view.words[tag.start]]), "factor"))
+        view.use(tag)
     for tag in view.found("rotation"):
         kind = tag.get("rotation")[1]  # type: ignore[index]
         if kind == "half_turn" and view.found("verbs", "flip"):
             continue
         if kind == "half_turn":
             c.amounts.append(Amount(180.0, "degrees", "clockwise"))
+        elif kind == "quarter_turn":
+            c.amounts.append(Amount(90.0, "degrees"))  # its direction, if any, is the next rotation word
         elif c.amounts and c.amounts[-1].unit in ("degrees", "number") or view.found("verbs", "rotate"):
             c.amounts = [Amount(a.value, a.unit if a.unit != "number" else "degrees", kind) for a in c.amounts]
             if not c.amounts:
@@ -111,6 +117,8 @@ def _target(view: Words, group: list[int]) -> Target | None:
         if view.part[k].kind in ("quote", "caps"):
             names.append(view.part[k].word if view.part[k].kind == "quote" else view.part[k].text)
             continue
+        if content and view.words[k] in _SOURCES:
+            break  # where it is taken from ("the cup out of the shot", "the rocket off the pad"): no narrowing
         if content and _relation_starts(view, group, index):
             relation = _span(view, group[index:], lead=False).lower()  # "the spots on her face", "the guy at the back"
             break
@@ -124,10 +132,14 @@ def _target(view: Words, group: list[int]) -> Target | None:
             kind = "subject"
         elif tag is not None and tag.has("background"):
             kind = "background"
+        elif words[k] in _PERSONS and not content and _stands_alone(view, group, index):
+            return Target(view.part[k].text, "person", "thing", place=place)  # "remove her from the picture"
         elif tag is not None and tag.has("pronouns", "owners"):
             continue
         elif tag is not None and (tag.has("scope", "whole") or tag.has("pronouns")) and not tag.has(
                 "finder_words"):
+            if words[k] in _PICTURES and kind == "thing":
+                content.clear()  # "the cat pic", "the whole portrait": the picture itself
             kind = "whole" if kind == "thing" and not content else kind
         elif words[k] in NOT_THINGS or tag is not None and _not_a_thing(tag):
             continue
@@ -135,6 +147,8 @@ def _target(view: Words, group: list[int]) -> Target | None:
             continue  # a verb the vocabulary lacks ("redo it"), not a thing
         elif k > 0 and words[k - 1] in _QUALIFIERS:
             continue  # a quality asked for ("more intense", "too shiny"), not a thing
+        elif tag is None and not can_be_noun(words[k]) and not _modifies(view, group, index):
+            continue  # "nothing crazy", "by about 30%": words that name no thing
         else:
             content.append(k)
     if kind in ("marked", "subject", "background") or not content:
@@ -155,6 +169,23 @@ def _target(view: Words, group: list[int]) -> Target | None:
     modifiers = tuple(w.removesuffix("'s") for w in heads[:-1] if w.removesuffix("'s") != owner
                       and w[:-1] != owner)
     return Target(_span(view, group), head, "thing", modifiers, owner, place, relation, " ".join(names) or None)
+
+def _modifies(view: Words, group: list[int], index: int) -> bool:
+    """Whether the word at ``group[index]`` describes a thing named after it ("the shiny car")."""
+    after = [k for k in group[index + 1 :] if view.words[k] not in ("the", "a", "an")]
+    return bool(after) and (view.tags[after[0]] is None or not view.tags[after[0]].has("places")) and (
+        view.words[after[0]] not in PREPOSITIONS)
+
+
+def _stands_alone(view: Words, group: list[int], index: int) -> bool:
+    """Whether the word at ``group[index]`` names no thing after it: "her" in "remove her", not in "her coat"."""
+    after = group[index + 1 : index + 2]
+    if not after:
+        return True
+    tag = view.tags[after[0]]
+    return view.words[after[0]] in PREPOSITIONS | {"out", "off"} or tag is not None and (
+        tag.has("filler") or tag.has("scope", "whole") or tag.has("places"))
+
 
 def _span(view: Words, group: list[int], lead: bool = True) -> str:
     """The user's words for a target, without filler at either end (nor a leading preposition, with ``lead``)."""

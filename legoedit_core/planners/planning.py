@@ -57,7 +57,7 @@ def undoable(graph: Graph, clause: Clause, image: str) -> Planned:
 def background(graph: Graph, clause: Clause, image: str) -> Planned:
     prompt = clause.value or "white"
     _require(graph, clause, "CBG", prompt, f"CBG cannot do {prompt!r}", "its background brick uses")
-    subject = graph.add("SOS", "subject", image=image)
+    subject = graph.reuse("SOS", "subject", image=image)
     node = graph.add("CBG", "background", image=image, mask=f"@{subject}.mask", prompt=prompt)
     return f"@{node}.image", f"The background becomes {prompt}: SOS keeps the subject, CBG replaces what is behind."
 
@@ -190,7 +190,11 @@ def resize(graph: Graph, clause: Clause, image: str) -> Planned:
 
 
 def pad(graph: Graph, clause: Clause, image: str) -> Planned:
-    border = graph.choose("border width", [0.05, 0.03, 0.08]) if "border" in clause.qualities else 0.0
+    percent = next((a.value for a in clause.amounts if a.unit == "percent"), None)
+    widths = [0.08, 0.05, 0.12] if "thick" in clause.qualities else [0.03, 0.02, 0.05] if "thin" in clause.qualities \
+        else [0.05, 0.03, 0.08]
+    border = 0.0 if "border" not in clause.qualities else min(0.5, percent / 100) if percent is not None else (
+        graph.choose("border width", widths))
     shape = "square" if "square" in clause.qualities else "same"
     node = graph.add("PAD", "pad", image=image, border=border, shape=shape, color=clause.value or "white")
     return f"@{node}.image", f"A {'square canvas' if shape == 'square' else 'border'} in {clause.value}: PAD."
@@ -203,6 +207,9 @@ def write(graph: Graph, clause: Clause, image: str) -> Planned:
     size = 0.2 if "big" in q else 0.05 if "small" in q else graph.choose("text size", [0.1, 0.08, 0.14])
     opacity = 0.35 if "faint" in q else 0.5 if "watermark" in q else 1.0
     colour = {"color": clause.colour} if clause.colour else {}
+    if "replace" in q:  # new words in place of the old: the old text is erased first
+        old = graph.reuse("RES", "seg_text", image=image, prompt="text")
+        image = graph.erase(image, f"@{old}.mask")
     node = graph.add("TEXT", "text", image=image, prompt=clause.value, position=position, size=size,
                      opacity=opacity, **colour)
     return f"@{node}.image", f"The words {clause.value!r} go at the {position}: TEXT draws them."
@@ -213,7 +220,10 @@ def adjust(graph: Graph, clause: Clause, image: str) -> Planned:
     target = up if clause.direction > 0 else down
     strength = graph.strength * graph.choose("adjust strength", [1.0, 0.6, 1.5])
     percent = next((a.value / 100 for a in clause.amounts if a.unit == "percent"), None)
-    if percent is not None:  # "by 20%": a factor of 1.2 / 0.8, or that share of the full temperature shift
+    factor = next((a.value for a in clause.amounts if a.unit == "factor"), None)
+    if factor is not None and neutral:  # "cut the saturation in half", "double the contrast"
+        value = round(factor, 2)
+    elif percent is not None:  # "by 20%": a factor of 1.2 / 0.8, or that share of the full temperature shift
         value = round(neutral + (percent if clause.direction > 0 else -percent), 2)
     elif clause.direction < 0 and neutral:  # a factor lowered a lot shrinks geometrically and never reaches 0
         value = round(target ** strength, 2)

@@ -9,6 +9,7 @@ from legoedit_core.planners.clause_reader import ClauseReader
 from legoedit_core.planners.reading import Clause, Reading, colour_spans, tag_list
 from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, tokens, vocabulary
 
+_TONAL = ("adjust", "greyscale", "style")
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
                "write", "add", "replace", "pad", "isolate", "increase", "decrease")
@@ -17,7 +18,12 @@ _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth
 def read(instruction: str, understand: Callable[[Clause], Clause] | None = None) -> Reading:
     """The typed reading of ``instruction``; ``understand`` reads a clause the vocabulary does not cover (the
     planner's exemplar ranking) before descriptions are joined to their edits."""
-    clauses = [read_clause(instruction, piece) for piece in split(tokens(instruction))]
+    pieces = split(tokens(instruction))
+    clauses = [read_clause(instruction, piece) for piece in pieces]
+    for (first, then), piece in zip(zip(clauses, clauses[1:], strict=False), pieces[1:], strict=True):
+        if _tonal_only(piece) and all(t.kind == "whole" for t in then.targets) and then.action in _TONAL:
+            then.targets, then.scope, then.excluded = first.targets, first.scope, first.excluded  # "her face
+            # brighter and warmer": the second change is of the same thing
     if understand is not None:
         clauses = [understand(clause) for clause in clauses]
     return Reading(instruction, _described(clauses))
@@ -66,7 +72,7 @@ def split(toks: list[Token]) -> list[list[Token]]:
     parts: list[list[Token]] = [[]]
     for i, token in enumerate(toks):
         if token.word == ":" and (_between_numbers(toks, i) or i + 1 < len(toks) and toks[i + 1].kind == "quote"
-                                  or i > 0 and tags[i - 1] is not None and tags[i - 1].has("text_overlay", "nouns")):
+                                  or any(t is not None and t.has("text_overlay", "nouns") for t in tags[:i])):
             parts[-1].append(token)  # "16:9", "caption: 'Hello'", "caption: Hello"
         elif covered[i] is not None and covered[i].start < i < covered[i].end - 1:
             parts[-1].append(token)
@@ -78,6 +84,14 @@ def split(toks: list[Token]) -> list[list[Token]]:
     parts = [p[: max(k + 1 for k, t in enumerate(p) if t.word != ",")] for p in parts if any(
         t.kind != "punct" for t in p)]  # a comma left at a clause's end belongs to no clause
     return parts
+
+
+def _tonal_only(piece: list[Token]) -> bool:
+    """Whether a clause is only a tonal word and its strength ("warmer", "a bit more contrast"), no verb or thing."""
+    tags = vocabulary().tag([t.word for t in piece])
+    return all(t.kind == "punct" or tag is not None and (tag.has("adjust") or tag.has("greyscale") or tag.has(
+        "styles") or tag.has("strength") or tag.has("filler") or tag.has("verbs", "increase") or tag.has(
+        "verbs", "decrease")) for t, tag in zip(piece, tags, strict=True))
 
 
 def _between_numbers(toks: list[Token], i: int) -> bool:
@@ -102,6 +116,11 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         return True
     if token.word == "with":  # "black and white with a bit more contrast": a second change
         return _has_tonal(rest, vocab)
+    if token.word in ("and", ",") and _tonal_kinds(rest, vocab) - _tonal_kinds(part, vocab):
+        return True  # "greyscale, more contrast", "blur it and warm up her skin": one change each
+    if token.word == "and" and _tonal_kinds(part, vocab) and any(
+            t is not None and t.has("canvas") for t in vocab.tag([r.word for r in rest])):
+        return True  # "more contrast and a black frame"
     ahead = next((k for k in range(i + 1, min(len(toks), i + 4)) if tags[k] is None or tags[k].meanings != (
         ("filler",),)), None)
     nxt = tags[ahead] if ahead is not None else None
@@ -120,6 +139,17 @@ def _pairs(part: list[Token], rest: list[Token]) -> bool:
     return colour_last([t.word for t in part if t.kind == "word"]) and colour_last(rest_words)
 
 
+def _tonal_kinds(part: list[Token], vocab: Vocabulary) -> set[str]:
+    """The tonal changes a run of tokens names: each adjusted attribute, greyscale, a style."""
+    kinds: set[str] = set()
+    for tag in vocab.tag([t.word for t in part]):
+        if tag is not None and tag.has("adjust"):
+            kinds.add(tag.get("adjust")[1])  # type: ignore[index]
+        elif tag is not None and (tag.has("greyscale") or tag.has("styles")):
+            kinds.add("look")
+    return kinds
+
+
 def _has_tonal(part: list[Token], vocab: Vocabulary) -> bool:
     tags = vocab.tag([t.word for t in part])
     return any(t is not None and (t.has("adjust") or t.has("styles") or t.has("greyscale")) for t in tags)
@@ -133,9 +163,9 @@ def _statement_next(tags: list[Tag | None], i: int) -> bool:
 
 def _has_action(part: list[Token], vocab) -> bool:
     tags = vocab.tag([t.word for t in part])
-    return any(t is not None and (t.has("verbs") or t.has("adjust") or t.has("styles") or t.has("greyscale")
-                                  or t.has("problems")) for t in tags) or any(t.kind in ("quote", "caps")
-                                                                               for t in part)
+    acts = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives")
+    return any(t is not None and any(t.has(a) for a in acts) for t in tags) or any(
+        t.kind in ("quote", "caps") for t in part)
 
 
 def read_clause(instruction: str, part: list[Token]) -> Clause:

@@ -82,7 +82,8 @@ def colour_spans(words: list[str]) -> list[tuple[int, int, str]]:
         best = None
         for j in range(min(len(words), i + 3), i, -1):
             span = " ".join(words[i:j])
-            if words[i] in COLOUR_FILLER or words[j - 1] in COLOUR_FILLER:
+            if words[i] in COLOUR_FILLER or words[j - 1] in COLOUR_FILLER or not all(
+                    w.replace("-", "").isalpha() for w in words[i:j]):
                 continue
             if parse_color(span) is not None:
                 best = (i, j, span)

@@ -26,10 +26,12 @@ class ValueReader(Words):
         said = self._said() if nouns or "write" in verbs else []
         if any(v in verbs for v in ("remove", "blur", "hide")) or not (quoted or caps or said):
             return False
-        if not (quoted or nouns or "write" in verbs):
-            return False
-        if not ({"write", "add", "change"} & set(verbs) or nouns):
-            return False
+        named = quoted or caps
+        if not (quoted or nouns or "write" in verbs or named and "add" in verbs):
+            return False  # "put SALE 30% in the corner": words in capitals are the text
+        if not ({"write", "add", "change", "replace"} & set(verbs) or nouns or named and not verbs and self.found(
+                "places")):
+            return False  # "'ACME' bottom left, tiny": quoted words and a place ask to write them there
         if said and not quoted:
             c.value = self.instruction[self.part[said[0]].start : self.part[said[-1]].end]
             picked = said
@@ -38,8 +40,9 @@ class ValueReader(Words):
             picked = quoted[:1]
         else:
             run = [caps[0]]
-            while run[-1] + 1 < len(self.part) and self.part[run[-1] + 1].kind in ("caps", "number"):
-                run.append(run[-1] + 1)
+            while run[-1] + 1 < len(self.part) and (self.part[run[-1] + 1].kind in ("caps", "number")
+                                                    or self.part[run[-1] + 1].word == "%"):
+                run.append(run[-1] + 1)  # "SALE 30% OFF"
             c.value = self.instruction[self.part[run[0]].start : self.part[run[-1]].end]
             picked = run
         for k in range(len(self.part)):
@@ -56,12 +59,14 @@ class ValueReader(Words):
                 c.qualities.add(quality)
         if "watermark" in self.words:
             c.qualities.add("watermark")
+        if {"replace", "change"} & set(verbs) and (nouns or self.found("finder_words", "same", "text")):
+            c.qualities.add("replace")  # "swap the sign's words for 'OPEN'": the old text goes first
         return True
 
     def _free_word(self, k: int) -> bool:
         """Whether the word at ``k`` can start words to write: not an article and no term but filler."""
         tag = self.tags[k]
-        return self.words[k] not in ("a", "an", "the", "some", "this", "it") and (
+        return self.words[k] not in ("a", "an", "the", "some", "this", "it", "me", "us", "something") and (
             tag is None or all(m[0] == "filler" for m in tag.meanings))
 
     def _said(self) -> list[int]:
@@ -94,6 +99,7 @@ class ValueReader(Words):
         c.qualities |= {quality for quality in ("square", "border") if self.found("canvas", quality)}
         if self.found("verbs", "pad") and not c.qualities:
             c.qualities.add("square")
+        c.qualities |= {width for width in ("thick", "thin") if width in self.words}
         c.value = self.colours[-1][2] if self.colours else "white"
         for k in range(len(self.part)):
             self.used[k] = True

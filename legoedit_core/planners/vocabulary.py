@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import lemminflect
+
 Meaning = tuple[str, ...]  # the path of a phrase in the vocabulary: ("verbs", "remove"), ("adjust", "contrast", "up")
 
 
@@ -74,6 +76,11 @@ class Vocabulary:
     def undoable(self, kind: str) -> dict[str, Any]:
         return self.data["undoable"][kind]
 
+    def not_subject(self, head: str) -> str | None:
+        """Why a named thing is not a photo's main subject: "setting", "part" or "surface" (None: it may be)."""
+        meanings = self.phrases.get(tuple(head.split()), [])
+        return next((m[1] for m in meanings if m[0] == "not_subject"), None)
+
     def phrase_at(self, words: list[str], i: int, cls: str) -> Tag | None:
         """The longest phrase of class ``cls`` starting at position ``i``, or None."""
         for length in range(min(self.longest, len(words) - i), 0, -1):
@@ -122,6 +129,13 @@ def _checker() -> Any:
     return SpellChecker(distance=1)
 
 
+def can_be_noun(word: str) -> bool:
+    """Whether ``word`` can name a thing: a noun in lemminflect's English lexicon, or a word it does not know (a
+    name). "crazy", "roughly" and "about" cannot, so they are never taken for a thing to edit."""
+    forms = lemminflect.getAllLemmas(word)
+    return not forms or "NOUN" in forms or "PROPN" in forms
+
+
 def is_word(word: str) -> bool:
     """Whether ``word`` is in the vocabulary or the English word list."""
     return word in vocabulary().words or bool(_checker().known([word]))
@@ -139,8 +153,8 @@ def spell(word: str) -> str:
         return word
     near = checker.edit_distance_1(word)
     ours = sorted(near & vocab.words)
-    if ours:
-        return max(ours, key=lambda w: checker.word_usage_frequency(w))
+    if ours:  # a word that is a phrase of its own ("darker") before a piece of one ("dark", of "too dark")
+        return max(ours, key=lambda w: ((w,) in vocab.phrases, checker.word_usage_frequency(w)))
     known = checker.known(near)
     if known:
         return max(sorted(known), key=lambda w: checker.word_usage_frequency(w))

@@ -20,8 +20,9 @@ class RulesSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     salient_as_named_subject: bool = Field(
-        False, description="when no locator of this profile can find a named subject ('the dog'), use the salient "
-        "object (SOS) in its place, recorded as an approximation; for catalogues with one object per photo")
+        True, description="a single named thing no locator of this profile can find ('the cup'), and that the "
+        "vocabulary does not list as the setting or a part of something, is the photo's main subject: the salient "
+        "object (SOS) finds it, noted in the plan; false: such a request is declined")
     understanding: Literal["embeddings", "lexical"] = Field(
         "embeddings", description="a clause no reader recognises is ranked against exemplar phrasings with the "
         "bundled MiniLM sentence-embedding model (offline, numpy); 'lexical' skips that step")
