@@ -1,6 +1,9 @@
 """Grounding honesty: the offline Builder declines what it cannot locate instead of editing a substitute.
 
-The cases are the ones a new user tried on the bundled photos: each used to plan SOS -> edit and report ``ok``.
+The cases are the ones a new user tried on the bundled photos: each used to plan SOS -> edit and report ``ok``. By
+default a single named thing no finder sees is taken as the photo's main subject (the salient object), noted in the
+plan; a catalogue whose requests may name things absent from the photo sets ``salient_as_named_subject = false``
+(``STRICT``), and then these are declined.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from legoedit_core.settings.planner import RulesSettings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SALIENT = RulesSettings(salient_as_named_subject=True)
+STRICT = RulesSettings(salient_as_named_subject=False)
 
 WRONG_EDITS = [  # (photo, instruction, what the refusal must name)
     ("coffee", "remove the dog", "'dog'"),
@@ -46,7 +50,7 @@ def _request(photo: str, instruction: str) -> PlanRequest:
 
 @pytest.mark.parametrize(("photo", "instruction", "named"), WRONG_EDITS, ids=[c[1] for c in WRONG_EDITS])
 def test_wrong_edit_cases_decline_naming_subject_and_profile(cpu_toolset, photo, instruction, named):
-    planner = make_planner(PlannerSettings(), cpu_toolset)  # the default settings
+    planner = make_planner(PlannerSettings(rules=STRICT), cpu_toolset)
     result = planner.plan_batch([_request(photo, instruction)])[0]
     assert not result.ok and result.workflow is None
     assert named in result.error and "cpu profile" in result.error, result.error
@@ -69,7 +73,7 @@ def _rows(manifest: str, settings: RulesSettings | None = None) -> list[dict]:
 
 
 def test_rows_of_wrong_edits_are_invalid_plan(tmp_path):
-    rows = _rows(_catalogue(tmp_path, [(photo, text) for photo, text, _ in WRONG_EDITS]))
+    rows = _rows(_catalogue(tmp_path, [(photo, text) for photo, text, _ in WRONG_EDITS]), STRICT)
     assert [row["status"] for row in rows] == ["invalid_plan"] * len(WRONG_EDITS)
     assert all(named in row["error"] for row, (_, _, named) in zip(rows, WRONG_EDITS, strict=True))
     assert all(row["edited_image"] is None for row in rows)
@@ -83,9 +87,9 @@ def test_salient_option_runs_and_the_trace_and_report_record_the_approximation(t
     noted = {entry["node"]: entry["note"] for entry in statue["trace"] if entry["note"]}
     assert list(noted) == ["subject"] and "'statue'" in noted["subject"]
     assert "approximation" in noted["subject"] and "salient_as_named_subject" in noted["subject"]
-    assert "salient object (SOS) stands in for it" in statue["reasoning"]
+    assert "statue is taken as the photo's main subject: the salient object (SOS)" in statue["reasoning"]
     report = render_report(process_table(rows))
-    assert "approximation: the salient object stands in for &#x27;statue&#x27;" in report
+    assert "approximation: &#x27;statue&#x27; is taken as the photo&#x27;s main subject" in report
     assert "with planner notes (approximations): 2" in report
     # The cat fills most of the frame: classical INPAINT refuses rather than smear it into the background.
     assert cat["status"] == "failed" and cat["edited_image"] is None
@@ -98,17 +102,21 @@ def process_table(rows: list[dict]):
     return rows_to_table(rows)
 
 
-def test_option_off_by_default_and_choices_are_recorded(cpu_toolset):
-    salient = RulesPlanner(cpu_toolset, settings=SALIENT).plan(_request("coffee", "remove the dog"))
+def test_option_on_by_default_and_choices_are_recorded(cpu_toolset):
+    assert RulesSettings().salient_as_named_subject
+    salient = RulesPlanner(cpu_toolset).plan(_request("coffee", "remove the cup"))
     assert salient.ok and salient.workflow.tools() == ["SOS", "INPAINT"]
-    assert salient.details["choices"][0] == {"key": "locate dog", "options": ("SOS",), "picked": "SOS"}
+    assert salient.details["choices"][0] == {"key": "locate cup", "options": ("SOS",), "picked": "SOS"}
     assert salient.details["notes"]["subject"].startswith("approximation")
     assert salient.workflow.node("subject").note == salient.details["notes"]["subject"]
     located = RulesPlanner(cpu_toolset, settings=SALIENT).plan(_request("coffee", "blur the faces"))
-    assert located.details["choices"][0] == {"key": "locate faces", "options": ("RES", "SOS"), "picked": "RES"}
+    assert located.details["choices"][0] == {"key": "locate faces", "options": ("RES",), "picked": "RES"}
     assert located.details["notes"] == {} and located.workflow.tools() == ["RES", "BLUR"]
     both = RulesPlanner(cpu_toolset, settings=SALIENT).plan(_request("coffee", "remove the dog and the cat"))
     assert not both.ok and "'dog'" in both.error  # several subjects: no stand-in for any of them
+    for setting in ("remove the flag", "make the saucer blue"):  # the setting, or a part of the subject
+        declined = RulesPlanner(cpu_toolset).plan(_request("coffee", setting))
+        assert not declined.ok and "not the photo's main subject" in declined.error, setting
 
 
 def test_res_that_finds_nothing_fails_the_row_naming_the_subject(tmp_path):

@@ -108,8 +108,8 @@ def test_everyday_wordings_of_known_edits(cpu_toolset, instruction, tools):
 
 
 def test_removing_what_no_finder_sees_is_still_declined_in_the_users_words(cpu_toolset):
-    result = _plan(cpu_toolset, "the lamp has to go")
-    assert not result.ok and "'the lamp has to go'" in result.error
+    result = _plan(cpu_toolset, "the curtains have to go")
+    assert not result.ok and "'the curtains have to go'" in result.error
 
 
 @pytest.mark.parametrize("instruction", ["the signature in the lower left wants removing", "I'd like the words erased",

@@ -91,11 +91,12 @@ def test_expert_traces_are_valid_sft_examples(cpu_toolset):
 
 
 def test_res_vocabulary_falls_back_to_the_salient_subject_only_when_allowed(cpu_toolset):
-    assert "cannot locate 'cat' on the cpu profile" in _plan(cpu_toolset, "turn the cat into a pencil sketch").error
     image = np.zeros((120, 160, 3), np.uint8)
-    allowed = RulesPlanner(cpu_toolset, settings=RulesSettings(salient_as_named_subject=True))
-    cat = allowed.plan(PlanRequest("x", image, "turn the cat into a pencil sketch"))
-    assert cat.workflow.tools() == ["SOS", "STYLE"] and "salient object (SOS) stands in" in cat.reasoning
+    strict = RulesPlanner(cpu_toolset, settings=RulesSettings(salient_as_named_subject=False))
+    declined = strict.plan(PlanRequest("x", image, "turn the cat into a pencil sketch"))
+    assert "cannot locate 'cat' on the cpu profile" in declined.error
+    cat = _plan(cpu_toolset, "turn the cat into a pencil sketch")
+    assert cat.workflow.tools() == ["SOS", "STYLE"] and "the salient object (SOS)" in cat.reasoning
     assert _plan(cpu_toolset, "paint her hair red").workflow.tools() == ["RES", "RCM"]
 
 

@@ -211,8 +211,10 @@ def test_possessives_with_and_without_apostrophe(cpu_toolset, instruction, promp
 def test_a_thing_the_finder_cannot_see_is_planned_by_what_it_can_or_declined(cpu_toolset):
     mug = _plan(cpu_toolset, "turn the red mug blue")
     assert mug.ok and mug.workflow.nodes[0].inputs["prompt"] == "red" and "'red mug'" in mug.reasoning
-    teapot = _plan(cpu_toolset, "recolour the teapot purple")
-    assert not teapot.ok and "cannot locate 'teapot' on the cpu profile" in teapot.error
+    teapot = _plan(cpu_toolset, "recolour the teapot purple")  # the photo's main subject, as far as it can tell
+    assert teapot.ok and teapot.workflow.tools() == ["SOS", "RCM"] and "approximation" in teapot.workflow.nodes[0].note
+    shelf = _plan(cpu_toolset, "recolour the shelf purple")  # the setting is never the salient object
+    assert not shelf.ok and "cannot locate 'shelf' on the cpu profile" in shelf.error
     relation = _plan(cpu_toolset, "erase the vase next to the lamp")
     assert not relation.ok and "cannot locate" in relation.error
     logo = _plan(cpu_toolset, "get rid of the logo in the top left corner")
@@ -225,9 +227,9 @@ def test_text_named_by_its_words_is_asked_for_by_them(cpu_toolset):
 
 
 def test_messages_quote_the_users_words(cpu_toolset):
-    result = _plan(cpu_toolset, "Make The Lamp Orange; then Add A Unicorn")
+    result = _plan(cpu_toolset, "Make The Wall Orange; then Add A Unicorn")
     assert not result.ok
-    assert "cannot do 'Make The Lamp Orange'" in result.error and "cannot do 'Add A Unicorn'" in result.error
+    assert "cannot do 'Make The Wall Orange'" in result.error and "cannot do 'Add A Unicorn'" in result.error
     assert "Instead:" in result.error and "\n" not in result.error
 
 

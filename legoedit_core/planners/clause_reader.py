@@ -6,7 +6,7 @@ from __future__ import annotations
 from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
 from legoedit_core.planners.values import ValueReader
-from legoedit_core.planners.vocabulary import Tag, Token, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
@@ -14,7 +14,6 @@ _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop
                  "isolate")
 _ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
                     "colors", "colour", "color", "warmth"}
-_LOOKS = {"style", "greyscale", "recolour", "tint", "adjust", "background"}
 _SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": -1}
 
 
@@ -38,8 +37,11 @@ class ClauseReader(ValueReader):
         self.clause = Clause(text=instruction[part[0].start : part[-1].end].strip(" ,"), action="unknown")
         self.part = without_purpose(part, tag_list([t.word for t in part]))
         self.words = [t.word for t in self.part]
-        self.tags = [_as_noun(tag) if k and self.words[k - 1] in _DETERMINERS and tag is not None else tag
-                     for k, tag in enumerate(tag_list(self.words))]
+        tags = tag_list(self.words)
+        self.tags = [_as_noun(tag) if tag is not None and k and (self.words[k - 1] in _DETERMINERS or tags[k - 1]
+                                                                   is not None and tags[k - 1].has("finder_words")
+                                                                   and can_be_noun(self.words[k]))
+                     else tag for k, tag in enumerate(tags)]
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]
         self.negated = self._negated()
         self.colours = [s for s in colour_spans(self.words) if not inside(self.tags[s[0]], s)
@@ -92,8 +94,10 @@ class ClauseReader(ValueReader):
                 self.use(tag)
         for tag in self.found("aspects"):
             self.use(tag)
-        if c.action in _LOOKS and "like" in self.words:  # "sepia, like an old newspaper": a simile, not a thing
-            for k in range(self.words.index("like"), len(self.part)):
+        simile = next((k for k, w in enumerate(self.words) if w == "like" and (
+            k == 0 or self.words[k - 1] not in ("i'd", "i", "would", "we'd", "we"))), None)
+        if c.action != "write" and simile is not None:  # "sepia, like an old newspaper": a simile, not a thing
+            for k in range(simile, len(self.part)):
                 self.used[k] = True
         if c.action not in ("undoable", "remark", "unknown"):
             c.targets = split_targets(self, [k for k in range(len(self.part)) if not self.used[k]])
@@ -197,16 +201,26 @@ class ClauseReader(ValueReader):
         if any(a.unit == "degrees" for a in c.amounts) and "crop" not in verbs:
             return "rotate"
         sized = {"pixels"} | (set() if self.found("adjust") else {"percent", "factor"})  # "brightness by 20%"
-        if any(a.unit in sized for a in c.amounts) and not set(verbs) & set(_VERB_ACTIONS):
+        if any(a.unit in sized or a.unit == "number" and a.side for a in c.amounts) and not set(verbs) & set(
+                _VERB_ACTIONS):
             return "resize"
         if verbs and all(v == "keep" for v in verbs) and not (self.found("adjust") or self.found("comparatives")):
             for tag in self.found("verbs"):
                 self.use(tag)
             return "keep"  # "keep the red, make the rest greyscale": what the next change leaves out
         verb_action = next((v for v in verbs if v in _VERB_ACTIONS), None)
+        factor = next((a.value for a in c.amounts if a.unit == "factor"), None)
+        if verb_action == "resize" and factor is not None and any(
+                self.words[t.start] in _ATTRIBUTE_NOUNS for t in self.found("adjust")):
+            verb_action = None  # "halve the contrast": a tone by that factor, read below
+            c.direction = 1 if factor > 1 else -1
         if verb_action == "remove" and any(self.words[t.start] in _ATTRIBUTE_NOUNS for t in self.found("adjust")) and (
                 not self.found("greyscale")):
             verb_action = None  # "drop the saturation": less of a tone, read by the tonal words below
+        split = next((w for w in ("get", "take") if w in self.words), None)
+        if verb_action is None and split and {"out", "off"} & set(self.words[self.words.index(split) + 2 :]):
+            verb_action = "remove"  # "get the lamp out of the frame": a phrasal verb around its object
+            self.used[self.words.index(split)] = True
         if "decrease" in verbs and "cut" in self.words and "out" in self.words[self.words.index("cut") + 1 :]:
             verb_action = "isolate"  # "cut the astronaut out (onto white)"
             if self.colours:
@@ -283,6 +297,8 @@ class ClauseReader(ValueReader):
     def _undoable(self, verbs: list[str]) -> tuple[str, Tag] | None:
         for kind in ("colourise", "artist", "expression", "outpaint", "generate", "retouch"):
             for tag in self.found("undoable", kind):
+                if kind == "colourise" and "keep" in verbs:
+                    continue  # "keep the rest in colour": what stays as it is
                 return kind, tag
         for tag in self.found("undoable", "pose"):
             if tag.has("undoable", "pose", "body"):
@@ -342,6 +358,8 @@ class ClauseReader(ValueReader):
             c.direction = 1 if "up" in self.words else -1
         elif noun and ("decrease" in verbs or "remove" in verbs):  # "drop the saturation", "lose some contrast"
             c.direction = -1
+        elif noun and c.amounts and c.amounts[0].unit == "factor":
+            c.direction = 1 if c.amounts[0].value > 1 else -1  # "double the saturation"
         elif noun and not ("increase" in verbs or "change" in verbs or self.clause.strength != 1.0 or any(
                 a.unit == "percent" for a in c.amounts)):  # "brightness +15%"
             return False

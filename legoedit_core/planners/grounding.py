@@ -16,6 +16,7 @@ from legoedit_core.planners.reading import Clause, Target, colour_spans
 from legoedit_core.planners.vocabulary import vocabulary
 
 _ARTICLES = ("the ", "a ", "an ")
+_SCENERY = {"sky", "green"}  # what a finder finds that is the setting, never the main subject
 _WHOLES = {"person", "people", "clothes"}  # what a finder finds that holds other things it finds (a face, hair)
 
 
@@ -41,8 +42,8 @@ def region(graph: Graph, clause: Clause, image: str, main_subject: bool = False)
     excluded targets. ``main_subject``: a single thing no finder sees may be the salient object."""
     targets = [t for t in clause.targets if t.kind != "whole"]
     excluded = [t for t in clause.excluded if not (targets and t.kind == "background")]  # a named thing is not it
-    if targets and all(_apart(graph, t, e) for t in targets for e in excluded):
-        excluded = []  # "the fields but not the sky": what is left out is not inside what is changed
+    if targets:  # "the fields but not the sky", "her but leave everything else": nothing inside what is changed
+        excluded = [e for e in excluded if e.kind != "whole" and not all(_apart(graph, t, e) for t in targets)]
     if clause.scope == "except" and excluded:
         kept = unite(graph, clause, excluded, image, main_subject=True)
         if kept.mask is None:  # what is left out is the whole image: the change would touch nothing
@@ -66,7 +67,7 @@ def unite(graph: Graph, clause: Clause, targets: list[Target], image: str, main_
     """One mask for several targets (UNION of each one's mask). Parts named beside their subject ("the cup and
     saucer") are inside the subject's mask, so such a group is the subject alone."""
     subjects = [t for t in targets if t.kind == "thing" and _taken_as_subject(graph, t)]
-    if len(targets) > 1 and subjects and all(t in subjects or _part(t) for t in targets):
+    if len(targets) > 1 and len(subjects) == 1 and all(t in subjects or _part(t) for t in targets):
         targets = subjects[:1]
     if len(targets) > 1 and not all(_part(t) for t in targets):
         targets = [t for t in targets if not _part(t)]  # "the red cup and saucer": the saucer comes with the cup
@@ -102,20 +103,23 @@ def locate(graph: Graph, clause: Clause, target: Target, image: str, single: boo
         return Region(f"@{inverse}.mask", "SOS finds the subject and INVERSE takes everything behind it")
     thing = named(target)
     prompt = finder_prompt(graph, target)
-    if prompt is not None:
+    role = vocabulary().not_subject(target.head)
+    options = ["RES"] if prompt is not None else []
+    if prompt is None and role not in ("setting", "part") and single and not (target.relation or target.place) and (
+            graph.can_run("SOS") and (main_subject or graph.settings.salient_as_named_subject)):
+        options.append("SOS")
+    if not options:
+        raise Declined(cannot_find(graph, clause, thing, role))
+    if graph.choose(f"locate {thing}", options) == "RES":
+        assert prompt is not None
         node = graph.reuse("RES", "seg_" + slug(prompt), image=image, prompt=prompt)
         how = f"RES finds {prompt}" if target.head in prompt else (
             f"RES finds {prompt!r}, the part of {thing!r} the finder here can see")
         return Region(f"@{node}.mask", how)
-    role = vocabulary().not_subject(target.head)
-    if role in ("setting", "part") or target.relation or not single or not graph.can_run("SOS"):
-        raise Declined(cannot_find(graph, clause, thing, role))
-    if not (main_subject or graph.settings.salient_as_named_subject):
-        raise Declined(cannot_find(graph, clause, thing, role))
     node = graph.reuse("SOS", "subject", image=image)
-    graph.note(node, f"{thing!r} is taken as the photo's main subject: the salient object; RES cannot find it on "
-                     f"the {graph.profile} profile (planner.rules.salient_as_named_subject)")
-    return Region(f"@{node}.mask", f"{thing} is the photo's main subject here: SOS finds it")
+    graph.note(node, f"approximation: {thing!r} is taken as the photo's main subject, the salient object; RES "
+                     f"cannot find it on the {graph.profile} profile (planner.rules.salient_as_named_subject)")
+    return Region(f"@{node}.mask", f"{thing} is taken as the photo's main subject: the salient object (SOS)")
 
 
 def _taken_as_subject(graph: Graph, target: Target) -> bool:
@@ -131,8 +135,10 @@ def _apart(graph: Graph, target: Target, left_out: Target) -> bool:
     if vocabulary().not_subject(left_out.head) == "setting":
         return True
     mine, theirs = finder_prompt(graph, target), finder_prompt(graph, left_out)
-    return mine is not None and theirs is not None and mine.split()[0] != theirs.split()[0] and (
-        mine.split()[0] not in _WHOLES)
+    if mine is None and theirs is not None and theirs.split()[0] in _SCENERY:
+        return True  # the sky is never part of the main subject
+    return mine is not None and theirs is not None and mine.split()[0] != theirs.split()[0] and not (
+        {mine.split()[0], theirs.split()[0]} & _WHOLES)
 
 
 def _part(target: Target) -> bool:
@@ -150,6 +156,9 @@ def finder_prompt(graph: Graph, target: Target) -> str | None:
     words = " ".join([*target.modifiers, target.head])
     tag = vocabulary().tag(target.head.split())[0]
     tag = tag if tag is not None and tag.end == len(target.head.split()) else None
+    if tag is None or not tag.has("finder_words"):  # "the text strip": the finder's word among the modifiers
+        tag = next((t for t in vocabulary().tag(list(target.modifiers)) if t is not None and t.has("finder_words")),
+                   tag)
     same = tag.get("finder_words", "same") if tag is not None else None
     kind = tag.get("finder_words", "kinds") if tag is not None else None
     candidates = [f"{same[2]}{place}{relation}"] if same else []

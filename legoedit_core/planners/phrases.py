@@ -9,14 +9,15 @@ from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans
 from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, is_word, vocabulary
 
 # words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
-NOT_THINGS = {"corner", "side", "edge", "half", "part", "area", "bit", "region", "section", "colour", "color",
-              "colours", "colors", "shade", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
+NOT_THINGS = {"first", "last", "why", "how", "what", "that", "which", "corner", "side", "edge", "half", "part",
+              "area", "bit", "region", "section", "colour", "color", "colours", "colors", "shade", "up", "down",
+              "out", "off", "away", "looks", "is", "are", "was"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
 _PICTURES = {"image", "photo", "picture", "pic", "shot", "portrait", "snap", "photograph", "frame"}
 _SOURCES = {"from", "off", "out"}
 _PERSONS = {"her", "him"}  # a person named by a pronoun alone ("remove her", "blur him out")
-_QUALIFIERS = {"more", "less", "too", "so", "very", "really", "quite", "much", "way", "extra"}
+_QUALIFIERS = {"nothing", "more", "less", "too", "so", "very", "really", "quite", "much", "way", "extra"}
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _target(view: Words, group: list[int]) -> Target | None:
             if words[k] in _PICTURES and kind == "thing":
                 content.clear()  # "the cat pic", "the whole portrait": the picture itself
             kind = "whole" if kind == "thing" and not content else kind
-        elif words[k] in NOT_THINGS or tag is not None and _not_a_thing(tag):
+        elif words[k] in NOT_THINGS or tag is not None and (_not_a_thing(tag) or tag.has("copulas")):
             continue
         elif index + 1 < len(group) and words[group[index + 1]] in ("it", "this", "that", "them", "these", "those"):
             continue  # a verb the vocabulary lacks ("redo it"), not a thing

@@ -110,9 +110,10 @@ def sharpen(graph: Graph, clause: Clause, image: str) -> Planned:
 
 
 def denoise(graph: Graph, clause: Clause, image: str) -> Planned:
+    where = region(graph, clause, image, main_subject=clause.scope == "except")
     strength = min(1.0, graph.scaled("denoise strength", [0.4, 0.25, 0.6]))
-    node = graph.add("SMOOTH", "denoise", image=image, strength=strength)
-    return f"@{node}.image", "Less noise and grain: SMOOTH, which keeps edges."
+    node = graph.add("SMOOTH", "denoise", image=image, strength=strength, **_masked(where.mask))
+    return f"@{node}.image", f"Less noise and grain in {_where(where.found, where.mask)}: SMOOTH, which keeps edges."
 
 
 def smooth(graph: Graph, clause: Clause, image: str) -> Planned:

@@ -112,10 +112,12 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     if not _has_action(part, vocab):
         return False
     first = tags[i + 1] if i + 1 < len(tags) else None
+    if token.word == "," and vocab.phrase_at([t.word for t in toks], i + 1, "purpose") is not None:
+        return False  # "remove the bottle, I just want the backdrop": why, not a second change
     if token.word == "," and (_has_action(rest, vocab) or first is not None and first.has("remarks")):
         return True
-    if token.word == "with":  # "black and white with a bit more contrast": a second change
-        return _has_tonal(rest, vocab)
+    if token.word == "with":  # "black and white with a bit more contrast": a second change, not "a navy colour"
+        return _has_tonal(rest, vocab) and not colour_spans([t.word for t in rest])
     if token.word in ("and", ",") and _tonal_kinds(rest, vocab) - _tonal_kinds(part, vocab):
         return True  # "greyscale, more contrast", "blur it and warm up her skin": one change each
     if token.word == "and" and _tonal_kinds(part, vocab) and any(
@@ -164,8 +166,9 @@ def _statement_next(tags: list[Tag | None], i: int) -> bool:
 def _has_action(part: list[Token], vocab) -> bool:
     tags = vocab.tag([t.word for t in part])
     acts = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives")
+    words = [t.word for t in part]
     return any(t is not None and any(t.has(a) for a in acts) for t in tags) or any(
-        t.kind in ("quote", "caps") for t in part)
+        t.kind in ("quote", "caps") for t in part) or bool(colour_spans(words))  # "the sky deeper blue, and ..."
 
 
 def read_clause(instruction: str, part: list[Token]) -> Clause:

@@ -88,12 +88,26 @@ def colour_spans(words: list[str]) -> list[tuple[int, int, str]]:
             if parse_color(span) is not None:
                 best = (i, j, span)
                 break
+            plain = _without_ish(span)
+            if plain != span and parse_color(plain) is not None:
+                best = (i, j, plain)  # "pinkish", "yellowish straw": the colour itself
+                break
         if best:
             spans.append(best)
             i = best[1]
         else:
             i += 1
     return spans
+
+
+def _without_ish(span: str) -> str:
+    """A colour word's plain form: "pinkish" -> "pink", "reddish" -> "red", "blueish" -> "blue"."""
+    last = span.split()[-1]
+    if not last.endswith("ish") or len(last) < 6:
+        return span
+    stem = last[:-3].removesuffix("e") if last[:-3] not in ("blue",) else last[:-3]
+    stem = stem[:-1] if len(stem) > 3 and stem[-1] == stem[-2] else stem
+    return " ".join([*span.split()[:-1], stem])
 
 
 def tag_list(words: list[str]) -> list[Tag | None]:

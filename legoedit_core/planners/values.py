@@ -91,7 +91,10 @@ class ValueReader(Words):
         return said
 
     def _pad(self) -> bool:
-        return bool(self.found("canvas") or self.found("verbs", "pad"))
+        words = self.words
+        canvas = [t for t in self.found("canvas") if not (t.start > 1 and words[t.start - 1] == "the" and words[
+            t.start - 2] in ("of", "in", "from", "out"))]  # "out of the frame": the photo's edge, not a border
+        return bool(canvas or self.found("verbs", "pad"))
 
     def _canvas(self) -> str:
         """A square canvas or a border (PAD), in a colour."""
@@ -109,14 +112,15 @@ class ValueReader(Words):
         """A background edit (CBG): removed, blurred, a colour, a gradient, or a described new background."""
         c = self.clause
         if "add" in verbs and self.colours and any(w in ("on", "against") for w in self.words):
-            c.value = self.colours[-1][2]
+            c.value = self._gradient() or self.colours[-1][2]
             c.targets = [Target("the subject", "subject", "subject")]
             for k in range(len(self.part)):
                 self.used[k] = True
             return True
         if not self.found("background"):
             return False
-        in_colour = [t for t in self.found("adjust") if any(a <= t.start < b for a, b, _ in self.colours)]
+        in_colour = [t for t in self.found("adjust") if any(a <= t.start <= b for a, b, _ in self.colours)]  # "navy
+        # colour": the colour's noun
         tonal = [t for t in self.found("adjust") if t not in in_colour] or any(
             self.found(*c) for c in (("greyscale",), ("styles",), ("verbs", "sharpen"), ("comparatives",))) or (
             self.found("problems") and not self.colours)
@@ -128,11 +132,8 @@ class ValueReader(Words):
             self.use(tag)
         if self.found("verbs", "blur"):
             c.value = "blur"
-        elif "gradient" in self.words:  # "a blue to purple gradient", "gradient from blue to white"
-            k = self.words.index("gradient")
-            start = min([k, *(a for a, _, _ in self.colours)])
-            end = max([k + 1, *(b for _, b, _ in self.colours)])
-            c.value = " ".join(self.words[start:end])
+        elif self._gradient():
+            c.value = self._gradient()
         elif self.colours:
             c.value = self.colours[-1][2]
         elif {"remove", "isolate"} & set(verbs) or "transparent" in self.words or "cutout" in self.words:
@@ -148,6 +149,15 @@ class ValueReader(Words):
         subject = [k for k, t in enumerate(self.tags) if t is not None and t.has("subject")]
         c.targets = [Target("the subject", "subject", "subject")] if subject else []
         return True
+
+    def _gradient(self) -> str | None:
+        """A gradient background in the user's words ("a gradient from light blue to white"), or None."""
+        if "gradient" not in self.words:
+            return None
+        k = self.words.index("gradient")
+        start = min([k, *(a for a, _, _ in self.colours)])
+        end = max([k + 1, *(b for _, b, _ in self.colours)])
+        return " ".join(self.words[start:end])
 
     def _shade(self) -> str | None:
         """A lighter or darker shade of a named colour ("a darker blue" -> "dark blue"), or None."""
