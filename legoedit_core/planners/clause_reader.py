@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
-from legoedit_core.planners.values import ValueReader
+from legoedit_core.planners.undoable import SIZE_WORDS, UndoableReader
 from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
@@ -14,7 +14,6 @@ _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop
                  "isolate")
 _ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
                     "colors", "colour", "color", "warmth"}
-_SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": -1}
 
 
 _DETERMINERS = {"the", "a", "an", "this", "that", "her", "his", "its", "their", "my", "your", "our"}
@@ -28,7 +27,10 @@ def _as_noun(tag: Tag) -> Tag | None:
     return Tag(tag.start, tag.end, meanings) if meanings else None
 
 
-class ClauseReader(ValueReader):
+_STAYS = ("stay", "stays", "remain", "remains")
+
+
+class ClauseReader(UndoableReader):
     """Reads one clause; every token is either the action's (``used``) or part of a target."""
 
     def __init__(self, instruction: str, part: list[Token]) -> None:
@@ -46,9 +48,12 @@ class ClauseReader(ValueReader):
         self.negated = self._negated()
         self.colours = [s for s in colour_spans(self.words) if not inside(self.tags[s[0]], s)
                         and all(self.part[k].kind == "word" for k in range(s[0], s[1]))]
-        for start, end, _ in [s for s in self.colours if s[0] and self.words[s[0] - 1] == "not"]:
-            self.used[start - 1 : end] = [True] * (end - start + 1)  # "red, not green": the colour it is now
-        self.colours = [s for s in self.colours if not (s[0] and self.words[s[0] - 1] == "not")]
+        was = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("not", "of") and (
+            self.words[s[0] - 1] == "not" or s[0] > 1 and self.words[s[0] - 2] == "instead")]
+        for start, end, _ in was:  # "red, not green", "teal instead of red": the colour it is now
+            self.used[start - 1 - (self.words[start - 1] == "of") : end] = [True] * (
+                end - start + 1 + (self.words[start - 1] == "of"))
+        self.colours = [s for s in self.colours if s not in was]
 
     # ------------------------------------------------------------------------------------------------ helpers
 
@@ -94,6 +99,20 @@ class ClauseReader(ValueReader):
                 self.use(tag)
         for tag in self.found("aspects"):
             self.use(tag)
+        stays = next((t.end + (self.words[t.end - 1] not in _STAYS) for t in self.found("verbs", "keep") if self.words[
+            t.end - 1] in _STAYS or t.end < len(self.words) and self.words[t.end] in ("it", "them")), None)
+        for k in range(stays or len(self.part), len(self.part)):
+            self.used[k] = True  # "the sky should stay soft": how it stays, no thing
+        problem = next((t.end for t in self.found("problems")), None)
+        told = next((k for k in range(problem or len(self.words), len(self.words)) if self.words[k] in (
+            "it", "that", "this")), None)
+        if problem is not None and told is not None:  # "so grainy it hurts my eyes": what it does, no thing
+            for k in range(told, len(self.part)):
+                self.used[k] = True
+        copula = next((t.start for t in self.found("copulas")), None)
+        if c.value == "implied" and copula is not None:  # "the sky looks bleak": what it is said to be is no thing
+            for k in range(copula, len(self.part)):
+                self.used[k] = True
         simile = next((k for k, w in enumerate(self.words) if w == "like" and (
             k == 0 or self.words[k - 1] not in ("i'd", "i", "would", "we'd", "we"))), None)
         if c.action != "write" and simile is not None:  # "sepia, like an old newspaper": a simile, not a thing
@@ -155,12 +174,18 @@ class ClauseReader(ValueReader):
 
     def _action(self) -> str:
         c, verbs = self.clause, self.verbs()
+        if self.words[0] == "like" or self.words[:2] == ["as", "if"]:
+            return "remark"  # "..., like a cutout for a sticker": a comparison that says why
         if self._write():
             return "write"
         if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
             return "keep"  # "don't touch the sky": what the next change leaves out; "don't crop": a remark
         if self.statement():
             problems = self.found("problems")
+            loud = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("so", "too", "very", "really")]
+            if not problems and loud:  # "her coat is so red": too much of that colour
+                c.attribute, c.direction, c.value = "saturation", -1, "implied"
+                return "adjust"
             return self._problem(problems[-1]) if problems else "statement"
         undoable = self._undoable(verbs)
         if undoable:
@@ -186,9 +211,9 @@ class ClauseReader(ValueReader):
                 return "greyscale"
         if self._pad() and "crop" not in verbs:
             return self._canvas()
-        size = [t for t in self.found("undoable", "age") if self.words[t.start] in _SIZE_WORDS]
+        size = [t for t in self.found("undoable", "age") if self.words[t.start] in SIZE_WORDS]
         if size and (c.amounts or self.found("scope", "whole") or "resize" in verbs):
-            c.direction = _SIZE_WORDS[self.words[size[0].start]]
+            c.direction = SIZE_WORDS[self.words[size[0].start]]
             for tag in [*size, *self.found("verbs")]:
                 self.use(tag)
             return "resize"
@@ -278,7 +303,7 @@ class ClauseReader(ValueReader):
                 t.kind in ("word", "caps") and not (self.tags[k] and self.tags[k].has("filler"))
                 for k, t in enumerate(self.part)):
             vague = self.found("undoable", "vague")
-            if vague and verbs:
+            if vague and (verbs or vague[0].end < len(self.words) and self.words[vague[0].end] in _DETERMINERS):
                 spec = self.vocab.undoable("vague")
                 c.reason, c.value = spec["reason"], spec["instead"]
                 return "undoable"
@@ -293,54 +318,6 @@ class ClauseReader(ValueReader):
 
     def _linking(self) -> bool:
         return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)
-
-    def _undoable(self, verbs: list[str]) -> tuple[str, Tag] | None:
-        for kind in ("colourise", "artist", "expression", "outpaint", "generate", "retouch"):
-            for tag in self.found("undoable", kind):
-                if kind == "colourise" and "keep" in verbs:
-                    continue  # "keep the rest in colour": what stays as it is
-                return kind, tag
-        for tag in self.found("undoable", "pose"):
-            if tag.has("undoable", "pose", "body"):
-                moving = {"rotate", "change", "add"} & set(verbs) and not {"remove", "blur", "hide", "crop"} & set(
-                    verbs)
-                if moving and not self.colours:
-                    return "pose", tag
-                continue
-            if not (tag.has("verbs") or tag.has("filler")):
-                return "pose", tag
-        for tag in self.found("undoable", "material"):
-            if self._value_position(tag) and not ({"remove", "blur", "crop", "hide", "sharpen"} & set(verbs)):
-                return "material", tag
-        for tag in self.found("undoable", "age"):
-            resizing = self.words[tag.start] in _SIZE_WORDS and (
-                self.clause.amounts or self.found("scope", "whole") or "resize" in verbs)
-            if not resizing and not ({"crop"} & set(verbs)):
-                return "age", tag
-        if not ({"remove", "blur", "crop", "hide", "sharpen", "denoise"} & set(verbs)):
-            for tag in self.found("undoable", "weather"):
-                if tag.has("undoable", "weather") and not self.found("background"):
-                    return "weather", tag
-        pronoun_only = all(self.tags[k] is not None and (self.tags[k].has("pronouns") or self.tags[k].has("filler"))
-                           for k in range(len(self.part)) if self.part[k].kind == "word" and not (
-                               self.tags[k] is not None and self.tags[k].has("verbs"))
-                           and not any(a <= k < b for a, b, _ in self.colours))
-        if "replace" in verbs and self.colours and pronoun_only:
-            return None  # "... and replace it with blue": a colour for what the clause before named
-        if "replace" in verbs and not self.found("background"):
-            return "replace", self.found("verbs", "replace")[0]
-        if "add" in verbs and not self._adds_known():
-            return "add", self.found("verbs", "add")[0]
-        return None
-
-    def _adds_known(self) -> bool:
-        """Whether an "add"/"put" clause asks for something a brick draws: text, a border, a background, a tonal
-        change, a blur ("add more contrast", "put it on white")."""
-        on_colour = self.colours and any(w in ("on", "against") for w in self.words)
-        return bool(self.found("canvas") or self.found("background") or self.found("adjust")
-                    or self.found("verbs", "blur") or self.found("styles") or self.found("greyscale")
-                    or self.found("verbs", "sharpen") or on_colour
-                    or self.found("comparatives") or self.found("problems", "denoise")) or self._pad()
 
     def _adjust(self, verbs: list[str]) -> bool:
         c = self.clause

@@ -16,6 +16,7 @@ from legoedit_core.planners.reading import Clause, Target, colour_spans
 from legoedit_core.planners.vocabulary import vocabulary
 
 _ARTICLES = ("the ", "a ", "an ")
+_SCENE_EDITS = ("adjust", "greyscale", "style", "blur", "sharpen", "denoise", "tint")  # edits of a whole region
 _SCENERY = {"sky", "green"}  # what a finder finds that is the setting, never the main subject
 _WHOLES = {"person", "people", "clothes"}  # what a finder finds that holds other things it finds (a face, hair)
 
@@ -40,7 +41,9 @@ def named(target: Target) -> str:
 def region(graph: Graph, clause: Clause, image: str, main_subject: bool = False) -> Region:
     """The region ``clause`` acts on: the whole image, its targets (several are united), or everything except its
     excluded targets. ``main_subject``: a single thing no finder sees may be the salient object."""
-    targets = [t for t in clause.targets if t.kind != "whole"]
+    targets = [_as_scene(t) if clause.action in _SCENE_EDITS else t for t in clause.targets if t.kind != "whole"]
+    if clause.excluded and all(t.kind == "background" for t in targets):
+        targets = []  # "brighten the ground, leave the sky": everything except the sky
     excluded = [t for t in clause.excluded if not (targets and t.kind == "background")]  # a named thing is not it
     if targets:  # "the fields but not the sky", "her but leave everything else": nothing inside what is changed
         excluded = [e for e in excluded if e.kind != "whole" and not all(_apart(graph, t, e) for t in targets)]
@@ -135,10 +138,18 @@ def _apart(graph: Graph, target: Target, left_out: Target) -> bool:
     if vocabulary().not_subject(left_out.head) == "setting":
         return True
     mine, theirs = finder_prompt(graph, target), finder_prompt(graph, left_out)
-    if mine is None and theirs is not None and theirs.split()[0] in _SCENERY:
-        return True  # the sky is never part of the main subject
+    if (mine is None) != (theirs is None) and (mine or theirs or "").split()[0] in _SCENERY:
+        return True  # the sky is never part of the main subject, nor the main subject of the sky
     return mine is not None and theirs is not None and mine.split()[0] != theirs.split()[0] and not (
         {mine.split()[0], theirs.split()[0]} & _WHOLES)
+
+
+def _as_scene(target: Target) -> Target:
+    """A part of the setting no finder sees ("the table", "the ground") in a tonal edit is what lies behind the main
+    subject: the background."""
+    if target.kind != "thing" or vocabulary().not_subject(target.head) != "setting" or target.place:
+        return target
+    return Target(target.words, "background", "background")
 
 
 def _part(target: Target) -> bool:

@@ -9,13 +9,15 @@ from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans
 from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, is_word, vocabulary
 
 # words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
-NOT_THINGS = {"first", "last", "why", "how", "what", "that", "which", "corner", "side", "edge", "half", "part",
-              "area", "bit", "region", "section", "colour", "color", "colours", "colors", "shade", "up", "down",
-              "out", "off", "away", "looks", "is", "are", "was"}
+NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", "which", "corner", "side", "edge",
+              "half", "part", "area", "bit", "region", "section", "colour", "color", "colours", "colors", "shade",
+              "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
-_PICTURES = {"image", "photo", "picture", "pic", "shot", "portrait", "snap", "photograph", "frame"}
+_PICTURES = {"image", "photo", "picture", "pic", "shot", "portrait", "snap", "photograph", "frame", "banner", "poster",
+             "flyer", "graphic", "artwork", "thumbnail", "wallpaper"}
 _SOURCES = {"from", "off", "out"}
+_MODALS = {"can", "could", "would", "should", "will", "might", "must", "may"}  # "I can barely see her"
 _PERSONS = {"her", "him"}  # a person named by a pronoun alone ("remove her", "blur him out")
 _QUALIFIERS = {"nothing", "more", "less", "too", "so", "very", "really", "quite", "much", "way", "extra"}
 
@@ -131,6 +133,9 @@ def _target(view: Words, group: list[int]) -> Target | None:
             kind = "marked"
         elif tag is not None and tag.has("subject") and not content:
             kind = "subject"
+        elif tag is not None and tag.has("background") and content:
+            relation = _span(view, group[index:], lead=False).lower()  # "the model behind her"
+            break
         elif tag is not None and tag.has("background"):
             kind = "background"
         elif words[k] in _PERSONS and not content and _stands_alone(view, group, index):
@@ -142,13 +147,14 @@ def _target(view: Words, group: list[int]) -> Target | None:
             if words[k] in _PICTURES and kind == "thing":
                 content.clear()  # "the cat pic", "the whole portrait": the picture itself
             kind = "whole" if kind == "thing" and not content else kind
-        elif words[k] in NOT_THINGS or tag is not None and (_not_a_thing(tag) or tag.has("copulas")):
+        elif words[k] in NOT_THINGS or tag is not None and (_not_a_thing(tag) or tag.has("copulas")) or (
+                words[k] in _MODALS and not (k and words[k - 1] in ("the", "a", "an", "this", "that"))):
             continue
         elif index + 1 < len(group) and words[group[index + 1]] in ("it", "this", "that", "them", "these", "those"):
             continue  # a verb the vocabulary lacks ("redo it"), not a thing
         elif k > 0 and words[k - 1] in _QUALIFIERS:
             continue  # a quality asked for ("more intense", "too shiny"), not a thing
-        elif tag is None and not can_be_noun(words[k]) and not _modifies(view, group, index):
+        elif tag is None and not can_be_noun(words[k], view.part[k].text) and not _modifies(view, group, index):
             continue  # "nothing crazy", "by about 30%": words that name no thing
         else:
             content.append(k)
@@ -175,7 +181,9 @@ def _modifies(view: Words, group: list[int], index: int) -> bool:
     """Whether the word at ``group[index]`` describes a thing named after it ("the shiny car")."""
     after = [k for k in group[index + 1 :] if view.words[k] not in ("the", "a", "an")]
     return bool(after) and (view.tags[after[0]] is None or not view.tags[after[0]].has("places")) and (
-        view.words[after[0]] not in PREPOSITIONS)
+        view.words[after[0]] not in PREPOSITIONS) and (
+        can_be_noun(view.words[after[0]], view.part[after[0]].text) if view.tags[after[0]] is None
+        else not view.tags[after[0]].has("filler"))
 
 
 def _stands_alone(view: Words, group: list[int], index: int) -> bool:
@@ -212,6 +220,8 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         swapping = any(t is not None and (t.has("verbs", "replace") or t.has("background")) for t in tags[:k])
         if part[k].word == "for" and tags[k - 1] is not None and tags[k - 1].has("scope", "except"):
             continue  # "except for the person"
+        if part[k].word == "so" and {"just", "only"} & set(words[k + 1 : k + 4]):
+            continue  # "crop it so it's just the rocket": what is kept, not why
         if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(
                 t is not None and t.has("background") for t in rest)):
             continue

@@ -58,6 +58,11 @@ def background(graph: Graph, clause: Clause, image: str) -> Planned:
     prompt = clause.value or "white"
     _require(graph, clause, "CBG", prompt, f"CBG cannot do {prompt!r}", "its background brick uses")
     subject = graph.reuse("SOS", "subject", image=image)
+    if prompt == "blur" and graph.strength != 1.0:  # "blur the background heavily": a blur of that strength
+        behind = graph.add("INVERSE", "background", mask=f"@{subject}.mask")
+        radius = graph.scaled("region blur radius", [12, 8, 20])
+        node = graph.add("BLUR", "blur", image=image, radius=radius, mask=f"@{behind}.mask")
+        return f"@{node}.image", f"Blur what is behind the subject (radius {radius:g}): SOS, INVERSE, BLUR."
     node = graph.add("CBG", "background", image=image, mask=f"@{subject}.mask", prompt=prompt)
     return f"@{node}.image", f"The background becomes {prompt}: SOS keeps the subject, CBG replaces what is behind."
 

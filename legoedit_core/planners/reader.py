@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 from legoedit_core.planners.clause_reader import ClauseReader
 from legoedit_core.planners.reading import Clause, Reading, colour_spans, tag_list
-from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, tokens, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, can_be_verb, tokens, vocabulary
 
 _TONAL = ("adjust", "greyscale", "style")
+_DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
                "write", "add", "replace", "pad", "isolate", "increase", "decrease")
@@ -51,6 +52,10 @@ def _described(clauses: list[Clause]) -> list[Clause]:
         if first.action == "keep" and then.action not in ("keep", "undoable", "remark", "unknown") and all(
                 t.kind == "whole" for t in then.targets):
             then.scope, then.excluded, first.action = "except", list(first.targets), "describe"
+        elif then.action == "keep" and first.action not in ("keep", "undoable", "remark", "unknown", "describe"):
+            first.excluded += [t for t in then.targets if t.kind != "whole"]  # "brighten the ground, leave the sky"
+            first.scope = "except" if first.excluded else first.scope
+            then.action = "describe"
         named = [t for t in first.targets if t.kind != "whole"]
         if named and then.scope == "whole" and then.targets and all(t.kind == "whole" for t in then.targets) and any(
                 t.words.lower() in rest for t in then.targets):
@@ -79,7 +84,8 @@ def split(toks: list[Token]) -> list[list[Token]]:
         elif token.word in _SPLIT_WORDS or parts[-1] and _ends_clause(toks, tags, i, parts[-1]):
             if parts[-1]:
                 parts.append([])
-        elif token.kind != "punct" or token.word in ",%°:&":
+        elif token.kind != "punct" or token.word in ",%°:&" or token.word == "." and _ends_clause(
+                toks, tags, i, parts[-1]) is False and i and len(toks[i - 1].text) == 1:
             parts[-1].append(token)
     parts = [p[: max(k + 1 for k, t in enumerate(p) if t.word != ",")] for p in parts if any(
         t.kind != "punct" for t in p)]  # a comma left at a clause's end belongs to no clause
@@ -102,6 +108,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     """Whether the clause so far (``part``) ends at token ``i``: at ; . ! ? : ( ), at "then" / "also", at a comma
     before a statement ("..., it's too dark"), at "and", "but" or a comma before a verb."""
     token, vocab = toks[i], vocabulary()
+    if token.word == "." and i and len(toks[i - 1].text) == 1 and toks[i - 1].text.isupper():
+        return False  # an initial ("J. Reyes")
     if token.kind == "punct" and token.word in ";.!?:()-–—":
         return True
     if token.word not in ("and", ",", "but", "with"):
@@ -128,7 +136,27 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     nxt = tags[ahead] if ahead is not None else None
     verb_next = nxt is not None and (any(nxt.has("verbs", v) for v in _EDIT_VERBS) or (
         (nxt.has("adjust") or nxt.has("greyscale")) and toks[nxt.start].word.endswith("en")))
+    if token.word == "and" and _unknown_verb_next(toks, tags, i):
+        return True  # "... and pop a hat on her": a change the vocabulary lacks is a clause of its own
+    if token.word == "and" and _second_object(toks, part, i):
+        return True  # "add 'Hi' at the top and some steam": a second thing to add
     return verb_next or token.word == "," and _statement_next(tags, i) or token.word == "and" and _pairs(part, rest)
+
+
+def _unknown_verb_next(toks: list[Token], tags: list[Tag | None], i: int) -> bool:
+    """Whether a verb the vocabulary lacks follows position ``i``, then a determiner ("pop a hat on her")."""
+    tag = tags[i + 1] if i + 1 < len(tags) else None
+    if i + 2 >= len(toks) or toks[i + 1].kind != "word" or tag is not None and not tag.has("undoable", "vague"):
+        return False
+    return can_be_verb(toks[i + 1].word) and toks[i + 2].word in _DETERMINERS
+
+
+def _second_object(toks: list[Token], part: list[Token], i: int) -> bool:
+    """Whether "and" after words to add starts a second thing to add ("some steam", "a hat"), not more words."""
+    adds = any(t.word in ("add", "put", "insert", "include") for t in part)
+    written = any(t.kind in ("quote", "caps") for t in part)
+    return adds and written and i + 1 < len(toks) and toks[i + 1].word in ("some", "a", "an") and not any(
+        t.kind in ("quote", "caps") for t in toks[i + 1 :])
 
 
 def _pairs(part: list[Token], rest: list[Token]) -> bool:

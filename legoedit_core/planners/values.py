@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from legoedit_core.planners.phrases import PREPOSITIONS, Words
 from legoedit_core.planners.reading import Clause, Target
+from legoedit_core.planners.vocabulary import can_be_noun
 
 
 class ValueReader(Words):
@@ -77,12 +78,16 @@ class ValueReader(Words):
         if cue is None and not any(t.kind in ("quote", "caps") for t in self.part):
             cue = next((k for k, w in enumerate(self.words) if w in cues["say_verbs"]  # "write hello at the top"
                         and k + 1 < len(self.part) and self._free_word(k + 1)), None)
+        if cue is None and any(w in cues["say_verbs"] for w in self.words):  # "write her name Jo Lee at the top"
+            titled = [k for k, t in enumerate(self.part) if k and t.kind == "word" and t.text[:1].isupper()]
+            cue = titled[0] - 1 if titled else None
         if cue is None:
             return []
         said = []
         for k in range(cue + 1, len(self.part)):
             tag = self.tags[k]
-            if self.part[k].kind == "punct" or tag is not None and tag.start == k and (
+            initial = self.part[k].word == "." and len(self.part[k - 1].text) == 1 and self.part[k - 1].text.isupper()
+            if self.part[k].kind == "punct" and not initial or tag is not None and tag.start == k and (
                     tag.has("places") or tag.has("text_overlay")) and k > cue + 1:
                 break
             said.append(k)
@@ -117,7 +122,9 @@ class ValueReader(Words):
             for k in range(len(self.part)):
                 self.used[k] = True
             return True
-        if not self.found("background"):
+        behind = [t for t in self.found("background") if not (t.start and self._noun_at(t.start - 1))]  # "the
+        # model behind her" is no background
+        if not behind:
             return False
         in_colour = [t for t in self.found("adjust") if any(a <= t.start <= b for a, b, _ in self.colours)]  # "navy
         # colour": the colour's noun
@@ -149,6 +156,11 @@ class ValueReader(Words):
         subject = [k for k, t in enumerate(self.tags) if t is not None and t.has("subject")]
         c.targets = [Target("the subject", "subject", "subject")] if subject else []
         return True
+
+    def _noun_at(self, k: int) -> bool:
+        """Whether the word at ``k`` names a thing: a noun the vocabulary does not know, not a colour."""
+        return self.tags[k] is None and can_be_noun(self.words[k], self.part[k].text) and not any(
+            a <= k < b for a, b, _ in self.colours)
 
     def _gradient(self) -> str | None:
         """A gradient background in the user's words ("a gradient from light blue to white"), or None."""

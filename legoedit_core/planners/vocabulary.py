@@ -93,8 +93,8 @@ class Vocabulary:
         """For each position, the longest vocabulary phrase starting there (None where none does)."""
         found: list[Tag | None] = []
         for i in range(len(words)):
-            tag = None
-            for length in range(min(self.longest, len(words) - i), 0, -1):
+            tag = self._split_verb(words, i)
+            for length in () if tag is not None else range(min(self.longest, len(words) - i), 0, -1):
                 meanings = self.phrases.get(tuple(words[i : i + length]))
                 if meanings:
                     tag = Tag(i, i + length, tuple(meanings))
@@ -103,6 +103,14 @@ class Vocabulary:
                                                 if m[0] == "verbs"]
             found.append(Tag(i, i + 1, (verbs[0],)) if verbs else tag)  # "needs removing", "cropped"
         return found
+
+
+    def _split_verb(self, words: list[str], i: int) -> Tag | None:
+        """A two-word verb split by its object pronoun ("tone it down", "turn them up"), over all three words."""
+        if i + 2 >= len(words) or words[i + 1] not in ("it", "them", "this", "that"):
+            return None
+        meanings = [m for m in self.phrases.get((words[i], words[i + 2]), ()) if m[0] == "verbs"]
+        return Tag(i, i + 3, tuple(meanings)) if meanings else None
 
 
 def _stems(word: str) -> list[str]:
@@ -129,11 +137,17 @@ def _checker() -> Any:
     return SpellChecker(distance=1)
 
 
-def can_be_noun(word: str) -> bool:
-    """Whether ``word`` can name a thing: a noun in lemminflect's English lexicon, or a word it does not know (a
-    name). "crazy", "roughly" and "about" cannot, so they are never taken for a thing to edit."""
-    forms = lemminflect.getAllLemmas(word)
-    return not forms or "NOUN" in forms or "PROPN" in forms
+def can_be_noun(word: str, written: str = "") -> bool:
+    """Whether ``word`` can name a thing: a noun in lemminflect's English lexicon, or a word it does not know that
+    is ``written`` with a capital (a name). "crazy", "roughly", "about" and "ugh" cannot, so they are never taken for
+    a thing to edit."""
+    forms = lemminflect.getAllLemmas(word.removesuffix("'s").removesuffix("s'") or word)
+    return "NOUN" in forms or "PROPN" in forms or not forms and written[:1].isupper()
+
+
+def can_be_verb(word: str) -> bool:
+    """Whether ``word`` is a verb in lemminflect's English lexicon ("pop", "stick", "slap")."""
+    return "VERB" in lemminflect.getAllLemmas(word)
 
 
 def is_word(word: str) -> bool:
@@ -170,6 +184,18 @@ _PIECES = re.compile(
     r"|(?P<punct>[,;.!?:%°&+()]|(?<=\s)[-–—](?=\s))")
 
 
+_STRESSED = {"so", "too", "very", "really", "not", "only", "just", "all", "way", "much", "more", "less", "no"}
+
+
+def _emphasis(text: str, instruction: str, start: int) -> bool:
+    """Whether a word in capitals is only stressed ("SO orange", "blur it HEAVILY"): an intensifier or hedge of the
+    vocabulary standing alone, not words to write ("SALE", "OPEN DAY")."""
+    meanings = vocabulary().phrases.get((text.lower(),), [])
+    before, after = instruction[:start].split()[-1:], instruction[start + len(text) :].split()[:1]
+    alone = not any(w.isupper() and len(w) > 1 for w in before + after)
+    return alone and (text.lower() in _STRESSED or any(m[0] == "strength" for m in meanings))
+
+
 def tokens(instruction: str) -> list[Token]:
     """The instruction as tokens, words read (lower-case, shorthand expanded, misspelling put right)."""
     vocab = vocabulary()
@@ -184,7 +210,8 @@ def tokens(instruction: str) -> list[Token]:
         elif kind == "quote":
             word = text[1:-1]
         elif kind == "word":
-            if text.isupper() and len(text) > 1 and text not in ("OK", "TV"):
+            if text.isupper() and len(text) > 1 and text not in ("OK", "TV") and not _emphasis(text, instruction,
+                                                                                               match.start()):
                 kind = "caps"
             word = word.replace("’", "'")
             word = vocab.shorthands.get(word, word)

@@ -1,0 +1,73 @@
+"""What a clause asks that no classical brick does (a pose, an expression, a material, a new thing), read by
+``ClauseReader`` (which this class is the base of): the kind of change and the words that ask for it."""
+
+from __future__ import annotations
+
+from legoedit_core.planners.values import ValueReader
+from legoedit_core.planners.vocabulary import Tag
+
+SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": -1}
+
+
+class UndoableReader(ValueReader):
+    """The undoable-change half of ``ClauseReader``."""
+
+    def _value_position(self, tag: Tag) -> bool:
+        """Whether the phrase is what something becomes (``ClauseReader`` knows the clause's shape)."""
+        raise NotImplementedError
+
+    def _undoable(self, verbs: list[str]) -> tuple[str, Tag] | None:
+        for kind in ("colourise", "artist", "expression", "outpaint", "generate", "retouch"):
+            for tag in self.found("undoable", kind):
+                if kind == "colourise" and "keep" in verbs:
+                    continue  # "keep the rest in colour": what stays as it is
+                return kind, tag
+        for tag in self.found("undoable", "pose"):
+            if tag.has("undoable", "pose", "body"):
+                moving = {"rotate", "change", "add"} & set(verbs) and not {"remove", "blur", "hide", "crop"} & set(
+                    verbs)
+                if moving and not self.colours:
+                    return "pose", tag
+                continue
+            if not (tag.has("verbs") or tag.has("filler")):
+                return "pose", tag
+        for tag in self.found("undoable", "transform"):
+            if self._value_position(tag):
+                return "transform", tag
+        made_of = "made" in self.words and "of" in self.words[self.words.index("made") :]  # "made of solid gold"
+        for tag in self.found("undoable", "material"):
+            editing = {"remove", "blur", "crop", "hide", "sharpen"} & set(verbs)
+            if (self._value_position(tag) or made_of) and not editing:
+                return "material", tag
+        for tag in self.found("undoable", "age"):
+            resizing = self.words[tag.start] in SIZE_WORDS and (
+                self.clause.amounts or self.found("scope", "whole") or "resize" in verbs)
+            if not resizing and not ({"crop"} & set(verbs)):
+                return "age", tag
+        if not ({"remove", "blur", "crop", "hide", "sharpen", "denoise"} & set(verbs)):
+            for tag in self.found("undoable", "weather"):
+                if tag.has("undoable", "weather") and not self.found("background"):
+                    return "weather", tag
+        pronoun_only = all(self.tags[k] is not None and (self.tags[k].has("pronouns") or self.tags[k].has("filler"))
+                           for k in range(len(self.part)) if self.part[k].kind == "word" and not (
+                               self.tags[k] is not None and self.tags[k].has("verbs"))
+                           and not any(a <= k < b for a, b, _ in self.colours))
+        if "replace" in verbs and self.colours and pronoun_only:
+            return None  # "... and replace it with blue": a colour for what the clause before named
+        if "replace" in verbs and not self.found("background"):
+            return "replace", self.found("verbs", "replace")[0]
+        if "add" in verbs and not self._adds_known():
+            return "add", self.found("verbs", "add")[0]
+        if made_of and self.colours:  # "made of gold": a material, though gold is also a colour
+            return "material", Tag(self.colours[-1][0], self.colours[-1][1], (("undoable", "material"),))
+        return None
+
+    def _adds_known(self) -> bool:
+        """Whether an "add"/"put" clause asks for something a brick draws: text, a border, a background, a tonal
+        change, a blur ("add more contrast", "put it on white")."""
+        on_colour = self.colours and any(w in ("on", "against") for w in self.words)
+        return bool(self.found("canvas") or self.found("background") or self.found("adjust")
+                    or self.found("verbs", "blur") or self.found("styles") or self.found("greyscale")
+                    or self.found("verbs", "sharpen") or on_colour
+                    or self.found("comparatives") or self.found("problems", "denoise")) or self._pad()
+
