@@ -6,7 +6,7 @@ from __future__ import annotations
 from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
 from legoedit_core.planners.undoable import SIZE_WORDS, UndoableReader
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_adjective, can_be_noun, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
@@ -207,6 +207,7 @@ class ClauseReader(UndoableReader):
                 if name == "styles":
                     longest = max(tags, key=lambda t: t.end - t.start)
                     c.value = longest.get("styles")[1]  # type: ignore[index]
+                    self._use_look_words(longest.start)
                     return "style"
                 return "greyscale"
         if self._pad() and "crop" not in verbs:
@@ -217,9 +218,10 @@ class ClauseReader(UndoableReader):
             for tag in [*size, *self.found("verbs")]:
                 self.use(tag)
             return "resize"
-        if self.found("problems", "denoise") and (not verbs or {"remove", "decrease", "change"} & set(verbs)):
+        if self.found("problems", "denoise") and (not verbs or {"remove", "decrease", "change", "smooth"} & set(verbs)):
             for tag in [*self.found("problems"), *self.found("verbs")]:
                 self.use(tag)
+            c.value = None if verbs else "implied"  # "really grainy, can you clean it up": the fix it implies
             return "denoise"
         for tag in self.found("aspects"):
             c.amounts.append(Amount(float(self.vocab.data["aspects"][self.words[tag.start]]), "ratio"))
@@ -319,9 +321,20 @@ class ClauseReader(UndoableReader):
     def _linking(self) -> bool:
         return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)
 
+    def _use_look_words(self, end: int) -> None:
+        """The words describing a look just before it are the look's ("that old faded vintage look")."""
+        k = end - 1
+        while k >= 0 and self.words[k] not in ("the", "a", "an") and not any(a <= k < b for a, b, _ in self.colours):
+            tag = self.tags[k]
+            if not (tag is None and can_be_adjective(self.words[k]) or tag is not None and tag.has("adjust")):
+                break
+            self.used[k] = True
+            k -= 1
+
     def _adjust(self, verbs: list[str]) -> bool:
         c = self.clause
-        tags = [t for t in self.found("adjust") if not (t.has("verbs") and len(self.found("adjust")) > 1)]
+        tags = [t for t in self.found("adjust") if not (t.has("verbs") and len(self.found("adjust")) > 1) and not any(
+            a <= t.start < b for a, b, _ in self.colours)]  # "bright yellow" is a colour, not a brightness
         if not tags:
             return False
         meaning = tags[0].get("adjust")
@@ -350,6 +363,10 @@ class ClauseReader(UndoableReader):
         self.use(tag)
         c.direction = 1
         c.value = "implied"
+        if fix == "background":  # "the clutter behind her is distracting": blur what is behind the subject
+            c.value, c.targets = "blur", []
+            for k in range(len(self.part)):
+                self.used[k] = True
         if " " in fix:
             c.attribute, way = fix.split()
             c.direction = 1 if way == "up" else -1

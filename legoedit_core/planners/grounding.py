@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lemminflect
+
 from legoedit_core.planners.graph import Declined, Graph, slug
 from legoedit_core.planners.reading import Clause, Target, colour_spans
 from legoedit_core.planners.vocabulary import vocabulary
@@ -108,8 +110,10 @@ def locate(graph: Graph, clause: Clause, target: Target, image: str, single: boo
     prompt = finder_prompt(graph, target)
     role = vocabulary().not_subject(target.head)
     options = ["RES"] if prompt is not None else []
-    if prompt is None and role not in ("setting", "part") and single and not (target.relation or target.place) and (
-            graph.can_run("SOS") and (main_subject or graph.settings.salient_as_named_subject)):
+    plural = role is None and target.head != _singular(target.head)  # one salient object is not several things
+    alone = single and not (target.relation or target.place or plural)
+    if prompt is None and role not in ("setting", "part") and alone and graph.can_run("SOS") and (
+            main_subject or graph.settings.salient_as_named_subject):
         options.append("SOS")
     if not options:
         raise Declined(cannot_find(graph, clause, thing, role))
@@ -123,6 +127,12 @@ def locate(graph: Graph, clause: Clause, target: Target, image: str, single: boo
     graph.note(node, f"approximation: {thing!r} is taken as the photo's main subject, the salient object; RES "
                      f"cannot find it on the {graph.profile} profile (planner.rules.salient_as_named_subject)")
     return Region(f"@{node}.mask", f"{thing} is taken as the photo's main subject: the salient object (SOS)")
+
+
+def _singular(word: str) -> str:
+    """The noun's singular form ("cows" -> "cow"); a word lemminflect does not know as a noun stays as it is."""
+    lemmas = lemminflect.getAllLemmas(word).get("NOUN", (word,))
+    return word if word in lemmas else lemmas[0]
 
 
 def _taken_as_subject(graph: Graph, target: Target) -> bool:

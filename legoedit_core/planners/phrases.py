@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, is_word, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_adjective, can_be_noun, is_word, vocabulary
 
 # words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
 NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", "which", "corner", "side", "edge",
               "half", "part", "area", "bit", "region", "section", "colour", "color", "colours", "colors", "shade",
-              "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
+              "size", "resolution", "dimensions", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
 _PICTURES = {"image", "photo", "picture", "pic", "shot", "portrait", "snap", "photograph", "frame", "banner", "poster",
@@ -120,7 +120,8 @@ def _target(view: Words, group: list[int]) -> Target | None:
         if view.part[k].kind in ("quote", "caps"):
             names.append(view.part[k].word if view.part[k].kind == "quote" else view.part[k].text)
             continue
-        if content and view.words[k] in _SOURCES:
+        if content and view.words[k] in _SOURCES and not any(view.tags[j] is not None and view.tags[j].has("places")
+                                                             for j in group[index:]):
             break  # where it is taken from ("the cup out of the shot", "the rocket off the pad"): no narrowing
         if content and _relation_starts(view, group, index):
             relation = _span(view, group[index:], lead=False).lower()  # "the spots on her face", "the guy at the back"
@@ -147,7 +148,8 @@ def _target(view: Words, group: list[int]) -> Target | None:
             if words[k] in _PICTURES and kind == "thing":
                 content.clear()  # "the cat pic", "the whole portrait": the picture itself
             kind = "whole" if kind == "thing" and not content else kind
-        elif words[k] in NOT_THINGS or tag is not None and (_not_a_thing(tag) or tag.has("copulas")) or (
+        elif words[k] in NOT_THINGS or tag is not None and (_not_a_thing(tag) or tag.has("copulas") or tag.has(
+                "adjust") and not tag.has("finder_words")) or (
                 words[k] in _MODALS and not (k and words[k - 1] in ("the", "a", "an", "this", "that"))):
             continue
         elif index + 1 < len(group) and words[group[index + 1]] in ("it", "this", "that", "them", "these", "those"):
@@ -180,10 +182,12 @@ def _target(view: Words, group: list[int]) -> Target | None:
 def _modifies(view: Words, group: list[int], index: int) -> bool:
     """Whether the word at ``group[index]`` describes a thing named after it ("the shiny car")."""
     after = [k for k in group[index + 1 :] if view.words[k] not in ("the", "a", "an")]
-    return bool(after) and (view.tags[after[0]] is None or not view.tags[after[0]].has("places")) and (
-        view.words[after[0]] not in PREPOSITIONS) and (
-        can_be_noun(view.words[after[0]], view.part[after[0]].text) if view.tags[after[0]] is None
-        else not view.tags[after[0]].has("filler"))
+    if not after or view.words[after[0]] in PREPOSITIONS | NOT_THINGS or not can_be_adjective(view.words[group[index]]):
+        return False
+    tag = view.tags[after[0]]
+    if tag is None:
+        return can_be_noun(view.words[after[0]], view.part[after[0]].text)
+    return any(tag.has(c) for c in ("finder_words", "subject", "not_subject", "background"))
 
 
 def _stands_alone(view: Words, group: list[int], index: int) -> bool:
@@ -220,7 +224,7 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         swapping = any(t is not None and (t.has("verbs", "replace") or t.has("background")) for t in tags[:k])
         if part[k].word == "for" and tags[k - 1] is not None and tags[k - 1].has("scope", "except"):
             continue  # "except for the person"
-        if part[k].word == "so" and {"just", "only"} & set(words[k + 1 : k + 4]):
+        if part[k].word == "so" and {"just", "only"} & set(words[k + 1 : k + 4]) and "crop" in words:
             continue  # "crop it so it's just the rocket": what is kept, not why
         if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(
                 t is not None and t.has("background") for t in rest)):

@@ -20,6 +20,7 @@ TONES: dict[str, tuple[float, float, float]] = {
     "temperature": (0.4, -0.4, 0.0),
 }
 _WARM = {"yellow", "orange", "red", "golden", "gold", "amber"}
+_SKIN_OF = frozenset({"skin", "face", "faces", "person", "complexion", "cheeks", "forehead"})
 _PLAIN_COLOURS = frozenset({"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "grey", "gray"})
 
 
@@ -122,9 +123,9 @@ def denoise(graph: Graph, clause: Clause, image: str) -> Planned:
 
 
 def smooth(graph: Graph, clause: Clause, image: str) -> Planned:
-    # skin smoothing acts on the skin of whoever is named ("her face", "his skin")
+    # skin smoothing acts on the skin of whoever is named ("her face", "his skin"); other things as named ("her hair")
     people = [t for t in clause.targets if t.kind == "thing"] or [Target("skin", "skin")]
-    clause.targets = [Target(t.words, "skin", place=t.place) for t in people]
+    clause.targets = [Target(t.words, "skin", place=t.place) if t.head in _SKIN_OF else t for t in people]
     where = region(graph, clause, image)
     strength = min(1.0, graph.scaled("skin smoothing", [0.5, 0.35, 0.7]))
     node = graph.add("SMOOTH", "smooth", image=image, strength=strength, **_masked(where.mask))

@@ -46,6 +46,12 @@ def _described(clauses: list[Clause]) -> list[Clause]:
         vague_fix = then.reason == vague or then.action == "remove" and all(t.kind == "whole" for t in then.targets)
         if first.value == "implied" and vague_fix:
             then.action = "remark"  # "it's too noisy, clean it up": the fix the description implies
+        if first.value == then.value == "implied" and (first.attribute, first.direction) == (
+                then.attribute, then.direction):
+            then.action = "describe"  # "way too dark, I can barely see the foam": one change, said twice
+        if first.action == "background" and first.value == "blur" and then.action == "blur" and all(
+                t.kind == "whole" for t in then.targets):
+            then.action = "describe"  # "the stuff behind her is too busy, blur it out": the same blur
         if first.action == "background" and then.action == "recolour" and then.value and all(
                 t.kind == "whole" for t in then.targets):
             first.value, then.action = then.value, "describe"  # "lose the background? white would be great"
@@ -122,6 +128,9 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     first = tags[i + 1] if i + 1 < len(tags) else None
     if token.word == "," and vocab.phrase_at([t.word for t in toks], i + 1, "purpose") is not None:
         return False  # "remove the bottle, I just want the backdrop": why, not a second change
+    if token.word == "," and "gradient" in [t.word for t in part] and not any(
+            tag is not None and tag.has("verbs") for tag in vocab.tag([t.word for t in rest])):
+        return False  # "a gradient, black fading to grey": the gradient's colours
     if token.word == "," and (_has_action(rest, vocab) or first is not None and first.has("remarks")):
         return True
     if token.word == "with":  # "black and white with a bit more contrast": a second change, not "a navy colour"
@@ -193,7 +202,7 @@ def _statement_next(tags: list[Tag | None], i: int) -> bool:
 
 def _has_action(part: list[Token], vocab) -> bool:
     tags = vocab.tag([t.word for t in part])
-    acts = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives")
+    acts = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background", "factors")
     words = [t.word for t in part]
     return any(t is not None and any(t.has(a) for a in acts) for t in tags) or any(
         t.kind in ("quote", "caps") for t in part) or bool(colour_spans(words))  # "the sky deeper blue, and ..."

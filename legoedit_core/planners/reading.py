@@ -88,7 +88,7 @@ def colour_spans(words: list[str]) -> list[tuple[int, int, str]]:
             if parse_color(span) is not None:
                 best = (i, j, span)
                 break
-            plain = _without_ish(span)
+            plain = _without_ish(span).removeprefix("bright ").removeprefix("vivid ").removeprefix("deep ")
             if plain != span and parse_color(plain) is not None:
                 best = (i, j, plain)  # "pinkish", "yellowish straw": the colour itself
                 break

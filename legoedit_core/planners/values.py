@@ -116,7 +116,8 @@ class ValueReader(Words):
     def _background(self, verbs: list[str]) -> bool:
         """A background edit (CBG): removed, blurred, a colour, a gradient, or a described new background."""
         c = self.clause
-        if "add" in verbs and self.colours and any(w in ("on", "against") for w in self.words):
+        on = next((k for k, w in enumerate(self.words) if w in ("on", "onto", "against")), len(self.words))
+        if "add" in verbs and any(start > on for start, _, _ in self.colours):  # "put it on red", not "a red hat on"
             c.value = self._gradient() or self.colours[-1][2]
             c.targets = [Target("the subject", "subject", "subject")]
             for k in range(len(self.part)):

@@ -145,6 +145,13 @@ def can_be_noun(word: str, written: str = "") -> bool:
     return "NOUN" in forms or "PROPN" in forms or not forms and written[:1].isupper()
 
 
+def can_be_adjective(word: str) -> bool:
+    """Whether ``word`` can describe a thing: an adjective or a noun in lemminflect's lexicon ("shiny", "glass"), or
+    a word it does not know."""
+    forms = lemminflect.getAllLemmas(word)
+    return not forms or "ADJ" in forms or "NOUN" in forms
+
+
 def can_be_verb(word: str) -> bool:
     """Whether ``word`` is a verb in lemminflect's English lexicon ("pop", "stick", "slap")."""
     return "VERB" in lemminflect.getAllLemmas(word)
