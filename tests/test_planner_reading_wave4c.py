@@ -102,3 +102,36 @@ def test_tonal_changes_in_one_breath_are_one_clause_each_and_share_their_thing(c
 ])
 def test_regions_exceptions_and_backgrounds(cpu_toolset, instruction, tools):
     assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("darken the floor but keep the sky as it is", {"RES", "INVERSE", "ADJUST"}),
+    ("blur the wall behind the vase", {"SOS", "INVERSE", "BLUR"}),
+    ("the junk behind the dog is distracting", {"SOS", "CBG"}),
+    ("it's really dark, I can barely see the label", {"ADJUST"}),
+    ("give it a grungy retro vibe", {"STYLE"}),
+    ("paint the kettle vivid red", {"SOS", "RCM"}),
+    ("blank out the sign's lettering", {"RES", "INPAINT"}),
+    ("smooth out her hair a little", {"RES", "SMOOTH"}),
+    ("crop it so only the kettle is left", {"SOS", "BBOX", "CROP"}),
+    ("swap the backdrop for white, like a passport photo", {"SOS", "CBG"}),
+    ("the contrast is harsh, tone it down a bit", {"ADJUST"}),
+])
+def test_descriptions_looks_and_the_setting(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+@pytest.mark.parametrize(("instruction", "quoted"), [
+    ("remove the ducks", "'ducks'"),
+    ("take the lamp out of the top left corner", "'lamp"),
+    ("make the kettle look solid silver", "'make the kettle look solid silver'"),
+])
+def test_several_things_a_side_of_the_frame_and_materials_are_declined(cpu_toolset, instruction, quoted):
+    result = _plan(cpu_toolset, instruction)
+    assert not result.ok and quoted in result.error, result.error
+
+
+def test_stress_in_capitals_is_no_text_and_a_strong_word_sizes_the_change(cpu_toolset):
+    stressed = _plan(cpu_toolset, "her scarf is SO pink, tone it down")
+    assert _tools(stressed) == {"RES", "ADJUST"} and _values(stressed, "saturation")[0] < 1
+    assert _values(_plan(cpu_toolset, "turn the saturation right up"), "saturation")[0] >= 1.5

@@ -311,8 +311,8 @@ class ClauseReader(UndoableReader):
                 return "undoable"
             return "remark"
         if verbs and set(verbs) <= {"increase", "decrease"} and all(  # "reduce it": which change, the clause
-                t.kind == "punct" or self.tags[k] is not None and (self.tags[k].has("pronouns") or self.tags[k].has(
-                    "verbs") or self.tags[k].has("filler")) for k, t in enumerate(self.part)):  # before says
+                t.kind == "punct" or self.tags[k] is not None and any(self.tags[k].has(c) for c in (
+                    "pronouns", "verbs", "filler", "strength")) for k, t in enumerate(self.part)):  # before says
             spec = self.vocab.undoable("vague")
             c.reason, c.value = spec["reason"], spec["instead"]
             return "undoable"

@@ -128,7 +128,7 @@ def _target(view: Words, group: list[int]) -> Target | None:
             break
         if tag is not None and tag.start < k:
             continue  # the rest of a phrase already taken ("date stamp")
-        if tag is not None and tag.has("places"):
+        if tag is not None and tag.has("places") and not (k and words[k - 1] in ("is", "are", "be", "remains")):
             place = tag.get("places")[1]  # type: ignore[index]
         elif tag is not None and tag.has("marked"):
             kind = "marked"

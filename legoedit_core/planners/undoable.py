@@ -65,7 +65,7 @@ class UndoableReader(ValueReader):
     def _adds_known(self) -> bool:
         """Whether an "add"/"put" clause asks for something a brick draws: text, a border, a background, a tonal
         change, a blur ("add more contrast", "put it on white")."""
-        on_colour = self.colours and any(w in ("on", "against") for w in self.words)
+        on_colour = self._on_colour()
         return bool(self.found("canvas") or self.found("background") or self.found("adjust")
                     or self.found("verbs", "blur") or self.found("styles") or self.found("greyscale")
                     or self.found("verbs", "sharpen") or on_colour

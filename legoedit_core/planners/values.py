@@ -116,8 +116,7 @@ class ValueReader(Words):
     def _background(self, verbs: list[str]) -> bool:
         """A background edit (CBG): removed, blurred, a colour, a gradient, or a described new background."""
         c = self.clause
-        on = next((k for k, w in enumerate(self.words) if w in ("on", "onto", "against")), len(self.words))
-        if "add" in verbs and any(start > on for start, _, _ in self.colours):  # "put it on red", not "a red hat on"
+        if "add" in verbs and self._on_colour():
             c.value = self._gradient() or self.colours[-1][2]
             c.targets = [Target("the subject", "subject", "subject")]
             for k in range(len(self.part)):
@@ -157,6 +156,12 @@ class ValueReader(Words):
         subject = [k for k, t in enumerate(self.tags) if t is not None and t.has("subject")]
         c.targets = [Target("the subject", "subject", "subject")] if subject else []
         return True
+
+    def _on_colour(self) -> bool:
+        """Whether the clause puts something on a colour ("put it on red"), not a coloured thing on ("a red hat on
+        her")."""
+        on = next((k for k, w in enumerate(self.words) if w in ("on", "onto", "against")), len(self.words))
+        return any(start > on for start, _, _ in self.colours)
 
     def _noun_at(self, k: int) -> bool:
         """Whether the word at ``k`` names a thing: a noun the vocabulary does not know, not a colour."""
