@@ -174,8 +174,8 @@ class ClauseReader(UndoableReader):
 
     def _action(self) -> str:
         c, verbs = self.clause, self.verbs()
-        if self.words[0] == "like" or self.words[:2] == ["as", "if"]:
-            return "remark"  # "..., like a cutout for a sticker": a comparison that says why
+        if self.words[0] == "like" or self.words[:2] == ["as", "if"] or self._how_it_stays():
+            return "remark"  # "..., like a cutout for a sticker", "but keep it natural": why, or how it stays
         if self._write():
             return "write"
         if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
@@ -289,6 +289,8 @@ class ClauseReader(UndoableReader):
             for tag in [*comparatives, *self.found("verbs")]:
                 self.use(tag)
             return "tint"
+        if not verbs and self.colours and self._noun_at(min(self.colours[-1][1], len(self.words) - 1)):
+            return "named"  # "the red stripes on the left": a thing named, for the clause after ("make them navy")
         if self.colours and (verbs or self._linking() or self.colours[-1][0] > 0 or not self.found("verbs")):
             start, end, colour = self.colours[-1]
             c.value = colour
@@ -320,6 +322,16 @@ class ClauseReader(UndoableReader):
 
     def _linking(self) -> bool:
         return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)
+
+    def _how_it_stays(self) -> bool:
+        """Whether the clause only says how the edit should stay ("keep it natural", "but keep them subtle")."""
+        keep = next((t for t in self.tags if t is not None and (t.has("verbs", "keep") or t.has("scope", "except"))
+                     and self.words[t.end - 1] == "keep"), None)
+        if keep is None or keep.end >= len(self.words) or self.words[keep.end] not in ("it", "them", "things"):
+            return False
+        rest = [k for k in range(keep.end + 1, len(self.part)) if self.part[k].kind == "word"]
+        return all(self.tags[k] is None and can_be_adjective(self.words[k]) or self.tags[k] is not None and (
+            self.tags[k].has("filler") or self.tags[k].has("strength")) for k in rest)
 
     def _use_look_words(self, end: int) -> None:
         """The words describing a look just before it are the look's ("that old faded vintage look")."""

@@ -111,7 +111,7 @@ def locate(graph: Graph, clause: Clause, target: Target, image: str, single: boo
     role = vocabulary().not_subject(target.head)
     options = ["RES"] if prompt is not None else []
     plural = role is None and target.head != _singular(target.head)  # one salient object is not several things
-    alone = single and not (target.relation or target.place or plural)
+    alone = single and not (target.relation and role != "surface" or target.place or plural)  # "the fur on the cat"
     if prompt is None and role not in ("setting", "part") and alone and graph.can_run("SOS") and (
             main_subject or graph.settings.salient_as_named_subject):
         options.append("SOS")
@@ -173,7 +173,7 @@ def finder_prompt(graph: Graph, target: Target) -> str | None:
     None when the finder sees none of them."""
     place = f" on the {target.place.replace('-', ' ')}" if target.place else ""
     place += f" '{target.name}'" if target.name else ""  # the words it carries: the finder keeps those lines
-    relation = f" {target.relation}" if target.relation else ""
+    relation = f" {target.relation}" if target.relation and not _is_text(target) else ""  # text is found anywhere
     words = " ".join([*target.modifiers, target.head])
     tag = vocabulary().tag(target.head.split())[0]
     tag = tag if tag is not None and tag.end == len(target.head.split()) else None
@@ -190,6 +190,11 @@ def finder_prompt(graph: Graph, target: Target) -> str | None:
     colours = colour_spans(list(target.modifiers))
     candidates += [f"{colour}{place}{relation}" for _, _, colour in colours]
     return next((c for c in candidates if graph.understands("RES", c)), None)
+
+
+def _is_text(target: Target) -> bool:
+    tag = vocabulary().tag(target.head.split())[0]
+    return tag is not None and tag.get("finder_words", "same") == ("finder_words", "same", "text")
 
 
 def cannot_find(graph: Graph, clause: Clause, thing: str, role: str | None = None) -> str:

@@ -14,6 +14,7 @@ NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", 
               "size", "resolution", "dimensions", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
+_THING_CLASSES = ("finder_words", "subject", "not_subject", "background", "marked")
 _PICTURES = {"image", "photo", "picture", "pic", "shot", "portrait", "snap", "photograph", "frame", "banner", "poster",
              "flyer", "graphic", "artwork", "thumbnail", "wallpaper"}
 _SOURCES = {"from", "off", "out"}
@@ -103,7 +104,10 @@ def split_targets(view: Words, run: list[int]) -> list[Target]:
     """The targets named by the tokens at ``run`` (split at "and" and commas)."""
     groups: list[list[int]] = [[]]
     for k in run:
-        if view.words[k] in ("and", ",", "&", "or"):
+        # "the text on her tag and patch": the things after "on" are where the text is, not more targets
+        relating = any(view.words[j] in ("on", "of") for j in groups[-1][1:]) and any(
+            view.tags[j] is not None and view.tags[j].has("finder_words", "same", "text") for j in groups[-1])
+        if view.words[k] in ("and", ",", "&", "or") and not (relating and view.words[k] == "and"):
             groups.append([])
         elif view.part[k].kind in ("word", "caps", "number", "quote"):
             groups[-1].append(k)
@@ -230,8 +234,9 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
                 t is not None and t.has("background") for t in rest)):
             continue
         wanted = {c for c in _VALUES if any(t is not None and t.has(c) for t in rest)}
-        if any(not any(t is not None and t.has(c) for t in tags[:k]) for c in wanted):
-            continue  # "rotate it so it's upside down": the tail holds what was asked
+        if any(not any(t is not None and t.has(c) for t in tags[:k]) for c in wanted) or any(
+                t is not None and t.has("undoable", "artist") for t in rest):
+            continue  # "rotate it so it's upside down", "like Studio Ghibli": the tail holds what was asked
         if any(t is not None and (t.has("verbs") or t.has("adjust") or t.has("styles") or t.has("greyscale")
                                   or t.has("problems") or t.has("background")) for t in tags[:k]) or any(
                 p.kind in ("quote", "caps") for p in part[:k]):
@@ -251,8 +256,8 @@ def _relation_starts(view: Words, group: list[int], index: int) -> bool:
     if tag is not None and tag.has("places") and not tag.has("relations"):
         return False
     rest = group[index + 1 :]
-    named = [j for j in rest if view.tags[j] is None or not (view.tags[j].has("filler") or view.tags[j].has("places")
-                                                              or view.tags[j].has("scope", "whole"))]
+    named = [j for j in rest if view.tags[j] is None and can_be_noun(view.words[j], view.part[j].text) or (
+        view.tags[j] is not None and any(view.tags[j].has(c) for c in _THING_CLASSES))]  # "in colour" is no thing
     if tag is not None and tag.has("relations"):
         return bool(rest)
     return word in PREPOSITIONS and bool(named)

@@ -95,7 +95,7 @@ def remove(graph: Graph, clause: Clause, image: str) -> Planned:
 def blur(graph: Graph, clause: Clause, image: str) -> Planned:
     where = region(graph, clause, image, main_subject=clause.scope == "except")
     if where.mask is None:
-        node = graph.add("BLUR", "blur", image=image, radius=graph.scaled("blur radius", [6, 4, 10]))
+        node = graph.add("BLUR", "blur", image=image, radius=graph.scaled("blur radius", [8, 5, 12]))
         return f"@{node}.image", "The whole image should be softer: BLUR."
     radius = graph.scaled("region blur radius", [12, 8, 20])
     node = graph.add("BLUR", "blur", image=image, radius=radius, mask=where.mask)
@@ -293,7 +293,7 @@ ACTIONS: dict[str, Callable[[Graph, Clause, str], Planned]] = {
     "blur": blur, "hide": hide, "sharpen": sharpen, "denoise": denoise, "smooth": smooth, "crop": crop,
     "rotate": rotate, "flip": flip, "resize": resize, "pad": pad, "write": write, "adjust": adjust, "tint": tint,
     "recolour": recolour, "remark": remark, "statement": remark, "describe": describe, "unknown": unknown,
-    "isolate": background, "keep": describe,
+    "isolate": background, "keep": describe, "named": unknown,
 }
 
 

@@ -10,6 +10,7 @@ from legoedit_core.planners.reading import Clause, Reading, colour_spans, tag_li
 from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, can_be_verb, tokens, vocabulary
 
 _TONAL = ("adjust", "greyscale", "style")
+_ONCE = ("sharpen", "denoise", "smooth", "blur")  # said twice in a row without a new target, it is one change
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
@@ -66,6 +67,10 @@ def _described(clauses: list[Clause]) -> list[Clause]:
         if named and then.scope == "whole" and then.targets and all(t.kind == "whole" for t in then.targets) and any(
                 t.words.lower() in rest for t in then.targets):
             then.scope, then.excluded = "except", named  # "blur her face & turn the rest black and white"
+        if first.action == "named" and then.targets and all(t.kind == "whole" for t in then.targets):
+            then.targets, first.action = first.targets, "describe"  # "the red stripes on the left - make them navy"
+        if then.action == first.action in _ONCE and not then.value and all(t.kind == "whole" for t in then.targets):
+            then.action = "describe"  # "sharpen it hard, max crispness": the same change, said again
         described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
         if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
                 "undoable", "remark", "unknown", "write", "rotate", "flip", "resize", "pad"):
@@ -116,7 +121,9 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     token, vocab = toks[i], vocabulary()
     if token.word == "." and i and len(toks[i - 1].text) == 1 and toks[i - 1].text.isupper():
         return False  # an initial ("J. Reyes")
-    if token.kind == "punct" and token.word in ";.!?:()-–—":
+    if token.word in "()":
+        return False  # a parenthesis says more about its clause: "flip it (vertical)"
+    if token.kind == "punct" and token.word in ";.!?:-–—":
         return True
     if token.word not in ("and", ",", "but", "with"):
         return False
@@ -128,6 +135,9 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     first = tags[i + 1] if i + 1 < len(tags) else None
     if token.word == "," and vocab.phrase_at([t.word for t in toks], i + 1, "purpose") is not None:
         return False  # "remove the bottle, I just want the backdrop": why, not a second change
+    if token.word == "," and _writes(part) and not any(t is not None and t.has("verbs") for t in vocab.tag(
+            [r.word for r in rest])) and (not rest or rest[0].kind == "caps" or rest[0].word == "in"):
+        return False  # "put BUT FIRST, COFFEE at the top", "stamp 'SALE' across it, in red": the same words
     if token.word == "," and "gradient" in [t.word for t in part] and not any(
             tag is not None and tag.has("verbs") for tag in vocab.tag([t.word for t in rest])):
         return False  # "a gradient, black fading to grey": the gradient's colours
@@ -152,12 +162,18 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     return verb_next or token.word == "," and _statement_next(tags, i) or token.word == "and" and _pairs(part, rest)
 
 
+def _writes(part: list[Token]) -> bool:
+    """Whether a clause so far asks to write words: a verb of writing or adding, and words quoted or in capitals."""
+    return any(t.kind in ("quote", "caps") for t in part) and any(
+        t.word in ("write", "put", "add", "stamp", "type", "print", "caption", "label", "place") for t in part)
+
+
 def _unknown_verb_next(toks: list[Token], tags: list[Tag | None], i: int) -> bool:
     """Whether a verb the vocabulary lacks follows position ``i``, then a determiner ("pop a hat on her")."""
     tag = tags[i + 1] if i + 1 < len(tags) else None
     if i + 2 >= len(toks) or toks[i + 1].kind != "word" or tag is not None and not tag.has("undoable", "vague"):
         return False
-    return can_be_verb(toks[i + 1].word) and toks[i + 2].word in _DETERMINERS
+    return can_be_verb(toks[i + 1].word) and (toks[i + 2].word in _DETERMINERS or toks[i + 2].kind in ("quote", "caps"))
 
 
 def _second_object(toks: list[Token], part: list[Token], i: int) -> bool:

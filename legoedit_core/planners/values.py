@@ -42,8 +42,10 @@ class ValueReader(Words):
         else:
             run = [caps[0]]
             while run[-1] + 1 < len(self.part) and (self.part[run[-1] + 1].kind in ("caps", "number")
+                                                    or self.part[run[-1] + 1].word in ("%", ",") and run[-1] + 2 < len(
+                                                        self.part) and self.part[run[-1] + 2].kind == "caps"
                                                     or self.part[run[-1] + 1].word == "%"):
-                run.append(run[-1] + 1)  # "SALE 30% OFF"
+                run.append(run[-1] + 1)  # "SALE 30% OFF", "BUT FIRST, COFFEE"
             c.value = self.instruction[self.part[run[0]].start : self.part[run[-1]].end]
             picked = run
         for k in range(len(self.part)):
@@ -122,6 +124,8 @@ class ValueReader(Words):
             for k in range(len(self.part)):
                 self.used[k] = True
             return True
+        if set(verbs) == {"keep"}:
+            return False  # "the background stays as it is": what is left alone
         behind = [t for t in self.found("background") if not (t.start and self._noun_at(t.start - 1))]  # "the
         # model behind her" is no background
         if not behind:
