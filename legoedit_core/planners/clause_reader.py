@@ -6,7 +6,7 @@ from __future__ import annotations
 from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
 from legoedit_core.planners.undoable import SIZE_WORDS, UndoableReader
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_adjective, can_be_noun, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, can_describe, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
@@ -19,11 +19,14 @@ _ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "
 _DETERMINERS = {"the", "a", "an", "this", "that", "her", "his", "its", "their", "my", "your", "our"}
 
 
+_NOUN_ACTIONS = ("blur", "sharpen", "crop", "flip", "rotate", "resize", "denoise", "smooth")  # "give it a blur"
+
+
 def _as_noun(tag: Tag) -> Tag | None:
     """A phrase after a determiner names a thing, not an action ("the strip", "the pad"): its verb meanings go."""
     if tag.start != tag.end - 1:
         return tag
-    meanings = tuple(m for m in tag.meanings if m[0] != "verbs")
+    meanings = tuple(m for m in tag.meanings if m[0] != "verbs" or m[1] in _NOUN_ACTIONS)
     return Tag(tag.start, tag.end, meanings) if meanings else None
 
 
@@ -48,12 +51,11 @@ class ClauseReader(UndoableReader):
         self.negated = self._negated()
         self.colours = [s for s in colour_spans(self.words) if not inside(self.tags[s[0]], s)
                         and all(self.part[k].kind == "word" for k in range(s[0], s[1]))]
-        was = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("not", "of") and (
-            self.words[s[0] - 1] == "not" or s[0] > 1 and self.words[s[0] - 2] == "instead")]
-        for start, end, _ in was:  # "red, not green", "teal instead of red": the colour it is now
-            self.used[start - 1 - (self.words[start - 1] == "of") : end] = [True] * (
-                end - start + 1 + (self.words[start - 1] == "of"))
-        self.colours = [s for s in self.colours if s not in was]
+        was = [(s, self._was_colour(s[0])) for s in self.colours if len(self.colours) > 1]
+        for (_, end, _), marker in was:  # "red, not green", "teal instead of that dull red": its colour now
+            if marker is not None:
+                self.used[marker:end] = [True] * (end - marker)
+        self.colours = [s for s, marker in was if marker is None] if was else self.colours
 
     # ------------------------------------------------------------------------------------------------ helpers
 
@@ -109,7 +111,7 @@ class ClauseReader(UndoableReader):
         if problem is not None and told is not None:  # "so grainy it hurts my eyes": what it does, no thing
             for k in range(told, len(self.part)):
                 self.used[k] = True
-        copula = next((t.start for t in self.found("copulas")), None)
+        copula = next((t.start for t in self.found("copulas") if not self.words[t.start].startswith("there")), None)
         if c.value == "implied" and copula is not None:  # "the sky looks bleak": what it is said to be is no thing
             for k in range(copula, len(self.part)):
                 self.used[k] = True
@@ -119,6 +121,9 @@ class ClauseReader(UndoableReader):
             for k in range(simile, len(self.part)):
                 self.used[k] = True
         if c.action not in ("undoable", "remark", "unknown"):
+            c.targets = split_targets(self, [k for k in range(len(self.part)) if not self.used[k]])
+        elif c.action == "unknown" and self._only_names():
+            c.action = "named"  # "just the hair, obviously": things named, for the clause before or after
             c.targets = split_targets(self, [k for k in range(len(self.part)) if not self.used[k]])
         if c.action == "keep" and all(t.kind == "whole" for t in c.targets):
             c.action = "remark"  # keeping nothing named asks for nothing
@@ -140,6 +145,9 @@ class ClauseReader(UndoableReader):
             if self.words[tag.start] == "but" and tag.end - tag.start == 1 and not self._after_whole(tag.start):
                 self.use(tag)  # a conjunction ("darker, but only slightly"), not an exception
                 continue
+            if self.words[tag.end : tag.end + 1] in (["it"], ["them"]):  # "... but keep it crisp": how it stays
+                self.used[tag.start :] = [True] * (len(self.part) - tag.start)
+                return
             self.use(tag)
             c.scope = "except"
             end = next((k for k in range(tag.end, len(self.part)) if self.words[k] in (",", "and") and
@@ -174,7 +182,7 @@ class ClauseReader(UndoableReader):
 
     def _action(self) -> str:
         c, verbs = self.clause, self.verbs()
-        if self.words[0] == "like" or self.words[:2] == ["as", "if"] or self._how_it_stays():
+        if self.words[0] == "like" or self.words[:2] == ["as", "if"] or self._how_it_stays() or self._why_only():
             return "remark"  # "..., like a cutout for a sticker", "but keep it natural": why, or how it stays
         if self._write():
             return "write"
@@ -323,6 +331,35 @@ class ClauseReader(UndoableReader):
     def _linking(self) -> bool:
         return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)
 
+    def _was_colour(self, start: int) -> int | None:
+        """Where the words saying a colour is the one a thing has now begin ("not", "instead of", "rather than",
+        "from" before it, a few descriptive words between), or None."""
+        for k in range(start - 1, max(-1, start - 4), -1):
+            if self.words[k] in ("not", "from") or self.words[k - 1 : k + 1] in (["instead", "of"], ["rather", "than"]):
+                return k - (self.words[k] in ("of", "than"))
+            if self.words[k] in ("to", "and", ",") or self.tags[k] is not None and self.tags[k].has("verbs"):
+                return None
+        return None
+
+    def _why_only(self) -> bool:
+        """A clause that only says why or how much: it starts with a purpose ("I just want the empty backdrop") and
+        names no change, or is only strength and filler ("really subtle")."""
+        asks = any(self.found(c) for c in ("adjust", "styles", "greyscale", "comparatives", "canvas")) or bool(
+            self.colours) or any(t.kind in ("quote", "caps") for t in self.part)
+        starts = self.vocab.phrase_at(self.words, 0, "purpose") is not None and not self.verbs() and not asks
+        measured = all(self.part[k].kind != "word" or self.tags[k] is not None and (
+            self.tags[k].has("strength") or self.tags[k].has("filler")) for k in range(len(self.part)))
+        return starts or measured
+
+    def _only_names(self) -> bool:
+        """Whether every word is filler, scope or part of a thing named (no verb, nothing asked)."""
+        stated = any(w in ("should", "be", "is", "are", "must", "needs") or w.endswith("er") for w in self.words)
+        return not self.verbs() and not stated and all(
+            self.part[k].kind != "word" or self.tags[k] is None and (can_be_noun(self.words[k]) or can_describe(
+                self.words[k])) or self.tags[k] is not None and any(self.tags[k].has(c) for c in (
+                    "filler", "scope", "finder_words", "subject", "not_subject", "places", "pronouns"))
+            for k in range(len(self.part)))
+
     def _how_it_stays(self) -> bool:
         """Whether the clause only says how the edit should stay ("keep it natural", "but keep them subtle")."""
         keep = next((t for t in self.tags if t is not None and (t.has("verbs", "keep") or t.has("scope", "except"))
@@ -330,7 +367,7 @@ class ClauseReader(UndoableReader):
         if keep is None or keep.end >= len(self.words) or self.words[keep.end] not in ("it", "them", "things"):
             return False
         rest = [k for k in range(keep.end + 1, len(self.part)) if self.part[k].kind == "word"]
-        return all(self.tags[k] is None and can_be_adjective(self.words[k]) or self.tags[k] is not None and (
+        return all(self.tags[k] is None and can_describe(self.words[k]) or self.tags[k] is not None and (
             self.tags[k].has("filler") or self.tags[k].has("strength")) for k in rest)
 
     def _use_look_words(self, end: int) -> None:
@@ -338,7 +375,7 @@ class ClauseReader(UndoableReader):
         k = end - 1
         while k >= 0 and self.words[k] not in ("the", "a", "an") and not any(a <= k < b for a, b, _ in self.colours):
             tag = self.tags[k]
-            if not (tag is None and can_be_adjective(self.words[k]) or tag is not None and tag.has("adjust")):
+            if not (tag is None and can_describe(self.words[k]) or tag is not None and tag.has("adjust")):
                 break
             self.used[k] = True
             k -= 1

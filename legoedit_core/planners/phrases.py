@@ -6,14 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_adjective, can_be_noun, is_word, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, can_describe, is_word, vocabulary
 
 # words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
 NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", "which", "corner", "side", "edge",
               "half", "part", "area", "bit", "region", "section", "colour", "color", "colours", "colors", "shade",
-              "size", "resolution", "dimensions", "up", "down", "out", "off", "away", "looks", "is", "are", "was"}
+              "size", "resolution", "dimensions", "strength", "radius", "amount", "not", "up", "down", "out", "off",
+              "away", "looks", "is", "are", "was"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
+_MANNER = {"style", "look", "vibe", "feel", "type", "format", "aesthetic"}
+_PARAMETERS = ("radius", "strength", "amount")
 _THING_CLASSES = ("finder_words", "subject", "not_subject", "background", "marked")
 _PICTURES = {"image", "photo", "picture", "pic", "shot", "portrait", "snap", "photograph", "frame", "banner", "poster",
              "flyer", "graphic", "artwork", "thumbnail", "wallpaper"}
@@ -75,6 +78,10 @@ def read_amounts(view: Words, c: Clause) -> None:
             side = None if side is None else "width" if side in ("wide", "width") else "height"
             c.amounts.append(Amount(value, unit, side=side))
             view.use(after)
+        elif words[k - 1 : k] and words[k - 1] in _PARAMETERS or nxt in _PARAMETERS:
+            param = words[k - 1] if words[k - 1 : k] and words[k - 1] in _PARAMETERS else nxt
+            c.amounts.append(Amount(value, param))  # "radius 20": a brick's own setting
+            view.used[words.index(param)] = True
         else:
             side = next((w for w in words[k + 1 : k + 3] if w in ("wide", "tall", "high", "width", "height")),
                         None)
@@ -160,10 +167,14 @@ def _target(view: Words, group: list[int]) -> Target | None:
             continue  # a verb the vocabulary lacks ("redo it"), not a thing
         elif k > 0 and words[k - 1] in _QUALIFIERS:
             continue  # a quality asked for ("more intense", "too shiny"), not a thing
-        elif tag is None and not can_be_noun(words[k], view.part[k].text) and not _modifies(view, group, index):
+        elif tag is None and not can_be_noun(words[k], view.part[k].text if k else "") and not _modifies(
+                view, group, index):  # a capital at the clause's start is no name
             continue  # "nothing crazy", "by about 30%": words that name no thing
         else:
             content.append(k)
+    if words[group[-1]] in _MANNER and not any(tags[k] is not None and any(tags[k].has(c) for c in _THING_CLASSES)
+                                               for k in group):
+        return None  # "passport/headshot style": how, not what
     if kind in ("marked", "subject", "background") or not content:
         if kind == "thing" and place is None:
             return None
@@ -186,7 +197,7 @@ def _target(view: Words, group: list[int]) -> Target | None:
 def _modifies(view: Words, group: list[int], index: int) -> bool:
     """Whether the word at ``group[index]`` describes a thing named after it ("the shiny car")."""
     after = [k for k in group[index + 1 :] if view.words[k] not in ("the", "a", "an")]
-    if not after or view.words[after[0]] in PREPOSITIONS | NOT_THINGS or not can_be_adjective(view.words[group[index]]):
+    if not after or view.words[after[0]] in PREPOSITIONS | NOT_THINGS or not can_describe(view.words[group[index]]):
         return False
     tag = view.tags[after[0]]
     if tag is None:
@@ -235,7 +246,7 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
             continue
         wanted = {c for c in _VALUES if any(t is not None and t.has(c) for t in rest)}
         if any(not any(t is not None and t.has(c) for t in tags[:k]) for c in wanted) or any(
-                t is not None and t.has("undoable", "artist") for t in rest):
+                t is not None and (t.has("undoable", "artist") or t.has("strength")) for t in rest):
             continue  # "rotate it so it's upside down", "like Studio Ghibli": the tail holds what was asked
         if any(t is not None and (t.has("verbs") or t.has("adjust") or t.has("styles") or t.has("greyscale")
                                   or t.has("problems") or t.has("background")) for t in tags[:k]) or any(

@@ -92,12 +92,18 @@ def remove(graph: Graph, clause: Clause, image: str) -> Planned:
     return graph.erase(image, where.mask), f"Remove it: {where.found}, {graph.nodes[-1]['tool']} fills it in."
 
 
+def _given(clause: Clause, unit: str, scale: float = 1.0) -> float | None:
+    """A setting the user gave as a number ("radius 20", "20% strength"), in the brick's scale."""
+    return next((round(a.value * scale, 3) for a in clause.amounts if a.unit == unit), None)
+
+
 def blur(graph: Graph, clause: Clause, image: str) -> Planned:
     where = region(graph, clause, image, main_subject=clause.scope == "except")
+    given = _given(clause, "radius")
     if where.mask is None:
-        node = graph.add("BLUR", "blur", image=image, radius=graph.scaled("blur radius", [8, 5, 12]))
+        node = graph.add("BLUR", "blur", image=image, radius=given or graph.scaled("blur radius", [8, 5, 12]))
         return f"@{node}.image", "The whole image should be softer: BLUR."
-    radius = graph.scaled("region blur radius", [12, 8, 20])
+    radius = given or graph.scaled("region blur radius", [12, 8, 20])
     node = graph.add("BLUR", "blur", image=image, radius=radius, mask=where.mask)
     return f"@{node}.image", f"Blur {where.found}: BLUR inside that region."
 
@@ -110,24 +116,24 @@ def hide(graph: Graph, clause: Clause, image: str) -> Planned:
 
 def sharpen(graph: Graph, clause: Clause, image: str) -> Planned:
     where = region(graph, clause, image)
-    amount = graph.scaled("sharpen amount", [1.0, 0.6, 1.5])
+    amount = _given(clause, "amount") or graph.scaled("sharpen amount", [1.0, 0.6, 1.5])
     node = graph.add("SHARPEN", "sharpen", image=image, amount=amount, **_masked(where.mask))
     return f"@{node}.image", f"Crisper detail in {_where(where.found, where.mask)}: SHARPEN."
 
 
 def denoise(graph: Graph, clause: Clause, image: str) -> Planned:
     where = region(graph, clause, image, main_subject=clause.scope == "except")
-    strength = min(1.0, graph.scaled("denoise strength", [0.4, 0.25, 0.6]))
+    strength = _given(clause, "percent", 0.01) or min(1.0, graph.scaled("denoise strength", [0.4, 0.25, 0.6]))
     node = graph.add("SMOOTH", "denoise", image=image, strength=strength, **_masked(where.mask))
     return f"@{node}.image", f"Less noise and grain in {_where(where.found, where.mask)}: SMOOTH, which keeps edges."
 
 
 def smooth(graph: Graph, clause: Clause, image: str) -> Planned:
-    # skin smoothing acts on the skin of whoever is named ("her face", "his skin"); other things as named ("her hair")
-    people = [t for t in clause.targets if t.kind == "thing"] or [Target("skin", "skin")]
-    clause.targets = [Target(t.words, "skin", place=t.place) if t.head in _SKIN_OF else t for t in people]
+    # skin smoothing acts on the skin of whoever is named ("her face", "his skin"); other things as named ("her hair");
+    # "smooth it" smooths the whole image
+    clause.targets = [Target(t.words, "skin", place=t.place) if t.head in _SKIN_OF else t for t in clause.targets]
     where = region(graph, clause, image)
-    strength = min(1.0, graph.scaled("skin smoothing", [0.5, 0.35, 0.7]))
+    strength = _given(clause, "percent", 0.01) or min(1.0, graph.scaled("skin smoothing", [0.5, 0.35, 0.7]))
     node = graph.add("SMOOTH", "smooth", image=image, strength=strength, **_masked(where.mask))
     return f"@{node}.image", f"Smoother skin: {where.found}, SMOOTH evens it out while keeping edges."
 

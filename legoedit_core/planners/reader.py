@@ -44,7 +44,8 @@ def _described(clauses: list[Clause]) -> list[Clause]:
                 implied.attribute is None or implied.direction == edit.direction)
             if implied.value == "implied" and edit.value != "implied" and same:
                 implied.action = "describe"
-        vague_fix = then.reason == vague or then.action == "remove" and all(t.kind == "whole" for t in then.targets)
+        vague_fix = then.reason == vague or (then.action == "remove" or first.action == "denoise" and then.action in (
+            "smooth", "blur")) and all(t.kind == "whole" for t in then.targets)  # "noise in the sky, smooth it out"
         if first.value == "implied" and vague_fix:
             then.action = "remark"  # "it's too noisy, clean it up": the fix the description implies
         if first.value == then.value == "implied" and (first.attribute, first.direction) == (
@@ -69,6 +70,8 @@ def _described(clauses: list[Clause]) -> list[Clause]:
             then.scope, then.excluded = "except", named  # "blur her face & turn the rest black and white"
         if first.action == "named" and then.targets and all(t.kind == "whole" for t in then.targets):
             then.targets, first.action = first.targets, "describe"  # "the red stripes on the left - make them navy"
+        if then.action == "named" and {t.head for t in then.targets} <= {t.head for t in first.targets}:
+            then.action = "describe"  # "dye her hair pink. Just the hair, obviously"
         if then.action == first.action in _ONCE and not then.value and all(t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "sharpen it hard, max crispness": the same change, said again
         described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
@@ -135,6 +138,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     first = tags[i + 1] if i + 1 < len(tags) else None
     if token.word == "," and vocab.phrase_at([t.word for t in toks], i + 1, "purpose") is not None:
         return False  # "remove the bottle, I just want the backdrop": why, not a second change
+    if token.word == "," and i + 1 < len(toks) and toks[i + 1].word in ("not", "rather", "instead"):
+        return False  # "red, not green": what it is now
     if token.word == "," and _writes(part) and not any(t is not None and t.has("verbs") for t in vocab.tag(
             [r.word for r in rest])) and (not rest or rest[0].kind == "caps" or rest[0].word == "in"):
         return False  # "put BUT FIRST, COFFEE at the top", "stamp 'SALE' across it, in red": the same words

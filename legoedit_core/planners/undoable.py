@@ -17,7 +17,7 @@ class UndoableReader(ValueReader):
         raise NotImplementedError
 
     def _undoable(self, verbs: list[str]) -> tuple[str, Tag] | None:
-        for kind in ("colourise", "artist", "expression", "outpaint", "generate", "retouch"):
+        for kind in ("colourise", "artist", "expression", "outpaint", "generate", "retouch", "translate"):
             for tag in self.found("undoable", kind):
                 if kind == "colourise" and "keep" in verbs:
                     continue  # "keep the rest in colour": what stays as it is

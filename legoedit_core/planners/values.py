@@ -24,11 +24,13 @@ class ValueReader(Words):
         caps = [k for k, t in enumerate(self.part) if t.kind == "caps"]
         verbs = self.verbs()
         nouns = self.found("text_overlay", "nouns")
-        said = self._said() if nouns or "write" in verbs else []
-        if any(v in verbs for v in ("remove", "blur", "hide")) or not (quoted or caps or said):
+        placed_words = "add" in verbs and bool(self.found("places"))  # "put Monday Mood in the top left"
+        said = self._said() if nouns or "write" in verbs or placed_words else []
+        if any(v in verbs for v in ("remove", "blur", "hide")) or not (quoted or caps or said) or self.found(
+                "undoable", "translate"):
             return False
         named = quoted or caps
-        if not (quoted or nouns or "write" in verbs or named and "add" in verbs):
+        if not (quoted or nouns or "write" in verbs or (named or said) and "add" in verbs):
             return False  # "put SALE 30% in the corner": words in capitals are the text
         if not ({"write", "add", "change", "replace"} & set(verbs) or nouns or named and not verbs and self.found(
                 "places")):
@@ -80,7 +82,8 @@ class ValueReader(Words):
         if cue is None and not any(t.kind in ("quote", "caps") for t in self.part):
             cue = next((k for k, w in enumerate(self.words) if w in cues["say_verbs"]  # "write hello at the top"
                         and k + 1 < len(self.part) and self._free_word(k + 1)), None)
-        if cue is None and any(w in cues["say_verbs"] for w in self.words):  # "write her name Jo Lee at the top"
+        if cue is None and ({"write", "add"} & set(self.verbs()) or self.found("text_overlay", "nouns")):  # "write
+            # her name Jo Lee at the top", "watermark it with Bean There"
             titled = [k for k, t in enumerate(self.part) if k and t.kind == "word" and t.text[:1].isupper()]
             cue = titled[0] - 1 if titled else None
         if cue is None:
@@ -89,6 +92,8 @@ class ValueReader(Words):
         for k in range(cue + 1, len(self.part)):
             tag = self.tags[k]
             initial = self.part[k].word == "." and len(self.part[k - 1].text) == 1 and self.part[k - 1].text.isupper()
+            if self.words[k] == "in" and any(start == k + 1 for start, _, _ in self.colours):
+                break  # "Welcome Home in yellow": the colour it is written in
             if self.part[k].kind == "punct" and not initial or tag is not None and tag.start == k and (
                     tag.has("places") or tag.has("text_overlay")) and k > cue + 1:
                 break

@@ -109,8 +109,8 @@ class Vocabulary:
         """A two-word verb split by its object pronoun ("tone it down", "turn them up"), over all three words."""
         if i + 2 >= len(words) or words[i + 1] not in ("it", "them", "this", "that"):
             return None
-        meanings = [m for m in self.phrases.get((words[i], words[i + 2]), ()) if m[0] == "verbs"]
-        return Tag(i, i + 3, tuple(meanings)) if meanings else None
+        meanings = self.phrases.get((words[i], words[i + 2]), [])
+        return Tag(i, i + 3, tuple(meanings)) if any(m[0] == "verbs" for m in meanings) else None
 
 
 def _stems(word: str) -> list[str]:
@@ -145,11 +145,11 @@ def can_be_noun(word: str, written: str = "") -> bool:
     return "NOUN" in forms or "PROPN" in forms or not forms and written[:1].isupper()
 
 
-def can_be_adjective(word: str) -> bool:
-    """Whether ``word`` can describe a thing: an adjective or a noun in lemminflect's lexicon ("shiny", "glass"), or
-    a word it does not know."""
+def can_describe(word: str) -> bool:
+    """Whether ``word`` can describe a thing or a change: an adjective, adverb or noun in lemminflect's lexicon
+    ("shiny", "obviously", "glass"), or a word it does not know."""
     forms = lemminflect.getAllLemmas(word)
-    return not forms or "ADJ" in forms or "NOUN" in forms
+    return not forms or bool({"ADJ", "ADV", "NOUN"} & set(forms))
 
 
 def can_be_verb(word: str) -> bool:
@@ -186,6 +186,7 @@ def spell(word: str) -> str:
 _PIECES = re.compile(
     r"(?P<quote>\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![A-Za-z])'[^']+'(?![A-Za-z]))"
     r"|(?P<word>b/w|b&w|[A-Za-z]+(?:'[A-Za-z]+)?)"
+    r"|(?P<money>[$€£¥]\s?\d+(?:[.,]\d+)?)"  # a price to write: "$19.99"
     r"|(?P<number>(?:(?<![\w.])[+-](?=\d))?\d+(?:\.\d+)?)"  # "+15%": a signed change
     r"|(?P<arrow>->)"
     r"|(?P<punct>[,;.!?:%°&+()]|(?<=\s)[-–—](?=\s))")
@@ -216,6 +217,8 @@ def tokens(instruction: str) -> list[Token]:
             kind, word = "word", "and"
         elif kind == "quote":
             word = text[1:-1]
+        elif kind == "money":
+            kind = "caps"  # words to write, as written
         elif kind == "word":
             if text.isupper() and len(text) > 1 and text not in ("OK", "TV") and not _emphasis(text, instruction,
                                                                                                match.start()):
