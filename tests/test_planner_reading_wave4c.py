@@ -135,3 +135,36 @@ def test_stress_in_capitals_is_no_text_and_a_strong_word_sizes_the_change(cpu_to
     stressed = _plan(cpu_toolset, "her scarf is SO pink, tone it down")
     assert _tools(stressed) == {"RES", "ADJUST"} and _values(stressed, "saturation")[0] < 1
     assert _values(_plan(cpu_toolset, "turn the saturation right up"), "saturation")[0] >= 1.5
+
+
+@pytest.mark.parametrize(("instruction", "tools", "literals"), [
+    ("give the photo a blur, radius 15", {"BLUR"}, {"radius": 15.0}),
+    ("smooth it out, 30% strength", {"SMOOTH"}, {"strength": 0.3}),
+    ("put Summer Sale in the bottom right", {"TEXT"}, {"prompt": "Summer Sale", "position": "bottom-right"}),
+    ("add the price €4.50 in the top left", {"TEXT"}, {"prompt": "€4.50", "position": "top-left"}),
+    ("caption it with Best Friends Forever in pink", {"TEXT"}, {"prompt": "Best Friends Forever", "color": "pink"}),
+    ("the vase should be blue rather than that pale green", {"SOS", "RCM"}, {"prompt": "blue"}),
+])
+def test_settings_names_and_prices_given_as_written(cpu_toolset, instruction, tools, literals):
+    result = _plan(cpu_toolset, instruction)
+    assert _tools(result) == tools
+    for name, value in literals.items():
+        assert value in _values(result, name), (name, _values(result, name))
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("a tad brighter. very gentle", {"ADJUST"}),
+    ("Remove the mug. I only want the bare table.", {"SOS", "INPAINT"}),
+    ("recolour her scarf green. Only the scarf, nothing else", {"RES", "RCM"}),
+    ("denoise it but keep it sharp", {"SMOOTH"}),
+    ("there is grain in the sky, please smooth it", {"RES", "SMOOTH"}),
+    ("crop to his face, LinkedIn profile style", {"RES", "BBOX", "CROP"}),
+    ("Ugh, it looks far too warm, like an old lamp lit it", {"ADJUST"}),
+])
+def test_asides_restatements_and_manner_add_nothing(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+def test_translating_words_is_declined(cpu_toolset):
+    result = _plan(cpu_toolset, "translate the sign into French")
+    assert not result.ok and "translating" in result.error

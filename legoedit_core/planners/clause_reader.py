@@ -366,6 +366,9 @@ class ClauseReader(UndoableReader):
                      and self.words[t.end - 1] == "keep"), None)
         if keep is None or keep.end >= len(self.words) or self.words[keep.end] not in ("it", "them", "things"):
             return False
+        if any(self.part[k].kind == "word" and not (self.tags[k] is not None and self.tags[k].has("filler"))
+               for k in range(keep.start)):
+            return False  # "denoise it but keep it sharp": a change comes first
         rest = [k for k in range(keep.end + 1, len(self.part)) if self.part[k].kind == "word"]
         return all(self.tags[k] is None and can_describe(self.words[k]) or self.tags[k] is not None and (
             self.tags[k].has("filler") or self.tags[k].has("strength")) for k in rest)
