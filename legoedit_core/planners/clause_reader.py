@@ -3,10 +3,11 @@ the scope, the value, the amounts and the strength (see ``reading.py``)."""
 
 from __future__ import annotations
 
+from legoedit_core.planners.asides import AsideReader
 from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
-from legoedit_core.planners.undoable import SIZE_WORDS, UndoableReader
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, can_describe, vocabulary
+from legoedit_core.planners.undoable import SIZE_WORDS
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
@@ -30,10 +31,9 @@ def _as_noun(tag: Tag) -> Tag | None:
     return Tag(tag.start, tag.end, meanings) if meanings else None
 
 
-_STAYS = ("stay", "stays", "remain", "remains")
 
 
-class ClauseReader(UndoableReader):
+class ClauseReader(AsideReader):
     """Reads one clause; every token is either the action's (``used``) or part of a target."""
 
     def __init__(self, instruction: str, part: list[Token]) -> None:
@@ -101,25 +101,7 @@ class ClauseReader(UndoableReader):
                 self.use(tag)
         for tag in self.found("aspects"):
             self.use(tag)
-        stays = next((t.end + (self.words[t.end - 1] not in _STAYS) for t in self.found("verbs", "keep") if self.words[
-            t.end - 1] in _STAYS or t.end < len(self.words) and self.words[t.end] in ("it", "them")), None)
-        for k in range(stays or len(self.part), len(self.part)):
-            self.used[k] = True  # "the sky should stay soft": how it stays, no thing
-        problem = next((t.end for t in self.found("problems")), None)
-        told = next((k for k in range(problem or len(self.words), len(self.words)) if self.words[k] in (
-            "it", "that", "this")), None)
-        if problem is not None and told is not None:  # "so grainy it hurts my eyes": what it does, no thing
-            for k in range(told, len(self.part)):
-                self.used[k] = True
-        copula = next((t.start for t in self.found("copulas") if not self.words[t.start].startswith("there")), None)
-        if c.value == "implied" and copula is not None:  # "the sky looks bleak": what it is said to be is no thing
-            for k in range(copula, len(self.part)):
-                self.used[k] = True
-        simile = next((k for k, w in enumerate(self.words) if w == "like" and (
-            k == 0 or self.words[k - 1] not in ("i'd", "i", "would", "we'd", "we"))), None)
-        if c.action != "write" and simile is not None:  # "sepia, like an old newspaper": a simile, not a thing
-            for k in range(simile, len(self.part)):
-                self.used[k] = True
+        self._set_aside()
         if c.action not in ("undoable", "remark", "unknown"):
             c.targets = split_targets(self, [k for k in range(len(self.part)) if not self.used[k]])
         elif c.action == "unknown" and self._only_names():
@@ -188,9 +170,13 @@ class ClauseReader(UndoableReader):
             return "write"
         if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
             return "keep"  # "don't touch the sky": what the next change leaves out; "don't crop": a remark
+        if not verbs and not self.found("problems") and any(self.words[t.start] in ("was", "were")
+                                                             for t in self.found("copulas")):
+            return "remark"  # "the café was warm and cosy": how it was, not what to change
         if self.statement():
             problems = self.found("problems")
-            loud = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("so", "too", "very", "really")]
+            loud = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("so", "too", "very", "really")
+                    and s[2] not in ("grey", "gray", "white", "black")]  # "too grey" asks for more colour, not less
             if not problems and loud:  # "her coat is so red": too much of that colour
                 c.attribute, c.direction, c.value = "saturation", -1, "implied"
                 return "adjust"
@@ -262,7 +248,8 @@ class ClauseReader(UndoableReader):
                 c.value = self.colours[-1][2]
                 for k in range(self.colours[-1][0], self.colours[-1][1]):
                     self.used[k] = True
-        if verb_action in ("blur", "smooth") and self.found("finder_words", "same", "skin"):
+        if verb_action in ("blur", "smooth") and (self.found("finder_words", "same", "skin") or "soften" in self.words
+                                                  and self.found("not_subject", "surface")):  # "soften the fur"
             verb_action = "smooth"
         if verb_action == "blur" and ("sharpen" in verbs or self.found("verbs", "decrease")):
             verb_action = "sharpen"  # "unblur", "less blurry"
@@ -331,58 +318,6 @@ class ClauseReader(UndoableReader):
     def _linking(self) -> bool:
         return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)
 
-    def _was_colour(self, start: int) -> int | None:
-        """Where the words saying a colour is the one a thing has now begin ("not", "instead of", "rather than",
-        "from" before it, a few descriptive words between), or None."""
-        for k in range(start - 1, max(-1, start - 4), -1):
-            if self.words[k] in ("not", "from") or self.words[k - 1 : k + 1] in (["instead", "of"], ["rather", "than"]):
-                return k - (self.words[k] in ("of", "than"))
-            if self.words[k] in ("to", "and", ",") or self.tags[k] is not None and self.tags[k].has("verbs"):
-                return None
-        return None
-
-    def _why_only(self) -> bool:
-        """A clause that only says why or how much: it starts with a purpose ("I just want the empty backdrop") and
-        names no change, or is only strength and filler ("really subtle")."""
-        asks = any(self.found(c) for c in ("adjust", "styles", "greyscale", "comparatives", "canvas")) or bool(
-            self.colours) or any(t.kind in ("quote", "caps") for t in self.part)
-        starts = self.vocab.phrase_at(self.words, 0, "purpose") is not None and not self.verbs() and not asks
-        measured = all(self.part[k].kind != "word" or self.tags[k] is not None and (
-            self.tags[k].has("strength") or self.tags[k].has("filler")) for k in range(len(self.part)))
-        return starts or measured
-
-    def _only_names(self) -> bool:
-        """Whether every word is filler, scope or part of a thing named (no verb, nothing asked)."""
-        stated = any(w in ("should", "be", "is", "are", "must", "needs") or w.endswith("er") for w in self.words)
-        return not self.verbs() and not stated and all(
-            self.part[k].kind != "word" or self.tags[k] is None and (can_be_noun(self.words[k]) or can_describe(
-                self.words[k])) or self.tags[k] is not None and any(self.tags[k].has(c) for c in (
-                    "filler", "scope", "finder_words", "subject", "not_subject", "places", "pronouns"))
-            for k in range(len(self.part)))
-
-    def _how_it_stays(self) -> bool:
-        """Whether the clause only says how the edit should stay ("keep it natural", "but keep them subtle")."""
-        keep = next((t for t in self.tags if t is not None and (t.has("verbs", "keep") or t.has("scope", "except"))
-                     and self.words[t.end - 1] == "keep"), None)
-        if keep is None or keep.end >= len(self.words) or self.words[keep.end] not in ("it", "them", "things"):
-            return False
-        if any(self.part[k].kind == "word" and not (self.tags[k] is not None and self.tags[k].has("filler"))
-               for k in range(keep.start)):
-            return False  # "denoise it but keep it sharp": a change comes first
-        rest = [k for k in range(keep.end + 1, len(self.part)) if self.part[k].kind == "word"]
-        return all(self.tags[k] is None and can_describe(self.words[k]) or self.tags[k] is not None and (
-            self.tags[k].has("filler") or self.tags[k].has("strength")) for k in rest)
-
-    def _use_look_words(self, end: int) -> None:
-        """The words describing a look just before it are the look's ("that old faded vintage look")."""
-        k = end - 1
-        while k >= 0 and self.words[k] not in ("the", "a", "an") and not any(a <= k < b for a, b, _ in self.colours):
-            tag = self.tags[k]
-            if not (tag is None and can_describe(self.words[k]) or tag is not None and tag.has("adjust")):
-                break
-            self.used[k] = True
-            k -= 1
-
     def _adjust(self, verbs: list[str]) -> bool:
         c = self.clause
         tags = [t for t in self.found("adjust") if not (t.has("verbs") and len(self.found("adjust")) > 1) and not any(
@@ -416,7 +351,7 @@ class ClauseReader(UndoableReader):
         c.direction = 1
         c.value = "implied"
         if fix == "background":  # "the clutter behind her is distracting": blur what is behind the subject
-            c.value, c.targets = "blur", []
+            c.targets = []  # the blur is planned from the implied value (planning.background)
             for k in range(len(self.part)):
                 self.used[k] = True
         if " " in fix:

@@ -15,6 +15,7 @@ NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", 
               "away", "looks", "is", "are", "was"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
+LOOK_VERBS = ("look", "looks", "feel", "feels", "seem", "seems", "appear")
 _MANNER = {"style", "look", "vibe", "feel", "type", "format", "aesthetic"}
 _PARAMETERS = ("radius", "strength", "amount")
 _THING_CLASSES = ("finder_words", "subject", "not_subject", "background", "marked")
@@ -131,8 +132,9 @@ def _target(view: Words, group: list[int]) -> Target | None:
         if view.part[k].kind in ("quote", "caps"):
             names.append(view.part[k].word if view.part[k].kind == "quote" else view.part[k].text)
             continue
-        if content and view.words[k] in _SOURCES and not any(view.tags[j] is not None and view.tags[j].has("places")
-                                                             for j in group[index:]):
+        if content and view.words[k] in _SOURCES:
+            if not _whole_source(view, group[index + 1 :]):  # "the collar off the cat": what it is on
+                relation = _span(view, group[index:], lead=False).lower()
             break  # where it is taken from ("the cup out of the shot", "the rocket off the pad"): no narrowing
         if content and _relation_starts(view, group, index):
             relation = _span(view, group[index:], lead=False).lower()  # "the spots on her face", "the guy at the back"
@@ -156,11 +158,11 @@ def _target(view: Words, group: list[int]) -> Target | None:
             continue
         elif tag is not None and (tag.has("scope", "whole") or tag.has("pronouns")) and not tag.has(
                 "finder_words"):
-            if words[k] in _PICTURES and kind == "thing":
-                content.clear()  # "the cat pic", "the whole portrait": the picture itself
+            if words[k] in _PICTURES and kind == "thing" and (not content or content[-1] == k - 1):
+                content.clear()  # "the cat pic", "the whole portrait": the picture itself (not "text on the banner")
             kind = "whole" if kind == "thing" and not content else kind
-        elif words[k] in NOT_THINGS or tag is not None and (_not_a_thing(tag) or tag.has("copulas") or tag.has(
-                "adjust") and not tag.has("finder_words")) or (
+        elif words[k] in NOT_THINGS or tag is not None and (_not_a_thing(tag) or tag.has("copulas") or (tag.has(
+                "adjust") or tag.has("problems")) and not tag.has("finder_words")) or (
                 words[k] in _MODALS and not (k and words[k - 1] in ("the", "a", "an", "this", "that"))):
             continue
         elif index + 1 < len(group) and words[group[index + 1]] in ("it", "this", "that", "them", "these", "those"):
@@ -193,6 +195,17 @@ def _target(view: Words, group: list[int]) -> Target | None:
     modifiers = tuple(w.removesuffix("'s") for w in heads[:-1] if w.removesuffix("'s") != owner
                       and w[:-1] != owner)
     return Target(_span(view, group), head, "thing", modifiers, owner, place, relation, " ".join(names) or None)
+
+def _whole_source(view: Words, rest: list[int]) -> bool:
+    """Whether what a thing is taken out of or off is the picture or the setting ("out of the shot", "off the launch
+    pad"), not a part of it ("from behind her", "from the corner")."""
+    named = [k for k in rest if view.words[k] not in ("the", "a", "an", "of", "this", "my", "our")]
+    if not named:
+        return True
+    tag = view.tags[named[0]]
+    return tag is not None and (tag.has("scope", "whole") and view.words[named[0]] in _PICTURES or tag.has(
+        "not_subject", "setting"))
+
 
 def _modifies(view: Words, group: list[int], index: int) -> bool:
     """Whether the word at ``group[index]`` describes a thing named after it ("the shiny car")."""
@@ -239,6 +252,8 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         swapping = any(t is not None and (t.has("verbs", "replace") or t.has("background")) for t in tags[:k])
         if part[k].word == "for" and tags[k - 1] is not None and tags[k - 1].has("scope", "except"):
             continue  # "except for the person"
+        if part[k].word == "like" and words[k - 1] in LOOK_VERBS:
+            continue  # "make it look like a snowy day": what it should look like
         if part[k].word == "so" and {"just", "only"} & set(words[k + 1 : k + 4]) and "crop" in words:
             continue  # "crop it so it's just the rocket": what is kept, not why
         if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(

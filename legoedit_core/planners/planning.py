@@ -56,10 +56,10 @@ def undoable(graph: Graph, clause: Clause, image: str) -> Planned:
 
 
 def background(graph: Graph, clause: Clause, image: str) -> Planned:
-    prompt = clause.value or "white"
+    prompt = "blur" if clause.value == "implied" else clause.value or "white"  # "the clutter is distracting"
     _require(graph, clause, "CBG", prompt, f"CBG cannot do {prompt!r}", "its background brick uses")
     subject = graph.reuse("SOS", "subject", image=image)
-    if prompt == "blur" and graph.strength != 1.0:  # "blur the background heavily": a blur of that strength
+    if prompt == "blur" and graph.strength != 1.0 and clause.value != "implied":  # "blur it heavily": that strength
         behind = graph.add("INVERSE", "background", mask=f"@{subject}.mask")
         radius = graph.scaled("region blur radius", [12, 8, 20])
         node = graph.add("BLUR", "blur", image=image, radius=radius, mask=f"@{behind}.mask")
@@ -266,6 +266,9 @@ def tint(graph: Graph, clause: Clause, image: str) -> Planned:
 def recolour(graph: Graph, clause: Clause, image: str) -> Planned:
     colour = clause.value or ""
     _require(graph, clause, "RCM", colour, f"RCM cannot make {colour!r}", "its recolour brick uses")
+    if any(t.words.lower() in ("them", "those", "these", "they") for t in clause.targets):
+        raise Declined(decline(clause, "it does not say which things 'them' are", "name them, e.g. 'make her eyes "
+                                                                                  "blue'"))
     where = region(graph, clause, image)
     if where.mask is None and (colour == "blue" or colour in _WARM):
         return tint(graph, clause, image)  # a blue or golden cast over the whole photo: its temperature

@@ -10,6 +10,7 @@ from legoedit_core.planners.reading import Clause, Reading, colour_spans, tag_li
 from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, can_be_verb, tokens, vocabulary
 
 _TONAL = ("adjust", "greyscale", "style")
+_TITLES = ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof", "Mt")
 _ONCE = ("sharpen", "denoise", "smooth", "blur")  # said twice in a row without a new target, it is one change
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
@@ -28,10 +29,10 @@ def read(instruction: str, understand: Callable[[Clause], Clause] | None = None)
             # brighter and warmer": the second change is of the same thing
     if understand is not None:
         clauses = [understand(clause) for clause in clauses]
-    return Reading(instruction, _described(clauses))
+    return Reading(instruction, _described(clauses, instruction))
 
 
-def _described(clauses: list[Clause]) -> list[Clause]:
+def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
     """A description of a problem ("the sky looks washed out") followed by an edit of "it" is that edit's target:
     the change belongs to the region described, and the description itself asks for nothing more. A description
     beside an edit that makes the same change ("brighter, it's too dark") explains that edit; a vague "fix it"
@@ -51,7 +52,7 @@ def _described(clauses: list[Clause]) -> list[Clause]:
         if first.value == then.value == "implied" and (first.attribute, first.direction) == (
                 then.attribute, then.direction):
             then.action = "describe"  # "way too dark, I can barely see the foam": one change, said twice
-        if first.action == "background" and first.value == "blur" and then.action == "blur" and all(
+        if first.action == "background" and first.value in ("blur", "implied") and then.action == "blur" and all(
                 t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "the stuff behind her is too busy, blur it out": the same blur
         if first.action == "background" and then.action == "recolour" and then.value and all(
@@ -68,7 +69,21 @@ def _described(clauses: list[Clause]) -> list[Clause]:
         if named and then.scope == "whole" and then.targets and all(t.kind == "whole" for t in then.targets) and any(
                 t.words.lower() in rest for t in then.targets):
             then.scope, then.excluded = "except", named  # "blur her face & turn the rest black and white"
-        if first.action == "named" and then.targets and all(t.kind == "whole" for t in then.targets):
+        for covering, covered in ((first, then), (then, first)):
+            if covering.action == "background" and covering.value not in ("blur", "implied") and (
+                    covered.action == "remove") and covered.targets and all(
+                    vocabulary().not_subject(t.head) == "setting" for t in covered.targets):
+                covered.action = "describe"  # "a dark blue background, the flag must go": the new one covers it
+        if first.action == "undoable" and first.reason == vague and _between(instruction, first, then) in (
+                ":", "-", "—", "–") and then.action not in ("undoable", "remark", "unknown", "describe", "named"):
+            first.action = "describe"  # "make the cat pop: sharpen it and blur the background": how
+        if first.action in ("tint", "recolour") and then.value == "implied" and then.attribute in (
+                "saturation", "temperature") and all(t.kind == "whole" for t in then.targets):
+            then.action = "describe"  # "make the sky bluer, it's too grey": why
+        if first.action == "remove" and then.action == "background" and then.value == "implied":
+            then.action = "describe"  # "delete the model behind her, it is distracting": why it goes
+        if first.action == "named" and (all(t.kind == "whole" for t in then.targets) or then.targets == first.targets
+                                         ) and then.action not in ("remark", "describe", "named", "unknown"):
             then.targets, first.action = first.targets, "describe"  # "the red stripes on the left - make them navy"
         if then.action == "named" and {t.head for t in then.targets} <= {t.head for t in first.targets}:
             then.action = "describe"  # "dye her hair pink. Just the hair, obviously"
@@ -82,8 +97,16 @@ def _described(clauses: list[Clause]) -> list[Clause]:
     return clauses
 
 
+def _between(instruction: str, first: Clause, then: Clause) -> str:
+    """The punctuation between two clauses as written (":" in "make it pop: sharpen it")."""
+    start = instruction.find(first.text) + len(first.text)
+    end = instruction.find(then.text, start)
+    return instruction[start:end].strip() if start >= len(first.text) and end >= 0 else ""
+
+
 def split(toks: list[Token]) -> list[list[Token]]:
     """The tokens of each clause: split at ; . ! ?, at "then" / "also", and at "and" or a comma before a verb."""
+    toks = _without_asides(toks)
     vocab = vocabulary()
     words = [t.word for t in toks]
     tags = vocab.tag(words)
@@ -98,8 +121,8 @@ def split(toks: list[Token]) -> list[list[Token]]:
         elif token.word in _SPLIT_WORDS or parts[-1] and _ends_clause(toks, tags, i, parts[-1]):
             if parts[-1]:
                 parts.append([])
-        elif token.kind != "punct" or token.word in ",%°:&" or token.word == "." and _ends_clause(
-                toks, tags, i, parts[-1]) is False and i and len(toks[i - 1].text) == 1:
+        elif token.kind != "punct" or token.word in ",%°:&" or token.word == "." and i and (
+                len(toks[i - 1].text) == 1 or toks[i - 1].text in _TITLES):
             parts[-1].append(token)
     parts = [p[: max(k + 1 for k, t in enumerate(p) if t.word != ",")] for p in parts if any(
         t.kind != "punct" for t in p)]  # a comma left at a clause's end belongs to no clause
@@ -122,15 +145,20 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     """Whether the clause so far (``part``) ends at token ``i``: at ; . ! ? : ( ), at "then" / "also", at a comma
     before a statement ("..., it's too dark"), at "and", "but" or a comma before a verb."""
     token, vocab = toks[i], vocabulary()
-    if token.word == "." and i and len(toks[i - 1].text) == 1 and toks[i - 1].text.isupper():
-        return False  # an initial ("J. Reyes")
+    if token.word == "." and i and (len(toks[i - 1].text) == 1 and toks[i - 1].text.isupper() or toks[
+            i - 1].text in _TITLES):
+        return False  # an initial or a title ("J. Reyes", "Dr. Collins")
     if token.word in "()":
         return False  # a parenthesis says more about its clause: "flip it (vertical)"
+    if token.word == "!" and i and toks[i - 1].text[:1].isupper() and i + 1 < len(toks) and toks[
+            i + 1].text[:1].islower() and _writes(part, titled=True):
+        return False  # "put Happy Birthday Grandma! at the bottom": the words to write go on
     if token.kind == "punct" and token.word in ";.!?:-–—":
         return True
     if token.word not in ("and", ",", "but", "with"):
         return False
-    rest = toks[i + 1 : next((k for k in range(i + 1, len(toks)) if toks[k].word in (",", "and")), len(toks))]
+    rest = toks[i + 1 : next((k for k in range(i + 1, len(toks)) if toks[k].word in (",", "and", ".", ";", "!", "?")),
+                             len(toks))]  # the words up to the next break
     if token.word == "and" and _pairs(part, rest):
         return True  # "her hair should be blue, and her suit red": two thing-colour pairs, with or without a verb
     if not _has_action(part, vocab):
@@ -162,14 +190,34 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         (nxt.has("adjust") or nxt.has("greyscale")) and toks[nxt.start].word.endswith("en")))
     if token.word == "and" and _unknown_verb_next(toks, tags, i):
         return True  # "... and pop a hat on her": a change the vocabulary lacks is a clause of its own
+    if token.word == "and" and i and tags[i - 1] is not None and tags[i - 1].has("problems") and (
+            i + 2 >= len(toks) or toks[i + 2].kind == "punct"):
+        return False  # "too cold and blue": one problem said two ways
+    if token.word == "and" and i + 1 < len(toks) and toks[i + 1].kind in ("quote", "caps") and not _writes(part):
+        return True  # "sky purple + 'T-minus 10' up top": words to write are a clause of their own
     if token.word == "and" and _second_object(toks, part, i):
         return True  # "add 'Hi' at the top and some steam": a second thing to add
     return verb_next or token.word == "," and _statement_next(tags, i) or token.word == "and" and _pairs(part, rest)
 
 
-def _writes(part: list[Token]) -> bool:
-    """Whether a clause so far asks to write words: a verb of writing or adding, and words quoted or in capitals."""
-    return any(t.kind in ("quote", "caps") for t in part) and any(
+def _without_asides(toks: list[Token]) -> list[Token]:
+    """The tokens without a parenthesis that is only a remark ("(sorry my english)", "(thanks!)")."""
+    vocab, kept, i = vocabulary(), [], 0
+    while i < len(toks):
+        close = next((k for k in range(i + 1, len(toks)) if toks[k].word == ")"), None) if toks[i].word == "(" else None
+        inside = vocab.tag([t.word for t in toks[i + 1 : close]]) if close is not None else []
+        if close is not None and any(t is not None and t.has("remarks") for t in inside):
+            i = close + 1
+            continue
+        kept.append(toks[i])
+        i += 1
+    return kept
+
+
+def _writes(part: list[Token], titled: bool = False) -> bool:
+    """Whether a clause so far asks to write words: a verb of writing or adding, and words quoted or in capitals
+    (or, ``titled``, capitalised)."""
+    return any(t.kind in ("quote", "caps") or titled and t.text[:1].isupper() for t in part[1:]) and any(
         t.word in ("write", "put", "add", "stamp", "type", "print", "caption", "label", "place") for t in part)
 
 
@@ -223,7 +271,8 @@ def _statement_next(tags: list[Tag | None], i: int) -> bool:
 
 def _has_action(part: list[Token], vocab) -> bool:
     tags = vocab.tag([t.word for t in part])
-    acts = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background", "factors")
+    acts = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background", "factors",
+            "undoable")
     words = [t.word for t in part]
     return any(t is not None and any(t.has(a) for a in acts) for t in tags) or any(
         t.kind in ("quote", "caps") for t in part) or bool(colour_spans(words))  # "the sky deeper blue, and ..."

@@ -23,6 +23,9 @@ class ValueReader(Words):
         quoted = [k for k, t in enumerate(self.part) if t.kind == "quote"]
         caps = [k for k, t in enumerate(self.part) if t.kind == "caps"]
         verbs = self.verbs()
+        if not caps and "add" in verbs and self.found("places"):  # "put 1999 in the bottom left"
+            caps = [k for k, t in enumerate(self.part) if t.kind == "number" and not (
+                k + 1 < len(self.part) and self.tags[k + 1] is not None and self.tags[k + 1].has("units"))]
         nouns = self.found("text_overlay", "nouns")
         placed_words = "add" in verbs and bool(self.found("places"))  # "put Monday Mood in the top left"
         said = self._said() if nouns or "write" in verbs or placed_words else []
@@ -71,17 +74,27 @@ class ValueReader(Words):
     def _free_word(self, k: int) -> bool:
         """Whether the word at ``k`` can start words to write: not an article and no term but filler."""
         tag = self.tags[k]
-        return self.words[k] not in ("a", "an", "the", "some", "this", "it", "me", "us", "something") and (
-            tag is None or all(m[0] == "filler" for m in tag.meanings))
+        never = ("a", "an", "the", "some", "this", "it", "me", "us", "something", *PREPOSITIONS)
+        return self.words[k] not in never and (
+            tag is None or not any(tag.has(c) for c in ("text_overlay", "places", "verbs", "pronouns", "canvas")))
+        # "write happy birthday mum": words the vocabulary knows may be words to write
+
+    def _names_words(self, k: int) -> bool:
+        """Whether position ``k`` is a noun for words to write directly after a verb of adding ("add the words")."""
+        return self.words[k] in ("words", "word", "text", "caption", "line", "message") and any(
+            self.tags[j] is not None and self.tags[j].has("verbs", "add") for j in range(max(0, k - 3), k))
 
     def _said(self) -> list[int]:
         """The positions of words to write given after "saying" / "that says" / "reading", up to a place or an
         opacity, size or colour word ("a caption saying Happy Birthday at the bottom")."""
         cues = self.vocab.data["text_overlay"]
-        cue = next((k for k, w in enumerate(self.words) if w in cues["said"]), None)
+        cue = next((k for k, w in enumerate(self.words) if w in cues["said"] and (w == ":" or any(
+            t is not None and (t.has("text_overlay", "nouns") or t.has("verbs", "write")) for t in self.tags[:k]))),
+                   None)  # "a sign saying OPEN", not "my boss says it is too dark"
         if cue is None and not any(t.kind in ("quote", "caps") for t in self.part):
-            cue = next((k for k, w in enumerate(self.words) if w in cues["say_verbs"]  # "write hello at the top"
-                        and k + 1 < len(self.part) and self._free_word(k + 1)), None)
+            cue = next((k for k, w in enumerate(self.words) if (w in cues["say_verbs"] or self._names_words(k))
+                        and k + 1 < len(self.part) and self._free_word(k + 1)), None)  # "write hello at the top",
+            # "add the words welcome home"
         if cue is None and ({"write", "add"} & set(self.verbs()) or self.found("text_overlay", "nouns")):  # "write
             # her name Jo Lee at the top", "watermark it with Bean There"
             titled = [k for k, t in enumerate(self.part) if k and t.kind == "word" and t.text[:1].isupper()]
@@ -91,7 +104,8 @@ class ValueReader(Words):
         said = []
         for k in range(cue + 1, len(self.part)):
             tag = self.tags[k]
-            initial = self.part[k].word == "." and len(self.part[k - 1].text) == 1 and self.part[k - 1].text.isupper()
+            initial = self.part[k].word == "." and (len(self.part[k - 1].text) == 1 and self.part[
+                k - 1].text.isupper() or self.part[k - 1].text in ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof"))
             if self.words[k] == "in" and any(start == k + 1 for start, _, _ in self.colours):
                 break  # "Welcome Home in yellow": the colour it is written in
             if self.part[k].kind == "punct" and not initial or tag is not None and tag.start == k and (
@@ -131,8 +145,8 @@ class ValueReader(Words):
             return True
         if set(verbs) == {"keep"}:
             return False  # "the background stays as it is": what is left alone
-        behind = [t for t in self.found("background") if not (t.start and self._noun_at(t.start - 1))]  # "the
-        # model behind her" is no background
+        behind = [t for t in self.found("background") if not (t.start and (self._noun_at(t.start - 1) or self.words[
+            t.start - 1] in ("from", "of")))]  # "the model (from) behind her" is no background
         if not behind:
             return False
         in_colour = [t for t in self.found("adjust") if any(a <= t.start <= b for a, b, _ in self.colours)]  # "navy

@@ -19,6 +19,8 @@ from typing import Any
 
 import lemminflect
 
+from legoedit_core.bricks.cpu.colors import colour_words
+
 Meaning = tuple[str, ...]  # the path of a phrase in the vocabulary: ("verbs", "remove"), ("adjust", "contrast", "up")
 
 
@@ -58,7 +60,8 @@ class Vocabulary:
         self.phrases: dict[tuple[str, ...], list[Meaning]] = {}
         self._walk(data, ())
         self.longest = max(len(p) for p in self.phrases)
-        self.words = frozenset(w for phrase in self.phrases for w in phrase) | set(self.shorthands.values())
+        self.words = frozenset(w for phrase in self.phrases for w in phrase) | set(self.shorthands.values()) | (
+            colour_words())  # the recolour brick's colour names are words to spell towards too
 
     def _walk(self, node: Any, path: tuple[str, ...]) -> None:
         if isinstance(node, dict):
@@ -137,6 +140,22 @@ def _checker() -> Any:
     return SpellChecker(distance=1)
 
 
+def _closeness(typed: str, word: str) -> float:
+    """How likely a slip ``typed`` is for ``word`` (one edit apart): a letter typed twice ("blurr") 3, letters swapped
+    ("nosie") or a letter left out ("spon") 2, a vowel for a vowel or a letter for one that sounds alike ("gradiant",
+    "reduse") 1.5, another letter too many 1, another letter 0."""
+    if len(word) == len(typed) and sorted(typed) == sorted(word):
+        return 2
+    if len(word) == len(typed) - 1:
+        doubled = any(typed[i - 1] == typed[i] and typed[:i] + typed[i + 1 :] == word for i in range(1, len(typed)))
+        return 3 if doubled else 1
+    if len(word) == len(typed) + 1:
+        return 2
+    a, b = next((a, b) for a, b in zip(typed, word, strict=True) if a != b)
+    alike = a in "aeiou" and b in "aeiou" or {a, b} in ({"s", "c"}, {"c", "k"}, {"s", "z"})
+    return 1.5 if alike else 0
+
+
 def can_be_noun(word: str, written: str = "") -> bool:
     """Whether ``word`` can name a thing: a noun in lemminflect's English lexicon, or a word it does not know that
     is ``written`` with a capital (a name). "crazy", "roughly", "about" and "ugh" cannot, so they are never taken for
@@ -173,19 +192,18 @@ def spell(word: str) -> str:
     if checker.known([word]):
         return word
     near = checker.edit_distance_1(word)
-    ours = sorted(near & vocab.words)
-    if ours:  # a word that is a phrase of its own ("darker") before a piece of one ("dark", of "too dark")
-        return max(ours, key=lambda w: ((w,) in vocab.phrases, checker.word_usage_frequency(w)))
-    known = checker.known(near)
-    if known:
-        return max(sorted(known), key=lambda w: checker.word_usage_frequency(w))
+    candidates = sorted((near & vocab.words) | checker.known(near))
+    if candidates:  # the likeliest slip first ("nosie": noise, "spon": spoon, "sute": suite), then a word of the
+        # vocabulary, then one that is a phrase of its own ("darker", not "dark" of "too dark"), then the commonest
+        return max(candidates, key=lambda w: (_closeness(word, w), w in vocab.words, (w,) in vocab.phrases,
+                                              checker.word_usage_frequency(w)))
     close = difflib.get_close_matches(word, sorted(w for w in vocab.words if len(w) > 3), n=1, cutoff=0.85)
     return close[0] if close else word
 
 
 _PIECES = re.compile(
     r"(?P<quote>\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![A-Za-z])'[^']+'(?![A-Za-z]))"
-    r"|(?P<word>b/w|b&w|[A-Za-z]+(?:'[A-Za-z]+)?)"
+    r"|(?P<word>b/w|b&w|[^\W\d_]+(?:'[^\W\d_]+)?)"
     r"|(?P<money>[$€£¥]\s?\d+(?:[.,]\d+)?)"  # a price to write: "$19.99"
     r"|(?P<number>(?:(?<![\w.])[+-](?=\d))?\d+(?:\.\d+)?)"  # "+15%": a signed change
     r"|(?P<arrow>->)"
@@ -226,6 +244,6 @@ def tokens(instruction: str) -> list[Token]:
             word = word.replace("’", "'")
             word = vocab.shorthands.get(word, word)
             if kind == "word" and "'" not in word:
-                word = spell(word)
+                word = vocab.shorthands.get(spell(word), spell(word))  # "sute" -> "suite" -> "suit"
         found.append(Token(text, match.start(), match.end(), word, kind))
     return found

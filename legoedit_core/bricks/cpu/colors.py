@@ -56,6 +56,12 @@ FILLER = frozenset({"a", "an", "the", "color", "colour", "colored", "coloured", 
                     "plain", "flat", "shade", "of", "in", "to", "paint", "it", "make", "uniform"})
 
 
+def colour_words() -> frozenset[str]:
+    """Every single word that names a colour here (CSS names and the extra ones): for spelling them."""
+    names = {*ImageColor.colormap, *EXTRA_COLORS, *MODIFIERS}
+    return frozenset(word for name in names for word in name.split())
+
+
 def parse_color(prompt: str) -> RGB | None:
     """The RGB colour that ``prompt`` names, or None if it does not name a colour."""
     words = [w for w in re.findall(r"#[0-9a-f]{3,8}|[a-z]+", prompt.lower()) if w not in FILLER]

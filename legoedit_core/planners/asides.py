@@ -1,0 +1,117 @@
+"""The words of a clause that ask for nothing, read by ``ClauseReader`` (which this class is the base of): how a
+thing should stay ("should stay soft"), what a problem does ("so grainy it hurts my eyes"), who said it ("my boss
+says"), what a thing is said to be ("the sky looks bleak"), a comparison ("like an old newspaper"), and clauses that
+only say why, how much or which thing."""
+
+from __future__ import annotations
+
+from legoedit_core.planners.phrases import LOOK_VERBS
+from legoedit_core.planners.undoable import UndoableReader
+from legoedit_core.planners.vocabulary import can_be_noun, can_describe
+
+_REPORTING = ("says", "said", "thinks", "thought", "reckons", "told", "mentioned", "complained", "complains")
+_STAYS = ("stay", "stays", "remain", "remains")
+_WHERE = ("in", "on", "around", "across")
+
+
+class AsideReader(UndoableReader):
+    """The aside-reading part of ``ClauseReader``: it marks the tokens that name no thing as ``used``."""
+
+    def _set_aside(self) -> None:
+        """Mark every word that says something other than what to edit, so it never becomes a target."""
+        for start, end in (self._how_it_stays_words(), self._what_the_problem_does(), self._who_said_it(),
+                           self._what_it_is_said_to_be(), self._comparison()):
+            for k in range(start, end):
+                self.used[k] = True
+
+    def _how_it_stays_words(self) -> tuple[int, int]:
+        """How a thing should stay ("the sky should stay soft", "keep it natural"): the words after the verb."""
+        stays = next((t.end + (self.words[t.end - 1] not in _STAYS) for t in self.found("verbs", "keep") if self.words[
+            t.end - 1] in _STAYS or t.end < len(self.words) and self.words[t.end] in ("it", "them")), None)
+        return (stays, len(self.part)) if stays is not None else (0, 0)
+
+    def _what_the_problem_does(self) -> tuple[int, int]:
+        """After a problem only where it is counts ("noise in the sky"): "so grainy it hurts my eyes" or "grainy from
+        my old phone" name no thing."""
+        problem = next((t.end for t in self.found("problems")), None)
+        if problem is None:
+            return 0, 0
+        told = next((k for k in range(problem, len(self.words)) if self.words[k] in ("it", "that", "this")), None)
+        after = self.words[problem : problem + 1]
+        where = after and after[0] in _WHERE or after == ["from"] and self._found_after(problem)
+        if told is not None:
+            return told, len(self.part)
+        return (0, 0) if where else (problem, len(self.part))
+
+    def _who_said_it(self) -> tuple[int, int]:
+        """Who said it ("my boss says it is too dark") is no thing to edit."""
+        reported = max((k for k, w in enumerate(self.words) if w in _REPORTING), default=None)
+        return (0, reported + 1) if reported is not None else (0, 0)
+
+    def _what_it_is_said_to_be(self) -> tuple[int, int]:
+        """What a thing is said to be ("the sky looks bleak"): the words after the verb of being."""
+        copula = next((t.start for t in self.found("copulas") if not self.words[t.start].startswith("there")), None)
+        return (copula, len(self.part)) if self.clause.value == "implied" and copula is not None else (0, 0)
+
+    def _comparison(self) -> tuple[int, int]:
+        """A comparison ("sepia, like an old newspaper") is no thing; "I'd like" and words to write are kept."""
+        simile = next((k for k, w in enumerate(self.words) if w == "like" and (
+            k == 0 or self.words[k - 1] not in ("i'd", "i", "would", "we'd", "we", *LOOK_VERBS))), None)
+        return (simile, len(self.part)) if self.clause.action != "write" and simile is not None else (0, 0)
+
+    def _was_colour(self, start: int) -> int | None:
+        """Where the words saying a colour is the one a thing has now begin ("not", "instead of", "rather than",
+        "from" before it, a few descriptive words between), or None."""
+        for k in range(start - 1, max(-1, start - 4), -1):
+            if self.words[k] in ("not", "from") or self.words[k - 1 : k + 1] in (["instead", "of"], ["rather", "than"]):
+                return k - (self.words[k] in ("of", "than"))
+            if self.words[k] in ("to", "and", ",") or self.tags[k] is not None and self.tags[k].has("verbs"):
+                return None
+        return None
+
+    def _found_after(self, k: int) -> bool:
+        """Whether a thing a finder sees is named after position ``k`` ("from the sky", not "from my old phone")."""
+        return any(t is not None and (t.has("finder_words") or t.has("background")) for t in self.tags[k + 1 :])
+
+    def _why_only(self) -> bool:
+        """A clause that only says why or how much: it starts with a purpose ("I just want the empty backdrop") and
+        names no change, or is only strength and filler ("really subtle")."""
+        asks = any(self.found(c) for c in ("adjust", "styles", "greyscale", "comparatives", "canvas", "problems")
+                   ) or bool(self.colours) or any(t.kind in ("quote", "caps") for t in self.part)
+        starts = self.vocab.phrase_at(self.words, 0, "purpose") is not None and not (self.verbs() or asks)
+        same = self.words[0] == "same" and not self.verbs()  # "same shape and light": what stays
+        return starts or same or all(self.part[k].kind != "word" or self.tags[k] is not None and (
+            self.tags[k].has("strength") or self.tags[k].has("filler")) for k in range(len(self.part)))
+
+    def _only_names(self) -> bool:
+        """Whether every word is filler, scope or part of a thing named (no verb, nothing asked)."""
+        stated = any(w in ("should", "be", "is", "are", "must", "needs") or w.endswith("er") for w in self.words)
+        return not self.verbs() and not stated and all(
+            self.part[k].kind != "word" or self.tags[k] is None and (can_be_noun(self.words[k]) or can_describe(
+                self.words[k])) or self.tags[k] is not None and any(self.tags[k].has(c) for c in (
+                    "filler", "scope", "finder_words", "subject", "not_subject", "places", "pronouns"))
+            for k in range(len(self.part)))
+
+    def _how_it_stays(self) -> bool:
+        """Whether the clause only says how the edit should stay ("keep it natural", "but keep them subtle")."""
+        keep = next((t for t in self.tags if t is not None and (t.has("verbs", "keep") or t.has("scope", "except"))
+                     and self.words[t.end - 1] == "keep"), None)
+        if keep is None or keep.end >= len(self.words) or self.words[keep.end] not in ("it", "them", "things"):
+            return False
+        if any(self.part[k].kind == "word" and not (self.tags[k] is not None and self.tags[k].has("filler"))
+               for k in range(keep.start)):
+            return False  # "denoise it but keep it sharp": a change comes first
+        rest = [k for k in range(keep.end + 1, len(self.part)) if self.part[k].kind == "word"]
+        return all(self.tags[k] is None and can_describe(self.words[k]) or self.tags[k] is not None and (
+            self.tags[k].has("filler") or self.tags[k].has("strength")) for k in rest)
+
+    def _use_look_words(self, end: int) -> None:
+        """The words describing a look just before it are the look's ("that old faded vintage look")."""
+        k = end - 1
+        while k >= 0 and self.words[k] not in ("the", "a", "an") and not any(a <= k < b for a, b, _ in self.colours):
+            tag = self.tags[k]
+            if not (tag is None and can_describe(self.words[k]) or tag is not None and tag.has("adjust")):
+                break
+            self.used[k] = True
+            k -= 1
+
