@@ -12,6 +12,10 @@ from legoedit_core.planners.vocabulary import can_be_noun, can_describe
 _REPORTING = ("says", "said", "thinks", "thought", "reckons", "told", "mentioned", "complained", "complains")
 _STAYS = ("stay", "stays", "remain", "remains")
 _WHERE = ("in", "on", "around", "across")
+_SOMEONE = ("i", "we", "they", "he", "she", "i'm", "we're", "they're", "he's", "she's", "i've", "we've", "i'll",
+            "we'll", "gonna", "doing")
+_ROLES = ("client", "clients", "boss", "customer", "customers", "marketplace", "editor", "team", "manager", "shop",
+          "printer", "agency", "brand")
 
 
 class AsideReader(UndoableReader):
@@ -58,6 +62,26 @@ class AsideReader(UndoableReader):
         simile = next((k for k, w in enumerate(self.words) if w == "like" and (
             k == 0 or self.words[k - 1] not in ("i'd", "i", "would", "we'd", "we", *LOOK_VERBS))), None)
         return (simile, len(self.part)) if self.clause.action != "write" and simile is not None else (0, 0)
+
+    def _context(self) -> bool:
+        """A clause about the photo's use or who asked, not about the photo: "it's for the spring campaign", "we are
+        printing it for the office", "the client will hate it", "do it anyway". It starts with someone other than
+        the editor doing something, and no word of it names an edit."""
+        words = [w for w in self.words if w not in ("and", "but", "so", "lol", "tbh", "honestly", "anyway")]
+        if words[:2] in (["it's", "for"], ["this", "is"], ["it", "is"]) and "for" in words[1:3]:
+            return True  # what it is for
+        if words[:3] in (["do", "it", "anyway"], ["can", "we", "do"], ["can", "you", "do"], ["go", "for", "it"]):
+            return True  # the request before, said again
+        if any(w in ("want", "wants", "need", "like", "love", "prefer", "wish", "i'd", "we'd") for w in words[1:3]):
+            return False  # "I want the cat sharp", "we'd love it brighter": a request in other words
+        starts = words[:1] and (words[0] in _SOMEONE or words[0] in _ROLES or words[:2] and words[0] in (
+            "the", "our", "my") and words[1] in _ROLES)
+        edits = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background",
+                 "undoable", "factors", "text_overlay")
+        return bool(starts) and not self.colours and not any(
+            tag is not None and any(tag.has(e) for e in edits) and self.words[k] not in ("do", "does", "did")
+            for k, tag in enumerate(self.tags)) and not any(
+            t.kind in ("quote", "caps", "number") for t in self.part)
 
     def _was_colour(self, start: int) -> int | None:
         """Where the words saying a colour is the one a thing has now begin ("not", "instead of", "rather than",

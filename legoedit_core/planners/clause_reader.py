@@ -107,17 +107,21 @@ class ClauseReader(AsideReader):
         elif c.action == "unknown" and self._only_names():
             c.action = "named"  # "just the hair, obviously": things named, for the clause before or after
             c.targets = split_targets(self, [k for k in range(len(self.part)) if not self.used[k]])
+        if c.action in ("recolour", "tint") and c.value in ("grey", "gray") and all(
+                t.kind == "whole" for t in c.targets):
+            c.action, c.value = "greyscale", None  # "make everything else grey": no colour, not a grey paint
         if c.action == "keep" and all(t.kind == "whole" for t in c.targets):
             c.action = "remark"  # keeping nothing named asks for nothing
         return c
 
     def _strength(self) -> None:
         data = self.vocab.data["strength"]
+        levels = [tag.get("strength")[1] for tag in self.found("strength")]  # type: ignore[index]
         for tag in self.found("strength"):
-            level = tag.get("strength")[1]  # type: ignore[index]
-            if len(self.found("strength")) == 1 or level != "slight":
-                self.clause.strength = float(data[level]["factor"])
             self.use(tag)
+        if levels:  # "a little, but really noticeable": the strongest word says how much
+            self.clause.strength = max(float(data[lv]["factor"]) for lv in levels if lv != "slight" or len(
+                set(levels)) == 1)
 
     def _scope(self) -> None:
         c = self.clause
@@ -164,7 +168,8 @@ class ClauseReader(AsideReader):
 
     def _action(self) -> str:
         c, verbs = self.clause, self.verbs()
-        if self.words[0] == "like" or self.words[:2] == ["as", "if"] or self._how_it_stays() or self._why_only():
+        if self.words[0] == "like" or self.words[:2] == ["as", "if"] or self._how_it_stays() or self._why_only() or (
+                self._context()):
             return "remark"  # "..., like a cutout for a sticker", "but keep it natural": why, or how it stays
         if self._write():
             return "write"
@@ -180,7 +185,7 @@ class ClauseReader(AsideReader):
             if not problems and loud:  # "her coat is so red": too much of that colour
                 c.attribute, c.direction, c.value = "saturation", -1, "implied"
                 return "adjust"
-            return self._problem(problems[-1]) if problems else "statement"
+            return self._problem(problems[0]) if problems else "statement"
         undoable = self._undoable(verbs)
         if undoable:
             kind, tag = undoable
@@ -296,7 +301,7 @@ class ClauseReader(AsideReader):
             return "recolour"
         problems = self.found("problems")
         if problems:
-            return self._problem(problems[-1])
+            return self._problem(problems[0])
         aside = not verbs and all(t.kind in ("caps", "number", "punct") for t in self.part)  # "(GDPR)"
         if aside or self.found("remarks") or self.found("undoable", "vague") or not any(
                 t.kind in ("word", "caps") and not (self.tags[k] and self.tags[k].has("filler"))

@@ -56,6 +56,12 @@ EXEMPLARS: dict[str, Intent] = {
     "cartoon": ({"action": "style", "value": "cartoon"}, "", ("like a kids' animation", "toonish look")),
     "blur faces": ({"action": "hide"}, "", (
         "nobody should be recognisable", "keep their identities private", "faces must not be identifiable")),
+    # what the photo is for or who asked: context, no edit (the edit is in another clause)
+    "context": ({"action": "remark"}, "", (
+        "we are printing it for the office wall", "it is going on the front of the card", "the client wants to see "
+        "options", "I need a clean copy for the template", "it goes in the sidebar of the page", "our shop only "
+        "accepts square pictures", "do it anyway", "can you do that for me", "it is for a talk next week",
+        "we are not allowed to show names", "my boss asked for this", "it will hang in the hallway")),
     # changes no brick here makes: declined with the reason
     "a wish that names no edit": (None, "name the change: brighter, more contrast, a style, a new background", (
         "make it look amazing", "spruce it up", "make it more appealing", "give it some wow", "polish it",

@@ -118,6 +118,23 @@ class Graph:
         same = next((n["id"] for n in self.nodes if n["tool"] == tool and n["inputs"] == inputs), None)
         return same if same is not None else self.add(tool, name, **inputs)
 
+    def inverse(self, mask: str, name: str) -> str:
+        """The mask of everything outside ``mask``: an INVERSE node, or, when ``mask`` is itself an inverse, the
+        mask it was taken of (everything except the background is the subject)."""
+        inverted = next((n for n in self.nodes if n["tool"] == "INVERSE" and mask == f"@{n['id']}.mask"), None)
+        return inverted["inputs"]["mask"] if inverted is not None else f"@{self.add('INVERSE', name, mask=mask)}.mask"
+
+    def prune(self) -> None:
+        """Drop the nodes that nothing leading to the output uses (a mask replaced by a simpler one)."""
+        needed, wanted = set(), [self.output]
+        while wanted:
+            ref = wanted.pop()
+            node = next((n for n in self.nodes if ref.startswith(f"@{n['id']}.")), None)
+            if node is not None and node["id"] not in needed:
+                needed.add(node["id"])
+                wanted += [v for v in node["inputs"].values() if isinstance(v, str) and v.startswith("@")]
+        self.nodes = [n for n in self.nodes if n["id"] in needed]
+
     def note(self, node_id: str, text: str) -> None:
         """Attach a note to a node: it travels with the workflow into the node's trace."""
         next(n for n in self.nodes if n["id"] == node_id)["note"] = text

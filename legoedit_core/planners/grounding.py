@@ -56,8 +56,7 @@ def region(graph: Graph, clause: Clause, image: str, main_subject: bool = False)
                                    "name the part to leave as it is, e.g. 'everything except her face'"))
         chosen = unite(graph, clause, targets, image, main_subject) if targets else Region(None, "")
         if chosen.mask is None:
-            inverse = graph.add("INVERSE", "except", mask=kept.mask)
-            return Region(f"@{inverse}.mask", f"everything except what {kept.found}")
+            return Region(graph.inverse(kept.mask, "except"), f"everything except what {kept.found}")
         # X except Y = not (not X or Y): the bricks have UNION and INVERSE
         outside = graph.add("INVERSE", "outside", mask=chosen.mask)
         either = graph.add("UNION", "outside_or_kept", mask=f"@{outside}.mask", other=kept.mask)

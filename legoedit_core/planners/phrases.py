@@ -89,7 +89,19 @@ def read_amounts(view: Words, c: Clause) -> None:
             side = None if side is None else "width" if side in ("wide", "width") else "height"
             c.amounts.append(Amount(value, "number", side=side))
     for tag in view.found("factors"):
-        c.amounts.append(Amount(float(vocabulary().data["factors"][view.words[tag.start]]), "factor"))
+        factor = float(vocabulary().data["factors"][view.words[tag.start]])
+        before = [w for w in view.words[: tag.start] if w not in ("a", "an", "about", "roughly", "around", "maybe")]
+        after = [w for w in view.words[tag.end : tag.end + 2] if w not in ("a", "an")]
+        if after[:1] and after[0] in vocabulary().data["units"]["stops"]:
+            continue  # "half a stop": how many stops
+        if before[-1:] == ["by"] and factor < 1:
+            c.amounts.append(Amount(100 * factor, "percent"))  # "reduce it by a fifth": a change of 20%
+        else:
+            c.amounts.append(Amount(factor, "factor"))  # "to a fifth of what it is", "half the size"
+        view.use(tag)
+    for tag in view.found("units", "stops"):
+        if not any(a.unit == "stops" for a in c.amounts):  # "one stop" (a number before it is read above)
+            c.amounts.append(Amount(0.5 if "half" in view.words[max(0, tag.start - 2) : tag.start] else 1.0, "stops"))
         view.use(tag)
     for tag in view.found("rotation"):
         kind = tag.get("rotation")[1]  # type: ignore[index]
@@ -250,8 +262,9 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
             continue
         rest = tags[tag.end :]
         swapping = any(t is not None and (t.has("verbs", "replace") or t.has("background")) for t in tags[:k])
-        if part[k].word == "for" and tags[k - 1] is not None and tags[k - 1].has("scope", "except"):
-            continue  # "except for the person"
+        if part[k].word == "for" and (tags[k - 1] is not None and tags[k - 1].has("scope", "except") or tags[
+                k + 1 : k + 2] and tags[k + 1] is not None and tags[k + 1].has("scope")):
+            continue  # "except for the person", "black and white for everything but her"
         if part[k].word == "like" and words[k - 1] in LOOK_VERBS:
             continue  # "make it look like a snowy day": what it should look like
         if part[k].word == "so" and {"just", "only"} & set(words[k + 1 : k + 4]) and "crop" in words:
@@ -291,4 +304,5 @@ def _relation_starts(view: Words, group: list[int], index: int) -> bool:
 
 def _not_a_thing(tag: Tag) -> bool:
     """Filler, a vague wish or a remark inside a target's words ("the sky, which would be great")."""
-    return tag.has("filler") and not tag.has("finder_words") or tag.has("undoable", "vague") or tag.has("remarks")
+    return tag.has("filler") and not tag.has("finder_words") or tag.has("undoable", "vague") or tag.has(
+        "remarks") or tag.has("undoable", "colourise")  # "keep the cup in colour": how it stays

@@ -234,7 +234,10 @@ def adjust(graph: Graph, clause: Clause, image: str) -> Planned:
     strength = graph.strength * graph.choose("adjust strength", [1.0, 0.6, 1.5])
     percent = next((a.value / 100 for a in clause.amounts if a.unit == "percent"), None)
     factor = next((a.value for a in clause.amounts if a.unit == "factor"), None)
-    if factor is not None and neutral:  # "cut the saturation in half", "double the contrast"
+    stops = next((a.value for a in clause.amounts if a.unit == "stops"), None)
+    if stops is not None and clause.attribute in (None, "brightness"):  # "one stop darker": half the light
+        value = round(2.0 ** (stops if clause.direction > 0 else -stops), 2)
+    elif factor is not None and neutral:  # "cut the saturation in half", "double the contrast"
         value = round(factor, 2)
     elif percent is not None:  # "by 20%": a factor of 1.2 / 0.8, or that share of the full temperature shift
         value = round(neutral + (percent if clause.direction > 0 else -percent), 2)

@@ -10,9 +10,11 @@ from legoedit_core.planners.reading import Clause, Reading, colour_spans, tag_li
 from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, can_be_verb, tokens, vocabulary
 
 _TONAL = ("adjust", "greyscale", "style")
+_REGION_CHANGES = (*_TONAL, "tint", "recolour", "sharpen", "smooth", "denoise")  # a change a bare tone word continues
 _TITLES = ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof", "Mt")
 _ONCE = ("sharpen", "denoise", "smooth", "blur")  # said twice in a row without a new target, it is one change
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
+_INTERJECTIONS = {"lol", "haha", "hehe", "lmao", "tbh", "ngl", "btw", "xx"}  # end a clause, say nothing
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
                "write", "add", "replace", "pad", "isolate", "increase", "decrease")
@@ -24,7 +26,8 @@ def read(instruction: str, understand: Callable[[Clause], Clause] | None = None)
     pieces = split(tokens(instruction))
     clauses = [read_clause(instruction, piece) for piece in pieces]
     for (first, then), piece in zip(zip(clauses, clauses[1:], strict=False), pieces[1:], strict=True):
-        if _tonal_only(piece) and all(t.kind == "whole" for t in then.targets) and then.action in _TONAL:
+        if _tonal_only(piece) and all(t.kind == "whole" for t in then.targets) and then.action in _TONAL and (
+                first.action in _REGION_CHANGES):
             then.targets, then.scope, then.excluded = first.targets, first.scope, first.excluded  # "her face
             # brighter and warmer": the second change is of the same thing
     if understand is not None:
@@ -62,7 +65,9 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
                 t.kind == "whole" for t in then.targets):
             then.scope, then.excluded, first.action = "except", list(first.targets), "describe"
         elif then.action == "keep" and first.action not in ("keep", "undoable", "remark", "unknown", "describe"):
-            first.excluded += [t for t in then.targets if t.kind != "whole"]  # "brighten the ground, leave the sky"
+            if not (first.scope == "only" and any(t.kind != "whole" for t in first.targets)):  # "the box only,
+                first.excluded += [t for t in then.targets if t.kind != "whole"]  # leave the grey": said twice
+            # "brighten the ground, leave the sky": everything but the sky
             first.scope = "except" if first.excluded else first.scope
             then.action = "describe"
         named = [t for t in first.targets if t.kind != "whole"]
@@ -87,7 +92,7 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.targets, first.action = first.targets, "describe"  # "the red stripes on the left - make them navy"
         if then.action == "named" and {t.head for t in then.targets} <= {t.head for t in first.targets}:
             then.action = "describe"  # "dye her hair pink. Just the hair, obviously"
-        if then.action == first.action in _ONCE and not then.value and all(t.kind == "whole" for t in then.targets):
+        if then.action == first.action in _ONCE and then.value in (None, "implied") and all(t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "sharpen it hard, max crispness": the same change, said again
         described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
         if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
@@ -112,8 +117,12 @@ def split(toks: list[Token]) -> list[list[Token]]:
     tags = vocab.tag(words)
     covered = tag_list(words)  # an "and" inside a phrase ("black and white") ends nothing
     parts: list[list[Token]] = [[]]
+    markers = _list_markers(toks)
     for i, token in enumerate(toks):
-        if token.word == ":" and (_between_numbers(toks, i) or i + 1 < len(toks) and toks[i + 1].kind == "quote"
+        if i in markers or token.word in _INTERJECTIONS:
+            if parts[-1]:
+                parts.append([])
+        elif token.word == ":" and (_between_numbers(toks, i) or i + 1 < len(toks) and toks[i + 1].kind == "quote"
                                   or any(t is not None and t.has("text_overlay", "nouns") for t in tags[:i])):
             parts[-1].append(token)  # "16:9", "caption: 'Hello'", "caption: Hello"
         elif covered[i] is not None and covered[i].start < i < covered[i].end - 1:
@@ -127,6 +136,21 @@ def split(toks: list[Token]) -> list[list[Token]]:
     parts = [p[: max(k + 1 for k, t in enumerate(p) if t.word != ",")] for p in parts if any(
         t.kind != "punct" for t in p)]  # a comma left at a clause's end belongs to no clause
     return parts
+
+
+def _list_markers(toks: list[Token]) -> set[int]:
+    """The places of a numbered list's markers ("1) crop to the cup 2) warmer", "1. white background"): a number
+    with a closing parenthesis that none opened, or a number and a full stop at the start or after a break."""
+    markers: set[int] = set()
+    depth = 0
+    for i, token in enumerate(toks):
+        depth += (token.word == "(") - (token.word == ")" and depth > 0)
+        if token.kind != "number" or i + 2 >= len(toks) or toks[i + 2].kind == "punct":
+            continue
+        after_break = i == 0 or toks[i - 1].kind == "punct" and toks[i - 1].word != ","
+        if toks[i + 1].word == ")" and depth == 0 or toks[i + 1].word == "." and after_break:
+            markers |= {i, i + 1}
+    return markers
 
 
 def _tonal_only(piece: list[Token]) -> bool:
@@ -168,6 +192,10 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         return False  # "remove the bottle, I just want the backdrop": why, not a second change
     if token.word == "," and i + 1 < len(toks) and toks[i + 1].word in ("not", "rather", "instead"):
         return False  # "red, not green": what it is now
+    if token.word == "," and rest[:1] and rest[0].word in ("to", "by") and any(
+            r.kind == "number" or tags[i + 1 + k] is not None and tags[i + 1 + k].has("factors")
+            for k, r in enumerate(rest)):
+        return False  # "knock the saturation down, to about a fifth": how much
     if token.word == "," and _writes(part) and not any(t is not None and t.has("verbs") for t in vocab.tag(
             [r.word for r in rest])) and (not rest or rest[0].kind == "caps" or rest[0].word == "in"):
         return False  # "put BUT FIRST, COFFEE at the top", "stamp 'SALE' across it, in red": the same words

@@ -131,6 +131,7 @@ class RulesPlanner:
         if missing:
             raise NotCovered(f"{instruction!r} needs bricks that cannot run here: {'; '.join(missing)}")
         graph.output = image
+        graph.prune()
         return graph, " ".join(sentences)
 
     def understood(self, clause: Clause) -> Clause:

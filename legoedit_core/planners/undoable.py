@@ -19,7 +19,7 @@ class UndoableReader(ValueReader):
     def _undoable(self, verbs: list[str]) -> tuple[str, Tag] | None:
         for kind in ("colourise", "artist", "expression", "outpaint", "generate", "retouch", "translate"):
             for tag in self.found("undoable", kind):
-                if kind == "colourise" and "keep" in verbs:
+                if kind == "colourise" and ("keep" in verbs or set(self.words) & set(self.vocab.data["verbs"]["keep"])):
                     continue  # "keep the rest in colour": what stays as it is
                 return kind, tag
         for tag in self.found("undoable", "pose"):

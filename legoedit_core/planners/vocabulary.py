@@ -210,6 +210,8 @@ _PIECES = re.compile(
     r"|(?P<punct>[,;.!?:%°&+()]|(?<=\s)[-–—](?=\s))")
 
 
+# Capitals that are a term, not words to write ("high ISO noise", "the US flag", "make it HDR").
+_ACRONYMS = {"OK", "TV", "ISO", "EV", "HDR", "RGB", "DPI", "PPI", "JPG", "JPEG", "PNG", "US", "USA", "UK", "ID", "BG"}
 _STRESSED = {"so", "too", "very", "really", "not", "only", "just", "all", "way", "much", "more", "less", "no"}
 
 
@@ -238,12 +240,14 @@ def tokens(instruction: str) -> list[Token]:
         elif kind == "money":
             kind = "caps"  # words to write, as written
         elif kind == "word":
-            if text.isupper() and len(text) > 1 and text not in ("OK", "TV") and not _emphasis(text, instruction,
+            if text.isupper() and len(text) > 1 and text not in _ACRONYMS and not _emphasis(text, instruction,
                                                                                                match.start()):
                 kind = "caps"
             word = word.replace("’", "'")
             word = vocab.shorthands.get(word, word)
             if kind == "word" and "'" not in word:
                 word = vocab.shorthands.get(spell(word), spell(word))  # "sute" -> "suite" -> "suit"
+        if kind == "word" and found and found[-1].word == word and (word, word) not in vocab.phrases:
+            continue  # "a tiny tiny bit", "really really dark": said twice for stress, read once
         found.append(Token(text, match.start(), match.end(), word, kind))
     return found

@@ -2,7 +2,7 @@
 
 A name is a CSS colour (``PIL.ImageColor``: "red", "navy", "skyblue", "#ff8800"), one of a few common names CSS
 lacks ("golden", "scarlet", "copper red", ...), either of them after an optional modifier ("dark blue",
-"light green", "pale pink"). Filler words ("a", "colour", "background", "solid", ...) are ignored.
+"light green", "pale pink"), or a shade named before its colour ("mustard yellow": mustard). Filler words ("a", "colour", "background", "solid", ...) are ignored.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ EXTRA_COLORS: dict[str, RGB] = {
     "forest green": (34, 139, 34),
     "baby blue": (137, 207, 240),
     "hot pink": (255, 105, 180),
+    "auburn": (165, 42, 42),
+    "sage": (156, 175, 136),
+    "slate": (112, 128, 144),
+    "taupe": (72, 60, 50),
 }
 
 # Modifier -> (towards white, towards black): "light red" mixes 45% white into red.
@@ -50,7 +54,13 @@ MODIFIERS: dict[str, tuple[float, float]] = {
     "pastel": (0.55, 0.0),
     "dark": (0.0, 0.45),
     "deep": (0.0, 0.3),
+    "mid": (0.0, 0.15),
+    "medium": (0.0, 0.15),
 }
+
+# Basic colour terms: "the red green" is two colours (the old and the new), never a shade of green.
+BASIC = frozenset({"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey",
+                   "gray"})
 
 FILLER = frozenset({"a", "an", "the", "color", "colour", "colored", "coloured", "background", "backdrop", "solid",
                     "plain", "flat", "shade", "of", "in", "to", "paint", "it", "make", "uniform"})
@@ -66,6 +76,8 @@ def parse_color(prompt: str) -> RGB | None:
     """The RGB colour that ``prompt`` names, or None if it does not name a colour."""
     words = [w for w in re.findall(r"#[0-9a-f]{3,8}|[a-z]+", prompt.lower()) if w not in FILLER]
     exact = _lookup(words)  # also catches CSS names with a modifier built in: "darkblue", "lightgreen"
+    if exact is None and len(words) == 2 and words[0] not in BASIC and _lookup(words[1:]) is not None:
+        exact = _lookup(words[:1])  # a shade of a colour: "mustard yellow", "olive green" (the shade is named first)
     if exact is not None or len(words) < 2 or words[0] not in MODIFIERS:
         return exact
     base = _lookup(words[1:])
