@@ -39,7 +39,8 @@ def compile_command(profile: str, output: Path) -> list[str]:
     """The ``uv pip compile`` that writes ``profile``'s lock to ``output``."""
     source, extras, _ = PROFILES[profile]
     return [sys.executable, "-m", "uv", "pip", "compile", "--quiet", source, *(f"--extra={e}" for e in extras),
-            *PLATFORM, "--exclude-newer", EXCLUDE_NEWER, "--custom-compile-command", "python scripts/lock.py",
+            *PLATFORM, "--exclude-newer", EXCLUDE_NEWER, "--upgrade",  # a fresh resolution: the old lock is no hint
+            "--custom-compile-command", "python scripts/lock.py",
             "-o", str(output)]
 
 

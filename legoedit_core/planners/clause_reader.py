@@ -7,7 +7,7 @@ from legoedit_core.planners.asides import AsideReader
 from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
 from legoedit_core.planners.undoable import SIZE_WORDS
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, can_describe, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
@@ -142,10 +142,22 @@ class ClauseReader(AsideReader):
             for k in run:
                 self.used[k] = True
             c.excluded = split_targets(self, run)
+            if tag.has("verbs", "keep"):
+                self._how_it_is_kept(end)
             return
         for tag in self.found("scope", "only"):
             self.use(tag)
             c.scope = "only"
+
+    def _how_it_is_kept(self, start: int) -> None:
+        """The words after a kept thing that say how it stays ("keep her crisp", "keeping the edges clean") ask for
+        no change of their own: they lose their meaning."""
+        end = next((k for k in range(start, len(self.part)) if self.words[k] in (",", "and") and self._action_after(
+            k)), len(self.part))
+        if start < end and all(self.part[k].kind != "word" or self.words[k] == "and" or can_describe(self.words[k])
+                               for k in range(start, end)):
+            for k in range(start, end):
+                self.used[k], self.tags[k] = True, None
 
     def _after_whole(self, k: int) -> bool:
         return any(t is not None and t.has("scope", "whole") for t in self.tags[max(0, k - 3) : k])
@@ -196,7 +208,8 @@ class ClauseReader(AsideReader):
             return "undoable"
         if self.found("canvas", "square") and not {"crop"} & set(verbs) and not self.found("verbs", "blur"):
             return self._canvas()  # "make it square with a black background": a square canvas in black
-        if (self.found("background") or "add" in verbs) and self._background(verbs):
+        on_colour = not verbs and self._on_colour(directly=True)  # "the rocket on solid black"
+        if (self.found("background") or "add" in verbs or on_colour) and self._background(verbs):
             return "background"
         for name in ("greyscale", "styles"):
             tags = self.found(name)

@@ -65,8 +65,9 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
                 t.kind == "whole" for t in then.targets):
             then.scope, then.excluded, first.action = "except", list(first.targets), "describe"
         elif then.action == "keep" and first.action not in ("keep", "undoable", "remark", "unknown", "describe"):
-            if not (first.scope == "only" and any(t.kind != "whole" for t in first.targets)):  # "the box only,
-                first.excluded += [t for t in then.targets if t.kind != "whole"]  # leave the grey": said twice
+            if not (first.scope == "only" and any(t.kind == "thing" and vocabulary().not_subject(t.head) is None
+                                                  for t in first.targets)):  # "the box only, leave the grey": said
+                first.excluded += [t for t in then.targets if t.kind != "whole"]  # twice
             # "brighten the ground, leave the sky": everything but the sky
             first.scope = "except" if first.excluded else first.scope
             then.action = "describe"
@@ -92,7 +93,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.targets, first.action = first.targets, "describe"  # "the red stripes on the left - make them navy"
         if then.action == "named" and {t.head for t in then.targets} <= {t.head for t in first.targets}:
             then.action = "describe"  # "dye her hair pink. Just the hair, obviously"
-        if then.action == first.action in _ONCE and then.value in (None, "implied") and all(t.kind == "whole" for t in then.targets):
+        if then.action == first.action in _ONCE and then.value in (None, "implied") and all(
+                t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "sharpen it hard, max crispness": the same change, said again
         described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
         if described and all(t.kind == "whole" for t in then.targets) and then.action not in (

@@ -137,7 +137,8 @@ class ValueReader(Words):
     def _background(self, verbs: list[str]) -> bool:
         """A background edit (CBG): removed, blurred, a colour, a gradient, or a described new background."""
         c = self.clause
-        if "add" in verbs and self._on_colour():
+        if ("add" in verbs or not verbs and self._on_colour(directly=True)) and self._on_colour():  # "put it on
+            # red", "the rocket on solid black"
             c.value = self._gradient() or self.colours[-1][2]
             c.targets = [Target("the subject", "subject", "subject")]
             for k in range(len(self.part)):
@@ -180,10 +181,13 @@ class ValueReader(Words):
         c.targets = [Target("the subject", "subject", "subject")] if subject else []
         return True
 
-    def _on_colour(self) -> bool:
+    def _on_colour(self, directly: bool = False) -> bool:
         """Whether the clause puts something on a colour ("put it on red"), not a coloured thing on ("a red hat on
         her")."""
         on = next((k for k, w in enumerate(self.words) if w in ("on", "onto", "against")), len(self.words))
+        if directly:  # "on solid black", not "on the banner in red"
+            return any(start > on and all(w in ("a", "solid", "plain", "pure", "flat") for w in self.words[
+                on + 1 : start]) for start, _, _ in self.colours)
         return any(start > on for start, _, _ in self.colours)
 
     def _noun_at(self, k: int) -> bool:

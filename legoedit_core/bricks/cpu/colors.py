@@ -2,7 +2,8 @@
 
 A name is a CSS colour (``PIL.ImageColor``: "red", "navy", "skyblue", "#ff8800"), one of a few common names CSS
 lacks ("golden", "scarlet", "copper red", ...), either of them after an optional modifier ("dark blue",
-"light green", "pale pink"), or a shade named before its colour ("mustard yellow": mustard). Filler words ("a", "colour", "background", "solid", ...) are ignored.
+"light green", "pale pink"), or a shade named before its colour ("mustard yellow": mustard). Filler words ("a",
+"colour", "background", "solid", ...) are ignored.
 """
 
 from __future__ import annotations
