@@ -211,14 +211,15 @@ class ClauseReader(AsideReader):
         on_colour = not verbs and self._on_colour(directly=True)  # "the rocket on solid black"
         if (self.found("background") or "add" in verbs or on_colour) and self._background(verbs):
             return "background"
-        for name in ("greyscale", "styles"):
+        for name in ("styles", "greyscale"):  # "a sepia-toned monochrome", "a black and white sketch": the look
             tags = self.found(name)
             if tags and not ("remove" in verbs and name == "styles"):
-                for tag in tags:
+                for tag in [*tags, *self.found("greyscale")]:
                     self.use(tag)
                 if name == "styles":
                     longest = max(tags, key=lambda t: t.end - t.start)
                     c.value = longest.get("styles")[1]  # type: ignore[index]
+                    c.wording = " ".join(self.words[longest.start : longest.end])
                     self._use_look_words(longest.start)
                     return "style"
                 return "greyscale"

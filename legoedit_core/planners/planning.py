@@ -7,6 +7,7 @@ clause in the user's words and what the profile can do instead (``grounding.decl
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from legoedit_core.planners.graph import Declined, Graph, NotCovered
@@ -80,8 +81,13 @@ def greyscale(graph: Graph, clause: Clause, image: str) -> Planned:
 def style(graph: Graph, clause: Clause, image: str) -> Planned:
     look = clause.value or ""
     _require(graph, clause, "STYLE", look, f"no style brick draws {look!r}", "its STYLE brick draws")
+    if clause.scope == "whole" and clause.targets and all(t.kind == "subject" or t.head == "person"
+                                                          for t in clause.targets):
+        clause = replace(clause, targets=[])  # "make him look like a sketch": the photo of him, drawn
     where = region(graph, clause, image, main_subject=clause.scope == "except")
-    node = graph.add("STYLE", "style", image=image, prompt=look, **_masked(where.mask))
+    said = f"{look}, {clause.wording}" if clause.wording and look not in clause.wording else look  # "pencil
+    # sketch, charcoal": the brick's look first, then the user's word for it (a model brick reads both)
+    node = graph.add("STYLE", "style", image=image, prompt=said, **_masked(where.mask))
     return f"@{node}.image", f"{_cap(_where(where.found, where.mask))} gets a {look} look: STYLE."
 
 

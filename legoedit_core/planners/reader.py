@@ -83,6 +83,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if first.action == "undoable" and first.reason == vague and _between(instruction, first, then) in (
                 ":", "-", "—", "–") and then.action not in ("undoable", "remark", "unknown", "describe", "named"):
             first.action = "describe"  # "make the cat pop: sharpen it and blur the background": how
+        if first.action == "write" and then.action not in ("write", "undoable") and _text_settings(then, first):
+            then.action = "describe"  # "add 'NEW' top left, red, big": how the words look
         if first.action in ("tint", "recolour") and then.value == "implied" and then.attribute in (
                 "saturation", "temperature") and all(t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "make the sky bluer, it's too grey": why
@@ -102,6 +104,30 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.targets = list(first.targets)
             first.action = "describe"
     return clauses
+
+
+def _text_settings(clause: Clause, written: Clause) -> bool:
+    """Whether ``clause`` only says how the words of ``written`` look ("red, big", "make it bigger", "white, fairly
+    big, top left"); if so, they are set on ``written``."""
+    vocab, words = vocabulary(), [t.word for t in tokens(clause.text) if t.kind != "punct"]
+    tags, spans = vocab.tag(words), colour_spans(words)
+    settings = ("places", ("text_overlay", "big"), ("text_overlay", "small"), ("text_overlay", "faint"), "strength",
+                "filler", "pronouns", ("verbs", "change"))
+    plain = ("bigger", "smaller", "fairly", "quite", "pretty", "rather", "nice", "and")
+
+    def setting(k: int) -> bool:
+        return any(a <= k < b for a, b, _ in spans) or words[k] in plain or tags[k] is not None and any(
+            tags[k].has(*([s] if isinstance(s, str) else s)) for s in settings)
+
+    if not words or not all(setting(k) for k in range(len(words))):
+        return False
+    written.colour = spans[-1][2] if spans else written.colour
+    written.qualities |= {q for q in ("big", "small", "faint") if any(
+        t is not None and t.has("text_overlay", q) for t in tags)}
+    written.qualities |= {"big"} if "bigger" in words else {"small"} if "smaller" in words else set()
+    place = next((t.get("places")[1] for t in tags if t is not None and t.has("places")), None)  # type: ignore[index]
+    written.place = place or written.place
+    return True
 
 
 def _between(instruction: str, first: Clause, then: Clause) -> str:
@@ -189,6 +215,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         return True  # "her hair should be blue, and her suit red": two thing-colour pairs, with or without a verb
     if not _has_action(part, vocab):
         return False
+    if token.word == "and" and _writes(rest) and not _writes(part):
+        return True  # "greyscale, and tile 'MEMBERS ONLY' over it": words to write are a clause of their own
     first = tags[i + 1] if i + 1 < len(tags) else None
     if token.word == "," and vocab.phrase_at([t.word for t in toks], i + 1, "purpose") is not None:
         return False  # "remove the bottle, I just want the backdrop": why, not a second change
@@ -248,7 +276,8 @@ def _writes(part: list[Token], titled: bool = False) -> bool:
     """Whether a clause so far asks to write words: a verb of writing or adding, and words quoted or in capitals
     (or, ``titled``, capitalised)."""
     return any(t.kind in ("quote", "caps") or titled and t.text[:1].isupper() for t in part[1:]) and any(
-        t.word in ("write", "put", "add", "stamp", "type", "print", "caption", "label", "place") for t in part)
+        t.word in ("write", "put", "add", "stamp", "type", "print", "caption", "label", "place", "tile", "overlay",
+                   "watermark", "slap", "stick", "pop", "set") for t in part)
 
 
 def _unknown_verb_next(toks: list[Token], tags: list[Tag | None], i: int) -> bool:

@@ -63,6 +63,7 @@ class Clause:
     brick: str | None = None  # the generative brick that does an undoable change where a profile has it (ENV)
     condition: str | None = None  # the words that brick is asked for ("snowy")
     colour: str | None = None  # the colour text is written in
+    wording: str | None = None  # the user's own words for ``value`` ("charcoal" for the pencil sketch look)
     qualities: set[str] = field(default_factory=set)  # of text and canvas: faint, tiled, big, small, square, border
 
 

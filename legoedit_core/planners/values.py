@@ -88,9 +88,11 @@ class ValueReader(Words):
         """The positions of words to write given after "saying" / "that says" / "reading", up to a place or an
         opacity, size or colour word ("a caption saying Happy Birthday at the bottom")."""
         cues = self.vocab.data["text_overlay"]
-        cue = next((k for k, w in enumerate(self.words) if w in cues["said"] and (w == ":" or any(
-            t is not None and (t.has("text_overlay", "nouns") or t.has("verbs", "write")) for t in self.tags[:k]))),
-                   None)  # "a sign saying OPEN", not "my boss says it is too dark"
+        cue = next((k - 1 for k, w in enumerate(self.words) if w == "©"), None)  # "(c) Jo Lee": the line itself
+        if cue is None:
+            cue = next((k for k, w in enumerate(self.words) if w in cues["said"] and (w == ":" or any(
+                t is not None and (t.has("text_overlay", "nouns") or t.has("verbs", "write")) for t in self.tags[:k]))),
+                       None)  # "a sign saying OPEN", not "my boss says it is too dark"
         if cue is None and not any(t.kind in ("quote", "caps") for t in self.part):
             cue = next((k for k, w in enumerate(self.words) if (w in cues["say_verbs"] or self._names_words(k))
                         and k + 1 < len(self.part) and self._free_word(k + 1)), None)  # "write hello at the top",
@@ -109,7 +111,7 @@ class ValueReader(Words):
             if self.words[k] == "in" and any(start == k + 1 for start, _, _ in self.colours):
                 break  # "Welcome Home in yellow": the colour it is written in
             if self.part[k].kind == "punct" and not initial or tag is not None and tag.start == k and (
-                    tag.has("places") or tag.has("text_overlay")) and k > cue + 1:
+                    tag.has("places") or tag.has("text_overlay")) and k > cue + 1 and self.words[k] != "©":
                 break
             said.append(k)
         while said and self.words[said[-1]] in ("the", "to", *PREPOSITIONS):

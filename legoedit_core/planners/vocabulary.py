@@ -205,6 +205,7 @@ _PIECES = re.compile(
     r"(?P<quote>\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![A-Za-z])'[^']+'(?![A-Za-z]))"
     r"|(?P<word>b/w|b&w|[^\W\d_]+(?:'[^\W\d_]+)?)"
     r"|(?P<money>[$€£¥]\s?\d+(?:[.,]\d+)?)"  # a price to write: "$19.99"
+    r"|(?P<copyright>\([cC]\)|©)"  # a copyright line to write: "(c) Jo Lee 2024"
     r"|(?P<number>(?:(?<![\w.])[+-](?=\d))?\d+(?:\.\d+)?)"  # "+15%": a signed change
     r"|(?P<arrow>->)"
     r"|(?P<punct>[,;.!?:%°&+()]|(?<=\s)[-–—](?=\s))")
@@ -239,6 +240,8 @@ def tokens(instruction: str) -> list[Token]:
             word = text[1:-1]
         elif kind == "money":
             kind = "caps"  # words to write, as written
+        elif kind == "copyright":
+            kind, word = "word", "©"
         elif kind == "word":
             if text.isupper() and len(text) > 1 and text not in _ACRONYMS and not _emphasis(text, instruction,
                                                                                                match.start()):
