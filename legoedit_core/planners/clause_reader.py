@@ -3,6 +3,8 @@ the scope, the value, the amounts and the strength (see ``reading.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from legoedit_core.planners.asides import AsideReader
 from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
@@ -102,7 +104,11 @@ class ClauseReader(AsideReader):
         for tag in self.found("aspects"):
             self.use(tag)
         self._set_aside()
-        if c.action not in ("undoable", "remark", "unknown"):
+        if c.action == "statement":  # "its saucer is such an ugly red": the saucer, which is red now
+            said = [s[2] for s in self.colours if s[0] >= max(self._stated_about(), default=0)]
+            c.targets = [replace(t, modifiers=(*t.modifiers, *said[:1])) for t in split_targets(
+                self, self._stated_about())]
+        elif c.action not in ("undoable", "remark", "unknown"):
             c.targets = split_targets(self, [k for k in range(len(self.part)) if not self.used[k]])
         elif c.action == "unknown" and self._only_names():
             c.action = "named"  # "just the hair, obviously": things named, for the clause before or after
@@ -148,6 +154,16 @@ class ClauseReader(AsideReader):
         for tag in self.found("scope", "only"):
             self.use(tag)
             c.scope = "only"
+
+    def _stated_about(self) -> list[int]:
+        """The words naming what a statement is about: before its verb of being ("the cup is fine"), or after
+        "there's" ("there's a logo near the nose")."""
+        copula = next((t for t in self.found("copulas")), None)
+        if copula is None:
+            return [k for k in range(len(self.part)) if not self.used[k]]
+        there = self.words[copula.start].startswith("there")
+        span = range(copula.end, len(self.part)) if there else range(copula.start)
+        return [k for k in span if not self.used[k]]
 
     def _how_it_is_kept(self, start: int) -> None:
         """The words after a kept thing that say how it stays ("keep her crisp", "keeping the edges clean") ask for

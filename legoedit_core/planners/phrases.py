@@ -12,7 +12,8 @@ from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, can_descr
 NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", "which", "corner", "side", "edge",
               "half", "part", "area", "bit", "region", "section", "colour", "color", "colours", "colors", "shade",
               "size", "resolution", "dimensions", "strength", "radius", "amount", "not", "up", "down", "out", "off",
-              "away", "looks", "is", "are", "was"}
+              "away", "looks", "is", "are", "was", "nobody", "anybody", "anyone", "everyone", "someone", "somebody",
+              "people", "you"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
 LOOK_VERBS = ("look", "looks", "feel", "feels", "seem", "seems", "appear")

@@ -14,6 +14,8 @@ _REGION_CHANGES = (*_TONAL, "tint", "recolour", "sharpen", "smooth", "denoise") 
 _TITLES = ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof", "Mt")
 _ONCE = ("sharpen", "denoise", "smooth", "blur")  # said twice in a row without a new target, it is one change
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
+_NEEDS_A_THING = ("recolour", "remove", "sharpen", "blur", "hide", "smooth", "denoise", "tint")
+_POINTERS = ("it", "them", "that", "those", "this", "these")
 _INTERJECTIONS = {"lol", "haha", "hehe", "lmao", "tbh", "ngl", "btw", "xx"}  # end a clause, say nothing
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
@@ -32,7 +34,7 @@ def read(instruction: str, understand: Callable[[Clause], Clause] | None = None)
             # brighter and warmer": the second change is of the same thing
     if understand is not None:
         clauses = [understand(clause) for clause in clauses]
-    return Reading(instruction, _described(clauses, instruction))
+    return Reading(instruction, _pronouns(_described(clauses, instruction)))
 
 
 def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
@@ -104,6 +106,32 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.targets = list(first.targets)
             first.action = "describe"
     return clauses
+
+
+def _pronouns(clauses: list[Clause]) -> list[Clause]:
+    """An edit of "it" / "them" after a clause that only names or describes a thing ("there's a logo near the
+    nose. remove it", "her suit is too loud, could it be navy") is an edit of that thing."""
+    named: list = []
+    source = None
+    for clause in clauses:
+        things = [t for t in clause.targets if t.kind not in ("whole", "background")]
+        if clause.action in ("statement", "named", "remark") and things:  # a statement the ranker did not read
+            named, source = things, clause  # as a request is a remark that keeps what it is about
+        elif clause.action in _NEEDS_A_THING and source is not None and _points_back(clause):
+            clause.targets, source.action, source = list(named), "describe", None
+        elif clause.action not in ("describe", "remark", "statement"):
+            source = None
+    for clause in clauses:
+        if clause.action in ("statement", "remark") and any(t.kind != "whole" for t in clause.targets):
+            clause.action = "describe"  # what was said about the thing an edit then changes (or a remark)
+    return clauses
+
+
+def _points_back(clause: Clause) -> bool:
+    """Whether a clause's only target is "it" / "them" ("smooth it out", "make them red")."""
+    said = {t.word for t in tokens(clause.text)} & set(_POINTERS)
+    return bool(said) and all(t.kind == "whole" for t in clause.targets) and (not clause.targets or all(
+        set(t.words.lower().split()) & set(_POINTERS) for t in clause.targets))
 
 
 def _text_settings(clause: Clause, written: Clause) -> bool:
@@ -213,6 +241,9 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
                              len(toks))]  # the words up to the next break
     if token.word == "and" and _pairs(part, rest):
         return True  # "her hair should be blue, and her suit red": two thing-colour pairs, with or without a verb
+    if token.word == "," and [r.word for r in rest[:2]] in ([m, p] for m in ("could", "can", "would", "will")
+                                                             for p in ("it", "you", "we", "that", "they")):
+        return True  # "her suit is too loud, could it be navy": the request after what is said
     if not _has_action(part, vocab):
         return False
     if token.word == "and" and _writes(rest) and not _writes(part):
