@@ -79,7 +79,8 @@ class AsideReader(UndoableReader):
         edits = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background",
                  "undoable", "factors", "text_overlay")
         return bool(starts) and not self.colours and not any(
-            tag is not None and any(tag.has(e) for e in edits) and self.words[k] not in ("do", "does", "did")
+            tag is not None and any(tag.has(e) for e in edits) and not tag.has("remarks") and self.words[k] not in (
+                "do", "does", "did")
             for k, tag in enumerate(self.tags)) and not any(
             t.kind in ("quote", "caps", "number") for t in self.part)
 

@@ -155,6 +155,12 @@ class ClauseReader(AsideReader):
             self.use(tag)
             c.scope = "only"
 
+    def _colour_not_look(self, tag: Tag) -> bool:
+        """Whether a look's word is a colour here ("make it charcoal", not "a charcoal drawing" or "charcoal
+        style"): it names a colour and no word of the clause names a look."""
+        looks = ("style", "look", "effect", "drawing", "sketch", "painting", "filter", "drawn", "version")
+        return any(a <= tag.start and tag.end <= b for a, b, _ in self.colours) and not set(self.words) & set(looks)
+
     def _stated_about(self) -> list[int]:
         """The words naming what a statement is about: before its verb of being ("the cup is fine"), or after
         "there's" ("there's a logo near the nose")."""
@@ -234,6 +240,8 @@ class ClauseReader(AsideReader):
                     self.use(tag)
                 if name == "styles":
                     longest = max(tags, key=lambda t: t.end - t.start)
+                    if self._colour_not_look(longest):
+                        break  # "could it be charcoal": a colour
                     c.value = longest.get("styles")[1]  # type: ignore[index]
                     c.wording = " ".join(self.words[longest.start : longest.end])
                     self._use_look_words(longest.start)
@@ -260,7 +268,9 @@ class ClauseReader(AsideReader):
         if any(a.unit in sized or a.unit == "number" and a.side for a in c.amounts) and not set(verbs) & set(
                 _VERB_ACTIONS):
             return "resize"
-        if verbs and all(v == "keep" for v in verbs) and not (self.found("adjust") or self.found("comparatives")):
+        changed = [t for t in self.found("adjust") if self.words[t.start] not in _ATTRIBUTE_NOUNS]  # "keeps its
+        # colour", "keep the lighting as it is": what stays
+        if verbs and all(v == "keep" for v in verbs) and not (changed or self.found("comparatives")):
             for tag in self.found("verbs"):
                 self.use(tag)
             return "keep"  # "keep the red, make the rest greyscale": what the next change leaves out

@@ -85,8 +85,9 @@ def style(graph: Graph, clause: Clause, image: str) -> Planned:
                                                           for t in clause.targets):
         clause = replace(clause, targets=[])  # "make him look like a sketch": the photo of him, drawn
     where = region(graph, clause, image, main_subject=clause.scope == "except")
-    said = f"{look}, {clause.wording}" if clause.wording and look not in clause.wording else look  # "pencil
-    # sketch, charcoal": the brick's look first, then the user's word for it (a model brick reads both)
+    own = [w for w in (clause.wording or "").split() if w.replace("colour", "color") not in look]
+    said = f"{look}, {' '.join(own)}" if own else look  # "pencil sketch, charcoal": the brick's look first, then
+    # the user's own word for it (a model brick reads both)
     node = graph.add("STYLE", "style", image=image, prompt=said, **_masked(where.mask))
     return f"@{node}.image", f"{_cap(_where(where.found, where.mask))} gets a {look} look: STYLE."
 

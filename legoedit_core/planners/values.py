@@ -33,10 +33,11 @@ class ValueReader(Words):
                 "undoable", "translate"):
             return False
         named = quoted or caps
-        if not (quoted or nouns or "write" in verbs or (named or said) and "add" in verbs):
+        if not (quoted or nouns or "write" in verbs or (named or said) and ("add" in verbs or self.found(
+                "text_overlay", "tiled"))):
             return False  # "put SALE 30% in the corner": words in capitals are the text
-        if not ({"write", "add", "change", "replace"} & set(verbs) or nouns or named and not verbs and self.found(
-                "places")):
+        if not ({"write", "add", "change", "replace"} & set(verbs) or nouns or named and (not verbs and self.found(
+                "places") or self.found("text_overlay", "tiled"))):
             return False  # "'ACME' bottom left, tiny": quoted words and a place ask to write them there
         if said and not quoted:
             c.value = self.instruction[self.part[said[0]].start : self.part[said[-1]].end]
