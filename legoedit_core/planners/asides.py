@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from legoedit_core.planners.phrases import LOOK_VERBS
 from legoedit_core.planners.undoable import UndoableReader
-from legoedit_core.planners.vocabulary import can_be_noun, can_describe
+from legoedit_core.planners.vocabulary import Tag, can_be_noun, can_describe
 
 _REPORTING = ("says", "said", "thinks", "thought", "reckons", "told", "mentioned", "complained", "complains")
 _STAYS = ("stay", "stays", "remain", "remains")
@@ -83,6 +83,32 @@ class AsideReader(UndoableReader):
                 "do", "does", "did")
             for k, tag in enumerate(self.tags)) and not any(
             t.kind in ("quote", "caps", "number") for t in self.part)
+
+    def _colour_not_look(self, tag: Tag) -> bool:
+        """Whether a look's word is a colour here ("make it charcoal", not "a charcoal drawing" or "charcoal
+        style"): it names a colour and no word of the clause names a look."""
+        looks = ("style", "look", "effect", "drawing", "sketch", "painting", "filter", "drawn", "version")
+        return any(a <= tag.start and tag.end <= b for a, b, _ in self.colours) and not set(self.words) & set(looks)
+
+    def _stated_about(self) -> list[int]:
+        """The words naming what a statement is about: before its verb of being ("the cup is fine"), or after
+        "there's" ("there's a logo near the nose")."""
+        copula = next((t for t in self.found("copulas")), None)
+        if copula is None:
+            return [k for k in range(len(self.part)) if not self.used[k]]
+        there = self.words[copula.start].startswith("there")
+        span = range(copula.end, len(self.part)) if there else range(copula.start)
+        return [k for k in span if not self.used[k]]
+
+    def _how_it_is_kept(self, start: int) -> None:
+        """The words after a kept thing that say how it stays ("keep her crisp", "keeping the edges clean") ask for
+        no change of their own: they lose their meaning."""
+        end = next((k for k in range(start, len(self.part)) if self.words[k] in (",", "and") and self._action_after(
+            k)), len(self.part))
+        if start < end and all(self.part[k].kind != "word" or self.words[k] == "and" or can_describe(self.words[k])
+                               for k in range(start, end)):
+            for k in range(start, end):
+                self.used[k], self.tags[k] = True, None
 
     def _was_colour(self, start: int) -> int | None:
         """Where the words saying a colour is the one a thing has now begin ("not", "instead of", "rather than",

@@ -9,7 +9,7 @@ from legoedit_core.planners.asides import AsideReader
 from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
 from legoedit_core.planners.undoable import SIZE_WORDS
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, can_describe, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
@@ -154,32 +154,6 @@ class ClauseReader(AsideReader):
         for tag in self.found("scope", "only"):
             self.use(tag)
             c.scope = "only"
-
-    def _colour_not_look(self, tag: Tag) -> bool:
-        """Whether a look's word is a colour here ("make it charcoal", not "a charcoal drawing" or "charcoal
-        style"): it names a colour and no word of the clause names a look."""
-        looks = ("style", "look", "effect", "drawing", "sketch", "painting", "filter", "drawn", "version")
-        return any(a <= tag.start and tag.end <= b for a, b, _ in self.colours) and not set(self.words) & set(looks)
-
-    def _stated_about(self) -> list[int]:
-        """The words naming what a statement is about: before its verb of being ("the cup is fine"), or after
-        "there's" ("there's a logo near the nose")."""
-        copula = next((t for t in self.found("copulas")), None)
-        if copula is None:
-            return [k for k in range(len(self.part)) if not self.used[k]]
-        there = self.words[copula.start].startswith("there")
-        span = range(copula.end, len(self.part)) if there else range(copula.start)
-        return [k for k in span if not self.used[k]]
-
-    def _how_it_is_kept(self, start: int) -> None:
-        """The words after a kept thing that say how it stays ("keep her crisp", "keeping the edges clean") ask for
-        no change of their own: they lose their meaning."""
-        end = next((k for k in range(start, len(self.part)) if self.words[k] in (",", "and") and self._action_after(
-            k)), len(self.part))
-        if start < end and all(self.part[k].kind != "word" or self.words[k] == "and" or can_describe(self.words[k])
-                               for k in range(start, end)):
-            for k in range(start, end):
-                self.used[k], self.tags[k] = True, None
 
     def _after_whole(self, k: int) -> bool:
         return any(t is not None and t.has("scope", "whole") for t in self.tags[max(0, k - 3) : k])
