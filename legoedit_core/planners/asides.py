@@ -129,7 +129,10 @@ class AsideReader(UndoableReader):
         names no change, or is only strength and filler ("really subtle")."""
         asks = any(self.found(c) for c in ("adjust", "styles", "greyscale", "comparatives", "canvas", "problems")
                    ) or bool(self.colours) or any(t.kind in ("quote", "caps") for t in self.part)
-        starts = self.vocab.phrase_at(self.words, 0, "purpose") is not None and not (self.verbs() or asks)
+        lead = self.vocab.phrase_at(self.words, 0, "purpose")
+        if lead is None and self.words[0] in ("we", "i", "they"):
+            lead = self.vocab.phrase_at(self.words, 1, "purpose")  # "we only want the bare table"
+        starts = lead is not None and not (self.verbs() or asks)
         same = self.words[0] == "same" and not self.verbs()  # "same shape and light": what stays
         return starts or same or all(self.part[k].kind != "word" or self.tags[k] is not None and (
             self.tags[k].has("strength") or self.tags[k].has("filler")) for k in range(len(self.part)))

@@ -15,6 +15,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabular
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
 _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "pad",
                  "isolate")
+_CASTS = {"orange": -1, "yellow": -1, "amber": -1, "blue": 1, "cyan": 1}  # a cast's colour: the temperature fix
 _ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
                     "colors", "colour", "color", "warmth"}
 
@@ -183,15 +184,20 @@ class ClauseReader(AsideReader):
             return "write"
         if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
             return "keep"  # "don't touch the sky": what the next change leaves out; "don't crop": a remark
-        if not verbs and not self.found("problems") and any(self.words[t.start] in ("was", "were")
+        simile = self.words.index("like") if "like" in self.words[1:] else len(self.words)
+        if not verbs and not self.found("problems") and any(self.words[t.start] in ("was", "were") and t.start < simile
                                                              for t in self.found("copulas")):
             return "remark"  # "the café was warm and cosy": how it was, not what to change
         if self.statement():
             problems = self.found("problems")
             loud = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("so", "too", "very", "really")
                     and s[2] not in ("grey", "gray", "white", "black")]  # "too grey" asks for more colour, not less
-            if not problems and loud:  # "her coat is so red": too much of that colour
-                c.attribute, c.direction, c.value = "saturation", -1, "implied"
+            if not problems and loud:  # "her coat is so red": too much of that colour; "everything looks really
+                cast = loud[0][2] in _CASTS and not any(  # orange": a colour cast over the photo, its temperature
+                    self._noun_at(k) or self.tags[k] is not None and self.tags[k].has("finder_words")
+                    for k in range(loud[0][0]))
+                c.attribute, c.direction = ("temperature", _CASTS[loud[0][2]]) if cast else ("saturation", -1)
+                c.value = "implied"
                 return "adjust"
             return self._problem(problems[0]) if problems else "statement"
         undoable = self._undoable(verbs)

@@ -15,6 +15,7 @@ _TITLES = ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof", "Mt")
 _ONCE = ("sharpen", "denoise", "smooth", "blur")  # said twice in a row without a new target, it is one change
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
 _NEEDS_A_THING = ("recolour", "remove", "sharpen", "blur", "hide", "smooth", "denoise", "tint")
+_SUBJECTS = ("we", "i", "we're", "i'm", "we've", "i've", "we'd", "i'd", "they", "they're")
 _POINTERS = ("it", "them", "that", "those", "this", "these")
 _INTERJECTIONS = {"lol", "haha", "hehe", "lmao", "tbh", "ngl", "btw", "xx"}  # end a clause, say nothing
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
@@ -100,7 +101,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if then.action == first.action in _ONCE and then.value in (None, "implied") and all(
                 t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "sharpen it hard, max crispness": the same change, said again
-        described = first.value == "implied" and [t for t in first.targets if t.kind != "whole"]
+        described = first.value == "implied" and then.action != "describe" and [
+            t for t in first.targets if t.kind != "whole"]
         if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
                 "undoable", "remark", "unknown", "write", "rotate", "flip", "resize", "pad"):
             then.targets = list(first.targets)
@@ -251,6 +253,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     first = tags[i + 1] if i + 1 < len(tags) else None
     if token.word == "," and vocab.phrase_at([t.word for t in toks], i + 1, "purpose") is not None:
         return False  # "remove the bottle, I just want the backdrop": why, not a second change
+    if token.word == "," and rest[:1] and rest[0].word in _SUBJECTS:
+        return True  # "take off the patch, we can't use it": what the user says next is a clause of its own
     if token.word == "," and i + 1 < len(toks) and toks[i + 1].word in ("not", "rather", "instead"):
         return False  # "red, not green": what it is now
     if token.word == "," and rest[:1] and rest[0].word in ("to", "by") and any(
