@@ -16,6 +16,7 @@ _ONCE = ("sharpen", "denoise", "smooth", "blur")  # said twice in a row without 
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
 _NEEDS_A_THING = ("recolour", "remove", "sharpen", "blur", "hide", "smooth", "denoise", "tint")
 _SUBJECTS = ("we", "i", "we're", "i'm", "we've", "i've", "we'd", "i'd", "they", "they're")
+_VALUED = ("recolour", "tint", "background", "style")
 _POINTERS = ("it", "them", "that", "those", "this", "these")
 _INTERJECTIONS = {"lol", "haha", "hehe", "lmao", "tbh", "ngl", "btw", "xx"}  # end a clause, say nothing
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
@@ -35,7 +36,7 @@ def read(instruction: str, understand: Callable[[Clause], Clause] | None = None)
             # brighter and warmer": the second change is of the same thing
     if understand is not None:
         clauses = [understand(clause) for clause in clauses]
-    return Reading(instruction, _pronouns(_described(clauses, instruction)))
+    return Reading(instruction, _corrected(_pronouns(_described(clauses, instruction))))
 
 
 def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
@@ -127,6 +128,38 @@ def _pronouns(clauses: list[Clause]) -> list[Clause]:
         if clause.action in ("statement", "remark") and any(t.kind != "whole" for t in clause.targets):
             clause.action = "describe"  # what was said about the thing an edit then changes (or a remark)
     return clauses
+
+
+def _corrected(clauses: list[Clause]) -> list[Clause]:
+    """A change of mind ("make it red - no, actually blue", "purple - oh no, wait ... a dark green instead"): the
+    value given after the correction replaces the one before it, and the clauses in between ask for nothing."""
+    for i, clause in enumerate(clauses):
+        if not _corrects(clause.text):
+            continue
+        earlier = next((c for c in reversed(clauses[:i]) if c.action in _VALUED and c.value), None)
+        if earlier is None:
+            continue
+        last = None  # the last value said before another edit of a thing: "purple - oh no, wait, purple would
+        for k, later in enumerate(clauses[i:], start=i):  # look silly. Let's say a dark green instead"
+            if k > i and later.action not in _VALUED + ("describe", "remark", "statement", "named", "unknown"):
+                break
+            said = [span[2] for span in colour_spans([t.word for t in tokens(later.text)])]
+            value = later.value if later.value not in (None, "implied") else said[-1] if said and earlier.action in (
+                "recolour", "tint", "background") else None  # "a light blue would look cleaner"
+            last = (k, value, later.wording) if value is not None else last
+        if last is not None:
+            earlier.value, earlier.wording = last[1], last[2]
+            for between in clauses[i : last[0] + 1]:
+                between.action = "describe"
+    return clauses
+
+
+def _corrects(text: str) -> bool:
+    """Whether a clause starts by taking back what came before ("no, actually", "on second thoughts")."""
+    words = [t.word for t in tokens(text)]
+    starts = (["no", ","], ["no", "actually"], ["no", "wait"], ["oh", "no"], ["or", "no"], ["on", "second"],
+              ["scratch", "that"], ["or", "rather"], ["wait", ","], ["actually", ","], ["no"])
+    return any(words[: len(s)] == s for s in starts[:-1]) or words == ["no"]
 
 
 def _points_back(clause: Clause) -> bool:
