@@ -15,7 +15,8 @@ _WHERE = ("in", "on", "around", "across")
 _SOMEONE = ("i", "we", "they", "he", "she", "i'm", "we're", "they're", "he's", "she's", "i've", "we've", "i'll",
             "we'll", "gonna", "doing")
 _ROLES = ("client", "clients", "boss", "customer", "customers", "marketplace", "editor", "team", "manager", "shop",
-          "printer", "agency", "brand")
+          "printer", "agency", "brand", "husband", "wife", "partner", "son", "daughter", "grandson", "granddaughter",
+          "mum", "mom", "dad", "sister", "brother", "friend", "friends", "neighbour", "neighbor", "family", "kids")
 
 
 class AsideReader(UndoableReader):
@@ -162,9 +163,10 @@ class AsideReader(UndoableReader):
     def _use_look_words(self, end: int) -> None:
         """The words describing a look just before it are the look's ("that old faded vintage look")."""
         k = end - 1
-        while k >= 0 and self.words[k] not in ("the", "a", "an") and not any(a <= k < b for a, b, _ in self.colours):
+        while k >= 0 and self.words[k] not in ("the", "a", "an", "that", "this"):
             tag = self.tags[k]
-            if not (tag is None and can_describe(self.words[k]) or tag is not None and tag.has("adjust")):
+            coloured = any(a <= k < b for a, b, _ in self.colours)  # "that old brownish sepia"
+            if not (tag is None and can_describe(self.words[k]) or tag is not None and tag.has("adjust") or coloured):
                 break
             self.used[k] = True
             k -= 1

@@ -50,6 +50,10 @@ class ClauseReader(AsideReader):
                                                                    is not None and tags[k - 1].has("finder_words")
                                                                    and can_be_noun(self.words[k]))
                      else tag for k, tag in enumerate(tags)]
+        for k, tag in enumerate(self.tags[:-1]):
+            if tag is not None and tag.has("verbs", "keep") and self.words[k + 1].endswith("ing") and self.tags[
+                    k + 1] is None:
+                self.tags[k] = None  # "I keep finding my eye wanders": goes on doing, keeps nothing
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]
         self.negated = self._negated()
         self.colours = [s for s in colour_spans(self.words) if not inside(self.tags[s[0]], s)
@@ -263,6 +267,8 @@ class ClauseReader(AsideReader):
         if verb_action == "remove" and any(self.words[t.start] in _ATTRIBUTE_NOUNS for t in self.found("adjust")) and (
                 not self.found("greyscale")):
             verb_action = None  # "drop the saturation": less of a tone, read by the tonal words below
+        if verb_action is None and self.found("flip") and (not verbs or set(verbs) <= {"change", "add"}):
+            verb_action = "flip"  # "make a mirror image of it", "side to side, please"
         split = next((w for w in ("get", "take") if w in self.words), None)
         if verb_action is None and split and {"out", "off"} & set(self.words[self.words.index(split) + 2 :]):
             verb_action = "remove"  # "get the lamp out of the frame": a phrasal verb around its object

@@ -99,6 +99,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.targets, first.action = first.targets, "describe"  # "the red stripes on the left - make them navy"
         if then.action == "named" and {t.head for t in then.targets} <= {t.head for t in first.targets}:
             then.action = "describe"  # "dye her hair pink. Just the hair, obviously"
+        if then.action == first.action == "flip" and then.value == first.value:
+            then.action = "describe"  # "a mirror image of it. Side to side, I mean": one flip, said twice
         if then.action == first.action in _ONCE and then.value in (None, "implied") and all(
                 t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "sharpen it hard, max crispness": the same change, said again
@@ -176,7 +178,7 @@ def _text_settings(clause: Clause, written: Clause) -> bool:
     tags, spans = vocab.tag(words), colour_spans(words)
     settings = ("places", ("text_overlay", "big"), ("text_overlay", "small"), ("text_overlay", "faint"), "strength",
                 "filler", "pronouns", ("verbs", "change"))
-    plain = ("bigger", "smaller", "fairly", "quite", "pretty", "rather", "nice", "and")
+    plain = ("bigger", "smaller", "fairly", "quite", "pretty", "rather", "nice", "and", "actually", "instead")
 
     def setting(k: int) -> bool:
         return any(a <= k < b for a, b, _ in spans) or words[k] in plain or tags[k] is not None and any(
@@ -297,8 +299,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     if token.word == "," and _writes(part) and not any(t is not None and t.has("verbs") for t in vocab.tag(
             [r.word for r in rest])) and (not rest or rest[0].kind == "caps" or rest[0].word == "in"):
         return False  # "put BUT FIRST, COFFEE at the top", "stamp 'SALE' across it, in red": the same words
-    if token.word == "," and "gradient" in [t.word for t in part] and not any(
-            tag is not None and tag.has("verbs") for tag in vocab.tag([t.word for t in rest])):
+    if token.word == "," and {"gradient", "shaded", "fading"} & {t.word for t in [*part, *rest]} and not any(
+            tag is not None and tag.has("verbs") for tag in vocab.tag([t.word for t in rest])[:2]):
         return False  # "a gradient, black fading to grey": the gradient's colours
     if token.word == "," and (_has_action(rest, vocab) or first is not None and first.has("remarks")):
         return True

@@ -68,7 +68,8 @@ class ValueReader(Words):
                 c.qualities.add(quality)
         if "watermark" in self.words:
             c.qualities.add("watermark")
-        if {"replace", "change"} & set(verbs) and (nouns or self.found("finder_words", "same", "text")):
+        swaps = "replace" in verbs or {"change", "swap", "switch"} & set(self.words)  # not "let the word go in"
+        if swaps and (nouns or self.found("finder_words", "same", "text")):
             c.qualities.add("replace")  # "swap the sign's words for 'OPEN'": the old text goes first
         return True
 
@@ -153,8 +154,8 @@ class ValueReader(Words):
             t.start - 1] in ("from", "of")))]  # "the model (from) behind her" is no background
         if not behind:
             return False
-        in_colour = [t for t in self.found("adjust") if any(a <= t.start <= b for a, b, _ in self.colours)]  # "navy
-        # colour": the colour's noun
+        in_colour = [t for t in self.found("adjust") if any(a <= t.start <= b or t.end == a for a, b, _ in
+                                                                self.colours)]  # "navy colour", "a lighter blue"
         tonal = [t for t in self.found("adjust") if t not in in_colour] or any(
             self.found(*c) for c in (("greyscale",), ("styles",), ("verbs", "sharpen"), ("comparatives",))) or (
             self.found("problems") and not self.colours)
@@ -200,9 +201,10 @@ class ValueReader(Words):
 
     def _gradient(self) -> str | None:
         """A gradient background in the user's words ("a gradient from light blue to white"), or None."""
-        if "gradient" not in self.words:
-            return None
-        k = self.words.index("gradient")
+        marks = [k for k, w in enumerate(self.words) if w in ("gradient", "fading", "fade", "fades", "ombre", "shaded")]
+        if not marks or len(self.colours) < (1 if self.words[marks[0]] == "gradient" else 2):
+            return None  # "a blue gradient", "dark blue at the top fading to light blue"
+        k = marks[0]
         start = min([k, *(a for a, _, _ in self.colours)])
         end = max([k + 1, *(b for _, b, _ in self.colours)])
         return " ".join(self.words[start:end])

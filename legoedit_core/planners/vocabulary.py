@@ -253,4 +253,18 @@ def tokens(instruction: str) -> list[Token]:
         if kind == "word" and found and found[-1].word == word and (word, word) not in vocab.phrases:
             continue  # "a tiny tiny bit", "really really dark": said twice for stress, read once
         found.append(Token(text, match.start(), match.end(), word, kind))
-    return found
+    return _counted(found)
+
+
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                 "ten": 10, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+                 "ninety": 90}
+
+
+def _counted(found: list[Token]) -> list[Token]:
+    """Number words before a unit read as numbers ("three degrees", "twenty percent"); "this one" stays a word."""
+    units = {w for words in vocabulary().data["units"].values() for w in words}
+    counted = [t.word in _NUMBER_WORDS and k + 1 < len(found) and found[k + 1].word in units
+               for k, t in enumerate(found)]
+    return [Token(t.text, t.start, t.end, str(_NUMBER_WORDS[t.word]), "number") if number else t
+            for t, number in zip(found, counted, strict=True)]

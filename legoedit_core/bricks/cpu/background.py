@@ -18,6 +18,7 @@ from legoedit_core.bricks.cpu.segment import as_mask
 from legoedit_core.bricks.spec import BrickError, PerItemBackend
 
 BLUR_WORDS = ("blur", "bokeh", "defocus", "out of focus", "depth of field")
+GRADIENT_WORDS = ("gradient", "fading", "fades into", "fade", "ombre", "shaded")  # "blue fading to white"
 CUTOUT_WORDS = ("transparent", "remove", "no background", "cut out", "cutout", "delete")
 WHITE: RGB = (255, 255, 255)
 
@@ -47,7 +48,7 @@ def background_kind(prompt: str) -> str | None:
         return "blur"
     if any(word in text for word in CUTOUT_WORDS):
         return "cutout"
-    if "gradient" in text:
+    if any(word in text for word in GRADIENT_WORDS):
         return "gradient"
     return "colour" if parse_color(text) is not None else None
 
