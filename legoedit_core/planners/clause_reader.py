@@ -15,6 +15,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabular
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
 _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "pad",
                  "isolate")
+_STRONG_VERBS = ("remove", "crop", "rotate", "flip", "resize", "pad")  # changes no other action stands for
 _CASTS = {"orange": -1, "yellow": -1, "amber": -1, "blue": 1, "cyan": 1}  # a cast's colour: the temperature fix
 _ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
                     "colors", "colour", "color", "warmth"}
@@ -123,7 +124,30 @@ class ClauseReader(AsideReader):
             c.action, c.value = "greyscale", None  # "make everything else grey": no colour, not a grey paint
         if c.action == "keep" and all(t.kind == "whole" for t in c.targets):
             c.action = "remark"  # keeping nothing named asks for nothing
+        if self._second_change():
+            c.action = "unknown"  # two changes read as one: declined in the user's words, never half done
         return c
+
+    def _second_change(self) -> bool:
+        """Whether a change of another kind than the clause's action is named and left unread ("cut the box out
+        onto white, ... 160px": the cut-out would be lost to the resize)."""
+        action = self.clause.action
+        if action in ("undoable", "remark", "unknown", "describe", "statement", "named", "keep"):
+            return False
+        if "cut" in self.words and "out" in self.words[self.words.index("cut") :] and action not in (
+                "isolate", "background", "crop", "remove"):
+            return True
+        for k, tag in enumerate(self.tags):
+            if tag is None or self.used[k] or tag.start != k:
+                continue
+            verb = tag.get("verbs")
+            named = k and (self.words[k - 1] in _DETERMINERS or any(b == k for _, b, _ in self.colours))  # "the
+            # white strip": a noun
+            if verb is not None and verb[1] in _STRONG_VERBS and verb[1] != action and not named:
+                return True
+            if (tag.has("styles") or tag.has("greyscale")) and action not in ("style", "greyscale"):
+                return True
+        return False
 
     def _strength(self) -> None:
         data = self.vocab.data["strength"]

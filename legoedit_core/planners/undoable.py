@@ -6,6 +6,10 @@ from __future__ import annotations
 from legoedit_core.planners.values import ValueReader
 from legoedit_core.planners.vocabulary import Tag
 
+_EDIT_NOUNS = {"boost", "lift", "bump", "nudge", "kick", "push", "tweak", "touch", "edit", "polish", "once", "refresh",
+               "makeover", "cleanup", "clean", "go", "try", "look", "feel", "vibe", "glow", "tone", "finish",
+               "treatment", "effect", "style", "bit", "little", "tad", "hint", "touchup", "retouch"}
+
 SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": -1}
 
 
@@ -58,9 +62,29 @@ class UndoableReader(ValueReader):
             return "replace", self.found("verbs", "replace")[0]
         if "add" in verbs and not self._adds_known():
             return "add", self.found("verbs", "add")[0]
+        given = self._given_thing()
+        if given is not None:
+            return "add", given
         if made_of and self.colours:  # "made of gold": a material, though gold is also a colour
             return "material", Tag(self.colours[-1][0], self.colours[-1][1], (("undoable", "material"),))
         return None
+
+    def _given_thing(self) -> Tag | None:
+        """ "give him a little red bow tie": a thing given to someone is added (not "give it a blur", "give the sky
+        a boost", where what is given is a change)."""
+        give = next((k for k, w in enumerate(self.words) if w in ("give", "gives", "giving")), None)
+        if give is None or self._adds_known():
+            return None
+        article = next((k for k in range(give + 2, min(give + 5, len(self.words))) if self.words[k] in (
+            "a", "an", "some")), None)
+        rest = [k for k in range(article + 1, len(self.words)) if self.part[k].kind == "word"] if article else []
+        if any(self.words[k] in _EDIT_NOUNS for k in rest):
+            return None  # "give the sky a boost", "give it a once-over"
+        things = [k for k in rest if self.tags[k] is None or self.tags[k].has("finder_words") or self.tags[
+            k].has("not_subject")]
+        if not rest or len(things) < len(rest) - sum(any(a <= k < b for a, b, _ in self.colours) for k in rest):
+            return None
+        return Tag(give, give + 1, (("undoable", "add"),))
 
     def _adds_known(self) -> bool:
         """Whether an "add"/"put" clause asks for something a brick draws: text, a border, a background, a tonal
