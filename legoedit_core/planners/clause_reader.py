@@ -49,8 +49,9 @@ class ClauseReader(AsideReader):
         tags = tag_list(self.words)
         self.tags = [_as_noun(tag) if tag is not None and k and (self.words[k - 1] in _DETERMINERS or tags[k - 1]
                                                                    is not None and tags[k - 1].has("finder_words")
-                                                                   and can_be_noun(self.words[k]))
-                     else tag for k, tag in enumerate(tags)]
+                                                                   and can_be_noun(self.words[k])
+                                                                   and not tag.has("verbs", "change"))
+                     else tag for k, tag in enumerate(tags)]  # "the text strip", not "those words go black"
         for k, tag in enumerate(self.tags[:-1]):
             if tag is not None and tag.has("verbs", "keep") and self.words[k + 1].endswith("ing") and self.tags[
                     k + 1] is None:
@@ -253,6 +254,8 @@ class ClauseReader(AsideReader):
                     c.value = longest.get("styles")[1]  # type: ignore[index]
                     c.wording = " ".join(self.words[longest.start : longest.end])
                     self._use_look_words(longest.start)
+                    if self.words[longest.end : longest.end + 1] == [","]:  # "an oil painting, the thick kind with
+                        self.used[longest.end :] = [True] * (len(self.part) - longest.end)  # brushstrokes": the look
                     return "style"
                 return "greyscale"
         if self._pad() and "crop" not in verbs:

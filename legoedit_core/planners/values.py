@@ -20,7 +20,9 @@ class ValueReader(Words):
 
     def _write(self) -> bool:
         c = self.clause
-        quoted = [k for k, t in enumerate(self.part) if t.kind == "quote"]
+        quoted = [k for k, t in enumerate(self.part) if t.kind == "quote" and not (  # "a 'before' picture": a label
+            k + 1 < len(self.part) and self.part[k + 1].kind == "word" and (self.tags[k + 1] is None and can_be_noun(
+                self.words[k + 1]) or self.words[k + 1] in ("picture", "photo", "pic", "shot", "image", "version")))]
         caps = [k for k, t in enumerate(self.part) if t.kind == "caps"]
         verbs = self.verbs()
         if not caps and "add" in verbs and self.found("places"):  # "put 1999 in the bottom left"
