@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from legoedit_core.planners.phrases import LOOK_VERBS
 from legoedit_core.planners.undoable import UndoableReader
-from legoedit_core.planners.vocabulary import Tag, can_be_noun, can_describe
+from legoedit_core.planners.vocabulary import Tag, can_be_noun, can_be_verb, can_describe
 
 _REPORTING = ("says", "said", "thinks", "thought", "reckons", "told", "mentioned", "complained", "complains")
 _STAYS = ("stay", "stays", "remain", "remains")
 _WHERE = ("in", "on", "around", "across")
 _SOMEONE = ("i", "we", "they", "he", "she", "i'm", "we're", "they're", "he's", "she's", "i've", "we've", "i'll",
-            "we'll", "gonna", "doing")
+            "we'll", "gonna", "doing", "i'd", "we'd", "she'd", "he'd", "they'd")
+_NARRATED = ("make", "made", "do", "does", "did", "changed", "set", "get", "got", "took")  # "we've changed what
+# the event is called", "I think it would make a charming card": verbs of a story, not of an edit
 _ROLES = ("client", "clients", "boss", "customer", "customers", "marketplace", "editor", "team", "manager", "shop",
           "printer", "agency", "brand", "husband", "wife", "partner", "son", "daughter", "grandson", "granddaughter",
           "mum", "mom", "dad", "sister", "brother", "friend", "friends", "neighbour", "neighbor", "family", "kids")
@@ -73,17 +75,21 @@ class AsideReader(UndoableReader):
             return True  # what it is for
         if words[:3] in (["do", "it", "anyway"], ["can", "we", "do"], ["can", "you", "do"], ["go", "for", "it"]):
             return True  # the request before, said again
-        if any(w in ("want", "wants", "need", "like", "love", "prefer", "wish", "i'd", "we'd") for w in words[1:3]):
+        asking = ("want", "wants", "need", "needs", "wish", "prefer", "would", "could", "can", "please")
+        if any(w in asking for w in words[:3]) or words[:2] and words[0] in ("i'd", "we'd") and words[1] in (
+                "like", "love", "prefer", "want", "rather"):
             return False  # "I want the cat sharp", "we'd love it brighter": a request in other words
-        starts = words[:1] and (words[0] in _SOMEONE or words[0] in _ROLES or words[:2] and words[0] in (
-            "the", "our", "my") and words[1] in _ROLES)
+        told = words[2:3] and words[2].endswith(("s", "ed")) and can_be_verb(words[2].removesuffix("s"))
+        owner = words[:2] and words[0] in ("the", "our", "my") and (words[1] in _ROLES or self.tags[1] is None and (
+            can_be_noun(words[1])) and words[1] in self.words[1:2] and told)  # "my grandson thinks", "the email
+        # keeps bouncing it back", never "the rocket I mean"
+        starts = words[:1] and (words[0] in _SOMEONE or words[0] in _ROLES or owner)
         edits = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background",
-                 "undoable", "factors", "text_overlay")
+                 "undoable", "factors", ("text_overlay", "nouns"))
         return bool(starts) and not self.colours and not any(
-            tag is not None and any(tag.has(e) for e in edits) and not tag.has("remarks") and self.words[k] not in (
-                "do", "does", "did")
-            for k, tag in enumerate(self.tags)) and not any(
-            t.kind in ("quote", "caps", "number") for t in self.part)
+            tag is not None and any(tag.has(*([e] if isinstance(e, str) else e)) for e in edits) and not (
+                tag.has("remarks") or tag.has("filler") or self.words[k] in _NARRATED)
+            for k, tag in enumerate(self.tags)) and not any(t.kind in ("quote", "caps", "number") for t in self.part)
 
     def _colour_not_look(self, tag: Tag) -> bool:
         """Whether a look's word is a colour here ("make it charcoal", not "a charcoal drawing" or "charcoal

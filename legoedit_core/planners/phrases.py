@@ -13,7 +13,8 @@ NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", 
               "half", "part", "area", "bit", "region", "section", "colour", "color", "colours", "colors", "shade",
               "size", "resolution", "dimensions", "strength", "radius", "amount", "not", "up", "down", "out", "off",
               "away", "looks", "is", "are", "was", "nobody", "anybody", "anyone", "everyone", "someone", "somebody",
-              "people", "you", "kind", "sort", "type", "version", "variant", "copy", "think"}
+              "people", "you", "kind", "sort", "type", "version", "variant", "copy", "think", "possible", "itself",
+              "herself", "himself", "themselves", "altogether"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
 LOOK_VERBS = ("look", "looks", "feel", "feels", "seem", "seems", "appear")

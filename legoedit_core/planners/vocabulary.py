@@ -103,8 +103,8 @@ class Vocabulary:
                     tag = Tag(i, i + length, tuple(meanings))
                     break
             verbs = [] if tag is not None else [m for stem in _stems(words[i]) for m in self.phrases.get((stem,), ())
-                                                if m[0] == "verbs"]
-            found.append(Tag(i, i + 1, (verbs[0],)) if verbs else tag)  # "needs removing", "cropped"
+                                                if m[0] in ("verbs", "adjust")]
+            found.append(Tag(i, i + 1, (verbs[0],)) if verbs else tag)  # "needs removing", "cropped", "brightening"
         return found
 
 
