@@ -76,8 +76,9 @@ class AsideReader(UndoableReader):
         if words[:3] in (["do", "it", "anyway"], ["can", "we", "do"], ["can", "you", "do"], ["go", "for", "it"]):
             return True  # the request before, said again
         asking = ("want", "wants", "need", "needs", "wish", "prefer", "would", "could", "can", "please")
-        if any(w in asking for w in words[:3]) or words[:2] and words[0] in ("i'd", "we'd") and words[1] in (
-                "like", "love", "prefer", "want", "rather"):
+        mine = words[:1] and words[0] in ("i", "we", "i'd", "we'd", "i'm", "we're", "i've", "we've", "i'll", "we'll")
+        if mine and any(w in asking for w in words[:3]) or words[:2] and words[0] in ("i'd", "we'd") and words[1] in (
+                "like", "love", "prefer", "want", "rather") or words[:1] and words[0] in ("can", "could", "would"):
             return False  # "I want the cat sharp", "we'd love it brighter": a request in other words
         told = words[2:3] and words[2].endswith(("s", "ed")) and can_be_verb(words[2].removesuffix("s"))
         owner = words[:2] and words[0] in ("the", "our", "my") and (words[1] in _ROLES or self.tags[1] is None and (
