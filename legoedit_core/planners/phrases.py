@@ -277,7 +277,8 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(
                 t is not None and t.has("background") for t in rest)):
             continue
-        wanted = {c for c in _VALUES if any(t is not None and t.has(c) for t in rest)}
+        wanted = {c for c in _VALUES if any(t is not None and t.has(c) and not (t.has("places") and words[
+            t.start - 1] in ("the", "on", "to", "and")) for t in rest)}  # "so the tower on the left": a place
         if any(not any(t is not None and t.has(c) for t in tags[:k]) for c in wanted) or any(
                 t is not None and (t.has("undoable", "artist") or t.has("strength")) for t in rest):
             continue  # "rotate it so it's upside down", "like Studio Ghibli": the tail holds what was asked
