@@ -147,11 +147,12 @@ class AsideReader(UndoableReader):
 
     def _only_names(self) -> bool:
         """Whether every word is filler, scope or part of a thing named (no verb, nothing asked)."""
-        stated = any(w in ("should", "be", "is", "are", "must", "needs") or w.endswith("er") for w in self.words)
+        stated = any(w in ("should", "be", "is", "are", "must", "needs") or w.endswith("er") and w not in (
+            "her", "over", "other", "rather", "either", "after", "under", "never", "ever") for w in self.words)
         return not self.verbs() and not stated and all(
             self.part[k].kind != "word" or self.tags[k] is None and (can_be_noun(self.words[k]) or can_describe(
                 self.words[k])) or self.tags[k] is not None and any(self.tags[k].has(c) for c in (
-                    "filler", "scope", "finder_words", "subject", "not_subject", "places", "pronouns"))
+                    "filler", "scope", "finder_words", "subject", "not_subject", "places", "pronouns", "remarks"))
             for k in range(len(self.part)))
 
     def _how_it_stays(self) -> bool:

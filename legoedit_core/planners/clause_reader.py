@@ -214,8 +214,8 @@ class ClauseReader(AsideReader):
         if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
             return "keep"  # "don't touch the sky": what the next change leaves out; "don't crop": a remark
         simile = self.words.index("like") if "like" in self.words[1:] else len(self.words)
-        if not verbs and not self.found("problems") and any(self.words[t.start] in ("was", "were") and t.start < simile
-                                                             for t in self.found("copulas")):
+        copulas = [t for t in self.found("copulas") if t.start < simile]
+        if not verbs and not self.found("problems") and copulas and self.words[copulas[0].start] in ("was", "were"):
             return "remark"  # "the café was warm and cosy": how it was, not what to change
         if self.statement():
             problems = self.found("problems")

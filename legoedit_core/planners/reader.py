@@ -126,7 +126,10 @@ def _pronouns(clauses: list[Clause]) -> list[Clause]:
             clause.targets, source.action, source = list(named), "describe", None
         elif clause.action not in ("describe", "remark", "statement"):
             source = None
-    for clause in clauses:
+    for k, clause in enumerate(clauses):
+        if clause.action == "named" and any({t.head for t in clause.targets} <= {t.head for t in c.targets}
+                                            for c in clauses[:k] if c.action not in ("named", "describe")):
+            clause.action = "describe"  # "could it be made a darker brown? Just her hair, mind": said again
         if clause.action in ("statement", "remark") and any(t.kind != "whole" for t in clause.targets):
             clause.action = "describe"  # what was said about the thing an edit then changes (or a remark)
     return clauses
