@@ -108,16 +108,6 @@ class AsideReader(UndoableReader):
         span = range(copula.end, len(self.part)) if there else range(copula.start)
         return [k for k in span if not self.used[k]]
 
-    def _how_it_is_kept(self, start: int) -> None:
-        """The words after a kept thing that say how it stays ("keep her crisp", "keeping the edges clean") ask for
-        no change of their own: they lose their meaning."""
-        end = next((k for k in range(start, len(self.part)) if self.words[k] in (",", "and") and self._action_after(
-            k)), len(self.part))
-        if start < end and all(self.part[k].kind != "word" or self.words[k] == "and" or can_describe(self.words[k])
-                               for k in range(start, end)):
-            for k in range(start, end):
-                self.used[k], self.tags[k] = True, None
-
     def _was_colour(self, start: int) -> int | None:
         """Where the words saying a colour is the one a thing has now begin ("not", "instead of", "rather than",
         "from" before it, a few descriptive words between), or None."""

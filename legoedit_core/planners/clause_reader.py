@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from legoedit_core.planners.asides import AsideReader
-from legoedit_core.planners.phrases import inside, read_amounts, split_targets, without_purpose
+from legoedit_core.planners.phrases import DETERMINERS, inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
+from legoedit_core.planners.scope import ScopeReader
 from legoedit_core.planners.undoable import SIZE_WORDS
 from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
 
@@ -15,13 +15,11 @@ from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabular
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
 _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "pad",
                  "isolate")
-_STRONG_VERBS = ("remove", "crop", "rotate", "flip", "resize", "pad")  # changes no other action stands for
 _CASTS = {"orange": -1, "yellow": -1, "amber": -1, "blue": 1, "cyan": 1}  # a cast's colour: the temperature fix
 _ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
                     "colors", "colour", "color", "warmth"}
 
 
-_DETERMINERS = {"the", "a", "an", "this", "that", "her", "his", "its", "their", "my", "your", "our"}
 
 
 _NOUN_ACTIONS = ("blur", "sharpen", "crop", "flip", "rotate", "resize", "denoise", "smooth")  # "give it a blur"
@@ -37,7 +35,7 @@ def _as_noun(tag: Tag) -> Tag | None:
 
 
 
-class ClauseReader(AsideReader):
+class ClauseReader(ScopeReader):
     """Reads one clause; every token is either the action's (``used``) or part of a target."""
 
     def __init__(self, instruction: str, part: list[Token]) -> None:
@@ -47,7 +45,7 @@ class ClauseReader(AsideReader):
         self.part = without_purpose(part, tag_list([t.word for t in part]))
         self.words = [t.word for t in self.part]
         tags = tag_list(self.words)
-        self.tags = [_as_noun(tag) if tag is not None and k and (self.words[k - 1] in _DETERMINERS or tags[k - 1]
+        self.tags = [_as_noun(tag) if tag is not None and k and (self.words[k - 1] in DETERMINERS or tags[k - 1]
                                                                    is not None and tags[k - 1].has("finder_words")
                                                                    and can_be_noun(self.words[k])
                                                                    and not tag.has("verbs", "change"))
@@ -129,27 +127,6 @@ class ClauseReader(AsideReader):
             c.action = "unknown"  # two changes read as one: declined in the user's words, never half done
         return c
 
-    def _second_change(self) -> bool:
-        """Whether a change of another kind than the clause's action is named and left unread ("cut the box out
-        onto white, ... 160px": the cut-out would be lost to the resize)."""
-        action = self.clause.action
-        if action in ("undoable", "remark", "unknown", "describe", "statement", "named", "keep"):
-            return False
-        if "cut" in self.words and "out" in self.words[self.words.index("cut") :] and action not in (
-                "isolate", "background", "crop", "remove"):
-            return True
-        for k, tag in enumerate(self.tags):
-            if tag is None or self.used[k] or tag.start != k:
-                continue
-            verb = tag.get("verbs")
-            named = k and (self.words[k - 1] in _DETERMINERS or any(b == k for _, b, _ in self.colours))  # "the
-            # white strip": a noun
-            if verb is not None and verb[1] in _STRONG_VERBS and verb[1] != action and not named:
-                return True
-            if (tag.has("styles") or tag.has("greyscale")) and action not in ("style", "greyscale"):
-                return True
-        return False
-
     def _strength(self) -> None:
         data = self.vocab.data["strength"]
         levels = [tag.get("strength")[1] for tag in self.found("strength")]  # type: ignore[index]
@@ -158,44 +135,6 @@ class ClauseReader(AsideReader):
         if levels:  # "a little, but really noticeable": the strongest word says how much
             self.clause.strength = max(float(data[lv]["factor"]) for lv in levels if lv != "slight" or len(
                 set(levels)) == 1)
-
-    def _scope(self) -> None:
-        c = self.clause
-        changes = [t for t in self.found("verbs") if t.get("verbs")[1] != "keep"]  # type: ignore[index]
-        kept = self.found("verbs", "keep") if changes or self.found("adjust") or self.found("greyscale") else []
-        for tag in [*self.found("scope", "except"), *kept]:  # "leave her face and warm up everything else"
-            if self.words[tag.start] == "but" and tag.end - tag.start == 1 and not self._after_whole(tag.start):
-                self.use(tag)  # a conjunction ("darker, but only slightly"), not an exception
-                continue
-            if self.words[tag.end : tag.end + 1] in (["it"], ["them"]):  # "... but keep it crisp": how it stays
-                self.used[tag.start :] = [True] * (len(self.part) - tag.start)
-                return
-            self.use(tag)
-            c.scope = "except"
-            end = next((k for k in range(tag.end, len(self.part)) if self.words[k] in (",", "and") and
-                        self._action_after(k) or self._acts(k)), len(self.part))
-            run = [k for k in range(tag.end, end) if not self.used[k]]
-            for k in run:
-                self.used[k] = True
-            c.excluded = split_targets(self, run)
-            if tag.has("verbs", "keep"):
-                self._how_it_is_kept(end)
-            return
-        for tag in self.found("scope", "only"):
-            self.use(tag)
-            c.scope = "only"
-
-    def _after_whole(self, k: int) -> bool:
-        return any(t is not None and t.has("scope", "whole") for t in self.tags[max(0, k - 3) : k])
-
-    def _acts(self, k: int) -> bool:
-        """Whether the token at ``k`` is part of an action's words ("... except the umbrella black and white")."""
-        tag = self.tags[k]
-        return tag is not None and any(tag.has(c) for c in ("verbs", "adjust", "greyscale", "styles", "comparatives",
-                                                            "problems"))
-
-    def _action_after(self, k: int) -> bool:
-        return any(t is not None and t.has("verbs") for t in self.tags[k + 1 : k + 3])
 
     def _value_position(self, tag: Tag) -> bool:
         """Whether the phrase is what something becomes (last content word, or after into / to / like / of)."""
@@ -360,7 +299,7 @@ class ClauseReader(AsideReader):
                 t.kind in ("word", "caps") and not (self.tags[k] and self.tags[k].has("filler"))
                 for k, t in enumerate(self.part)):
             vague = self.found("undoable", "vague")
-            if vague and (verbs or vague[0].end < len(self.words) and self.words[vague[0].end] in _DETERMINERS):
+            if vague and (verbs or vague[0].end < len(self.words) and self.words[vague[0].end] in DETERMINERS):
                 spec = self.vocab.undoable("vague")
                 c.reason, c.value = spec["reason"], spec["instead"]
                 return "undoable"

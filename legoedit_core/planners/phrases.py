@@ -16,6 +16,7 @@ NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", 
               "people", "you", "kind", "sort", "type", "version", "variant", "copy", "think", "possible", "itself",
               "herself", "himself", "themselves", "altogether"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
+DETERMINERS = {"the", "a", "an", "this", "that", "her", "his", "its", "their", "my", "your", "our"}
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
 LOOK_VERBS = ("look", "looks", "feel", "feels", "seem", "seems", "appear")
 _MANNER = {"style", "look", "vibe", "feel", "type", "format", "aesthetic"}

@@ -1,0 +1,84 @@
+"""What a clause covers, read by ``ClauseReader`` (which this class is the base of): its scope ("only the sky",
+"everything except her"), what it keeps and how ("keep her crisp"), and whether it names a second change it would
+leave unread (then it is declined, never half done)."""
+
+from __future__ import annotations
+
+from legoedit_core.planners.asides import AsideReader
+from legoedit_core.planners.phrases import DETERMINERS, split_targets
+from legoedit_core.planners.vocabulary import can_describe
+
+_STRONG_VERBS = ("remove", "crop", "rotate", "flip", "resize", "pad")  # changes no other action stands for
+
+
+class ScopeReader(AsideReader):
+    """The scope-reading part of ``ClauseReader``."""
+
+    def _second_change(self) -> bool:
+        """Whether a change of another kind than the clause's action is named and left unread ("cut the box out
+        onto white, ... 160px": the cut-out would be lost to the resize)."""
+        action = self.clause.action
+        if action in ("undoable", "remark", "unknown", "describe", "statement", "named", "keep"):
+            return False
+        if "cut" in self.words and "out" in self.words[self.words.index("cut") :] and action not in (
+                "isolate", "background", "crop", "remove"):
+            return True
+        for k, tag in enumerate(self.tags):
+            if tag is None or self.used[k] or tag.start != k:
+                continue
+            verb = tag.get("verbs")
+            named = k and (self.words[k - 1] in DETERMINERS or any(b == k for _, b, _ in self.colours))  # "the
+            # white strip": a noun
+            if verb is not None and verb[1] in _STRONG_VERBS and verb[1] != action and not named:
+                return True
+            if (tag.has("styles") or tag.has("greyscale")) and action not in ("style", "greyscale"):
+                return True
+        return False
+
+    def _scope(self) -> None:
+        c = self.clause
+        changes = [t for t in self.found("verbs") if t.get("verbs")[1] != "keep"]  # type: ignore[index]
+        kept = self.found("verbs", "keep") if changes or self.found("adjust") or self.found("greyscale") else []
+        for tag in [*self.found("scope", "except"), *kept]:  # "leave her face and warm up everything else"
+            if self.words[tag.start] == "but" and tag.end - tag.start == 1 and not self._after_whole(tag.start):
+                self.use(tag)  # a conjunction ("darker, but only slightly"), not an exception
+                continue
+            if self.words[tag.end : tag.end + 1] in (["it"], ["them"]):  # "... but keep it crisp": how it stays
+                self.used[tag.start :] = [True] * (len(self.part) - tag.start)
+                return
+            self.use(tag)
+            c.scope = "except"
+            end = next((k for k in range(tag.end, len(self.part)) if self.words[k] in (",", "and") and
+                        self._action_after(k) or self._acts(k)), len(self.part))
+            run = [k for k in range(tag.end, end) if not self.used[k]]
+            for k in run:
+                self.used[k] = True
+            c.excluded = split_targets(self, run)
+            if tag.has("verbs", "keep"):
+                self._how_it_is_kept(end)
+            return
+        for tag in self.found("scope", "only"):
+            self.use(tag)
+            c.scope = "only"
+
+    def _how_it_is_kept(self, start: int) -> None:
+        """The words after a kept thing that say how it stays ("keep her crisp", "keeping the edges clean") ask for
+        no change of their own: they lose their meaning."""
+        end = next((k for k in range(start, len(self.part)) if self.words[k] in (",", "and") and self._action_after(
+            k)), len(self.part))
+        if start < end and all(self.part[k].kind != "word" or self.words[k] == "and" or can_describe(self.words[k])
+                               for k in range(start, end)):
+            for k in range(start, end):
+                self.used[k], self.tags[k] = True, None
+
+    def _after_whole(self, k: int) -> bool:
+        return any(t is not None and t.has("scope", "whole") for t in self.tags[max(0, k - 3) : k])
+
+    def _acts(self, k: int) -> bool:
+        """Whether the token at ``k`` is part of an action's words ("... except the umbrella black and white")."""
+        tag = self.tags[k]
+        return tag is not None and any(tag.has(c) for c in ("verbs", "adjust", "greyscale", "styles", "comparatives",
+                                                            "problems"))
+
+    def _action_after(self, k: int) -> bool:
+        return any(t is not None and t.has("verbs") for t in self.tags[k + 1 : k + 3])
