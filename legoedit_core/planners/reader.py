@@ -15,6 +15,7 @@ _REGION_CHANGES = (*_TONAL, "tint", "recolour", "sharpen", "smooth", "denoise") 
 _ONCE = ("sharpen", "denoise", "smooth", "blur")  # said twice in a row without a new target, it is one change
 _NEEDS_A_THING = ("recolour", "remove", "sharpen", "blur", "hide", "smooth", "denoise", "tint")
 _VALUED = ("recolour", "tint", "background", "style")
+_PERSONAL = ("her", "him", "she", "he")
 _POINTERS = ("it", "them", "that", "those", "this", "these")
 
 
@@ -121,6 +122,17 @@ def _pronouns(clauses: list[Clause]) -> list[Clause]:
         elif clause.action not in ("describe", "remark", "statement"):
             source = None
     for k, clause in enumerate(clauses):
+        animal = next((t for c in reversed(clauses[:k]) for t in c.targets if t.kind == "thing" and t.head not in (
+            "person", "face", "skin", "hair", "clothes") and vocabulary().not_subject(t.head) is None and not (
+            t.head.endswith("s") and not t.head.endswith("ss"))), None)  # one thing, not "the shadows"
+        if animal is not None and clause.targets and all(t.head == "person" and t.words.lower() in _PERSONAL
+                                                         for t in clause.targets):
+            clause.targets = [animal]  # "our cat looks fuzzy ... make her look clearer": her is the cat
+        edit = next((c for c in reversed(clauses[:k]) if c.action not in ("named", "describe", "remark")), None)
+        if clause.action == "named" and edit is not None and edit.action in _NEEDS_A_THING + _TONAL and (
+                _points_back(edit) or not edit.targets):
+            edit.targets, clause.action = list(clause.targets), "describe"  # "bump up its contrast - the rocket I
+            # mean": which thing "it" was
         if clause.action == "named" and any({t.head for t in clause.targets} <= {t.head for t in c.targets}
                                             for c in clauses[:k] if c.action not in ("named", "describe")):
             clause.action = "describe"  # "could it be made a darker brown? Just her hair, mind": said again
