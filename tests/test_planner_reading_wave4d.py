@@ -178,3 +178,77 @@ def test_a_shade_named_before_its_colour_is_that_shade(cpu_toolset, words, shade
 def test_an_interjection_ends_a_clause():
     clauses = read("cartoon style lol the boss will love it").clauses
     assert [c.action for c in clauses] == ["style", "remark"]
+
+
+# ------------------------------------------------------------------ polite questions, context and second thoughts
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("would it be possible to warm it up a little?", {"ADJUST"}),
+    ("is there any way of making his jacket teal?", {"RES", "RCM"}),
+    ("could the mug be made orange, do you think?", {"SOS", "RCM"}),
+    ("might the vase be taken out altogether?", {"SOS", "INPAINT"}),
+    ("I was wondering whether you could give it a quarter turn clockwise", {"ROTATE"}),
+])
+def test_a_request_asked_as_a_question_or_in_the_passive_is_the_request(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+@pytest.mark.parametrize(("instruction", "tool", "value"), [
+    ("make the scarf green - no, actually purple", "RCM", "purple"),
+    ("could the mug be lilac? oh no, wait, lilac is too pale. Let's say teal instead", "RCM", "teal"),
+    ("a sepia look, or no, on second thoughts, make it a watercolour", "STYLE", "watercolor"),
+])
+def test_a_change_of_mind_keeps_the_last_value_only(cpu_toolset, instruction, tool, value):
+    result = _plan(cpu_toolset, instruction)
+    assert result.ok, result.error
+    assert [n.tool for n in result.workflow.nodes].count(tool) == 1
+    assert any(value in p for p in _values(result, "prompt"))
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("Good morning! We printed the last one on canvas. Could you make this one a bit brighter?", {"ADJUST"}),
+    ("My neighbour took this at the fair and I rather like it. Could it be black and white?", {"GRAYSCALE"}),
+    ("I think it would make a lovely card. Could the backdrop be plain grey?", {"SOS", "CBG"}),
+    ("The gallery wants them all to match. Could you put a thin white border round it?", {"PAD"}),
+])
+def test_narrative_sentences_are_context(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+@pytest.mark.parametrize("instruction", ["cut the mug out onto grey, it's going in the 400px shop grid",
+                                         "give the dog a little party hat and brighten it",
+                                         "make the vase look like brushed gold"])
+def test_a_change_the_reading_would_lose_or_cannot_do_declines_the_request(cpu_toolset, instruction):
+    assert not _plan(cpu_toolset, instruction).ok
+
+
+def test_what_is_given_as_a_change_is_no_added_thing(cpu_toolset):
+    for instruction in ("give the sky a boost", "give it a quick once-over"):
+        assert "adding something" not in (_plan(cpu_toolset, instruction).error or "")
+
+
+@pytest.mark.parametrize(("instruction", "name", "low", "high"), [
+    ("rotate it four degrees clockwise", "angle", -4, -4),
+    ("everything looks very yellow", "temperature", -1, -0.05),
+    ("the whole picture looks really blue", "temperature", 0.05, 1),
+])
+def test_number_words_and_colour_casts(cpu_toolset, instruction, name, low, high):
+    result = _plan(cpu_toolset, instruction)
+    assert low <= _values(result, name)[0] <= high
+
+
+@pytest.mark.parametrize(("instruction", "tools", "prompt"), [
+    ("her jacket looks too bright, which isn't how it was. Could it be navy?", {"RES", "RCM"}, "navy"),
+    ("the dog looks a bit blurry. Could you sharpen him a little?", {"SOS", "SHARPEN"}, None),
+    ("brighten it, please. The lamp I mean", {"SOS", "ADJUST"}, None),
+])
+def test_what_it_him_or_her_point_back_to(cpu_toolset, instruction, tools, prompt):
+    result = _plan(cpu_toolset, instruction)
+    assert _tools(result) == tools
+    assert prompt is None or any(prompt in p for p in _values(result, "prompt"))
+
+
+def test_a_quoted_label_before_a_picture_is_no_text_to_write(cpu_toolset):
+    result = _plan(cpu_toolset, "I'd like a 'before' picture for the blog, so make it black and white")
+    assert _tools(result) == {"GRAYSCALE"}

@@ -82,8 +82,8 @@ class AsideReader(UndoableReader):
             return False  # "I want the cat sharp", "we'd love it brighter": a request in other words
         told = words[2:3] and words[2].endswith(("s", "ed")) and can_be_verb(words[2].removesuffix("s"))
         owner = words[:2] and words[0] in ("the", "our", "my") and (words[1] in _ROLES or self.tags[1] is None and (
-            can_be_noun(words[1])) and words[1] in self.words[1:2] and told)  # "my grandson thinks", "the email
-        # keeps bouncing it back", never "the rocket I mean"
+            words[1] in self.words[1:2] and told))  # "my grandson thinks", "the email keeps bouncing it back",
+        # never "the rocket I mean"
         starts = words[:1] and (words[0] in _SOMEONE or words[0] in _ROLES or owner)
         edits = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background",
                  "undoable", "factors", ("text_overlay", "nouns"))

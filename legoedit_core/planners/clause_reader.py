@@ -67,7 +67,16 @@ class ClauseReader(ScopeReader):
     # ------------------------------------------------------------------------------------------------ helpers
 
     def verbs(self) -> list[str]:
-        return [t.get("verbs")[1] for t in self.found("verbs") if t.start not in self.negated]  # type: ignore
+        return [t.get("verbs")[1] for t in self.found("verbs") if t.start not in self.negated  # type: ignore
+                and not self._said_to_be(t)]
+
+    def _said_to_be(self, tag: Tag) -> bool:
+        """Whether a verb's word only says what a thing is ("the dog looks blurry"), after a verb of being and no
+        verb of change ("make the background blurry" asks)."""
+        before = self.tags[: tag.start]
+        return self.words[tag.start] in ("blurry", "blurred", "out of focus", "soft") and any(
+            t is not None and t.has("copulas") for t in before) and not any(
+            t is not None and t.has("verbs", "change") for t in before)
 
     def _negated(self) -> set[int]:
         """Positions of verbs negated by the word before them ("don't crop", "without cropping")."""
