@@ -4,24 +4,10 @@ none taken from any instruction set, so a rule written for one sentence would no
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-
-from legoedit_core.planners.base import PlanRequest
-from legoedit_core.planners.rules import RulesPlanner
-
-
-def _plan(toolset, instruction):
-    return RulesPlanner(toolset).plan(PlanRequest("x", np.zeros((100, 200, 3), np.uint8), instruction))
-
-
-def _values(result, name):
-    return [n.inputs[name] for n in result.workflow.nodes if name in n.inputs]
-
-
-def _tools(result):
-    assert result.ok, result.error
-    return {"INPAINT" if t == "FASTINPAINT" else t for t in result.workflow.tools()}
+from rules_plans import plan as _plan
+from rules_plans import tools as _tools
+from rules_plans import values as _values
 
 
 @pytest.mark.parametrize(("instruction", "tools"), [

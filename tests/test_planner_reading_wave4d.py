@@ -4,25 +4,12 @@ from any instruction set, so a rule written for one sentence would not pass them
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from rules_plans import plan as _plan
+from rules_plans import tools as _tools
+from rules_plans import values as _values
 
-from legoedit_core.planners.base import PlanRequest
 from legoedit_core.planners.reader import read
-from legoedit_core.planners.rules import RulesPlanner
-
-
-def _plan(toolset, instruction):
-    return RulesPlanner(toolset).plan(PlanRequest("x", np.zeros((100, 200, 3), np.uint8), instruction))
-
-
-def _values(result, name):
-    return [n.inputs[name] for n in result.workflow.nodes if name in n.inputs]
-
-
-def _tools(result):
-    assert result.ok, result.error
-    return {"INPAINT" if t == "FASTINPAINT" else t for t in result.workflow.tools()}
 
 
 @pytest.mark.parametrize(("instruction", "tools"), [
