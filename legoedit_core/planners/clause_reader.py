@@ -15,6 +15,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabular
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
 _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "pad",
                  "isolate")
+_STATES = ("dim", "dark", "dull", "murky")  # said of a photo, a complaint: "it's a bit dim"
 _CASTS = {"orange": -1, "yellow": -1, "amber": -1, "blue": 1, "cyan": 1}  # a cast's colour: the temperature fix
 _ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
                     "colors", "colour", "color", "warmth"}
@@ -74,7 +75,7 @@ class ClauseReader(ScopeReader):
         """Whether a verb's word only says what a thing is ("the dog looks blurry"), after a verb of being and no
         verb of change ("make the background blurry" asks)."""
         before = self.tags[: tag.start]
-        return self.words[tag.start] in ("blurry", "blurred", "out of focus", "soft") and any(
+        return " ".join(self.words[tag.start : tag.end]) in ("blurry", "blurred", "out of focus", "soft") and any(
             t is not None and t.has("copulas") for t in before) and not any(
             t is not None and t.has("verbs", "change") for t in before)
 
@@ -346,6 +347,9 @@ class ClauseReader(ScopeReader):
         elif noun and not ("increase" in verbs or "change" in verbs or self.clause.strength != 1.0 or any(
                 a.unit == "percent" for a in c.amounts)):  # "brightness +15%"
             return False
+        if self.words[tags[0].start] in _STATES and not verbs and any(
+                t.has("copulas") and t.start < tags[0].start for t in self.found("copulas")):
+            c.direction, c.value = -c.direction, "implied"  # "it's a bit dim": what it is, so the opposite
         for tag in [*tags, *self.found("verbs")]:
             self.use(tag)
         return True

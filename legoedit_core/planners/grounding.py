@@ -173,6 +173,8 @@ def finder_prompt(graph: Graph, target: Target) -> str | None:
     place = f" on the {target.place.replace('-', ' ')}" if target.place else ""
     place += f" '{target.name}'" if target.name else ""  # the words it carries: the finder keeps those lines
     relation = f" {target.relation}" if target.relation and not _is_text(target) else ""  # text is found anywhere
+    if target.head == "sky" and relation.split()[:1] in (["behind"], ["above"], ["over"]):
+        relation = ""  # "the sky behind it", "the sky above the rocket": the sky is only ever there
     words = " ".join([*target.modifiers, target.head])
     tag = vocabulary().tag(target.head.split())[0]
     tag = tag if tag is not None and tag.end == len(target.head.split()) else None

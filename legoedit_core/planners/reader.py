@@ -43,8 +43,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
     rest = set(vocabulary().data["scope"]["rest"])
     for first, then in zip(clauses, clauses[1:], strict=False):
         for implied, edit in ((first, then), (then, first)):
-            same = (implied.action, implied.attribute) == (edit.action, edit.attribute) and (
-                implied.attribute is None or implied.direction == edit.direction)
+            same = (implied.action, implied.attribute) == (edit.action, edit.attribute)  # "it's too dark, brighten
+            # it", "it's warm, make it warmer": the request says which way
             if implied.value == "implied" and edit.value != "implied" and same:
                 implied.action = "describe"
         vague_fix = then.reason == vague or (then.action == "remove" or first.action == "denoise" and then.action in (

@@ -23,6 +23,8 @@ class ScopeReader(AsideReader):
         if "cut" in self.words and "out" in self.words[self.words.index("cut") :] and action not in (
                 "isolate", "background", "crop", "remove"):
             return True
+        if action not in ("resize", "crop") and any(a.unit == "pixels" and a.value >= 100 for a in self.clause.amounts):
+            return True  # "pad it to a square and export at 1000px": the size would be lost
         for k, tag in enumerate(self.tags):
             if tag is None or self.used[k] or tag.start != k:
                 continue
@@ -54,7 +56,8 @@ class ScopeReader(AsideReader):
             for k in run:
                 self.used[k] = True
             c.excluded = split_targets(self, run)
-            if tag.has("verbs", "keep"):
+            if tag.has("verbs", "keep") or {"keep", "keeping", "leave", "leaving"} & set(self.words[
+                    tag.start : tag.end]):  # "but keep her nice and crisp"
                 self._how_it_is_kept(end)
             return
         for tag in self.found("scope", "only"):

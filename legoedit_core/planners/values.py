@@ -66,8 +66,8 @@ class ValueReader(Words):
         if colours:
             c.colour = colours[-1][2]
         for quality in ("faint", "tiled", "big", "small"):
-            if self.found("text_overlay", quality):
-                c.qualities.add(quality)
+            if self.found("text_overlay", quality) or quality == "small" and {"little", "tiny"} & set(self.words):
+                c.qualities.add(quality)  # "a little caption": small
         if "watermark" in self.words:
             c.qualities.add("watermark")
         swaps = "replace" in verbs or {"change", "swap", "switch"} & set(self.words)  # not "let the word go in"
@@ -103,7 +103,8 @@ class ValueReader(Words):
             # "add the words welcome home"
         if cue is None and ({"write", "add"} & set(self.verbs()) or self.found("text_overlay", "nouns")):  # "write
             # her name Jo Lee at the top", "watermark it with Bean There"
-            titled = [k for k, t in enumerate(self.part) if k and t.kind == "word" and t.text[:1].isupper()]
+            titled = [k for k, t in enumerate(self.part) if k and t.kind == "word" and t.text[:1].isupper() and not (
+                t.text in ("I", "A") or t.text[:2] == "I'")]  # "when I print it A4": no name ("T-minus 10" is)
             cue = titled[0] - 1 if titled else None
         if cue is None:
             return []
@@ -153,7 +154,8 @@ class ValueReader(Words):
         if set(verbs) == {"keep"}:
             return False  # "the background stays as it is": what is left alone
         behind = [t for t in self.found("background") if not (t.start and (self._noun_at(t.start - 1) or self.words[
-            t.start - 1] in ("from", "of")))]  # "the model (from) behind her" is no background
+            t.start - 1] in ("from", "of") or self.tags[t.start - 1] is not None and self.tags[t.start - 1].has(
+                "finder_words")))]  # "the model (from) behind her", "the sky behind it" are no background
         if not behind:
             return False
         in_colour = [t for t in self.found("adjust") if any(a <= t.start <= b or t.end == a for a, b, _ in

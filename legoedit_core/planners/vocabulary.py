@@ -212,7 +212,8 @@ _PIECES = re.compile(
 
 
 # Capitals that are a term, not words to write ("high ISO noise", "the US flag", "make it HDR").
-_ACRONYMS = {"OK", "TV", "ISO", "EV", "HDR", "RGB", "DPI", "PPI", "JPG", "JPEG", "PNG", "US", "USA", "UK", "ID", "BG"}
+_ACRONYMS = {"OK", "TV", "ISO", "EV", "HDR", "RGB", "DPI", "PPI", "JPG", "JPEG", "PNG", "US", "USA", "UK", "ID", "BG",
+             "A4", "A3", "A5"}
 _STRESSED = {"so", "too", "very", "really", "not", "only", "just", "all", "way", "much", "more", "less", "no"}
 
 
