@@ -49,8 +49,11 @@ class ClauseReader(ScopeReader):
         self.tags = [_as_noun(tag) if tag is not None and k and (self.words[k - 1] in DETERMINERS or tags[k - 1]
                                                                    is not None and tags[k - 1].has("finder_words")
                                                                    and can_be_noun(self.words[k])
-                                                                   and not tag.has("verbs", "change"))
-                     else tag for k, tag in enumerate(tags)]  # "the text strip", not "those words go black"
+                                                                   and not tag.has("verbs", "change")
+                                                                   or colour_spans(self.words[k - 1 : k]) and tag.has(
+                                                                       "verbs", "remove"))
+                     else tag for k, tag in enumerate(tags)]  # "the text strip", "the white strip", not "those
+        # words go black"
         for k, tag in enumerate(self.tags[:-1]):
             if tag is not None and tag.has("verbs", "keep") and self.words[k + 1].endswith("ing") and self.tags[
                     k + 1] is None:

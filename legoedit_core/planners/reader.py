@@ -115,12 +115,15 @@ def _pronouns(clauses: list[Clause]) -> list[Clause]:
     source = None
     for clause in clauses:
         things = [t for t in clause.targets if t.kind not in ("whole", "background")]
-        if clause.action in ("statement", "named", "remark") and things:  # a statement the ranker did not read
-            named, source = things, clause  # as a request is a remark that keeps what it is about
+        if things and (clause.action in ("statement", "named", "remark") or clause.value == "implied"):  # what
+            named, source = things, clause  # a statement is about ("the cup's too red, make it teal")
         elif clause.action in _NEEDS_A_THING and source is not None and _points_back(clause):
             clause.targets, source.action, source = list(named), "describe", None
         elif clause.action not in ("describe", "remark", "statement"):
             source = None
+    for first, then in zip(clauses, clauses[1:], strict=False):
+        if then.action == "recolour" and not then.targets and any(t.kind == "thing" for t in first.targets):
+            then.targets = list(first.targets)  # "can her hair go darker, more of a chocolate brown"
     for k, clause in enumerate(clauses):
         animal = next((t for c in reversed(clauses[:k]) for t in c.targets if t.kind == "thing" and t.head not in (
             "person", "face", "skin", "hair", "clothes") and vocabulary().not_subject(t.head) is None and not (

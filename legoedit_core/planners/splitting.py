@@ -87,6 +87,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         return True
     if token.word not in ("and", ",", "but", "with"):
         return False
+    if token.word == "and" and i and toks[i - 1].word in ("nice", "good", "lovely"):
+        return False  # "nice and crisp": crisp, said warmly
     rest = toks[i + 1 : next((k for k in range(i + 1, len(toks)) if toks[k].word in (",", "and", ".", ";", "!", "?")),
                              len(toks))]  # the words up to the next break
     if token.word == "and" and _pairs(part, rest):

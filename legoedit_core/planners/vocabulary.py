@@ -254,7 +254,23 @@ def tokens(instruction: str) -> list[Token]:
         if kind == "word" and found and found[-1].word == word and (word, word) not in vocab.phrases:
             continue  # "a tiny tiny bit", "really really dark": said twice for stress, read once
         found.append(Token(text, match.start(), match.end(), word, kind))
-    return _counted(found)
+    return _counted(_uncontracted(found))
+
+
+_STATED = ("too", "so", "very", "really", "quite", "a", "kind", "kinda", "looking", "gone", "getting", "way", "far")
+
+
+def _uncontracted(found: list[Token]) -> list[Token]:
+    """ "the cup's too red": a noun's "'s" before how it is, read as "is" (a possessive stays one word)."""
+    out: list[Token] = []
+    for k, t in enumerate(found):
+        if t.kind == "word" and t.word.endswith("'s") and len(t.word) > 3 and k + 1 < len(found) and found[
+                k + 1].word in _STATED and t.word not in ("it's", "that's", "there's", "what's", "he's", "she's"):
+            out += [Token(t.text[:-2], t.start, t.end - 2, t.word[:-2], "word"), Token("is", t.end - 2, t.end, "is",
+                                                                                      "word")]
+        else:
+            out.append(t)
+    return out
 
 
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
