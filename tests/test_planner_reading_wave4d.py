@@ -239,3 +239,41 @@ def test_what_it_him_or_her_point_back_to(cpu_toolset, instruction, tools, promp
 def test_a_quoted_label_before_a_picture_is_no_text_to_write(cpu_toolset):
     result = _plan(cpu_toolset, "I'd like a 'before' picture for the blog, so make it black and white")
     assert _tools(result) == {"GRAYSCALE"}
+
+
+# ------------------------------------------------------------------------- what is described, then asked
+
+
+@pytest.mark.parametrize(("instruction", "tools", "prompt"), [
+    ("the mug's far too orange for the menu, make it a deep plum", {"SOS", "RCM"}, "plum"),
+    ("the scarf looks really dull - make that coral", {"RES", "RCM"}, "coral"),
+    ("her scarf - could it go a bit darker, more of a forest green", {"RES", "ADJUST", "RCM"}, "forest green"),
+])
+def test_an_edit_of_it_after_a_described_thing_edits_that_thing(cpu_toolset, instruction, tools, prompt):
+    result = _plan(cpu_toolset, instruction)
+    assert _tools(result) == tools
+    assert any(prompt in p for p in _values(result, "prompt"))
+
+
+@pytest.mark.parametrize(("instruction", "name", "low", "high"), [
+    ("it's a bit dim, the soup doesn't look tasty", "brightness", 1.02, 1.6),
+    ("honestly it's rather dark", "brightness", 1.02, 1.6),
+])
+def test_a_photo_said_to_be_dim_is_brightened(cpu_toolset, instruction, name, low, high):
+    result = _plan(cpu_toolset, instruction)
+    assert _tools(result) == {"ADJUST"} and low <= _values(result, name)[0] <= high
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("blur everything behind the dog but keep him nice and sharp", {"SOS", "CBG"}),
+    ("the sky above the lighthouse - make it a deeper blue", {"RES", "RCM"}),
+    ("I'd rather the parrot filled the frame", {"SOS", "BBOX", "CROP"}),
+    ("crop tight on the vase, pad it to a square and export at 800px", {"SOS", "BBOX", "CROP", "PAD", "RESIZE"}),
+])
+def test_whats_behind_kept_qualities_and_frames(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+def test_a_size_a_clause_cannot_plan_declines_it(cpu_toolset):
+    assert not _plan(cpu_toolset, "pad it to a square at 1200px").ok or _tools(
+        _plan(cpu_toolset, "pad it to a square at 1200px")) >= {"PAD", "RESIZE"}  # never a square that drops the size

@@ -143,7 +143,7 @@ class AsideReader(UndoableReader):
             self.part[k].kind != "word" or self.tags[k] is None and (can_be_noun(self.words[k]) or can_describe(
                 self.words[k])) or self.tags[k] is not None and any(self.tags[k].has(c) for c in (
                     "filler", "scope", "finder_words", "subject", "not_subject", "places", "pronouns", "remarks",
-                    "background"))  # "the sky behind it"
+                    "background", "relations"))  # "the sky behind it", "the sky above the lighthouse"
             for k in range(len(self.part)))
 
     def _how_it_stays(self) -> bool:
