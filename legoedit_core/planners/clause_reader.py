@@ -252,7 +252,7 @@ class ClauseReader(ScopeReader):
         if verb_action is None and split and {"out", "off"} & set(self.words[self.words.index(split) + 2 :]):
             verb_action = "remove"  # "get the lamp out of the frame": a phrasal verb around its object
             self.used[self.words.index(split)] = True
-        if "decrease" in verbs and "cut" in self.words and "out" in self.words[self.words.index("cut") + 1 :]:
+        if "decrease" in verbs and self._cuts_out():
             verb_action = "isolate"  # "cut the astronaut out (onto white)"
             if self.colours:
                 c.value = self.colours[-1][2]

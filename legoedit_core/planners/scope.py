@@ -20,8 +20,7 @@ class ScopeReader(AsideReader):
         action = self.clause.action
         if action in ("undoable", "remark", "unknown", "describe", "statement", "named", "keep"):
             return False
-        if "cut" in self.words and "out" in self.words[self.words.index("cut") :] and action not in (
-                "isolate", "background", "crop", "remove"):
+        if self._cuts_out() and action not in ("isolate", "background", "crop", "remove"):
             return True
         if action not in ("resize", "crop") and any(a.unit == "pixels" and a.value >= 100 for a in self.clause.amounts):
             return True  # "pad it to a square and export at 1000px": the size would be lost
@@ -73,6 +72,10 @@ class ScopeReader(AsideReader):
                                for k in range(start, end)):
             for k in range(start, end):
                 self.used[k], self.tags[k] = True, None
+
+    def _cuts_out(self) -> bool:
+        """Whether the clause says "cut ... out" ("cut the astronaut out onto white")."""
+        return "cut" in self.words and "out" in self.words[self.words.index("cut") + 1 :]
 
     def _after_whole(self, k: int) -> bool:
         return any(t is not None and t.has("scope", "whole") for t in self.tags[max(0, k - 3) : k])

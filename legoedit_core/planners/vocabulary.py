@@ -280,8 +280,8 @@ _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
 
 def _counted(found: list[Token]) -> list[Token]:
     """Number words before a unit read as numbers ("three degrees", "twenty percent"); "this one" stays a word."""
-    units = {w for words in vocabulary().data["units"].values() for w in words}
-    counted = [t.word in _NUMBER_WORDS and k + 1 < len(found) and found[k + 1].word in units
-               for k, t in enumerate(found)]
+    phrases = vocabulary().phrases
+    counted = [t.word in _NUMBER_WORDS and k + 1 < len(found) and any(
+        m[0] == "units" for m in phrases.get((found[k + 1].word,), ())) for k, t in enumerate(found)]
     return [Token(t.text, t.start, t.end, str(_NUMBER_WORDS[t.word]), "number") if number else t
             for t, number in zip(found, counted, strict=True)]
