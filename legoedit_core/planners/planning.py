@@ -81,9 +81,10 @@ def greyscale(graph: Graph, clause: Clause, image: str) -> Planned:
 def style(graph: Graph, clause: Clause, image: str) -> Planned:
     look = clause.value or ""
     _require(graph, clause, "STYLE", look, f"no style brick draws {look!r}", "its STYLE brick draws")
-    if clause.scope == "whole" and clause.targets and all(t.kind == "subject" or t.head == "person"
+    if clause.scope == "whole" and clause.targets and all(t.words.lower() in ("him", "her", "he", "she")
                                                           for t in clause.targets):
-        clause = replace(clause, targets=[])  # "make him look like a sketch": the photo of him, drawn
+        clause = replace(clause, targets=[])  # "make him look like a sketch": the photo of him, drawn ("turn the
+        # subject into a sketch" draws the subject)
     where = region(graph, clause, image, main_subject=clause.scope == "except")
     own = [w for w in (clause.wording or "").split() if w.replace("colour", "color") not in look]
     said = f"{look}, {' '.join(own)}" if own else look  # "pencil sketch, charcoal": the brick's look first, then
