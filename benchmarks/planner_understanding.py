@@ -7,7 +7,9 @@ changes the planner never reads their sentences. Sets named ``dev-*`` were tuned
 
 Each row names a photo (a bundled example or a generated one), an instruction, whether it can be
 done on the CPU profile and, if so, the accepted tool sets and literals (``expect``: a string must appear in some
-node's literal of that name, ``[lo, hi]`` bounds a number). It prints:
+node's literal of that name, ``[lo, hi]`` bounds a number; strings compare without case, with a hyphen or underscore
+read as a space and British spellings as the bricks' US ones, so a writer's "top left" is the TEXT brick's
+"top-left" choice and "watercolour" its "watercolor"). It prints:
 
 - accepted-plan rate on the doable rows: a plan whose tools form one of the accepted sets and whose literals match;
 - wrong edits: a plan for a row that should be declined, or a plan for a doable row with other tools or literals
@@ -80,11 +82,22 @@ def literals(plan: PlanResult) -> dict[str, list[Any]]:
     return found
 
 
+SPELLINGS = {"colour": "color", "grey": "gray", "centre": "center"}
+
+
+def plain(text: str) -> str:
+    """A literal compared as words: lower case, "-" and "_" as spaces, British spellings in their US form."""
+    words = " ".join(text.lower().replace("-", " ").replace("_", " ").split())
+    for british, us in SPELLINGS.items():
+        words = words.replace(british, us)
+    return words
+
+
 def matches(expected: Any, values: list[Any]) -> bool:
     if isinstance(expected, list):
         low, high = expected
         return any(isinstance(v, int | float) and low <= v <= high for v in values)
-    return any(isinstance(v, str) and str(expected).lower() in v.lower() for v in values)
+    return any(isinstance(v, str) and plain(str(expected)) in plain(v) for v in values)
 
 
 def accepted(row: dict[str, Any], plan: PlanResult) -> bool:
