@@ -110,11 +110,6 @@ def test_the_style_prompt_keeps_the_users_word_for_the_look(cpu_toolset, instruc
     assert prompt.startswith(brick_name) and said in prompt  # the CPU brick draws its look; a model reads both
 
 
-def test_a_style_of_him_or_her_is_the_whole_photo_drawn(cpu_toolset):
-    assert _tools(_plan(cpu_toolset, "make her look like a watercolour painting")) == {"STYLE"}
-    assert _tools(_plan(cpu_toolset, "turn the subject into a charcoal drawing")) == {"SOS", "STYLE"}  # named: its own
-
-
 @pytest.mark.parametrize(("instruction", "text"), [
     ("stick (c) riverside studio in the bottom left, small", "(c) riverside studio"),
     ("add © Sam Ortiz 2025 at the bottom", "© Sam Ortiz 2025"),

@@ -95,8 +95,8 @@ def test_res_vocabulary_falls_back_to_the_salient_subject_only_when_allowed(cpu_
     strict = RulesPlanner(cpu_toolset, settings=RulesSettings(salient_as_named_subject=False))
     declined = strict.plan(PlanRequest("x", image, "turn the cat into a pencil sketch"))
     assert "cannot locate 'cat' on the cpu profile" in declined.error
-    cat = _plan(cpu_toolset, "turn the cat into a pencil sketch")
-    assert cat.workflow.tools() == ["SOS", "STYLE"] and "the salient object (SOS)" in cat.reasoning
+    cat = _plan(cpu_toolset, "paint the cat teal")
+    assert cat.workflow.tools() == ["SOS", "RCM"] and "the salient object (SOS)" in cat.reasoning
     assert _plan(cpu_toolset, "paint her hair red").workflow.tools() == ["RES", "RCM"]
 
 

@@ -75,10 +75,7 @@ class AsideReader(UndoableReader):
             return True  # what it is for
         if words[:3] in (["do", "it", "anyway"], ["can", "we", "do"], ["can", "you", "do"], ["go", "for", "it"]):
             return True  # the request before, said again
-        asking = ("want", "wants", "need", "needs", "wish", "prefer", "would", "could", "can", "please")
-        mine = words[:1] and words[0] in ("i", "we", "i'd", "we'd", "i'm", "we're", "i've", "we've", "i'll", "we'll")
-        if mine and any(w in asking for w in words[:3]) or words[:2] and words[0] in ("i'd", "we'd") and words[1] in (
-                "like", "love", "prefer", "want", "rather") or words[:1] and words[0] in ("can", "could", "would"):
+        if self._request_frame(words):
             return False  # "I want the cat sharp", "we'd love it brighter": a request in other words
         told = words[2:3] and words[2].endswith(("s", "ed")) and can_be_verb(words[2].removesuffix("s"))
         owner = words[:2] and words[0] in ("the", "our", "my") and (words[1] in _ROLES or self.tags[1] is None and (
@@ -91,6 +88,24 @@ class AsideReader(UndoableReader):
             tag is not None and any(tag.has(*([e] if isinstance(e, str) else e)) for e in edits) and not (
                 tag.has("remarks") or tag.has("filler") or self.words[k] in _NARRATED)
             for k, tag in enumerate(self.tags)) and not any(t.kind in ("quote", "caps", "number") for t in self.part)
+
+    @staticmethod
+    def _request_frame(words: list[str]) -> bool:
+        """Whether the words open as a request: "I want", "we'd love", "I'd rather", "could", "please"."""
+        asking = ("want", "wants", "need", "needs", "wish", "prefer", "would", "could", "can", "please")
+        mine = words[:1] and words[0] in ("i", "we", "i'd", "we'd", "i'm", "we're", "i've", "we've", "i'll", "we'll")
+        return bool(mine and any(w in asking for w in words[:3]) or words[:2] and words[0] in ("i'd", "we'd") and words[
+            1] in ("like", "love", "prefer", "want", "rather") or words[:1] and words[0] in ("can", "could", "would"))
+
+    def _asks(self) -> bool:
+        """Whether a word of the clause is the vocabulary's for an edit, a thing, a place or a value. A clause with
+        none ("client wants options", "the listing goes live tonight") read as nothing is an aside beside an edit."""
+        quiet = (("filler",), ("remarks",), ("pronouns",), ("copulas",), ("purpose",), ("scope", "whole"),
+                 ("text_overlay", "said"))  # "it", "the photo", "says": words of any sentence
+        return bool(self.verbs() or self.colours or self._request_frame(self.words)) or any(
+            t.kind in ("quote", "caps", "number") for t in self.part) or any(
+            tag is not None and not all(any(m[: len(q)] == q for q in quiet) for m in tag.meanings)
+            for tag in self.tags)
 
     def _colour_not_look(self, tag: Tag) -> bool:
         """Whether a look's word is a colour here ("make it charcoal", not "a charcoal drawing" or "charcoal

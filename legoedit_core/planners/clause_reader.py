@@ -323,6 +323,7 @@ class ClauseReader(ScopeReader):
             spec = self.vocab.undoable("vague")
             c.reason, c.value = spec["reason"], spec["instead"]
             return "undoable"
+        c.asks = self._asks()
         return "unknown"
 
     def _linking(self) -> bool:

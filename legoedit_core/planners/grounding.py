@@ -70,7 +70,7 @@ def region(graph: Graph, clause: Clause, image: str, main_subject: bool = False)
 def unite(graph: Graph, clause: Clause, targets: list[Target], image: str, main_subject: bool) -> Region:
     """One mask for several targets (UNION of each one's mask). Parts named beside their subject ("the cup and
     saucer") are inside the subject's mask, so such a group is the subject alone."""
-    subjects = [t for t in targets if t.kind == "thing" and _taken_as_subject(graph, t)]
+    subjects = [t for t in targets if t.kind == "thing" and taken_as_subject(graph, t)]
     if len(targets) > 1 and len(subjects) == 1 and all(t in subjects or _part(t) for t in targets):
         targets = subjects[:1]
     if len(targets) > 1 and not all(_part(t) for t in targets):
@@ -134,7 +134,9 @@ def _singular(word: str) -> str:
     return word if word in lemmas else lemmas[0]
 
 
-def _taken_as_subject(graph: Graph, target: Target) -> bool:
+def taken_as_subject(graph: Graph, target: Target) -> bool:
+    """Whether a thing named is the photo's main subject: no finder sees it and it is no part of a thing or the
+    setting ("the cat", "the box", never "the sky", "the saucer", "the towers")."""
     return finder_prompt(graph, target) is None and vocabulary().not_subject(target.head) in (None, "surface") and (
         not target.relation)
 

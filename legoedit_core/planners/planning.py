@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from legoedit_core.planners.graph import Declined, Graph, NotCovered
-from legoedit_core.planners.grounding import decline, named, region
+from legoedit_core.planners.grounding import decline, named, region, taken_as_subject
 from legoedit_core.planners.reading import Clause, Target
 
 Planned = tuple[str, str]
@@ -81,16 +81,21 @@ def greyscale(graph: Graph, clause: Clause, image: str) -> Planned:
 def style(graph: Graph, clause: Clause, image: str) -> Planned:
     look = clause.value or ""
     _require(graph, clause, "STYLE", look, f"no style brick draws {look!r}", "its STYLE brick draws")
-    if clause.scope == "whole" and clause.targets and all(t.words.lower() in ("him", "her", "he", "she")
-                                                          for t in clause.targets):
-        clause = replace(clause, targets=[])  # "make him look like a sketch": the photo of him, drawn ("turn the
-        # subject into a sketch" draws the subject)
+    if clause.scope == "whole" and clause.targets and all(_drawn_whole(graph, t) for t in clause.targets):
+        clause = replace(clause, targets=[])  # "a pencil sketch of the cat", "make him look like a sketch": the
+        # photo of its subject, drawn ("cartoon just the cat" or "... but leave the background" draws the subject)
     where = region(graph, clause, image, main_subject=clause.scope == "except")
     own = [w for w in (clause.wording or "").split() if w.replace("colour", "color") not in look]
     said = f"{look}, {' '.join(own)}" if own else look  # "pencil sketch, charcoal": the brick's look first, then
     # the user's own word for it (a model brick reads both)
     node = graph.add("STYLE", "style", image=image, prompt=said, **_masked(where.mask))
     return f"@{node}.image", f"{_cap(_where(where.found, where.mask))} gets a {look} look: STYLE."
+
+
+def _drawn_whole(graph: Graph, target: Target) -> bool:
+    """Whether a look asked for ``target`` is the whole photo's: the photo's main subject, or him or her."""
+    return target.kind == "subject" or target.words.lower() in ("him", "her", "he", "she") or (
+        target.kind == "thing" and graph.settings.salient_as_named_subject and taken_as_subject(graph, target))
 
 
 def remove(graph: Graph, clause: Clause, image: str) -> Planned:

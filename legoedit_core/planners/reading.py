@@ -65,6 +65,7 @@ class Clause:
     colour: str | None = None  # the colour text is written in
     wording: str | None = None  # the user's own words for ``value`` ("charcoal" for the pencil sketch look)
     qualities: set[str] = field(default_factory=set)  # of text and canvas: faint, tiled, big, small, square, border
+    asks: bool = True  # a verb of editing is in it; a clause read as nothing that asks nothing is an aside
 
 
 @dataclass

@@ -114,16 +114,20 @@ class RulesPlanner:
         """The graph and reasoning for an instruction. Every clause is planned or declined; raise Declined naming
         every clause that cannot be done (in the user's words), NotCovered when nothing was asked."""
         graph = Graph(self.toolset, has_mask, size, self.settings, chooser or self.chooser)
-        image, sentences, declined = "@input.image", [], []
+        image, sentences, declined, asides = "@input.image", [], [], []
         for clause in read(instruction, self.understood).clauses:
             try:
                 image, sentence = plan_clause(graph, clause, image)
             except Declined as error:
-                declined.append(str(error))
+                (declined if clause.asks else asides).append((clause, str(error)))
                 continue
             sentences.append(sentence)
+        if declined or not graph.nodes:
+            declined += asides
+        else:
+            sentences += [f"{clause.text!r} asks for no edit: an aside." for clause, _ in asides]
         if declined:
-            raise Declined("; ".join(declined))
+            raise Declined("; ".join(why for _, why in declined))
         if not graph.nodes:
             raise NotCovered(f"the rules planner found no edit in {instruction!r}")
         missing = sorted({f"{n['tool']} ({why_not(self.toolset, n['tool'])})" for n in graph.nodes

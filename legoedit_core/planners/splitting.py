@@ -8,6 +8,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, can_be_ver
 
 _TITLES = ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof", "Mt")
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
+_PRONOUNS = ("it", "this", "that", "he", "she", "they", "there", "which", "what")
 _SUBJECTS = ("we", "i", "we're", "i'm", "we've", "i've", "we'd", "i'd", "they", "they're")
 _INTERJECTIONS = {"lol", "haha", "hehe", "lmao", "tbh", "ngl", "btw", "xx"}  # end a clause, say nothing
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
@@ -103,8 +104,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     first = tags[i + 1] if i + 1 < len(tags) else None
     if token.word == "," and vocab.phrase_at([t.word for t in toks], i + 1, "purpose") is not None:
         return False  # "remove the bottle, I just want the backdrop": why, not a second change
-    if token.word == "," and rest[:1] and rest[0].word in _SUBJECTS:
-        return True  # "take off the patch, we can't use it": what the user says next is a clause of its own
+    if token.word == "," and (rest[:1] and rest[0].word in _SUBJECTS or _someone_does(rest)):
+        return True  # "take off the patch, we can't use it", "..., the buyer wants options": a clause of its own
     if token.word == "," and i + 1 < len(toks) and toks[i + 1].word in ("not", "rather", "instead"):
         return False  # "red, not green": what it is now
     if token.word == "," and rest[:1] and rest[0].word in ("to", "by") and any(
@@ -155,6 +156,17 @@ def _without_asides(toks: list[Token]) -> list[Token]:
         kept.append(toks[i])
         i += 1
     return kept
+
+
+def _someone_does(rest: list[Token]) -> bool:
+    """Whether the words open with someone or something doing a thing: "the buyer wants", "my son thinks", "the
+    printer complained" (a noun, then a verb in -s or -ed)."""
+    words = [t.word for t in rest[:3]]
+    k = 2 if words[:1] and words[0] in ("the", "my", "our", "their", "his", "her") else 1
+    if len(words) <= k or rest[k - 1].kind != "word" or words[0] in _PRONOUNS or not words[k].endswith(("s", "ed")):
+        return False
+    return can_be_verb(words[k].removesuffix("s").removesuffix("e" if words[k].endswith("ed") else "")
+                       ) or can_be_verb(words[k].removesuffix("d").removesuffix("ed"))
 
 
 def _writes(part: list[Token], titled: bool = False) -> bool:
