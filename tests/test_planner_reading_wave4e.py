@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from rules_plans import plan as _plan
 from rules_plans import tools as _tools
+from rules_plans import values as _values
 
 
 @pytest.mark.parametrize(("instruction", "tools"), [
@@ -46,3 +47,36 @@ def test_a_style_kept_to_the_subject_draws_the_subject_alone(cpu_toolset, instru
     "brighten it, I'd rather the caption weren't there", "the watermark should not be there, lighten it a bit"])
 def test_a_thing_that_should_not_be_there_is_removed(cpu_toolset, instruction):
     assert _tools(_plan(cpu_toolset, instruction)) == {"ADJUST", "RES", "INPAINT"}
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("Rotate the whole frame 90 degrees anticlockwise", {"ROTATE"}),
+    ("sharpen the entire frame a little", {"SHARPEN"}),
+    ("put a thin black frame round it", {"PAD"}),
+])
+def test_the_frame_is_the_photo_and_a_frame_is_a_border(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+@pytest.mark.parametrize("instruction", ["pixelate the name badge on his jacket", "wipe the price tag off"])
+def test_a_name_badge_or_a_tag_is_found_as_text(cpu_toolset, instruction):
+    result = _plan(cpu_toolset, instruction)
+    assert "RES" in _tools(result) and _values(result, "prompt")[0] == "text"
+
+
+def test_a_jumpsuit_is_clothes(cpu_toolset):
+    result = _plan(cpu_toolset, "turn his jumpsuit bottle green")
+    assert _tools(result) == {"RES", "RCM"} and _values(result, "prompt") == ["clothes", "bottle green"]
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("add a gentle sharpen for the catalogue", {"SHARPEN"}),
+    ("add a slight blur to the whole thing", {"BLUR"}),
+])
+def test_add_with_a_change_names_the_change_not_a_thing(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+def test_things_named_after_a_dash_say_which_ones(cpu_toolset):
+    result = _plan(cpu_toolset, "blur the writing on her jacket - the badge and the logo")
+    assert _tools(result) == {"RES", "BLUR"}

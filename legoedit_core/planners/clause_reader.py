@@ -117,7 +117,7 @@ class ClauseReader(ScopeReader):
         self._scope()
         c.action = self._action()
         for tag in self.found("verbs"):
-            if tag.get("verbs")[1] in ("change", "increase", "decrease", "keep", c.action):  # type: ignore[index]
+            if tag.get("verbs")[1] in ("change", "increase", "decrease", "keep", "add", c.action):  # type: ignore[index]
                 self.use(tag)
         for tag in self.found("aspects"):
             self.use(tag)

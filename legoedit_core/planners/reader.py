@@ -92,8 +92,10 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if first.action == "named" and (all(t.kind == "whole" for t in then.targets) or then.targets == first.targets
                                          ) and then.action not in ("remark", "describe", "named", "unknown"):
             then.targets, first.action = first.targets, "describe"  # "the red stripes on the left - make them navy"
-        if then.action == "named" and {t.head for t in then.targets} <= {t.head for t in first.targets}:
-            then.action = "describe"  # "dye her hair pink. Just the hair, obviously"
+        if then.action == "named" and ({t.head for t in then.targets} <= {t.head for t in first.targets} or (
+                first.targets and _between(instruction, first, then) in (":", "-", "—", "–", "("))):
+            then.action = "describe"  # "dye her hair pink. Just the hair, obviously", "erase the lettering - the
+            # name tag and the badge": which ones
         if then.action == first.action == "flip" and then.value == first.value:
             then.action = "describe"  # "a mirror image of it. Side to side, I mean": one flip, said twice
         if then.action == first.action in _ONCE and then.value in (None, "implied") and all(

@@ -46,6 +46,23 @@ EXTRA_COLORS: dict[str, RGB] = {
     "sage": (156, 175, 136),
     "slate": (112, 128, 144),
     "taupe": (72, 60, 50),
+    "bottle green": (0, 106, 78),
+    "racing green": (0, 66, 37),
+    "sage green": (156, 175, 136),
+    "emerald green": (80, 200, 120),
+    "signal red": (165, 32, 25),
+    "brick red": (203, 65, 84),
+    "cherry red": (210, 4, 45),
+    "pillar box red": (226, 37, 43),
+    "fire engine red": (206, 32, 41),
+    "burnt orange": (204, 85, 0),
+    "duck egg blue": (195, 221, 222),
+    "petrol blue": (0, 94, 112),
+    "electric blue": (125, 249, 255),
+    "dusty pink": (220, 174, 170),
+    "dusky pink": (204, 143, 143),
+    "lemon yellow": (255, 244, 79),
+    "butter yellow": (255, 241, 161),
 }
 
 # Modifier -> (towards white, towards black): "light red" mixes 45% white into red.
