@@ -80,3 +80,20 @@ def test_add_with_a_change_names_the_change_not_a_thing(cpu_toolset, instruction
 def test_things_named_after_a_dash_say_which_ones(cpu_toolset):
     result = _plan(cpu_toolset, "blur the writing on her jacket - the badge and the logo")
     assert _tools(result) == {"RES", "BLUR"}
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("make it sepia and along the top the words 'Est. 1920'", {"STYLE", "TEXT"}),
+    ("the caption SALE at the bottom and a square canvas", {"TEXT", "PAD"}),
+])
+def test_words_to_write_or_a_canvas_after_and_are_a_clause_of_their_own(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+@pytest.mark.parametrize("instruction", [
+    "caption 'Hello' at the top in the style of Monet",
+    "put the word OPEN up top and colourise the rest",
+])
+def test_a_change_no_brick_makes_inside_a_text_clause_declines_it(cpu_toolset, instruction):
+    result = _plan(cpu_toolset, instruction)
+    assert not result.ok

@@ -257,6 +257,13 @@ def _span(view: Words, group: list[int], lead: bool = True) -> str:
     return view.instruction[view.part[group[0]].start : view.part[group[-1]].end]
 
 
+def another_change(tag: Tag) -> bool:
+    """Whether a phrase names a change of its own wherever it stands: a look, greyscale, a square canvas, or a
+    change no brick makes that never describes the photo as it is (a named artist, colourising, outpainting)."""
+    return tag.has("styles") or tag.has("greyscale") or tag.has("canvas", "square") or any(
+        tag.has("undoable", kind) for kind in ("artist", "colourise", "outpaint", "translate", "generate"))
+
+
 def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
     """The clause's tokens before a purpose or reason ("so she stands out", "for the newsletter"); a "for" that
     leads to a colour, a look or a background is kept ("swap it for blue")."""

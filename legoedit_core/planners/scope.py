@@ -5,7 +5,7 @@ leave unread (then it is declined, never half done)."""
 from __future__ import annotations
 
 from legoedit_core.planners.asides import AsideReader
-from legoedit_core.planners.phrases import DETERMINERS, split_targets
+from legoedit_core.planners.phrases import DETERMINERS, another_change, split_targets
 from legoedit_core.planners.vocabulary import can_describe
 
 _STRONG_VERBS = ("remove", "crop", "rotate", "flip", "resize", "pad")  # changes no other action stands for
@@ -32,7 +32,9 @@ class ScopeReader(AsideReader):
             # white strip": a noun
             if verb is not None and verb[1] in _STRONG_VERBS and verb[1] != action and not named:
                 return True
-            if (tag.has("styles") or tag.has("greyscale")) and action not in ("style", "greyscale"):
+            look = tag.has("styles") or tag.has("greyscale")
+            if another_change(tag) and not (look and action in ("style", "greyscale") or action == "pad" and (
+                    tag.has("canvas"))):
                 return True
         return False
 

@@ -101,6 +101,10 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         return False
     if token.word == "and" and _writes(rest) and not _writes(part):
         return True  # "greyscale, and tile 'MEMBERS ONLY' over it": words to write are a clause of their own
+    if token.word == "and" and _words_to_write(rest) and not _words_to_write(part):
+        return True  # "sepia and at the top the words 'Day One'": so are words to write without a verb
+    if token.word in ("and", ",") and _canvas(rest, vocab) and not _canvas(part, vocab):
+        return True  # "the word NEW top left and a square canvas": a canvas too
     first = tags[i + 1] if i + 1 < len(tags) else None
     if token.word == "," and vocab.phrase_at([t.word for t in toks], i + 1, "purpose") is not None:
         return False  # "remove the bottle, I just want the backdrop": why, not a second change
@@ -167,6 +171,14 @@ def _someone_does(rest: list[Token]) -> bool:
         return False
     return can_be_verb(words[k].removesuffix("s").removesuffix("e" if words[k].endswith("ed") else "")
                        ) or can_be_verb(words[k].removesuffix("d").removesuffix("ed"))
+
+
+def _words_to_write(part: list[Token]) -> bool:
+    return any(t.kind in ("quote", "caps") for t in part)
+
+
+def _canvas(part: list[Token], vocab: Vocabulary) -> bool:
+    return any(t is not None and t.has("canvas", "square") for t in vocab.tag([t.word for t in part]))
 
 
 def _writes(part: list[Token], titled: bool = False) -> bool:

@@ -3,7 +3,7 @@ shade of a colour. Read by ``ClauseReader`` (which this class is the base of) fr
 
 from __future__ import annotations
 
-from legoedit_core.planners.phrases import PREPOSITIONS, Words
+from legoedit_core.planners.phrases import PREPOSITIONS, Words, another_change
 from legoedit_core.planners.reading import Clause, Target
 from legoedit_core.planners.vocabulary import can_be_noun
 
@@ -57,8 +57,9 @@ class ValueReader(Words):
             c.value = self.instruction[self.part[run[0]].start : self.part[run[-1]].end]
             picked = run
         for k in range(len(self.part)):
-            if k in picked or self.tags[k] is not None and not self.tags[k].has("finder_words"):
-                self.used[k] = True
+            tag = self.tags[k]
+            if k in picked or tag is not None and not (tag.has("finder_words") or another_change(tag)):
+                self.used[k] = True  # a look, a square canvas or a change no brick makes is left to be seen
         places = self.found("places")
         if places:
             c.place = places[-1].get("places")[1]  # type: ignore[index]
