@@ -97,3 +97,36 @@ def test_words_to_write_or_a_canvas_after_and_are_a_clause_of_their_own(cpu_tool
 def test_a_change_no_brick_makes_inside_a_text_clause_declines_it(cpu_toolset, instruction):
     result = _plan(cpu_toolset, instruction)
     assert not result.ok
+
+
+@pytest.mark.parametrize("instruction", [
+    "take the vase out altogether and fill in the gap",
+    "erase the vase itself, I need just the blurry wall behind it",
+    "get rid of the vase and keep only the soft background",
+    "remove the vase, want just the shelf as a backdrop",
+])
+def test_what_is_left_after_a_removal_is_no_second_change(cpu_toolset, instruction):
+    assert _tools(_plan(cpu_toolset, instruction)) == {"SOS", "INPAINT"}
+
+
+def test_a_removal_beside_a_background_change_of_another_thing_keeps_both(cpu_toolset):
+    assert _tools(_plan(cpu_toolset, "remove the writing and blur the background")) == {"RES", "INPAINT", "SOS", "CBG"}
+
+
+@pytest.mark.parametrize("instruction", [
+    "wipe the caption, we'll put our own words on it later",
+    "take the logo off, I will add ours in the layout tool",
+])
+def test_what_the_user_will_do_later_is_an_aside(cpu_toolset, instruction):
+    assert _tools(_plan(cpu_toolset, instruction)) == {"RES", "INPAINT"}
+
+
+@pytest.mark.parametrize(("instruction", "prompt"), [
+    ("blur the embroidered patch on his sleeve", "text"), ("clone out the caption strip", "text")])
+def test_patches_and_strips_of_writing_are_found_as_text(cpu_toolset, instruction, prompt):
+    assert _values(_plan(cpu_toolset, instruction), "prompt")[0] == prompt
+
+
+def test_a_colour_named_before_a_thing_after_a_determiner_names_it(cpu_toolset):
+    result = _plan(cpu_toolset, "his green badge on the pocket, make it orange instead")
+    assert _tools(result) == {"RES", "RCM"} and _values(result, "prompt") == ["text", "orange"]

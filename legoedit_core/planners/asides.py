@@ -82,6 +82,9 @@ class AsideReader(UndoableReader):
             words[1] in self.words[1:2] and told))  # "my grandson thinks", "the email keeps bouncing it back",
         # never "the rocket I mean"
         starts = words[:1] and (words[0] in _SOMEONE or words[0] in _ROLES or owner)
+        later = words[:1] and words[0].endswith("'ll") or words[1:2] == ["will"] or "later" in words
+        if starts and later:
+            return True  # "we'll set our own type over it later": what the user will do, not the edit
         edits = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background",
                  "undoable", "factors", ("text_overlay", "nouns"))
         return bool(starts) and not self.colours and not any(

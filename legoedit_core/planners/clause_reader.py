@@ -294,7 +294,7 @@ class ClauseReader(ScopeReader):
             for tag in [*comparatives, *self.found("verbs")]:
                 self.use(tag)
             return "tint"
-        if not verbs and self.colours and self._noun_at(min(self.colours[-1][1], len(self.words) - 1)):
+        if not verbs and self.colours and self._thing_at(min(self.colours[-1][1], len(self.words) - 1)):
             return "named"  # "the red stripes on the left": a thing named, for the clause after ("make them navy")
         if self.colours and (verbs or self._linking() or self.colours[-1][0] > 0 or not self.found("verbs")):
             start, end, colour = self.colours[-1]

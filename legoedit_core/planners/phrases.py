@@ -216,7 +216,8 @@ def _target(view: Words, group: list[int]) -> Target | None:
 def _whole_source(view: Words, rest: list[int]) -> bool:
     """Whether what a thing is taken out of or off is the picture or the setting ("out of the shot", "off the launch
     pad"), not a part of it ("from behind her", "from the corner")."""
-    named = [k for k in rest if view.words[k] not in ("the", "a", "an", "of", "this", "my", "our")]
+    named = [k for k in rest if view.words[k] not in ("the", "a", "an", "of", "this", "my", "our") and not (
+        view.tags[k] is not None and all(m == ("filler",) for m in view.tags[k].meanings))]  # "out entirely"
     if not named:
         return True
     tag = view.tags[named[0]]

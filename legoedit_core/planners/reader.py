@@ -89,6 +89,11 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.action = "describe"  # "make the sky bluer, it's too grey": why
         if first.action == "remove" and then.action == "background" and then.value == "implied":
             then.action = "describe"  # "delete the model behind her, it is distracting": why it goes
+        for removal, left in ((first, then), (then, first)):
+            if removal.action == "remove" and _the_subject(removal) and (left.action == "background" and (
+                    left.value or "").split()[:1] in (["blur"], ["empty"], ["implied"], ["clean"]) or left.action in (
+                    "keep", "describe") and any(t.kind == "background" for t in left.targets)):
+                left.action = "describe"  # "remove the cat, I need just the blurry room": what is left
         if first.action == "named" and (all(t.kind == "whole" for t in then.targets) or then.targets == first.targets
                                          ) and then.action not in ("remark", "describe", "named", "unknown"):
             then.targets, first.action = first.targets, "describe"  # "the red stripes on the left - make them navy"
@@ -176,6 +181,14 @@ def _corrects(text: str) -> bool:
     starts = (["no", ","], ["no", "actually"], ["no", "wait"], ["oh", "no"], ["or", "no"], ["on", "second"],
               ["scratch", "that"], ["or", "rather"], ["wait", ","], ["actually", ","], ["no"])
     return any(words[: len(s)] == s for s in starts[:-1]) or words == ["no"]
+
+
+def _the_subject(clause: Clause) -> bool:
+    """Whether a clause's targets are a thing that may be the photo's main subject (no finder word, no setting)."""
+    phrases = vocabulary().phrases
+    return bool(clause.targets) and all(t.kind == "subject" or t.kind == "thing" and t.head not in (
+        "person", "face", "skin", "hair", "clothes") and not any(m[0] == "finder_words" for m in phrases.get(
+            tuple(t.head.split()), [])) and vocabulary().not_subject(t.head) is None for t in clause.targets)
 
 
 def _points_back(clause: Clause) -> bool:

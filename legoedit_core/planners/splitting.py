@@ -9,7 +9,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, can_be_ver
 _TITLES = ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof", "Mt")
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
 _PRONOUNS = ("it", "this", "that", "he", "she", "they", "there", "which", "what")
-_SUBJECTS = ("we", "i", "we're", "i'm", "we've", "i've", "we'd", "i'd", "they", "they're")
+_SUBJECTS = ("we", "i", "we're", "i'm", "we've", "i've", "we'd", "i'd", "they", "they're", "i'll", "we'll")
 _INTERJECTIONS = {"lol", "haha", "hehe", "lmao", "tbh", "ngl", "btw", "xx"}  # end a clause, say nothing
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
@@ -136,6 +136,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     nxt = tags[ahead] if ahead is not None else None
     verb_next = nxt is not None and (any(nxt.has("verbs", v) for v in _EDIT_VERBS) or (
         (nxt.has("adjust") or nxt.has("greyscale")) and toks[nxt.start].word.endswith("en")))
+    if token.word == "and" and nxt is not None and nxt.has("verbs", "keep") and nxt.start == i + 1:
+        return True  # "wipe the cat out and keep only the blurred room": what stays is a clause of its own
     if token.word == "and" and _unknown_verb_next(toks, tags, i):
         return True  # "... and pop a hat on her": a change the vocabulary lacks is a clause of its own
     if token.word == "and" and i and tags[i - 1] is not None and tags[i - 1].has("problems") and (

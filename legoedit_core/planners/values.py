@@ -3,7 +3,7 @@ shade of a colour. Read by ``ClauseReader`` (which this class is the base of) fr
 
 from __future__ import annotations
 
-from legoedit_core.planners.phrases import PREPOSITIONS, Words, another_change
+from legoedit_core.planners.phrases import DETERMINERS, PREPOSITIONS, Words, another_change
 from legoedit_core.planners.reading import Clause, Target
 from legoedit_core.planners.vocabulary import can_be_noun
 
@@ -203,6 +203,13 @@ class ValueReader(Words):
         """Whether the word at ``k`` names a thing: a noun the vocabulary does not know, not a colour."""
         return self.tags[k] is None and can_be_noun(self.words[k], self.part[k].text) and not any(
             a <= k < b for a, b, _ in self.colours)
+
+    def _thing_at(self, k: int) -> bool:
+        """Whether the word at ``k`` names a thing: a noun the vocabulary does not know, or, after a determiner
+        ("her round blue patch"), one a finder sees ("teal suit" alone asks for a teal suit)."""
+        tag = self.tags[k]
+        return self._noun_at(k) or self.words[0] in DETERMINERS and tag is not None and any(
+            tag.has(c) for c in ("finder_words", "subject", "not_subject"))
 
     def _gradient(self) -> str | None:
         """A gradient background in the user's words ("a gradient from light blue to white"), or None."""
