@@ -130,3 +130,20 @@ def test_patches_and_strips_of_writing_are_found_as_text(cpu_toolset, instructio
 def test_a_colour_named_before_a_thing_after_a_determiner_names_it(cpu_toolset):
     result = _plan(cpu_toolset, "his green badge on the pocket, make it orange instead")
     assert _tools(result) == {"RES", "RCM"} and _values(result, "prompt") == ["text", "orange"]
+
+
+@pytest.mark.parametrize("instruction", [
+    "the dog's whiskers look soft, sharpen them", "crisp up the froth on the latte", "sharpen his eyelashes a bit"])
+def test_small_parts_no_finder_sees_are_sharpened_with_the_whole_photo(cpu_toolset, instruction):
+    result = _plan(cpu_toolset, instruction)
+    assert _tools(result) == {"SHARPEN"} and "mask" not in result.workflow.nodes[0].inputs
+
+
+def test_a_part_is_never_recoloured_by_the_whole_photo(cpu_toolset):
+    assert not _plan(cpu_toolset, "make the dog's whiskers white").ok
+
+
+@pytest.mark.parametrize("instruction", [
+    "soften her skin, nothing plasticky", "smooth his complexion a little, but not plastic looking"])
+def test_a_change_no_brick_makes_named_to_deny_it_is_how_the_edit_stays(cpu_toolset, instruction):
+    assert _tools(_plan(cpu_toolset, instruction)) == {"RES", "SMOOTH"}

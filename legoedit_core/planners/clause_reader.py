@@ -181,6 +181,8 @@ class ClauseReader(ScopeReader):
                 c.value = "implied"
                 return "adjust"
             return self._problem(problems[0]) if problems else "statement"
+        if not verbs and self._denied_change():
+            return "remark"  # "..., nothing plasticky": how it should not end up
         undoable = self._undoable(verbs)
         if undoable:
             kind, tag = undoable

@@ -11,8 +11,9 @@ from dataclasses import replace
 from typing import Any
 
 from legoedit_core.planners.graph import Declined, Graph, NotCovered
-from legoedit_core.planners.grounding import decline, named, region, taken_as_subject
+from legoedit_core.planners.grounding import Region, decline, named, region, taken_as_subject
 from legoedit_core.planners.reading import Clause, Target
+from legoedit_core.planners.vocabulary import vocabulary
 
 Planned = tuple[str, str]
 # attribute -> (value when raised, value when lowered, neutral); ADJUST's factors and temperature offset
@@ -127,15 +128,28 @@ def hide(graph: Graph, clause: Clause, image: str) -> Planned:
     return blur(graph, clause, image)
 
 
+def _detail_region(graph: Graph, clause: Clause, image: str) -> Region:
+    """Where detail is sharpened or cleaned: what is named, or, for small parts no finder sees ("the whiskers",
+    "the crema"), the whole photo, which carries them (a sharper photo has sharper whiskers)."""
+    try:
+        return region(graph, clause, image, main_subject=clause.scope == "except")
+    except Declined:
+        parts = [t for t in clause.targets if t.kind == "thing" and vocabulary().not_subject(t.head) in (
+            "part", "surface")]
+        if clause.scope != "whole" or not parts or len(parts) != len(clause.targets):
+            raise
+        return Region(None, f"the whole photo, which carries the {', '.join(named(t) for t in parts)}")
+
+
 def sharpen(graph: Graph, clause: Clause, image: str) -> Planned:
-    where = region(graph, clause, image)
+    where = _detail_region(graph, clause, image)
     amount = _given(clause, "amount") or graph.scaled("sharpen amount", [1.0, 0.6, 1.5])
     node = graph.add("SHARPEN", "sharpen", image=image, amount=amount, **_masked(where.mask))
     return f"@{node}.image", f"Crisper detail in {_where(where.found, where.mask)}: SHARPEN."
 
 
 def denoise(graph: Graph, clause: Clause, image: str) -> Planned:
-    where = region(graph, clause, image, main_subject=clause.scope == "except")
+    where = _detail_region(graph, clause, image)
     strength = _given(clause, "percent", 0.01) or min(1.0, graph.scaled("denoise strength", [0.4, 0.25, 0.6]))
     node = graph.add("SMOOTH", "denoise", image=image, strength=strength, **_masked(where.mask))
     return f"@{node}.image", f"Less noise and grain in {_where(where.found, where.mask)}: SMOOTH, which keeps edges."

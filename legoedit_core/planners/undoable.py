@@ -69,6 +69,11 @@ class UndoableReader(ValueReader):
             return "material", Tag(self.colours[-1][0], self.colours[-1][1], (("undoable", "material"),))
         return None
 
+    def _denied_change(self) -> bool:
+        """Whether a change no brick makes is named only to be denied ("nothing plasticky", "not plastic")."""
+        return any(set(self.words[max(0, t.start - 2) : t.start]) & {"not", "nothing", "no", "never", "without"}
+                   for t in self.found("undoable"))
+
     def _given_thing(self) -> Tag | None:
         """ "give him a little red bow tie": a thing given to someone is added (not "give it a blur", "give the sky
         a boost", where what is given is a change)."""
