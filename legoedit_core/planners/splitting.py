@@ -125,7 +125,11 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     if token.word == "," and (_has_action(rest, vocab) or first is not None and first.has("remarks")):
         return True
     if token.word == "with":  # "black and white with a bit more contrast": a second change, not "a navy colour"
-        return _has_tonal(rest, vocab) and not colour_spans([t.word for t in rest])
+        words = [p.word for p in part]
+        nouns = {b for _, b, _ in colour_spans(words)} | {k + 1 for k, w in enumerate(words) if w in _DETERMINERS}
+        verbs = [t for t in vocab.tag(words) if t is not None and t.has("verbs") and t.start not in nouns]
+        return _has_tonal(rest, vocab) and not colour_spans([t.word for t in rest]) and bool(
+            _has_tonal(part, vocab) or verbs)  # not "that white strip with writing is too bright": a thing, described
     if token.word in ("and", ",") and _tonal_kinds(rest, vocab) - _tonal_kinds(part, vocab):
         return True  # "greyscale, more contrast", "blur it and warm up her skin": one change each
     if token.word == "and" and _tonal_kinds(part, vocab) and any(
@@ -147,7 +151,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         return True  # "sky purple + 'T-minus 10' up top": words to write are a clause of their own
     if token.word == "and" and _second_object(toks, part, i):
         return True  # "add 'Hi' at the top and some steam": a second thing to add
-    return verb_next or token.word == "," and _statement_next(tags, i) or token.word == "and" and _pairs(part, rest)
+    return verb_next or token.word in (",", "but") and _statement_next(tags, i) or token.word == "and" and _pairs(
+        part, rest)
 
 
 def _without_asides(toks: list[Token]) -> list[Token]:
