@@ -147,3 +147,27 @@ def test_a_part_is_never_recoloured_by_the_whole_photo(cpu_toolset):
     "soften her skin, nothing plasticky", "smooth his complexion a little, but not plastic looking"])
 def test_a_change_no_brick_makes_named_to_deny_it_is_how_the_edit_stays(cpu_toolset, instruction):
     assert _tools(_plan(cpu_toolset, instruction)) == {"RES", "SMOOTH"}
+
+
+@pytest.mark.parametrize(("instruction", "name", "low", "high"), [
+    ("lower the contrast by abt 15%", "contrast", 0.8, 0.9),
+    ("almost black and white but not quite", "saturation", 0.05, 0.5),
+    ("take most of the colour out, nearly monochrome", "saturation", 0.05, 0.5),
+])
+def test_shorthand_amounts_and_nearly_grey(cpu_toolset, instruction, name, low, high):
+    result = _plan(cpu_toolset, instruction)
+    assert _tools(result) == {"ADJUST"} and low <= _values(result, name)[0] <= high
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("denoise it a lot, its grainy af", {"SMOOTH"}),  # "its" before how it is: it is
+    ("sepia w/ a thin black border", {"STYLE", "PAD"}),
+    ("a touch warmer, emphasis on subtle", {"ADJUST"}),
+])
+def test_casual_shorthand_reads_as_meant(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+def test_a_thing_described_after_but_is_what_it_points_back_to(cpu_toolset):
+    result = _plan(cpu_toolset, "that grey strip with the words is too dark, I'd like it white")
+    assert _tools(result) == {"RES", "RCM"} and _values(result, "prompt")[-1] == "white"

@@ -211,7 +211,7 @@ class ClauseReader(ScopeReader):
                     if self.words[longest.end : longest.end + 1] == [","]:  # "an oil painting, the thick kind with
                         self.used[longest.end :] = [True] * (len(self.part) - longest.end)  # brushstrokes": the look
                     return "style"
-                return "greyscale"
+                return "adjust" if self._nearly_grey() else "greyscale"
         if self._pad() and "crop" not in verbs:
             return self._canvas()
         size = [t for t in self.found("undoable", "age") if self.words[t.start] in SIZE_WORDS]
@@ -251,7 +251,8 @@ class ClauseReader(ScopeReader):
         if verb_action is None and self.found("flip") and (not verbs or set(verbs) <= {"change", "add"}):
             verb_action = "flip"  # "make a mirror image of it", "side to side, please"
         split = next((w for w in ("get", "take") if w in self.words), None)
-        if verb_action is None and split and {"out", "off"} & set(self.words[self.words.index(split) + 2 :]):
+        if verb_action is None and split and {"out", "off"} & set(self.words[self.words.index(split) + 2 :]) and not (
+                self.found("adjust")):  # (not "take most of the colour out": less of a tone)
             verb_action = "remove"  # "get the lamp out of the frame": a phrasal verb around its object
             self.used[self.words.index(split)] = True
         if "decrease" in verbs and self._cuts_out():

@@ -14,7 +14,8 @@ NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", 
               "size", "resolution", "dimensions", "strength", "radius", "amount", "not", "up", "down", "out", "off",
               "away", "looks", "is", "are", "was", "nobody", "anybody", "anyone", "everyone", "someone", "somebody",
               "people", "you", "kind", "sort", "type", "version", "variant", "copy", "think", "possible", "itself",
-              "herself", "himself", "themselves", "altogether", "couple", "shades"}
+              "herself", "himself", "themselves", "altogether", "couple", "shades", "difference", "emphasis",
+              "result", "results", "impression", "idea", "option", "options", "colourway", "colorway", "mood"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 DETERMINERS = {"the", "a", "an", "this", "that", "her", "his", "its", "their", "my", "your", "our"}
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}

@@ -47,6 +47,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             # it", "it's warm, make it warmer": the request says which way
             if implied.value == "implied" and edit.value != "implied" and same:
                 implied.action = "describe"
+                if edit.strength == 1.0:  # "take the colour out, nearly monochrome": how much, said after
+                    edit.strength = implied.strength
         vague_fix = then.reason == vague or (then.action == "remove" or first.action == "denoise" and then.action in (
             "smooth", "blur")) and all(t.kind == "whole" for t in then.targets)  # "noise in the sky, smooth it out"
         if first.value == "implied" and vague_fix:

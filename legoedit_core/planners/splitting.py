@@ -128,6 +128,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         words = [p.word for p in part]
         nouns = {b for _, b, _ in colour_spans(words)} | {k + 1 for k, w in enumerate(words) if w in _DETERMINERS}
         verbs = [t for t in vocab.tag(words) if t is not None and t.has("verbs") and t.start not in nouns]
+        if any(t is not None and t.has("canvas") for t in vocab.tag([r.word for r in rest])):
+            return bool(_has_tonal(part, vocab) or verbs)  # "black and white with a thin white border"
         return _has_tonal(rest, vocab) and not colour_spans([t.word for t in rest]) and bool(
             _has_tonal(part, vocab) or verbs)  # not "that white strip with writing is too bright": a thing, described
     if token.word in ("and", ",") and _tonal_kinds(rest, vocab) - _tonal_kinds(part, vocab):

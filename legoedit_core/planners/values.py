@@ -204,6 +204,18 @@ class ValueReader(Words):
         return self.tags[k] is None and can_be_noun(self.words[k], self.part[k].text) and not any(
             a <= k < b for a, b, _ in self.colours)
 
+    def _nearly_grey(self) -> bool:
+        """ "almost black and white but not quite", "desaturate it a lot, not fully bw": most of the colour out, as
+        a strong saturation cut, not greyscale."""
+        words = " ".join(self.words)
+        if not any(w in words for w in ("almost", "nearly", "not fully", "not quite", "not completely",
+                                        "not totally", "not entirely")):
+            return False
+        c = self.clause
+        c.attribute, c.direction, c.value = "saturation", -1, "implied"
+        c.strength = max(c.strength, float(self.vocab.data["strength"]["strong"]["factor"]))
+        return True
+
     def _thing_at(self, k: int) -> bool:
         """Whether the word at ``k`` names a thing: a noun the vocabulary does not know, or, after a determiner
         ("her round blue patch"), one a finder sees ("teal suit" alone asks for a teal suit)."""

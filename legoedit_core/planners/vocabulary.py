@@ -264,10 +264,13 @@ def _uncontracted(found: list[Token]) -> list[Token]:
     """ "the cup's too red": a noun's "'s" before how it is, read as "is" (a possessive stays one word)."""
     out: list[Token] = []
     for k, t in enumerate(found):
-        if t.kind == "word" and t.word.endswith("'s") and len(t.word) > 3 and k + 1 < len(found) and found[
-                k + 1].word in _STATED and t.word not in ("it's", "that's", "there's", "what's", "he's", "she's"):
+        after = found[k + 1].word if k + 1 < len(found) else ""
+        if t.kind == "word" and t.word.endswith("'s") and len(t.word) > 3 and after in _STATED and t.word not in (
+                "it's", "that's", "there's", "what's", "he's", "she's"):
             out += [Token(t.text[:-2], t.start, t.end - 2, t.word[:-2], "word"), Token("is", t.end - 2, t.end, "is",
                                                                                       "word")]
+        elif t.word == "its" and (after in _STATED or not can_be_noun(after) and can_describe(after)):
+            out.append(Token(t.text, t.start, t.end, "it's", "word"))  # "its blurry": it is, the apostrophe left out
         else:
             out.append(t)
     return out
