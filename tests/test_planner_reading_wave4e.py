@@ -171,3 +171,23 @@ def test_casual_shorthand_reads_as_meant(cpu_toolset, instruction, tools):
 def test_a_thing_described_after_but_is_what_it_points_back_to(cpu_toolset):
     result = _plan(cpu_toolset, "that grey strip with the words is too dark, I'd like it white")
     assert _tools(result) == {"RES", "RCM"} and _values(result, "prompt")[-1] == "white"
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("a touch darker + a little sharpening", ["ADJUST", "SHARPEN"]),
+    ("45 anticlockwise and more contrast", ["ROTATE", "ADJUST"]),
+    ("more contrast, crisper, and 900 wide", ["ADJUST", "SHARPEN", "RESIZE"]),
+    ("640px wide, black and white", ["RESIZE", "GRAYSCALE"]),
+])
+def test_each_change_of_a_list_is_planned(cpu_toolset, instruction, tools):
+    result = _plan(cpu_toolset, instruction)
+    assert result.ok, result.error
+    assert result.workflow.tools() == tools
+
+
+@pytest.mark.parametrize(("instruction", "angle"), [
+    ("the shelf leans about 4 degrees to the left, can you level it", -4.0),
+    ("the sea dips 2 degrees towards the right", 2.0),
+])
+def test_a_tilt_described_is_levelled_by_turning_the_other_way(cpu_toolset, instruction, angle):
+    assert _values(_plan(cpu_toolset, instruction), "angle") == [angle]

@@ -122,6 +122,19 @@ def read_amounts(view: Words, c: Clause) -> None:
         else:
             continue
         view.use(tag)
+    _level(view, c)
+
+
+_TILTS = ("dips", "dip", "leans", "lean", "tilts", "tilted", "slopes", "slants", "sags", "droops", "drops", "sinks")
+
+
+def _level(view: Words, c: Clause) -> None:
+    """A tilt described ("it dips 3 degrees towards the right") is levelled by turning the other way."""
+    tilt = next((k for k, w in enumerate(view.words) if w in _TILTS), None)
+    side = next((w for w in view.words[tilt:] if w in ("left", "right")), None) if tilt is not None else None
+    if side is not None:
+        turn = "anticlockwise" if side == "right" else "clockwise"
+        c.amounts = [Amount(a.value, "degrees", turn) if a.unit in ("degrees", "number") else a for a in c.amounts]
 
 
 def split_targets(view: Words, run: list[int]) -> list[Target]:

@@ -103,6 +103,9 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
                 first.targets and _between(instruction, first, then) in (":", "-", "—", "–", "("))):
             then.action = "describe"  # "dye her hair pink. Just the hair, obviously", "erase the lettering - the
             # name tag and the badge": which ones
+        for said, sized in ((first, then), (then, first)):
+            if said.action == sized.action == "rotate" and not said.amounts and sized.amounts:
+                said.action = "describe"  # "it leans 4 degrees to the left, can you level it": one turn
         if then.action == first.action == "flip" and then.value == first.value:
             then.action = "describe"  # "a mirror image of it. Side to side, I mean": one flip, said twice
         if then.action == first.action in _ONCE and then.value in (None, "implied") and all(

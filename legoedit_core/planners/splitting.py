@@ -11,6 +11,9 @@ _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "t
 _PRONOUNS = ("it", "this", "that", "he", "she", "they", "there", "which", "what")
 _SUBJECTS = ("we", "i", "we're", "i'm", "we've", "i've", "we'd", "i'd", "they", "they're", "i'll", "we'll")
 _INTERJECTIONS = {"lol", "haha", "hehe", "lmao", "tbh", "ngl", "btw", "xx"}  # end a clause, say nothing
+_OWN_VERBS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "write",
+              "pad", "isolate")  # verbs that name one change each ("make", "add", "more" name none of their own)
+_NOT = ("not", "don't", "dont", "no", "never", "without")
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
                "write", "add", "replace", "pad", "isolate", "increase", "decrease")
@@ -134,6 +137,9 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
             _has_tonal(part, vocab) or verbs)  # not "that white strip with writing is too bright": a thing, described
     if token.word in ("and", ",") and _tonal_kinds(rest, vocab) - _tonal_kinds(part, vocab):
         return True  # "greyscale, more contrast", "blur it and warm up her skin": one change each
+    if token.word in ("and", ",") and _change_kinds(part, vocab) and _change_kinds(rest, vocab) - _change_kinds(
+            part, vocab) - {"change"}:
+        return True  # "a little brighter + a bit of sharpening", "sharper, and 1200 wide"
     if token.word == "and" and _tonal_kinds(part, vocab) and any(
             t is not None and t.has("canvas") for t in vocab.tag([r.word for r in rest])):
         return True  # "more contrast and a black frame"
@@ -235,6 +241,22 @@ def _tonal_kinds(part: list[Token], vocab: Vocabulary) -> set[str]:
     return kinds
 
 
+def _change_kinds(part: list[Token], vocab: Vocabulary) -> set[str]:
+    """The kinds of change a run of tokens names: its tonal changes and looks, edit verbs, a rotation, a flip, a
+    canvas, a size in pixels."""
+    kinds = _tonal_kinds(part, vocab)
+    words = [t.word for t in part]
+    for tag in vocab.tag(words):
+        verb = tag.get("verbs") if tag is not None else None
+        if verb is not None and verb[1] in _OWN_VERBS and not (tag.start and words[tag.start - 1] in _NOT):
+            kinds.add(verb[1])
+        if tag is not None and (tag.has("canvas", "square") or tag.has("canvas", "border")):
+            kinds.add("canvas")
+    if any(t.kind == "number" for t in part) and any(w in ("px", "pixels", "wide", "tall", "high") for w in words):
+        kinds.add("size")
+    return kinds
+
+
 def _has_tonal(part: list[Token], vocab: Vocabulary) -> bool:
     tags = vocab.tag([t.word for t in part])
     return any(t is not None and (t.has("adjust") or t.has("styles") or t.has("greyscale")) for t in tags)
@@ -248,6 +270,9 @@ def _statement_next(tags: list[Tag | None], i: int) -> bool:
 
 def _has_action(part: list[Token], vocab) -> bool:
     tags = vocab.tag([t.word for t in part])
+    if any(t.kind == "number" for t in part) and any(t is not None and (t.has("rotation") or t.has(
+            "units", "pixels")) for t in tags):
+        return True  # "90 clockwise", "800px wide"
     acts = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background", "factors",
             "undoable")
     words = [t.word for t in part]

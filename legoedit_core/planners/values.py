@@ -220,7 +220,7 @@ class ValueReader(Words):
         """Whether the word at ``k`` names a thing: a noun the vocabulary does not know, or, after a determiner
         ("her round blue patch"), one a finder sees ("teal suit" alone asks for a teal suit)."""
         tag = self.tags[k]
-        return self._noun_at(k) or self.words[0] in DETERMINERS and tag is not None and any(
+        return self._noun_at(k) or self.words[0] in DETERMINERS - {"a", "an"} and tag is not None and any(
             tag.has(c) for c in ("finder_words", "subject", "not_subject"))
 
     def _gradient(self) -> str | None:
