@@ -191,3 +191,24 @@ def test_each_change_of_a_list_is_planned(cpu_toolset, instruction, tools):
 ])
 def test_a_tilt_described_is_levelled_by_turning_the_other_way(cpu_toolset, instruction, angle):
     assert _values(_plan(cpu_toolset, instruction), "angle") == [angle]
+
+
+@pytest.mark.parametrize("instruction", [
+    "give the dog a little blue bow tie", "brighten it and pop some sunglasses on him"])
+def test_a_thing_given_or_popped_on_is_added_and_declined(cpu_toolset, instruction):
+    result = _plan(cpu_toolset, instruction)
+    assert not result.ok and "adding something" in result.error
+
+
+def test_a_turn_for_a_portrait_frame_is_a_turn_not_a_border(cpu_toolset):
+    result = _plan(cpu_toolset, "rotate the frame 90 degrees so it fits a portrait slot")
+    assert _tools(result) == {"ROTATE"}
+
+
+def test_a_number_before_words_in_capitals_is_written_too(cpu_toolset):
+    assert _values(_plan(cpu_toolset, "put 30% OFF top left"), "prompt") == ["30% OFF"]
+
+
+def test_an_intensifier_before_a_slight_word_keeps_it_slight(cpu_toolset):
+    result = _plan(cpu_toolset, "a bit more contrast, really barely noticeable")
+    assert 1.0 < _values(result, "contrast")[0] < 1.2

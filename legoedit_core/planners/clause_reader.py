@@ -142,7 +142,9 @@ class ClauseReader(ScopeReader):
 
     def _strength(self) -> None:
         data = self.vocab.data["strength"]
-        levels = [tag.get("strength")[1] for tag in self.found("strength")]  # type: ignore[index]
+        found = self.found("strength")
+        levels = [tag.get("strength")[1] for tag in found  # type: ignore[index]
+                  if not any(other.start == tag.end for other in found)]  # "really barely noticeable": barely
         for tag in self.found("strength"):
             self.use(tag)
         if levels:  # "a little, but really noticeable": the strongest word says how much
@@ -212,7 +214,7 @@ class ClauseReader(ScopeReader):
                         self.used[longest.end :] = [True] * (len(self.part) - longest.end)  # brushstrokes": the look
                     return "style"
                 return "adjust" if self._nearly_grey() else "greyscale"
-        if self._pad() and "crop" not in verbs:
+        if self._pad() and not {"crop", "rotate"} & set(verbs):
             return self._canvas()
         size = [t for t in self.found("undoable", "age") if self.words[t.start] in SIZE_WORDS]
         if size and (c.amounts or self.found("scope", "whole") or "resize" in verbs):
@@ -315,8 +317,9 @@ class ClauseReader(ScopeReader):
                 t.kind in ("word", "caps") and not (self.tags[k] and self.tags[k].has("filler"))
                 for k, t in enumerate(self.part)):
             vague = self.found("undoable", "vague")
-            if vague and (verbs or vague[0].end < len(self.words) and self.words[vague[0].end] in DETERMINERS):
-                spec = self.vocab.undoable("vague")
+            if vague and (verbs or vague[0].end < len(self.words) and self.words[vague[0].end] in DETERMINERS | {
+                    "some"}):  # "make it pop", "pop some sunglasses on her" (a thing put on: added)
+                spec = self.vocab.undoable("add" if {"on", "onto"} & set(self.words[vague[0].end :]) else "vague")
                 c.reason, c.value = spec["reason"], spec["instead"]
                 return "undoable"
             return "remark"

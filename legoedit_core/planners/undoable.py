@@ -82,7 +82,9 @@ class UndoableReader(ValueReader):
             return None
         article = next((k for k in range(give + 2, min(give + 5, len(self.words))) if self.words[k] in (
             "a", "an", "some")), None)
-        rest = [k for k in range(article + 1, len(self.words)) if self.part[k].kind == "word"] if article else []
+        rest = [k for k in range(article + 1, len(self.words)) if self.part[k].kind == "word" and not (
+            self.tags[k] is not None and (self.tags[k].has("strength") or self.tags[k].has("text_overlay")))
+                ] if article else []  # "a little red bow tie": a bow tie
         if any(self.words[k] in _EDIT_NOUNS for k in rest):
             return None  # "give the sky a boost", "give it a once-over"
         things = [k for k in rest if self.tags[k] is None or self.tags[k].has("finder_words") or self.tags[

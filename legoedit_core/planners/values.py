@@ -49,6 +49,8 @@ class ValueReader(Words):
             picked = quoted[:1]
         else:
             run = [caps[0]]
+            while run[0] > 0 and (self.part[run[0] - 1].kind == "number" or self.part[run[0] - 1].word == "%"):
+                run.insert(0, run[0] - 1)  # "20% OFF": the number before the capitals is written too
             while run[-1] + 1 < len(self.part) and (self.part[run[-1] + 1].kind in ("caps", "number")
                                                     or self.part[run[-1] + 1].word in ("%", ",") and run[-1] + 2 < len(
                                                         self.part) and self.part[run[-1] + 2].kind == "caps"
