@@ -50,6 +50,7 @@ class ClauseReader(ScopeReader):
                                                                    is not None and tags[k - 1].has("finder_words")
                                                                    and can_be_noun(self.words[k])
                                                                    and not tag.has("verbs", "change")
+                                                                   and not tag.has("verbs", "keep")
                                                                    or colour_spans(self.words[k - 1 : k]) and tag.has(
                                                                        "verbs", "remove"))
                      else tag for k, tag in enumerate(tags)]  # "the text strip", "the white strip", not "those
