@@ -212,3 +212,17 @@ def test_a_number_before_words_in_capitals_is_written_too(cpu_toolset):
 def test_an_intensifier_before_a_slight_word_keeps_it_slight(cpu_toolset):
     result = _plan(cpu_toolset, "a bit more contrast, really barely noticeable")
     assert 1.0 < _values(result, "contrast")[0] < 1.2
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("cut the vase out onto clean white", {"SOS", "CBG"}),
+    ("could the dog sit on a plain grey backdrop instead", {"SOS", "CBG"}),
+    ("make the mug teal and sit it on a black to grey gradient", {"SOS", "RCM", "CBG"}),
+    ("cool the grass down, the sky stays as it is", {"RES", "ADJUST"}),
+])
+def test_placing_on_a_new_background_and_what_stays(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+def test_sitting_up_is_still_a_pose(cpu_toolset):
+    assert "pose" in _plan(cpu_toolset, "make the dog sit up straight").error

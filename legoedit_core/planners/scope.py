@@ -28,8 +28,8 @@ class ScopeReader(AsideReader):
             if tag is None or self.used[k] or tag.start != k:
                 continue
             verb = tag.get("verbs")
-            named = k and (self.words[k - 1] in DETERMINERS or any(b == k for _, b, _ in self.colours))  # "the
-            # white strip": a noun
+            named = k and (self.words[k - 1] in DETERMINERS or any(b == k for _, b, _ in self.colours)) or any(
+                a == tag.end for a, _, _ in self.colours)  # "the white strip": a noun; "clean white": a colour's
             if verb is not None and verb[1] in _STRONG_VERBS and verb[1] != action and not named:
                 return True
             look = tag.has("styles") or tag.has("greyscale")

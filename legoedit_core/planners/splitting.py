@@ -150,6 +150,8 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
         (nxt.has("adjust") or nxt.has("greyscale")) and toks[nxt.start].word.endswith("en")))
     if token.word == "and" and nxt is not None and nxt.has("verbs", "keep") and nxt.start == i + 1:
         return True  # "wipe the cat out and keep only the blurred room": what stays is a clause of its own
+    if token.word == "and" and i + 1 < len(toks) and toks[i + 1].word in ("sit", "stand", "set"):
+        return True  # "recolour the box and sit it on a grey gradient": a placing of its own
     if token.word == "and" and _unknown_verb_next(toks, tags, i):
         return True  # "... and pop a hat on her": a change the vocabulary lacks is a clause of its own
     if token.word == "and" and i and tags[i - 1] is not None and tags[i - 1].has("problems") and (

@@ -33,7 +33,7 @@ class UndoableReader(ValueReader):
                 if moving and not self.colours:
                     return "pose", tag
                 continue
-            if not (tag.has("verbs") or tag.has("filler")):
+            if not (tag.has("verbs") or tag.has("filler") or self._placed_on(tag)):
                 return "pose", tag
         for tag in self.found("undoable", "transform"):
             if self._value_position(tag):
@@ -68,6 +68,12 @@ class UndoableReader(ValueReader):
         if made_of and self.colours:  # "made of gold": a material, though gold is also a colour
             return "material", Tag(self.colours[-1][0], self.colours[-1][1], (("undoable", "material"),))
         return None
+
+    def _placed_on(self, tag: Tag) -> bool:
+        """ "sit the cup on a peach gradient", "the cat sitting on plain white": placed on a new background."""
+        after = self.words[tag.end :]
+        return bool({"on", "onto", "against"} & set(after)) and bool(
+            self.found("background") or self._on_colour() or {"gradient", "white", "black"} & set(after))
 
     def _denied_change(self) -> bool:
         """Whether a change no brick makes is named only to be denied ("nothing plasticky", "not plastic")."""
