@@ -226,3 +226,8 @@ def test_placing_on_a_new_background_and_what_stays(cpu_toolset, instruction, to
 
 def test_sitting_up_is_still_a_pose(cpu_toolset):
     assert "pose" in _plan(cpu_toolset, "make the dog sit up straight").error
+
+
+def test_this_one_and_a_thing_said_to_be_blown_out_are_the_photo(cpu_toolset):
+    result = _plan(cpu_toolset, "far too much glare on this one, the whole thing's blown out")
+    assert _tools(result) == {"ADJUST"} and _values(result, "brightness")[0] < 1

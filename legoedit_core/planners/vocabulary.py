@@ -257,7 +257,8 @@ def tokens(instruction: str) -> list[Token]:
     return _counted(_uncontracted(found))
 
 
-_STATED = ("too", "so", "very", "really", "quite", "a", "kind", "kinda", "looking", "gone", "getting", "way", "far")
+_STATED = ("too", "so", "very", "really", "quite", "a", "kind", "kinda", "looking", "gone", "getting", "way", "far",
+           "blown", "washed", "faded", "overexposed", "underexposed")
 
 
 def _uncontracted(found: list[Token]) -> list[Token]:
@@ -265,11 +266,12 @@ def _uncontracted(found: list[Token]) -> list[Token]:
     out: list[Token] = []
     for k, t in enumerate(found):
         after = found[k + 1].word if k + 1 < len(found) else ""
-        if t.kind == "word" and t.word.endswith("'s") and len(t.word) > 3 and after in _STATED and t.word not in (
+        stated = after in _STATED or not can_be_noun(after) and can_describe(after)  # "too red", "blown out"
+        if t.kind == "word" and t.word.endswith("'s") and len(t.word) > 3 and stated and t.word not in (
                 "it's", "that's", "there's", "what's", "he's", "she's"):
             out += [Token(t.text[:-2], t.start, t.end - 2, t.word[:-2], "word"), Token("is", t.end - 2, t.end, "is",
                                                                                       "word")]
-        elif t.word == "its" and (after in _STATED or not can_be_noun(after) and can_describe(after)):
+        elif t.word == "its" and stated:
             out.append(Token(t.text, t.start, t.end, "it's", "word"))  # "its blurry": it is, the apostrophe left out
         else:
             out.append(t)
