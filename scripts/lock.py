@@ -11,7 +11,8 @@ Profiles (README, "Install"):
   0.137 while Prefect 3.8.8 needs 0.139 or later, so the two never share one environment (docs/models.md).
 
 Resolution is as of ``EXCLUDE_NEWER``, so a lock is current as long as its inputs did not change, whatever the
-registry published since; move the date to take newer releases.
+registry published since; move the date to take newer releases. Keep it a few days in the past: the registry mirror
+these machines reach fills in the last days' uploads late, so a cut-off of today resolves differently tomorrow.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXCLUDE_NEWER = "2026-12-07T00:00:00Z"
+EXCLUDE_NEWER = "2026-12-01T00:00:00Z"
 PLATFORM = ("--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11")
 # profile: (the requirements it resolves, extras, its lock file), paths from the repository root
 PROFILES: dict[str, tuple[str, tuple[str, ...], str]] = {

@@ -122,7 +122,7 @@ def test_what_the_user_will_do_later_is_an_aside(cpu_toolset, instruction):
 
 
 @pytest.mark.parametrize(("instruction", "prompt"), [
-    ("blur the embroidered patch on his sleeve", "text"), ("clone out the caption strip", "text")])
+    ("blur the mission patch on his sleeve", "text"), ("clone out the caption strip", "text")])
 def test_patches_and_strips_of_writing_are_found_as_text(cpu_toolset, instruction, prompt):
     assert _values(_plan(cpu_toolset, instruction), "prompt")[0] == prompt
 
