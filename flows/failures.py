@@ -133,7 +133,10 @@ def fails_cleanly(flow_function: Callable[P, R]) -> Callable[P, R]:
         try:
             return flow_function(*args, **kwargs)
         except Interrupted as error:  # stopped on purpose (Ctrl-C, or SIGTERM from a worker cancelling the run)
-            get_run_logger().warning(_one_line(error))
+            logger = get_run_logger()
+            logger.warning(_one_line(error))
+            for handler in getattr(logger, "logger", logger).handlers:
+                handler.flush()  # the line reaches the API before the stop's grace period ends the process
             return Cancelled(message=_one_line(error), data=error)  # type: ignore[return-value]
         except ANTICIPATED as error:
             return Failed(message=_one_line(error), data=error)  # type: ignore[return-value]
