@@ -146,7 +146,7 @@ class ClauseReader(ScopeReader):
         found = self.found("strength")
         levels = [tag.get("strength")[1] for tag in found  # type: ignore[index]
                   if not any(other.start == tag.end for other in found)]  # "really barely noticeable": barely
-        for tag in self.found("strength"):
+        for tag in found:
             self.use(tag)
         if levels:  # "a little, but really noticeable": the strongest word says how much
             self.clause.strength = max(float(data[lv]["factor"]) for lv in levels if lv != "slight" or len(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from legoedit_core.planners.clause_reader import ClauseReader
-from legoedit_core.planners.reading import Clause, Reading, colour_spans
+from legoedit_core.planners.reading import Clause, Reading, Target, colour_spans
 from legoedit_core.planners.splitting import split, tonal_only
 from legoedit_core.planners.vocabulary import Token, tokens, vocabulary
 
@@ -137,8 +137,7 @@ def _pronouns(clauses: list[Clause]) -> list[Clause]:
         if then.action == "recolour" and not then.targets and any(t.kind == "thing" for t in first.targets):
             then.targets = list(first.targets)  # "can her hair go darker, more of a chocolate brown"
     for k, clause in enumerate(clauses):
-        animal = next((t for c in reversed(clauses[:k]) for t in c.targets if t.kind == "thing" and t.head not in (
-            "person", "face", "skin", "hair", "clothes") and vocabulary().not_subject(t.head) is None and not (
+        animal = next((t for c in reversed(clauses[:k]) for t in c.targets if _a_thing_itself(t) and not (
             t.head.endswith("s") and not t.head.endswith("ss"))), None)  # one thing, not "the shadows"
         if animal is not None and clause.targets and all(t.head == "person" and t.words.lower() in _PERSONAL
                                                          for t in clause.targets):
@@ -188,12 +187,17 @@ def _corrects(text: str) -> bool:
     return any(words[: len(s)] == s for s in starts[:-1]) or words == ["no"]
 
 
+def _a_thing_itself(target: Target) -> bool:
+    """Whether a target names a thing of its own: not a person or a part of one, not the setting nor a part."""
+    return target.kind == "thing" and target.head not in ("person", "face", "skin", "hair", "clothes") and (
+        vocabulary().not_subject(target.head) is None)
+
+
 def _the_subject(clause: Clause) -> bool:
     """Whether a clause's targets are a thing that may be the photo's main subject (no finder word, no setting)."""
     phrases = vocabulary().phrases
-    return bool(clause.targets) and all(t.kind == "subject" or t.kind == "thing" and t.head not in (
-        "person", "face", "skin", "hair", "clothes") and not any(m[0] == "finder_words" for m in phrases.get(
-            tuple(t.head.split()), [])) and vocabulary().not_subject(t.head) is None for t in clause.targets)
+    return bool(clause.targets) and all(t.kind == "subject" or _a_thing_itself(t) and not any(
+        m[0] == "finder_words" for m in phrases.get(tuple(t.head.split()), [])) for t in clause.targets)
 
 
 def _points_back(clause: Clause) -> bool:

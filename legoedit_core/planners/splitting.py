@@ -13,7 +13,6 @@ _SUBJECTS = ("we", "i", "we're", "i'm", "we've", "i've", "we'd", "i'd", "they", 
 _INTERJECTIONS = {"lol", "haha", "hehe", "lmao", "tbh", "ngl", "btw", "xx"}  # end a clause, say nothing
 _OWN_VERBS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "write",
               "pad", "isolate")  # verbs that name one change each ("make", "add", "more" name none of their own)
-_NOT = ("not", "don't", "dont", "no", "never", "without")
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
                "write", "add", "replace", "pad", "isolate", "increase", "decrease")
@@ -248,9 +247,13 @@ def _change_kinds(part: list[Token], vocab: Vocabulary) -> set[str]:
     canvas, a size in pixels."""
     kinds = _tonal_kinds(part, vocab)
     words = [t.word for t in part]
-    for tag in vocab.tag(words):
+    tags = vocab.tag(words)
+    for tag in tags:
         verb = tag.get("verbs") if tag is not None else None
-        if verb is not None and verb[1] in _OWN_VERBS and not (tag.start and words[tag.start - 1] in _NOT):
+        before = tags[tag.start - 1] if tag is not None and tag.start else None
+        denied = tag is not None and tag.start and (words[tag.start - 1] in ("no", "not") or (
+            before is not None and before.has("negation")))  # "don't crop": no change of its own
+        if verb is not None and verb[1] in _OWN_VERBS and not denied:
             kinds.add(verb[1])
         if tag is not None and (tag.has("canvas", "square") or tag.has("canvas", "border")):
             kinds.add("canvas")

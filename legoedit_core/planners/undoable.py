@@ -77,8 +77,10 @@ class UndoableReader(ValueReader):
 
     def _denied_change(self) -> bool:
         """Whether a change no brick makes is named only to be denied ("nothing plasticky", "not plastic")."""
-        return any(set(self.words[max(0, t.start - 2) : t.start]) & {"not", "nothing", "no", "never", "without"}
-                   for t in self.found("undoable"))
+        def denies(k: int) -> bool:  # the vocabulary's negations, and "no" / "not" / "nothing" inside other phrases
+            return self.words[k] in ("nothing", "no", "not") or self.tags[k] is not None and self.tags[k].has(
+                "negation")
+        return any(any(denies(k) for k in range(max(0, t.start - 2), t.start)) for t in self.found("undoable"))
 
     def _given_thing(self) -> Tag | None:
         """ "give him a little red bow tie": a thing given to someone is added (not "give it a blur", "give the sky
