@@ -5,23 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from legoedit_core.planners.actions import ATTRIBUTE_NOUNS, ActionReader
 from legoedit_core.planners.phrases import DETERMINERS, inside, read_amounts, split_targets, without_purpose
-from legoedit_core.planners.reading import Amount, Clause, colour_spans, tag_list
-from legoedit_core.planners.scope import ScopeReader
-from legoedit_core.planners.undoable import SIZE_WORDS
+from legoedit_core.planners.reading import Clause, colour_spans, tag_list
 from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
-_VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "pad",
-                 "isolate")
-_STATES = ("dim", "dark", "dull", "murky")  # said of a photo, a complaint: "it's a bit dim"
-_CASTS = {"orange": -1, "yellow": -1, "amber": -1, "blue": 1, "cyan": 1}  # a cast's colour: the temperature fix
-_ATTRIBUTE_NOUNS = {"brightness", "exposure", "light", "lighting", "contrast", "saturation", "vibrance", "colours",
-                    "colors", "colour", "color", "warmth"}
-
-
-
 
 _NOUN_ACTIONS = ("blur", "sharpen", "crop", "flip", "rotate", "resize", "denoise", "smooth")  # "give it a blur"
 
@@ -34,9 +24,7 @@ def _as_noun(tag: Tag) -> Tag | None:
     return Tag(tag.start, tag.end, meanings) if meanings else None
 
 
-
-
-class ClauseReader(ScopeReader):
+class ClauseReader(ActionReader):
     """Reads one clause; every token is either the action's (``used``) or part of a target."""
 
     def __init__(self, instruction: str, part: list[Token]) -> None:
@@ -98,7 +86,7 @@ class ClauseReader(ScopeReader):
     def statement(self) -> bool:
         """A clause that states rather than asks: a copula and no verb ("it's too dark", "the fur looks soft")."""
         acts = any(self.found(c) for c in ("styles", "greyscale", "comparatives")) or any(
-            self.words[t.start] not in _ATTRIBUTE_NOUNS for t in self.found("adjust"))
+            self.words[t.start] not in ATTRIBUTE_NOUNS for t in self.found("adjust"))
         return bool(self.found("copulas")) and not self.verbs() and not acts
 
     def last_content(self) -> int:
@@ -156,243 +144,4 @@ class ClauseReader(ScopeReader):
         """Whether the phrase is what something becomes (last content word, or after into / to / like / of)."""
         lead = self.words[tag.start - 1] if tag.start > 0 else ""
         return tag.end - 1 >= self.last_content() or lead in _VALUE_LEADS
-
-    # -------------------------------------------------------------------------------------------------- action
-
-    def _action(self) -> str:
-        c, verbs = self.clause, self.verbs()
-        if self.words[0] == "like" or self.words[:2] == ["as", "if"] or self._how_it_stays() or self._why_only() or (
-                self._context()):
-            return "remark"  # "..., like a cutout for a sticker", "but keep it natural": why, or how it stays
-        if self._write():
-            return "write"
-        if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
-            return "keep"  # "don't touch the sky": what the next change leaves out; "don't crop": a remark
-        simile = self.words.index("like") if "like" in self.words[1:] else len(self.words)
-        copulas = [t for t in self.found("copulas") if t.start < simile]
-        if not verbs and not self.found("problems") and copulas and self.words[copulas[0].start] in ("was", "were"):
-            return "remark"  # "the café was warm and cosy": how it was, not what to change
-        if self.statement():
-            problems = self.found("problems")
-            loud = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("so", "too", "very", "really")
-                    and s[2] not in ("grey", "gray", "white", "black")]  # "too grey" asks for more colour, not less
-            if not problems and loud:  # "her coat is so red": too much of that colour; "everything looks really
-                cast = loud[0][2] in _CASTS and not any(  # orange": a colour cast over the photo, its temperature
-                    self._noun_at(k) or self.tags[k] is not None and self.tags[k].has("finder_words")
-                    for k in range(loud[0][0]))
-                c.attribute, c.direction = ("temperature", _CASTS[loud[0][2]]) if cast else ("saturation", -1)
-                c.value = "implied"
-                return "adjust"
-            return self._problem(problems[0]) if problems else "statement"
-        if not verbs and self._denied_change():
-            return "remark"  # "..., nothing plasticky": how it should not end up
-        undoable = self._undoable(verbs)
-        if undoable:
-            kind, tag = undoable
-            spec = self.vocab.undoable(kind)
-            c.reason, c.value = spec["reason"], spec["instead"]
-            c.brick, c.condition = spec.get("brick"), " ".join(self.words[tag.start : tag.end])
-            self.use(tag)
-            return "undoable"
-        if self.found("canvas", "square") and not {"crop"} & set(verbs) and not self.found("verbs", "blur"):
-            return self._canvas()  # "make it square with a black background": a square canvas in black
-        on_colour = not verbs and self._on_colour(directly=True)  # "the rocket on solid black"
-        if (self.found("background") or "add" in verbs or on_colour) and self._background(verbs):
-            return "background"
-        for name in ("styles", "greyscale"):  # "a sepia-toned monochrome", "a black and white sketch": the look
-            tags = self.found(name)
-            if tags and not ("remove" in verbs and name == "styles"):
-                for tag in [*tags, *self.found("greyscale")]:
-                    self.use(tag)
-                if name == "styles":
-                    longest = max(tags, key=lambda t: t.end - t.start)
-                    if self._colour_not_look(longest):
-                        break  # "could it be charcoal": a colour
-                    c.value = longest.get("styles")[1]  # type: ignore[index]
-                    c.wording = " ".join(self.words[longest.start : longest.end])
-                    self._use_look_words(longest.start)
-                    if self.words[longest.end : longest.end + 1] == [","]:  # "an oil painting, the thick kind with
-                        self.used[longest.end :] = [True] * (len(self.part) - longest.end)  # brushstrokes": the look
-                    return "style"
-                return "adjust" if self._nearly_grey() else "greyscale"
-        if self._pad() and not {"crop", "rotate"} & set(verbs):
-            return self._canvas()
-        size = [t for t in self.found("undoable", "age") if self.words[t.start] in SIZE_WORDS]
-        if size and (c.amounts or self.found("scope", "whole") or "resize" in verbs):
-            c.direction = SIZE_WORDS[self.words[size[0].start]]
-            for tag in [*size, *self.found("verbs")]:
-                self.use(tag)
-            return "resize"
-        if self.found("problems", "denoise") and (not verbs or {"remove", "decrease", "change", "smooth"} & set(verbs)):
-            for tag in [*self.found("problems"), *self.found("verbs")]:
-                self.use(tag)
-            c.value = None if verbs else "implied"  # "really grainy, can you clean it up": the fix it implies
-            return "denoise"
-        for tag in self.found("aspects"):
-            c.amounts.append(Amount(float(self.vocab.data["aspects"][self.words[tag.start]]), "ratio"))
-        if any(a.unit == "degrees" for a in c.amounts) and "crop" not in verbs:
-            return "rotate"
-        sized = {"pixels"} | (set() if self.found("adjust") else {"percent", "factor"})  # "brightness by 20%"
-        if any(a.unit in sized or a.unit == "number" and a.side for a in c.amounts) and not set(verbs) & set(
-                _VERB_ACTIONS):
-            return "resize"
-        changed = [t for t in self.found("adjust") if self.words[t.start] not in _ATTRIBUTE_NOUNS]  # "keeps its
-        # colour", "keep the lighting as it is": what stays
-        if verbs and all(v == "keep" for v in verbs) and not (changed or self.found("comparatives")):
-            for tag in self.found("verbs"):
-                self.use(tag)
-            return "keep"  # "keep the red, make the rest greyscale": what the next change leaves out
-        verb_action = next((v for v in verbs if v in _VERB_ACTIONS), None)
-        factor = next((a.value for a in c.amounts if a.unit == "factor"), None)
-        if verb_action == "resize" and factor is not None and any(
-                self.words[t.start] in _ATTRIBUTE_NOUNS for t in self.found("adjust")):
-            verb_action = None  # "halve the contrast": a tone by that factor, read below
-            c.direction = 1 if factor > 1 else -1
-        if verb_action == "remove" and any(self.words[t.start] in _ATTRIBUTE_NOUNS for t in self.found("adjust")) and (
-                not self.found("greyscale")):
-            verb_action = None  # "drop the saturation": less of a tone, read by the tonal words below
-        if verb_action is None and self.found("flip") and (not verbs or set(verbs) <= {"change", "add"}):
-            verb_action = "flip"  # "make a mirror image of it", "side to side, please"
-        split = next((w for w in ("get", "take") if w in self.words), None)
-        if verb_action is None and split and {"out", "off"} & set(self.words[self.words.index(split) + 2 :]) and not (
-                self.found("adjust")):  # (not "take most of the colour out": less of a tone)
-            verb_action = "remove"  # "get the lamp out of the frame": a phrasal verb around its object
-            self.used[self.words.index(split)] = True
-        if "decrease" in verbs and self._cuts_out():
-            verb_action = "isolate"  # "cut the astronaut out (onto white)"
-            if self.colours:
-                c.value = self.colours[-1][2]
-                for k in range(self.colours[-1][0], self.colours[-1][1]):
-                    self.used[k] = True
-        if verb_action in ("blur", "smooth") and (self.found("finder_words", "same", "skin") or "soften" in self.words
-                                                  and self.found("not_subject", "surface")):  # "soften the fur"
-            verb_action = "smooth"
-        if verb_action == "blur" and ("sharpen" in verbs or self.found("verbs", "decrease")):
-            verb_action = "sharpen"  # "unblur", "less blurry"
-        if verb_action is not None:
-            for tag in self.found("verbs"):
-                if tag.get("verbs")[1] in (verb_action, "change", "increase", "decrease", "keep"):  # type: ignore
-                    self.use(tag)
-            if verb_action == "crop":
-                self._use_places_for(verb_action)
-                if self.found("canvas", "square"):
-                    c.amounts.append(Amount(1.0, "ratio"))
-                    self.use(self.found("canvas", "square")[0])
-            if verb_action == "flip":
-                c.value = "vertical" if self.found("flip", "vertical") else "horizontal"
-                for tag in self.found("flip"):
-                    self.use(tag)
-            return verb_action
-        shade = self._shade()
-        if shade is not None:
-            c.value = shade
-            for k in range(len(self.part)):
-                if self.tags[k] is not None and (self.tags[k].has("adjust") or self.tags[k].has("verbs")) or any(
-                        a <= k < b for a, b, _ in self.colours):
-                    self.used[k] = True
-            return "recolour"
-        if self._adjust(verbs):
-            return "adjust"
-        comparatives = self.found("comparatives")
-        if comparatives:
-            c.value = self.vocab.data["comparatives"][self.words[comparatives[-1].start]]
-            c.direction = 1
-            for tag in [*comparatives, *self.found("verbs")]:
-                self.use(tag)
-            return "tint"
-        if not verbs and self.colours and self._thing_at(min(self.colours[-1][1], len(self.words) - 1)):
-            return "named"  # "the red stripes on the left": a thing named, for the clause after ("make them navy")
-        if self.colours and (verbs or self._linking() or self.colours[-1][0] > 0 or not self.found("verbs")):
-            start, end, colour = self.colours[-1]
-            c.value = colour
-            for k in range(start, end):
-                self.used[k] = True
-            for tag in self.found("verbs"):
-                self.use(tag)
-            return "recolour"
-        problems = self.found("problems")
-        if problems:
-            return self._problem(problems[0])
-        aside = not verbs and all(t.kind in ("caps", "number", "punct") for t in self.part)  # "(GDPR)"
-        if aside or self.found("remarks") or self.found("undoable", "vague") or not any(
-                t.kind in ("word", "caps") and not (self.tags[k] and self.tags[k].has("filler"))
-                for k, t in enumerate(self.part)):
-            vague = self.found("undoable", "vague")
-            if vague and (verbs or vague[0].end < len(self.words) and self.words[vague[0].end] in DETERMINERS | {
-                    "some"}):  # "make it pop", "pop some sunglasses on her" (a thing put on: added)
-                spec = self.vocab.undoable("add" if {"on", "onto"} & set(self.words[vague[0].end :]) else "vague")
-                c.reason, c.value = spec["reason"], spec["instead"]
-                return "undoable"
-            return "remark"
-        if verbs and set(verbs) <= {"increase", "decrease"} and all(  # "reduce it": which change, the clause
-                t.kind == "punct" or self.tags[k] is not None and any(self.tags[k].has(c) for c in (
-                    "pronouns", "verbs", "filler", "strength")) for k, t in enumerate(self.part)):  # before says
-            spec = self.vocab.undoable("vague")
-            c.reason, c.value = spec["reason"], spec["instead"]
-            return "undoable"
-        c.asks = self._asks()
-        return "unknown"
-
-    def _linking(self) -> bool:
-        return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)
-
-    def _adjust(self, verbs: list[str]) -> bool:
-        c = self.clause
-        tags = [t for t in self.found("adjust") if not (t.has("verbs") and len(self.found("adjust")) > 1) and not any(
-            a <= t.start < b for a, b, _ in self.colours)]  # "bright yellow" is a colour, not a brightness
-        if not tags:
-            return False
-        meaning = tags[0].get("adjust")
-        assert meaning is not None
-        c.attribute = meaning[1]
-        c.direction = 1 if meaning[2] == "up" else -1
-        noun = tags[0].has("filler") or self.words[tags[0].start] in _ATTRIBUTE_NOUNS
-        if noun and self.colours and "change" in verbs:
-            return False
-        if noun and "change" in verbs and {"up", "down"} & set(self.words):  # "turn the brightness down"
-            c.direction = 1 if "up" in self.words else -1
-        elif noun and ("decrease" in verbs or "remove" in verbs):  # "drop the saturation", "lose some contrast"
-            c.direction = -1
-        elif noun and c.amounts and c.amounts[0].unit == "factor":
-            c.direction = 1 if c.amounts[0].value > 1 else -1  # "double the saturation"
-        elif noun and not ("increase" in verbs or "change" in verbs or self.clause.strength != 1.0 or any(
-                a.unit == "percent" for a in c.amounts)):  # "brightness +15%"
-            return False
-        if self.words[tags[0].start] in _STATES and not verbs and any(
-                t.has("copulas") and t.start < tags[0].start for t in self.found("copulas")):
-            c.direction, c.value = -c.direction, "implied"  # "it's a bit dim": what it is, so the opposite
-        for tag in [*tags, *self.found("verbs")]:
-            self.use(tag)
-        return True
-
-    def _problem(self, tag: Tag) -> str:
-        c = self.clause
-        fix = tag.get("problems")[1]  # type: ignore[index]
-        self.use(tag)
-        c.direction = 1
-        c.value = "implied"
-        if fix == "background":  # "the clutter behind her is distracting": blur what is behind the subject
-            c.targets = []  # the blur is planned from the implied value (planning.background)
-            for k in range(len(self.part)):
-                self.used[k] = True
-        if " " in fix:
-            c.attribute, way = fix.split()
-            c.direction = 1 if way == "up" else -1
-            return "adjust"
-        return fix
-
-    def _use_places_for(self, action: str) -> None:
-        if action == "crop" and self.clause.amounts:
-            return
-        for tag in self.found("places", "center"):
-            if action == "crop" and not self._other_target():
-                self.clause.place = "center"
-                self.use(tag)
-
-    def _other_target(self) -> bool:
-        return any(t is not None and (t.has("finder_words") or t.has("subject")) for t in self.tags) or any(
-            self.tags[k] is None and self.part[k].kind == "word" for k in range(len(self.part)))
-
-    # ------------------------------------------------------------------------------------------------- targets
-
 
