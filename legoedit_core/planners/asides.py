@@ -16,6 +16,7 @@ _SOMEONE = ("i", "we", "they", "he", "she", "i'm", "we're", "they're", "he's", "
             "we'll", "gonna", "doing", "i'd", "we'd", "she'd", "he'd", "they'd")
 _NARRATED = ("make", "made", "do", "does", "did", "changed", "set", "get", "got", "took")  # "we've changed what
 # the event is called", "I think it would make a charming card": verbs of a story, not of an edit
+_DID = ("came", "sent", "went", "says", "wants", "asked")  # "client came back saying ..."
 _ROLES = ("client", "clients", "boss", "customer", "customers", "marketplace", "editor", "team", "manager", "shop",
           "printer", "agency", "brand", "husband", "wife", "partner", "son", "daughter", "grandson", "granddaughter",
           "mum", "mom", "dad", "sister", "brother", "friend", "friends", "neighbour", "neighbor", "family", "kids")
@@ -81,7 +82,11 @@ class AsideReader(UndoableReader):
         owner = words[:2] and words[0] in ("the", "our", "my") and (words[1] in _ROLES or self.tags[1] is None and (
             words[1] in self.words[1:2] and told))  # "my grandson thinks", "the email keeps bouncing it back",
         # never "the rocket I mean"
-        starts = words[:1] and (words[0] in _SOMEONE or words[0] in _ROLES or owner)
+        did = words[1:2] and self.tags[0] is None and not can_be_verb(words[0]) and (words[1] in _DID or words[1].endswith(
+            "ed") and can_be_verb(words[1].removesuffix("d")) or can_be_verb(words[1].removesuffix("ed")))
+        here = words[-1:] == ["here"] and len(words) <= 3  # "catalogue team here"
+        starts = words[:1] and (words[0] in _SOMEONE or words[0] in _ROLES or owner or did or here)  # "supplier
+        # switched the colourway", "legal flagged the badge"
         later = words[:1] and words[0].endswith("'ll") or words[1:2] == ["will"] or "later" in words
         if starts and later:
             return True  # "we'll set our own type over it later": what the user will do, not the edit
@@ -89,7 +94,7 @@ class AsideReader(UndoableReader):
                  "undoable", "factors", ("text_overlay", "nouns"))
         return bool(starts) and not self.colours and not any(
             tag is not None and any(tag.has(*([e] if isinstance(e, str) else e)) for e in edits) and not (
-                tag.has("remarks") or tag.has("filler") or self.words[k] in _NARRATED)
+                tag.has("remarks") or tag.has("filler") or self.words[k] in _NARRATED or did and k == 1)
             for k, tag in enumerate(self.tags)) and not any(t.kind in ("quote", "caps", "number") for t in self.part)
 
     @staticmethod

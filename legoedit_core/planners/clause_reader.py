@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import lemminflect
+
 from legoedit_core.planners.actions import ATTRIBUTE_NOUNS, ActionReader
 from legoedit_core.planners.phrases import DETERMINERS, inside, read_amounts, split_targets, without_purpose
 from legoedit_core.planners.reading import Clause, colour_spans, tag_list
@@ -22,6 +24,12 @@ def _as_noun(tag: Tag) -> Tag | None:
         return tag
     meanings = tuple(m for m in tag.meanings if m[0] != "verbs" or m[1] in _NOUN_ACTIONS)
     return Tag(tag.start, tag.end, meanings) if meanings else None
+
+
+def _names_after(word: str, tag: Tag | None) -> bool:
+    """Whether a word names a thing a describing word before it is said of ("gradient", "glow")."""
+    return tag is None and can_be_noun(word) and "ADJ" not in lemminflect.getAllLemmas(word) or tag is not None and (
+        tag.has("background_kinds"))
 
 
 class ClauseReader(ActionReader):
@@ -47,6 +55,11 @@ class ClauseReader(ActionReader):
             if tag is not None and tag.has("verbs", "keep") and self.words[k + 1].endswith("ing") and self.tags[
                     k + 1] is None:
                 self.tags[k] = None  # "I keep finding my eye wanders": goes on doing, keeps nothing
+            if tag is not None and tag.has("problems") and not tag.has("problems", "background") and k and self.words[k - 1] in DETERMINERS and _names_after(
+                    self.words[k + 1], self.tags[k + 1]):
+                self.tags[k] = None  # "a soft gradient": what the new thing is like, no problem of the photo
+            if self.words[k : k + 2] == ["has", "to"]:
+                self.tags[k] = None  # "the backdrop has to be white": a request, not what it has
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]
         self.negated = self._negated()
         self.colours = [s for s in colour_spans(self.words) if not inside(self.tags[s[0]], s)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lemminflect
+
 from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans
 from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, can_describe, is_word, vocabulary
 
@@ -178,6 +180,9 @@ def _target(view: Words, group: list[int]) -> Target | None:
             kind = "marked"
         elif tag is not None and tag.has("subject") and not content:
             kind = "subject"
+        elif tag is not None and tag.has("background") and content and all(_describes(view, j) for j in content):
+            kind = "background"  # "the empty grey backdrop": the background, described
+            content.clear()
         elif tag is not None and tag.has("background") and content:
             relation = _span(view, group[index:], lead=False).lower()  # "the model behind her"
             break
@@ -329,6 +334,11 @@ def _relation_starts(view: Words, group: list[int], index: int) -> bool:
     if tag is not None and tag.has("relations"):
         return bool(rest)
     return word in PREPOSITIONS and bool(named)
+
+
+def _describes(view: Words, k: int) -> bool:
+    """Whether a word only describes (an adjective or a colour: "plain", "grey"), so it names no thing of its own."""
+    return "ADJ" in lemminflect.getAllLemmas(view.words[k]) or any(a <= k < b for a, b, _ in colour_spans(view.words))
 
 
 def _not_a_thing(tag: Tag) -> bool:

@@ -31,7 +31,16 @@ def read(instruction: str, understand: Callable[[Clause], Clause] | None = None)
             # brighter and warmer": the second change is of the same thing
     if understand is not None:
         clauses = [understand(clause) for clause in clauses]
-    return Reading(instruction, _corrected(_pronouns(_described(clauses, instruction))))
+    return Reading(instruction, _headed(_corrected(_pronouns(_described(clauses, instruction))), instruction))
+
+
+def _headed(clauses: list[Clause], instruction: str) -> list[Clause]:
+    """A thing named before a colon or dash at the start, when the clause after names its own things, is a heading
+    ("ID card format: lose the flag ..."), not what the edit is of."""
+    if len(clauses) > 1 and clauses[0].action == "named" and _between(instruction, *clauses[:2]) in (
+            ":", "-", "—", "–") and any(t.kind != "whole" for t in clauses[1].targets) and not _points_back(clauses[1]):
+        clauses[0].action = "remark"
+    return clauses
 
 
 def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
@@ -68,7 +77,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         elif then.action == "keep" and first.action not in ("keep", "undoable", "remark", "unknown", "describe"):
             if not (first.scope == "only" and any(t.kind == "thing" and vocabulary().not_subject(t.head) is None
                                                   for t in first.targets)):  # "the box only, leave the grey": said
-                first.excluded += [t for t in then.targets if t.kind != "whole"]  # twice
+                first.excluded += [t for t in then.targets if t.kind != "whole" and not (  # twice
+                    first.excluded and t.words.lower() in (*_PERSONAL, *_POINTERS, "they"))]  # "he stays": the same
             # "brighten the ground, leave the sky": everything but the sky
             first.scope = "except" if first.excluded else first.scope
             then.action = "describe"
@@ -89,6 +99,9 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if first.action in ("tint", "recolour") and then.value == "implied" and then.attribute in (
                 "saturation", "temperature") and all(t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "make the sky bluer, it's too grey": why
+        if first.action == "style" and then.value == "implied" and then.strength == 1.0 and not then.targets and not (
+                {"too", "so", "very", "really"} & {t.word for t in tokens(then.text)}):
+            then.action = "describe"  # "a watercolour, soft and loose": how the look is, not a problem to fix
         if first.action == "remove" and then.action == "background" and then.value == "implied":
             then.action = "describe"  # "delete the model behind her, it is distracting": why it goes
         for removal, left in ((first, then), (then, first)):

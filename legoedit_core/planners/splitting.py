@@ -9,6 +9,7 @@ from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, can_be_ver
 _TITLES = ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof", "Mt")
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
 _PRONOUNS = ("it", "this", "that", "he", "she", "they", "there", "which", "what")
+_MODALS = ("should", "must", "needs", "has", "can", "will", "stays", "remains", "is", "looks")
 _SUBJECTS = ("we", "i", "we're", "i'm", "we've", "i've", "we'd", "i'd", "they", "they're", "i'll", "we'll")
 _INTERJECTIONS = {"lol", "haha", "hehe", "lmao", "tbh", "ngl", "btw", "xx"}  # end a clause, say nothing
 _OWN_VERBS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "write",
@@ -183,7 +184,10 @@ def _someone_does(rest: list[Token]) -> bool:
     printer complained" (a noun, then a verb in -s or -ed)."""
     words = [t.word for t in rest[:3]]
     k = 2 if words[:1] and words[0] in ("the", "my", "our", "their", "his", "her") else 1
-    if len(words) <= k or rest[k - 1].kind != "word" or words[0] in _PRONOUNS or not words[k].endswith(("s", "ed")):
+    if words[:1] and words[0] in ("he", "she", "they") and len(words) > 1 and words[1] in _MODALS:
+        return True  # "..., she should stay in colour"
+    if len(words) <= k or rest[k - 1].kind != "word" or words[0] in _PRONOUNS and words[0] not in (
+            "he", "she") or not words[k].endswith(("s", "ed")):
         return False
     return can_be_verb(words[k].removesuffix("s").removesuffix("e" if words[k].endswith("ed") else "")
                        ) or can_be_verb(words[k].removesuffix("d").removesuffix("ed"))
