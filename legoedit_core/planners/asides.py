@@ -5,7 +5,7 @@ only say why, how much or which thing."""
 
 from __future__ import annotations
 
-from legoedit_core.planners.phrases import LOOK_VERBS
+from legoedit_core.planners.phrases import LOOK_VERBS, PREPOSITIONS
 from legoedit_core.planners.undoable import UndoableReader
 from legoedit_core.planners.vocabulary import Tag, can_be_noun, can_be_verb, can_describe
 
@@ -16,6 +16,7 @@ _SOMEONE = ("i", "we", "they", "he", "she", "i'm", "we're", "they're", "he's", "
             "we'll", "gonna", "doing", "i'd", "we'd", "she'd", "he'd", "they'd")
 _NARRATED = ("make", "made", "do", "does", "did", "changed", "set", "get", "got", "took")  # "we've changed what
 # the event is called", "I think it would make a charming card": verbs of a story, not of an edit
+_DETERMINERS_OF_THINGS = ("this", "that", "the", "it", "her", "his", "its", "my", "our", "your")
 _DID = ("came", "sent", "went", "says", "wants", "asked")  # "client came back saying ..."
 _ROLES = ("client", "clients", "boss", "customer", "customers", "marketplace", "editor", "team", "manager", "shop",
           "printer", "agency", "brand", "husband", "wife", "partner", "son", "daughter", "grandson", "granddaughter",
@@ -28,7 +29,7 @@ class AsideReader(UndoableReader):
     def _set_aside(self) -> None:
         """Mark every word that says something other than what to edit, so it never becomes a target."""
         for start, end in (self._how_it_stays_words(), self._what_the_problem_does(), self._who_said_it(),
-                           self._what_it_is_said_to_be(), self._comparison()):
+                           self._what_it_is_said_to_be(), self._comparison(), self._where_it_is_seen()):
             for k in range(start, end):
                 self.used[k] = True
 
@@ -50,6 +51,15 @@ class AsideReader(UndoableReader):
         if told is not None:
             return told, len(self.part)
         return (0, 0) if where else (problem, len(self.part))
+
+    def _where_it_is_seen(self) -> tuple[int, int]:
+        """Where a statement's thing is seen, said first ("on the projector this comes out murky", "next to the
+        other shots the sky looks pale"): the words before the thing's own determiner."""
+        if self.words[0] not in (*PREPOSITIONS, "under", "next", "beside", "against", "when", "compared"):
+            return 0, 0
+        copula = next((t.start for t in self.found("copulas")), None)
+        said = [k for k in range(1, copula or 0) if self.words[k] in _DETERMINERS_OF_THINGS]
+        return (0, said[-1]) if said else (0, 0)
 
     def _who_said_it(self) -> tuple[int, int]:
         """Who said it ("my boss says it is too dark") is no thing to edit."""
@@ -82,8 +92,8 @@ class AsideReader(UndoableReader):
         owner = words[:2] and words[0] in ("the", "our", "my") and (words[1] in _ROLES or self.tags[1] is None and (
             words[1] in self.words[1:2] and told))  # "my grandson thinks", "the email keeps bouncing it back",
         # never "the rocket I mean"
-        did = words[1:2] and self.tags[0] is None and not can_be_verb(words[0]) and (words[1] in _DID or words[1].endswith(
-            "ed") and can_be_verb(words[1].removesuffix("d")) or can_be_verb(words[1].removesuffix("ed")))
+        did = words[1:2] and self.tags[0] is None and not can_be_verb(words[0]) and (words[1] in _DID or words[
+            1].endswith("ed") and can_be_verb(words[1].removesuffix("d")) or can_be_verb(words[1].removesuffix("ed")))
         here = words[-1:] == ["here"] and len(words) <= 3  # "catalogue team here"
         starts = words[:1] and (words[0] in _SOMEONE or words[0] in _ROLES or owner or did or here)  # "supplier
         # switched the colourway", "legal flagged the badge"

@@ -23,6 +23,7 @@ DETERMINERS = {"the", "a", "an", "this", "that", "her", "his", "its", "their", "
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
 LOOK_VERBS = ("look", "looks", "feel", "feels", "seem", "seems", "appear")
 _MANNER = {"style", "look", "vibe", "feel", "type", "format", "aesthetic"}
+_ASKING = ("verbs", "adjust", "styles", "greyscale", "problems", "background", "undoable")  # a request before a why
 _PARAMETERS = ("radius", "strength", "amount")
 _THING_CLASSES = ("finder_words", "subject", "not_subject", "background", "marked")
 _PICTURES = {"image", "photo", "picture", "pic", "shot", "portrait", "snap", "photograph", "frame", "banner", "poster",
@@ -261,7 +262,7 @@ def _stands_alone(view: Words, group: list[int], index: int) -> bool:
     if not after:
         return True
     tag = view.tags[after[0]]
-    return view.words[after[0]] in PREPOSITIONS | {"out", "off"} or tag is not None and (
+    return view.words[after[0]] in PREPOSITIONS | {"out", "off", "up", "down"} or tag is not None and (
         tag.has("filler") or tag.has("scope", "whole") or tag.has("places"))
 
 
@@ -310,8 +311,7 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         if any(not any(t is not None and t.has(c) for t in tags[:k]) for c in wanted) or any(
                 t is not None and (t.has("undoable", "artist") or t.has("strength")) for t in rest):
             continue  # "rotate it so it's upside down", "like Studio Ghibli": the tail holds what was asked
-        if any(t is not None and (t.has("verbs") or t.has("adjust") or t.has("styles") or t.has("greyscale")
-                                  or t.has("problems") or t.has("background")) for t in tags[:k]) or any(
+        if any(t is not None and any(t.has(c) for c in _ASKING) for t in tags[:k]) or any(
                 p.kind in ("quote", "caps") for p in part[:k]):
             return part[:k]
     return part

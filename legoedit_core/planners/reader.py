@@ -31,7 +31,9 @@ def read(instruction: str, understand: Callable[[Clause], Clause] | None = None)
             # brighter and warmer": the second change is of the same thing
     if understand is not None:
         clauses = [understand(clause) for clause in clauses]
-    return Reading(instruction, _headed(_corrected(_pronouns(_described(clauses, instruction))), instruction))
+    animal = any(tag is not None and tag.has("animal_parts") for tag in vocabulary().tag(
+        [t.word for t in tokens(instruction)]))
+    return Reading(instruction, _headed(_corrected(_pronouns(_described(clauses, instruction), animal)), instruction))
 
 
 def _headed(clauses: list[Clause], instruction: str) -> list[Clause]:
@@ -129,13 +131,15 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
                 "undoable", "remark", "unknown", "write", "rotate", "flip", "resize", "pad"):
             then.targets = list(first.targets)
-            first.action = "describe"
+            if then.value != "implied":
+                first.action = "describe"  # (not "the sky looks washed out and flat": two problems, two fixes)
     return clauses
 
 
-def _pronouns(clauses: list[Clause]) -> list[Clause]:
+def _pronouns(clauses: list[Clause], animal_named: bool) -> list[Clause]:
     """An edit of "it" / "them" after a clause that only names or describes a thing ("there's a logo near the
-    nose. remove it", "her suit is too loud, could it be navy") is an edit of that thing."""
+    nose. remove it", "her suit is too loud, could it be navy") is an edit of that thing. With ``animal_named`` (a part
+    only an animal has is named), "her" / "him" is the main subject."""
     named: list = []
     source = None
     for clause in clauses:
@@ -152,6 +156,7 @@ def _pronouns(clauses: list[Clause]) -> list[Clause]:
     for k, clause in enumerate(clauses):
         animal = next((t for c in reversed(clauses[:k]) for t in c.targets if _a_thing_itself(t) and not (
             t.head.endswith("s") and not t.head.endswith("ss"))), None)  # one thing, not "the shadows"
+        animal = animal or (Target("the subject", "subject", "subject") if animal_named else None)
         if animal is not None and clause.targets and all(t.head == "person" and t.words.lower() in _PERSONAL
                                                          for t in clause.targets):
             clause.targets = [animal]  # "our cat looks fuzzy ... make her look clearer": her is the cat
