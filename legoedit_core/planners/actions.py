@@ -45,7 +45,7 @@ class ActionReader(ScopeReader):
                 c.value = "implied"
                 return "adjust"
             return self._problem(problems[0]) if problems else "statement"
-        if not verbs and self._denied_change():
+        if (not verbs or verbs == ["remove"] and self.words[0] == "no") and self._denied_change():
             return "remark"  # "..., nothing plasticky": how it should not end up
         undoable = self._undoable(verbs)
         if undoable:

@@ -146,7 +146,7 @@ def _pronouns(clauses: list[Clause], animal_named: bool) -> list[Clause]:
         things = [t for t in clause.targets if t.kind not in ("whole", "background")]
         if things and (clause.action in ("statement", "named", "remark") or clause.value == "implied"):  # what
             named, source = things, clause  # a statement is about ("the cup's too red, make it teal")
-        elif clause.action in _NEEDS_A_THING and source is not None and _points_back(clause):
+        elif clause.action in (*_NEEDS_A_THING, "adjust") and source is not None and _points_back(clause):
             clause.targets, source.action, source = list(named), "describe", None
         elif clause.action not in ("describe", "remark", "statement"):
             source = None

@@ -81,9 +81,10 @@ class ValueReader(Words):
     def _free_word(self, k: int) -> bool:
         """Whether the word at ``k`` can start words to write: not an article and no term but filler."""
         tag = self.tags[k]
-        never = ("a", "an", "the", "some", "this", "it", "me", "us", "something", *PREPOSITIONS)
-        return self.words[k] not in never and (
-            tag is None or not any(tag.has(c) for c in ("text_overlay", "places", "verbs", "pronouns", "canvas")))
+        never = ("a", "an", "the", "some", "this", "it", "me", "us", "something", "going", "will", "needs", "should",
+                 *PREPOSITIONS)  # not "the type is going over it": how the words are, not words to write
+        return self.words[k] not in never and (tag is None or not any(tag.has(c) for c in (
+            "text_overlay", "places", "verbs", "pronouns", "canvas", "copulas")))
         # "write happy birthday mum": words the vocabulary knows may be words to write
 
     def _names_words(self, k: int) -> bool:
