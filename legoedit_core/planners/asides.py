@@ -29,7 +29,8 @@ class AsideReader(UndoableReader):
     def _set_aside(self) -> None:
         """Mark every word that says something other than what to edit, so it never becomes a target."""
         for start, end in (self._how_it_stays_words(), self._what_the_problem_does(), self._who_said_it(),
-                           self._what_it_is_said_to_be(), self._comparison(), self._where_it_is_seen()):
+                           self._what_it_is_said_to_be(), self._comparison(), self._where_it_is_seen(),
+                           self._what_caused_it()):
             for k in range(start, end):
                 self.used[k] = True
 
@@ -60,6 +61,12 @@ class AsideReader(UndoableReader):
         copula = next((t.start for t in self.found("copulas")), None)
         said = [k for k in range(1, copula or 0) if self.words[k] in _DETERMINERS_OF_THINGS]
         return (0, said[-1]) if said else (0, 0)
+
+    def _what_caused_it(self) -> tuple[int, int]:
+        """What made a problem ("the flash made it look harsh"): the words up to "made it", which name no thing."""
+        made = next((k for k in range(1, len(self.words) - 1) if self.words[k] in ("made", "makes", "making") and (
+            self.words[k + 1] in ("it", "them", "her", "him", "everything"))), None)
+        return (0, made + 1) if made is not None and self.clause.value == "implied" else (0, 0)
 
     def _who_said_it(self) -> tuple[int, int]:
         """Who said it ("my boss says it is too dark") is no thing to edit."""

@@ -60,6 +60,11 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
                 implied.action = "describe"
                 if edit.strength == 1.0:  # "take the colour out, nearly monochrome": how much, said after
                     edit.strength = implied.strength
+        for edit, why in ((first, then), (then, first)):
+            if why.value == "implied" and all(t.kind == "whole" or t.head in {e.head for e in edit.targets} or (
+                    vocabulary().phrases.get((t.head,)) == [("background_kinds",)]) for t in why.targets) and any(
+                    t.kind != "whole" for t in edit.targets) and _explains(why, edit):
+                why.action = "describe"  # "soften her face, the flash made it harsh": why that edit, no other
         vague_fix = then.reason == vague or (then.action == "remove" or first.action == "denoise" and then.action in (
             "smooth", "blur")) and all(t.kind == "whole" for t in then.targets)  # "noise in the sky, smooth it out"
         if first.value == "implied" and vague_fix:
@@ -86,7 +91,7 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.action = "describe"
         named = [t for t in first.targets if t.kind != "whole"]
         if named and then.scope == "whole" and then.targets and all(t.kind == "whole" for t in then.targets) and any(
-                t.words.lower() in rest for t in then.targets):
+                t.words.lower().split(" of ")[0] in rest for t in then.targets):
             then.scope, then.excluded = "except", named  # "blur her face & turn the rest black and white"
         for covering, covered in ((first, then), (then, first)):
             if covering.action == "background" and covering.value not in ("blur", "implied") and (
@@ -134,6 +139,17 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             if then.value != "implied":
                 first.action = "describe"  # (not "the sky looks washed out and flat": two problems, two fixes)
     return clauses
+
+
+def _explains(why: Clause, edit: Clause) -> bool:
+    """Whether a problem's fix is of the kind an edit of a named region already makes: a colour complaint beside a
+    recolour, harshness or noise beside a softening, softness beside a sharpening."""
+    fix = why.attribute if why.action == "adjust" else why.action
+    kinds = {"recolour": ("saturation", "contrast", "temperature"), "tint": ("saturation", "contrast", "temperature"),
+             "blur": ("contrast", "smooth", "denoise"), "smooth": ("contrast", "smooth", "denoise"),
+             "sharpen": ("sharpen",)}
+    return fix in kinds.get(edit.action, ()) and not (fix == "contrast" and edit.action in ("blur", "smooth")
+                                                     and why.direction > 0)
 
 
 def _pronouns(clauses: list[Clause], animal_named: bool) -> list[Clause]:
