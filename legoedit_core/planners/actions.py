@@ -7,7 +7,7 @@ from legoedit_core.planners.phrases import DETERMINERS
 from legoedit_core.planners.reading import Amount
 from legoedit_core.planners.scope import ScopeReader
 from legoedit_core.planners.undoable import SIZE_WORDS
-from legoedit_core.planners.vocabulary import Tag
+from legoedit_core.planners.vocabulary import Tag, can_be_verb
 
 _VERB_ACTIONS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize", "pad",
                  "isolate")
@@ -47,6 +47,8 @@ class ActionReader(ScopeReader):
             return self._problem(problems[0]) if problems else "statement"
         if (not verbs or verbs == ["remove"] and self.words[0] == "no") and self._denied_change():
             return "remark"  # "..., nothing plasticky": how it should not end up
+        if (self._denied_happening() or "already" in self.words and not verbs) and not self._names_a_change():
+            return "remark"  # "the flag can't appear in print", "the backdrop already meets spec": no change asked
         undoable = self._undoable(verbs)
         if undoable:
             kind, tag = undoable
@@ -67,8 +69,8 @@ class ActionReader(ScopeReader):
                     self.use(tag)
                 if name == "styles":
                     longest = max(tags, key=lambda t: t.end - t.start)
-                    if self._colour_not_look(longest):
-                        break  # "could it be charcoal": a colour
+                    if self._colour_not_look(longest) or self._only_compared(longest):
+                        break  # "could it be charcoal": a colour; "a blue cat like in a cartoon": blue
                     c.value = longest.get("styles")[1]  # type: ignore[index]
                     c.wording = " ".join(self.words[longest.start : longest.end])
                     self._use_look_words(longest.start)
@@ -193,6 +195,25 @@ class ActionReader(ScopeReader):
             return "undoable"
         c.asks = self._asks()
         return "unknown"
+
+    def _denied_happening(self) -> bool:
+        """Whether the clause says what must not happen in a verb no edit has, before any verb of editing ("brand
+        rules don't allow pure white", "I don't mind if it ends up grainy")."""
+        first_verb = next((t.start for t in self.found("verbs")), len(self.words))
+        return any(tag.end < first_verb and self.tags[tag.end] is None and can_be_verb(self.words[tag.end])
+                   for tag in self.found("negation") if tag.end < len(self.words))
+
+    def _only_compared(self, look: Tag) -> bool:
+        """Whether a look is named only in a comparison after a colour asked for ("a blue cat like in cartoons")."""
+        like = next((k for k, w in enumerate(self.words) if w == "like" and k and self.words[k - 1] not in (
+            "look", "looks", "it", "them")), None)
+        return like is not None and like < look.start and any(start < like for start, _, _ in self.colours)
+
+    def _names_a_change(self) -> bool:
+        """Whether a word of the clause names a change, a colour, an amount or words to write."""
+        kinds = ("adjust", "styles", "greyscale", "comparatives", "problems", "canvas", "flip", "rotation")
+        return bool(self.colours or self.clause.amounts or any(self.found(k) for k in kinds)) or any(
+            t.kind in ("quote", "caps") for t in self.part)
 
     def _linking(self) -> bool:
         return any(w in ("should", "be", "is", "are", "look", "looks", "in") for w in self.words)

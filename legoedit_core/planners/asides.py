@@ -89,8 +89,9 @@ class AsideReader(UndoableReader):
         printing it for the office", "the client will hate it", "do it anyway". It starts with someone other than
         the editor doing something, and no word of it names an edit."""
         words = [w for w in self.words if w not in ("and", "but", "so", "lol", "tbh", "honestly", "anyway")]
-        if words[:2] in (["it's", "for"], ["this", "is"], ["it", "is"]) and "for" in words[1:3]:
-            return True  # what it is for
+        said = words[words.index(",") + 1 :] if words[:1] in (["hi"], ["hello"], ["hey"]) and "," in words else words
+        if said[:2] in (["it's", "for"], ["this", "is"], ["it", "is"]) and "for" in said[1:3]:
+            return True  # what it is for ("hi there, this is for the newsletter")
         if words[:3] in (["do", "it", "anyway"], ["can", "we", "do"], ["can", "you", "do"], ["go", "for", "it"]):
             return True  # the request before, said again
         if self._request_frame(words):
@@ -111,8 +112,10 @@ class AsideReader(UndoableReader):
                  "undoable", "factors", ("text_overlay", "nouns"))
         return bool(starts) and not self.colours and not any(
             tag is not None and any(tag.has(*([e] if isinstance(e, str) else e)) for e in edits) and not (
-                tag.has("remarks") or tag.has("filler") or self.words[k] in _NARRATED or did and k == 1)
-            for k, tag in enumerate(self.tags)) and not any(t.kind in ("quote", "caps", "number") for t in self.part)
+                tag.has("remarks") or tag.has("filler") or self.words[k] in _NARRATED or did and k == 1 or owner and told
+                and k == 2)
+            for k, tag in enumerate(self.tags)) and not any(t.kind in ("quote", "caps", "number") and not (
+                owner and k == 1) for k, t in enumerate(self.part))  # "our CMS keeps timing out": a name
 
     @staticmethod
     def _request_frame(words: list[str]) -> bool:

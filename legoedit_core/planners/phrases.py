@@ -24,6 +24,7 @@ PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "
 LOOK_VERBS = ("look", "looks", "feel", "feels", "seem", "seems", "appear")
 _MANNER = {"style", "look", "vibe", "feel", "type", "format", "aesthetic"}
 _ASKING = ("verbs", "adjust", "styles", "greyscale", "problems", "background", "undoable")  # a request before a why
+_ABOUT = ("about", "around", "roughly", "approximately", "maybe", "of", "at", "~", "=", "to", "like", "say")
 _PARAMETERS = ("radius", "strength", "amount")
 _THING_CLASSES = ("finder_words", "subject", "not_subject", "background", "marked")
 _PICTURES = {"image", "photo", "picture", "pic", "shot", "portrait", "snap", "photograph", "frame", "banner", "poster",
@@ -86,8 +87,8 @@ def read_amounts(view: Words, c: Clause) -> None:
             side = None if side is None else "width" if side in ("wide", "width") else "height"
             c.amounts.append(Amount(value, unit, side=side))
             view.use(after)
-        elif words[k - 1 : k] and words[k - 1] in _PARAMETERS or nxt in _PARAMETERS:
-            param = words[k - 1] if words[k - 1 : k] and words[k - 1] in _PARAMETERS else nxt
+        elif _parameter_before(words, k) or nxt in _PARAMETERS:
+            param = _parameter_before(words, k) or nxt
             c.amounts.append(Amount(value, param))  # "radius 20": a brick's own setting
             view.used[words.index(param)] = True
         else:
@@ -232,6 +233,12 @@ def _target(view: Words, group: list[int]) -> Target | None:
     modifiers = tuple(w.removesuffix("'s") for w in heads[:-1] if w.removesuffix("'s") != owner
                       and w[:-1] != owner)
     return Target(_span(view, group), head, "thing", modifiers, owner, place, relation, " ".join(names) or None)
+
+def _parameter_before(words: list[str], k: int) -> str | None:
+    """A brick's setting named just before a number, perhaps with a word of about-ness ("radius around 25")."""
+    before = [w for w in words[max(0, k - 3) : k] if w not in _ABOUT]
+    return before[-1] if before and before[-1] in _PARAMETERS else None
+
 
 def _whole_source(view: Words, rest: list[int]) -> bool:
     """Whether what a thing is taken out of or off is the picture or the setting ("out of the shot", "off the launch

@@ -85,7 +85,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             if not (first.scope == "only" and any(t.kind == "thing" and vocabulary().not_subject(t.head) is None
                                                   for t in first.targets)):  # "the box only, leave the grey": said
                 first.excluded += [t for t in then.targets if t.kind != "whole" and not (  # twice
-                    first.excluded and t.words.lower() in (*_PERSONAL, *_POINTERS, "they"))]  # "he stays": the same
+                    first.excluded and t.words.lower() in (*_PERSONAL, *_POINTERS, "they")) and t.head not in {
+                    e.head for e in first.targets}]  # "he stays": the same; "only the cat": what is edited
             # "brighten the ground, leave the sky": everything but the sky
             first.scope = "except" if first.excluded else first.scope
             then.action = "describe"
