@@ -108,12 +108,12 @@ class AsideReader(UndoableReader):
         later = words[:1] and words[0].endswith("'ll") or words[1:2] == ["will"] or "later" in words
         if starts and later:
             return True  # "we'll set our own type over it later": what the user will do, not the edit
+        narrated = 1 if did else 2 if owner and told else None  # the story's own verb ("switched", "keeps")
         edits = ("verbs", "adjust", "styles", "greyscale", "problems", "comparatives", "canvas", "background",
                  "undoable", "factors", ("text_overlay", "nouns"))
         return bool(starts) and not self.colours and not any(
             tag is not None and any(tag.has(*([e] if isinstance(e, str) else e)) for e in edits) and not (
-                tag.has("remarks") or tag.has("filler") or self.words[k] in _NARRATED or did and k == 1 or owner and told
-                and k == 2)
+                tag.has("remarks") or tag.has("filler") or self.words[k] in _NARRATED or k == narrated)
             for k, tag in enumerate(self.tags)) and not any(t.kind in ("quote", "caps", "number") and not (
                 owner and k == 1) for k, t in enumerate(self.part))  # "our CMS keeps timing out": a name
 
