@@ -128,7 +128,9 @@ class ActionReader(ScopeReader):
                 for k in range(self.colours[-1][0], self.colours[-1][1]):
                     self.used[k] = True
         if verb_action in ("blur", "smooth") and (self.found("finder_words", "same", "skin") or "soften" in self.words
-                                                  and self.found("not_subject", "surface")):  # "soften the fur"
+                                                  and (self.found("not_subject", "surface") or self.found(
+                                                      "finder_words", "same", "face"))):  # "soften the fur", "her
+            # face": a retouch of its surface, not a blur
             verb_action = "smooth"
         if verb_action == "blur" and ("sharpen" in verbs or self.found("verbs", "decrease")):
             verb_action = "sharpen"  # "unblur", "less blurry"

@@ -8,7 +8,14 @@ from dataclasses import replace
 import lemminflect
 
 from legoedit_core.planners.actions import ATTRIBUTE_NOUNS, ActionReader
-from legoedit_core.planners.phrases import DETERMINERS, inside, read_amounts, split_targets, without_purpose
+from legoedit_core.planners.phrases import (
+    DETERMINERS,
+    fine_detail,
+    inside,
+    read_amounts,
+    split_targets,
+    without_purpose,
+)
 from legoedit_core.planners.reading import Clause, colour_spans, tag_list
 from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
 
@@ -140,6 +147,8 @@ class ClauseReader(ActionReader):
             c.action, c.value = "greyscale", None  # "make everything else grey": no colour, not a grey paint
         if c.action == "keep" and all(t.kind == "whole" for t in c.targets):
             c.action = "remark"  # keeping nothing named asks for nothing
+        if c.excluded and all(fine_detail(t) for t in c.excluded):
+            c.excluded, c.scope = [], "whole" if c.scope == "except" else c.scope  # "but keep the edges crisp": how
         if self._second_change():
             c.action = "unknown"  # two changes read as one: declined in the user's words, never half done
         return c

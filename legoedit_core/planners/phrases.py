@@ -17,7 +17,8 @@ NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", 
               "away", "looks", "is", "are", "was", "nobody", "anybody", "anyone", "everyone", "someone", "somebody",
               "people", "you", "kind", "sort", "type", "version", "variant", "copy", "think", "possible", "itself",
               "herself", "himself", "themselves", "altogether", "couple", "shades", "difference", "emphasis",
-              "result", "results", "impression", "idea", "option", "options", "colourway", "colorway", "mood"}
+              "result", "results", "impression", "idea", "option", "options", "colourway", "colorway", "mood", "pass",
+              "passes", "bits", "parts", "areas", "run", "apply"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 DETERMINERS = {"the", "a", "an", "this", "that", "her", "his", "its", "their", "my", "your", "our"}
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}
@@ -233,6 +234,12 @@ def _target(view: Words, group: list[int]) -> Target | None:
     modifiers = tuple(w.removesuffix("'s") for w in heads[:-1] if w.removesuffix("'s") != owner
                       and w[:-1] != owner)
     return Target(_span(view, group), head, "thing", modifiers, owner, place, relation, " ".join(names) or None)
+
+def fine_detail(target: Target) -> bool:
+    """Whether a target names fine detail ("the edges sharp", "the horizon line"), not a region to leave out."""
+    tags = vocabulary().tag(target.words.lower().split())
+    return any(tag is not None and tag.has("fine_detail") for tag in tags)
+
 
 def _parameter_before(words: list[str], k: int) -> str | None:
     """A brick's setting named just before a number, perhaps with a word of about-ness ("radius around 25")."""

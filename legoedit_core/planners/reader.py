@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from legoedit_core.planners.clause_reader import ClauseReader
+from legoedit_core.planners.phrases import fine_detail
 from legoedit_core.planners.reading import Clause, Reading, Target, colour_spans
 from legoedit_core.planners.splitting import split, tonal_only
 from legoedit_core.planners.vocabulary import Token, tokens, vocabulary
@@ -81,6 +82,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if first.action == "keep" and then.action not in ("keep", "undoable", "remark", "unknown") and all(
                 t.kind == "whole" for t in then.targets):
             then.scope, then.excluded, first.action = "except", list(first.targets), "describe"
+        elif then.action == "keep" and then.targets and all(fine_detail(t) for t in then.targets):
+            then.action = "describe"  # "denoise it but keep the edges crisp": how the edit goes
         elif then.action == "keep" and first.action not in ("keep", "undoable", "remark", "unknown", "describe"):
             if not (first.scope == "only" and any(t.kind == "thing" and vocabulary().not_subject(t.head) is None
                                                   for t in first.targets)):  # "the box only, leave the grey": said

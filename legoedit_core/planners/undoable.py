@@ -40,7 +40,7 @@ class UndoableReader(ValueReader):
                 return "transform", tag
         made_of = "made" in self.words and "of" in self.words[self.words.index("made") :]  # "made of solid gold"
         for tag in self.found("undoable", "material"):
-            editing = {"remove", "blur", "crop", "hide", "sharpen"} & set(verbs)
+            editing = {"remove", "blur", "crop", "hide", "sharpen", "keep"} & set(verbs)  # "leave the wood": a thing
             if (self._value_position(tag) or made_of) and not editing:
                 return "material", tag
         for tag in self.found("undoable", "age"):

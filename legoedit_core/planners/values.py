@@ -130,7 +130,8 @@ class ValueReader(Words):
     def _pad(self) -> bool:
         words = self.words
         canvas = [t for t in self.found("canvas") if not (t.start > 1 and words[t.start - 1] == "the" and words[
-            t.start - 2] in ("of", "in", "from", "out"))]  # "out of the frame": the photo's edge, not a border
+            t.start - 2] in ("of", "in", "from", "out", "across", "over", "throughout"))]  # "out of the frame",
+        # "across the frame": the photo's edge or all of it, not a border
         return bool(canvas or self.found("verbs", "pad"))
 
     def _canvas(self) -> str:
