@@ -17,6 +17,7 @@ _SOMEONE = ("i", "we", "they", "he", "she", "i'm", "we're", "they're", "he's", "
 _NARRATED = ("make", "made", "do", "does", "did", "changed", "set", "get", "got", "took")  # "we've changed what
 # the event is called", "I think it would make a charming card": verbs of a story, not of an edit
 _DETERMINERS_OF_THINGS = ("this", "that", "the", "it", "her", "his", "its", "my", "our", "your")
+_VAGUE_THINGS = ("bits", "spots", "patches", "areas", "parts", "stuff", "bit", "patch", "area", "part")
 _DID = ("came", "sent", "went", "says", "wants", "asked")  # "client came back saying ..."
 _ROLES = ("client", "clients", "boss", "customer", "customers", "marketplace", "editor", "team", "manager", "shop",
           "printer", "agency", "brand", "husband", "wife", "partner", "son", "daughter", "grandson", "granddaughter",
@@ -30,7 +31,7 @@ class AsideReader(UndoableReader):
         """Mark every word that says something other than what to edit, so it never becomes a target."""
         for start, end in (self._how_it_stays_words(), self._what_the_problem_does(), self._who_said_it(),
                            self._what_it_is_said_to_be(), self._comparison(), self._where_it_is_seen(),
-                           self._what_caused_it()):
+                           self._what_caused_it(), self._when_it_shows()):
             for k in range(start, end):
                 self.used[k] = True
 
@@ -47,6 +48,8 @@ class AsideReader(UndoableReader):
         if problem is None:
             return 0, 0
         told = next((k for k in range(problem, len(self.words)) if self.words[k] in ("it", "that", "this")), None)
+        while problem < len(self.words) and self.words[problem] in _VAGUE_THINGS:
+            problem += 1  # "blotchy bits in the sky": where they are
         after = self.words[problem : problem + 1]
         where = after and after[0] in _WHERE or after == ["from"] and self._found_after(problem)
         if told is not None:
@@ -67,6 +70,11 @@ class AsideReader(UndoableReader):
         made = next((k for k in range(1, len(self.words) - 1) if self.words[k] in ("made", "makes", "making") and (
             self.words[k + 1] in ("it", "them", "her", "him", "everything"))), None)
         return (0, made + 1) if made is not None and self.clause.value == "implied" else (0, 0)
+
+    def _when_it_shows(self) -> tuple[int, int]:
+        """When a problem shows ("blotchy when printed", "grainy when zoomed in"): no thing to edit."""
+        when = next((k for k, w in enumerate(self.words) if w == "when" and k), None)
+        return (when, len(self.part)) if when is not None and self.clause.value == "implied" else (0, 0)
 
     def _who_said_it(self) -> tuple[int, int]:
         """Who said it ("my boss says it is too dark") is no thing to edit."""

@@ -83,12 +83,19 @@ class ClauseReader(ActionReader):
 
     def verbs(self) -> list[str]:
         return [t.get("verbs")[1] for t in self.found("verbs") if t.start not in self.negated  # type: ignore
-                and not self._said_to_be(t)]
+                and not self._said_to_be(t) and self.words[t.start - 1 : t.start] not in (["when"], ["once"])]
+        # "grainy when zoomed": when it shows, no zoom
 
     def _said_to_be(self, tag: Tag) -> bool:
         """Whether a verb's word only says what a thing is ("the dog looks blurry"), after a verb of being and no
         verb of change ("make the background blurry" asks)."""
         before = self.tags[: tag.start]
+        if self.words[tag.start - 1 : tag.start] in (["getting"], ["being"], ["gets"]) and (any(
+                t is not None and t.has("copulas") for t in before[-2:]) or self.words[tag.start - 1] == "gets"):
+            return True  # "the crema is getting lost": what happens to it
+        if self.words[tag.start] in ("getting", "gets", "got") and before[-1:] and before[-1] is not None and before[
+                -1].has("copulas"):
+            return True  # "it is getting dark": what it becomes
         return " ".join(self.words[tag.start : tag.end]) in ("blurry", "blurred", "out of focus", "soft") and any(
             t is not None and t.has("copulas") for t in before) and not any(
             t is not None and t.has("verbs", "change") for t in before)

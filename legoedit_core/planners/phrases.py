@@ -100,9 +100,11 @@ def read_amounts(view: Words, c: Clause) -> None:
     for tag in view.found("factors"):
         factor = float(vocabulary().data["factors"][view.words[tag.start]])
         before = [w for w in view.words[: tag.start] if w not in ("a", "an", "about", "roughly", "around", "maybe")]
-        after = [w for w in view.words[tag.end : tag.end + 2] if w not in ("a", "an")]
+        after = [w for w in view.words[tag.end : tag.end + 3] if w not in ("a", "an", "of")]
         if after[:1] and after[0] in vocabulary().data["units"]["stops"]:
-            continue  # "half a stop": how many stops
+            c.amounts.append(Amount(factor, "stops"))  # "half a stop", "a third of a stop": how many stops
+            view.use(tag)
+            continue
         if before[-1:] == ["by"] and factor < 1:
             c.amounts.append(Amount(100 * factor, "percent"))  # "reduce it by a fifth": a change of 20%
         else:
@@ -110,7 +112,7 @@ def read_amounts(view: Words, c: Clause) -> None:
         view.use(tag)
     for tag in view.found("units", "stops"):
         if not any(a.unit == "stops" for a in c.amounts):  # "one stop" (a number before it is read above)
-            c.amounts.append(Amount(0.5 if "half" in view.words[max(0, tag.start - 2) : tag.start] else 1.0, "stops"))
+            c.amounts.append(Amount(1.0, "stops"))
         view.use(tag)
     for tag in view.found("rotation"):
         kind = tag.get("rotation")[1]  # type: ignore[index]

@@ -137,8 +137,9 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.action = "describe"  # "sharpen it hard, max crispness": the same change, said again
         described = first.value == "implied" and then.action != "describe" and [
             t for t in first.targets if t.kind != "whole"]
-        if described and all(t.kind == "whole" for t in then.targets) and then.action not in (
-                "undoable", "remark", "unknown", "write", "rotate", "flip", "resize", "pad"):
+        if described and all(t.kind == "whole" and t.words.lower() in ("", *_POINTERS) for t in then.targets) and (
+                then.action not in (
+                "undoable", "remark", "unknown", "write", "rotate", "flip", "resize", "pad")):
             then.targets = list(first.targets)
             if then.value != "implied":
                 first.action = "describe"  # (not "the sky looks washed out and flat": two problems, two fixes)
