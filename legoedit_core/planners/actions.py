@@ -4,7 +4,7 @@ tones, amounts and problems in a fixed order of precedence. ``ClauseReader`` bui
 from __future__ import annotations
 
 from legoedit_core.planners.phrases import DETERMINERS
-from legoedit_core.planners.reading import Amount
+from legoedit_core.planners.reading import Amount, colour_spans
 from legoedit_core.planners.scope import ScopeReader
 from legoedit_core.planners.undoable import SIZE_WORDS
 from legoedit_core.planners.vocabulary import Tag, can_be_verb
@@ -47,7 +47,9 @@ class ActionReader(ScopeReader):
             return self._problem(problems[0]) if problems else "statement"
         if (not verbs or verbs == ["remove"] and self.words[0] == "no") and self._denied_change():
             return "remark"  # "..., nothing plasticky": how it should not end up
-        if (self._denied_happening() or "already" in self.words and not verbs) and not self._names_a_change():
+        denied = self._denied_happening()
+        if denied in ("mind", "care") or (denied or "already" in self.words and not verbs) and not (
+                self._names_a_change()):
             return "remark"  # "the flag can't appear in print", "the backdrop already meets spec": no change asked
         undoable = self._undoable(verbs)
         if undoable:
@@ -198,12 +200,13 @@ class ActionReader(ScopeReader):
         c.asks = self._asks()
         return "unknown"
 
-    def _denied_happening(self) -> bool:
-        """Whether the clause says what must not happen in a verb no edit has, before any verb of editing ("brand
-        rules don't allow pure white", "I don't mind if it ends up grainy")."""
+    def _denied_happening(self) -> str | None:
+        """The verb no edit has that the clause says must not happen, before any verb of editing ("brand rules
+        don't allow pure white", "I don't mind if it ends up grainy"), or None."""
         first_verb = next((t.start for t in self.found("verbs")), len(self.words))
-        return any(tag.end < first_verb and self.tags[tag.end] is None and can_be_verb(self.words[tag.end])
-                   for tag in self.found("negation") if tag.end < len(self.words))
+        return next((self.words[tag.end] for tag in self.found("negation") if tag.end < min(first_verb, len(
+            self.words)) and (self.tags[tag.end] is None or self.tags[tag.end].meanings == (("filler",),)) and (
+            can_be_verb(self.words[tag.end])) and not colour_spans(self.words[tag.end : tag.end + 1])), None)
 
     def _only_compared(self, look: Tag) -> bool:
         """Whether a look is named only in a comparison after a colour asked for ("a blue cat like in cartoons")."""
@@ -212,9 +215,10 @@ class ActionReader(ScopeReader):
         return like is not None and like < look.start and any(start < like for start, _, _ in self.colours)
 
     def _names_a_change(self) -> bool:
-        """Whether a word of the clause names a change, a colour, an amount or words to write."""
+        """Whether a word of the clause names a change, an amount or words to write (a colour alone may be what is
+        denied: "the guide doesn't allow red")."""
         kinds = ("adjust", "styles", "greyscale", "comparatives", "problems", "canvas", "flip", "rotation")
-        return bool(self.colours or self.clause.amounts or any(self.found(k) for k in kinds)) or any(
+        return bool(self.clause.amounts or any(self.found(k) for k in kinds)) or any(
             t.kind in ("quote", "caps") for t in self.part)
 
     def _linking(self) -> bool:

@@ -25,6 +25,7 @@ PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "
 LOOK_VERBS = ("look", "looks", "feel", "feels", "seem", "seems", "appear")
 _MANNER = {"style", "look", "vibe", "feel", "type", "format", "aesthetic"}
 _ASKING = ("verbs", "adjust", "styles", "greyscale", "problems", "background", "undoable")  # a request before a why
+_WITHIN = ("in", "on", "across", "over", "at")  # "dark bits in the sky": where a described region is
 _ABOUT = ("about", "around", "roughly", "approximately", "maybe", "of", "at", "~", "=", "to", "like", "say")
 _PARAMETERS = ("radius", "strength", "amount")
 _THING_CLASSES = ("finder_words", "subject", "not_subject", "background", "marked")
@@ -172,6 +173,10 @@ def _target(view: Words, group: list[int]) -> Target | None:
             if not _whole_source(view, group[index + 1 :]):  # "the collar off the cat": what it is on
                 relation = _span(view, group[index:], lead=False).lower()
             break  # where it is taken from ("the cup out of the shot", "the rocket off the pad"): no narrowing
+        if content and words[k] in _WITHIN and _relation_starts(view, group, index) and all(
+                "ADJ" in lemminflect.getAllLemmas(words[j]) and not colour_spans(words[j : j + 1]) for j in content):
+            content.clear()  # "dark noisy bits in the sky": the sky
+            continue
         if content and _relation_starts(view, group, index):
             relation = _span(view, group[index:], lead=False).lower()  # "the spots on her face", "the guy at the back"
             break
