@@ -109,3 +109,60 @@ def test_the_rest_of_the_picture_is_everything_but_what_was_named(cpu_toolset):
 
 def test_shorthand_colour_is_read(cpu_toolset):
     assert "blue" in _values(_plan(cpu_toolset, "make the mug blu"), "prompt")
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("make the mug teal, the style guide doesn't allow red", {"SOS", "RCM"}),
+    ("make it sepia, I don't mind if it ends up grainy", {"STYLE"}),
+    ("more contrast on the mug, the backdrop is already fine", {"SOS", "ADJUST"}),
+    ("Hello, this is for the autumn brochure. Sharpen the dog a little.", {"SOS", "SHARPEN"}),
+    ("our website keeps rejecting it, shrink it to half size", {"RESIZE"}),
+])
+def test_what_must_not_happen_or_already_is_asks_nothing(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+def test_a_colour_said_not_to_be_is_still_the_old_colour(cpu_toolset):
+    result = _plan(cpu_toolset, "the mug should be navy, not red")
+    assert _tools(result) == {"SOS", "RCM"}
+    assert "navy" in _values(result, "prompt")
+
+
+def test_extra_asks_for_more(cpu_toolset):
+    result = _plan(cpu_toolset, "extra saturation on the mug only")
+    assert _tools(result) == {"SOS", "ADJUST"}
+    assert _values(result, "saturation")[0] > 1
+
+
+def test_a_brick_setting_with_an_about_word_is_read(cpu_toolset):
+    assert _values(_plan(cpu_toolset, "blur it, radius about 30"), "radius") == [30.0]
+
+
+def test_a_fraction_of_a_stop_is_that_fraction(cpu_toolset):
+    assert 1.2 < _values(_plan(cpu_toolset, "a third of a stop brighter"), "brightness")[0] < 1.3
+
+
+@pytest.mark.parametrize("instruction", [
+    "brighten it and stretch it to 16:9 by extending the sky on both sides",
+    "sharpen the mug and swap in a city skyline background"])
+def test_showing_more_or_a_described_scene_is_declined_whole(cpu_toolset, instruction):
+    assert not _plan(cpu_toolset, instruction).ok
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("replace the studio sweep with plain white", {"SOS", "CBG"}),
+    ("reduce the grain but keep the edges crisp", {"SMOOTH"}),
+    ("soften his face a touch", {"RES", "SMOOTH"}),
+    ("leave the marble alone, sharpen the cup", {"SOS", "SHARPEN"}),
+    ("unsharp mask across the frame", {"SHARPEN"}),
+    ("her skin looks patchy when printed", {"RES", "SMOOTH"}),
+    ("there are dark noisy bits in the sky, smooth them", {"RES", "SMOOTH"}),
+])
+def test_retouch_wordings_of_the_trade(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+def test_what_is_happening_to_a_thing_is_no_edit_of_it(cpu_toolset):
+    result = _plan(cpu_toolset, "the highlights are getting lost, darken it slightly")
+    assert _tools(result) == {"ADJUST"}
+    assert _values(result, "brightness")[0] < 1
