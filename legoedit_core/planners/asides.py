@@ -89,7 +89,8 @@ class AsideReader(UndoableReader):
     def _comparison(self) -> tuple[int, int]:
         """A comparison ("sepia, like an old newspaper") is no thing; "I'd like" and words to write are kept."""
         simile = next((k for k, w in enumerate(self.words) if w == "like" and (
-            k == 0 or self.words[k - 1] not in ("i'd", "i", "would", "we'd", "we", *LOOK_VERBS))), None)
+            k == 0 or self.words[k - 1] not in ("i'd", "i", "would", "we'd", "we", *LOOK_VERBS) and not (
+                self.words[k - 1].startswith("there")))), None)  # not "there's like a logo": a filler
         return (simile, len(self.part)) if self.clause.action != "write" and simile is not None else (0, 0)
 
     def _context(self) -> bool:

@@ -65,8 +65,9 @@ class ClauseReader(ActionReader):
             if tag is not None and tag.has("problems") and not tag.has("problems", "background") and k and (
                     self.words[k - 1] in DETERMINERS and _names_after(self.words[k + 1], self.tags[k + 1])):
                 self.tags[k] = None  # "a soft gradient": what the new thing is like, no problem of the photo
-            if tag is not None and tag.has("factors") and instruction[part[k].end : part[k].end + 1] == "-":
-                self.tags[k] = None  # "a double-page spread": a word of a compound, no factor
+            if tag is not None and (tag.has("factors") or self.words[k] in ATTRIBUTE_NOUNS) and instruction[
+                    part[k].end : part[k].end + 1] == "-":
+                self.tags[k] = None  # "a double-page spread", "colour-neutral": a word of a compound
             if self.words[k : k + 2] == ["has", "to"]:
                 self.tags[k] = None  # "the backdrop has to be white": a request, not what it has
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]

@@ -180,6 +180,9 @@ def _target(view: Words, group: list[int]) -> Target | None:
         if content and _relation_starts(view, group, index):
             relation = _span(view, group[index:], lead=False).lower()  # "the spots on her face", "the guy at the back"
             break
+        if content and words[k] == "behind" and index + 1 == len(group):
+            relation = "behind"  # "no shuttle model behind"
+            break
         if not content and kind == "thing" and words[k] == "behind" and index + 1 < len(group):
             return Target(_span(view, group), "background", "background", place=place)  # "behind the cat"
         if tag is not None and tag.start < k:

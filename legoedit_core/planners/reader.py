@@ -97,11 +97,6 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if named and then.scope == "whole" and then.targets and all(t.kind == "whole" for t in then.targets) and any(
                 t.words.lower().split(" of ")[0] in rest for t in then.targets):
             then.scope, then.excluded = "except", named  # "blur her face & turn the rest black and white"
-        for covering, covered in ((first, then), (then, first)):
-            if covering.action == "background" and covering.value not in ("blur", "implied") and (
-                    covered.action == "remove") and covered.targets and all(
-                    vocabulary().not_subject(t.head) == "setting" for t in covered.targets):
-                covered.action = "describe"  # "a dark blue background, the flag must go": the new one covers it
         if first.action == "undoable" and first.reason == vague and _between(instruction, first, then) in (
                 ":", "-", "—", "–") and then.action not in ("undoable", "remark", "unknown", "describe", "named"):
             first.action = "describe"  # "make the cat pop: sharpen it and blur the background": how
@@ -113,6 +108,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if first.action == "style" and then.value == "implied" and then.strength == 1.0 and not then.targets and not (
                 {"too", "so", "very", "really"} & {t.word for t in tokens(then.text)}):
             then.action = "describe"  # "a watercolour, soft and loose": how the look is, not a problem to fix
+        if first.action == then.action == "remove" and first.targets and _points_back(then):
+            then.action = "describe"  # "remove the writing, want it clean": the same removal
         if first.action == "remove" and then.action == "background" and then.value == "implied":
             then.action = "describe"  # "delete the model behind her, it is distracting": why it goes
         for removal, left in ((first, then), (then, first)):
@@ -143,6 +140,18 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.targets = list(first.targets)
             if then.value != "implied":
                 first.action = "describe"  # (not "the sky looks washed out and flat": two problems, two fixes)
+    return _covered(clauses)
+
+
+def _covered(clauses: list[Clause]) -> list[Clause]:
+    """Removing things of the setting beside a new background ("a dark blue background, the flag must go", "cut her
+    out onto white, no flag") asks nothing more: the new background covers them."""
+    if any(c.action == "background" and c.value not in (None, "blur", "implied") or c.action == "isolate"
+           for c in clauses):
+        for clause in clauses:
+            if clause.action == "remove" and clause.targets and all(vocabulary().not_subject(
+                    t.head) == "setting" or (t.relation or "").startswith("behind") for t in clause.targets):
+                clause.action = "describe"
     return clauses
 
 
