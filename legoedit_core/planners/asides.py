@@ -105,7 +105,8 @@ class AsideReader(UndoableReader):
             return True  # the request before, said again
         if self._request_frame(words):
             return False  # "I want the cat sharp", "we'd love it brighter": a request in other words
-        told = words[2:3] and words[2].endswith(("s", "ed")) and can_be_verb(words[2].removesuffix("s"))
+        told = words[2:3] and words[2].endswith(("s", "ed")) and any(
+            can_be_verb(words[2].removesuffix(end)) for end in ("s", "es"))  # "my son thinks", "the listing goes"
         owner = words[:2] and words[0] in ("the", "our", "my") and (words[1] in _ROLES or self.tags[1] is None and (
             words[1] in self.words[1:2] and told))  # "my grandson thinks", "the email keeps bouncing it back",
         # never "the rocket I mean"

@@ -18,7 +18,7 @@ from legoedit_core.planners.reading import Clause, Target, colour_spans
 from legoedit_core.planners.vocabulary import vocabulary
 
 _ARTICLES = ("the ", "a ", "an ")
-_SCENE_EDITS = ("adjust", "greyscale", "style", "blur", "sharpen", "denoise", "tint")  # edits of a whole region
+_SCENE_EDITS = ("adjust", "greyscale", "style", "blur", "sharpen", "denoise", "smooth", "tint")  # of a whole region
 _SCENERY = {"sky", "green"}  # what a finder finds that is the setting, never the main subject
 _WHOLES = {"person", "people", "clothes"}  # what a finder finds that holds other things it finds (a face, hair)
 

@@ -62,9 +62,7 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
                 if edit.strength == 1.0:  # "take the colour out, nearly monochrome": how much, said after
                     edit.strength = implied.strength
         for edit, why in ((first, then), (then, first)):
-            if why.value == "implied" and all(t.kind == "whole" or t.head in {e.head for e in edit.targets} or (
-                    vocabulary().phrases.get((t.head,)) == [("background_kinds",)]) for t in why.targets) and any(
-                    t.kind != "whole" for t in edit.targets) and _explains(why, edit):
+            if _explains(why, edit):
                 why.action = "describe"  # "soften her face, the flash made it harsh": why that edit, no other
         vague_fix = then.reason == vague or (then.action == "remove" or first.action == "denoise" and then.action in (
             "smooth", "blur")) and all(t.kind == "whole" for t in then.targets)  # "noise in the sky, smooth it out"
@@ -156,12 +154,19 @@ def _covered(clauses: list[Clause]) -> list[Clause]:
 
 
 def _explains(why: Clause, edit: Clause) -> bool:
-    """Whether a problem's fix is of the kind an edit of a named region already makes: a colour complaint beside a
-    recolour, harshness or noise beside a softening, softness beside a sharpening."""
+    """Whether a problem said of the photo, "it" or the same thing is of the kind an edit of a named region already
+    fixes: a colour complaint beside a recolour, harshness or noise beside a softening, softness beside a
+    sharpening."""
+    if why.value != "implied" or edit.value == "implied" or all(t.kind == "whole" for t in edit.targets):
+        return False
+    if not all(t.kind == "whole" or t.head in {e.head for e in edit.targets} or vocabulary().phrases.get((
+            t.head,)) == [("background_kinds",)] for t in why.targets):  # "the gradient looks muddy"
+        return False
     fix = why.attribute if why.action == "adjust" else why.action
     kinds = {"recolour": ("saturation", "contrast", "temperature"), "tint": ("saturation", "contrast", "temperature"),
              "blur": ("contrast", "smooth", "denoise"), "smooth": ("contrast", "smooth", "denoise"),
-             "sharpen": ("sharpen",)}
+             "sharpen": ("sharpen",), "adjust": (edit.attribute, *(("saturation",) if edit.attribute == "temperature"
+                                                                   else ()))}  # "pale, warm her face up"
     return fix in kinds.get(edit.action, ()) and not (fix == "contrast" and edit.action in ("blur", "smooth")
                                                      and why.direction > 0)
 
