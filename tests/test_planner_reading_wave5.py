@@ -166,3 +166,32 @@ def test_what_is_happening_to_a_thing_is_no_edit_of_it(cpu_toolset):
     result = _plan(cpu_toolset, "the highlights are getting lost, darken it slightly")
     assert _tools(result) == {"ADJUST"}
     assert _values(result, "brightness")[0] < 1
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("lose the table and sit the mug on a soft mint gradient", {"SOS", "CBG"}),
+    ("cut the dog out onto white, no sofa and no lamp behind", {"SOS", "CBG"}),
+    ("the plant in the corner keeps stealing attention, blur out what's behind the dog", {"SOS", "CBG"}),
+])
+def test_a_new_background_covers_what_of_the_setting_goes(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+@pytest.mark.parametrize("instruction", [
+    "there's like a logo thing in the corner, wipe it", "remove the caption, want it clean"])
+def test_a_removal_said_twice_or_pointed_back_to_is_one_removal(cpu_toolset, instruction):
+    assert _tools(_plan(cpu_toolset, instruction)) == {"RES", "INPAINT"}
+
+
+def test_a_complaint_about_her_beside_an_edit_of_her_face_explains_it(cpu_toolset):
+    result = _plan(cpu_toolset, "she looks a bit pale, warm her face up slightly")
+    assert _tools(result) == {"RES", "ADJUST"}
+    assert _values(result, "temperature")[0] > 0
+
+
+def test_the_setting_around_the_subject_is_smoothed_as_the_scene(cpu_toolset):
+    assert _tools(_plan(cpu_toolset, "smooth out the wood grain on the table")) == {"SOS", "INVERSE", "SMOOTH"}
+
+
+def test_a_tone_word_inside_a_hyphenated_compound_is_no_tone(cpu_toolset):
+    assert _tools(_plan(cpu_toolset, "cut the mug out onto white, colour-accurate please")) == {"SOS", "CBG"}

@@ -159,8 +159,10 @@ def _explains(why: Clause, edit: Clause) -> bool:
     sharpening."""
     if why.value != "implied" or edit.value == "implied" or all(t.kind == "whole" for t in edit.targets):
         return False
-    if not all(t.kind == "whole" or t.head in {e.head for e in edit.targets} or vocabulary().phrases.get((
-            t.head,)) == [("background_kinds",)] for t in why.targets):  # "the gradient looks muddy"
+    heads = {e.head for e in edit.targets}
+    heads |= {"person", "she", "he"} if heads & {"face", "skin"} else set()
+    if not all(t.kind == "whole" or t.head in heads or vocabulary().phrases.get((t.head,)) == [(
+            "background_kinds",)] for t in why.targets):  # "the gradient looks muddy", "she's pale, warm her face"
         return False
     fix = why.attribute if why.action == "adjust" else why.action
     kinds = {"recolour": ("saturation", "contrast", "temperature"), "tint": ("saturation", "contrast", "temperature"),
