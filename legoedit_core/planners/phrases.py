@@ -25,6 +25,9 @@ PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "
 LOOK_VERBS = ("look", "looks", "feel", "feels", "seem", "seems", "appear")
 _MANNER = {"style", "look", "vibe", "feel", "type", "format", "aesthetic"}
 _ASKING = ("verbs", "adjust", "styles", "greyscale", "problems", "background", "undoable")  # a request before a why
+# words written with a full stop that ends no sentence ("Dr. Collins", "Fresh Roast Co.", "est. 1962")
+ABBREVIATIONS = ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof", "Mt", "Co", "Ltd", "Inc", "Est", "est", "No", "Vol",
+                 "Bros", "Corp")
 _WITHIN = ("in", "on", "across", "over", "at")  # "dark bits in the sky": where a described region is
 _ABOUT = ("about", "around", "roughly", "approximately", "maybe", "of", "at", "~", "=", "to", "like", "say")
 _PARAMETERS = ("radius", "strength", "amount")

@@ -3,10 +3,10 @@ a comma before another request (``split``). What each clause says is read by ``c
 
 from __future__ import annotations
 
+from legoedit_core.planners.phrases import ABBREVIATIONS
 from legoedit_core.planners.reading import colour_spans, tag_list
 from legoedit_core.planners.vocabulary import Tag, Token, Vocabulary, can_be_verb, vocabulary
 
-_TITLES = ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof", "Mt")
 _DETERMINERS = {"a", "an", "the", "some", "her", "his", "their", "its", "my", "this", "that"}
 _PRONOUNS = ("it", "this", "that", "he", "she", "they", "there", "which", "what")
 _MODALS = ("should", "must", "needs", "has", "can", "will", "stays", "remains", "is", "looks")
@@ -41,7 +41,7 @@ def split(toks: list[Token]) -> list[list[Token]]:
             if parts[-1]:
                 parts.append([])
         elif token.kind != "punct" or token.word in ",%°:&" or token.word == "." and i and (
-                len(toks[i - 1].text) == 1 or toks[i - 1].text in _TITLES):
+                len(toks[i - 1].text) == 1 or toks[i - 1].text in ABBREVIATIONS):
             parts[-1].append(token)
     parts = [p[: max(k + 1 for k, t in enumerate(p) if t.word != ",")] for p in parts if any(
         t.kind != "punct" for t in p)]  # a comma left at a clause's end belongs to no clause
@@ -80,7 +80,7 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     before a statement ("..., it's too dark"), at "and", "but" or a comma before a verb."""
     token, vocab = toks[i], vocabulary()
     if token.word == "." and i and (len(toks[i - 1].text) == 1 and toks[i - 1].text.isupper() or toks[
-            i - 1].text in _TITLES):
+            i - 1].text in ABBREVIATIONS):
         return False  # an initial or a title ("J. Reyes", "Dr. Collins")
     if token.word in "()":
         return False  # a parenthesis says more about its clause: "flip it (vertical)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import lemminflect
 
-from legoedit_core.planners.phrases import DETERMINERS, PREPOSITIONS, Words, another_change
+from legoedit_core.planners.phrases import ABBREVIATIONS, DETERMINERS, PREPOSITIONS, Words, another_change
 from legoedit_core.planners.reading import Clause, Target
 from legoedit_core.planners.vocabulary import can_be_noun
 
@@ -27,7 +27,8 @@ class ValueReader(Words):
                 self.words[k + 1]) or self.words[k + 1] in ("picture", "photo", "pic", "shot", "image", "version")))]
         caps = [k for k, t in enumerate(self.part) if t.kind == "caps"]
         verbs = self.verbs()
-        if not caps and "add" in verbs and self.found("places"):  # "put 1999 in the bottom left"
+        if not caps and "add" in verbs and self.found("places") and self._placed_words() is None:  # "put 1999 in
+            # the bottom left" (but "add est. 1999 top left" as written)
             caps = [k for k, t in enumerate(self.part) if t.kind == "number" and not (
                 k + 1 < len(self.part) and self.tags[k + 1] is not None and self.tags[k + 1].has("units"))]
         nouns = self.found("text_overlay", "nouns")
@@ -94,6 +95,20 @@ class ValueReader(Words):
         return self.words[k] in ("words", "word", "text", "caption", "line", "message") and any(
             self.tags[j] is not None and self.tags[j].has("verbs", "add") for j in range(max(0, k - 3), k))
 
+    def _placed_words(self) -> int | None:
+        """Where words put at a place begin, unquoted ("put grumpy at the bottom", "add est. 2019 top right"): after
+        a verb of adding, no article, only words that name no thing, change or place, up to the place."""
+        add = next((t for t in self.found("verbs", "add")), None)
+        place = next((t for t in self.found("places") if add is not None and t.start > add.end), None)
+        if add is None or place is None:
+            return None
+        run = [k for k in range(add.end, place.start) if self.words[k] not in ("at", "in", "on", "across", "along",
+                                                                              "the", "to")]
+        free = all(self.part[k].kind == "number" or self.part[k].word == "." or self.tags[k] is None and not (
+            self.colours and any(a <= k < b for a, b, _ in self.colours)) for k in run)
+        return add.end - 1 if run and free and self._free_word(run[0]) and self.words[run[0]] not in (
+            "some", "my", "our", "his", "her", "its", "their") else None
+
     def _said(self) -> list[int]:
         """The positions of words to write given after "saying" / "that says" / "reading", up to a place or an
         opacity, size or colour word ("a caption saying Happy Birthday at the bottom")."""
@@ -104,9 +119,13 @@ class ValueReader(Words):
                 t is not None and (t.has("text_overlay", "nouns") or t.has("verbs", "write")) for t in self.tags[:k]))),
                        None)  # "a sign saying OPEN", not "my boss says it is too dark"
         if cue is None and not any(t.kind in ("quote", "caps") for t in self.part):
+            captioned = [k + 1 for k in range(len(self.words) - 2) if self.words[k : k + 2] in (
+                ["caption", "it"], ["caption", "this"]) and self._free_word(k + 2)]  # "caption it monday mood"
             cue = next((k for k, w in enumerate(self.words) if (w in cues["say_verbs"] or self._names_words(k))
-                        and k + 1 < len(self.part) and self._free_word(k + 1)), None)  # "write hello at the top",
-            # "add the words welcome home"
+                        and k + 1 < len(self.part) and self._free_word(k + 1)), captioned[0] if captioned else None)
+            # "write hello at the top", "add the words welcome home"
+        if cue is None:
+            cue = self._placed_words()  # "put grumpy at the bottom"
         if cue is None and ({"write", "add"} & set(self.verbs()) or self.found("text_overlay", "nouns")):  # "write
             # her name Jo Lee at the top", "watermark it with Bean There"
             titled = [k for k, t in enumerate(self.part) if k and t.kind == "word" and t.text[:1].isupper() and not (
@@ -118,7 +137,7 @@ class ValueReader(Words):
         for k in range(cue + 1, len(self.part)):
             tag = self.tags[k]
             initial = self.part[k].word == "." and (len(self.part[k - 1].text) == 1 and self.part[
-                k - 1].text.isupper() or self.part[k - 1].text in ("Dr", "Mr", "Mrs", "Ms", "St", "Jr", "Prof"))
+                k - 1].text.isupper() or self.part[k - 1].text in ABBREVIATIONS)
             if self.words[k] == "in" and any(start == k + 1 for start, _, _ in self.colours):
                 break  # "Welcome Home in yellow": the colour it is written in
             if self.part[k].kind == "punct" and not initial or tag is not None and tag.start == k and (
