@@ -68,6 +68,10 @@ class ClauseReader(ActionReader):
             if tag is not None and (tag.has("factors") or self.words[k] in ATTRIBUTE_NOUNS) and instruction[
                     part[k].end : part[k].end + 1] == "-":
                 self.tags[k] = None  # "a double-page spread", "colour-neutral": a word of a compound
+            if self.words[k] == "right" and tag is not None and tag.has("places") and self.words[k + 1] in (
+                    "in", "into", "up", "down", "away", "now", "through", "over", "off", "round", "around") and not (
+                    k and self.words[k - 1] in ("the", "to", "top", "bottom", "far", "lower", "upper")):
+                self.tags[k] = Tag(k, k + 1, (("filler",),))  # "crop right in on her face": how close, no side
             if self.words[k : k + 2] == ["has", "to"]:
                 self.tags[k] = None  # "the backdrop has to be white": a request, not what it has
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]

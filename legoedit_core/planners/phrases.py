@@ -328,8 +328,8 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         if part[k].word == "like" and (words[k - 1] in LOOK_VERBS or any(t is not None and (t.has(
                 "text_overlay") or t.has("strength") or t.has("factors")) for t in tags[k + 1 : k + 3])):
             continue  # "make it look like a snowy day": what it should look like; "like half see-through": about
-        if part[k].word == "so" and {"just", "only"} & set(words[k + 1 : k + 4]) and "crop" in words:
-            continue  # "crop it so it's just the rocket": what is kept, not why
+        if {"just", "only"} & set(words[k : k + 4]) and "crop" in words:
+            continue  # "crop it so it's just the rocket", "crop in, I only want the cup": what is kept, not why
         if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(
                 t is not None and t.has("background") for t in rest)):
             continue

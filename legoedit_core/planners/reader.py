@@ -53,6 +53,9 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
     after a description asks for the fix the description implies."""
     vague = vocabulary().undoable("vague")["reason"]
     rest = set(vocabulary().data["scope"]["rest"])
+    for edit, named in zip(clauses, clauses[1:], strict=False):
+        if named.action == "named" and edit.action in _NEEDS_A_THING + _TONAL and _points_back(edit):
+            edit.targets, named.action = list(named.targets), "describe"  # "brighten it? The rocket, I mean"
     for first, then in zip(clauses, clauses[1:], strict=False):
         for implied, edit in ((first, then), (then, first)):
             same = (implied.action, implied.attribute) == (edit.action, edit.attribute)  # "it's too dark, brighten
@@ -138,7 +141,17 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.targets = list(first.targets)
             if then.value != "implied":
                 first.action = "describe"  # (not "the sky looks washed out and flat": two problems, two fixes)
-    return _covered(clauses)
+    return _asked_later(_covered(clauses))
+
+
+def _asked_later(clauses: list[Clause]) -> list[Clause]:
+    """A problem whose fix another clause asks for in so many words, anywhere in the request ("too dark and grainy,
+    clean it up and make it brighter"), explains that clause."""
+    for implied in [c for c in clauses if c.value == "implied" and c.action not in ("describe", "remark")]:
+        if any(c is not implied and c.value != "implied" and (c.action, c.attribute, c.direction) == (
+                implied.action, implied.attribute, implied.direction) for c in clauses):
+            implied.action = "describe"
+    return clauses
 
 
 def _covered(clauses: list[Clause]) -> list[Clause]:

@@ -243,7 +243,8 @@ def _tonal_kinds(part: list[Token], vocab: Vocabulary) -> set[str]:
             kinds.add(tag.get("adjust")[1])  # type: ignore[index]
         elif tag is not None and (tag.has("greyscale") or tag.has("styles")):
             kinds.add("look")
-        elif tag is not None and tag.has("problems") and " " in tag.get("problems")[1]:  # type: ignore[index]
+        elif tag is not None and tag.has("problems") and (" " in tag.get("problems")[1] or tag.has(  # type: ignore
+                "problems", "denoise")):
             kinds.add(tag.get("problems")[1].split()[0])  # type: ignore[index]  # "murky and flat": two fixes
     return kinds
 
