@@ -4,6 +4,7 @@ descriptions joined to the edits they describe. ``read`` is what the planner cal
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from legoedit_core.planners.clause_reader import ClauseReader
 from legoedit_core.planners.phrases import fine_detail
@@ -56,6 +57,14 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
     for edit, named in zip(clauses, clauses[1:], strict=False):
         if named.action == "named" and edit.action in _NEEDS_A_THING + _TONAL and _points_back(edit):
             edit.targets, named.action = list(named.targets), "describe"  # "brighten it? The rocket, I mean"
+    for k, named in enumerate(clauses):
+        said = [t.word for t in tokens(named.text)]
+        spans = colour_spans(said)
+        if named.action == "named" and spans and spans[0][0] == 0 and not (
+                k + 1 < len(clauses) and _points_back(clauses[k + 1])):  # "navy cup, thin border": the cup in navy
+            named.action, named.value = "recolour", spans[0][2]
+            named.targets = [replace(t, modifiers=tuple(m for m in t.modifiers if m not in spans[0][2].split()))
+                             for t in named.targets]
     for first, then in zip(clauses, clauses[1:], strict=False):
         for implied, edit in ((first, then), (then, first)):
             same = (implied.action, implied.attribute) == (edit.action, edit.attribute)  # "it's too dark, brighten
@@ -203,6 +212,9 @@ def _pronouns(clauses: list[Clause], animal_named: bool) -> list[Clause]:
     for first, then in zip(clauses, clauses[1:], strict=False):
         if then.action == "recolour" and not then.targets and any(t.kind == "thing" for t in first.targets):
             then.targets = list(first.targets)  # "can her hair go darker, more of a chocolate brown"
+        if then.action == "crop" and _points_back(then) and first.action in _NEEDS_A_THING + _TONAL and any(
+                t.kind != "whole" for t in first.targets):
+            then.targets = list(first.targets)  # "box to red, and crop in close on it"
     for k, clause in enumerate(clauses):
         animal = next((t for c in reversed(clauses[:k]) for t in c.targets if _a_thing_itself(t) and not (
             t.head.endswith("s") and not t.head.endswith("ss"))), None)  # one thing, not "the shadows"
