@@ -195,3 +195,42 @@ def test_the_setting_around_the_subject_is_smoothed_as_the_scene(cpu_toolset):
 
 def test_a_tone_word_inside_a_hyphenated_compound_is_no_tone(cpu_toolset):
     assert _tools(_plan(cpu_toolset, "cut the mug out onto white, colour-accurate please")) == {"SOS", "CBG"}
+
+
+@pytest.mark.parametrize(("instruction", "text", "position"), [
+    ("put cheeky at the bottom", "cheeky", "bottom"),
+    ("sepia and then add est. 1987 in the top left", "est. 1987", "top-left"),
+    ("caption it sunday brunch at the top", "sunday brunch", "top"),
+    ("put Green Leaf Ltd. in the bottom right, small", "Green Leaf Ltd.", "bottom-right"),
+])
+def test_unquoted_words_put_at_a_place_are_written(cpu_toolset, instruction, text, position):
+    result = _plan(cpu_toolset, instruction)
+    assert "TEXT" in _tools(result)
+    assert text in _values(result, "prompt")
+    assert position in _values(result, "position")
+
+
+def test_an_article_before_the_words_keeps_an_added_thing_declined(cpu_toolset):
+    assert not _plan(cpu_toolset, "add a parrot at the bottom").ok
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("crop right in on her face", {"RES", "BBOX", "CROP"}),
+    ("crop in tight, I just want the mug", {"SOS", "BBOX", "CROP"}),
+    ("mug to teal, then crop in close on it", {"SOS", "RCM", "BBOX", "CROP"}),
+    ("Teal mug, thin white border round the photo", {"SOS", "RCM", "PAD"}),
+    ("make it warmer and honestly a sharpen wouldn't hurt", {"ADJUST", "SHARPEN"}),
+    ("sharpen it a little? The dog, I mean - it looks soft", {"SOS", "SHARPEN"}),
+])
+def test_crops_and_shorthand_lists(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+def test_a_problem_asked_for_later_in_so_many_words_is_fixed_once(cpu_toolset):
+    result = _plan(cpu_toolset, "way too dark and full of grain, clean it up and brighten it")
+    assert _tools(result) == {"SMOOTH", "ADJUST"}
+    assert len(_values(result, "brightness")) == 1
+
+
+def test_gold_is_a_material_as_the_brief_says(cpu_toolset):
+    assert not _plan(cpu_toolset, "turn the mug gold").ok
