@@ -150,6 +150,14 @@ class ActionReader(ScopeReader):
                 for tag in self.found("flip"):
                     self.use(tag)
             return verb_action
+        richer = next((s for s in self.colours if s[0] and self.words[s[0] - 1] in ("richer", "intense", "vivid")),
+                      None)
+        if richer is not None and not verbs or richer is not None and set(verbs) <= {"change", "increase"}:
+            c.attribute, c.direction = "saturation", 1  # "make the sky a richer blue": more of the colour it has
+            self.used[richer[0] - 1 : richer[1]] = [True] * (richer[1] - richer[0] + 1)
+            for tag in self.found("verbs"):
+                self.use(tag)
+            return "adjust"
         shade = self._shade()
         if shade is not None:
             c.value = shade
@@ -227,7 +235,9 @@ class ActionReader(ScopeReader):
     def _adjust(self, verbs: list[str]) -> bool:
         c = self.clause
         tags = [t for t in self.found("adjust") if not (t.has("verbs") and len(self.found("adjust")) > 1) and not any(
-            a <= t.start < b for a, b, _ in self.colours)]  # "bright yellow" is a colour, not a brightness
+            a <= t.start < b or t.end == a for a, b, _ in self.colours)]  # "bright yellow", "a warm mustard" are
+        # colours, not a brightness or a warmth
+        tags.sort(key=lambda t: self.words[t.start] in ATTRIBUTE_NOUNS)  # "the colours made warmer": warmer says how
         if not tags:
             return False
         meaning = tags[0].get("adjust")

@@ -89,8 +89,9 @@ class AsideReader(UndoableReader):
     def _comparison(self) -> tuple[int, int]:
         """A comparison ("sepia, like an old newspaper") is no thing; "I'd like" and words to write are kept."""
         simile = next((k for k, w in enumerate(self.words) if w == "like" and (
-            k == 0 or self.words[k - 1] not in ("i'd", "i", "would", "we'd", "we", *LOOK_VERBS) and not (
-                self.words[k - 1].startswith("there")))), None)  # not "there's like a logo": a filler
+            k == 0 or not {"i'd", "i", "would", "we'd", "we"} & set(self.words[max(0, k - 2) : k]) and self.words[
+                k - 1] not in LOOK_VERBS and not self.words[k - 1].startswith("there"))), None)  # not "I'd only
+        # like", "there's like a logo"
         return (simile, len(self.part)) if self.clause.action != "write" and simile is not None else (0, 0)
 
     def _context(self) -> bool:

@@ -371,4 +371,5 @@ def _describes(view: Words, k: int) -> bool:
 def _not_a_thing(tag: Tag) -> bool:
     """Filler, a vague wish or a remark inside a target's words ("the sky, which would be great")."""
     return tag.has("filler") and not tag.has("finder_words") or tag.has("undoable", "vague") or tag.has(
-        "remarks") or tag.has("undoable", "colourise")  # "keep the cup in colour": how it stays
+        "remarks") or tag.has("undoable", "colourise") or tag.has("scope", "only")  # "keep the cup in colour": how
+    # it stays; "I'd only like the sky brighter": which, not what

@@ -137,6 +137,12 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         for said, sized in ((first, then), (then, first)):
             if said.action == sized.action == "rotate" and not said.amounts and sized.amounts:
                 said.action = "describe"  # "it leans 4 degrees to the left, can you level it": one turn
+        if then.action == first.action == "adjust" and (then.attribute, then.direction) == (
+                first.attribute, first.direction) and then.value is None and _points_back(then):
+            then.action = "describe"  # "a richer blue, more saturation in it": one change, said twice
+        if then.action == first.action == "pad" and then.value == first.value and not then.amounts:
+            first.qualities |= then.qualities  # "a thin frame round it. Just a narrow white edge": one border
+            then.action = "describe"
         if then.action == first.action == "flip" and then.value == first.value:
             then.action = "describe"  # "a mirror image of it. Side to side, I mean": one flip, said twice
         if then.action == first.action in _ONCE and then.value in (None, "implied") and all(
