@@ -234,3 +234,32 @@ def test_a_problem_asked_for_later_in_so_many_words_is_fixed_once(cpu_toolset):
 
 def test_gold_is_a_material_as_the_brief_says(cpu_toolset):
     assert not _plan(cpu_toolset, "turn the mug gold").ok
+
+
+def test_a_word_of_warmth_before_a_colour_belongs_to_the_colour(cpu_toolset):
+    result = _plan(cpu_toolset, "turn her jacket a warm mustard yellow")
+    assert _tools(result) == {"RES", "RCM"}
+    assert "mustard yellow" in _values(result, "prompt")
+
+
+def test_the_word_of_change_says_how_a_tone_noun_goes(cpu_toolset):
+    result = _plan(cpu_toolset, "could the colours be made a touch cooler overall")
+    assert _tools(result) == {"ADJUST"}
+    assert _values(result, "temperature")[0] < 0
+    assert _values(_plan(cpu_toolset, "slightly warmer white balance"), "temperature")[0] > 0
+
+
+def test_a_border_said_twice_is_one_border(cpu_toolset):
+    result = _plan(cpu_toolset, "a thin frame round it please. Just a narrow black edge")
+    assert _tools(result) == {"PAD"}
+    assert len(_values(result, "border")) == 1
+
+
+def test_only_like_keeps_what_is_named(cpu_toolset):
+    assert _tools(_plan(cpu_toolset, "I'd only like the sky made darker, not the fields")) == {"RES", "ADJUST"}
+
+
+def test_a_richer_colour_is_more_of_that_colour(cpu_toolset):
+    result = _plan(cpu_toolset, "make her jacket a richer red, more saturation in it")
+    assert _tools(result) == {"RES", "ADJUST"}
+    assert len(_values(result, "saturation")) == 1 and _values(result, "saturation")[0] > 1
