@@ -32,7 +32,7 @@ STRICT = RulesSettings(salient_as_named_subject=False)
 WRONG_EDITS = [  # (photo, instruction, what the refusal must name)
     ("coffee", "remove the dog", "'dog'"),
     ("coffee", "erase the cup on the table", "'cup on the table'"),
-    ("coffee", "turn the statue into gold", "'statue'"),
+    ("coffee", "turn the statue teal", "'statue'"),
     ("coffee", "change the background to a beach at sunset", "'beach at sunset'"),
     ("chelsea", "erase the cat", "'cat'"),
 ]
@@ -80,7 +80,7 @@ def test_rows_of_wrong_edits_are_invalid_plan(tmp_path):
 
 
 def test_salient_option_runs_and_the_trace_and_report_record_the_approximation(tmp_path):
-    rows = _rows(_catalogue(tmp_path, [("coffee", "turn the statue into gold"), ("chelsea", "erase the cat")]),
+    rows = _rows(_catalogue(tmp_path, [("coffee", "turn the statue teal"), ("chelsea", "erase the cat")]),
                  SALIENT)
     statue, cat = rows
     assert statue["status"] == "ok", statue["error"]

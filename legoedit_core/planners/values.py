@@ -106,7 +106,7 @@ class ValueReader(Words):
                                                                               "the", "to")]
         free = all(self.part[k].kind == "number" or self.part[k].word == "." or self.tags[k] is None and not (
             self.colours and any(a <= k < b for a, b, _ in self.colours)) for k in run)
-        return add.end - 1 if run and free and self._free_word(run[0]) and self.words[run[0]] not in (
+        return add.end - 1 if run and free and self._free_word(add.end) and self.words[add.end] not in (
             "some", "my", "our", "his", "her", "its", "their") else None
 
     def _said(self) -> list[int]:
