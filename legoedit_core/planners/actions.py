@@ -247,7 +247,8 @@ class ActionReader(ScopeReader):
         noun = tags[0].has("filler") or self.words[tags[0].start] in ATTRIBUTE_NOUNS
         if noun and self.colours and "change" in verbs:
             return False
-        if noun and "change" in verbs and {"up", "down"} & set(self.words):  # "turn the brightness down"
+        if noun and len({"up", "down"} & set(self.words[tags[0].end :])) == 1:
+            # "turn the brightness down", "tone the colours down by half"
             c.direction = 1 if "up" in self.words else -1
         elif noun and ("decrease" in verbs or "remove" in verbs):  # "drop the saturation", "lose some contrast"
             c.direction = -1

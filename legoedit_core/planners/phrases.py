@@ -18,7 +18,7 @@ NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", 
               "people", "you", "kind", "sort", "type", "version", "variant", "copy", "think", "possible", "itself",
               "herself", "himself", "themselves", "altogether", "couple", "shades", "difference", "emphasis",
               "result", "results", "impression", "idea", "option", "options", "colourway", "colorway", "mood", "pass",
-              "passes", "bits", "parts", "areas", "run", "apply", "full", "lots", "loads", "plenty"}
+              "passes", "bits", "parts", "areas", "run", "apply", "full", "lots", "loads", "plenty", "pump"}
 _VALUES = ("rotation", "flip", "styles", "greyscale", "canvas", "units", "comparatives")
 DETERMINERS = {"the", "a", "an", "this", "that", "her", "his", "its", "their", "my", "your", "our"}
 PREPOSITIONS = {"on", "in", "at", "from", "inside", "over", "across", "along", "around", "with", "by", "of"}

@@ -137,6 +137,10 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         for said, sized in ((first, then), (then, first)):
             if said.action == sized.action == "rotate" and not said.amounts and sized.amounts:
                 said.action = "describe"  # "it leans 4 degrees to the left, can you level it": one turn
+        amount_only = then.action in ("remark", "unknown") and then.amounts and all(
+            a.unit in ("factor", "percent") for a in then.amounts)
+        if first.action == "adjust" and not first.amounts and amount_only:
+            first.amounts, then.action = list(then.amounts), "describe"  # "pump the saturation up, roughly double"
         if then.action == first.action == "adjust" and (then.attribute, then.direction) == (
                 first.attribute, first.direction) and then.value is None and _points_back(then):
             then.action = "describe"  # "a richer blue, more saturation in it": one change, said twice
