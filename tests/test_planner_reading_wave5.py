@@ -263,3 +263,25 @@ def test_a_richer_colour_is_more_of_that_colour(cpu_toolset):
     result = _plan(cpu_toolset, "make her jacket a richer red, more saturation in it")
     assert _tools(result) == {"RES", "ADJUST"}
     assert len(_values(result, "saturation")) == 1 and _values(result, "saturation")[0] > 1
+
+
+@pytest.mark.parametrize(("instruction", "expected"), [
+    ("take the colours down by about half", 0.5),
+    ("push the saturation up, roughly double", 2.0),
+])
+def test_which_way_and_how_much_a_tone_goes_said_apart(cpu_toolset, instruction, expected):
+    assert _values(_plan(cpu_toolset, instruction), "saturation") == [expected]
+
+
+@pytest.mark.parametrize("instruction", [
+    "tight crop on the dog, lose the empty space around it",
+    "crop in close on the mug, lose the rest of the table",
+])
+def test_losing_what_surrounds_a_cropped_subject_is_the_crop(cpu_toolset, instruction):
+    assert _tools(_plan(cpu_toolset, instruction)) == {"SOS", "BBOX", "CROP"}
+
+
+def test_sharper_in_a_colour_is_a_recolour(cpu_toolset):
+    result = _plan(cpu_toolset, "her jacket would look much sharper in burgundy")
+    assert _tools(result) == {"RES", "RCM"}
+    assert "burgundy" in _values(result, "prompt")

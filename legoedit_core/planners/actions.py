@@ -134,6 +134,8 @@ class ActionReader(ScopeReader):
                                                       "finder_words", "same", "face"))):  # "soften the fur", "her
             # face": a retouch of its surface, not a blur
             verb_action = "smooth"
+        if verb_action == "sharpen" and self.colours and {"sharper", "smarter"} & set(self.words):
+            verb_action = None  # "her suit would look sharper in navy": smarter, in a colour
         if verb_action == "blur" and ("sharpen" in verbs or self.found("verbs", "decrease")):
             verb_action = "sharpen"  # "unblur", "less blurry"
         if verb_action is not None:

@@ -160,7 +160,21 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.targets = list(first.targets)
             if then.value != "implied":
                 first.action = "describe"  # (not "the sky looks washed out and flat": two problems, two fixes)
-    return _asked_later(_covered(clauses))
+    return _asked_later(_covered(_cropped(clauses)))
+
+
+def _cropped(clauses: list[Clause]) -> list[Clause]:
+    """Losing what lies around the subject beside a crop to it ("crop tight on the cat, lose the empty space round
+    the edges", "... lose the rest of the table", "... lose most of the empty sky") is what the crop does."""
+    if any(c.action == "crop" and any(t.kind != "whole" for t in c.targets) for c in clauses):
+        for clause in clauses:
+            words = {t.word for t in tokens(clause.text)}
+            around = all(t.kind == "background" or vocabulary().not_subject(t.head) == "setting" or t.head == "sky"
+                         for t in clause.targets)
+            if clause.action in ("remove", "background") and around and (
+                    words & {"empty", "rest", "space", "dead", "most"} or clause.action == "remove"):
+                clause.action = "describe"
+    return clauses
 
 
 def _asked_later(clauses: list[Clause]) -> list[Clause]:
