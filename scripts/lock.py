@@ -10,9 +10,11 @@ Profiles (README, "Install"):
 - ``vllm``: the vLLM server's own environment (``infra/vllm``), apart from the project's: vLLM pins fastapi below
   0.137 while Prefect 3.8.8 needs 0.139 or later, so the two never share one environment (docs/models.md).
 
-Resolution is as of ``EXCLUDE_NEWER``, so a lock is current as long as its inputs did not change, whatever the
-registry published since; move the date to take newer releases. Keep it a few days in the past: the registry mirror
-these machines reach fills in the last days' uploads late, so a cut-off of today resolves differently tomorrow.
+Writing a lock resolves afresh as of ``EXCLUDE_NEWER``; move the date to take newer releases. Checking a lock
+resolves again with the committed pins as uv's preferences (no ``--upgrade``): a lock is current as long as its pins
+still satisfy its inputs, whatever the registry published since. A fresh resolution is not the test, because the
+registry mirror these machines reach fills in uploads dated before the cut-off days late (pydocket 0.28.0 and pandas
+3.1.2 appeared under a cut-off a week old), so the same inputs resolve differently from one day to the next.
 """
 
 from __future__ import annotations
@@ -36,30 +38,35 @@ PROFILES: dict[str, tuple[str, tuple[str, ...], str]] = {
 }
 
 
-def compile_command(profile: str, output: Path) -> list[str]:
-    """The ``uv pip compile`` that writes ``profile``'s lock to ``output``."""
+def compile_command(profile: str, output: Path, fresh: bool = True) -> list[str]:
+    """The ``uv pip compile`` that writes ``profile``'s lock to ``output``: ``fresh``, ignoring the pins already in
+    ``output``, or keeping each pin that still satisfies the requirements."""
     source, extras, _ = PROFILES[profile]
     return [sys.executable, "-m", "uv", "pip", "compile", "--quiet", source, *(f"--extra={e}" for e in extras),
-            *PLATFORM, "--exclude-newer", EXCLUDE_NEWER, "--upgrade",  # a fresh resolution: the old lock is no hint
+            *PLATFORM, "--exclude-newer", EXCLUDE_NEWER, *(["--upgrade"] if fresh else []),
             "--custom-compile-command", "python scripts/lock.py",
             "-o", str(output)]
 
 
-def resolve(profile: str, output: Path) -> None:
+def resolve(profile: str, output: Path, fresh: bool = True) -> None:
     """Resolve ``profile`` into ``output``; raise with uv's explanation when it has no solution."""
-    run = subprocess.run(compile_command(profile, output), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(compile_command(profile, output, fresh), cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
     if run.returncode != 0:
         raise RuntimeError(f"the {profile} profile does not resolve:\n{run.stderr.strip()}")
 
 
 def stale(profile: str) -> str | None:
-    """None when ``profile``'s committed lock is what resolving it again gives, else the difference."""
+    """None when ``profile``'s committed lock still satisfies its requirements (resolving again with its pins as
+    preferences changes nothing), else the difference."""
     lock = ROOT / PROFILES[profile][2]
-    with tempfile.TemporaryDirectory() as directory:
-        fresh = Path(directory) / lock.name
-        resolve(profile, fresh)
-        new = fresh.read_text().splitlines()
     old = lock.read_text().splitlines() if lock.exists() else []
+    with tempfile.TemporaryDirectory() as directory:
+        again = Path(directory) / lock.name
+        if lock.exists():
+            again.write_text(lock.read_text())
+        resolve(profile, again, fresh=False)
+        new = again.read_text().splitlines()
     if old == new:
         return None
     return "\n".join(difflib.unified_diff(old, new, str(lock), "resolved now", lineterm="", n=0))
@@ -67,7 +74,7 @@ def stale(profile: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="fail if a lock is not what resolving gives now")
+    parser.add_argument("--check", action="store_true", help="fail if a lock no longer satisfies its requirements")
     parser.add_argument("profiles", nargs="*", help=f"some of {', '.join(PROFILES)} (default: all)")
     args = parser.parse_args(argv)
     unknown = set(args.profiles) - set(PROFILES)

@@ -41,3 +41,18 @@ def test_a_conflicting_requirement_is_reported_with_uvs_explanation(tmp_path, mo
     with pytest.raises(RuntimeError, match="does not resolve") as raised:
         lock.resolve("conflict", tmp_path / "conflict.txt")
     assert "fastapi" in str(raised.value)
+
+
+def test_a_lock_is_current_while_its_pins_satisfy_the_requirements(tmp_path, monkeypatch):
+    """An older pin that still satisfies the requirements is current (a release the registry back-fills later does
+    not make the lock stale); a requirement the pin no longer meets does."""
+    requirements, locked = tmp_path / "six.in", tmp_path / "six.txt"
+    monkeypatch.setitem(lock.PROFILES, "six", (str(requirements), (), str(locked)))
+    requirements.write_text("six\n")
+    lock.resolve("six", locked)
+    newest = re.search(r"^six==(\S+)", locked.read_text(), re.MULTILINE).group(1)
+    assert newest != "1.16.0"
+    locked.write_text(locked.read_text().replace(f"six=={newest}", "six==1.16.0"))
+    assert lock.stale("six") is None
+    requirements.write_text(f"six>={newest}\n")
+    assert "+six==" in (lock.stale("six") or "")
