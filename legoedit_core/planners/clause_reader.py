@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import lemminflect
-
 from legoedit_core.planners.actions import ATTRIBUTE_NOUNS, ActionReader
 from legoedit_core.planners.phrases import (
     DETERMINERS,
@@ -17,7 +15,7 @@ from legoedit_core.planners.phrases import (
     without_purpose,
 )
 from legoedit_core.planners.reading import Clause, colour_spans, tag_list
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_adjective, can_be_noun, vocabulary
 
 # word classes that can be part of a target's words (everything else is the action's)
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
@@ -35,7 +33,7 @@ def _as_noun(tag: Tag) -> Tag | None:
 
 def _names_after(word: str, tag: Tag | None) -> bool:
     """Whether a word names a thing a describing word before it is said of ("gradient", "glow")."""
-    return tag is None and can_be_noun(word) and "ADJ" not in lemminflect.getAllLemmas(word) or tag is not None and (
+    return tag is None and can_be_noun(word) and not can_be_adjective(word) or tag is not None and (
         tag.has("background_kinds"))
 
 

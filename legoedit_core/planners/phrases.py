@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lemminflect
-
 from legoedit_core.planners.reading import Amount, Clause, Target, colour_spans
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_noun, can_describe, is_word, vocabulary
+from legoedit_core.planners.vocabulary import (
+    Tag,
+    Token,
+    can_be_adjective,
+    can_be_noun,
+    can_describe,
+    is_word,
+    vocabulary,
+)
 
 # words inside a target's phrase that name no thing ("the top left corner", "the jacket's colour", "cool it down")
 NOT_THINGS = {"i", "we", "they", "first", "last", "why", "how", "what", "that", "which", "corner", "side", "edge",
@@ -177,7 +183,7 @@ def _target(view: Words, group: list[int]) -> Target | None:
                 relation = _span(view, group[index:], lead=False).lower()
             break  # where it is taken from ("the cup out of the shot", "the rocket off the pad"): no narrowing
         if content and words[k] in _WITHIN and _relation_starts(view, group, index) and all(
-                "ADJ" in lemminflect.getAllLemmas(words[j]) and not colour_spans(words[j : j + 1]) for j in content):
+                can_be_adjective(words[j]) and not colour_spans(words[j : j + 1]) for j in content):
             content.clear()  # "dark noisy bits in the sky": the sky
             continue
         if content and _relation_starts(view, group, index):
@@ -365,7 +371,7 @@ def _relation_starts(view: Words, group: list[int], index: int) -> bool:
 
 def _describes(view: Words, k: int) -> bool:
     """Whether a word only describes (an adjective or a colour: "plain", "grey"), so it names no thing of its own."""
-    return "ADJ" in lemminflect.getAllLemmas(view.words[k]) or any(a <= k < b for a, b, _ in colour_spans(view.words))
+    return can_be_adjective(view.words[k]) or any(a <= k < b for a, b, _ in colour_spans(view.words))
 
 
 def _not_a_thing(tag: Tag) -> bool:

@@ -24,7 +24,8 @@ _POINTERS = ("it", "them", "that", "those", "this", "these")
 def read(instruction: str, understand: Callable[[Clause], Clause] | None = None) -> Reading:
     """The typed reading of ``instruction``; ``understand`` reads a clause the vocabulary does not cover (the
     planner's exemplar ranking) before descriptions are joined to their edits."""
-    pieces = split(tokens(instruction))
+    found = tokens(instruction)
+    pieces = split(found)
     clauses = [read_clause(instruction, piece) for piece in pieces]
     for (first, then), piece in zip(zip(clauses, clauses[1:], strict=False), pieces[1:], strict=True):
         if tonal_only(piece) and all(t.kind == "whole" for t in then.targets) and then.action in _TONAL and (
@@ -33,8 +34,7 @@ def read(instruction: str, understand: Callable[[Clause], Clause] | None = None)
             # brighter and warmer": the second change is of the same thing
     if understand is not None:
         clauses = [understand(clause) for clause in clauses]
-    animal = any(tag is not None and tag.has("animal_parts") for tag in vocabulary().tag(
-        [t.word for t in tokens(instruction)]))
+    animal = any(tag is not None and tag.has("animal_parts") for tag in vocabulary().tag([t.word for t in found]))
     return Reading(instruction, _headed(_corrected(_pronouns(_described(clauses, instruction), animal)), instruction))
 
 

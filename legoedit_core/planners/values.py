@@ -3,11 +3,9 @@ shade of a colour. Read by ``ClauseReader`` (which this class is the base of) fr
 
 from __future__ import annotations
 
-import lemminflect
-
 from legoedit_core.planners.phrases import ABBREVIATIONS, DETERMINERS, PREPOSITIONS, Words, another_change
 from legoedit_core.planners.reading import Clause, Target
-from legoedit_core.planners.vocabulary import can_be_noun
+from legoedit_core.planners.vocabulary import can_be_adjective, can_be_noun
 
 
 class ValueReader(Words):
@@ -221,8 +219,8 @@ class ValueReader(Words):
         her")."""
         on = next((k for k, w in enumerate(self.words) if w in ("on", "onto", "against")), len(self.words))
         if directly:  # "on solid black", not "on the banner in red"
-            return any(start > on and all(w in ("a", "an", "solid", "plain", "pure", "flat") or "ADJ" in (
-                lemminflect.getAllLemmas(w)) and not can_be_noun(w) for w in self.words[on + 1 : start])
+            return any(start > on and all(w in ("a", "an", "solid", "plain", "pure", "flat") or can_be_adjective(
+                w) and not can_be_noun(w) for w in self.words[on + 1 : start])
                 for start, _, _ in self.colours)  # "on a soft peach gradient"
         return any(start > on for start, _, _ in self.colours)
 

@@ -171,6 +171,11 @@ def can_describe(word: str) -> bool:
     return not forms or bool({"ADJ", "ADV", "NOUN"} & set(forms))
 
 
+def can_be_adjective(word: str) -> bool:
+    """Whether ``word`` is an adjective in lemminflect's English lexicon ("empty", "soft", "grey")."""
+    return "ADJ" in lemminflect.getAllLemmas(word)
+
+
 def can_be_verb(word: str) -> bool:
     """Whether ``word`` is a verb in lemminflect's English lexicon ("pop", "stick", "slap")."""
     return "VERB" in lemminflect.getAllLemmas(word)
