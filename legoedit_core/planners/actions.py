@@ -23,7 +23,7 @@ class ActionReader(ScopeReader):
     def _action(self) -> str:
         c, verbs = self.clause, self.verbs()
         if self.words[0] == "like" or self.words[:2] == ["as", "if"] or self._how_it_stays() or self._why_only() or (
-                self._context()):
+                self._context() or self._dated()):
             return "remark"  # "..., like a cutout for a sticker", "but keep it natural": why, or how it stays
         if self._write():
             return "write"

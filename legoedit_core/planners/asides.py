@@ -128,6 +128,19 @@ class AsideReader(UndoableReader):
             for k, tag in enumerate(self.tags)) and not any(t.kind in ("quote", "caps", "number") and not (
                 owner and k == 1) for k, t in enumerate(self.part))  # "our CMS keeps timing out": a name
 
+    def _dated(self) -> bool:
+        """A sentence about when things happen ("the promo starts Monday", "the campaign worked well last month")
+        that does not open with a request or a verb of editing, nor says what is wrong, tells the story around the
+        edit."""
+        words = [w for w in self.words if w not in ("and", "but", "so", "also", "then", "please", "just")]
+        opens = self.tags[self.words.index(words[0])] if words else None
+        complaint = self.found("problems") or self.found("copulas") and self.found("adjust")  # "the shot from
+        # last week is too dark" is about the photo
+        told = any(t.text.islower() and can_be_verb(t.word) for t in self.part)  # not "Open Day 14 June": words
+        # to write
+        return bool(self.found("dates")) and told and not complaint and not self._request_frame(words) and not (
+            opens is not None and opens.has("verbs") or words and can_be_verb(words[0]) and not can_be_noun(words[0]))
+
     @staticmethod
     def _request_frame(words: list[str]) -> bool:
         """Whether the words open as a request: "I want", "we'd love", "I'd rather", "could", "please"."""

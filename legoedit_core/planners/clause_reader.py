@@ -166,13 +166,19 @@ class ClauseReader(ActionReader):
     def _strength(self) -> None:
         data = self.vocab.data["strength"]
         found = self.found("strength")
-        levels = [tag.get("strength")[1] for tag in found  # type: ignore[index]
+        levels = ["slight" if self._limited(tag) else tag.get("strength")[1] for tag in found  # type: ignore[index]
                   if not any(other.start == tag.end for other in found)]  # "really barely noticeable": barely
         for tag in found:
             self.use(tag)
         if levels:  # "a little, but really noticeable": the strongest word says how much
             self.clause.strength = max(float(data[lv]["factor"]) for lv in levels if lv != "slight" or len(
                 set(levels)) == 1)
+
+    def _limited(self, tag: Tag) -> bool:
+        """Whether a strength word is a limit ("not too much", "nothing too heavy", "not much at all"): keep it
+        slight."""
+        return any(self.words[k] == "nothing" or self.vocab.phrase_at(self.words, k, "negation") is not None
+                   for k in range(max(0, tag.start - 3), tag.start))
 
     def _value_position(self, tag: Tag) -> bool:
         """Whether the phrase is what something becomes (last content word, or after into / to / like / of)."""

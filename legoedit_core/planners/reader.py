@@ -120,6 +120,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.action = "describe"  # "a watercolour, soft and loose": how the look is, not a problem to fix
         if first.action == then.action == "remove" and first.targets and _points_back(then):
             then.action = "describe"  # "remove the writing, want it clean": the same removal
+        if first.action == "remove" and _fills(then):
+            then.action = "describe"  # "erase the rocket and fill in the sky": how the hole is filled
         if first.action == "remove" and then.action == "background" and then.value == "implied":
             then.action = "describe"  # "delete the model behind her, it is distracting": why it goes
         for removal, left in ((first, then), (then, first)):
@@ -302,6 +304,13 @@ def _the_subject(clause: Clause) -> bool:
     phrases = vocabulary().phrases
     return bool(clause.targets) and all(t.kind == "subject" or _a_thing_itself(t) and not any(
         m[0] == "finder_words" for m in phrases.get(tuple(t.head.split()), [])) for t in clause.targets)
+
+
+def _fills(clause: Clause) -> bool:
+    """Whether a clause says how a hole is filled ("fill it in with the sky", "patch up the grey behind")."""
+    said = [t.word for t in tokens(clause.text)]
+    return clause.action not in ("write", "undoable") and any(
+        tag is not None and tag.has("verbs", "fill") for tag in vocabulary().tag(said))
 
 
 def _points_back(clause: Clause) -> bool:

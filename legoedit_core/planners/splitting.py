@@ -16,7 +16,7 @@ _OWN_VERBS = ("remove", "blur", "hide", "sharpen", "denoise", "smooth", "crop", 
               "pad", "isolate")  # verbs that name one change each ("make", "add", "more" name none of their own)
 _SPLIT_WORDS = {"then", "also", "afterwards", "after", "finally", "plus"}
 _EDIT_VERBS = ("remove", "change", "blur", "hide", "sharpen", "denoise", "smooth", "crop", "rotate", "flip", "resize",
-               "write", "add", "replace", "pad", "isolate", "increase", "decrease")
+               "write", "add", "replace", "pad", "isolate", "increase", "decrease", "fill")
 
 
 def split(toks: list[Token]) -> list[list[Token]]:

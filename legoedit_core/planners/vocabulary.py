@@ -104,6 +104,10 @@ class Vocabulary:
                     break
             verbs = [] if tag is not None else [m for stem in _stems(words[i]) for m in self.phrases.get((stem,), ())
                                                 if m[0] in ("verbs", "adjust")]
+            if tag is not None and words[i] == "pad" and tag.end == i + 1 and (
+                    words[i + 1 : i + 2] == [] or words[i + 1] not in _PADDED):
+                tag = Tag(i, i + 1, tuple(m for m in tag.meanings if m[0] != "verbs"))  # "an empty pad", "the sky
+                # and pad behind it": the launch pad
             found.append(Tag(i, i + 1, (verbs[0],)) if verbs else tag)  # "needs removing", "cropped", "brightening"
         return found
 
@@ -114,6 +118,10 @@ class Vocabulary:
             return None
         meanings = self.phrases.get((words[i], words[i + 2]), [])
         return Tag(i, i + 3, tuple(meanings)) if any(m[0] == "verbs" for m in meanings) else None
+
+
+_PADDED = ("it", "them", "this", "that", "the", "to", "out", "with", "a", "an", "by", "all", "each", "evenly", "round",
+           "around", "into", "so", "up")  # what "pad" pads ("pad it", "pad to square"): else it is a launch pad
 
 
 def _stems(word: str) -> list[str]:
@@ -263,7 +271,8 @@ def tokens(instruction: str) -> list[Token]:
 
 
 _STATED = ("too", "so", "very", "really", "quite", "a", "kind", "kinda", "looking", "gone", "getting", "way", "far",
-           "blown", "washed", "faded", "overexposed", "underexposed")
+           "blown", "washed", "faded", "overexposed", "underexposed", "such", "rather", "pretty", "almost", "totally",
+           "completely", "still", "not", "all")
 
 
 def _uncontracted(found: list[Token]) -> list[Token]:
