@@ -96,9 +96,11 @@ class ClauseReader(ActionReader):
         if self.words[tag.start - 1 : tag.start] in (["getting"], ["being"], ["gets"]) and (any(
                 t is not None and t.has("copulas") for t in before[-2:]) or self.words[tag.start - 1] == "gets"):
             return True  # "the crema is getting lost": what happens to it
-        if (self.words[tag.start] in ("getting", "gets", "got") or self.words[tag.start].endswith(("ed", "en"))) and (
+        said = self.words[tag.start]
+        if (said in ("getting", "gets", "got") or said.endswith(("ed", "en", "ing"))) and (
                 before[-1:] and before[-1] is not None and before[-1].has("copulas")):
-            return True  # "it is getting dark", "her name is written on it": what it becomes or has
+            return True  # "it is getting dark", "her name is written on it", "the towers are disappearing": what it
+            # becomes, has or does
         return " ".join(self.words[tag.start : tag.end]) in ("blurry", "blurred", "out of focus", "soft") and any(
             t is not None and t.has("copulas") for t in before) and not any(
             t is not None and t.has("verbs", "change") for t in before)

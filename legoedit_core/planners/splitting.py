@@ -37,6 +37,8 @@ def split(toks: list[Token]) -> list[list[Token]]:
             parts[-1].append(token)  # "16:9", "caption: 'Hello'", "caption: Hello"
         elif covered[i] is not None and covered[i].start < i < covered[i].end - 1:
             parts[-1].append(token)
+        elif token.word in ("plus", "minus") and i + 1 < len(toks) and toks[i + 1].kind == "number":
+            parts[-1].append(token)  # "plus 50 percent": a sign, not a second request
         elif token.word in _SPLIT_WORDS or parts[-1] and _ends_clause(toks, tags, i, parts[-1]):
             if parts[-1]:
                 parts.append([])
@@ -266,6 +268,9 @@ def _change_kinds(part: list[Token], vocab: Vocabulary) -> set[str]:
             kinds.add("canvas")
     if any(t.kind == "number" for t in part) and any(w in ("px", "pixels", "wide", "tall", "high") for w in words):
         kinds.add("size")
+    if any(tag is not None and tag.has("factors") for tag in tags) and {"as", "the"} & set(words) and {
+            "big", "large", "small", "size", "wide", "tall"} & set(words):
+        kinds.add("size")  # "and half as big", "and half the size"
     return kinds
 
 

@@ -39,15 +39,17 @@ class ValueReader(Words):
         if not (quoted or nouns or "write" in verbs or (named or said) and ("add" in verbs or self.found(
                 "text_overlay", "tiled"))):
             return False  # "put SALE 30% in the corner": words in capitals are the text
-        if not ({"write", "add", "change", "replace"} & set(verbs) or nouns or named and (not verbs and self.found(
-                "places") or self.found("text_overlay", "tiled"))):
-            return False  # "'ACME' bottom left, tiny": quoted words and a place ask to write them there
+        wished = quoted and self.words[quoted[0] - 1] in ("say", "read")  # "could it say 'Hi'"
+        if not ({"write", "add", "change", "replace"} & set(verbs) or nouns or wished or named and (
+                not verbs and self.found("places") or self.found("text_overlay", "tiled"))):
+            return False  # "'ACME' bottom left, tiny": quoted words and a place, or "could it say 'Hi'", ask to
+            # write them (not "her tag says 'J. Reyes'": what it says now)
         if said and not quoted:
             c.value = self.instruction[self.part[said[0]].start : self.part[said[-1]].end]
             picked = said
         elif quoted:
             c.value = self.part[quoted[0]].word
-            picked = quoted[:1]
+            picked = [quoted[0] - 1, quoted[0]] if wished else quoted[:1]
         else:
             run = [caps[0]]
             while run[0] > 0 and (self.part[run[0] - 1].kind == "number" or self.part[run[0] - 1].word == "%"):

@@ -108,9 +108,14 @@ class Vocabulary:
                     words[i + 1 : i + 2] == [] or words[i + 1] not in _PADDED):
                 tag = Tag(i, i + 1, tuple(m for m in tag.meanings if m[0] != "verbs"))  # "an empty pad", "the sky
                 # and pad behind it": the launch pad
+            if words[i] == "left" and i and words[i - 1] in ("is", "are", "be", "was", "were", "gets", "stays"):
+                tag = None  # "only the backdrop is left": what remains, no side nor turn
+            if tag is not None and words[i] == "no" and i and words[i - 1] in _BEING and i + 1 < len(words) and (
+                    colour_words() & {words[i + 1]} or any(m[0] in ("adjust", "problems") for m in self.phrases.get(
+                        (words[i + 1],), ()))):
+                tag = None  # "there is no blue in it", "there's no contrast": a tone missing, not a removal
             found.append(Tag(i, i + 1, (verbs[0],)) if verbs else tag)  # "needs removing", "cropped", "brightening"
-        return found
-
+        return _particles(words, found, self.phrases)
 
     def _split_verb(self, words: list[str], i: int) -> Tag | None:
         """A two-word verb split by its object pronoun ("tone it down", "turn them up"), over all three words."""
@@ -118,6 +123,24 @@ class Vocabulary:
             return None
         meanings = self.phrases.get((words[i], words[i + 2]), [])
         return Tag(i, i + 3, tuple(meanings)) if any(m[0] == "verbs" for m in meanings) else None
+
+
+_BEING = ("is", "are", "was", "were", "there's", "it's", "there", "theres", "has", "have")
+
+
+def _particles(words: list[str], found: list[Tag | None], phrases: dict[tuple[str, ...], list[Meaning]]
+               ) -> list[Tag | None]:
+    """A two-word verb split by a tone it changes ("pull the saturation back", "turn the contrast down"): the verb
+    word carries the whole verb's meaning and its particle says nothing more."""
+    for i in range(len(words) - 3):
+        meanings = phrases.get((words[i], words[i + 3]), [])
+        tone = found[i + 2] is not None and found[i + 2].has("adjust")  # type: ignore[union-attr]
+        if words[i + 1] in ("the", "its", "her", "his", "that", "this") and tone and any(
+                m[:2] in (("verbs", "increase"), ("verbs", "decrease")) for m in meanings):
+            found[i] = Tag(i, i + 1, tuple(m for m in meanings if m[0] == "verbs"))  # not "cut the saturation
+            # in half": "cut in" crops only said together
+            found[i + 3] = Tag(i + 3, i + 4, (("filler",),))
+    return found
 
 
 _PADDED = ("it", "them", "this", "that", "the", "to", "out", "with", "a", "an", "by", "all", "each", "evenly", "round",
