@@ -273,8 +273,10 @@ class ActionReader(ScopeReader):
         c.direction = 1
         c.value = "implied"
         if fix == "background":  # "the clutter behind her is distracting": blur what is behind the subject
-            c.targets = []  # the blur is planned from the implied value (planning.background)
-            for k in range(len(self.part)):
+            c.targets = []  # the blur is planned from the implied value (planning.background); the thing said to
+            said = [t.start for t in self.found("copulas")] + [k for k, w in enumerate(self.words) if w in (
+                "keeps", "keep", "is")]  # distract is kept for an edit of "it" after ("the flag is distracting,
+            for k in range(min([*said, tag.start]) if not self.verbs() else 0, len(self.part)):  # remove it")
                 self.used[k] = True
         if " " in fix:
             c.attribute, way = fix.split()

@@ -76,8 +76,10 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         for edit, why in ((first, then), (then, first)):
             if _explains(why, edit):
                 why.action = "describe"  # "soften her face, the flash made it harsh": why that edit, no other
-        vague_fix = then.reason == vague or (then.action == "remove" or first.action == "denoise" and then.action in (
+        vague_fix = then.reason == vague or (then.action == "remove" and not (first.action == "background" and any(
+            t.kind == "thing" for t in first.targets)) or first.action == "denoise" and then.action in (
             "smooth", "blur")) and all(t.kind == "whole" for t in then.targets)  # "noise in the sky, smooth it out"
+        # (but "the flag is distracting, remove it" removes the flag)
         if first.value == "implied" and vague_fix:
             then.action = "remark"  # "it's too noisy, clean it up": the fix the description implies
         if first.value == then.value == "implied" and (first.attribute, first.direction) == (

@@ -21,6 +21,9 @@ class UndoableReader(ValueReader):
         raise NotImplementedError
 
     def _undoable(self, verbs: list[str]) -> tuple[str, Tag] | None:
+        problem = next((t.start for t in self.found("problems")), None)
+        if problem is not None and not verbs and all(t.start > problem for t in self.found("undoable")):
+            return None  # "I can barely make out her smile", "so grainy it looks like snow": what the problem does
         for kind in ("colourise", "artist", "expression", "outpaint", "generate", "retouch", "translate"):
             for tag in self.found("undoable", kind):
                 if kind == "colourise" and ("keep" in verbs or set(self.words) & set(self.vocab.data["verbs"]["keep"])):
