@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -229,10 +230,10 @@ def spell(word: str) -> str:
         return word
     near = checker.edit_distance_1(word)
     candidates = sorted((near & vocab.words) | checker.known(near))
-    if candidates:  # the likeliest slip first ("nosie": noise, "spon": spoon, "sute": suite), then a word of the
-        # vocabulary, then one that is a phrase of its own ("darker", not "dark" of "too dark"), then the commonest
-        return max(candidates, key=lambda w: (_closeness(word, w), w in vocab.words, (w,) in vocab.phrases,
-                                              checker.word_usage_frequency(w)))
+    if candidates:  # a noisy channel: how likely the slip ("nosie": noise, "spon": spoon) times how common the word
+        # ("fase": face, not false; "doun": down, not don), a word of the vocabulary or a phrase of its own first
+        return max(candidates, key=lambda w: _closeness(word, w) + 0.3 * math.log10(
+            checker.word_usage_frequency(w) + 1e-9) + (w in vocab.words) + 0.5 * ((w,) in vocab.phrases))
     close = difflib.get_close_matches(word, sorted(w for w in vocab.words if len(w) > 3), n=1, cutoff=0.85)
     return close[0] if close else word
 
