@@ -133,7 +133,8 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         for removal, left in ((first, then), (then, first)):
             if removal.action == "remove" and _the_subject(removal) and (left.action == "background" and (
                     left.value or "").split()[:1] in (["blur"], ["empty"], ["implied"], ["clean"]) or left.action in (
-                    "keep", "describe") and any(t.kind == "background" for t in left.targets)):
+                    "keep", "describe", "named") and any(t.kind == "background" or vocabulary().not_subject(
+                        t.head) == "setting" for t in left.targets)):
                 left.action = "describe"  # "remove the cat, I need just the blurry room": what is left
         if first.action == "named" and (all(t.kind == "whole" for t in then.targets) or then.targets == first.targets
                                          ) and then.action not in ("remark", "describe", "named", "unknown"):
@@ -145,6 +146,9 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         for said, sized in ((first, then), (then, first)):
             if said.action == sized.action == "rotate" and not said.amounts and sized.amounts:
                 said.action = "describe"  # "it leans 4 degrees to the left, can you level it": one turn
+        if then.action == "remark" and then.strength != 1.0 and first.strength == 1.0 and first.action in (
+                *_REGION_CHANGES, "blur", "background") and all(t.kind == "whole" for t in then.targets):
+            first.strength = then.strength  # "brighten it - subtle please", "warm it up, don't go too heavy"
         amount_only = then.action in ("remark", "unknown") and then.amounts and all(
             a.unit in ("factor", "percent") for a in then.amounts)
         if first.action == "adjust" and not first.amounts and amount_only:

@@ -111,6 +111,10 @@ def _ends_clause(toks: list[Token], tags: list[Tag | None], i: int, part: list[T
     if token.word in ("and", ",") and _canvas(rest, vocab) and not _canvas(part, vocab):
         return True  # "the word NEW top left and a square canvas": a canvas too
     first = tags[i + 1] if i + 1 < len(tags) else None
+    then = tags[i + 2] if i + 2 < len(tags) else None
+    if token.word == "," and toks[i + 1].word == "so" and then is not None and then.start == i + 2 and (
+            then.has("verbs") or then.has("adjust")) and can_be_verb(toks[i + 2].word):
+        return True  # "the dog should pop, so darken everything around it": the request it leads to
     if token.word == "," and vocab.phrase_at([t.word for t in toks], i + 1, "purpose") is not None:
         return False  # "remove the bottle, I just want the backdrop": why, not a second change
     if token.word == "," and (rest[:1] and rest[0].word in _SUBJECTS or _someone_does(rest)):
