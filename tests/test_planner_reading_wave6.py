@@ -148,3 +148,33 @@ def test_everything_around_it_is_the_background(cpu_toolset):
                                               ("shadw", "shadow")])
 def test_spelling_weighs_the_slip_against_how_common_the_word_is(typed, meant):
     assert spell(typed) == meant
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("For the bakery's menu board, warm it up a little", {"ADJUST"}),
+    ("for an alumni newsletter, crop in on her face", {"RES", "BBOX", "CROP"}),
+    ("Recolour the mug teal. The layout goes live after the holidays.", {"SOS", "RCM"}),
+])
+def test_where_the_photo_goes_is_the_story_around_the_edit(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+def test_a_heading_that_names_a_thing_still_targets_it(cpu_toolset):
+    result = _plan(cpu_toolset, "for the sky, make it a little bluer")
+    assert _tools(result) == {"RES", "RCM"}
+    assert _values(result, "prompt")[0] == "sky"
+
+
+@pytest.mark.parametrize("instruction", [
+    "make the dog the only thing in colour",
+    "turn everything grey except the dog, so he's the only colourful thing",
+    "desaturate everything bar the dog - he should be the only colour in it",
+])
+def test_the_only_thing_in_colour_greys_the_rest(cpu_toolset, instruction):
+    assert _tools(_plan(cpu_toolset, instruction)) in ({"SOS", "INVERSE", "GRAYSCALE"}, {"SOS", "INVERSE", "ADJUST"})
+
+
+def test_but_before_a_limit_is_no_exception(cpu_toolset):
+    result = _plan(cpu_toolset, "take the colour down a lot, but not completely")
+    assert _tools(result) == {"ADJUST"}
+    assert _values(result, "saturation")[0] < 1

@@ -23,10 +23,12 @@ class ActionReader(ScopeReader):
     def _action(self) -> str:
         c, verbs = self.clause, self.verbs()
         if self.words[0] == "like" or self.words[:2] == ["as", "if"] or self._how_it_stays() or self._why_only() or (
-                self._context() or self._dated()):
+                self._context() or self._dated() or self._destined()):
             return "remark"  # "..., like a cutout for a sticker", "but keep it natural": why, or how it stays
         if self._write():
             return "write"
+        if self.found("scope", "only_colour") and not self.found("scope", "except"):
+            return "greyscale"
         if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):
             return "keep"  # "don't touch the sky": what the next change leaves out; "don't crop": a remark
         simile = self.words.index("like") if "like" in self.words[1:] else len(self.words)

@@ -29,11 +29,19 @@ class AsideReader(UndoableReader):
 
     def _set_aside(self) -> None:
         """Mark every word that says something other than what to edit, so it never becomes a target."""
-        for start, end in (self._how_it_stays_words(), self._what_the_problem_does(), self._who_said_it(),
+        for start, end in (self._where_it_goes(), self._how_it_stays_words(), self._what_the_problem_does(),
+                           self._who_said_it(),
                            self._what_it_is_said_to_be(), self._comparison(), self._where_it_is_seen(),
                            self._what_caused_it(), self._when_it_shows()):
             for k in range(start, end):
                 self.used[k] = True
+
+    def _where_it_goes(self) -> tuple[int, int]:
+        """Where the photo goes, said first ("for the museum's feed, warm it up"): the words up to the comma."""
+        comma = self.words.index(",") if "," in self.words else None
+        if self.words[0] != "for" or comma is None or not any(t.end <= comma for t in self.found("destinations")):
+            return 0, 0
+        return (0, comma + 1) if not any(t.start < comma for t in self.found("verbs")) else (0, 0)
 
     def _how_it_stays_words(self) -> tuple[int, int]:
         """How a thing should stay ("the sky should stay soft", "keep it natural"): the words after the verb."""
@@ -141,6 +149,22 @@ class AsideReader(UndoableReader):
         return bool(self.found("dates")) and told and not complaint and not self._request_frame(words) and not (
             opens is not None and opens.has("verbs") or words and can_be_verb(words[0]) and not can_be_noun(words[0]))
 
+    def _destined(self) -> bool:
+        """A clause led by where the photo goes ("for the museum's feed", "for an archive-style post") or saying
+        something of it ("the template breaks with anything larger", "our readers respond better to drawings"),
+        with no request, colour or words to write of its own: the story around the edit."""
+        first_verb = next((t.start for t in self.found("verbs")), len(self.words))
+        led = [t for t in self.found("destinations") if t.start < min(first_verb, 5)]
+        if not led or self.colours or any(t.kind in ("quote", "caps") for t in self.part):
+            return False
+        if self.words[0] == "for":
+            return first_verb == len(self.words)  # "for the kids' page" (not "for the sky, make it bluer")
+        complaint = self.found("problems") or self.found("adjust") or self.found("styles") or self.found(
+            "canvas") or self.found("greyscale") or any(
+            self.words[t.start] not in ("larger", "bigger", "smaller") for t in self.found("undoable"))
+        return self.words[0] in ("the", "our", "my", "their", "its") and not (
+            complaint or self._request_frame(self.words) or self.verbs() and self.verbs() != ["change"])
+
     @staticmethod
     def _request_frame(words: list[str]) -> bool:
         """Whether the words open as a request: "I want", "we'd love", "I'd rather", "could", "please"."""
@@ -153,7 +177,7 @@ class AsideReader(UndoableReader):
         """Whether a word of the clause is the vocabulary's for an edit, a thing, a place or a value. A clause with
         none ("client wants options", "the listing goes live tonight") read as nothing is an aside beside an edit."""
         quiet = (("filler",), ("remarks",), ("pronouns",), ("copulas",), ("purpose",), ("scope", "whole"),
-                 ("text_overlay", "said"))  # "it", "the photo", "says": words of any sentence
+                 ("text_overlay", "said"), ("destinations",))  # "it", "the photo", "says": words of any sentence
         return bool(self.verbs() or self.colours or self._request_frame(self.words)) or any(
             t.kind in ("quote", "caps", "number") for t in self.part) or any(
             tag is not None and not all(any(m[: len(q)] == q for q in quiet) for m in tag.meanings)
@@ -210,7 +234,7 @@ class AsideReader(UndoableReader):
             self.part[k].kind != "word" or self.tags[k] is None and (can_be_noun(self.words[k]) or can_describe(
                 self.words[k])) or self.tags[k] is not None and any(self.tags[k].has(c) for c in (
                     "filler", "scope", "finder_words", "subject", "not_subject", "places", "pronouns", "remarks",
-                    "background", "relations"))  # "the sky behind it", "the sky above the lighthouse"
+                    "background", "relations", "destinations"))  # "the sky behind it", "the sky above the lighthouse"
             for k in range(len(self.part)))
 
     def _how_it_stays(self) -> bool:

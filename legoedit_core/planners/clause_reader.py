@@ -179,8 +179,9 @@ class ClauseReader(ActionReader):
     def _limited(self, tag: Tag) -> bool:
         """Whether a strength word is a limit ("not too much", "nothing too heavy", "not much at all"): keep it
         slight."""
-        return any(self.words[k] == "nothing" or self.vocab.phrase_at(self.words, k, "negation") is not None
-                   for k in range(max(0, tag.start - 3), tag.start))
+        return any(self.words[k] == "nothing" or self.vocab.phrase_at(self.words, k, "negation") is not None and (
+            self.words[k + 1] != "quite") for k in range(max(0, tag.start - 3), tag.start))  # "not quite all the
+        # way": nearly all
 
     def _value_position(self, tag: Tag) -> bool:
         """Whether the phrase is what something becomes (last content word, or after into / to / like / of)."""

@@ -42,7 +42,8 @@ def _headed(clauses: list[Clause], instruction: str) -> list[Clause]:
     """A thing named before a colon or dash at the start, when the clause after names its own things, is a heading
     ("ID card format: lose the flag ..."), not what the edit is of."""
     if len(clauses) > 1 and clauses[0].action == "named" and _between(instruction, *clauses[:2]) in (
-            ":", "-", "—", "–") and any(t.kind != "whole" for t in clauses[1].targets) and not _points_back(clauses[1]):
+            ":", "-", "—", "–") and (any(t.kind != "whole" for t in clauses[1].targets) or clauses[1].action in (
+                "remark", "describe")) and not _points_back(clauses[1]):
         clauses[0].action = "remark"
     return clauses
 
@@ -161,6 +162,9 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
             then.action = "describe"
         if then.action == first.action == "flip" and then.value == first.value:
             then.action = "describe"  # "a mirror image of it. Side to side, I mean": one flip, said twice
+        if then.action == "greyscale" and then.scope == first.scope == "except" and (first.action == "greyscale" or (
+                first.action, first.attribute, first.direction) == ("adjust", "saturation", -1)):
+            then.action = "describe"  # "grey except the cat, so she's the only thing in colour": said twice
         if then.action == first.action in _ONCE and then.value in (None, "implied") and all(
                 t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "sharpen it hard, max crispness": the same change, said again

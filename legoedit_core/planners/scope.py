@@ -40,19 +40,35 @@ class ScopeReader(AsideReader):
 
     def _scope(self) -> None:
         c = self.clause
+        only_colour = self.found("scope", "only_colour")
+        if only_colour and not self.found("scope", "except"):  # "make the cat the only thing in colour": all but
+            self.used[only_colour[0].start :] = [True] * (len(self.part) - only_colour[0].start)  # the cat greys
+            kept = [k for k in range(only_colour[0].start) if not self.used[k] and not (
+                self.tags[k] is not None and (self.tags[k].has("verbs") or self.tags[k].has("copulas")))]
+            c.scope, c.excluded = "except", split_targets(self, kept)
+            for k in kept:
+                self.used[k] = True
+            return
+        if only_colour:  # "grey except the kitty, so she's the only colourful thing": why, said after
+            said = next((k for k in range(only_colour[0].start, -1, -1) if self.words[k] in (",", "so")), 0)
+            self.used[said:] = [True] * (len(self.part) - said)
         changes = [t for t in self.found("verbs") if t.get("verbs")[1] != "keep"]  # type: ignore[index]
         kept = self.found("verbs", "keep") if changes or self.found("adjust") or self.found("greyscale") else []
         for tag in [*self.found("scope", "except"), *kept]:  # "leave her face and warm up everything else"
-            if self.words[tag.start] == "but" and tag.end - tag.start == 1 and not self._after_whole(tag.start):
-                self.use(tag)  # a conjunction ("darker, but only slightly"), not an exception
-                continue
+            limit = self.words[tag.end : tag.end + 1] in (["quite"], ["too"], ["entirely"], ["completely"],
+                                                          ["fully"], ["totally"], ["all"], ["overly"], ["much"])
+            if self.words[tag.start] == "but" and (tag.end - tag.start == 1 and not self._after_whole(
+                    tag.start) or limit):
+                self.use(tag)  # a conjunction ("darker, but only slightly", "but not quite all the way"), not an
+                continue  # exception
             if self.words[tag.end : tag.end + 1] in (["it"], ["them"]):  # "... but keep it crisp": how it stays
                 self.used[tag.start :] = [True] * (len(self.part) - tag.start)
                 return
             self.use(tag)
             c.scope = "except"
             end = next((k for k in range(tag.end, len(self.part)) if self.words[k] in (",", "and") and
-                        self._action_after(k) or self._acts(k)), len(self.part))
+                        self._action_after(k) or self._acts(k) or self.words[k] == "," and self.vocab.phrase_at(
+                            self.words, k + 1, "purpose") is not None), len(self.part))  # not "..., so she's ..."
             run = [k for k in range(tag.end, end) if not self.used[k]]
             for k in run:
                 self.used[k] = True

@@ -109,8 +109,10 @@ class Vocabulary:
                     words[i + 1 : i + 2] == [] or words[i + 1] not in _PADDED):
                 tag = Tag(i, i + 1, tuple(m for m in tag.meanings if m[0] != "verbs"))  # "an empty pad", "the sky
                 # and pad behind it": the launch pad
-            if words[i] == "left" and i and words[i - 1] in ("is", "are", "be", "was", "were", "gets", "stays"):
-                tag = None  # "only the backdrop is left": what remains, no side nor turn
+            ends = i + 1 == len(words) or words[i + 1] in (".", "?", "!", ",", "over")
+            if words[i] == "left" and i and (words[i - 1] in ("is", "are", "be", "was", "were", "gets", "stays") or (
+                    ends and {"there's", "there", "only", "just", "still", "hint", "bit", "touch"} & set(words[:i]))):
+                tag = None  # "only the backdrop is left", "just a hint of green left": what remains, no side
             if tag is not None and words[i] == "no" and i and words[i - 1] in _BEING and i + 1 < len(words) and (
                     colour_words() & {words[i + 1]} or any(m[0] in ("adjust", "problems") for m in self.phrases.get(
                         (words[i + 1],), ()))):
