@@ -78,8 +78,12 @@ class ActionReader(ScopeReader):
                     c.value = longest.get("styles")[1]  # type: ignore[index]
                     c.wording = " ".join(self.words[longest.start : longest.end])
                     self._use_look_words(longest.start)
-                    if self.words[longest.end : longest.end + 1] == [","]:  # "an oil painting, the thick kind with
-                        self.used[longest.end :] = [True] * (len(self.part) - longest.end)  # brushstrokes": the look
+                    after = self.words[longest.end : longest.end + 1]
+                    described = after and self.tags[longest.end] is None and (after[0].endswith("ing") or after[
+                        0] in ("that", "which", "you", "my", "our", "your", "people"))
+                    if after == [","] or described:  # "an oil painting, the thick
+                        self.used[longest.end :] = [True] * (len(self.part) - longest.end)  # kind", "an oil painting
+                        # hanging in a museum", "that brown tint my grandma's photos have": the look
                     return "style"
                 return "adjust" if self._nearly_grey() else "greyscale"
         if self._pad() and not {"crop", "rotate"} & set(verbs):

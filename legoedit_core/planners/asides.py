@@ -256,7 +256,8 @@ class AsideReader(UndoableReader):
         while k >= 0 and self.words[k] not in ("the", "a", "an", "that", "this"):
             tag = self.tags[k]
             coloured = any(a <= k < b for a, b, _ in self.colours)  # "that old brownish sepia"
-            if not (tag is None and can_describe(self.words[k]) or tag is not None and tag.has("adjust") or coloured):
+            described = tag is None or tag.meanings == (("background_kinds",),)  # "a plain pencil sketch"
+            if not (described and can_describe(self.words[k]) or tag is not None and tag.has("adjust") or coloured):
                 break
             self.used[k] = True
             k -= 1

@@ -79,7 +79,8 @@ class ScopeReader(AsideReader):
             return
         for tag in self.found("scope", "only"):
             self.use(tag)
-            c.scope = "only"
+            if self.words[tag.start] != "just" or self.words[tag.end : tag.end + 1] not in (["a"], ["an"]):
+                c.scope = "only"  # (not "just a plain sketch of the box, please": simply)
 
     def _how_it_is_kept(self, start: int) -> None:
         """The words after a kept thing that say how it stays ("keep her crisp", "keeping the edges clean") ask for
