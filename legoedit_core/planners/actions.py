@@ -33,9 +33,10 @@ class ActionReader(ScopeReader):
             return "keep"  # "don't touch the sky": what the next change leaves out; "don't crop": a remark
         simile = self.words.index("like") if "like" in self.words[1:] else len(self.words)
         copulas = [t for t in self.found("copulas") if t.start < simile]
-        if not verbs and not self.found("problems") and copulas and self.words[copulas[0].start] in ("was", "were"):
+        past = copulas and self.words[copulas[0].start] in ("was", "were") and not self._wished()
+        if not verbs and not self.found("problems") and past:
             return "remark"  # "the café was warm and cosy": how it was, not what to change
-        if self.statement():
+        if self.statement() and not self._wished():
             problems = self.found("problems")
             loud = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("so", "too", "very", "really")
                     and s[2] not in ("grey", "gray", "white", "black")]  # "too grey" asks for more colour, not less

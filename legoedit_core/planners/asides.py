@@ -102,6 +102,14 @@ class AsideReader(UndoableReader):
         # like", "there's like a logo"
         return (simile, len(self.part)) if self.clause.action != "write" and simile is not None else (0, 0)
 
+    def _wished(self) -> bool:
+        """Whether a clause wishes a colour or a place on one ("the cup would look nicer in lavender", "if the cat
+        were powder blue", "the rocket would look smarter against flat black"): a request, not how it is."""
+        copula = next((t.start for t in self.found("copulas")), len(self.words))
+        conditional = {"would", "could", "should", "might"} & set(self.words[:copula]) or "if" in self.words[
+            :copula] and self.words[copula : copula + 1] == ["were"]
+        return bool(conditional) and any(start > copula for start, _, _ in self.colours)
+
     def _context(self) -> bool:
         """A clause about the photo's use or who asked, not about the photo: "it's for the spring campaign", "we are
         printing it for the office", "the client will hate it", "do it anyway". It starts with someone other than
@@ -112,7 +120,7 @@ class AsideReader(UndoableReader):
             return True  # what it is for ("hi there, this is for the newsletter")
         if words[:3] in (["do", "it", "anyway"], ["can", "we", "do"], ["can", "you", "do"], ["go", "for", "it"]):
             return True  # the request before, said again
-        if self._request_frame(words):
+        if self._request_frame(words) or self._wished():
             return False  # "I want the cat sharp", "we'd love it brighter": a request in other words
         told = words[2:3] and words[2].endswith(("s", "ed")) and any(
             can_be_verb(words[2].removesuffix(end)) for end in ("s", "es"))  # "my son thinks", "the listing goes"

@@ -219,12 +219,12 @@ class ValueReader(Words):
     def _on_colour(self, directly: bool = False) -> bool:
         """Whether the clause puts something on a colour ("put it on red"), not a coloured thing on ("a red hat on
         her")."""
-        on = next((k for k, w in enumerate(self.words) if w in ("on", "onto", "against")), len(self.words))
-        if directly:  # "on solid black", not "on the banner in red"
+        ons = [k for k, w in enumerate(self.words) if w in ("on", "onto", "against")]
+        if directly:  # "on solid black", "standing on its own against flat black", not "on the banner in red"
             return any(start > on and all(w in ("a", "an", "solid", "plain", "pure", "flat") or can_be_adjective(
                 w) and not can_be_noun(w) for w in self.words[on + 1 : start])
-                for start, _, _ in self.colours)  # "on a soft peach gradient"
-        return any(start > on for start, _, _ in self.colours)
+                for start, _, _ in self.colours for on in ons)  # "on a soft peach gradient"
+        return any(start > min(ons) for start, _, _ in self.colours) if ons else False
 
     def _noun_at(self, k: int) -> bool:
         """Whether the word at ``k`` names a thing: a noun the vocabulary does not know, not a colour."""
