@@ -178,3 +178,31 @@ def test_but_before_a_limit_is_no_exception(cpu_toolset):
     result = _plan(cpu_toolset, "take the colour down a lot, but not completely")
     assert _tools(result) == {"ADJUST"}
     assert _values(result, "saturation")[0] < 1
+
+
+@pytest.mark.parametrize(("instruction", "tools"), [
+    ("I wonder if the mug would look smarter in a deep teal?", {"SOS", "RCM"}),
+    ("my son would love it if the dog were lime green", {"SOS", "RCM"}),
+    ("the mug would look classier standing alone against plain black", {"SOS", "CBG"}),
+])
+def test_a_wished_colour_or_backdrop_is_a_request(cpu_toolset, instruction, tools):
+    assert _tools(_plan(cpu_toolset, instruction)) == tools
+
+
+@pytest.mark.parametrize("instruction", [
+    "could the dog look like an oil painting hanging in a gallery?",
+    "give it that brownish tint my dad's old slides have",
+    "just a plain charcoal sketch of the mug, please",
+])
+def test_words_describing_a_look_are_the_looks(cpu_toolset, instruction):
+    assert _tools(_plan(cpu_toolset, instruction)) == {"STYLE"}
+
+
+def test_a_gentle_nudge_is_slight(cpu_toolset):
+    assert 1 < _values(_plan(cpu_toolset, "give the brightness a gentle nudge up"), "brightness")[0] < 1.2
+
+
+def test_how_a_kept_thing_stays_and_that_the_setting_is_fine_ask_nothing(cpu_toolset):
+    assert "INPAINT" not in _tools(_plan(cpu_toolset, "blur the sky only, the dog must stay nice and clear"))
+    result = _plan(cpu_toolset, "Sharpen the dog. The background is fine and the client was very clear about it.")
+    assert _tools(result) == {"SOS", "SHARPEN"}

@@ -27,6 +27,9 @@ class ActionReader(ScopeReader):
             return "remark"  # "..., like a cutout for a sticker", "but keep it natural": why, or how it stays
         if self._write():
             return "write"
+        if self.found("background") and {"fine", "ok", "okay", "perfect"} & set(self.words) and not (
+                verbs or self.colours or self._names_a_change()):
+            return "statement"  # "the backdrop is fine": it needs nothing
         if self.found("scope", "only_colour") and not self.found("scope", "except"):
             return "greyscale"
         if self.negated and not verbs and not any(self.found(c) for c in ("adjust", "styles", "greyscale", "problems")):

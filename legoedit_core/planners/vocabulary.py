@@ -109,6 +109,10 @@ class Vocabulary:
                     words[i + 1 : i + 2] == [] or words[i + 1] not in _PADDED):
                 tag = Tag(i, i + 1, tuple(m for m in tag.meanings if m[0] != "verbs"))  # "an empty pad", "the sky
                 # and pad behind it": the launch pad
+            if tag is not None and tag.end == i + 1 and tag.has("verbs") and i and (words[i - 2 : i] == [
+                    "nice", "and"] or words[i - 1] in ("very", "really", "quite", "crystal", "too")):
+                tag = Tag(i, i + 1, tuple(m for m in tag.meanings if m[0] != "verbs")) if len(
+                    tag.meanings) > 1 else None  # "has to stay nice and clear", "was very clear that": how it is
             ends = i + 1 == len(words) or words[i + 1] in (".", "?", "!", ",", "over")
             if words[i] == "left" and i and (words[i - 1] in ("is", "are", "be", "was", "were", "gets", "stays") or (
                     ends and {"there's", "there", "only", "just", "still", "hint", "bit", "touch"} & set(words[:i]))):
