@@ -206,3 +206,13 @@ def test_how_a_kept_thing_stays_and_that_the_setting_is_fine_ask_nothing(cpu_too
     assert "INPAINT" not in _tools(_plan(cpu_toolset, "blur the sky only, the dog must stay nice and clear"))
     result = _plan(cpu_toolset, "Sharpen the dog. The background is fine and the client was very clear about it.")
     assert _tools(result) == {"SOS", "SHARPEN"}
+
+
+@pytest.mark.parametrize("instruction", [
+    "the blue bits on the sign behind him, make them orange",
+    "The white stripes on the banner behind her, could they go pale yellow?",
+])
+def test_coloured_parts_of_a_thing_behind_someone_are_those_colours_not_the_background(cpu_toolset, instruction):
+    result = _plan(cpu_toolset, instruction)
+    assert _tools(result) == {"RES", "RCM"}
+    assert _values(result, "prompt")[0] in ("blue", "white")

@@ -192,6 +192,9 @@ def finder_prompt(graph: Graph, target: Target) -> str | None:
         candidates.append(f"{kind[2]}{place}{relation}")
     colours = colour_spans(list(target.modifiers))
     candidates += [f"{colour}{place}{relation}" for _, _, colour in colours]
+    if "behind" in relation.split() and (colours or colour_spans([target.head])):  # "the red stripes on the flag
+        candidates += [f"{colour}{place}" for _, _, colour in colours or colour_spans([target.head])]  # behind
+        # her": the red parts; where they are is said in words the finder cannot read
     return next((c for c in candidates if graph.understands("RES", c)), None)
 
 

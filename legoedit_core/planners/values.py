@@ -181,8 +181,10 @@ class ValueReader(Words):
             return False  # "the background stays as it is": what is left alone
         behind = [t for t in self.found("background") if not (t.start and (self._noun_at(t.start - 1) and self.words[
             t.start] in ("behind", "around", "round") or self.words[
-            t.start - 1] in ("from", "of") or self.tags[t.start - 1] is not None and self.tags[t.start - 1].has(
-                "finder_words")))]  # "the model (from) behind her", "the sky behind it" are no background
+            t.start - 1] in ("from", "of") or self.tags[t.start - 1] is not None and (self.tags[t.start - 1].has(
+                "finder_words") or self.colours and (self.tags[t.start - 1].has("not_subject") or self.tags[
+                t.start - 1].has("scope", "whole")))))]  # "the model (from)
+        # behind her", "the sky behind it", "the red bits in the flag behind her" are no background
         if not behind:
             return False
         in_colour = [t for t in self.found("adjust") if any(a <= t.start <= b or t.end == a for a, b, _ in
