@@ -21,7 +21,8 @@ TONES: dict[str, tuple[float, float, float]] = {
     "brightness": (1.3, 0.75, 1.0), "contrast": (1.3, 0.75, 1.0), "saturation": (1.4, 0.6, 1.0),
     "temperature": (0.4, -0.4, 0.0),
 }
-_WARM = {"yellow", "orange", "red", "golden", "gold", "amber"}
+_WARM = {"yellow", "orange", "red", "golden", "gold", "amber"}  # "more orange": a warmer cast over a whole photo
+_CASTS = {"blue", "golden", "gold", "amber"}  # a whole photo in these is a cast; "make it red" names no part
 _SKIN_OF = frozenset({"skin", "face", "faces", "person", "complexion", "cheeks", "forehead"})
 _PLAIN_COLOURS = frozenset({"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "grey", "gray"})
 
@@ -300,7 +301,7 @@ def recolour(graph: Graph, clause: Clause, image: str) -> Planned:
         raise Declined(decline(clause, "it does not say which things 'them' are", "name them, e.g. 'make her eyes "
                                                                                   "blue'"))
     where = region(graph, clause, image)
-    if where.mask is None and (colour == "blue" or colour in _WARM):
+    if where.mask is None and colour in _CASTS:
         return tint(graph, clause, image)  # a blue or golden cast over the whole photo: its temperature
     if where.mask is None:
         raise Declined(decline(clause, "it names no part to recolour", "name it, e.g. 'make her coat red'"))
