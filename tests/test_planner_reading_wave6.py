@@ -216,3 +216,18 @@ def test_coloured_parts_of_a_thing_behind_someone_are_those_colours_not_the_back
     result = _plan(cpu_toolset, instruction)
     assert _tools(result) == {"RES", "RCM"}
     assert _values(result, "prompt")[0] in ("blue", "white")
+
+
+def test_take_with_nothing_taken_away_removes_nothing(cpu_toolset):
+    assert _tools(_plan(cpu_toolset, "take the dog and make his fur a bit warmer")) == {"SOS", "ADJUST"}
+    assert _tools(_plan(cpu_toolset, "take the dog out")) == {"SOS", "INPAINT"}
+
+
+def test_who_noticed_a_problem_is_no_thing_to_edit(cpu_toolset):
+    result = _plan(cpu_toolset, "Sharpen it a little. Our designer noticed the focus was slightly off.")
+    assert _tools(result) == {"SHARPEN"}
+
+
+def test_a_whole_photo_in_a_plain_colour_names_no_part(cpu_toolset):
+    assert not _plan(cpu_toolset, "its colour should be orange").ok  # which part? never a warm cast instead
+    assert _tools(_plan(cpu_toolset, "tint the whole picture blue")) == {"ADJUST"}  # a cast

@@ -9,7 +9,8 @@ from legoedit_core.planners.phrases import LOOK_VERBS, PREPOSITIONS
 from legoedit_core.planners.undoable import UndoableReader
 from legoedit_core.planners.vocabulary import Tag, can_be_noun, can_be_verb, can_describe
 
-_REPORTING = ("says", "said", "saying", "thinks", "thought", "reckons", "told", "mentioned", "complained", "complains")
+_REPORTING = ("says", "said", "saying", "thinks", "thought", "reckons", "told", "mentioned", "complained", "complains",
+              "admits", "admitted", "feels", "felt", "notes", "noted", "noticed", "mentions", "suggested", "suggests")
 _STAYS = ("stay", "stays", "remain", "remains")
 _WHERE = ("in", "on", "around", "across")
 _SOMEONE = ("i", "we", "they", "he", "she", "i'm", "we're", "they're", "he's", "she's", "i've", "we've", "i'll",

@@ -70,6 +70,9 @@ class ClauseReader(ActionReader):
                     "in", "into", "up", "down", "away", "now", "through", "over", "off", "round", "around") and not (
                     k and self.words[k - 1] in ("the", "to", "top", "bottom", "far", "lower", "upper")):
                 self.tags[k] = Tag(k, k + 1, (("filler",),))  # "crop right in on her face": how close, no side
+            if self.words[k] == "take" and tag is not None and tag.end == k + 1 and not {
+                    "out", "off", "away", "down"} & set(self.words[k + 1 :]):
+                self.tags[k] = None  # "take the tabby and brighten its fur": takes nothing away
             if self.words[k : k + 2] == ["has", "to"]:
                 self.tags[k] = None  # "the backdrop has to be white": a request, not what it has
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]
@@ -86,8 +89,8 @@ class ClauseReader(ActionReader):
 
     def verbs(self) -> list[str]:
         return [t.get("verbs")[1] for t in self.found("verbs") if t.start not in self.negated  # type: ignore
-                and not self._said_to_be(t) and self.words[t.start - 1 : t.start] not in (["when"], ["once"])]
-        # "grainy when zoomed": when it shows, no zoom
+                and not self._said_to_be(t) and self.words[t.start - 1 : t.start] not in (["when"], ["once"])
+]  # "grainy when zoomed": when it shows, no zoom
 
     def _said_to_be(self, tag: Tag) -> bool:
         """Whether a verb's word only says what a thing is ("the dog looks blurry"), after a verb of being and no
