@@ -39,7 +39,7 @@ class ActionReader(ScopeReader):
         past = copulas and self.words[copulas[0].start] in ("was", "were") and not self._wished()
         if not verbs and not self.found("problems") and past:
             return "remark"  # "the café was warm and cosy": how it was, not what to change
-        if self.statement() and not self._wished():
+        if self.statement() and not self._wished() and self._absent() is None:
             problems = self.found("problems")
             loud = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("so", "too", "very", "really")
                     and s[2] not in ("grey", "gray", "white", "black")]  # "too grey" asks for more colour, not less
@@ -192,6 +192,8 @@ class ActionReader(ScopeReader):
         if self.colours and (verbs or self._linking() or self.colours[-1][0] > 0 or not self.found("verbs")):
             start, end, colour = self.colours[-1]
             c.value = colour
+            while start and self.words[start - 1] in ("flat", "solid", "plain", "pure"):
+                start -= 1  # "a flat mint colour": how the colour is, no thing
             for k in range(start, end):
                 self.used[k] = True
             for tag in self.found("verbs"):

@@ -73,6 +73,10 @@ class ClauseReader(ActionReader):
             if self.words[k] == "take" and tag is not None and tag.end == k + 1 and not {
                     "out", "off", "away", "down"} & set(self.words[k + 1 :]):
                 self.tags[k] = None  # "take the tabby and brighten its fur": takes nothing away
+            if tag is not None and tag.has("verbs") and k and self.words[k - 1] in ("there's", "is", "are") and (
+                    k > 1 and self.words[k - 2] == "there" or self.words[k - 1] == "there's"):
+                self.tags[k] = Tag(k, k + 1, tuple(m for m in tag.meanings if m[0] != "verbs")) if len(
+                    tag.meanings) > 1 else None  # "there is watermark at the bottom": a thing, not a verb
             if self.words[k : k + 2] == ["has", "to"]:
                 self.tags[k] = None  # "the backdrop has to be white": a request, not what it has
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]

@@ -250,6 +250,9 @@ def _pronouns(clauses: list[Clause], animal_named: bool) -> list[Clause]:
         elif clause.action not in ("describe", "remark", "statement"):
             source = None
     for first, then in zip(clauses, clauses[1:], strict=False):
+        if then.action == "recolour" and _points_back(then) and first.targets and all(t.kind == "background" for t in (
+                first.targets)) and first.action in ("describe", "statement", "named", "remark"):
+            then.action, then.targets = "background", []  # "grey backdrop is boring, swap it for flat mint"
         if then.action == "recolour" and not then.targets and any(t.kind == "thing" for t in first.targets):
             then.targets = list(first.targets)  # "can her hair go darker, more of a chocolate brown"
         if then.action == "crop" and _points_back(then) and first.action in _NEEDS_A_THING + _TONAL and any(
@@ -340,7 +343,7 @@ def _text_settings(clause: Clause, written: Clause) -> bool:
     vocab, words = vocabulary(), [t.word for t in tokens(clause.text) if t.kind != "punct"]
     tags, spans = vocab.tag(words), colour_spans(words)
     settings = ("places", ("text_overlay", "big"), ("text_overlay", "small"), ("text_overlay", "faint"), "strength",
-                "filler", "pronouns", ("verbs", "change"))
+                "filler", "pronouns", ("verbs", "change"), ("text_overlay", "nouns"))  # "red letters"
     plain = ("bigger", "smaller", "fairly", "quite", "pretty", "rather", "nice", "and", "actually", "instead")
 
     def setting(k: int) -> bool:

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from legoedit_core.planners.values import ValueReader
-from legoedit_core.planners.vocabulary import Tag
+from legoedit_core.planners.vocabulary import Tag, can_be_noun
 
 _EDIT_NOUNS = {"boost", "lift", "bump", "nudge", "kick", "push", "tweak", "touch", "edit", "polish", "once", "refresh",
                "makeover", "cleanup", "clean", "go", "try", "look", "feel", "vibe", "glow", "tone", "finish",
                "treatment", "effect", "style", "bit", "little", "tad", "hint", "touchup", "retouch"}
 
+_QUALITIES = {"difference", "detail", "details", "depth", "life", "punch", "definition", "texture", "separation",
+              "light", "room", "space", "need", "reason", "problem", "issue", "change", "way", "point", "colour",
+              "color", "focus", "sharpness", "warmth", "drama", "mood", "energy"}  # "there's no depth": a tone
 SIZE_WORDS = {"bigger": 1, "larger": 1, "wider": 1, "smaller": -1, "narrower": -1}
 
 
@@ -56,6 +59,7 @@ class UndoableReader(ValueReader):
                 if tag.has("undoable", "weather") and not self.found("background"):
                     return "weather", tag
         pronoun_only = all(self.tags[k] is not None and (self.tags[k].has("pronouns") or self.tags[k].has("filler"))
+                           or self.words[k] in ("colour", "color", "flat", "plain", "solid", "shade", "tone")
                            for k in range(len(self.part)) if self.part[k].kind == "word" and not (
                                self.tags[k] is not None and self.tags[k].has("verbs"))
                            and not any(a <= k < b for a, b, _ in self.colours))
@@ -65,12 +69,26 @@ class UndoableReader(ValueReader):
             return "replace", self.found("verbs", "replace")[0]
         if "add" in verbs and not self._adds_known():
             return "add", self.found("verbs", "add")[0]
+        absent = self._absent()
+        if absent is not None:  # "there's no steam": a thing wished for that is not there
+            return "add", Tag(absent, absent + 2, (("undoable", "add"),))
         given = self._given_thing()
         if given is not None:
             return "add", given
         if made_of and self.colours:  # "made of gold": a material, though gold is also a colour
             return "material", Tag(self.colours[-1][0], self.colours[-1][1], (("undoable", "material"),))
         return None
+
+    def _absent(self) -> int | None:
+        """Where "no" says a thing is missing ("there's no steam"), not a tone ("there is no blue in it"), or None."""
+        def missing(k: int) -> bool:  # a thing, not a tone, a colour or a quality
+            tag = self.tags[k]
+            return can_be_noun(self.words[k]) and self.words[k] not in _QUALITIES and not any(
+                a == k for a, _, _ in self.colours) and not (tag is not None and any(tag.has(c) for c in (
+                    "adjust", "problems", "strength", "filler", "verbs")))
+
+        return next((k for k in range(1, len(self.words) - 1) if self.words[k] == "no" and self.words[k - 1] in (
+            "there's", "is", "are") and missing(k + 1)), None)
 
     def _placed_on(self, tag: Tag) -> bool:
         """ "sit the cup on a peach gradient", "the cat sitting on plain white": placed on a new background."""

@@ -36,8 +36,10 @@ class ValueReader(Words):
                 "undoable", "translate"):
             return False
         named = quoted or caps
-        if not (quoted or nouns or "write" in verbs or (named or said) and ("add" in verbs or self.found(
-                "text_overlay", "tiled"))):
+        placed_caps = caps and not verbs and self.found("places") and not (caps[-1] + 1 < len(self.part) and (
+            self._noun_at(caps[-1] + 1)))  # "SALE on the top middle" (not "NASA logo on the left": a name)
+        if not (quoted or nouns or "write" in verbs or placed_caps or (named or said) and (
+                "add" in verbs or self.found("text_overlay", "tiled"))):
             return False  # "put SALE 30% in the corner": words in capitals are the text
         wished = quoted and self.words[quoted[0] - 1] in ("say", "read")  # "could it say 'Hi'"
         if not ({"write", "add", "change", "replace"} & set(verbs) or nouns or wished or named and (
