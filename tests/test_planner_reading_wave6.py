@@ -231,3 +231,25 @@ def test_who_noticed_a_problem_is_no_thing_to_edit(cpu_toolset):
 def test_a_whole_photo_in_a_plain_colour_names_no_part(cpu_toolset):
     assert not _plan(cpu_toolset, "its colour should be orange").ok  # which part? never a warm cast instead
     assert _tools(_plan(cpu_toolset, "tint the whole picture blue")) == {"ADJUST"}  # a cast
+
+
+def test_capitals_at_a_place_are_words_to_write(cpu_toolset):
+    result = _plan(cpu_toolset, "warmer, and OPEN LATE at the bottom middle, white letters")
+    assert _tools(result) == {"ADJUST", "TEXT"}
+    assert _values(result, "prompt") == ["OPEN LATE"] and _values(result, "position") == ["bottom"]
+
+
+def test_there_is_a_thing_then_remove_it(cpu_toolset):
+    result = _plan(cpu_toolset, "there is watermark in the corner, remove it please")
+    assert _tools(result) == {"RES", "INPAINT"}
+
+
+def test_a_complaint_about_the_backdrop_then_a_colour_for_it(cpu_toolset):
+    result = _plan(cpu_toolset, "the grey backdrop is so dull, please swap it for a flat lilac colour")
+    assert _tools(result) == {"SOS", "CBG"}
+    assert _values(result, "prompt") == ["lilac"]
+
+
+def test_a_missing_thing_is_wished_added_and_a_missing_tone_is_not(cpu_toolset):
+    assert not _plan(cpu_toolset, "brighter please, there is no moon in the sky").ok
+    assert _tools(_plan(cpu_toolset, "it looks flat, there is no depth at all")) == {"ADJUST"}

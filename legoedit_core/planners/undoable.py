@@ -59,7 +59,8 @@ class UndoableReader(ValueReader):
                 if tag.has("undoable", "weather") and not self.found("background"):
                     return "weather", tag
         pronoun_only = all(self.tags[k] is not None and (self.tags[k].has("pronouns") or self.tags[k].has("filler"))
-                           or self.words[k] in ("colour", "color", "flat", "plain", "solid", "shade", "tone")
+                           or self.words[k] in ("colour", "color", "flat", "plain", "solid", "shade", "tone", "for",
+                                                "with", "a", "an")
                            for k in range(len(self.part)) if self.part[k].kind == "word" and not (
                                self.tags[k] is not None and self.tags[k].has("verbs"))
                            and not any(a <= k < b for a, b, _ in self.colours))
