@@ -253,3 +253,18 @@ def test_a_complaint_about_the_backdrop_then_a_colour_for_it(cpu_toolset):
 def test_a_missing_thing_is_wished_added_and_a_missing_tone_is_not(cpu_toolset):
     assert not _plan(cpu_toolset, "brighter please, there is no moon in the sky").ok
     assert _tools(_plan(cpu_toolset, "it looks flat, there is no depth at all")) == {"ADJUST"}
+
+
+@pytest.mark.parametrize("instruction", [
+    "make the photo wider so we can see more of the garden on both sides",
+    "denoise it and stretch it out wider so there's more lawn on each side",
+])
+def test_wider_to_see_more_is_showing_more_than_the_photo_holds(cpu_toolset, instruction):
+    result = _plan(cpu_toolset, instruction)
+    assert not result.ok and "outpaint" in result.error
+
+
+def test_a_colour_word_said_with_a_temperature_is_the_same_change(cpu_toolset):
+    result = _plan(cpu_toolset, "Only the sky: make it a touch cooler and bluer.")
+    assert _tools(result) == {"RES", "ADJUST"}
+    assert _values(result, "temperature")[0] < 0

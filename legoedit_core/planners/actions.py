@@ -179,6 +179,9 @@ class ActionReader(ScopeReader):
                     self.used[k] = True
             return "recolour"
         if self._adjust(verbs):
+            for tag in self.found("comparatives"):  # "cooler and bluer", "warmer, more golden": the same change
+                if self.clause.attribute == "temperature":
+                    self.use(tag)
             return "adjust"
         comparatives = self.found("comparatives")
         if comparatives:

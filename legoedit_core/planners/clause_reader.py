@@ -127,7 +127,8 @@ class ClauseReader(ActionReader):
     def statement(self) -> bool:
         """A clause that states rather than asks: a copula and no verb ("it's too dark", "the fur looks soft")."""
         acts = any(self.found(c) for c in ("styles", "greyscale", "comparatives")) or any(
-            self.words[t.start] not in ATTRIBUTE_NOUNS for t in self.found("adjust"))
+            self.words[t.start] not in ATTRIBUTE_NOUNS for t in self.found("adjust")) or any(
+            self.found("undoable", "outpaint")) or self._shows_more() is not None  # "wider so there's more lawn"
         return bool(self.found("copulas")) and not self.verbs() and not acts
 
     def last_content(self) -> int:

@@ -334,6 +334,8 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         if part[k].word == "like" and (words[k - 1] in LOOK_VERBS or any(t is not None and (t.has(
                 "text_overlay") or t.has("strength") or t.has("factors")) for t in tags[k + 1 : k + 3])):
             continue  # "make it look like a snowy day": what it should look like; "like half see-through": about
+        if {"wider", "taller"} & set(words[:k]) and "more" in words[k:]:
+            continue  # "wider so there's more lawn on each side": more than the photo holds, not why
         if {"just", "only"} & set(words[k : k + 4]) and "crop" in words:
             continue  # "crop it so it's just the rocket", "crop in, I only want the cup": what is kept, not why
         if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(
@@ -342,8 +344,9 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         wanted = {c for c in _VALUES if any(t is not None and t.has(c) and not (t.has("places") and words[
             t.start - 1] in ("the", "on", "to", "and")) for t in rest)}  # "so the tower on the left": a place
         if any(not any(t is not None and t.has(c) for t in tags[:k]) for c in wanted) or any(
-                t is not None and (t.has("undoable", "artist") or t.has("strength")) for t in rest):
-            continue  # "rotate it so it's upside down", "like Studio Ghibli": the tail holds what was asked
+                t is not None and (t.has("undoable") and another_change(t) or t.has("strength")) for t in rest):
+            continue  # "rotate it so it's upside down", "like Studio Ghibli", "wider so we see more of the pad":
+            # the tail holds what was asked
         if any(t is not None and any(t.has(c) for c in _ASKING) for t in tags[:k]) or any(
                 p.kind in ("quote", "caps") for p in part[:k]):
             return part[:k]
