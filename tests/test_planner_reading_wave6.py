@@ -268,3 +268,10 @@ def test_a_colour_word_said_with_a_temperature_is_the_same_change(cpu_toolset):
     result = _plan(cpu_toolset, "Only the sky: make it a touch cooler and bluer.")
     assert _tools(result) == {"RES", "ADJUST"}
     assert _values(result, "temperature")[0] < 0
+
+
+def test_see_the_thing_points_at_what_the_request_is_about(cpu_toolset):
+    result = _plan(cpu_toolset, "See the mug on the left? Blur everything around it a little.")
+    assert _tools(result) == {"SOS", "INVERSE", "BLUR"}
+    result = _plan(cpu_toolset, "Notice the man by the door? His hair looks dull in this print, warm it up a touch.")
+    assert _tools(result) == {"RES", "ADJUST"}

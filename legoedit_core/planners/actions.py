@@ -25,6 +25,10 @@ class ActionReader(ScopeReader):
         if self.words[0] == "like" or self.words[:2] == ["as", "if"] or self._how_it_stays() or self._why_only() or (
                 self._context() or self._dated() or self._destined()):
             return "remark"  # "..., like a cutout for a sticker", "but keep it natural": why, or how it stays
+        if self.words[0] in ("see", "notice", "spot") and self.words[1:2] and (
+                self.words[1] in DETERMINERS) and not verbs:
+            self.used[0] = True
+            return "named"  # "see the woman in the flight suit? ...": the thing the next request is about
         if self._write():
             return "write"
         if self.found("background") and {"fine", "ok", "okay", "perfect"} & set(self.words) and not (

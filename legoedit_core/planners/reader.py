@@ -41,8 +41,10 @@ def read(instruction: str, understand: Callable[[Clause], Clause] | None = None)
 def _headed(clauses: list[Clause], instruction: str) -> list[Clause]:
     """A thing named before a colon or dash at the start, when the clause after names its own things, is a heading
     ("ID card format: lose the flag ..."), not what the edit is of."""
-    if len(clauses) > 1 and clauses[0].action == "named" and _between(instruction, *clauses[:2]) in (
-            ":", "-", "—", "–") and (any(t.kind != "whole" for t in clauses[1].targets) or clauses[1].action in (
+    pointed = clauses[0].text.lower().startswith(("see ", "notice ", "spot "))  # "see the woman in the flight
+    # suit? her hair looks flat": whom the request after is about
+    if len(clauses) > 1 and clauses[0].action == "named" and (pointed or _between(instruction, *clauses[:2]) in (
+            ":", "-", "—", "–")) and (any(t.kind != "whole" for t in clauses[1].targets) or clauses[1].action in (
                 "remark", "describe")) and not _points_back(clauses[1]):
         clauses[0].action = "remark"
     return clauses
