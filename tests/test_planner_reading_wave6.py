@@ -275,3 +275,12 @@ def test_see_the_thing_points_at_what_the_request_is_about(cpu_toolset):
     assert _tools(result) == {"SOS", "INVERSE", "BLUR"}
     result = _plan(cpu_toolset, "Notice the man by the door? His hair looks dull in this print, warm it up a touch.")
     assert _tools(result) == {"RES", "ADJUST"}
+
+
+def test_swapping_a_thing_to_a_colour_recolours_it(cpu_toolset):
+    assert _tools(_plan(cpu_toolset, "swap his jacket to bottle green")) == {"RES", "RCM"}
+    assert not _plan(cpu_toolset, "swap the mug for a teapot").ok
+
+
+def test_trimming_so_only_a_thing_is_left_crops_to_it(cpu_toolset):
+    assert _tools(_plan(cpu_toolset, "trim the edges off so it's only his face")) == {"RES", "BBOX", "CROP"}

@@ -336,7 +336,8 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
             continue  # "make it look like a snowy day": what it should look like; "like half see-through": about
         if {"wider", "taller"} & set(words[:k]) and "more" in words[k:]:
             continue  # "wider so there's more lawn on each side": more than the photo holds, not why
-        if {"just", "only"} & set(words[k : k + 4]) and "crop" in words:
+        cropped = any(t is not None and t.has("verbs", "crop") for t in tags[:k])
+        if {"just", "only"} & set(words[k : k + 6]) and cropped:
             continue  # "crop it so it's just the rocket", "crop in, I only want the cup": what is kept, not why
         if part[k].word == "for" and (swapping or colour_spans(words[k + 1 :]) or any(
                 t is not None and t.has("background") for t in rest)):

@@ -67,8 +67,10 @@ class UndoableReader(ValueReader):
                            for k in range(len(self.part)) if self.part[k].kind == "word" and not (
                                self.tags[k] is not None and self.tags[k].has("verbs"))
                            and not any(a <= k < b for a, b, _ in self.colours))
-        if "replace" in verbs and self.colours and pronoun_only:
-            return None  # "... and replace it with blue": a colour for what the clause before named
+        to_colour = any(start and self.words[start - 1] in ("to", "into", "for", "with") for start, _, _ in (
+            self.colours))
+        if "replace" in verbs and self.colours and (pronoun_only or to_colour and not self.found("background")):
+            return None  # "... and replace it with blue", "swap her suit to royal blue": a colour, no new thing
         if "replace" in verbs and not self.found("background"):
             return "replace", self.found("verbs", "replace")[0]
         if "add" in verbs and not self._adds_known():
