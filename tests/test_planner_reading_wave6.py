@@ -284,3 +284,13 @@ def test_swapping_a_thing_to_a_colour_recolours_it(cpu_toolset):
 
 def test_trimming_so_only_a_thing_is_left_crops_to_it(cpu_toolset):
     assert _tools(_plan(cpu_toolset, "trim the edges off so it's only his face")) == {"RES", "BBOX", "CROP"}
+
+
+def test_a_noun_before_is_is_no_verb(cpu_toolset):
+    result = _plan(cpu_toolset, "the mug's colour is too muddy - make it coral")
+    assert _tools(result) == {"SOS", "RCM"}
+
+
+def test_what_our_brand_is_asks_nothing(cpu_toolset):
+    result = _plan(cpu_toolset, "his jacket is brown but our house style is teal, could you make it teal?")
+    assert _tools(result) == {"RES", "RCM"}

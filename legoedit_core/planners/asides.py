@@ -164,11 +164,14 @@ class AsideReader(UndoableReader):
         with no request, colour or words to write of its own: the story around the edit."""
         first_verb = next((t.start for t in self.found("verbs")), len(self.words))
         led = [t for t in self.found("destinations") if t.start < min(first_verb, 5)]
-        if not led or self.colours or any(t.kind in ("quote", "caps") for t in self.part):
+        ours = self.words[0] == "our" and not {"should", "must", "needs", "could", "would", "can"} & set(
+            self.words)  # "our company colour is navy": what the brand is, no request
+        if not led or self.colours and not ours or any(t.kind in ("quote", "caps") for t in self.part):
             return False
         if self.words[0] == "for":
             return first_verb == len(self.words)  # "for the kids' page" (not "for the sky, make it bluer")
-        complaint = self.found("problems") or self.found("adjust") or self.found("styles") or self.found(
+        complaint = self.found("problems") or any(self.words[t.start] not in ("colour", "color", "colours", "colors")
+                                                  for t in self.found("adjust")) or self.found("styles") or self.found(
             "canvas") or self.found("greyscale") or any(
             self.words[t.start] not in ("larger", "bigger", "smaller") for t in self.found("undoable"))
         return self.words[0] in ("the", "our", "my", "their", "its") and not (

@@ -77,6 +77,11 @@ class ClauseReader(ActionReader):
                     k > 1 and self.words[k - 2] == "there" or self.words[k - 1] == "there's"):
                 self.tags[k] = Tag(k, k + 1, tuple(m for m in tag.meanings if m[0] != "verbs")) if len(
                     tag.meanings) > 1 else None  # "there is watermark at the bottom": a thing, not a verb
+            if tag is not None and tag.has("verbs") and tag.end == k + 1 and k and self.words[k + 1] in (
+                    "is", "looks", "seems", "feels") and (self.words[k - 1] in DETERMINERS or self.words[
+                    k - 1].endswith("'s") or self.tags[k - 1] is None):  # "the box's colour is too murky": a noun
+                self.tags[k] = Tag(k, k + 1, tuple(m for m in tag.meanings if m[0] != "verbs")) if len(
+                    tag.meanings) > 1 else None
             if self.words[k : k + 2] == ["has", "to"]:
                 self.tags[k] = None  # "the backdrop has to be white": a request, not what it has
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]
