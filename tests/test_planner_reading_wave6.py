@@ -294,3 +294,9 @@ def test_a_noun_before_is_is_no_verb(cpu_toolset):
 def test_what_our_brand_is_asks_nothing(cpu_toolset):
     result = _plan(cpu_toolset, "his jacket is brown but our house style is teal, could you make it teal?")
     assert _tools(result) == {"RES", "RCM"}
+
+
+def test_in_front_of_a_colour_is_a_background_and_a_coloured_scene_is_not(cpu_toolset):
+    result = _plan(cpu_toolset, "I'd love the dog sitting in front of a soft mint-to-white fade")
+    assert _tools(result) == {"SOS", "CBG"}
+    assert not _plan(cpu_toolset, "put the dog in front of a green jungle with parrots").ok

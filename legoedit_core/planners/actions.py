@@ -43,7 +43,7 @@ class ActionReader(ScopeReader):
         past = copulas and self.words[copulas[0].start] in ("was", "were") and not self._wished()
         if not verbs and not self.found("problems") and past:
             return "remark"  # "the café was warm and cosy": how it was, not what to change
-        if self.statement() and not self._wished() and self._absent() is None:
+        if self.statement() and not (self._wished() or self._request_frame(self.words)) and self._absent() is None:
             problems = self.found("problems")
             loud = [s for s in self.colours if s[0] and self.words[s[0] - 1] in ("so", "too", "very", "really")
                     and s[2] not in ("grey", "gray", "white", "black")]  # "too grey" asks for more colour, not less

@@ -106,7 +106,7 @@ class UndoableReader(ValueReader):
     def _placed_on(self, tag: Tag) -> bool:
         """ "sit the cup on a peach gradient", "the cat sitting on plain white": placed on a new background."""
         after = self.words[tag.end :]
-        return bool({"on", "onto", "against"} & set(after)) and bool(
+        return bool({"on", "onto", "against", "front"} & set(after)) and bool(
             self.found("background") or self._on_colour() or {"gradient", "white", "black"} & set(after))
 
     def _denied_change(self) -> bool:

@@ -7,6 +7,8 @@ from legoedit_core.planners.phrases import ABBREVIATIONS, DETERMINERS, PREPOSITI
 from legoedit_core.planners.reading import Clause, Target
 from legoedit_core.planners.vocabulary import can_be_adjective, can_be_noun
 
+_GROUNDS = ("background", "backdrop", "gradient", "wall", "colour", "color", "fade", "ground", "surface", "paper",
+            "sweep", "board", "card", "tone", "shade")  # what a plain colour to stand on is called
 
 class ValueReader(Words):
     """The value-reading half of ``ClauseReader``: it sets ``clause`` fields and marks the tokens it takes."""
@@ -223,12 +225,15 @@ class ValueReader(Words):
     def _on_colour(self, directly: bool = False) -> bool:
         """Whether the clause puts something on a colour ("put it on red"), not a coloured thing on ("a red hat on
         her")."""
-        ons = [k for k, w in enumerate(self.words) if w in ("on", "onto", "against")]
+        ons = [k for k, w in enumerate(self.words) if w in ("on", "onto", "against") or w == "of" and self.words[
+            k - 2 : k] == ["in", "front"]]  # "the cat in front of a soft peach fade"
+        plain = [(start, end) for start, end, _ in self.colours if not (end < len(self.words) and self._noun_at(
+            end) and self.words[end] not in _GROUNDS)]  # not "a red Martian landscape": a scene
         if directly:  # "on solid black", "standing on its own against flat black", not "on the banner in red"
             return any(start > on and all(w in ("a", "an", "solid", "plain", "pure", "flat") or can_be_adjective(
                 w) and not can_be_noun(w) for w in self.words[on + 1 : start])
-                for start, _, _ in self.colours for on in ons)  # "on a soft peach gradient"
-        return any(start > min(ons) for start, _, _ in self.colours) if ons else False
+                for start, _ in plain for on in ons)  # "on a soft peach gradient"
+        return any(start > min(ons) for start, _ in plain) if ons else False
 
     def _noun_at(self, k: int) -> bool:
         """Whether the word at ``k`` names a thing: a noun the vocabulary does not know, not a colour."""
