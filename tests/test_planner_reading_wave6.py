@@ -300,3 +300,8 @@ def test_in_front_of_a_colour_is_a_background_and_a_coloured_scene_is_not(cpu_to
     result = _plan(cpu_toolset, "I'd love the dog sitting in front of a soft mint-to-white fade")
     assert _tools(result) == {"SOS", "CBG"}
     assert not _plan(cpu_toolset, "put the dog in front of a green jungle with parrots").ok
+
+
+def test_how_a_look_is_described_after_it_is_no_second_change(cpu_toolset):
+    assert _tools(_plan(cpu_toolset, "give it a retro look, washed-out colours and all")) == {"STYLE"}
+    assert _tools(_plan(cpu_toolset, "make it a watercolour, and more contrast please")) == {"STYLE", "ADJUST"}

@@ -124,9 +124,13 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if first.action in ("tint", "recolour") and then.value == "implied" and then.attribute in (
                 "saturation", "temperature") and all(t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "make the sky bluer, it's too grey": why
-        if first.action == "style" and then.value == "implied" and then.strength == 1.0 and not then.targets and not (
-                {"too", "so", "very", "really"} & {t.word for t in tokens(then.text)}):
-            then.action = "describe"  # "a watercolour, soft and loose": how the look is, not a problem to fix
+        said = [t.word for t in tokens(then.text)]
+        if first.action == "style" and (then.value == "implied" and then.strength == 1.0 and not then.targets or (
+                then.action == "adjust" and all(t.kind == "whole" for t in then.targets) and not any(
+                    tag is not None and tag.has("verbs") for tag in vocabulary().tag(said)))) and not (
+                {"too", "so", "very", "really", "more", "less"} & set(said)):
+            then.action = "describe"  # "a watercolour, soft and loose", "a vintage look, faded colours and all":
+            # how the look is, not a change of its own
         if first.action == then.action == "remove" and first.targets and _points_back(then):
             then.action = "describe"  # "remove the writing, want it clean": the same removal
         if first.action == "remove" and _fills(then):
