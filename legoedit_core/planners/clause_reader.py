@@ -11,11 +11,12 @@ from legoedit_core.planners.phrases import (
     fine_detail,
     inside,
     read_amounts,
+    shows_more,
     split_targets,
     without_purpose,
 )
 from legoedit_core.planners.reading import Clause, colour_spans, tag_list
-from legoedit_core.planners.vocabulary import Tag, Token, can_be_adjective, can_be_noun, vocabulary
+from legoedit_core.planners.vocabulary import Tag, Token, can_be_adjective, can_be_noun, vocabulary, without_verbs
 
 # word classes that can be part of a target's words (everything else is the action's)
 _VALUE_LEADS = {"into", "to", "like", "of", "made", "as", "look", "with", "in"}
@@ -27,8 +28,7 @@ def _as_noun(tag: Tag) -> Tag | None:
     """A phrase after a determiner names a thing, not an action ("the strip", "the pad"): its verb meanings go."""
     if tag.start != tag.end - 1:
         return tag
-    meanings = tuple(m for m in tag.meanings if m[0] != "verbs" or m[1] in _NOUN_ACTIONS)
-    return Tag(tag.start, tag.end, meanings) if meanings else None
+    return without_verbs(tag, keep=_NOUN_ACTIONS)
 
 
 def _names_after(word: str, tag: Tag | None) -> bool:
@@ -75,13 +75,11 @@ class ClauseReader(ActionReader):
                 self.tags[k] = None  # "take the tabby and brighten its fur": takes nothing away
             if tag is not None and tag.has("verbs") and k and self.words[k - 1] in ("there's", "is", "are") and (
                     k > 1 and self.words[k - 2] == "there" or self.words[k - 1] == "there's"):
-                self.tags[k] = Tag(k, k + 1, tuple(m for m in tag.meanings if m[0] != "verbs")) if len(
-                    tag.meanings) > 1 else None  # "there is watermark at the bottom": a thing, not a verb
+                self.tags[k] = without_verbs(tag)  # "there is watermark at the bottom": a thing, not a verb
             if tag is not None and tag.has("verbs") and tag.end == k + 1 and k and self.words[k + 1] in (
                     "is", "looks", "seems", "feels") and (self.words[k - 1] in DETERMINERS or self.words[
-                    k - 1].endswith("'s") or self.tags[k - 1] is None):  # "the box's colour is too murky": a noun
-                self.tags[k] = Tag(k, k + 1, tuple(m for m in tag.meanings if m[0] != "verbs")) if len(
-                    tag.meanings) > 1 else None
+                    k - 1].endswith("'s") or self.tags[k - 1] is None):
+                self.tags[k] = without_verbs(tag)  # "the box's colour is too murky": a noun
             if self.words[k : k + 2] == ["has", "to"]:
                 self.tags[k] = None  # "the backdrop has to be white": a request, not what it has
         self.used = [t.kind == "punct" and t.word not in "," for t in self.part]
@@ -98,8 +96,8 @@ class ClauseReader(ActionReader):
 
     def verbs(self) -> list[str]:
         return [t.get("verbs")[1] for t in self.found("verbs") if t.start not in self.negated  # type: ignore
-                and not self._said_to_be(t) and self.words[t.start - 1 : t.start] not in (["when"], ["once"])
-]  # "grainy when zoomed": when it shows, no zoom
+                and not self._said_to_be(t) and self.words[t.start - 1 : t.start] not in (["when"], ["once"])]
+        # "grainy when zoomed": when it shows, no zoom
 
     def _said_to_be(self, tag: Tag) -> bool:
         """Whether a verb's word only says what a thing is ("the dog looks blurry"), after a verb of being and no
@@ -133,7 +131,7 @@ class ClauseReader(ActionReader):
         """A clause that states rather than asks: a copula and no verb ("it's too dark", "the fur looks soft")."""
         acts = any(self.found(c) for c in ("styles", "greyscale", "comparatives")) or any(
             self.words[t.start] not in ATTRIBUTE_NOUNS for t in self.found("adjust")) or any(
-            self.found("undoable", "outpaint")) or self._shows_more() is not None  # "wider so there's more lawn"
+            self.found("undoable", "outpaint")) or shows_more(self.words) is not None  # "wider so there's more lawn"
         return bool(self.found("copulas")) and not self.verbs() and not acts
 
     def last_content(self) -> int:

@@ -334,7 +334,8 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
         if part[k].word == "like" and (words[k - 1] in LOOK_VERBS or any(t is not None and (t.has(
                 "text_overlay") or t.has("strength") or t.has("factors")) for t in tags[k + 1 : k + 3])):
             continue  # "make it look like a snowy day": what it should look like; "like half see-through": about
-        if {"wider", "taller"} & set(words[:k]) and "more" in words[k:]:
+        wider = shows_more(words)
+        if wider is not None and wider < k:
             continue  # "wider so there's more lawn on each side": more than the photo holds, not why
         cropped = any(t is not None and t.has("verbs", "crop") for t in tags[:k])
         if {"just", "only"} & set(words[k : k + 6]) and cropped:
@@ -352,6 +353,14 @@ def without_purpose(part: list[Token], tags: list[Tag | None]) -> list[Token]:
                 p.kind in ("quote", "caps") for p in part[:k]):
             return part[:k]
     return part
+
+
+def shows_more(words: list[str]) -> int | None:
+    """Where "wider" / "taller" asks for more than the photo holds ("wider, so there's more lawn on each side",
+    "wider so we can see more of the pad"), or None."""
+    wider = next((k for k, w in enumerate(words) if w in ("wider", "taller")), None)
+    after = set(words[wider:]) if wider is not None else set()
+    return wider if "more" in after and {"side", "sides", "see"} & after else None
 
 
 def inside(tag: Tag | None, span: tuple[int, int, str]) -> bool:

@@ -124,11 +124,7 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         if first.action in ("tint", "recolour") and then.value == "implied" and then.attribute in (
                 "saturation", "temperature") and all(t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "make the sky bluer, it's too grey": why
-        said = [t.word for t in tokens(then.text)]
-        if first.action == "style" and (then.value == "implied" and then.strength == 1.0 and not then.targets or (
-                then.action == "adjust" and all(t.kind == "whole" for t in then.targets) and not any(
-                    tag is not None and tag.has("verbs") for tag in vocabulary().tag(said)))) and not (
-                {"too", "so", "very", "really", "more", "less"} & set(said)):
+        if first.action == "style" and _describes_look(then):
             then.action = "describe"  # "a watercolour, soft and loose", "a vintage look, faded colours and all":
             # how the look is, not a change of its own
         if first.action == then.action == "remove" and first.targets and _points_back(then):
@@ -327,6 +323,16 @@ def _the_subject(clause: Clause) -> bool:
     phrases = vocabulary().phrases
     return bool(clause.targets) and all(t.kind == "subject" or _a_thing_itself(t) and not any(
         m[0] == "finder_words" for m in phrases.get(tuple(t.head.split()), [])) for t in clause.targets)
+
+
+def _describes_look(clause: Clause) -> bool:
+    """Whether a clause after a look only says how the look is: a problem said plainly ("soft and loose") or a tone
+    with no verb ("faded colours and all"), with no stress on it ("too", "more")."""
+    said = [t.word for t in tokens(clause.text)]
+    plain = clause.value == "implied" and clause.strength == 1.0 and not clause.targets or (
+        clause.action == "adjust" and all(t.kind == "whole" for t in clause.targets) and not any(
+            tag is not None and tag.has("verbs") for tag in vocabulary().tag(said)))
+    return plain and not {"too", "so", "very", "really", "more", "less"} & set(said)
 
 
 def _fills(clause: Clause) -> bool:

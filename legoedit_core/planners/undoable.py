@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from legoedit_core.planners.phrases import shows_more
 from legoedit_core.planners.values import ValueReader
 from legoedit_core.planners.vocabulary import Tag, can_be_noun
 
@@ -41,7 +42,7 @@ class UndoableReader(ValueReader):
                 continue
             if not (tag.has("verbs") or tag.has("filler") or self._placed_on(tag)):
                 return "pose", tag
-        wider = self._shows_more()
+        wider = shows_more(self.words)
         if wider is not None:
             return "outpaint", Tag(wider, wider + 1, (("undoable", "outpaint"),))
         for tag in self.found("undoable", "transform"):
@@ -84,13 +85,6 @@ class UndoableReader(ValueReader):
         if made_of and self.colours:  # "made of gold": a material, though gold is also a colour
             return "material", Tag(self.colours[-1][0], self.colours[-1][1], (("undoable", "material"),))
         return None
-
-    def _shows_more(self) -> int | None:
-        """Where "wider" / "taller" asks for more than the photo holds ("wider, so there's more lawn on each side",
-        "wider so we can see more of the pad"), or None."""
-        wider = next((k for k, w in enumerate(self.words) if w in ("wider", "taller")), None)
-        after = set(self.words[wider:]) if wider is not None else set()
-        return wider if "more" in after and {"side", "sides", "see"} & after else None
 
     def _absent(self) -> int | None:
         """Where "no" says a thing is missing ("there's no steam"), not a tone ("there is no blue in it"), or None."""

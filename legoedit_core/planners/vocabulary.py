@@ -14,6 +14,7 @@ import functools
 import math
 import re
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -107,12 +108,10 @@ class Vocabulary:
                                                 if m[0] in ("verbs", "adjust")]
             if tag is not None and words[i] == "pad" and tag.end == i + 1 and (
                     words[i + 1 : i + 2] == [] or words[i + 1] not in _PADDED):
-                tag = Tag(i, i + 1, tuple(m for m in tag.meanings if m[0] != "verbs"))  # "an empty pad", "the sky
-                # and pad behind it": the launch pad
+                tag = without_verbs(tag)  # "an empty pad", "the sky and pad behind it": the launch pad
             if tag is not None and tag.end == i + 1 and tag.has("verbs") and i and (words[i - 2 : i] == [
                     "nice", "and"] or words[i - 1] in ("very", "really", "quite", "crystal", "too")):
-                tag = Tag(i, i + 1, tuple(m for m in tag.meanings if m[0] != "verbs")) if len(
-                    tag.meanings) > 1 else None  # "has to stay nice and clear", "was very clear that": how it is
+                tag = without_verbs(tag)  # "has to stay nice and clear", "was very clear that": how it is
             ends = i + 1 == len(words) or words[i + 1] in (".", "?", "!", ",", "over")
             if words[i] == "left" and i and (words[i - 1] in ("is", "are", "be", "was", "were", "gets", "stays") or (
                     ends and {"there's", "there", "only", "just", "still", "hint", "bit", "touch"} & set(words[:i]))):
@@ -130,6 +129,13 @@ class Vocabulary:
             return None
         meanings = self.phrases.get((words[i], words[i + 2]), [])
         return Tag(i, i + 3, tuple(meanings)) if any(m[0] == "verbs" for m in meanings) else None
+
+
+def without_verbs(tag: Tag, keep: Collection[str] = ()) -> Tag | None:
+    """``tag`` with its verb meanings dropped (but those in ``keep``): where its word names a thing or says how one
+    is; None when no meaning is left."""
+    meanings = tuple(m for m in tag.meanings if m[0] != "verbs" or m[1] in keep)
+    return Tag(tag.start, tag.end, meanings) if meanings else None
 
 
 _BEING = ("is", "are", "was", "were", "there's", "it's", "there", "theres", "has", "have")
