@@ -91,7 +91,7 @@ def _described(clauses: list[Clause], instruction: str) -> list[Clause]:
         for edit, why in ((first, then), (then, first)):
             if why.action == "background" and why.value == "implied" and (edit.action == "background" or (
                     edit.scope == "except" and edit.action in ("blur", "adjust", "greyscale"))):
-                why.action = "describe"  # "blur everything but the cup, the table is distracting": why
+                why.action = "describe"  # "soften all of it except the mug; that shelf is so cluttered": why
         if first.action == "background" and first.value in ("blur", "implied") and then.action == "blur" and all(
                 t.kind == "whole" for t in then.targets):
             then.action = "describe"  # "the stuff behind her is too busy, blur it out": the same blur
